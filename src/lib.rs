@@ -1,0 +1,22 @@
+//! Verbatim: a SIP softphone that is its own SIPREC recording client.
+//!
+//! The protocol core (`engine`, `sip`, `sdp`) is sans-IO: it takes the time and bytes in and
+//! gives bytes, timers and events out. `driver` does the I/O with tokio; `cli` is the headless
+//! command line on top of it.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod cli;
+pub mod driver;
+pub mod engine;
+pub mod sdp;
+pub mod settings;
+pub mod sim;
+pub mod sip;

@@ -1,0 +1,13 @@
+//! SIP: messages, framing, transactions, dialogs, digest auth and server location.
+
+pub mod auth;
+pub mod framing;
+pub mod locate;
+pub mod message;
+pub mod transaction;
+pub mod transport;
+pub mod uri;
+
+pub use message::{Message, Method};
+pub use transport::{Destination, Transport};
+pub use uri::{NameAddr, Uri};
