@@ -1,14 +1,484 @@
-//! The headless command line. Its flags are a stable interface for automation.
+//! The headless command line. Its flags are a stable interface for automation and for our
+//! acceptance tests; new features add flags, they do not change these.
 
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::driver::{self, DriverConfig, Handle, tls::TlsSettings};
+use crate::engine::{
+    AccountConfig, AccountId, CallId, CallState, Command, DialRequest, EngineConfig, Event,
+    RegistrationState,
+};
+use crate::settings::{Account, Settings};
+use crate::sip::auth::Credentials;
+use crate::sip::locate::LocateRequest;
+use crate::sip::transport::{Destination, Transport};
+use crate::sip::uri::{NameAddr, Scheme, Uri};
 
 #[derive(Debug, Parser)]
 #[command(name = "verbatim", version, about = "A SIP softphone that is its own call recorder")]
-pub struct Cli {}
+pub struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Option<CliCommand>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(t: TransportArg) -> Transport {
+        match t {
+            TransportArg::Udp => Transport::Udp,
+            TransportArg::Tcp => Transport::Tcp,
+            TransportArg::Tls => Transport::Tls,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Place one call, keep it up for --duration seconds after the answer, hang up.
+    Call {
+        /// Whom to call: a SIP URI, or a user name completed with the account's domain.
+        target: String,
+        /// Our identity (From); defaults to the account's address.
+        #[arg(long)]
+        from: Option<String>,
+        /// Local address for SIP over UDP and TCP.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[arg(long, value_enum)]
+        transport: Option<TransportArg>,
+        /// Seconds to stay connected before hanging up.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Answer incoming calls automatically; exit after --calls of them have ended.
+    Answer {
+        #[arg(long, default_value = "127.0.0.1:5060")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        calls: u32,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Register the configured account, print the result, unregister and exit.
+    Register {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+/// How a command failed: the message goes to stderr, the code to the shell.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
+    }
+}
 
 pub fn run() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let Some(command) = cli.command else {
+        eprintln!(
+            "verbatim: the desktop app is not built yet; use a subcommand (see `verbatim --help`),\n\
+             e.g. `verbatim answer --listen 127.0.0.1:5060` and `verbatim call sip:x@127.0.0.1:5060`"
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("verbatim: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "verbatim=debug",
+        _ => "verbatim=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn execute(command: CliCommand) -> Result<(), Failure> {
+    match command {
+        CliCommand::Call {
+            target,
+            from,
+            listen,
+            transport,
+            duration,
+            config,
+        } => {
+            let account = load_account(config.as_deref())?;
+            call(target, from, listen, transport.map(Into::into), duration, account).await
+        }
+        CliCommand::Answer {
+            listen,
+            calls,
+            config,
+        } => {
+            let account = load_account(config.as_deref())?;
+            answer(listen, calls, account).await
+        }
+        CliCommand::Register { config, listen } => {
+            let account = load_account(config.as_deref())?
+                .ok_or_else(|| Failure::usage("register: the configuration has no [account]"))?;
+            register_only(listen, account).await
+        }
+    }
+}
+
+fn load_account(path: Option<&std::path::Path>) -> Result<Option<Account>, Failure> {
+    let settings = Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
+    settings
+        .account
+        .map(|a| a.validate())
+        .transpose()
+        .map_err(Failure::usage)
+}
+
+fn seed() -> u64 {
+    rand::random()
+}
+
+async fn start_driver(listen: SocketAddr, account: Option<&Account>, server_name: Option<String>) -> Result<Handle, Failure> {
+    let tls = TlsSettings {
+        ca_file: account.and_then(|a| a.tls_ca_file.clone()),
+        client_certificate: account.and_then(|a| a.tls_client_certificate.clone()),
+        client_key: account.and_then(|a| a.tls_client_key.clone()),
+        server_name,
+    };
+    let config = EngineConfig {
+        seed: seed(),
+        contact_user: account
+            .and_then(|a| a.aor.uri.user.clone())
+            .unwrap_or_else(|| "verbatim".into()),
+        ..EngineConfig::default()
+    };
+    driver::start(
+        config,
+        DriverConfig {
+            listen: Some(listen),
+            tls: Some(tls),
+        },
+    )
+    .await
+    .map_err(|e| Failure::new(e.to_string()))
+}
+
+/// Resolves a SIP URI to the first destination to try (RFC 3263).
+async fn resolve(uri: &Uri, transport: Option<Transport>) -> Result<Destination, Failure> {
+    let mut request = LocateRequest::new(uri.host.clone());
+    request.port = uri.port;
+    request.transport = transport.or_else(|| uri.transport_param());
+    request.secure = matches!(uri.scheme, Scheme::Sips);
+    let destinations = driver::dns::locate(request, seed())
+        .await
+        .map_err(|e| Failure::new(format!("cannot reach {uri}: {e}")))?;
+    destinations
+        .into_iter()
+        .next()
+        .ok_or_else(|| Failure::new(format!("cannot reach {uri}: no address found")))
+}
+
+/// The account's registrar (or outbound proxy) as a resolved destination.
+async fn account_hop(account: &Account) -> Result<Option<(Destination, Uri)>, Failure> {
+    let Some(uri) = account.outbound_proxy.clone().or_else(|| account.registrar.clone()) else {
+        return Ok(None);
+    };
+    let destination = resolve(&uri, account.transport).await?;
+    Ok(Some((destination, uri)))
+}
+
+async fn register(handle: &mut Handle, account: &Account) -> Result<Option<AccountId>, Failure> {
+    let Some(registrar) = account.registrar.clone() else {
+        return Ok(None);
+    };
+    let destination = match account.outbound_proxy.as_ref() {
+        Some(proxy) => resolve(proxy, account.transport).await?,
+        None => resolve(&registrar, account.transport).await?,
+    };
+    let id = AccountId(1);
+    let credentials = account
+        .password
+        .clone()
+        .map(|p| Credentials::new(account.auth_user.clone(), p));
+    send(
+        handle,
+        Command::Register {
+            account: id,
+            config: AccountConfig {
+                aor: account.aor.clone(),
+                registrar,
+                destination,
+                credentials,
+                expires: account.expires,
+            },
+        },
+    )?;
+    loop {
+        match next_event(handle, Duration::from_secs(40)).await? {
+            Event::Registration {
+                state: RegistrationState::Registered { expires },
+                ..
+            } => {
+                println!("registered {} (expires in {expires} s)", account.aor.uri);
+                return Ok(Some(id));
+            }
+            Event::Registration {
+                state: RegistrationState::Failed { reason },
+                ..
+            } => return Err(Failure::new(format!("registration failed: {reason}"))),
+            _ => {}
+        }
+    }
+}
+
+async fn register_only(listen: SocketAddr, account: Account) -> Result<(), Failure> {
+    if account.registrar.is_none() {
+        return Err(Failure::usage("register: the account has no registrar"));
+    }
+    let mut handle = start_driver(listen, Some(&account), None).await?;
+    register(&mut handle, &account).await?;
+    shutdown(&mut handle).await;
+    Ok(())
+}
+
+async fn call(
+    target: String,
+    from: Option<String>,
+    listen: SocketAddr,
+    transport: Option<Transport>,
+    duration: u64,
+    account: Option<Account>,
+) -> Result<(), Failure> {
+    let target = parse_target(&target, account.as_ref())?;
+    let mut handle = start_driver(listen, account.as_ref(), Some(target.host.trim_matches(['[', ']']).to_owned())).await?;
+    if let Some(account) = &account {
+        register(&mut handle, account).await?;
+    }
+    let from = match from {
+        Some(f) => NameAddr::parse(&f).map_err(|e| Failure::usage(format!("--from: {e}")))?,
+        None => match &account {
+            Some(a) => a.aor.clone(),
+            None => {
+                let local = handle
+                    .listeners
+                    .first()
+                    .map(|l| l.address.ip().to_string())
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                NameAddr::new(Uri::sip(Some("verbatim"), &local, None))
+            }
+        },
+    };
+    let (destination, route) = match account.as_ref() {
+        Some(a) => match account_hop(a).await? {
+            Some((destination, hop)) => {
+                let route = a.outbound_proxy.as_ref().map(|_| hop);
+                (destination, route)
+            }
+            None => (resolve(&target, transport).await?, None),
+        },
+        None => (resolve(&target, transport).await?, None),
+    };
+    let destination = match transport {
+        Some(t) => Destination::new(t, destination.address),
+        None => destination,
+    };
+    let credentials = account.as_ref().and_then(|a| {
+        a.password
+            .clone()
+            .map(|p| Credentials::new(a.auth_user.clone(), p))
+    });
+    let call = CallId::new();
+    send(
+        &mut handle,
+        Command::Dial {
+            call,
+            request: DialRequest {
+                target,
+                from,
+                destination,
+                route,
+                credentials,
+                media_port: 0,
+            },
+        },
+    )?;
+    let outcome = run_call(&mut handle, call, duration).await;
+    shutdown(&mut handle).await;
+    outcome
+}
+
+async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<(), Failure> {
+    loop {
+        match next_event(handle, Duration::from_secs(300)).await? {
+            Event::CallState {
+                call: c,
+                state: CallState::Connected { .. },
+            } if c == call => break,
+            Event::CallState {
+                call: c,
+                state: CallState::Ringing,
+            } if c == call => eprintln!("ringing"),
+            Event::CallEnded { call: c, reason } if c == call => {
+                return Err(Failure::new(format!("call failed: {}", reason.text)));
+            }
+            _ => {}
+        }
+    }
+    eprintln!("connected");
+    let hang_up_at = tokio::time::Instant::now() + Duration::from_secs(duration);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(hang_up_at) => {
+                send(handle, Command::Hangup { call })?;
+                break;
+            }
+            event = handle.events.recv() => match event {
+                Some(Event::CallEnded { call: c, reason }) if c == call => {
+                    return Err(Failure::new(format!("call ended early: {}", reason.text)));
+                }
+                Some(_) => {}
+                None => return Err(Failure::new("the engine stopped")),
+            }
+        }
+    }
+    loop {
+        if let Event::CallEnded { call: c, .. } = next_event(handle, Duration::from_secs(40)).await? {
+            if c == call {
+                eprintln!("call ended");
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn answer(listen: SocketAddr, calls: u32, account: Option<Account>) -> Result<(), Failure> {
+    let mut handle = start_driver(listen, account.as_ref(), None).await?;
+    if let Some(account) = &account {
+        register(&mut handle, account).await?;
+    }
+    eprintln!(
+        "answering {calls} call(s) on {}",
+        handle
+            .listeners
+            .first()
+            .map(|l| l.address.to_string())
+            .unwrap_or_default()
+    );
+    let mut finished = 0;
+    while finished < calls {
+        let Some(event) = handle.events.recv().await else {
+            return Err(Failure::new("the engine stopped"));
+        };
+        match event {
+            Event::IncomingCall { call, from, .. } => {
+                eprintln!("incoming call from {from}");
+                send(&mut handle, Command::Answer { call, media_port: 0 })?;
+            }
+            Event::CallEnded { reason, .. } => {
+                eprintln!("call ended: {}", reason.text);
+                finished += 1;
+            }
+            _ => {}
+        }
+    }
+    shutdown(&mut handle).await;
+    Ok(())
+}
+
+fn parse_target(target: &str, account: Option<&Account>) -> Result<Uri, Failure> {
+    if target.starts_with("sip:") || target.starts_with("sips:") {
+        return Uri::parse(target).map_err(|e| Failure::usage(format!("bad target: {e}")));
+    }
+    // A bare number or name completes to the account's domain.
+    let domain = account
+        .map(|a| a.aor.uri.host.clone())
+        .ok_or_else(|| Failure::usage(format!("{target:?} is not a SIP URI and no account gives a domain")))?;
+    let text = if target.contains('@') {
+        format!("sip:{target}")
+    } else {
+        format!("sip:{target}@{domain}")
+    };
+    Uri::parse(&text).map_err(|e| Failure::usage(format!("bad target: {e}")))
+}
+
+fn send(handle: &mut Handle, command: Command) -> Result<(), Failure> {
+    handle
+        .commands
+        .send(command)
+        .map_err(|_| Failure::new("the engine stopped"))
+}
+
+async fn next_event(handle: &mut Handle, limit: Duration) -> Result<Event, Failure> {
+    match tokio::time::timeout(limit, handle.events.recv()).await {
+        Ok(Some(event)) => Ok(event),
+        Ok(None) => Err(Failure::new("the engine stopped")),
+        Err(_) => Err(Failure::new("timed out waiting for the network")),
+    }
+}
+
+/// Ends calls and registrations cleanly, but never waits more than a few seconds.
+async fn shutdown(handle: &mut Handle) {
+    if handle.commands.send(Command::Shutdown).is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, handle.events.recv()).await {
+        if event == Event::ShutdownComplete {
+            return;
+        }
+    }
 }

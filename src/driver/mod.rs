@@ -1,3 +1,367 @@
 //! The I/O side: tokio sockets, DNS, the clock, and the loop that feeds the engine.
+//!
+//! This is the only place that sleeps or reads the time. The loop waits on whichever comes
+//! first (a datagram, stream bytes, a command, the engine's next timeout), hands it to the
+//! engine with `Instant::now()`, and carries out the outputs.
 
 pub mod dns;
+pub mod tls;
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::engine::{CallId, Command, Engine, EngineConfig, Event, Input, Output};
+use crate::sip::transport::{Destination, Transport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot listen on {transport} {address}: {source}")]
+    Bind {
+        transport: Transport,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DriverConfig {
+    /// Where UDP and TCP listen (port 0 picks a free port).
+    pub listen: Option<SocketAddr>,
+    pub tls: Option<tls::TlsSettings>,
+}
+
+/// What the front end (CLI or GUI) holds: commands go down, events come up.
+#[derive(Debug)]
+pub struct Handle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// The addresses the driver actually bound.
+    pub listeners: Vec<Destination>,
+}
+
+enum StreamNote {
+    Data(Destination, Vec<u8>),
+    Closed(Destination),
+    Connected(Destination, mpsc::UnboundedSender<Vec<u8>>),
+}
+
+/// Binds the sockets and starts the driver loop on the current tokio runtime.
+pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Handle, DriverError> {
+    let listen = driver
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let udp = UdpSocket::bind(listen)
+        .await
+        .map_err(|source| DriverError::Bind {
+            transport: Transport::Udp,
+            address: listen,
+            source,
+        })?;
+    let udp_address = udp.local_addr().map_err(|source| DriverError::Bind {
+        transport: Transport::Udp,
+        address: listen,
+        source,
+    })?;
+    // TCP on the same port as UDP, so one host:port names us on both.
+    let tcp_address = SocketAddr::new(udp_address.ip(), udp_address.port());
+    let tcp = TcpListener::bind(tcp_address)
+        .await
+        .map_err(|source| DriverError::Bind {
+            transport: Transport::Tcp,
+            address: tcp_address,
+            source,
+        })?;
+    let tls_connector = match &driver.tls {
+        Some(settings) => Some(tls::connector(settings).map_err(DriverError::Tls)?),
+        None => tls::connector(&tls::TlsSettings::default()).ok(),
+    };
+    let listeners = vec![
+        Destination::new(Transport::Udp, udp_address),
+        Destination::new(Transport::Tcp, tcp_address),
+        // Outgoing TLS connections are made from an ephemeral port; Via carries our TCP
+        // address and replies come back on the same connection.
+        Destination::new(Transport::Tls, tcp_address),
+    ];
+    config.listeners = listeners.clone();
+    let engine = Engine::new(config, Instant::now());
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let server_name = driver.tls.as_ref().and_then(|t| t.server_name.clone());
+    let driver_loop = DriverLoop {
+        engine,
+        udp: Arc::new(udp),
+        connections: HashMap::new(),
+        pending: HashMap::new(),
+        media: HashMap::new(),
+        tls_connector,
+        server_name,
+        events: event_tx,
+    };
+    tokio::spawn(driver_loop.run(tcp, command_rx));
+    Ok(Handle {
+        commands: command_tx,
+        events: event_rx,
+        listeners,
+    })
+}
+
+struct DriverLoop {
+    engine: Engine,
+    udp: Arc<UdpSocket>,
+    connections: HashMap<Destination, mpsc::UnboundedSender<Vec<u8>>>,
+    /// Bytes waiting for a connection being opened.
+    pending: HashMap<Destination, Vec<Vec<u8>>>,
+    media: HashMap<CallId, tokio::task::JoinHandle<()>>,
+    tls_connector: Option<tokio_rustls::TlsConnector>,
+    server_name: Option<String>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl DriverLoop {
+    async fn run(mut self, tcp: TcpListener, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<StreamNote>();
+        let (media_tx, mut media_rx) = mpsc::unbounded_channel::<CallId>();
+        let mut buffer = vec![0u8; 65_535];
+        let mut wake_at = self.feed(None, &stream_tx);
+        loop {
+            let input = tokio::select! {
+                received = self.udp.recv_from(&mut buffer) => match received {
+                    Ok((len, from)) => Some(Input::Datagram {
+                        source: Destination::new(Transport::Udp, from),
+                        data: buffer.get(..len).unwrap_or(&[]).to_vec(),
+                    }),
+                    Err(error) => {
+                        // ICMP port unreachable shows up here on Linux; it is not fatal.
+                        tracing::debug!(%error, "UDP receive error");
+                        None
+                    }
+                },
+                accepted = tcp.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let destination = Destination::new(Transport::Tcp, peer);
+                        let writer = spawn_stream(stream, destination, stream_tx.clone());
+                        self.connections.insert(destination, writer);
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "TCP accept failed");
+                        None
+                    }
+                },
+                note = stream_rx.recv() => match note {
+                    Some(StreamNote::Data(source, data)) => Some(Input::Stream { source, data }),
+                    Some(StreamNote::Closed(peer)) => {
+                        self.connections.remove(&peer);
+                        self.pending.remove(&peer);
+                        Some(Input::StreamClosed { peer })
+                    }
+                    Some(StreamNote::Connected(peer, writer)) => {
+                        for data in self.pending.remove(&peer).unwrap_or_default() {
+                            let _ = writer.send(data);
+                        }
+                        self.connections.insert(peer, writer);
+                        None
+                    }
+                    None => None,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => Some(Input::Command(self.prepare(command, &media_tx).await)),
+                    None => break,
+                },
+                Some(call) = media_rx.recv() => Some(Input::MediaActivity { call }),
+                () = tokio::time::sleep_until(wake_at.into()) => Some(Input::Timeout),
+            };
+            wake_at = self.feed(input, &stream_tx);
+        }
+    }
+
+    /// Binds the RTP socket a call needs before the engine writes its port into the SDP.
+    async fn prepare(&mut self, command: Command, media_tx: &mpsc::UnboundedSender<CallId>) -> Command {
+        let ip = self
+            .udp
+            .local_addr()
+            .map(|a| a.ip())
+            .unwrap_or(core::net::IpAddr::from([127, 0, 0, 1]));
+        match command {
+            Command::Dial { call, mut request } => {
+                if let Some(port) = self.bind_media(call, ip, media_tx).await {
+                    request.media_port = port;
+                }
+                Command::Dial { call, request }
+            }
+            Command::Answer { call, media_port } => {
+                let port = self.bind_media(call, ip, media_tx).await.unwrap_or(media_port);
+                Command::Answer {
+                    call,
+                    media_port: port,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// RTP itself is the media pipeline's job; here the socket only proves media arrives.
+    async fn bind_media(
+        &mut self,
+        call: CallId,
+        ip: core::net::IpAddr,
+        media_tx: &mpsc::UnboundedSender<CallId>,
+    ) -> Option<u16> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
+        let port = socket.local_addr().ok()?.port();
+        let media_tx = media_tx.clone();
+        let task = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 2048];
+            let mut last_report: Option<tokio::time::Instant> = None;
+            while socket.recv_from(&mut buffer).await.is_ok() {
+                let now = tokio::time::Instant::now();
+                if last_report.is_none_or(|at| now - at >= Duration::from_millis(500)) {
+                    last_report = Some(now);
+                    if media_tx.send(call).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        self.media.insert(call, task);
+        Some(port)
+    }
+
+    /// Gives one input to the engine and carries out everything it asks for. Returns when to
+    /// wake it next.
+    fn feed(
+        &mut self,
+        input: Option<Input>,
+        stream_tx: &mpsc::UnboundedSender<StreamNote>,
+    ) -> Instant {
+        if let Some(input) = input {
+            self.engine.handle_input(Instant::now(), input);
+        }
+        loop {
+            match self.engine.poll_output() {
+                Output::Transmit { destination, data } => self.transmit(destination, data, stream_tx),
+                Output::Event(event) => {
+                    if let Event::CallEnded { call, .. } = &event {
+                        if let Some(task) = self.media.remove(call) {
+                            task.abort();
+                        }
+                    }
+                    let _ = self.events.send(event);
+                }
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
+
+    fn transmit(
+        &mut self,
+        destination: Destination,
+        data: Vec<u8>,
+        stream_tx: &mpsc::UnboundedSender<StreamNote>,
+    ) {
+        if destination.transport == Transport::Udp {
+            if let Err(error) = self.udp.try_send_to(&data, destination.address) {
+                tracing::debug!(%error, %destination, "UDP send failed");
+            }
+            return;
+        }
+        if let Some(writer) = self.connections.get(&destination) {
+            if writer.send(data.clone()).is_ok() {
+                return;
+            }
+            self.connections.remove(&destination);
+        }
+        let first = !self.pending.contains_key(&destination);
+        self.pending.entry(destination).or_default().push(data);
+        if first {
+            let connector = self.tls_connector.clone();
+            let server_name = self.server_name.clone();
+            let notes = stream_tx.clone();
+            tokio::spawn(async move {
+                match connect(destination, connector, server_name, notes.clone()).await {
+                    Ok(writer) => {
+                        let _ = notes.send(StreamNote::Connected(destination, writer));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%destination, %error, "connection failed");
+                        let _ = notes.send(StreamNote::Closed(destination));
+                    }
+                }
+            });
+        }
+    }
+}
+
+async fn connect(
+    destination: Destination,
+    connector: Option<tokio_rustls::TlsConnector>,
+    server_name: Option<String>,
+    notes: mpsc::UnboundedSender<StreamNote>,
+) -> Result<mpsc::UnboundedSender<Vec<u8>>, String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(destination.address))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    match destination.transport {
+        Transport::Tls => {
+            let connector = connector.ok_or("TLS is not configured")?;
+            let name = server_name.unwrap_or_else(|| destination.address.ip().to_string());
+            let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|e| format!("bad TLS server name {name:?}: {e}"))?;
+            let stream = connector
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {name} failed: {e}"))?;
+            Ok(spawn_stream(stream, destination, notes))
+        }
+        _ => Ok(spawn_stream(tcp, destination, notes)),
+    }
+}
+
+/// Splits a connection into a reader task (bytes to the loop) and a writer task (bytes from
+/// the loop), and returns the writer's queue.
+fn spawn_stream<S>(
+    stream: S,
+    destination: Destination,
+    notes: mpsc::UnboundedSender<StreamNote>,
+) -> mpsc::UnboundedSender<Vec<u8>>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            if writer.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let data = buffer.get(..n).unwrap_or(&[]).to_vec();
+                    if notes.send(StreamNote::Data(destination, data)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = notes.send(StreamNote::Closed(destination));
+    });
+    tx
+}

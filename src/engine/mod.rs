@@ -1,1 +1,773 @@
-//! engine
+//! The sans-IO user agent: everything a call needs except sockets, clocks and devices.
+//!
+//! Drivers feed [`Input`]s with the current time through [`Engine::handle_input`], then drain
+//! [`Engine::poll_output`] until it yields [`Output::Timeout`], and call `handle_input(now,
+//! Input::Timeout)` when that instant arrives. Given the same seed and the same inputs, the
+//! engine produces the same bytes.
+
+mod call;
+mod ids;
+mod registration;
+mod rng;
+
+use core::net::{IpAddr, SocketAddr};
+use core::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+pub use ids::{AccountId, CallId};
+pub use rng::EngineRng;
+
+use crate::sdp::{Codec, Negotiated};
+use crate::sip::auth::Credentials;
+use crate::sip::framing::{Frame, StreamFramer};
+use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::transaction::{TimerConfig, TransactionLayer, TxEvent, TxKey, response_destination};
+use crate::sip::transport::{Destination, Transport};
+use crate::sip::uri::{NameAddr, Uri};
+
+use call::Call;
+use registration::Registration;
+
+/// Requests over UDP larger than this go over TCP when possible (RFC 3261 18.1.1).
+pub const UDP_SIZE_LIMIT: usize = 1300;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub seed: u64,
+    pub user_agent: String,
+    /// The address each transport listens on; Via and Contact are built from them.
+    pub listeners: Vec<Destination>,
+    pub timers: TimerConfig,
+    /// End a connected call when no media arrived for this long (None: never).
+    pub no_media_timeout: Option<Duration>,
+    /// Codecs in preference order.
+    pub codecs: Vec<Codec>,
+    /// The user part of our Contact when no account names one.
+    pub contact_user: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            seed: 0,
+            user_agent: format!("Verbatim/{}", env!("CARGO_PKG_VERSION")),
+            listeners: Vec::new(),
+            timers: TimerConfig::default(),
+            no_media_timeout: Some(Duration::from_secs(30)),
+            codecs: vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],
+            contact_user: "verbatim".into(),
+        }
+    }
+}
+
+/// A SIP account to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    pub aor: NameAddr,
+    pub registrar: Uri,
+    /// Where REGISTER is sent (the resolved registrar or outbound proxy).
+    pub destination: Destination,
+    pub credentials: Option<Credentials>,
+    pub expires: u32,
+}
+
+/// An outgoing call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialRequest {
+    pub target: Uri,
+    pub from: NameAddr,
+    /// The first hop: the target itself or an outbound proxy, already resolved.
+    pub destination: Destination,
+    /// Route header for an outbound proxy (loose routing), if any.
+    pub route: Option<Uri>,
+    pub credentials: Option<Credentials>,
+    /// The local RTP port the driver bound for this call.
+    pub media_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Register {
+        account: AccountId,
+        config: AccountConfig,
+    },
+    Unregister {
+        account: AccountId,
+    },
+    Dial {
+        call: CallId,
+        request: DialRequest,
+    },
+    /// Answer an incoming call with media on `media_port`.
+    Answer {
+        call: CallId,
+        media_port: u16,
+    },
+    /// Refuse an incoming call (486 Busy Here, 603 Decline, ...).
+    Reject {
+        call: CallId,
+        status: u16,
+    },
+    /// CANCEL, BYE or a final refusal, whichever the call's state calls for.
+    Hangup {
+        call: CallId,
+    },
+    Hold {
+        call: CallId,
+    },
+    Resume {
+        call: CallId,
+    },
+    /// Send an in-dialog OPTIONS (a liveness probe).
+    Ping {
+        call: CallId,
+    },
+    /// End every call and registration; [`Event::ShutdownComplete`] follows.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A datagram from `source` (a UDP source or a stream connection's peer).
+    Datagram {
+        source: Destination,
+        data: Vec<u8>,
+    },
+    /// Bytes from a TCP or TLS connection.
+    Stream {
+        source: Destination,
+        data: Vec<u8>,
+    },
+    /// A TCP or TLS connection closed or could not be opened.
+    StreamClosed {
+        peer: Destination,
+    },
+    /// The instant announced by [`Output::Timeout`] has come (or passed).
+    Timeout,
+    Command(Command),
+    /// The driver saw media arrive for this call.
+    MediaActivity {
+        call: CallId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationState {
+    Registering,
+    Registered { expires: u32 },
+    Failed { reason: String },
+    Unregistered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Calling,
+    Ringing,
+    /// Incoming, waiting for the user's answer.
+    Incoming,
+    Connected { local_hold: bool, remote_hold: bool },
+    Terminating,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Local,
+    Remote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndReason {
+    /// The SIP status that ended the call, when one did.
+    pub status: Option<u16>,
+    pub text: String,
+    pub by: Party,
+    /// True when the call had been connected (a normal hang-up rather than a failure).
+    pub was_connected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Registration {
+        account: AccountId,
+        state: RegistrationState,
+    },
+    IncomingCall {
+        call: CallId,
+        from: String,
+        to: String,
+    },
+    CallState {
+        call: CallId,
+        state: CallState,
+    },
+    /// Offer/answer completed: where to send media and how.
+    Media {
+        call: CallId,
+        negotiated: Negotiated,
+    },
+    CallEnded {
+        call: CallId,
+        reason: EndReason,
+    },
+    ShutdownComplete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Transmit { destination: Destination, data: Vec<u8> },
+    Event(Event),
+    /// Nothing more to do until this instant.
+    Timeout(Instant),
+}
+
+/// Who a client transaction belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxOwner {
+    Register(AccountId),
+    Invite(CallId),
+    ReInvite(CallId),
+    Bye(CallId),
+    Cancel(CallId),
+    Ping(CallId),
+    Stateless,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    RegisterRefresh(AccountId),
+    Retransmit2xx(CallId),
+    GlareRetry(CallId),
+    MediaCheck(CallId),
+    ShutdownDeadline,
+}
+
+/// The user agent core.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    now: Instant,
+    rng: EngineRng,
+    transactions: TransactionLayer,
+    framers: HashMap<Destination, StreamFramer>,
+    registrations: HashMap<AccountId, Registration>,
+    calls: HashMap<CallId, Call>,
+    tx_owner: HashMap<TxKey, TxOwner>,
+    timers: BTreeMap<(Instant, u64), Timer>,
+    timer_seq: u64,
+    transmits: VecDeque<(Destination, Vec<u8>)>,
+    events: VecDeque<Event>,
+    shutting_down: bool,
+}
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+const ACCEPT: &str = "application/sdp";
+
+impl Engine {
+    pub fn new(config: EngineConfig, now: Instant) -> Engine {
+        Engine {
+            rng: EngineRng::new(config.seed),
+            transactions: TransactionLayer::new(config.timers),
+            config,
+            now,
+            framers: HashMap::new(),
+            registrations: HashMap::new(),
+            calls: HashMap::new(),
+            tx_owner: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            shutting_down: false,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Tells the engine the address a transport listens on (after the driver bound it).
+    pub fn add_listener(&mut self, listener: Destination) {
+        self.config
+            .listeners
+            .retain(|l| l.transport != listener.transport);
+        self.config.listeners.push(listener);
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = now.max(self.now);
+        match input {
+            Input::Datagram { source, data } => self.on_bytes(source, &data),
+            Input::Stream { source, data } => self.on_stream(source, &data),
+            Input::StreamClosed { peer } => {
+                self.framers.remove(&peer);
+                self.transactions.transport_failed(peer);
+            }
+            Input::Timeout => {}
+            Input::Command(command) => self.on_command(command),
+            Input::MediaActivity { call } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.last_media = self.now;
+                }
+            }
+        }
+        self.run_timers();
+        self.pump();
+    }
+
+    /// The next output. Ends with [`Output::Timeout`] when there is nothing else to do.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some((destination, data)) = self.transmits.pop_front() {
+            return Output::Transmit { destination, data };
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Output::Event(event);
+        }
+        let tx = self.transactions.next_deadline();
+        let ua = self.timers.keys().next().map(|(at, _)| *at);
+        let next = match (tx, ua) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            // Nothing scheduled: an hour away keeps drivers simple (they always sleep on something).
+            (None, None) => self.now + Duration::from_secs(3600),
+        };
+        Output::Timeout(next)
+    }
+
+    fn on_stream(&mut self, source: Destination, data: &[u8]) {
+        let framer = self.framers.entry(source).or_default();
+        framer.push(data);
+        let mut frames = Vec::new();
+        loop {
+            match framer.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%source, %error, "unframeable stream, dropping its buffer");
+                    self.framers.remove(&source);
+                    break;
+                }
+            }
+        }
+        for frame in frames {
+            match frame {
+                Frame::Message(bytes) => self.on_bytes(source, &bytes),
+                Frame::Ping => self.transmits.push_back((source, b"\r\n".to_vec())),
+                Frame::Pong => {}
+            }
+        }
+    }
+
+    fn on_bytes(&mut self, source: Destination, data: &[u8]) {
+        if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            return; // keep-alive on UDP
+        }
+        let message = match Message::parse(data) {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::debug!(%source, %error, "unparseable message");
+                self.reject_unparseable(source, data, &error.to_string());
+                return;
+            }
+        };
+        if let Err(error) = message.validate() {
+            tracing::debug!(%source, %error, "invalid message");
+            if message.is_request() && message.method() != Some(&Method::Ack) {
+                self.respond_stateless(&message, source, 400, &sanitize_reason(&error.to_string()));
+            }
+            return;
+        }
+        self.transactions.on_message(self.now, message, source);
+    }
+
+    /// A request we could not parse still gets a 400 when its Via, From, To, Call-ID and CSeq
+    /// can be recovered (RFC 4475 asks for it); otherwise it is dropped.
+    fn reject_unparseable(&mut self, source: Destination, data: &[u8], reason: &str) {
+        let Some(head_end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return;
+        };
+        let head = String::from_utf8_lossy(data.get(..head_end).unwrap_or(&[]));
+        let mut lines = head.split("\r\n");
+        let first = lines.next().unwrap_or("");
+        if first.starts_with("SIP/") || first.starts_with("ACK ") {
+            return;
+        }
+        let mut response = Message {
+            start: crate::sip::message::StartLine::Response {
+                status: 400,
+                reason: sanitize_reason(reason),
+            },
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let mut has_via = false;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = crate::sip::message::canonical_name(name.trim());
+            if matches!(name, "Via" | "From" | "To" | "Call-ID" | "CSeq") {
+                has_via |= name == "Via";
+                response.headers.push(name, value.trim());
+            }
+        }
+        if !has_via {
+            return;
+        }
+        let destination = match response.top_via() {
+            Ok(_) => response_destination(&response, source),
+            Err(_) => source,
+        };
+        self.transmits.push_back((destination, response.to_bytes()));
+    }
+
+    fn respond_stateless(&mut self, request: &Message, source: Destination, status: u16, reason: &str) {
+        let tag = self.rng.token(8);
+        let mut response = request.response(status, reason, Some(&tag));
+        self.decorate_response(&mut response);
+        self.transmits
+            .push_back((response_destination(request, source), response.to_bytes()));
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Register { account, config } => self.register(account, config),
+            Command::Unregister { account } => self.unregister(account),
+            Command::Dial { call, request } => self.dial(call, request),
+            Command::Answer { call, media_port } => self.answer(call, media_port),
+            Command::Reject { call, status } => self.reject(call, status),
+            Command::Hangup { call } => self.hangup(call),
+            Command::Hold { call } => self.set_hold(call, true),
+            Command::Resume { call } => self.set_hold(call, false),
+            Command::Ping { call } => self.ping(call),
+            Command::Shutdown => self.shutdown(),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.shutting_down = true;
+        let calls: Vec<CallId> = self.calls.keys().copied().collect();
+        for call in calls {
+            self.hangup(call);
+        }
+        let accounts: Vec<AccountId> = self.registrations.keys().copied().collect();
+        for account in accounts {
+            self.unregister(account);
+        }
+        // Give BYE and un-REGISTER transactions time to finish, but never hang on exit.
+        let deadline = self.now + 64 * self.config.timers.t1.min(Duration::from_millis(100));
+        self.set_timer(deadline, Timer::ShutdownDeadline);
+        self.check_shutdown_complete();
+    }
+
+    fn check_shutdown_complete(&mut self) {
+        if self.shutting_down && self.calls.is_empty() && self.registrations.is_empty() {
+            self.shutting_down = false;
+            self.timers.retain(|_, t| *t != Timer::ShutdownDeadline);
+            self.events.push_back(Event::ShutdownComplete);
+        }
+    }
+
+    /// Runs the transaction layer's timers and ours, then hands its events to their owners.
+    fn run_timers(&mut self) {
+        if self
+            .transactions
+            .next_deadline()
+            .is_some_and(|at| at <= self.now)
+        {
+            self.transactions.on_timeout(self.now);
+        }
+        while let Some((&(at, seq), _)) = self.timers.iter().next() {
+            if at > self.now {
+                break;
+            }
+            let Some(timer) = self.timers.remove(&(at, seq)) else {
+                break;
+            };
+            self.on_timer(timer);
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::RegisterRefresh(account) => self.refresh_registration(account),
+            Timer::Retransmit2xx(call) => self.retransmit_2xx(call),
+            Timer::GlareRetry(call) => self.send_reinvite(call),
+            Timer::MediaCheck(call) => self.check_media(call),
+            Timer::ShutdownDeadline => {
+                let calls: Vec<CallId> = self.calls.keys().copied().collect();
+                for call in calls {
+                    self.end_call(call, None, "shut down", Party::Local);
+                }
+                let accounts: Vec<AccountId> = self.registrations.keys().copied().collect();
+                for account in accounts {
+                    self.registrations.remove(&account);
+                }
+                self.check_shutdown_complete();
+            }
+        }
+    }
+
+    /// Moves everything the transaction layer produced to our queues and owners.
+    fn pump(&mut self) {
+        loop {
+            while let Some(t) = self.transactions.poll_transmit() {
+                self.transmits.push_back((t.destination, t.data));
+            }
+            let Some(event) = self.transactions.poll_event() else {
+                break;
+            };
+            match event {
+                TxEvent::Request {
+                    key,
+                    request,
+                    source,
+                } => self.on_request(key, request, source),
+                TxEvent::Response { key, response } => {
+                    let owner = self.tx_owner.get(&key).copied();
+                    let is_final = response.status().is_some_and(|s| s >= 200);
+                    if is_final && !matches!(owner, Some(TxOwner::Invite(_) | TxOwner::ReInvite(_))) {
+                        self.tx_owner.remove(&key);
+                    }
+                    self.on_response(owner, key, response);
+                }
+                TxEvent::Ack { request, source } => self.on_ack(request, source),
+                TxEvent::StrayResponse { response } => self.on_stray_response(response),
+                TxEvent::Timeout { key } => {
+                    let owner = self.tx_owner.remove(&key);
+                    self.on_tx_timeout(owner, key);
+                }
+                TxEvent::NoAck { key } => {
+                    tracing::debug!(?key, "final response never acknowledged");
+                }
+            }
+        }
+        // Client INVITE transactions stay owned until the layer forgets them (2xx retransmits).
+        let live = &self.transactions;
+        self.tx_owner.retain(|k, _| live.state(k).is_some());
+    }
+
+    fn on_response(&mut self, owner: Option<TxOwner>, key: TxKey, response: Message) {
+        match owner {
+            Some(TxOwner::Register(account)) => self.on_register_response(account, response),
+            Some(TxOwner::Invite(call)) => self.on_invite_response(call, key, response),
+            Some(TxOwner::ReInvite(call)) => self.on_reinvite_response(call, response),
+            Some(TxOwner::Bye(call)) => {
+                if response.status().is_some_and(|s| s >= 200) {
+                    self.finish_bye(call);
+                }
+            }
+            Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
+            Some(TxOwner::Ping(call)) => {
+                if matches!(response.status(), Some(481) | Some(408)) {
+                    self.end_call(call, response.status(), "dialog no longer exists", Party::Remote);
+                }
+            }
+        }
+    }
+
+    fn on_tx_timeout(&mut self, owner: Option<TxOwner>, key: TxKey) {
+        match owner {
+            Some(TxOwner::Register(account)) => self.on_register_timeout(account),
+            Some(TxOwner::Invite(call)) => self.on_invite_timeout(call, key),
+            Some(TxOwner::ReInvite(call)) | Some(TxOwner::Ping(call)) => {
+                self.send_bye(call);
+                self.end_call(call, Some(408), "peer stopped answering", Party::Remote);
+            }
+            Some(TxOwner::Bye(call)) => self.finish_bye(call),
+            Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
+        }
+    }
+
+    fn on_request(&mut self, key: TxKey, request: Message, source: Destination) {
+        let Some(method) = request.method().cloned() else {
+            return;
+        };
+        if let Some(uri) = request.request_uri() {
+            if !uri.is_sip() {
+                self.respond(&key, &request, 416, None);
+                return;
+            }
+        }
+        if method != Method::Cancel {
+            let unsupported: Vec<String> = request
+                .headers
+                .list("Require")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            if !unsupported.is_empty() {
+                let tag = self.rng.token(8);
+                let mut response = request.response(420, reason_phrase(420), Some(&tag));
+                response.headers.push("Unsupported", unsupported.join(", "));
+                self.send_response(&key, response);
+                return;
+            }
+        }
+        match method {
+            Method::Invite => self.on_invite(key, request, source),
+            Method::Bye => self.on_bye(key, request),
+            Method::Cancel => self.on_cancel(key, request),
+            Method::Options => self.on_options(key, request),
+            Method::Update => self.on_update(key, request),
+            Method::Info => self.respond_in_dialog_or_481(key, request),
+            Method::Other(_) => self.respond(&key, &request, 501, None),
+            _ => {
+                let tag = self.rng.token(8);
+                let mut response = request.response(405, reason_phrase(405), Some(&tag));
+                response.headers.push("Allow", ALLOW);
+                self.send_response(&key, response);
+            }
+        }
+    }
+
+    fn on_options(&mut self, key: TxKey, request: Message) {
+        let tag = self.rng.token(8);
+        let mut response = request.response(200, "OK", Some(&tag));
+        response.headers.push("Accept", ACCEPT);
+        self.send_response(&key, response);
+    }
+
+    /// Sends a response with our standard headers on a server transaction.
+    fn respond(&mut self, key: &TxKey, request: &Message, status: u16, to_tag: Option<&str>) {
+        let tag = match to_tag {
+            Some(t) => t.to_owned(),
+            None => self.rng.token(8),
+        };
+        let response = request.response(status, reason_phrase(status), Some(&tag));
+        self.send_response(key, response);
+    }
+
+    fn send_response(&mut self, key: &TxKey, mut response: Message) {
+        self.decorate_response(&mut response);
+        if let Err(error) = self.transactions.respond(self.now, key, response) {
+            tracing::debug!(%error, "response not sent");
+        }
+        self.pump_transmits();
+    }
+
+    fn decorate_response(&self, response: &mut Message) {
+        if !response.headers.contains("Server") {
+            response
+                .headers
+                .push("Server", self.config.user_agent.clone());
+        }
+        if response.status().is_some_and(|s| s == 405 || (200..300).contains(&s)) && !response.headers.contains("Allow") {
+            response.headers.push("Allow", ALLOW);
+        }
+    }
+
+    fn pump_transmits(&mut self) {
+        while let Some(t) = self.transactions.poll_transmit() {
+            self.transmits.push_back((t.destination, t.data));
+        }
+    }
+
+    /// Starts a client transaction for `request` towards `destination`, adding Via and the
+    /// common headers, switching to TCP when a UDP request would be too large.
+    fn start_client_tx(
+        &mut self,
+        mut request: Message,
+        mut destination: Destination,
+        owner: TxOwner,
+    ) -> Option<TxKey> {
+        if !request.headers.contains("User-Agent") {
+            request
+                .headers
+                .push("User-Agent", self.config.user_agent.clone());
+        }
+        if destination.transport == Transport::Udp
+            && request.to_bytes().len() + 100 > UDP_SIZE_LIMIT
+            && self.listener(Transport::Tcp).is_some()
+        {
+            destination.transport = Transport::Tcp;
+        }
+        let Some(via) = self.via_for(destination.transport) else {
+            tracing::warn!(transport = %destination.transport, "no listener for transport");
+            return None;
+        };
+        request.headers.insert_first("Via", via);
+        match self.transactions.send_request(self.now, request, destination) {
+            Ok(key) => {
+                self.tx_owner.insert(key.clone(), owner);
+                self.pump_transmits();
+                Some(key)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "request not sent");
+                None
+            }
+        }
+    }
+
+    fn listener(&self, transport: Transport) -> Option<SocketAddr> {
+        self.config
+            .listeners
+            .iter()
+            .find(|l| l.transport == transport)
+            .map(|l| l.address)
+    }
+
+    fn via_for(&mut self, transport: Transport) -> Option<String> {
+        let local = self.listener(transport)?;
+        let branch = format!("z9hG4bK{}", self.rng.token(16));
+        Some(format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            transport.via_token(),
+            host_port(local)
+        ))
+    }
+
+    /// Our Contact for requests and responses sent over `transport`.
+    fn contact_for(&self, transport: Transport, user: &str) -> String {
+        let Some(local) = self.listener(transport) else {
+            return format!("<sip:{user}@invalid>");
+        };
+        match transport {
+            Transport::Udp => format!("<sip:{user}@{}>", host_port(local)),
+            Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", host_port(local)),
+            Transport::Tls => format!("<sips:{user}@{}>", host_port(local)),
+        }
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        self.config
+            .listeners
+            .first()
+            .map(|l| l.address.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+
+    fn set_timer(&mut self, at: Instant, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), timer);
+    }
+
+    fn cancel_timer(&mut self, timer: Timer) {
+        self.timers.retain(|_, t| *t != timer);
+    }
+}
+
+fn host_port(address: SocketAddr) -> String {
+    match address {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// A reason phrase must be one line of printable text.
+fn sanitize_reason(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    format!("Bad Request ({cleaned})")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,194 @@
-//! settings
+//! The configuration file (TOML). Secrets will move to the OS keyring with the GUI; until
+//! then a password may sit in the file the user points at.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::sip::transport::Transport;
+use crate::sip::uri::{NameAddr, Uri};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub account: Option<AccountSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    pub display_name: Option<String>,
+    /// The address of record, e.g. `sip:alice@example.com`.
+    pub uri: String,
+    pub registrar: Option<String>,
+    pub auth_user: Option<String>,
+    pub password: Option<String>,
+    pub transport: Option<String>,
+    pub outbound_proxy: Option<String>,
+    pub expires: Option<u32>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_client_certificate: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+}
+
+/// An account with every field checked and parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub aor: NameAddr,
+    pub registrar: Option<Uri>,
+    pub auth_user: String,
+    pub password: Option<String>,
+    pub transport: Option<Transport>,
+    pub outbound_proxy: Option<Uri>,
+    pub expires: u32,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_client_certificate: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+}
+
+impl Settings {
+    /// `~/.config/verbatim/config.toml` on Linux (the OS config dir).
+    pub fn default_path() -> Option<PathBuf> {
+        directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+            .map(|dirs| dirs.config_dir().join("config.toml"))
+    }
+
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Settings::parse(&text).map_err(|message| SettingsError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// The explicit file, else the default one if it exists, else defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Settings, SettingsError> {
+        match path {
+            Some(path) => Settings::load(path),
+            None => match Settings::default_path().filter(|p| p.exists()) {
+                Some(path) => Settings::load(&path),
+                None => Ok(Settings::default()),
+            },
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Settings, String> {
+        let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(account) = &settings.account {
+            account.validate()?;
+        }
+        Ok(settings)
+    }
+}
+
+impl AccountSettings {
+    pub fn validate(&self) -> Result<Account, String> {
+        let uri = Uri::parse(&self.uri).map_err(|e| format!("account.uri: {e}"))?;
+        if !uri.is_sip() {
+            return Err(format!("account.uri: {:?} is not a sip: or sips: URI", self.uri));
+        }
+        let mut aor = NameAddr::new(uri.clone());
+        aor.display_name = self.display_name.clone();
+        let parse_optional = |field: &str, value: &Option<String>| -> Result<Option<Uri>, String> {
+            value
+                .as_deref()
+                .map(|v| {
+                    let with_scheme = if v.contains(':') && (v.starts_with("sip:") || v.starts_with("sips:")) {
+                        v.to_owned()
+                    } else {
+                        format!("sip:{v}")
+                    };
+                    Uri::parse(&with_scheme).map_err(|e| format!("account.{field}: {e}"))
+                })
+                .transpose()
+        };
+        let registrar = parse_optional("registrar", &self.registrar)?;
+        let outbound_proxy = parse_optional("outbound_proxy", &self.outbound_proxy)?;
+        let transport = self
+            .transport
+            .as_deref()
+            .map(|t| {
+                Transport::from_token(t)
+                    .ok_or_else(|| format!("account.transport: {t:?} is not udp, tcp or tls"))
+            })
+            .transpose()?;
+        let auth_user = self
+            .auth_user
+            .clone()
+            .or_else(|| uri.user.clone())
+            .ok_or("account.auth_user: needed when the URI has no user part")?;
+        let expires = self.expires.unwrap_or(3600);
+        if expires == 0 {
+            return Err("account.expires: must be more than 0".into());
+        }
+        Ok(Account {
+            aor,
+            registrar,
+            auth_user,
+            password: self.password.clone(),
+            transport,
+            outbound_proxy,
+            expires,
+            tls_ca_file: self.tls_ca_file.clone(),
+            tls_client_certificate: self.tls_client_certificate.clone(),
+            tls_client_key: self.tls_client_key.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_account() {
+        let settings = Settings::parse(
+            r#"
+            [account]
+            display_name = "Alice"
+            uri = "sip:alice@127.0.0.1"
+            registrar = "sip:127.0.0.1:5060"
+            password = "alicepw"
+            transport = "tcp"
+            expires = 300
+            "#,
+        )
+        .unwrap();
+        let account = settings.account.unwrap().validate().unwrap();
+        assert_eq!(account.auth_user, "alice");
+        assert_eq!(account.transport, Some(Transport::Tcp));
+        assert_eq!(account.registrar.unwrap().port, Some(5060));
+        assert_eq!(account.aor.display_name.as_deref(), Some("Alice"));
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_field() {
+        let err = Settings::parse("[account]\nuri = \"sip:a@b\"\ntransport = \"sctp\"\n").unwrap_err();
+        assert!(err.contains("account.transport"), "{err}");
+        let err = Settings::parse("[account]\nuri = \"mailto:a@b\"\n").unwrap_err();
+        assert!(err.contains("account.uri"), "{err}");
+        let err = Settings::parse("[account]\nuri = \"sip:a@b\"\ncolour = 1\n").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn registrar_without_scheme_is_accepted() {
+        let s = Settings::parse("[account]\nuri = \"sip:a@b\"\nregistrar = \"127.0.0.1:5070\"\n").unwrap();
+        let account = s.account.unwrap().validate().unwrap();
+        assert_eq!(account.registrar.unwrap().to_string(), "sip:127.0.0.1:5070");
+    }
+}

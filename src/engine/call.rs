@@ -1,0 +1,1207 @@
+//! INVITE sessions: placing and receiving calls, re-INVITE and UPDATE in both directions, hold,
+//! CANCEL, BYE, the UAS's 2xx retransmission and the caller's ACK (RFC 3261 13-15, RFC 3311).
+
+use core::time::Duration;
+use std::time::Instant;
+
+use super::{
+    CallId, CallState, DialRequest, EndReason, Engine, Event, Party, Timer, TxOwner,
+};
+use crate::sdp::{Direction, LocalCapabilities, OfferAnswer, SessionDescription};
+use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::transaction::{TxKey, response_destination};
+use crate::sip::transport::Destination;
+use crate::sip::uri::NameAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Caller,
+    Callee,
+}
+
+#[derive(Debug)]
+pub(super) struct Call {
+    role: Role,
+    state: CallState,
+    dialog: Dialog,
+    /// Where requests go when the dialog's next hop needs DNS: the INVITE's first hop.
+    first_hop: Destination,
+    offer_answer: OfferAnswer,
+    digest: Option<DigestSession>,
+    /// Caller: the current INVITE client transaction.
+    invite_key: Option<TxKey>,
+    /// Callee: the INVITE server transaction and where its responses go.
+    server_key: Option<TxKey>,
+    remote_offer: Option<SessionDescription>,
+    /// Caller: the ACK for the 2xx, resent when the 2xx is retransmitted.
+    ack: Option<(Destination, Vec<u8>)>,
+    /// Callee: our 2xx until its ACK arrives.
+    unacked_2xx: Option<Unacked>,
+    /// We offered in a 2xx; the answer comes in the ACK.
+    answer_in_ack: bool,
+    provisional_received: bool,
+    cancel_when_possible: bool,
+    reinvite_key: Option<TxKey>,
+    /// The user changed hold while a re-INVITE was in flight: offer again when it completes.
+    reinvite_queued: bool,
+    reinvite_ack: Option<(Destination, Vec<u8>)>,
+    local_hold: bool,
+    remote_hold: bool,
+    pub(super) last_media: Instant,
+    connected: bool,
+}
+
+#[derive(Debug)]
+struct Unacked {
+    destination: Destination,
+    bytes: Vec<u8>,
+    interval: Duration,
+    give_up_at: Instant,
+}
+
+impl Engine {
+    pub(super) fn dial(&mut self, id: CallId, request: DialRequest) {
+        let call_id = format!("{}@verbatim", self.rng.token(20));
+        let local_tag = self.rng.token(10);
+        let user = request
+            .from
+            .uri
+            .user
+            .clone()
+            .unwrap_or_else(|| self.config.contact_user.clone());
+        let mut local_uri = request.from.clone();
+        local_uri.params.clear();
+        let dialog = Dialog {
+            call_id,
+            local_tag,
+            remote_tag: None,
+            local_uri,
+            remote_uri: NameAddr::new(request.target.clone()),
+            local_cseq: 1,
+            remote_cseq: None,
+            remote_target: request.target.clone(),
+            route_set: request
+                .route
+                .iter()
+                .map(|r| format!("<{}>", r.clone().with_param("lr", None)))
+                .collect(),
+            local_contact: self.contact_for(request.destination.transport, &user),
+        };
+        let offer_answer = self.new_offer_answer(request.media_port);
+        let call = Call {
+            role: Role::Caller,
+            state: CallState::Calling,
+            dialog,
+            first_hop: request.destination,
+            offer_answer,
+            digest: request.credentials.map(DigestSession::new),
+            invite_key: None,
+            server_key: None,
+            remote_offer: None,
+            ack: None,
+            unacked_2xx: None,
+            answer_in_ack: false,
+            provisional_received: false,
+            cancel_when_possible: false,
+            reinvite_key: None,
+            reinvite_queued: false,
+            reinvite_ack: None,
+            local_hold: false,
+            remote_hold: false,
+            last_media: self.now,
+            connected: false,
+        };
+        self.calls.insert(id, call);
+        self.events.push_back(Event::CallState {
+            call: id,
+            state: CallState::Calling,
+        });
+        self.send_invite(id, None);
+    }
+
+    fn new_offer_answer(&mut self, media_port: u16) -> OfferAnswer {
+        let caps = LocalCapabilities::new(self.local_ip(), media_port, self.config.codecs.clone());
+        // RFC 4566 suggests an NTP timestamp for the session id; a random one serves the same
+        // purpose (uniqueness) without a clock.
+        let session_id = self.rng.next_u64() >> 2;
+        OfferAnswer::new(caps, session_id, session_id)
+    }
+
+    /// Sends the initial INVITE (again, with credentials, after a challenge).
+    fn send_invite(&mut self, id: CallId, authorization: Option<(&'static str, String)>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let cseq = call.dialog.local_cseq;
+        let mut invite = call.dialog.request_with_cseq(Method::Invite, cseq);
+        invite.headers.push("Allow", super::ALLOW);
+        let offer = match call.offer_answer.local_description() {
+            Some(previous) if call.offer_answer.offer_pending() => previous.clone(),
+            _ => call.offer_answer.create_offer(Direction::SendRecv),
+        };
+        invite.set_body("application/sdp", offer.to_string().into_bytes());
+        if let Some((name, value)) = authorization {
+            invite.headers.push(name, value);
+        }
+        let destination = call.first_hop;
+        match self.start_client_tx(invite, destination, TxOwner::Invite(id)) {
+            Some(key) => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.invite_key = Some(key);
+                }
+            }
+            None => self.end_call(id, None, &format!("cannot send to {destination}"), Party::Local),
+        }
+    }
+
+    pub(super) fn on_invite_response(&mut self, id: CallId, key: TxKey, response: Message) {
+        let Some(status) = response.status() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            // The call is gone (e.g. cancelled) but a 2xx still came: ACK and end it.
+            if (200..300).contains(&status) {
+                self.ack_and_bye_orphan(&response);
+            }
+            return;
+        };
+        if call.invite_key.as_ref() != Some(&key) {
+            return;
+        }
+        match status {
+            100 => {}
+            101..=199 => {
+                call.provisional_received = true;
+                if response.to_header().is_ok_and(|t| t.tag().is_some()) {
+                    call.dialog.establish_as_uac(&response);
+                }
+                if call.cancel_when_possible {
+                    self.send_cancel(id);
+                } else if call.state == CallState::Calling {
+                    call.state = CallState::Ringing;
+                    self.events.push_back(Event::CallState {
+                        call: id,
+                        state: CallState::Ringing,
+                    });
+                }
+            }
+            200..=299 => self.on_invite_success(id, response),
+            401 | 407 => self.retry_invite_with_credentials(id, status, &response),
+            _ => {
+                let cancelled = call.cancel_when_possible && status == 487;
+                let text = if cancelled {
+                    "cancelled".to_owned()
+                } else {
+                    format!("{status} {}", response.reason().unwrap_or(reason_phrase(status)))
+                };
+                let by = if cancelled { Party::Local } else { Party::Remote };
+                self.end_call(id, Some(status), text.trim(), by);
+            }
+        }
+    }
+
+    fn on_invite_success(&mut self, id: CallId, response: Message) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.connected {
+            // A retransmitted 2xx: our ACK was lost.
+            if let Some((destination, bytes)) = call.ack.clone() {
+                self.transmits.push_back((destination, bytes));
+            }
+            return;
+        }
+        call.dialog.establish_as_uac(&response);
+        call.connected = true;
+        call.last_media = now;
+        if let Some(digest) = call.digest.as_mut() {
+            let realms: Vec<String> = digest.realms().map(str::to_owned).collect();
+            for realm in realms {
+                digest.accepted(&realm);
+            }
+        }
+        let cseq = response.cseq().map(|c| c.number).unwrap_or(call.dialog.local_cseq);
+        let ack = call.dialog.request_with_cseq(Method::Ack, cseq);
+        let negotiated = match SessionDescription::parse(&String::from_utf8_lossy(&response.body)) {
+            Ok(answer) if !response.body.is_empty() => {
+                call.offer_answer.receive_answer(&answer).map_err(|e| e.to_string())
+            }
+            _ => Err("the answer carried no usable SDP".to_owned()),
+        };
+        let destination = self.next_hop(id);
+        self.send_ack(id, ack, destination, false);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.cancel_when_possible {
+            // The user hung up while the 2xx was on its way (RFC 3261 15: ACK, then BYE).
+            self.send_bye(id);
+            return;
+        }
+        match negotiated {
+            Ok(negotiated) => {
+                call.remote_hold = negotiated.remote_on_hold;
+                call.state = CallState::Connected {
+                    local_hold: false,
+                    remote_hold: call.remote_hold,
+                };
+                let state = call.state;
+                self.events.push_back(Event::CallState { call: id, state });
+                self.events.push_back(Event::Media {
+                    call: id,
+                    negotiated,
+                });
+                self.schedule_media_check(id);
+            }
+            Err(reason) => {
+                self.send_bye(id);
+                self.end_call(id, Some(488), &format!("media refused: {reason}"), Party::Remote);
+            }
+        }
+    }
+
+    fn send_ack(&mut self, id: CallId, mut ack: Message, destination: Destination, reinvite: bool) {
+        let Some(via) = self.via_for(destination.transport) else {
+            return;
+        };
+        ack.headers.insert_first("Via", via);
+        ack.headers
+            .push("User-Agent", self.config.user_agent.clone());
+        let bytes = ack.to_bytes();
+        self.transmits.push_back((destination, bytes.clone()));
+        if let Some(call) = self.calls.get_mut(&id) {
+            if reinvite {
+                call.reinvite_ack = Some((destination, bytes));
+            } else {
+                call.ack = Some((destination, bytes));
+            }
+        }
+    }
+
+    fn retry_invite_with_credentials(&mut self, id: CallId, status: u16, response: &Message) {
+        let (header, target) = if status == 401 {
+            ("WWW-Authenticate", AuthTarget::Server)
+        } else {
+            ("Proxy-Authenticate", AuthTarget::Proxy)
+        };
+        let challenges: Vec<Challenge> = response
+            .headers
+            .all(header)
+            .into_iter()
+            .filter_map(|v| Challenge::parse(v).ok())
+            .collect();
+        let cnonce = self.rng.token(16);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let reason = format!(
+            "{status} {}",
+            response.reason().unwrap_or(reason_phrase(status))
+        );
+        let Some(digest) = call.digest.as_mut() else {
+            self.end_call(id, Some(status), &format!("{reason}: no password configured"), Party::Remote);
+            return;
+        };
+        let Some(challenge) = Challenge::choose(&challenges).cloned() else {
+            self.end_call(id, Some(status), &format!("{reason}: no usable digest challenge"), Party::Remote);
+            return;
+        };
+        let realm = challenge.realm.clone();
+        if let Err(error) = digest.handle_challenge(target, challenge) {
+            self.end_call(id, Some(status), &format!("{reason}: {error}"), Party::Remote);
+            return;
+        }
+        call.dialog.local_cseq += 1;
+        let uri = call.dialog.remote_target.to_string();
+        let body = call
+            .offer_answer
+            .local_description()
+            .map(|d| d.to_string().into_bytes())
+            .unwrap_or_default();
+        match digest.authorize(&realm, "INVITE", &uri, &body, &cnonce) {
+            Ok(auth) => self.send_invite(id, Some((auth.name(), auth.value()))),
+            Err(error) => {
+                self.end_call(id, Some(status), &format!("{reason}: {error}"), Party::Remote)
+            }
+        }
+    }
+
+    pub(super) fn on_invite_timeout(&mut self, id: CallId, key: TxKey) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.invite_key.as_ref() == Some(&key) && !call.connected {
+            let text = if call.provisional_received {
+                "no final answer (timed out while ringing)"
+            } else {
+                "no answer from the other side (timed out)"
+            };
+            self.end_call(id, Some(408), text, Party::Remote);
+        }
+    }
+
+    fn send_cancel(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.cancel_when_possible = true;
+        call.state = CallState::Terminating;
+        let Some(key) = call.invite_key.clone() else {
+            return;
+        };
+        let Some(invite) = self.transactions.request(&key).cloned() else {
+            return;
+        };
+        // RFC 3261 9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via as the
+        // INVITE, so the server can match it.
+        let Some(uri) = invite.request_uri().cloned() else {
+            return;
+        };
+        let mut cancel = Message::request(Method::Cancel, uri);
+        if let Some(via) = invite.headers.list("Via").first() {
+            cancel.headers.push("Via", *via);
+        }
+        for name in ["Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = invite.headers.get(name) {
+                cancel.headers.push(name, v);
+            }
+        }
+        let number = invite.cseq().map(|c| c.number).unwrap_or(1);
+        cancel.headers.push("CSeq", format!("{number} CANCEL"));
+        for route in invite.headers.all("Route") {
+            cancel.headers.push("Route", route);
+        }
+        let destination = call.first_hop;
+        if let Ok(key) = self.transactions.send_request(self.now, cancel, destination) {
+            self.tx_owner.insert(key, TxOwner::Cancel(id));
+        }
+        self.pump_transmits();
+    }
+
+    pub(super) fn hangup(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        match (call.role, call.connected, call.state) {
+            (_, _, CallState::Terminating) => {}
+            (Role::Caller, false, _) => {
+                if call.provisional_received {
+                    self.send_cancel(id);
+                } else {
+                    // RFC 3261 9.1: no CANCEL before a provisional response; send it then.
+                    call.cancel_when_possible = true;
+                    call.state = CallState::Terminating;
+                }
+                self.events.push_back(Event::CallState {
+                    call: id,
+                    state: CallState::Terminating,
+                });
+            }
+            (Role::Callee, false, _) => self.reject(id, 603),
+            (_, true, _) => self.send_bye(id),
+        }
+    }
+
+    pub(super) fn send_bye(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.state = CallState::Terminating;
+        call.unacked_2xx = None;
+        let bye = call.dialog.request(Method::Bye);
+        self.cancel_timer(Timer::Retransmit2xx(id));
+        self.cancel_timer(Timer::MediaCheck(id));
+        self.events.push_back(Event::CallState {
+            call: id,
+            state: CallState::Terminating,
+        });
+        let destination = self.next_hop(id);
+        if self
+            .start_client_tx(bye, destination, TxOwner::Bye(id))
+            .is_none()
+        {
+            self.finish_bye(id);
+        }
+    }
+
+    pub(super) fn finish_bye(&mut self, id: CallId) {
+        self.end_call(id, None, "hung up", Party::Local);
+    }
+
+    pub(super) fn reject(&mut self, id: CallId, status: u16) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.role != Role::Callee || call.connected {
+            return;
+        }
+        let Some(key) = call.server_key.clone() else {
+            return;
+        };
+        let tag = call.dialog.local_tag.clone();
+        if let Some(request) = self.transactions.request(&key).cloned() {
+            self.respond(&key, &request, status, Some(&tag));
+        }
+        self.end_call(id, Some(status), reason_phrase(status), Party::Local);
+    }
+
+    pub(super) fn end_call(&mut self, id: CallId, status: Option<u16>, text: &str, by: Party) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        for timer in [
+            Timer::Retransmit2xx(id),
+            Timer::GlareRetry(id),
+            Timer::MediaCheck(id),
+        ] {
+            self.cancel_timer(timer);
+        }
+        self.events.push_back(Event::CallEnded {
+            call: id,
+            reason: EndReason {
+                status,
+                text: text.to_owned(),
+                by,
+                was_connected: call.connected,
+            },
+        });
+        self.check_shutdown_complete();
+    }
+
+    /// A 2xx for a call we no longer have: complete the handshake and end the dialog so the
+    /// far end is not left with a half-open call (RFC 3261 13.2.2.4).
+    fn ack_and_bye_orphan(&mut self, response: &Message) {
+        let (Ok(from), Ok(to), Some(call_id)) =
+            (response.from_header(), response.to_header(), response.call_id())
+        else {
+            return;
+        };
+        let Some(local_tag) = from.tag().map(str::to_owned) else {
+            return;
+        };
+        let mut dialog = Dialog {
+            call_id: call_id.to_owned(),
+            local_tag,
+            remote_tag: to.tag().map(str::to_owned),
+            local_uri: NameAddr::new(from.uri.clone()),
+            remote_uri: NameAddr::new(to.uri.clone()),
+            local_cseq: response.cseq().map(|c| c.number).unwrap_or(1),
+            remote_cseq: None,
+            remote_target: to.uri.clone(),
+            route_set: Vec::new(),
+            local_contact: String::new(),
+        };
+        dialog.establish_as_uac(response);
+        let Some(destination) = dialog.next_hop(crate::sip::Transport::Udp) else {
+            return;
+        };
+        let mut ack = dialog.request_with_cseq(Method::Ack, dialog.local_cseq);
+        if let Some(via) = self.via_for(destination.transport) {
+            ack.headers.insert_first("Via", via);
+            self.transmits.push_back((destination, ack.to_bytes()));
+        }
+        let bye = dialog.request(Method::Bye);
+        self.start_client_tx(bye, destination, TxOwner::Stateless);
+    }
+
+    /// The next hop for an in-dialog request.
+    fn next_hop(&self, id: CallId) -> Destination {
+        match self.calls.get(&id) {
+            Some(call) => call
+                .dialog
+                .next_hop(call.first_hop.transport)
+                .unwrap_or(call.first_hop),
+            None => Destination::new(
+                crate::sip::Transport::Udp,
+                core::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+            ),
+        }
+    }
+
+    pub(super) fn on_invite(&mut self, key: TxKey, request: Message, source: Destination) {
+        let Ok(to) = request.to_header() else {
+            return;
+        };
+        if to.tag().is_some() {
+            self.on_reinvite(key, request);
+            return;
+        }
+        if self.shutting_down {
+            self.respond(&key, &request, 503, None);
+            return;
+        }
+        let Ok(from) = request.from_header() else {
+            return;
+        };
+        let call_id = request.call_id().unwrap_or("").to_owned();
+        // A second copy of an INVITE that forked back to us (RFC 3261 8.2.2.2).
+        let merged = self.calls.values().any(|c| {
+            c.dialog.call_id == call_id
+                && c.dialog.remote_tag.as_deref() == from.tag()
+                && c.server_key.as_ref() != Some(&key)
+        });
+        if merged {
+            self.respond(&key, &request, 482, None);
+            return;
+        }
+        let remote_offer = if request.body.is_empty() {
+            None
+        } else {
+            if request.content_type().as_deref() != Some("application/sdp") {
+                let tag = self.rng.token(8);
+                let mut response = request.response(415, reason_phrase(415), Some(&tag));
+                response.headers.push("Accept", super::ACCEPT);
+                self.send_response(&key, response);
+                return;
+            }
+            match SessionDescription::parse(&String::from_utf8_lossy(&request.body)) {
+                Ok(offer) => {
+                    // Refuse at once what could never be answered, rather than ring the user.
+                    let mut probe = self.new_offer_answer(9);
+                    if let Err(error) = probe.receive_offer(&offer, Direction::SendRecv) {
+                        let tag = self.rng.token(8);
+                        let response = request.response(error.sip_status(), &error.to_string(), Some(&tag));
+                        self.send_response(&key, response);
+                        return;
+                    }
+                    Some(offer)
+                }
+                Err(error) => {
+                    let tag = self.rng.token(8);
+                    let response = request.response(400, &format!("Bad SDP ({error})"), Some(&tag));
+                    self.send_response(&key, response);
+                    return;
+                }
+            }
+        };
+        let local_tag = self.rng.token(10);
+        let mut local_uri = to.clone();
+        local_uri.params.clear();
+        let mut remote_uri = from.clone();
+        remote_uri.params.clear();
+        let remote_target = request
+            .contacts()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| from.uri.clone());
+        let user = to
+            .uri
+            .user
+            .clone()
+            .unwrap_or_else(|| self.config.contact_user.clone());
+        let dialog = Dialog {
+            call_id,
+            local_tag: local_tag.clone(),
+            remote_tag: from.tag().map(str::to_owned),
+            local_uri,
+            remote_uri,
+            local_cseq: 0,
+            remote_cseq: request.cseq().ok().map(|c| c.number),
+            remote_target,
+            route_set: request
+                .headers
+                .list("Record-Route")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            local_contact: self.contact_for(source.transport, &user),
+        };
+        let id = CallId::new();
+        let offer_answer = self.new_offer_answer(9);
+        let call = Call {
+            role: Role::Callee,
+            state: CallState::Incoming,
+            dialog,
+            first_hop: response_destination(&request, source),
+            offer_answer,
+            digest: None,
+            invite_key: None,
+            server_key: Some(key.clone()),
+            remote_offer,
+            ack: None,
+            unacked_2xx: None,
+            answer_in_ack: false,
+            provisional_received: false,
+            cancel_when_possible: false,
+            reinvite_key: None,
+            reinvite_queued: false,
+            reinvite_ack: None,
+            local_hold: false,
+            remote_hold: false,
+            last_media: self.now,
+            connected: false,
+        };
+        let contact = call.dialog.local_contact.clone();
+        self.calls.insert(id, call);
+        let mut ringing = request.response(180, "Ringing", Some(&local_tag));
+        ringing.headers.push("Contact", contact);
+        self.send_response(&key, ringing);
+        self.events.push_back(Event::IncomingCall {
+            call: id,
+            from: from.to_string(),
+            to: to.to_string(),
+        });
+        self.events.push_back(Event::CallState {
+            call: id,
+            state: CallState::Incoming,
+        });
+    }
+
+    pub(super) fn answer(&mut self, id: CallId, media_port: u16) {
+        let mut offer_answer = self.new_offer_answer(media_port);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.role != Role::Callee || call.connected || call.state != CallState::Incoming {
+            return;
+        }
+        let Some(key) = call.server_key.clone() else {
+            return;
+        };
+        let Some(request) = self.transactions.request(&key).cloned() else {
+            self.end_call(id, None, "the caller gave up before the answer", Party::Remote);
+            return;
+        };
+        let (sdp, negotiated) = match &call.remote_offer {
+            Some(offer) => match offer_answer.receive_offer(offer, Direction::SendRecv) {
+                Ok(answer) => (answer, offer_answer.negotiated().cloned()),
+                Err(error) => {
+                    let tag = call.dialog.local_tag.clone();
+                    let response = request.response(error.sip_status(), &error.to_string(), Some(&tag));
+                    self.send_response(&key, response);
+                    self.end_call(id, Some(488), &error.to_string(), Party::Local);
+                    return;
+                }
+            },
+            None => {
+                call.answer_in_ack = true;
+                (offer_answer.create_offer(Direction::SendRecv), None)
+            }
+        };
+        call.offer_answer = offer_answer;
+        call.connected = true;
+        call.last_media = self.now;
+        call.state = CallState::Connected {
+            local_hold: false,
+            remote_hold: negotiated.as_ref().is_some_and(|n| n.remote_on_hold),
+        };
+        let tag = call.dialog.local_tag.clone();
+        let contact = call.dialog.local_contact.clone();
+        let destination = call.first_hop;
+        let mut ok = request.response(200, "OK", Some(&tag));
+        ok.headers.push("Contact", contact);
+        ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        self.decorate_response(&mut ok);
+        let bytes = ok.to_bytes();
+        self.send_response(&key, ok);
+        self.track_unacked_2xx(id, destination, bytes);
+        let state = self.calls.get(&id).map(|c| c.state);
+        if let Some(state) = state {
+            self.events.push_back(Event::CallState { call: id, state });
+        }
+        if let Some(negotiated) = negotiated {
+            self.events.push_back(Event::Media {
+                call: id,
+                negotiated,
+            });
+        }
+        self.schedule_media_check(id);
+    }
+
+    /// RFC 3261 13.3.1.4: the UAS core resends its 2xx until the ACK comes.
+    fn track_unacked_2xx(&mut self, id: CallId, destination: Destination, bytes: Vec<u8>) {
+        let t1 = self.config.timers.t1;
+        let now = self.now;
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.unacked_2xx = Some(Unacked {
+                destination,
+                bytes,
+                interval: t1,
+                give_up_at: now + 64 * t1,
+            });
+        }
+        self.cancel_timer(Timer::Retransmit2xx(id));
+        self.set_timer(now + t1, Timer::Retransmit2xx(id));
+    }
+
+    pub(super) fn retransmit_2xx(&mut self, id: CallId) {
+        let now = self.now;
+        let t2 = self.config.timers.t2;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(unacked) = call.unacked_2xx.as_mut() else {
+            return;
+        };
+        if now >= unacked.give_up_at {
+            call.unacked_2xx = None;
+            self.send_bye(id);
+            self.end_call(id, Some(408), "the other side never acknowledged the answer", Party::Remote);
+            return;
+        }
+        if !unacked.destination.transport.is_reliable() {
+            self.transmits
+                .push_back((unacked.destination, unacked.bytes.clone()));
+        }
+        unacked.interval = (unacked.interval * 2).min(t2);
+        let at = (now + unacked.interval).min(unacked.give_up_at);
+        self.set_timer(at, Timer::Retransmit2xx(id));
+    }
+
+    pub(super) fn on_ack(&mut self, request: Message, _source: Destination) {
+        let Some(id) = self.find_dialog(&request) else {
+            return;
+        };
+        self.cancel_timer(Timer::Retransmit2xx(id));
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.unacked_2xx = None;
+        if !call.answer_in_ack {
+            return;
+        }
+        call.answer_in_ack = false;
+        let answer = SessionDescription::parse(&String::from_utf8_lossy(&request.body));
+        match answer.map_err(|e| e.to_string()).and_then(|a| {
+            call.offer_answer
+                .receive_answer(&a)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(negotiated) => {
+                call.remote_hold = negotiated.remote_on_hold;
+                call.state = CallState::Connected {
+                    local_hold: call.local_hold,
+                    remote_hold: call.remote_hold,
+                };
+                let state = call.state;
+                self.events.push_back(Event::CallState { call: id, state });
+                self.events.push_back(Event::Media {
+                    call: id,
+                    negotiated,
+                });
+            }
+            Err(reason) => {
+                self.send_bye(id);
+                self.end_call(id, Some(488), &format!("the ACK carried no usable answer: {reason}"), Party::Remote);
+            }
+        }
+    }
+
+    /// The call whose dialog an in-dialog request belongs to.
+    fn find_dialog(&self, request: &Message) -> Option<CallId> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.dialog.matches_request(request))
+            .map(|(id, _)| *id)
+    }
+
+    fn on_reinvite(&mut self, key: TxKey, request: Message) {
+        let Some(id) = self.find_dialog(&request) else {
+            self.respond(&key, &request, 481, None);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let tag = call.dialog.local_tag.clone();
+        let cseq = request.cseq().map(|c| c.number).unwrap_or(0);
+        if !call.dialog.accept_remote_cseq(cseq) {
+            self.respond(&key, &request, 500, Some(&tag));
+            return;
+        }
+        if call.reinvite_key.is_some() || call.offer_answer.offer_pending() || !call.connected {
+            // Glare: both sides offered at once (RFC 3261 14.2).
+            self.respond(&key, &request, 491, Some(&tag));
+            return;
+        }
+        call.dialog.refresh_target(&request);
+        let wish = if call.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        let (sdp, negotiated) = if request.body.is_empty() {
+            // Offerless re-INVITE: we offer in the 2xx and the ACK answers.
+            call.answer_in_ack = true;
+            let direction = call.offer_answer.offer_direction(call.local_hold);
+            (call.offer_answer.create_offer(direction), None)
+        } else {
+            let offer = match SessionDescription::parse(&String::from_utf8_lossy(&request.body)) {
+                Ok(o) => o,
+                Err(error) => {
+                    let response = request.response(400, &format!("Bad SDP ({error})"), Some(&tag));
+                    self.send_response(&key, response);
+                    return;
+                }
+            };
+            match call.offer_answer.receive_offer(&offer, wish) {
+                Ok(answer) => (answer, call.offer_answer.negotiated().cloned()),
+                Err(error) => {
+                    let response = request.response(error.sip_status(), &error.to_string(), Some(&tag));
+                    self.send_response(&key, response);
+                    return;
+                }
+            }
+        };
+        if let Some(n) = &negotiated {
+            call.remote_hold = n.remote_on_hold;
+        }
+        call.state = CallState::Connected {
+            local_hold: call.local_hold,
+            remote_hold: call.remote_hold,
+        };
+        let state = call.state;
+        let contact = call.dialog.local_contact.clone();
+        let destination = call.first_hop;
+        let mut ok = request.response(200, "OK", Some(&tag));
+        ok.headers.push("Contact", contact);
+        ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        self.decorate_response(&mut ok);
+        let bytes = ok.to_bytes();
+        self.send_response(&key, ok);
+        let reply_to = self
+            .transactions
+            .request(&key)
+            .map(|_| destination)
+            .unwrap_or(destination);
+        self.track_unacked_2xx(id, reply_to, bytes);
+        self.events.push_back(Event::CallState { call: id, state });
+        if let Some(negotiated) = negotiated {
+            self.events.push_back(Event::Media {
+                call: id,
+                negotiated,
+            });
+        }
+    }
+
+    pub(super) fn on_update(&mut self, key: TxKey, request: Message) {
+        let Some(id) = self.find_dialog(&request) else {
+            self.respond(&key, &request, 481, None);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let tag = call.dialog.local_tag.clone();
+        let cseq = request.cseq().map(|c| c.number).unwrap_or(0);
+        if !call.dialog.accept_remote_cseq(cseq) {
+            self.respond(&key, &request, 500, Some(&tag));
+            return;
+        }
+        call.dialog.refresh_target(&request);
+        let mut ok = request.response(200, "OK", Some(&tag));
+        ok.headers.push("Contact", call.dialog.local_contact.clone());
+        let mut negotiated = None;
+        if !request.body.is_empty() {
+            if call.offer_answer.offer_pending() {
+                self.respond(&key, &request, 491, Some(&tag));
+                return;
+            }
+            let wish = if call.local_hold {
+                Direction::SendOnly
+            } else {
+                Direction::SendRecv
+            };
+            let answer = SessionDescription::parse(&String::from_utf8_lossy(&request.body))
+                .map_err(|e| (400, format!("Bad SDP ({e})")))
+                .and_then(|offer| {
+                    call.offer_answer
+                        .receive_offer(&offer, wish)
+                        .map_err(|e| (e.sip_status(), e.to_string()))
+                });
+            match answer {
+                Ok(answer) => {
+                    ok.set_body("application/sdp", answer.to_string().into_bytes());
+                    negotiated = call.offer_answer.negotiated().cloned();
+                }
+                Err((status, reason)) => {
+                    let response = request.response(status, &reason, Some(&tag));
+                    self.send_response(&key, response);
+                    return;
+                }
+            }
+        }
+        if let Some(n) = &negotiated {
+            call.remote_hold = n.remote_on_hold;
+            call.state = CallState::Connected {
+                local_hold: call.local_hold,
+                remote_hold: call.remote_hold,
+            };
+        }
+        let state = call.state;
+        self.send_response(&key, ok);
+        if let Some(negotiated) = negotiated {
+            self.events.push_back(Event::CallState { call: id, state });
+            self.events.push_back(Event::Media {
+                call: id,
+                negotiated,
+            });
+        }
+    }
+
+    pub(super) fn on_bye(&mut self, key: TxKey, request: Message) {
+        let Some(id) = self.find_dialog(&request) else {
+            self.respond(&key, &request, 481, None);
+            return;
+        };
+        let tag = self
+            .calls
+            .get(&id)
+            .map(|c| c.dialog.local_tag.clone())
+            .unwrap_or_default();
+        self.respond(&key, &request, 200, Some(&tag));
+        // A BYE before our 2xx was acknowledged still ends the call; answer the INVITE if it
+        // is somehow still pending.
+        if let Some(server_key) = self.calls.get(&id).and_then(|c| {
+            (!c.connected).then(|| c.server_key.clone()).flatten()
+        }) {
+            if let Some(invite) = self.transactions.request(&server_key).cloned() {
+                self.respond(&server_key, &invite, 487, Some(&tag));
+            }
+        }
+        self.end_call(id, None, "the other side hung up", Party::Remote);
+    }
+
+    pub(super) fn on_cancel(&mut self, key: TxKey, request: Message) {
+        let Some(invite_key) = self.transactions.invite_for_cancel(&key) else {
+            self.respond(&key, &request, 481, None);
+            return;
+        };
+        let found = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.server_key.as_ref() == Some(&invite_key))
+            .map(|(id, c)| (*id, c.dialog.local_tag.clone(), c.connected));
+        let tag = found.as_ref().map(|(_, t, _)| t.clone());
+        self.respond(&key, &request, 200, tag.as_deref());
+        let Some((id, tag, connected)) = found else {
+            return;
+        };
+        if connected {
+            return; // too late: the 2xx already went out, the caller will BYE
+        }
+        if let Some(invite) = self.transactions.request(&invite_key).cloned() {
+            self.respond(&invite_key, &invite, 487, Some(&tag));
+        }
+        self.end_call(id, Some(487), "the caller hung up before the answer", Party::Remote);
+    }
+
+    pub(super) fn respond_in_dialog_or_481(&mut self, key: TxKey, request: Message) {
+        match self.find_dialog(&request) {
+            Some(id) => {
+                let tag = self.calls.get(&id).map(|c| c.dialog.local_tag.clone());
+                self.respond(&key, &request, 200, tag.as_deref());
+            }
+            None => self.respond(&key, &request, 481, None),
+        }
+    }
+
+    pub(super) fn set_hold(&mut self, id: CallId, hold: bool) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !call.connected || call.local_hold == hold {
+            return;
+        }
+        call.local_hold = hold;
+        self.send_reinvite(id);
+    }
+
+    pub(super) fn send_reinvite(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.reinvite_key.is_some() {
+            call.reinvite_queued = true;
+            return;
+        }
+        if !call.connected || call.state == CallState::Terminating {
+            return;
+        }
+        let direction = call.offer_answer.offer_direction(call.local_hold);
+        let offer = call.offer_answer.create_offer(direction);
+        let mut invite = call.dialog.request(Method::Invite);
+        invite.headers.push("Allow", super::ALLOW);
+        invite.set_body("application/sdp", offer.to_string().into_bytes());
+        let destination = self.next_hop(id);
+        let key = self.start_client_tx(invite, destination, TxOwner::ReInvite(id));
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.reinvite_key = key;
+        }
+    }
+
+    pub(super) fn on_reinvite_response(&mut self, id: CallId, response: Message) {
+        let Some(status) = response.status() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if status < 200 {
+            return;
+        }
+        if (200..300).contains(&status) && call.reinvite_key.is_none() {
+            if let Some((destination, bytes)) = call.reinvite_ack.clone() {
+                self.transmits.push_back((destination, bytes));
+            }
+            return;
+        }
+        call.reinvite_key = None;
+        if std::mem::take(&mut call.reinvite_queued) && status != 491 {
+            let at = self.now;
+            self.set_timer(at, Timer::GlareRetry(id));
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        match status {
+            200..=299 => {
+                call.dialog.refresh_target(&response);
+                let cseq = response.cseq().map(|c| c.number).unwrap_or(call.dialog.local_cseq);
+                let ack = call.dialog.request_with_cseq(Method::Ack, cseq);
+                let result = SessionDescription::parse(&String::from_utf8_lossy(&response.body))
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| {
+                        call.offer_answer
+                            .receive_answer(&a)
+                            .map_err(|e| e.to_string())
+                    });
+                let destination = self.next_hop(id);
+                self.send_ack(id, ack, destination, true);
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                match result {
+                    Ok(negotiated) => {
+                        call.remote_hold = negotiated.remote_on_hold;
+                        call.state = CallState::Connected {
+                            local_hold: call.local_hold,
+                            remote_hold: call.remote_hold,
+                        };
+                        let state = call.state;
+                        self.events.push_back(Event::CallState { call: id, state });
+                        self.events.push_back(Event::Media {
+                            call: id,
+                            negotiated,
+                        });
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%reason, "re-INVITE answer unusable, keeping the old media");
+                    }
+                }
+            }
+            491 => {
+                call.offer_answer.cancel_offer();
+                // RFC 3261 14.1: the Call-ID's owner waits 2.1-4 s, the other side 0-2 s.
+                let wait = if call.role == Role::Caller {
+                    self.rng.millis_between(2100, 4000)
+                } else {
+                    self.rng.millis_between(0, 2000)
+                };
+                let at = self.now + Duration::from_millis(wait);
+                self.set_timer(at, Timer::GlareRetry(id));
+            }
+            408 | 481 => {
+                if status == 408 {
+                    self.send_bye(id);
+                }
+                self.end_call(id, Some(status), "the dialog ended during a re-INVITE", Party::Remote);
+            }
+            _ => {
+                // The re-INVITE failed; the session stays as it was (RFC 3261 14.1).
+                call.offer_answer.cancel_offer();
+                call.local_hold = matches!(call.state, CallState::Connected { local_hold: true, .. });
+            }
+        }
+    }
+
+    pub(super) fn ping(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !call.connected {
+            return;
+        }
+        let options = call.dialog.request(Method::Options);
+        let destination = self.next_hop(id);
+        self.start_client_tx(options, destination, TxOwner::Ping(id));
+    }
+
+    pub(super) fn on_stray_response(&mut self, response: Message) {
+        // A 2xx to our INVITE retransmitted after its transaction ended: resend the ACK.
+        if !response.status().is_some_and(|s| (200..300).contains(&s)) {
+            return;
+        }
+        let Ok(cseq) = response.cseq() else {
+            return;
+        };
+        if cseq.method != Method::Invite {
+            return;
+        }
+        let (Some(call_id), Ok(from), Ok(to)) =
+            (response.call_id(), response.from_header(), response.to_header())
+        else {
+            return;
+        };
+        let found = self.calls.values().find(|c| {
+            c.dialog.call_id == call_id
+                && from.tag() == Some(c.dialog.local_tag.as_str())
+                && to.tag() == c.dialog.remote_tag.as_deref()
+        });
+        match found {
+            Some(call) => {
+                let ack = if call.dialog.local_cseq == cseq.number && call.reinvite_ack.is_some() {
+                    call.reinvite_ack.clone()
+                } else {
+                    call.ack.clone()
+                };
+                if let Some((destination, bytes)) = ack {
+                    self.transmits.push_back((destination, bytes));
+                }
+            }
+            None => self.ack_and_bye_orphan(&response),
+        }
+    }
+
+    fn schedule_media_check(&mut self, id: CallId) {
+        let Some(timeout) = self.config.no_media_timeout else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let at = call.last_media + timeout;
+        self.cancel_timer(Timer::MediaCheck(id));
+        self.set_timer(at, Timer::MediaCheck(id));
+    }
+
+    pub(super) fn check_media(&mut self, id: CallId) {
+        let Some(timeout) = self.config.no_media_timeout else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if !call.connected || call.state == CallState::Terminating {
+            return;
+        }
+        // A held call legitimately carries no media from the other side.
+        let expecting_media = !call.remote_hold && !call.local_hold;
+        if expecting_media && self.now >= call.last_media + timeout {
+            let secs = timeout.as_secs();
+            self.send_bye(id);
+            self.end_call(id, None, &format!("no media received for {secs} s"), Party::Local);
+            return;
+        }
+        if !expecting_media {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.last_media = self.now;
+            }
+        }
+        self.schedule_media_check(id);
+    }
+}

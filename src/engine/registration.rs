@@ -1,0 +1,279 @@
+//! REGISTER (RFC 3261 10): binding, digest challenges, refresh before expiry, unregister.
+
+use core::time::Duration;
+
+use super::{AccountConfig, AccountId, Engine, Event, RegistrationState, Timer, TxOwner};
+use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
+use crate::sip::message::{Message, Method};
+
+#[derive(Debug)]
+pub(super) struct Registration {
+    config: AccountConfig,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    digest: Option<DigestSession>,
+    /// The expiry we ask for next (raised by 423 Interval Too Brief).
+    requested_expires: u32,
+    unregistering: bool,
+    /// Consecutive failures, for the retry backoff.
+    failures: u32,
+}
+
+/// Refresh this long before the binding expires, or at half its life if that is shorter.
+const REFRESH_MARGIN: u32 = 30;
+
+impl Engine {
+    pub(super) fn register(&mut self, account: AccountId, config: AccountConfig) {
+        let call_id = format!("{}@verbatim", self.rng.token(20));
+        let from_tag = self.rng.token(10);
+        let digest = config.credentials.clone().map(DigestSession::new);
+        let requested_expires = config.expires;
+        self.registrations.insert(
+            account,
+            Registration {
+                config,
+                call_id,
+                from_tag,
+                cseq: 0,
+                digest,
+                requested_expires,
+                unregistering: false,
+                failures: 0,
+            },
+        );
+        self.events.push_back(Event::Registration {
+            account,
+            state: RegistrationState::Registering,
+        });
+        self.send_register(account);
+    }
+
+    pub(super) fn unregister(&mut self, account: AccountId) {
+        self.cancel_timer(Timer::RegisterRefresh(account));
+        let Some(reg) = self.registrations.get_mut(&account) else {
+            return;
+        };
+        reg.unregistering = true;
+        self.send_register(account);
+    }
+
+    pub(super) fn refresh_registration(&mut self, account: AccountId) {
+        if self.registrations.contains_key(&account) {
+            self.send_register(account);
+        }
+    }
+
+    fn send_register(&mut self, account: AccountId) {
+        let Some(reg) = self.registrations.get_mut(&account) else {
+            return;
+        };
+        reg.cseq += 1;
+        let mut request = Message::request(Method::Register, reg.config.registrar.clone());
+        request.headers.push("Max-Forwards", "70");
+        let aor = reg.config.aor.clone();
+        let mut to = aor.clone();
+        to.params.clear();
+        request
+            .headers
+            .push("From", to.clone().with_tag(&reg.from_tag).to_string());
+        request.headers.push("To", to.to_string());
+        request.headers.push("Call-ID", reg.call_id.clone());
+        request
+            .headers
+            .push("CSeq", format!("{} REGISTER", reg.cseq));
+        let expires = if reg.unregistering {
+            0
+        } else {
+            reg.requested_expires
+        };
+        let transport = reg.config.destination.transport;
+        let destination = reg.config.destination;
+        let registrar = reg.config.registrar.to_string();
+        let user = aor.uri.user.clone().unwrap_or_else(|| "verbatim".into());
+        let authorization = reg.digest.as_mut().and_then(|digest| {
+            let realm = digest.realms().next()?.to_owned();
+            let cnonce = self.rng.token(16);
+            digest
+                .authorize(&realm, "REGISTER", &registrar, &[], &cnonce)
+                .ok()
+        });
+        let contact = self.contact_for(transport, &user);
+        request.headers.push("Contact", contact);
+        request.headers.push("Expires", expires.to_string());
+        request.headers.push("Allow", super::ALLOW);
+        if let Some(auth) = authorization {
+            request.headers.push(auth.name(), auth.value());
+        }
+        if self
+            .start_client_tx(request, destination, TxOwner::Register(account))
+            .is_none()
+        {
+            self.registration_failed(account, format!("cannot send to {destination}"));
+        }
+    }
+
+    pub(super) fn on_register_response(&mut self, account: AccountId, response: Message) {
+        let Some(status) = response.status() else {
+            return;
+        };
+        if status < 200 {
+            return;
+        }
+        match status {
+            200..=299 => self.registration_succeeded(account, &response),
+            401 | 407 => {
+                let header = if status == 401 {
+                    "WWW-Authenticate"
+                } else {
+                    "Proxy-Authenticate"
+                };
+                let target = if status == 401 {
+                    AuthTarget::Server
+                } else {
+                    AuthTarget::Proxy
+                };
+                let challenges: Vec<Challenge> = response
+                    .headers
+                    .all(header)
+                    .into_iter()
+                    .filter_map(|v| Challenge::parse(v).ok())
+                    .collect();
+                let Some(reg) = self.registrations.get_mut(&account) else {
+                    return;
+                };
+                let Some(digest) = reg.digest.as_mut() else {
+                    self.registration_failed(
+                        account,
+                        "authentication failed: the registrar asks for a password and none is configured".into(),
+                    );
+                    return;
+                };
+                let Some(challenge) = Challenge::choose(&challenges).cloned() else {
+                    self.registration_failed(
+                        account,
+                        "authentication failed: no usable digest challenge".into(),
+                    );
+                    return;
+                };
+                match digest.handle_challenge(target, challenge) {
+                    Ok(()) => self.send_register(account),
+                    Err(error) => self.registration_failed(account, error.to_string()),
+                }
+            }
+            423 => {
+                let min = response
+                    .headers
+                    .get("Min-Expires")
+                    .and_then(|v| v.trim().parse::<u32>().ok());
+                match (min, self.registrations.get_mut(&account)) {
+                    (Some(min), Some(reg)) if min > reg.requested_expires => {
+                        reg.requested_expires = min;
+                        self.send_register(account);
+                    }
+                    _ => self.registration_failed(account, "423 Interval Too Brief".into()),
+                }
+            }
+            _ => {
+                let reason = format!("{status} {}", response.reason().unwrap_or(""));
+                self.registration_failed(account, reason.trim().to_owned());
+            }
+        }
+    }
+
+    pub(super) fn on_register_timeout(&mut self, account: AccountId) {
+        self.registration_failed(account, "registrar did not answer".into());
+    }
+
+    fn registration_succeeded(&mut self, account: AccountId, response: &Message) {
+        let Some(reg) = self.registrations.get_mut(&account) else {
+            return;
+        };
+        if let Some(digest) = reg.digest.as_mut() {
+            let realms: Vec<String> = digest.realms().map(str::to_owned).collect();
+            for realm in realms {
+                digest.accepted(&realm);
+            }
+        }
+        reg.failures = 0;
+        if reg.unregistering {
+            self.registrations.remove(&account);
+            self.events.push_back(Event::Registration {
+                account,
+                state: RegistrationState::Unregistered,
+            });
+            self.check_shutdown_complete();
+            return;
+        }
+        // The binding's expiry: our Contact's expires parameter, else Expires, else what we
+        // asked for (RFC 3261 10.2.4).
+        let transport = reg.config.destination.transport;
+        let requested = reg.requested_expires;
+        let ours = self.listener(transport);
+        let from_contact = response.contacts().ok().and_then(|contacts| {
+            contacts
+                .into_iter()
+                .find(|c| {
+                    ours.is_some_and(|l| {
+                        c.uri.port == Some(l.port()) && c.uri.host_ip() == Some(l.ip())
+                    })
+                })
+                .and_then(|c| c.param("expires").flatten().and_then(|e| e.parse::<u32>().ok()))
+        });
+        let expires = from_contact
+            .or_else(|| {
+                response
+                    .headers
+                    .get("Expires")
+                    .and_then(|e| e.trim().parse().ok())
+            })
+            .unwrap_or(requested);
+        let refresh_in = if expires > 2 * REFRESH_MARGIN {
+            expires - REFRESH_MARGIN
+        } else {
+            (expires / 2).max(1)
+        };
+        let at = self.now + Duration::from_secs(u64::from(refresh_in));
+        self.cancel_timer(Timer::RegisterRefresh(account));
+        self.set_timer(at, Timer::RegisterRefresh(account));
+        self.events.push_back(Event::Registration {
+            account,
+            state: RegistrationState::Registered { expires },
+        });
+    }
+
+    fn registration_failed(&mut self, account: AccountId, reason: String) {
+        let Some(reg) = self.registrations.get_mut(&account) else {
+            return;
+        };
+        if reg.unregistering {
+            self.registrations.remove(&account);
+            self.events.push_back(Event::Registration {
+                account,
+                state: RegistrationState::Unregistered,
+            });
+            self.check_shutdown_complete();
+            return;
+        }
+        reg.failures += 1;
+        // Retry with backoff (30 s doubling to 30 min), except when the password is wrong: that
+        // needs the user, and retrying would only risk a lock-out.
+        let wrong_credentials = reason.starts_with("authentication failed");
+        if !wrong_credentials {
+            let backoff = 30u64 << reg.failures.min(6).saturating_sub(1);
+            let at = self.now + Duration::from_secs(backoff.min(1800));
+            if let Some(digest) = reg.digest.as_mut() {
+                let realms: Vec<String> = digest.realms().map(str::to_owned).collect();
+                for realm in realms {
+                    digest.forget(&realm);
+                }
+            }
+            self.cancel_timer(Timer::RegisterRefresh(account));
+            self.set_timer(at, Timer::RegisterRefresh(account));
+        }
+        self.events.push_back(Event::Registration {
+            account,
+            state: RegistrationState::Failed { reason },
+        });
+    }
+}
