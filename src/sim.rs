@@ -134,7 +134,10 @@ impl SimNet {
     }
 
     pub fn events(&self, node: NodeId) -> &[Event] {
-        self.nodes.get(node).map(|n| n.events.as_slice()).unwrap_or(&[])
+        self.nodes
+            .get(node)
+            .map(|n| n.events.as_slice())
+            .unwrap_or(&[])
     }
 
     pub fn take_events(&mut self, node: NodeId) -> Vec<Event> {
@@ -159,7 +162,11 @@ impl SimNet {
 
     /// Runs until `predicate` holds on some node's events, or `limit` of virtual time passes.
     /// Returns whether the predicate held.
-    pub fn run_until(&mut self, limit: Duration, mut predicate: impl FnMut(&SimNet) -> bool) -> bool {
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        mut predicate: impl FnMut(&SimNet) -> bool,
+    ) -> bool {
         let until = self.now + limit;
         loop {
             if predicate(self) {
@@ -186,7 +193,11 @@ impl SimNet {
 
     fn step(&mut self, at: Instant) {
         self.now = self.now.max(at);
-        while self.in_flight.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
+        while self
+            .in_flight
+            .peek()
+            .is_some_and(|Reverse(p)| p.at <= self.now)
+        {
             let Some(Reverse(packet)) = self.in_flight.pop() else {
                 break;
             };
@@ -236,11 +247,11 @@ impl SimNet {
     fn send(&mut self, source: Destination, destination: Destination, data: Vec<u8>) {
         self.trace
             .push((self.now - self.start, source, destination, data.clone()));
-        let Some(to) = self.nodes.iter().position(|n| {
-            n.listeners
-                .iter()
-                .any(|l| l.address == destination.address)
-        }) else {
+        let Some(to) = self
+            .nodes
+            .iter()
+            .position(|n| n.listeners.iter().any(|l| l.address == destination.address))
+        else {
             return;
         };
         let unreliable = destination.transport == Transport::Udp;

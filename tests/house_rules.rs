@@ -5,7 +5,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-const SANS_IO: &[&str] = &["src/engine", "src/sip", "src/sdp", "src/media", "src/recording"];
+const SANS_IO: &[&str] = &[
+    "src/engine",
+    "src/sip",
+    "src/sdp",
+    "src/media",
+    "src/recording",
+];
 const FORBIDDEN: &[&str] = &[
     "tokio",
     "cpal",
@@ -62,5 +68,9 @@ fn sans_io_modules_do_no_io_and_read_no_clock() {
             }
         }
     }
-    assert!(violations.is_empty(), "sans-IO rule broken:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "sans-IO rule broken:\n{}",
+        violations.join("\n")
+    );
 }

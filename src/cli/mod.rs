@@ -20,7 +20,11 @@ use crate::sip::transport::{Destination, Transport};
 use crate::sip::uri::{NameAddr, Scheme, Uri};
 
 #[derive(Debug, Parser)]
-#[command(name = "verbatim", version, about = "A SIP softphone that is its own call recorder")]
+#[command(
+    name = "verbatim",
+    version,
+    about = "A SIP softphone that is its own call recorder"
+)]
 pub struct Cli {
     /// More log output on stderr (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -161,7 +165,15 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             config,
         } => {
             let account = load_account(config.as_deref())?;
-            call(target, from, listen, transport.map(Into::into), duration, account).await
+            call(
+                target,
+                from,
+                listen,
+                transport.map(Into::into),
+                duration,
+                account,
+            )
+            .await
         }
         CliCommand::Answer {
             listen,
@@ -192,7 +204,11 @@ fn seed() -> u64 {
     rand::random()
 }
 
-async fn start_driver(listen: SocketAddr, account: Option<&Account>, server_name: Option<String>) -> Result<Handle, Failure> {
+async fn start_driver(
+    listen: SocketAddr,
+    account: Option<&Account>,
+    server_name: Option<String>,
+) -> Result<Handle, Failure> {
     let tls = TlsSettings {
         ca_file: account.and_then(|a| a.tls_ca_file.clone()),
         client_certificate: account.and_then(|a| a.tls_client_certificate.clone()),
@@ -234,7 +250,11 @@ async fn resolve(uri: &Uri, transport: Option<Transport>) -> Result<Destination,
 
 /// The account's registrar (or outbound proxy) as a resolved destination.
 async fn account_hop(account: &Account) -> Result<Option<(Destination, Uri)>, Failure> {
-    let Some(uri) = account.outbound_proxy.clone().or_else(|| account.registrar.clone()) else {
+    let Some(uri) = account
+        .outbound_proxy
+        .clone()
+        .or_else(|| account.registrar.clone())
+    else {
         return Ok(None);
     };
     let destination = resolve(&uri, account.transport).await?;
@@ -304,7 +324,12 @@ async fn call(
     account: Option<Account>,
 ) -> Result<(), Failure> {
     let target = parse_target(&target, account.as_ref())?;
-    let mut handle = start_driver(listen, account.as_ref(), Some(target.host.trim_matches(['[', ']']).to_owned())).await?;
+    let mut handle = start_driver(
+        listen,
+        account.as_ref(),
+        Some(target.host.trim_matches(['[', ']']).to_owned()),
+    )
+    .await?;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
     }
@@ -396,11 +421,12 @@ async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<()
         }
     }
     loop {
-        if let Event::CallEnded { call: c, .. } = next_event(handle, Duration::from_secs(40)).await? {
-            if c == call {
-                eprintln!("call ended");
-                return Ok(());
-            }
+        if let Event::CallEnded { call: c, .. } =
+            next_event(handle, Duration::from_secs(40)).await?
+            && c == call
+        {
+            eprintln!("call ended");
+            return Ok(());
         }
     }
 }
@@ -426,7 +452,13 @@ async fn answer(listen: SocketAddr, calls: u32, account: Option<Account>) -> Res
         match event {
             Event::IncomingCall { call, from, .. } => {
                 eprintln!("incoming call from {from}");
-                send(&mut handle, Command::Answer { call, media_port: 0 })?;
+                send(
+                    &mut handle,
+                    Command::Answer {
+                        call,
+                        media_port: 0,
+                    },
+                )?;
             }
             Event::CallEnded { reason, .. } => {
                 eprintln!("call ended: {}", reason.text);
@@ -444,9 +476,11 @@ fn parse_target(target: &str, account: Option<&Account>) -> Result<Uri, Failure>
         return Uri::parse(target).map_err(|e| Failure::usage(format!("bad target: {e}")));
     }
     // A bare number or name completes to the account's domain.
-    let domain = account
-        .map(|a| a.aor.uri.host.clone())
-        .ok_or_else(|| Failure::usage(format!("{target:?} is not a SIP URI and no account gives a domain")))?;
+    let domain = account.map(|a| a.aor.uri.host.clone()).ok_or_else(|| {
+        Failure::usage(format!(
+            "{target:?} is not a SIP URI and no account gives a domain"
+        ))
+    })?;
     let text = if target.contains('@') {
         format!("sip:{target}")
     } else {

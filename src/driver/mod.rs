@@ -185,7 +185,11 @@ impl DriverLoop {
     }
 
     /// Binds the RTP socket a call needs before the engine writes its port into the SDP.
-    async fn prepare(&mut self, command: Command, media_tx: &mpsc::UnboundedSender<CallId>) -> Command {
+    async fn prepare(
+        &mut self,
+        command: Command,
+        media_tx: &mpsc::UnboundedSender<CallId>,
+    ) -> Command {
         let ip = self
             .udp
             .local_addr()
@@ -199,7 +203,10 @@ impl DriverLoop {
                 Command::Dial { call, request }
             }
             Command::Answer { call, media_port } => {
-                let port = self.bind_media(call, ip, media_tx).await.unwrap_or(media_port);
+                let port = self
+                    .bind_media(call, ip, media_tx)
+                    .await
+                    .unwrap_or(media_port);
                 Command::Answer {
                     call,
                     media_port: port,
@@ -248,12 +255,14 @@ impl DriverLoop {
         }
         loop {
             match self.engine.poll_output() {
-                Output::Transmit { destination, data } => self.transmit(destination, data, stream_tx),
+                Output::Transmit { destination, data } => {
+                    self.transmit(destination, data, stream_tx)
+                }
                 Output::Event(event) => {
-                    if let Event::CallEnded { call, .. } = &event {
-                        if let Some(task) = self.media.remove(call) {
-                            task.abort();
-                        }
+                    if let Event::CallEnded { call, .. } = &event
+                        && let Some(task) = self.media.remove(call)
+                    {
+                        task.abort();
                     }
                     let _ = self.events.send(event);
                 }
@@ -307,10 +316,13 @@ async fn connect(
     server_name: Option<String>,
     notes: mpsc::UnboundedSender<StreamNote>,
 ) -> Result<mpsc::UnboundedSender<Vec<u8>>, String> {
-    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(destination.address))
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        TcpStream::connect(destination.address),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     match destination.transport {
         Transport::Tls => {

@@ -25,7 +25,8 @@ pub fn connector(settings: &TlsSettings) -> Result<tokio_rustls::TlsConnector, S
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+                let cert =
+                    cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
                 roots
                     .add(cert)
                     .map_err(|e| format!("unusable CA in {}: {e}", path.display()))?;
@@ -47,7 +48,12 @@ pub fn connector(settings: &TlsSettings) -> Result<tokio_rustls::TlsConnector, S
     let config = match (&settings.client_certificate, &settings.client_key) {
         (Some(cert_path), Some(key_path)) => {
             let chain = CertificateDer::pem_file_iter(cert_path)
-                .map_err(|e| format!("cannot read client certificate {}: {e}", cert_path.display()))?
+                .map_err(|e| {
+                    format!(
+                        "cannot read client certificate {}: {e}",
+                        cert_path.display()
+                    )
+                })?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("bad client certificate {}: {e}", cert_path.display()))?;
             let key = PrivateKeyDer::from_pem_file(key_path)

@@ -4,9 +4,7 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use super::{
-    CallId, CallState, DialRequest, EndReason, Engine, Event, Party, Timer, TxOwner,
-};
+use super::{CallId, CallState, DialRequest, EndReason, Engine, Event, Party, Timer, TxOwner};
 use crate::sdp::{Direction, LocalCapabilities, OfferAnswer, SessionDescription};
 use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
 use crate::sip::dialog::Dialog;
@@ -152,7 +150,12 @@ impl Engine {
                     call.invite_key = Some(key);
                 }
             }
-            None => self.end_call(id, None, &format!("cannot send to {destination}"), Party::Local),
+            None => self.end_call(
+                id,
+                None,
+                &format!("cannot send to {destination}"),
+                Party::Local,
+            ),
         }
     }
 
@@ -194,9 +197,16 @@ impl Engine {
                 let text = if cancelled {
                     "cancelled".to_owned()
                 } else {
-                    format!("{status} {}", response.reason().unwrap_or(reason_phrase(status)))
+                    format!(
+                        "{status} {}",
+                        response.reason().unwrap_or(reason_phrase(status))
+                    )
                 };
-                let by = if cancelled { Party::Local } else { Party::Remote };
+                let by = if cancelled {
+                    Party::Local
+                } else {
+                    Party::Remote
+                };
                 self.end_call(id, Some(status), text.trim(), by);
             }
         }
@@ -223,12 +233,16 @@ impl Engine {
                 digest.accepted(&realm);
             }
         }
-        let cseq = response.cseq().map(|c| c.number).unwrap_or(call.dialog.local_cseq);
+        let cseq = response
+            .cseq()
+            .map(|c| c.number)
+            .unwrap_or(call.dialog.local_cseq);
         let ack = call.dialog.request_with_cseq(Method::Ack, cseq);
         let negotiated = match SessionDescription::parse(&String::from_utf8_lossy(&response.body)) {
-            Ok(answer) if !response.body.is_empty() => {
-                call.offer_answer.receive_answer(&answer).map_err(|e| e.to_string())
-            }
+            Ok(answer) if !response.body.is_empty() => call
+                .offer_answer
+                .receive_answer(&answer)
+                .map_err(|e| e.to_string()),
             _ => Err("the answer carried no usable SDP".to_owned()),
         };
         let destination = self.next_hop(id);
@@ -258,7 +272,12 @@ impl Engine {
             }
             Err(reason) => {
                 self.send_bye(id);
-                self.end_call(id, Some(488), &format!("media refused: {reason}"), Party::Remote);
+                self.end_call(
+                    id,
+                    Some(488),
+                    &format!("media refused: {reason}"),
+                    Party::Remote,
+                );
             }
         }
     }
@@ -302,16 +321,31 @@ impl Engine {
             response.reason().unwrap_or(reason_phrase(status))
         );
         let Some(digest) = call.digest.as_mut() else {
-            self.end_call(id, Some(status), &format!("{reason}: no password configured"), Party::Remote);
+            self.end_call(
+                id,
+                Some(status),
+                &format!("{reason}: no password configured"),
+                Party::Remote,
+            );
             return;
         };
         let Some(challenge) = Challenge::choose(&challenges).cloned() else {
-            self.end_call(id, Some(status), &format!("{reason}: no usable digest challenge"), Party::Remote);
+            self.end_call(
+                id,
+                Some(status),
+                &format!("{reason}: no usable digest challenge"),
+                Party::Remote,
+            );
             return;
         };
         let realm = challenge.realm.clone();
         if let Err(error) = digest.handle_challenge(target, challenge) {
-            self.end_call(id, Some(status), &format!("{reason}: {error}"), Party::Remote);
+            self.end_call(
+                id,
+                Some(status),
+                &format!("{reason}: {error}"),
+                Party::Remote,
+            );
             return;
         }
         call.dialog.local_cseq += 1;
@@ -323,9 +357,12 @@ impl Engine {
             .unwrap_or_default();
         match digest.authorize(&realm, "INVITE", &uri, &body, &cnonce) {
             Ok(auth) => self.send_invite(id, Some((auth.name(), auth.value()))),
-            Err(error) => {
-                self.end_call(id, Some(status), &format!("{reason}: {error}"), Party::Remote)
-            }
+            Err(error) => self.end_call(
+                id,
+                Some(status),
+                &format!("{reason}: {error}"),
+                Party::Remote,
+            ),
         }
     }
 
@@ -375,7 +412,10 @@ impl Engine {
             cancel.headers.push("Route", route);
         }
         let destination = call.first_hop;
-        if let Ok(key) = self.transactions.send_request(self.now, cancel, destination) {
+        if let Ok(key) = self
+            .transactions
+            .send_request(self.now, cancel, destination)
+        {
             self.tx_owner.insert(key, TxOwner::Cancel(id));
         }
         self.pump_transmits();
@@ -474,9 +514,11 @@ impl Engine {
     /// A 2xx for a call we no longer have: complete the handshake and end the dialog so the
     /// far end is not left with a half-open call (RFC 3261 13.2.2.4).
     fn ack_and_bye_orphan(&mut self, response: &Message) {
-        let (Ok(from), Ok(to), Some(call_id)) =
-            (response.from_header(), response.to_header(), response.call_id())
-        else {
+        let (Ok(from), Ok(to), Some(call_id)) = (
+            response.from_header(),
+            response.to_header(),
+            response.call_id(),
+        ) else {
             return;
         };
         let Some(local_tag) = from.tag().map(str::to_owned) else {
@@ -547,6 +589,23 @@ impl Engine {
             self.respond(&key, &request, 482, None);
             return;
         }
+        // We can only describe our media in SDP; a caller that accepts nothing of the kind
+        // cannot get an answer from us (RFC 3261 21.4.7).
+        let accept = request.headers.list("Accept");
+        let takes_sdp = accept.is_empty()
+            || accept.iter().any(|a| {
+                let t = a
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                t == "application/sdp" || t == "application/*" || t == "*/*"
+            });
+        if !takes_sdp {
+            self.respond(&key, &request, 406, None);
+            return;
+        }
         let remote_offer = if request.body.is_empty() {
             None
         } else {
@@ -563,7 +622,8 @@ impl Engine {
                     let mut probe = self.new_offer_answer(9);
                     if let Err(error) = probe.receive_offer(&offer, Direction::SendRecv) {
                         let tag = self.rng.token(8);
-                        let response = request.response(error.sip_status(), &error.to_string(), Some(&tag));
+                        let response =
+                            request.response(error.sip_status(), &error.to_string(), Some(&tag));
                         self.send_response(&key, response);
                         return;
                     }
@@ -663,7 +723,12 @@ impl Engine {
             return;
         };
         let Some(request) = self.transactions.request(&key).cloned() else {
-            self.end_call(id, None, "the caller gave up before the answer", Party::Remote);
+            self.end_call(
+                id,
+                None,
+                "the caller gave up before the answer",
+                Party::Remote,
+            );
             return;
         };
         let (sdp, negotiated) = match &call.remote_offer {
@@ -671,7 +736,8 @@ impl Engine {
                 Ok(answer) => (answer, offer_answer.negotiated().cloned()),
                 Err(error) => {
                     let tag = call.dialog.local_tag.clone();
-                    let response = request.response(error.sip_status(), &error.to_string(), Some(&tag));
+                    let response =
+                        request.response(error.sip_status(), &error.to_string(), Some(&tag));
                     self.send_response(&key, response);
                     self.end_call(id, Some(488), &error.to_string(), Party::Local);
                     return;
@@ -740,7 +806,12 @@ impl Engine {
         if now >= unacked.give_up_at {
             call.unacked_2xx = None;
             self.send_bye(id);
-            self.end_call(id, Some(408), "the other side never acknowledged the answer", Party::Remote);
+            self.end_call(
+                id,
+                Some(408),
+                "the other side never acknowledged the answer",
+                Party::Remote,
+            );
             return;
         }
         if !unacked.destination.transport.is_reliable() {
@@ -786,7 +857,12 @@ impl Engine {
             }
             Err(reason) => {
                 self.send_bye(id);
-                self.end_call(id, Some(488), &format!("the ACK carried no usable answer: {reason}"), Party::Remote);
+                self.end_call(
+                    id,
+                    Some(488),
+                    &format!("the ACK carried no usable answer: {reason}"),
+                    Party::Remote,
+                );
             }
         }
     }
@@ -841,7 +917,8 @@ impl Engine {
             match call.offer_answer.receive_offer(&offer, wish) {
                 Ok(answer) => (answer, call.offer_answer.negotiated().cloned()),
                 Err(error) => {
-                    let response = request.response(error.sip_status(), &error.to_string(), Some(&tag));
+                    let response =
+                        request.response(error.sip_status(), &error.to_string(), Some(&tag));
                     self.send_response(&key, response);
                     return;
                 }
@@ -894,7 +971,8 @@ impl Engine {
         }
         call.dialog.refresh_target(&request);
         let mut ok = request.response(200, "OK", Some(&tag));
-        ok.headers.push("Contact", call.dialog.local_contact.clone());
+        ok.headers
+            .push("Contact", call.dialog.local_contact.clone());
         let mut negotiated = None;
         if !request.body.is_empty() {
             if call.offer_answer.offer_pending() {
@@ -956,12 +1034,13 @@ impl Engine {
         self.respond(&key, &request, 200, Some(&tag));
         // A BYE before our 2xx was acknowledged still ends the call; answer the INVITE if it
         // is somehow still pending.
-        if let Some(server_key) = self.calls.get(&id).and_then(|c| {
-            (!c.connected).then(|| c.server_key.clone()).flatten()
-        }) {
-            if let Some(invite) = self.transactions.request(&server_key).cloned() {
-                self.respond(&server_key, &invite, 487, Some(&tag));
-            }
+        if let Some(server_key) = self
+            .calls
+            .get(&id)
+            .and_then(|c| (!c.connected).then(|| c.server_key.clone()).flatten())
+            && let Some(invite) = self.transactions.request(&server_key).cloned()
+        {
+            self.respond(&server_key, &invite, 487, Some(&tag));
         }
         self.end_call(id, None, "the other side hung up", Party::Remote);
     }
@@ -987,7 +1066,12 @@ impl Engine {
         if let Some(invite) = self.transactions.request(&invite_key).cloned() {
             self.respond(&invite_key, &invite, 487, Some(&tag));
         }
-        self.end_call(id, Some(487), "the caller hung up before the answer", Party::Remote);
+        self.end_call(
+            id,
+            Some(487),
+            "the caller hung up before the answer",
+            Party::Remote,
+        );
     }
 
     pub(super) fn respond_in_dialog_or_481(&mut self, key: TxKey, request: Message) {
@@ -1061,7 +1145,10 @@ impl Engine {
         match status {
             200..=299 => {
                 call.dialog.refresh_target(&response);
-                let cseq = response.cseq().map(|c| c.number).unwrap_or(call.dialog.local_cseq);
+                let cseq = response
+                    .cseq()
+                    .map(|c| c.number)
+                    .unwrap_or(call.dialog.local_cseq);
                 let ack = call.dialog.request_with_cseq(Method::Ack, cseq);
                 let result = SessionDescription::parse(&String::from_utf8_lossy(&response.body))
                     .map_err(|e| e.to_string())
@@ -1109,12 +1196,23 @@ impl Engine {
                 if status == 408 {
                     self.send_bye(id);
                 }
-                self.end_call(id, Some(status), "the dialog ended during a re-INVITE", Party::Remote);
+                self.end_call(
+                    id,
+                    Some(status),
+                    "the dialog ended during a re-INVITE",
+                    Party::Remote,
+                );
             }
             _ => {
                 // The re-INVITE failed; the session stays as it was (RFC 3261 14.1).
                 call.offer_answer.cancel_offer();
-                call.local_hold = matches!(call.state, CallState::Connected { local_hold: true, .. });
+                call.local_hold = matches!(
+                    call.state,
+                    CallState::Connected {
+                        local_hold: true,
+                        ..
+                    }
+                );
             }
         }
     }
@@ -1142,9 +1240,11 @@ impl Engine {
         if cseq.method != Method::Invite {
             return;
         }
-        let (Some(call_id), Ok(from), Ok(to)) =
-            (response.call_id(), response.from_header(), response.to_header())
-        else {
+        let (Some(call_id), Ok(from), Ok(to)) = (
+            response.call_id(),
+            response.from_header(),
+            response.to_header(),
+        ) else {
             return;
         };
         let found = self.calls.values().find(|c| {
@@ -1194,13 +1294,16 @@ impl Engine {
         if expecting_media && self.now >= call.last_media + timeout {
             let secs = timeout.as_secs();
             self.send_bye(id);
-            self.end_call(id, None, &format!("no media received for {secs} s"), Party::Local);
+            self.end_call(
+                id,
+                None,
+                &format!("no media received for {secs} s"),
+                Party::Local,
+            );
             return;
         }
-        if !expecting_media {
-            if let Some(call) = self.calls.get_mut(&id) {
-                call.last_media = self.now;
-            }
+        if !expecting_media && let Some(call) = self.calls.get_mut(&id) {
+            call.last_media = self.now;
         }
         self.schedule_media_check(id);
     }

@@ -22,7 +22,9 @@ use crate::sdp::{Codec, Negotiated};
 use crate::sip::auth::Credentials;
 use crate::sip::framing::{Frame, StreamFramer};
 use crate::sip::message::{Message, Method, reason_phrase};
-use crate::sip::transaction::{TimerConfig, TransactionLayer, TxEvent, TxKey, response_destination};
+use crate::sip::transaction::{
+    TimerConfig, TransactionLayer, TxEvent, TxKey, response_destination,
+};
 use crate::sip::transport::{Destination, Transport};
 use crate::sip::uri::{NameAddr, Uri};
 
@@ -127,6 +129,9 @@ pub enum Command {
     Shutdown,
 }
 
+/// Commands are rare and each input is moved once, so the size difference between variants
+/// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A datagram from `source` (a UDP source or a stream connection's peer).
@@ -166,7 +171,10 @@ pub enum CallState {
     Ringing,
     /// Incoming, waiting for the user's answer.
     Incoming,
-    Connected { local_hold: bool, remote_hold: bool },
+    Connected {
+        local_hold: bool,
+        remote_hold: bool,
+    },
     Terminating,
 }
 
@@ -215,7 +223,10 @@ pub enum Event {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Transmit { destination: Destination, data: Vec<u8> },
+    Transmit {
+        destination: Destination,
+        data: Vec<u8>,
+    },
     Event(Event),
     /// Nothing more to do until this instant.
     Timeout(Instant),
@@ -370,7 +381,12 @@ impl Engine {
             Ok(m) => m,
             Err(error) => {
                 tracing::debug!(%source, %error, "unparseable message");
-                self.reject_unparseable(source, data, &error.to_string());
+                let status = if matches!(error, crate::sip::message::ParseError::BadVersion(_)) {
+                    505
+                } else {
+                    400
+                };
+                self.reject_unparseable(source, data, status, &error.to_string());
                 return;
             }
         };
@@ -386,7 +402,7 @@ impl Engine {
 
     /// A request we could not parse still gets a 400 when its Via, From, To, Call-ID and CSeq
     /// can be recovered (RFC 4475 asks for it); otherwise it is dropped.
-    fn reject_unparseable(&mut self, source: Destination, data: &[u8], reason: &str) {
+    fn reject_unparseable(&mut self, source: Destination, data: &[u8], status: u16, reason: &str) {
         let Some(head_end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
             return;
         };
@@ -398,8 +414,12 @@ impl Engine {
         }
         let mut response = Message {
             start: crate::sip::message::StartLine::Response {
-                status: 400,
-                reason: sanitize_reason(reason),
+                status,
+                reason: if status == 400 {
+                    sanitize_reason(reason)
+                } else {
+                    reason_phrase(status).to_owned()
+                },
             },
             headers: Default::default(),
             body: Vec::new(),
@@ -425,7 +445,13 @@ impl Engine {
         self.transmits.push_back((destination, response.to_bytes()));
     }
 
-    fn respond_stateless(&mut self, request: &Message, source: Destination, status: u16, reason: &str) {
+    fn respond_stateless(
+        &mut self,
+        request: &Message,
+        source: Destination,
+        status: u16,
+        reason: &str,
+    ) {
         let tag = self.rng.token(8);
         let mut response = request.response(status, reason, Some(&tag));
         self.decorate_response(&mut response);
@@ -530,7 +556,8 @@ impl Engine {
                 TxEvent::Response { key, response } => {
                     let owner = self.tx_owner.get(&key).copied();
                     let is_final = response.status().is_some_and(|s| s >= 200);
-                    if is_final && !matches!(owner, Some(TxOwner::Invite(_) | TxOwner::ReInvite(_))) {
+                    if is_final && !matches!(owner, Some(TxOwner::Invite(_) | TxOwner::ReInvite(_)))
+                    {
                         self.tx_owner.remove(&key);
                     }
                     self.on_response(owner, key, response);
@@ -564,7 +591,12 @@ impl Engine {
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
             Some(TxOwner::Ping(call)) => {
                 if matches!(response.status(), Some(481) | Some(408)) {
-                    self.end_call(call, response.status(), "dialog no longer exists", Party::Remote);
+                    self.end_call(
+                        call,
+                        response.status(),
+                        "dialog no longer exists",
+                        Party::Remote,
+                    );
                 }
             }
         }
@@ -587,11 +619,11 @@ impl Engine {
         let Some(method) = request.method().cloned() else {
             return;
         };
-        if let Some(uri) = request.request_uri() {
-            if !uri.is_sip() {
-                self.respond(&key, &request, 416, None);
-                return;
-            }
+        if let Some(uri) = request.request_uri()
+            && !uri.is_sip()
+        {
+            self.respond(&key, &request, 416, None);
+            return;
         }
         if method != Method::Cancel {
             let unsupported: Vec<String> = request
@@ -656,7 +688,11 @@ impl Engine {
                 .headers
                 .push("Server", self.config.user_agent.clone());
         }
-        if response.status().is_some_and(|s| s == 405 || (200..300).contains(&s)) && !response.headers.contains("Allow") {
+        if response
+            .status()
+            .is_some_and(|s| s == 405 || (200..300).contains(&s))
+            && !response.headers.contains("Allow")
+        {
             response.headers.push("Allow", ALLOW);
         }
     }
@@ -691,7 +727,10 @@ impl Engine {
             return None;
         };
         request.headers.insert_first("Via", via);
-        match self.transactions.send_request(self.now, request, destination) {
+        match self
+            .transactions
+            .send_request(self.now, request, destination)
+        {
             Ok(key) => {
                 self.tx_owner.insert(key.clone(), owner);
                 self.pump_transmits();

@@ -218,7 +218,11 @@ impl Engine {
                         c.uri.port == Some(l.port()) && c.uri.host_ip() == Some(l.ip())
                     })
                 })
-                .and_then(|c| c.param("expires").flatten().and_then(|e| e.parse::<u32>().ok()))
+                .and_then(|c| {
+                    c.param("expires")
+                        .flatten()
+                        .and_then(|e| e.parse::<u32>().ok())
+                })
         });
         let expires = from_contact
             .or_else(|| {

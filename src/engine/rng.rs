@@ -16,7 +16,13 @@ impl EngineRng {
     pub fn token(&mut self, len: usize) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         (0..len)
-            .map(|_| char::from(HEX.get(self.0.random_range(0..16usize)).copied().unwrap_or(b'0')))
+            .map(|_| {
+                char::from(
+                    HEX.get(self.0.random_range(0..16usize))
+                        .copied()
+                        .unwrap_or(b'0'),
+                )
+            })
             .collect()
     }
 

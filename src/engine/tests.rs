@@ -75,7 +75,8 @@ fn answer_when_ringing(net: &mut SimNet, node: NodeId) -> CallId {
 fn establish(net: &mut SimNet, transport: Transport) -> (CallId, CallId) {
     let a = dial(net, 0, 1, transport);
     let b = answer_when_ringing(net, 1);
-    assert!(net.run_until(Duration::from_secs(5), |n| connected(n, 0) && connected(n, 1)));
+    assert!(net.run_until(Duration::from_secs(5), |n| connected(n, 0)
+        && connected(n, 1)));
     (a, b)
 }
 
@@ -91,9 +92,14 @@ fn call_connects_negotiates_media_and_ends_with_bye() {
     let mut net = two_phones(LinkConfig::default());
     let (a, _) = establish(&mut net, Transport::Udp);
     assert!(net.events(0).iter().any(|e| matches!(e, Event::Media { negotiated, .. } if negotiated.codec.encoding.eq_ignore_ascii_case("opus"))));
-    assert!(net.events(1).iter().any(|e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 40000)));
+    assert!(net.events(1).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 40000)
+    ));
     net.command(0, Command::Hangup { call: a });
-    assert!(net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some() && ended(n, 1).is_some()));
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some()
+            && ended(n, 1).is_some())
+    );
     let caller = ended(&net, 0).unwrap();
     assert_eq!((caller.by, caller.was_connected), (Party::Local, true));
     assert_eq!(ended(&net, 1).unwrap().by, Party::Remote);
@@ -105,7 +111,11 @@ fn call_connects_negotiates_media_and_ends_with_bye() {
 fn call_over_tcp_connects() {
     let mut net = two_phones(LinkConfig::default());
     establish(&mut net, Transport::Tcp);
-    assert!(net.trace.iter().all(|(_, _, to, _)| to.transport == Transport::Tcp));
+    assert!(
+        net.trace
+            .iter()
+            .all(|(_, _, to, _)| to.transport == Transport::Tcp)
+    );
 }
 
 #[test]
@@ -126,9 +136,22 @@ fn busy_callee_ends_the_call_with_486() {
 fn caller_hanging_up_while_ringing_cancels() {
     let mut net = two_phones(LinkConfig::default());
     let a = dial(&mut net, 0, 1, Transport::Udp);
-    assert!(net.run_until(Duration::from_secs(5), |n| n.events(0).iter().any(|e| matches!(e, Event::CallState { state: CallState::Ringing, .. }))));
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| n.events(0).iter().any(
+            |e| matches!(
+                e,
+                Event::CallState {
+                    state: CallState::Ringing,
+                    ..
+                }
+            )
+        ))
+    );
     net.command(0, Command::Hangup { call: a });
-    assert!(net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some() && ended(n, 1).is_some()));
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some()
+            && ended(n, 1).is_some())
+    );
     assert_eq!(ended(&net, 1).unwrap().status, Some(487));
     assert_eq!(ended(&net, 0).unwrap().text, "cancelled");
     let cancels = net
@@ -173,7 +196,12 @@ fn hold_and_resume_use_reinvite_directions() {
     net.take_events(1);
     net.command(0, Command::Hold { call: a });
     assert!(net.run_until(Duration::from_secs(5), |n| n.events(1).iter().any(|e| matches!(e, Event::CallState { call, state: CallState::Connected { remote_hold: true, .. } } if *call == b))));
-    assert!(net.trace.iter().any(|(_, _, _, d)| d.starts_with(b"INVITE ") && String::from_utf8_lossy(d).contains("a=sendonly")));
+    assert!(
+        net.trace
+            .iter()
+            .any(|(_, _, _, d)| d.starts_with(b"INVITE ")
+                && String::from_utf8_lossy(d).contains("a=sendonly"))
+    );
     net.command(0, Command::Resume { call: a });
     assert!(net.run_until(Duration::from_secs(5), |n| n.events(1).iter().any(|e| matches!(e, Event::CallState { call, state: CallState::Connected { remote_hold: false, .. } } if *call == b))));
 }
@@ -197,8 +225,20 @@ fn glare_is_resolved_with_491_and_a_retry() {
             _ => None,
         })
     };
-    assert_eq!(last_state(0), Some(CallState::Connected { local_hold: true, remote_hold: true }));
-    assert_eq!(last_state(1), Some(CallState::Connected { local_hold: true, remote_hold: true }));
+    assert_eq!(
+        last_state(0),
+        Some(CallState::Connected {
+            local_hold: true,
+            remote_hold: true
+        })
+    );
+    assert_eq!(
+        last_state(1),
+        Some(CallState::Connected {
+            local_hold: true,
+            remote_hold: true
+        })
+    );
 }
 
 #[test]
@@ -216,13 +256,26 @@ fn calls_survive_loss_jitter_and_duplication() {
         net.add_node(config(seed * 2));
         net.add_node(config(seed * 2 + 1));
         let a = dial(&mut net, 0, 1, Transport::Udp);
-        assert!(net.run_until(Duration::from_secs(20), |n| incoming(n, 1).is_some()), "seed {seed}: never rang");
+        assert!(
+            net.run_until(Duration::from_secs(20), |n| incoming(n, 1).is_some()),
+            "seed {seed}: never rang"
+        );
         let b = incoming(&net, 1).unwrap();
-        net.command(1, Command::Answer { call: b, media_port: 41000 });
-        assert!(net.run_until(Duration::from_secs(20), |n| connected(n, 0)), "seed {seed}: never connected");
+        net.command(
+            1,
+            Command::Answer {
+                call: b,
+                media_port: 41000,
+            },
+        );
+        assert!(
+            net.run_until(Duration::from_secs(20), |n| connected(n, 0)),
+            "seed {seed}: never connected"
+        );
         net.command(0, Command::Hangup { call: a });
         assert!(
-            net.run_until(Duration::from_secs(40), |n| ended(n, 0).is_some() && ended(n, 1).is_some()),
+            net.run_until(Duration::from_secs(40), |n| ended(n, 0).is_some()
+                && ended(n, 1).is_some()),
             "seed {seed}: did not end cleanly"
         );
         assert!(ended(&net, 1).unwrap().was_connected, "seed {seed}");
@@ -293,15 +346,32 @@ fn unknown_dialog_requests_get_481_and_bad_requests_400() {
     let mut net = two_phones(LinkConfig::default());
     let from = net.address(0, Transport::Udp).unwrap();
     let bye = "BYE sip:bob@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKzzz\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.2>;tag=2\r\nCall-ID: nope\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
-    net.input(1, Input::Datagram { source: from, data: bye.as_bytes().to_vec() });
+    net.input(
+        1,
+        Input::Datagram {
+            source: from,
+            data: bye.as_bytes().to_vec(),
+        },
+    );
     let no_cseq = "OPTIONS sip:bob@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKyyy\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.2>\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";
-    net.input(1, Input::Datagram { source: from, data: no_cseq.as_bytes().to_vec() });
+    net.input(
+        1,
+        Input::Datagram {
+            source: from,
+            data: no_cseq.as_bytes().to_vec(),
+        },
+    );
     let replies: Vec<String> = net
         .trace
         .iter()
-        .map(|(_, _, _, d)| String::from_utf8_lossy(d).lines().next().unwrap_or("").to_owned())
+        .map(|(_, _, _, d)| {
+            String::from_utf8_lossy(d)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert_eq!(replies[0], "SIP/2.0 481 Call/Transaction Does Not Exist");
     assert!(replies[1].starts_with("SIP/2.0 400 Bad Request (missing mandatory header CSeq"));
 }
-

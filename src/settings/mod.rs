@@ -99,7 +99,10 @@ impl AccountSettings {
     pub fn validate(&self) -> Result<Account, String> {
         let uri = Uri::parse(&self.uri).map_err(|e| format!("account.uri: {e}"))?;
         if !uri.is_sip() {
-            return Err(format!("account.uri: {:?} is not a sip: or sips: URI", self.uri));
+            return Err(format!(
+                "account.uri: {:?} is not a sip: or sips: URI",
+                self.uri
+            ));
         }
         let mut aor = NameAddr::new(uri.clone());
         aor.display_name = self.display_name.clone();
@@ -107,11 +110,12 @@ impl AccountSettings {
             value
                 .as_deref()
                 .map(|v| {
-                    let with_scheme = if v.contains(':') && (v.starts_with("sip:") || v.starts_with("sips:")) {
-                        v.to_owned()
-                    } else {
-                        format!("sip:{v}")
-                    };
+                    let with_scheme =
+                        if v.contains(':') && (v.starts_with("sip:") || v.starts_with("sips:")) {
+                            v.to_owned()
+                        } else {
+                            format!("sip:{v}")
+                        };
                     Uri::parse(&with_scheme).map_err(|e| format!("account.{field}: {e}"))
                 })
                 .transpose()
@@ -177,7 +181,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_with_their_field() {
-        let err = Settings::parse("[account]\nuri = \"sip:a@b\"\ntransport = \"sctp\"\n").unwrap_err();
+        let err =
+            Settings::parse("[account]\nuri = \"sip:a@b\"\ntransport = \"sctp\"\n").unwrap_err();
         assert!(err.contains("account.transport"), "{err}");
         let err = Settings::parse("[account]\nuri = \"mailto:a@b\"\n").unwrap_err();
         assert!(err.contains("account.uri"), "{err}");
@@ -187,7 +192,8 @@ mod tests {
 
     #[test]
     fn registrar_without_scheme_is_accepted() {
-        let s = Settings::parse("[account]\nuri = \"sip:a@b\"\nregistrar = \"127.0.0.1:5070\"\n").unwrap();
+        let s = Settings::parse("[account]\nuri = \"sip:a@b\"\nregistrar = \"127.0.0.1:5070\"\n")
+            .unwrap();
         let account = s.account.unwrap().validate().unwrap();
         assert_eq!(account.registrar.unwrap().to_string(), "sip:127.0.0.1:5070");
     }

@@ -38,10 +38,10 @@ impl Dialog {
 
     /// Fills in what the UAC learns from a 1xx/2xx with a To tag (RFC 3261 12.1.2).
     pub fn establish_as_uac(&mut self, response: &Message) {
-        if let Ok(to) = response.to_header() {
-            if let Some(tag) = to.tag() {
-                self.remote_tag = Some(tag.to_owned());
-            }
+        if let Ok(to) = response.to_header()
+            && let Some(tag) = to.tag()
+        {
+            self.remote_tag = Some(tag.to_owned());
         }
         if let Some(contact) = response.contacts().ok().and_then(|c| c.into_iter().next()) {
             self.remote_target = contact.uri;
@@ -72,11 +72,10 @@ impl Dialog {
 
     /// ACK and CANCEL reuse the CSeq number of the INVITE they belong to.
     pub fn request_with_cseq(&self, method: Method, cseq: u32) -> Message {
-        let strict_first_route = self.route_set.first().and_then(|r| {
-            NameAddr::parse(r)
-                .ok()
-                .filter(|na| !na.uri.has_param("lr"))
-        });
+        let strict_first_route = self
+            .route_set
+            .first()
+            .and_then(|r| NameAddr::parse(r).ok().filter(|na| !na.uri.has_param("lr")));
         let (uri, routes): (Uri, Vec<String>) = match strict_first_route {
             // A strict router takes the Request-URI slot and our target goes last (12.2.1.1).
             Some(first) => {
@@ -88,8 +87,10 @@ impl Dialog {
         };
         let mut msg = Message::request(method.clone(), uri);
         msg.headers.push("Max-Forwards", "70");
-        msg.headers
-            .push("From", self.local_uri.clone().with_tag(&self.local_tag).to_string());
+        msg.headers.push(
+            "From",
+            self.local_uri.clone().with_tag(&self.local_tag).to_string(),
+        );
         let to = match &self.remote_tag {
             Some(tag) => self.remote_uri.clone().with_tag(tag),
             None => self.remote_uri.clone(),
@@ -114,15 +115,18 @@ impl Dialog {
             None => self.remote_target.clone(),
         };
         let ip = uri.host_ip()?;
-        let transport = uri.transport_param().unwrap_or(
-            if matches!(uri.scheme, super::uri::Scheme::Sips) {
-                Transport::Tls
-            } else {
-                default_transport
-            },
-        );
+        let transport =
+            uri.transport_param()
+                .unwrap_or(if matches!(uri.scheme, super::uri::Scheme::Sips) {
+                    Transport::Tls
+                } else {
+                    default_transport
+                });
         let port = uri.port.unwrap_or(transport.default_port());
-        Some(Destination::new(transport, core::net::SocketAddr::new(ip, port)))
+        Some(Destination::new(
+            transport,
+            core::net::SocketAddr::new(ip, port),
+        ))
     }
 
     /// Checks an in-dialog request's CSeq against the last one (RFC 3261 12.2.2): lower
@@ -160,7 +164,10 @@ mod tests {
         let mut d = dialog();
         d.route_set = vec!["<sip:192.0.2.9:5060;lr>".into()];
         let bye = d.request(Method::Bye);
-        assert_eq!(bye.request_uri().unwrap().to_string(), "sip:bob@192.0.2.4:5070");
+        assert_eq!(
+            bye.request_uri().unwrap().to_string(),
+            "sip:bob@192.0.2.4:5070"
+        );
         assert_eq!(bye.headers.all("Route"), vec!["<sip:192.0.2.9:5060;lr>"]);
         assert_eq!(bye.cseq().unwrap().number, 2);
         assert_eq!(

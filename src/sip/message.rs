@@ -345,7 +345,11 @@ impl Via {
             Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
             None => None,
         };
-        let params = parse_params(&pieces.collect::<Vec<_>>().join(";"));
+        let pieces: Vec<&str> = pieces.collect();
+        if pieces.iter().any(|p| p.is_empty()) {
+            return Err("empty Via parameter".into());
+        }
+        let params = parse_params(&pieces.join(";"));
         Ok(Via {
             transport: transport.unwrap_or("").to_ascii_uppercase(),
             host,
@@ -561,6 +565,11 @@ impl Message {
         if self.call_id().is_none_or(str::is_empty) {
             return Err(ParseError::BadHeader("Call-ID", "empty".into()));
         }
+        for raw in self.headers.all("Via") {
+            for via in split_unquoted(raw, b',') {
+                Via::parse(via).map_err(|e| ParseError::BadHeader("Via", e))?;
+            }
+        }
         self.top_via()?;
         self.from_header()?;
         self.to_header()?;
@@ -725,6 +734,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         407 => "Proxy Authentication Required",
         408 => "Request Timeout",
         413 => "Request Entity Too Large",
