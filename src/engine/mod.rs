@@ -244,7 +244,7 @@ enum TxOwner {
     Stateless,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
     RegisterRefresh(AccountId),
     Retransmit2xx(CallId),
@@ -265,6 +265,8 @@ pub struct Engine {
     calls: HashMap<CallId, Call>,
     tx_owner: HashMap<TxKey, TxOwner>,
     timers: BTreeMap<(Instant, u64), Timer>,
+    /// Where each pending timer sits in `timers`: at most one of each kind per call/account.
+    timer_index: HashMap<Timer, (Instant, u64)>,
     timer_seq: u64,
     transmits: VecDeque<(Destination, Vec<u8>)>,
     events: VecDeque<Event>,
@@ -286,6 +288,7 @@ impl Engine {
             calls: HashMap::new(),
             tx_owner: HashMap::new(),
             timers: BTreeMap::new(),
+            timer_index: HashMap::new(),
             timer_seq: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -493,7 +496,7 @@ impl Engine {
     fn check_shutdown_complete(&mut self) {
         if self.shutting_down && self.calls.is_empty() && self.registrations.is_empty() {
             self.shutting_down = false;
-            self.timers.retain(|_, t| *t != Timer::ShutdownDeadline);
+            self.cancel_timer(Timer::ShutdownDeadline);
             self.events.push_back(Event::ShutdownComplete);
         }
     }
@@ -514,6 +517,7 @@ impl Engine {
             let Some(timer) = self.timers.remove(&(at, seq)) else {
                 break;
             };
+            self.timer_index.remove(&timer);
             self.on_timer(timer);
         }
     }
@@ -574,8 +578,9 @@ impl Engine {
             }
         }
         // Client INVITE transactions stay owned until the layer forgets them (2xx retransmits).
-        let live = &self.transactions;
-        self.tx_owner.retain(|k, _| live.state(k).is_some());
+        while let Some(key) = self.transactions.poll_ended() {
+            self.tx_owner.remove(&key);
+        }
     }
 
     fn on_response(&mut self, owner: Option<TxOwner>, key: TxKey, response: Message) {
@@ -781,13 +786,18 @@ impl Engine {
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 
+    /// Arms `timer` for `at`, replacing an earlier arming of the same timer.
     fn set_timer(&mut self, at: Instant, timer: Timer) {
+        self.cancel_timer(timer);
         self.timer_seq += 1;
         self.timers.insert((at, self.timer_seq), timer);
+        self.timer_index.insert(timer, (at, self.timer_seq));
     }
 
     fn cancel_timer(&mut self, timer: Timer) {
-        self.timers.retain(|_, t| *t != timer);
+        if let Some(slot) = self.timer_index.remove(&timer) {
+            self.timers.remove(&slot);
+        }
     }
 }
 

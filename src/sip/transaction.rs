@@ -6,7 +6,7 @@
 //! a peer went silent. Nothing here reads a clock: `now` comes in with every call.
 
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use super::message::{Message, Method, ParseError, StartLine, Via};
@@ -75,6 +75,17 @@ struct Transaction {
     retransmit_at: Option<Instant>,
     retransmit_interval: Duration,
     expires_at: Option<Instant>,
+    /// The entry this transaction has in the layer's deadline index.
+    scheduled: Option<Instant>,
+}
+
+impl Transaction {
+    fn deadline(&self) -> Option<Instant> {
+        match (self.retransmit_at, self.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,8 +134,13 @@ pub enum TxError {
 pub struct TransactionLayer {
     timers: TimerConfig,
     transactions: HashMap<TxKey, Transaction>,
+    /// Deadlines ordered by time, so that the next one is found without a scan: a UA under
+    /// load holds thousands of transactions in their Timer J/K waits.
+    deadlines: BTreeSet<(Instant, TxKey)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
+    /// Keys of transactions that ended, so owners can forget them.
+    ended: VecDeque<TxKey>,
 }
 
 /// Where RFC 3261 18.2.2 and RFC 3581 say responses to this request go.
@@ -214,12 +230,14 @@ impl TransactionLayer {
             retransmit_at: unreliable.then(|| now + t1),
             retransmit_interval: t1,
             expires_at: Some(now + 64 * t1),
+            scheduled: None,
         };
         self.transmits.push_back(Transmit {
             destination,
             data: bytes,
         });
         self.transactions.insert(key.clone(), tx);
+        self.resync(&key);
         Ok(key)
     }
 
@@ -265,6 +283,7 @@ impl TransactionLayer {
                 );
             }
         }
+        self.resync(key);
         Ok(())
     }
 
@@ -309,6 +328,7 @@ impl TransactionLayer {
                 }
                 _ => {}
             }
+            self.resync(&key);
             return;
         }
         if method == Method::Ack {
@@ -332,6 +352,7 @@ impl TransactionLayer {
             retransmit_at: None,
             retransmit_interval: self.timers.t1,
             expires_at: None,
+            scheduled: None,
         };
         if kind == Kind::InviteServer {
             // Sent at once rather than after 200 ms: it costs one datagram and stops the
@@ -374,16 +395,25 @@ impl TransactionLayer {
                 tx.state = TxState::Proceeding;
                 tx.retransmit_at = None;
                 tx.expires_at = Some(now + timers.timer_c);
-                self.events.push_back(TxEvent::Response { key, response });
+                self.events.push_back(TxEvent::Response {
+                    key: key.clone(),
+                    response,
+                });
             }
             (Kind::InviteClient, TxState::Calling | TxState::Proceeding, 200..=299) => {
                 tx.state = TxState::Accepted;
                 tx.retransmit_at = None;
                 tx.expires_at = Some(now + 64 * timers.t1); // Timer M
-                self.events.push_back(TxEvent::Response { key, response });
+                self.events.push_back(TxEvent::Response {
+                    key: key.clone(),
+                    response,
+                });
             }
             (Kind::InviteClient, TxState::Accepted, 200..=299) => {
-                self.events.push_back(TxEvent::Response { key, response });
+                self.events.push_back(TxEvent::Response {
+                    key: key.clone(),
+                    response,
+                });
             }
             (Kind::InviteClient, TxState::Calling | TxState::Proceeding, _) => {
                 let ack = ack_for_failure(&tx.request, &response).to_bytes();
@@ -402,7 +432,10 @@ impl TransactionLayer {
                         Duration::ZERO
                     },
                 );
-                self.events.push_back(TxEvent::Response { key, response });
+                self.events.push_back(TxEvent::Response {
+                    key: key.clone(),
+                    response,
+                });
             }
             (Kind::InviteClient, TxState::Completed, 300..) => {
                 if let Some(ack) = &tx.ack {
@@ -414,7 +447,10 @@ impl TransactionLayer {
             }
             (Kind::NonInviteClient, TxState::Trying | TxState::Proceeding, 100..=199) => {
                 tx.state = TxState::Proceeding;
-                self.events.push_back(TxEvent::Response { key, response });
+                self.events.push_back(TxEvent::Response {
+                    key: key.clone(),
+                    response,
+                });
             }
             (Kind::NonInviteClient, TxState::Trying | TxState::Proceeding, _) => {
                 tx.state = TxState::Completed;
@@ -427,26 +463,65 @@ impl TransactionLayer {
                         Duration::ZERO
                     },
                 );
-                self.events.push_back(TxEvent::Response { key, response });
+                self.events.push_back(TxEvent::Response {
+                    key: key.clone(),
+                    response,
+                });
             }
             _ => {}
         }
+        self.resync(&key);
+    }
+
+    /// Moves a transaction's entry in the deadline index to its current earliest deadline.
+    fn resync(&mut self, key: &TxKey) {
+        let Some(tx) = self.transactions.get_mut(key) else {
+            return;
+        };
+        let wanted = tx.deadline();
+        if tx.scheduled == wanted {
+            return;
+        }
+        if let Some(old) = tx.scheduled.take() {
+            self.deadlines.remove(&(old, key.clone()));
+        }
+        if let Some(at) = wanted {
+            tx.scheduled = Some(at);
+            self.deadlines.insert((at, key.clone()));
+        }
+    }
+
+    fn forget(&mut self, key: &TxKey) {
+        if let Some(tx) = self.transactions.remove(key) {
+            if let Some(at) = tx.scheduled {
+                self.deadlines.remove(&(at, key.clone()));
+            }
+            self.ended.push_back(key.clone());
+        }
+    }
+
+    /// A transaction that has ended since the last call.
+    pub fn poll_ended(&mut self) -> Option<TxKey> {
+        self.ended.pop_front()
     }
 
     /// The earliest instant at which [`TransactionLayer::on_timeout`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.transactions
-            .values()
-            .flat_map(|t| [t.retransmit_at, t.expires_at])
-            .flatten()
-            .min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// Fires every timer due at `now`.
     pub fn on_timeout(&mut self, now: Instant) {
         let timers = self.timers;
-        let mut finished = Vec::new();
-        for (key, tx) in self.transactions.iter_mut() {
+        while let Some((at, key)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, key.clone()));
+            let Some(tx) = self.transactions.get_mut(&key) else {
+                continue;
+            };
+            tx.scheduled = None;
             if tx.expires_at.is_some_and(|at| at <= now) {
                 match (tx.kind, tx.state) {
                     (Kind::InviteClient, TxState::Calling | TxState::Proceeding)
@@ -458,8 +533,7 @@ impl TransactionLayer {
                     }
                     _ => {}
                 }
-                tx.state = TxState::Terminated;
-                finished.push(key.clone());
+                self.forget(&key);
                 continue;
             }
             if tx.retransmit_at.is_some_and(|at| at <= now) {
@@ -480,9 +554,7 @@ impl TransactionLayer {
                 };
                 tx.retransmit_at = Some(now + tx.retransmit_interval);
             }
-        }
-        for key in finished {
-            self.transactions.remove(&key);
+            self.resync(&key);
         }
     }
 
@@ -502,7 +574,7 @@ impl TransactionLayer {
 
     /// Forgets a client transaction at once, e.g. when the transport to its peer failed.
     pub fn abandon(&mut self, key: &TxKey) {
-        self.transactions.remove(key);
+        self.forget(key);
     }
 
     /// Ends every client transaction towards `peer` with a timeout, because the connection
@@ -522,7 +594,7 @@ impl TransactionLayer {
             .map(|(k, _)| k.clone())
             .collect();
         for key in failed {
-            self.transactions.remove(&key);
+            self.forget(&key);
             self.events.push_back(TxEvent::Timeout { key });
         }
     }
