@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::driver::{self, DriverConfig, Handle, tls::TlsSettings};
+use crate::driver::tls::{TlsServerSettings, TlsSettings};
+use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{
     AccountConfig, AccountId, CallId, CallState, Command, DialRequest, EngineConfig, Event,
     RegistrationState,
@@ -50,6 +51,30 @@ impl From<TransportArg> for Transport {
     }
 }
 
+/// TLS options; the account's settings fill in what is not given here.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct TlsArgs {
+    /// Trust this CA (PEM) for the server's certificate instead of the system's roots.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Our certificate (PEM) for servers that demand mutual TLS.
+    #[arg(long, requires = "tls_client_key")]
+    tls_client_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_client_cert")]
+    tls_client_key: Option<PathBuf>,
+    /// Also accept SIP over TLS on this address (needs --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<SocketAddr>,
+    /// Our server certificate chain (PEM) for --tls-listen.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// With --tls-listen: require clients to present a certificate from this CA.
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum CliCommand {
     /// Place one call, keep it up for --duration seconds after the answer, hang up.
@@ -69,6 +94,8 @@ enum CliCommand {
         duration: u64,
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Answer incoming calls automatically; exit after --calls of them have ended.
     Answer {
@@ -78,6 +105,8 @@ enum CliCommand {
         calls: u32,
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Register the configured account, print the result, unregister and exit.
     Register {
@@ -163,25 +192,26 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             transport,
             duration,
             config,
+            tls,
         } => {
             let account = load_account(config.as_deref())?;
-            call(
-                target,
+            let options = CallOptions {
                 from,
                 listen,
-                transport.map(Into::into),
+                transport: transport.map(Into::into),
                 duration,
-                account,
-            )
-            .await
+                tls,
+            };
+            call(target, options, account).await
         }
         CliCommand::Answer {
             listen,
             calls,
             config,
+            tls,
         } => {
             let account = load_account(config.as_deref())?;
-            answer(listen, calls, account).await
+            answer(listen, calls, account, tls).await
         }
         CliCommand::Register { config, listen } => {
             let account = load_account(config.as_deref())?
@@ -204,16 +234,43 @@ fn seed() -> u64 {
     rand::random()
 }
 
+struct CallOptions {
+    from: Option<String>,
+    listen: SocketAddr,
+    transport: Option<Transport>,
+    duration: u64,
+    tls: TlsArgs,
+}
+
 async fn start_driver(
     listen: SocketAddr,
     account: Option<&Account>,
     server_name: Option<String>,
+    tls: &TlsArgs,
 ) -> Result<Handle, Failure> {
-    let tls = TlsSettings {
-        ca_file: account.and_then(|a| a.tls_ca_file.clone()),
-        client_certificate: account.and_then(|a| a.tls_client_certificate.clone()),
-        client_key: account.and_then(|a| a.tls_client_key.clone()),
+    let client = TlsSettings {
+        ca_file: tls
+            .tls_ca
+            .clone()
+            .or_else(|| account.and_then(|a| a.tls_ca_file.clone())),
+        client_certificate: tls
+            .tls_client_cert
+            .clone()
+            .or_else(|| account.and_then(|a| a.tls_client_certificate.clone())),
+        client_key: tls
+            .tls_client_key
+            .clone()
+            .or_else(|| account.and_then(|a| a.tls_client_key.clone())),
         server_name,
+    };
+    let server = match (tls.tls_listen, &tls.tls_cert, &tls.tls_key) {
+        (Some(listen), Some(certificate), Some(key)) => Some(TlsServerSettings {
+            listen,
+            certificate: certificate.clone(),
+            key: key.clone(),
+            client_ca: tls.tls_client_ca.clone(),
+        }),
+        _ => None,
     };
     let config = EngineConfig {
         seed: seed(),
@@ -226,7 +283,8 @@ async fn start_driver(
         config,
         DriverConfig {
             listen: Some(listen),
-            tls: Some(tls),
+            tls: Some(client),
+            tls_server: server,
         },
     )
     .await
@@ -309,7 +367,7 @@ async fn register_only(listen: SocketAddr, account: Account) -> Result<(), Failu
     if account.registrar.is_none() {
         return Err(Failure::usage("register: the account has no registrar"));
     }
-    let mut handle = start_driver(listen, Some(&account), None).await?;
+    let mut handle = start_driver(listen, Some(&account), None, &TlsArgs::default()).await?;
     register(&mut handle, &account).await?;
     shutdown(&mut handle).await;
     Ok(())
@@ -317,19 +375,19 @@ async fn register_only(listen: SocketAddr, account: Account) -> Result<(), Failu
 
 async fn call(
     target: String,
-    from: Option<String>,
-    listen: SocketAddr,
-    transport: Option<Transport>,
-    duration: u64,
+    options: CallOptions,
     account: Option<Account>,
 ) -> Result<(), Failure> {
-    let target = parse_target(&target, account.as_ref())?;
-    let mut handle = start_driver(
+    let CallOptions {
+        from,
         listen,
-        account.as_ref(),
-        Some(target.host.trim_matches(['[', ']']).to_owned()),
-    )
-    .await?;
+        transport,
+        duration,
+        tls,
+    } = options;
+    let target = parse_target(&target, account.as_ref())?;
+    let server_name = target.host.trim_matches(['[', ']']).to_owned();
+    let mut handle = start_driver(listen, account.as_ref(), Some(server_name), &tls).await?;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
     }
@@ -431,8 +489,13 @@ async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<()
     }
 }
 
-async fn answer(listen: SocketAddr, calls: u32, account: Option<Account>) -> Result<(), Failure> {
-    let mut handle = start_driver(listen, account.as_ref(), None).await?;
+async fn answer(
+    listen: SocketAddr,
+    calls: u32,
+    account: Option<Account>,
+    tls: TlsArgs,
+) -> Result<(), Failure> {
+    let mut handle = start_driver(listen, account.as_ref(), None, &tls).await?;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
     }

@@ -37,6 +37,8 @@ pub struct DriverConfig {
     /// Where UDP and TCP listen (port 0 picks a free port).
     pub listen: Option<SocketAddr>,
     pub tls: Option<tls::TlsSettings>,
+    /// Accept SIP over TLS too (needs a certificate).
+    pub tls_server: Option<tls::TlsServerSettings>,
 }
 
 /// What the front end (CLI or GUI) holds: commands go down, events come up.
@@ -50,7 +52,7 @@ pub struct Handle {
 
 enum StreamNote {
     Data(Destination, Vec<u8>),
-    Closed(Destination),
+    Closed(Destination, Option<String>),
     Connected(Destination, mpsc::UnboundedSender<Vec<u8>>),
 }
 
@@ -84,12 +86,33 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         Some(settings) => Some(tls::connector(settings).map_err(DriverError::Tls)?),
         None => tls::connector(&tls::TlsSettings::default()).ok(),
     };
+    let tls_listener = match &driver.tls_server {
+        Some(settings) => {
+            let acceptor = tls::acceptor(settings).map_err(DriverError::Tls)?;
+            let listener =
+                TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|source| DriverError::Bind {
+                        transport: Transport::Tls,
+                        address: settings.listen,
+                        source,
+                    })?;
+            let address = listener.local_addr().map_err(|source| DriverError::Bind {
+                transport: Transport::Tls,
+                address: settings.listen,
+                source,
+            })?;
+            Some((listener, acceptor, address))
+        }
+        None => None,
+    };
+    // Without a TLS listener, outgoing TLS connections come from an ephemeral port; Via then
+    // carries our TCP address and replies come back on the same connection.
+    let tls_address = tls_listener.as_ref().map_or(tcp_address, |(_, _, a)| *a);
     let listeners = vec![
         Destination::new(Transport::Udp, udp_address),
         Destination::new(Transport::Tcp, tcp_address),
-        // Outgoing TLS connections are made from an ephemeral port; Via carries our TCP
-        // address and replies come back on the same connection.
-        Destination::new(Transport::Tls, tcp_address),
+        Destination::new(Transport::Tls, tls_address),
     ];
     config.listeners = listeners.clone();
     let engine = Engine::new(config, Instant::now());
@@ -106,7 +129,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         server_name,
         events: event_tx,
     };
-    tokio::spawn(driver_loop.run(tcp, command_rx));
+    tokio::spawn(driver_loop.run(tcp, tls_listener.map(|(l, a, _)| (l, a)), command_rx));
     Ok(Handle {
         commands: command_tx,
         events: event_rx,
@@ -127,8 +150,16 @@ struct DriverLoop {
 }
 
 impl DriverLoop {
-    async fn run(mut self, tcp: TcpListener, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        tcp: TcpListener,
+        tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
         let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<StreamNote>();
+        if let Some((listener, acceptor)) = tls {
+            tokio::spawn(accept_tls(listener, acceptor, stream_tx.clone()));
+        }
         let (media_tx, mut media_rx) = mpsc::unbounded_channel::<CallId>();
         let mut buffer = vec![0u8; 65_535];
         let mut wake_at = self.feed(None, &stream_tx);
@@ -159,10 +190,10 @@ impl DriverLoop {
                 },
                 note = stream_rx.recv() => match note {
                     Some(StreamNote::Data(source, data)) => Some(Input::Stream { source, data }),
-                    Some(StreamNote::Closed(peer)) => {
+                    Some(StreamNote::Closed(peer, reason)) => {
                         self.connections.remove(&peer);
                         self.pending.remove(&peer);
-                        Some(Input::StreamClosed { peer })
+                        Some(Input::StreamClosed { peer, reason })
                     }
                     Some(StreamNote::Connected(peer, writer)) => {
                         for data in self.pending.remove(&peer).unwrap_or_default() {
@@ -302,7 +333,7 @@ impl DriverLoop {
                     }
                     Err(error) => {
                         tracing::warn!(%destination, %error, "connection failed");
-                        let _ = notes.send(StreamNote::Closed(destination));
+                        let _ = notes.send(StreamNote::Closed(destination, Some(error)));
                     }
                 }
             });
@@ -373,7 +404,36 @@ where
                 }
             }
         }
-        let _ = notes.send(StreamNote::Closed(destination));
+        let _ = notes.send(StreamNote::Closed(destination, None));
     });
     tx
+}
+
+/// Accepts TLS connections; each handshake runs in its own task so a slow or hostile client
+/// cannot hold up the others.
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    notes: mpsc::UnboundedSender<StreamNote>,
+) {
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let notes = notes.clone();
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+            match handshake {
+                Ok(Ok(stream)) => {
+                    let destination = Destination::new(Transport::Tls, peer);
+                    let writer = spawn_stream(stream, destination, notes.clone());
+                    let _ = notes.send(StreamNote::Connected(destination, writer));
+                }
+                Ok(Err(error)) => tracing::warn!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
 }

@@ -2,7 +2,8 @@
 //! with the system's roots by default, or against a CA file; an optional client certificate
 //! serves servers that demand mutual TLS.
 
-use std::path::PathBuf;
+use core::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -21,17 +22,7 @@ pub struct TlsSettings {
 pub fn connector(settings: &TlsSettings) -> Result<tokio_rustls::TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     match &settings.ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-            for cert in certs {
-                let cert =
-                    cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("unusable CA in {}: {e}", path.display()))?;
-            }
-        }
+        Some(path) => roots = read_roots(path)?,
         None => {
             let found = rustls_native_certs::load_native_certs();
             for cert in found.certs {
@@ -66,4 +57,59 @@ pub fn connector(settings: &TlsSettings) -> Result<tokio_rustls::TlsConnector, S
         _ => return Err("a client certificate needs both the certificate and the key file".into()),
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsServerSettings {
+    pub listen: SocketAddr,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate issued by one of these CAs.
+    pub client_ca: Option<PathBuf>,
+}
+
+fn read_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("unusable CA in {}: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+pub fn acceptor(settings: &TlsServerSettings) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let chain = CertificateDer::pem_file_iter(&settings.certificate)
+        .map_err(|e| {
+            format!(
+                "cannot read certificate {}: {e}",
+                settings.certificate.display()
+            )
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad certificate {}: {e}", settings.certificate.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key)
+        .map_err(|e| format!("cannot read key {}: {e}", settings.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match &settings.client_ca {
+        Some(path) => {
+            let roots = Arc::new(read_roots(path)?);
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| format!("client CA {}: {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("certificate and key do not match: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -366,6 +366,16 @@ impl Engine {
         }
     }
 
+    pub(super) fn on_invite_transport_error(&mut self, id: CallId, key: TxKey, reason: String) {
+        let current = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.invite_key.as_ref() == Some(&key) && !c.connected);
+        if current {
+            self.end_call(id, Some(503), &reason, Party::Local);
+        }
+    }
+
     pub(super) fn on_invite_timeout(&mut self, id: CallId, key: TxKey) {
         let Some(call) = self.calls.get(&id) else {
             return;
@@ -552,6 +562,11 @@ impl Engine {
     /// The next hop for an in-dialog request.
     fn next_hop(&self, id: CallId) -> Destination {
         match self.calls.get(&id) {
+            // A call that came in over TCP/TLS keeps using that connection: the caller's
+            // Contact is often not reachable (NAT, or no listening socket for TLS at all).
+            Some(call) if call.role == Role::Callee && call.first_hop.transport.is_reliable() => {
+                call.first_hop
+            }
             Some(call) => call
                 .dialog
                 .next_hop(call.first_hop.transport)

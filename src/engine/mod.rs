@@ -144,9 +144,11 @@ pub enum Input {
         source: Destination,
         data: Vec<u8>,
     },
-    /// A TCP or TLS connection closed or could not be opened.
+    /// A TCP or TLS connection closed or could not be opened; `reason` says why when it
+    /// was an error (refused, TLS certificate rejected, ...).
     StreamClosed {
         peer: Destination,
+        reason: Option<String>,
     },
     /// The instant announced by [`Output::Timeout`] has come (or passed).
     Timeout,
@@ -317,9 +319,11 @@ impl Engine {
         match input {
             Input::Datagram { source, data } => self.on_bytes(source, &data),
             Input::Stream { source, data } => self.on_stream(source, &data),
-            Input::StreamClosed { peer } => {
+            Input::StreamClosed { peer, reason } => {
                 self.framers.remove(&peer);
-                self.transactions.transport_failed(peer);
+                let reason = reason.unwrap_or_else(|| "connection closed".to_owned());
+                self.transactions
+                    .transport_failed(peer, &format!("cannot reach {peer}: {reason}"));
             }
             Input::Timeout => {}
             Input::Command(command) => self.on_command(command),
@@ -572,6 +576,10 @@ impl Engine {
                     let owner = self.tx_owner.remove(&key);
                     self.on_tx_timeout(owner, key);
                 }
+                TxEvent::TransportError { key, reason } => {
+                    let owner = self.tx_owner.remove(&key);
+                    self.on_transport_error(owner, key, reason);
+                }
                 TxEvent::NoAck { key } => {
                     tracing::debug!(?key, "final response never acknowledged");
                 }
@@ -617,6 +625,14 @@ impl Engine {
             }
             Some(TxOwner::Bye(call)) => self.finish_bye(call),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
+        }
+    }
+
+    fn on_transport_error(&mut self, owner: Option<TxOwner>, key: TxKey, reason: String) {
+        match owner {
+            Some(TxOwner::Register(account)) => self.registration_error(account, reason),
+            Some(TxOwner::Invite(call)) => self.on_invite_transport_error(call, key, reason),
+            other => self.on_tx_timeout(other, key),
         }
     }
 

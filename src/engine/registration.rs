@@ -181,6 +181,10 @@ impl Engine {
         }
     }
 
+    pub(super) fn registration_error(&mut self, account: AccountId, reason: String) {
+        self.registration_failed(account, reason);
+    }
+
     pub(super) fn on_register_timeout(&mut self, account: AccountId) {
         self.registration_failed(account, "registrar did not answer".into());
     }

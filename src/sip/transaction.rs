@@ -114,6 +114,8 @@ pub enum TxEvent {
     StrayResponse { response: Message },
     /// Timer B, F or C: the peer never answered.
     Timeout { key: TxKey },
+    /// The connection carrying the request failed or could not be opened (RFC 3261 17.1.4).
+    TransportError { key: TxKey, reason: String },
     /// Timer H: our final response to an INVITE was never acknowledged.
     NoAck { key: TxKey },
 }
@@ -579,7 +581,7 @@ impl TransactionLayer {
 
     /// Ends every client transaction towards `peer` with a timeout, because the connection
     /// that carried them closed (RFC 3261 17.1.4 transport error).
-    pub fn transport_failed(&mut self, peer: Destination) {
+    pub fn transport_failed(&mut self, peer: Destination, reason: &str) {
         let failed: Vec<TxKey> = self
             .transactions
             .iter()
@@ -595,7 +597,10 @@ impl TransactionLayer {
             .collect();
         for key in failed {
             self.forget(&key);
-            self.events.push_back(TxEvent::Timeout { key });
+            self.events.push_back(TxEvent::TransportError {
+                key,
+                reason: reason.to_owned(),
+            });
         }
     }
 }
