@@ -105,6 +105,7 @@ fn transaction(c: &mut Criterion) {
                             destination: b_address,
                             credentials: None,
                             expires: 300,
+                            route: None,
                         },
                     }),
                 );

@@ -342,6 +342,7 @@ async fn register(handle: &mut Handle, account: &Account) -> Result<Option<Accou
                 destination,
                 credentials,
                 expires: account.expires,
+                route: account.outbound_proxy.clone(),
             },
         },
     )?;

@@ -72,6 +72,8 @@ pub struct AccountConfig {
     pub destination: Destination,
     pub credentials: Option<Credentials>,
     pub expires: u32,
+    /// An outbound proxy to route REGISTER through (loose routing), if any.
+    pub route: Option<Uri>,
 }
 
 /// An outgoing call.
@@ -249,6 +251,9 @@ enum TxOwner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
     RegisterRefresh(AccountId),
+    /// RFC 5626 3.5.1 CRLF ping on a registration's TCP/TLS connection, so NATs and the
+    /// registrar keep the flow that carries our incoming calls.
+    KeepAlive(AccountId),
     Retransmit2xx(CallId),
     GlareRetry(CallId),
     MediaCheck(CallId),
@@ -529,6 +534,7 @@ impl Engine {
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::RegisterRefresh(account) => self.refresh_registration(account),
+            Timer::KeepAlive(account) => self.send_keepalive(account),
             Timer::Retransmit2xx(call) => self.retransmit_2xx(call),
             Timer::GlareRetry(call) => self.send_reinvite(call),
             Timer::MediaCheck(call) => self.check_media(call),

@@ -23,6 +23,9 @@ pub(super) struct Registration {
 /// Refresh this long before the binding expires, or at half its life if that is shorter.
 const REFRESH_MARGIN: u32 = 30;
 
+/// RFC 5626 suggests 95-120 s for TCP flows; NAT bindings often last less, so stay shorter.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
 impl Engine {
     pub(super) fn register(&mut self, account: AccountId, config: AccountConfig) {
         let call_id = format!("{}@verbatim", self.rng.token(20));
@@ -51,6 +54,7 @@ impl Engine {
 
     pub(super) fn unregister(&mut self, account: AccountId) {
         self.cancel_timer(Timer::RegisterRefresh(account));
+        self.cancel_timer(Timer::KeepAlive(account));
         let Some(reg) = self.registrations.get_mut(&account) else {
             return;
         };
@@ -90,6 +94,7 @@ impl Engine {
         let transport = reg.config.destination.transport;
         let destination = reg.config.destination;
         let registrar = reg.config.registrar.to_string();
+        let route = reg.config.route.clone();
         let user = aor.uri.user.clone().unwrap_or_else(|| "verbatim".into());
         let authorization = reg.digest.as_mut().and_then(|digest| {
             let realm = digest.realms().next()?.to_owned();
@@ -100,6 +105,12 @@ impl Engine {
         });
         let contact = self.contact_for(transport, &user);
         request.headers.push("Contact", contact);
+        if let Some(route) = &route {
+            request.headers.push(
+                "Route",
+                format!("<{}>", route.clone().with_param("lr", None)),
+            );
+        }
         request.headers.push("Expires", expires.to_string());
         request.headers.push("Allow", super::ALLOW);
         if let Some(auth) = authorization {
@@ -181,6 +192,18 @@ impl Engine {
         }
     }
 
+    pub(super) fn send_keepalive(&mut self, account: AccountId) {
+        let Some(reg) = self.registrations.get(&account) else {
+            return;
+        };
+        if reg.unregistering {
+            return;
+        }
+        self.transmits
+            .push_back((reg.config.destination, b"\r\n\r\n".to_vec()));
+        self.set_timer(self.now + KEEPALIVE_INTERVAL, Timer::KeepAlive(account));
+    }
+
     pub(super) fn registration_error(&mut self, account: AccountId, reason: String) {
         self.registration_failed(account, reason);
     }
@@ -242,8 +265,10 @@ impl Engine {
             (expires / 2).max(1)
         };
         let at = self.now + Duration::from_secs(u64::from(refresh_in));
-        self.cancel_timer(Timer::RegisterRefresh(account));
         self.set_timer(at, Timer::RegisterRefresh(account));
+        if transport.is_reliable() {
+            self.set_timer(self.now + KEEPALIVE_INTERVAL, Timer::KeepAlive(account));
+        }
         self.events.push_back(Event::Registration {
             account,
             state: RegistrationState::Registered { expires },

@@ -953,4 +953,70 @@ mod tests {
         layer.on_timeout(now + Duration::from_secs(33));
         assert!(layer.is_empty());
     }
+
+    #[test]
+    fn timer_k_keeps_a_completed_non_invite_client_for_t4() {
+        let now = Instant::now();
+        let mut layer = TransactionLayer::new(TimerConfig::default());
+        let options = request(Method::Options, "z9hG4bKk");
+        let key = layer
+            .send_request(now, options.clone(), dest(Transport::Udp))
+            .unwrap();
+        layer.on_message(now, reply(&options, 200), dest(Transport::Udp));
+        assert_eq!(layer.state(&key), Some(TxState::Completed));
+        // A late retransmission of the 200 is absorbed, not reported twice.
+        layer.on_message(now, reply(&options, 200), dest(Transport::Udp));
+        assert!(matches!(layer.poll_event(), Some(TxEvent::Response { .. })));
+        assert_eq!(layer.poll_event(), None);
+        layer.on_timeout(now + Duration::from_millis(4999));
+        assert_eq!(layer.state(&key), Some(TxState::Completed));
+        layer.on_timeout(now + Duration::from_secs(5));
+        assert_eq!(layer.state(&key), None);
+    }
+
+    #[test]
+    fn timer_l_keeps_an_accepted_invite_server_for_64_t1() {
+        let now = Instant::now();
+        let mut layer = TransactionLayer::new(TimerConfig::default());
+        let invite = request(Method::Invite, "z9hG4bKl");
+        layer.on_message(now, invite.clone(), dest(Transport::Udp));
+        let Some(TxEvent::Request { key, request, .. }) = layer.poll_event() else {
+            panic!("no request event");
+        };
+        layer.respond(now, &key, reply(&request, 200)).unwrap();
+        assert_eq!(layer.state(&key), Some(TxState::Accepted));
+        drain(&mut layer);
+        // Retransmitted INVITEs are absorbed in Accepted: the dialog resends the 2xx.
+        layer.on_message(now, invite, dest(Transport::Udp));
+        assert!(drain(&mut layer).is_empty());
+        assert_eq!(layer.poll_event(), None);
+        layer.on_timeout(now + Duration::from_millis(31_999));
+        assert_eq!(layer.state(&key), Some(TxState::Accepted));
+        layer.on_timeout(now + Duration::from_secs(32));
+        assert_eq!(layer.state(&key), None);
+    }
+
+    #[test]
+    fn timer_m_and_timer_c_bound_client_invites() {
+        let now = Instant::now();
+        let mut layer = TransactionLayer::new(TimerConfig::default());
+        let invite = request(Method::Invite, "z9hG4bKm");
+        let key = layer
+            .send_request(now, invite.clone(), dest(Transport::Udp))
+            .unwrap();
+        layer.on_message(now, reply(&invite, 200), dest(Transport::Udp));
+        layer.on_timeout(now + Duration::from_secs(32));
+        assert_eq!(layer.state(&key), None, "Timer M ends Accepted after 64*T1");
+
+        let ringing = request(Method::Invite, "z9hG4bKc2");
+        let key = layer
+            .send_request(now, ringing.clone(), dest(Transport::Udp))
+            .unwrap();
+        layer.on_message(now, reply(&ringing, 180), dest(Transport::Udp));
+        while layer.poll_event().is_some() {}
+        layer.on_timeout(now + Duration::from_secs(179));
+        assert_eq!(layer.state(&key), Some(TxState::Proceeding));
+        layer.on_timeout(now + Duration::from_secs(180));
+        assert_eq!(layer.poll_event(), Some(TxEvent::Timeout { key }));
+    }
 }
