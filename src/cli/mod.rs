@@ -194,7 +194,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             config,
             tls,
         } => {
-            let account = load_account(config.as_deref())?;
+            let loaded = load(config.as_deref())?;
             let options = CallOptions {
                 from,
                 listen,
@@ -202,32 +202,41 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                 duration,
                 tls,
             };
-            call(target, options, account).await
+            call(target, options, loaded).await
         }
         CliCommand::Answer {
             listen,
             calls,
             config,
             tls,
-        } => {
-            let account = load_account(config.as_deref())?;
-            answer(listen, calls, account, tls).await
-        }
+        } => answer(listen, calls, load(config.as_deref())?, tls).await,
         CliCommand::Register { config, listen } => {
-            let account = load_account(config.as_deref())?
-                .ok_or_else(|| Failure::usage("register: the configuration has no [account]"))?;
-            register_only(listen, account).await
+            register_only(listen, load(config.as_deref())?).await
         }
     }
 }
 
-fn load_account(path: Option<&std::path::Path>) -> Result<Option<Account>, Failure> {
+/// The configuration's account (checked) and call settings.
+struct Loaded {
+    account: Option<Account>,
+    no_media_timeout: Option<Duration>,
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
     let settings = Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
-    settings
+    let account = settings
         .account
         .map(|a| a.validate())
         .transpose()
-        .map_err(Failure::usage)
+        .map_err(Failure::usage)?;
+    let no_media_timeout = match settings.call.no_media_timeout {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
+    Ok(Loaded {
+        account,
+        no_media_timeout,
+    })
 }
 
 fn seed() -> u64 {
@@ -244,10 +253,11 @@ struct CallOptions {
 
 async fn start_driver(
     listen: SocketAddr,
-    account: Option<&Account>,
+    loaded: &Loaded,
     server_name: Option<String>,
     tls: &TlsArgs,
 ) -> Result<Handle, Failure> {
+    let account = loaded.account.as_ref();
     let client = TlsSettings {
         ca_file: tls
             .tls_ca
@@ -277,6 +287,7 @@ async fn start_driver(
         contact_user: account
             .and_then(|a| a.aor.uri.user.clone())
             .unwrap_or_else(|| "verbatim".into()),
+        no_media_timeout: loaded.no_media_timeout,
         ..EngineConfig::default()
     };
     driver::start(
@@ -364,21 +375,22 @@ async fn register(handle: &mut Handle, account: &Account) -> Result<Option<Accou
     }
 }
 
-async fn register_only(listen: SocketAddr, account: Account) -> Result<(), Failure> {
+async fn register_only(listen: SocketAddr, loaded: Loaded) -> Result<(), Failure> {
+    let account = loaded
+        .account
+        .as_ref()
+        .ok_or_else(|| Failure::usage("register: the configuration has no [account]"))?;
     if account.registrar.is_none() {
         return Err(Failure::usage("register: the account has no registrar"));
     }
-    let mut handle = start_driver(listen, Some(&account), None, &TlsArgs::default()).await?;
-    register(&mut handle, &account).await?;
+    let mut handle = start_driver(listen, &loaded, None, &TlsArgs::default()).await?;
+    register(&mut handle, account).await?;
     shutdown(&mut handle).await;
     Ok(())
 }
 
-async fn call(
-    target: String,
-    options: CallOptions,
-    account: Option<Account>,
-) -> Result<(), Failure> {
+async fn call(target: String, options: CallOptions, loaded: Loaded) -> Result<(), Failure> {
+    let account = loaded.account.clone();
     let CallOptions {
         from,
         listen,
@@ -388,7 +400,7 @@ async fn call(
     } = options;
     let target = parse_target(&target, account.as_ref())?;
     let server_name = target.host.trim_matches(['[', ']']).to_owned();
-    let mut handle = start_driver(listen, account.as_ref(), Some(server_name), &tls).await?;
+    let mut handle = start_driver(listen, &loaded, Some(server_name), &tls).await?;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
     }
@@ -493,10 +505,11 @@ async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<()
 async fn answer(
     listen: SocketAddr,
     calls: u32,
-    account: Option<Account>,
+    loaded: Loaded,
     tls: TlsArgs,
 ) -> Result<(), Failure> {
-    let mut handle = start_driver(listen, account.as_ref(), None, &tls).await?;
+    let mut handle = start_driver(listen, &loaded, None, &tls).await?;
+    let account = loaded.account;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
     }

@@ -23,6 +23,24 @@ pub enum SettingsError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub account: Option<AccountSettings>,
+    #[serde(default)]
+    pub call: CallSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallSettings {
+    /// End a connected call after this many seconds without media from the other side
+    /// (0: never).
+    pub no_media_timeout: u64,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            no_media_timeout: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -188,6 +206,13 @@ mod tests {
         assert!(err.contains("account.uri"), "{err}");
         let err = Settings::parse("[account]\nuri = \"sip:a@b\"\ncolour = 1\n").unwrap_err();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn call_settings_default_and_override() {
+        assert_eq!(Settings::parse("").unwrap().call.no_media_timeout, 30);
+        let s = Settings::parse("[call]\nno_media_timeout = 0\n").unwrap();
+        assert_eq!(s.call.no_media_timeout, 0);
     }
 
     #[test]
