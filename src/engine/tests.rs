@@ -601,3 +601,171 @@ fn tcp_registration_sends_crlf_keepalives_and_shutdown_unregisters() {
     assert_eq!(last.headers.get("Expires"), Some("0"));
     assert!(events.contains(&Event::ShutdownComplete));
 }
+
+/// Builds a request inside the call's dialog as the callee (node 1) would send it, from what
+/// the trace shows of the INVITE and its 200.
+fn callee_request(net: &SimNet, method: &str, cseq: u32, body: &str) -> Vec<u8> {
+    let invite = net
+        .trace
+        .iter()
+        .map(|(_, _, _, d)| Message::parse(d).unwrap())
+        .find(|m| m.method() == Some(&Method::Invite))
+        .unwrap();
+    let ok = net
+        .trace
+        .iter()
+        .map(|(_, _, _, d)| Message::parse(d).unwrap())
+        .find(|m| m.status() == Some(200))
+        .unwrap();
+    let caller_contact = invite.contacts().unwrap()[0].uri.to_string();
+    let content = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_owned()
+    };
+    format!(
+        "{method} {caller_contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK{method}{cseq}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:bob@127.0.0.2:5060>\r\n{content}Content-Length: {}\r\n\r\n{body}",
+        ok.headers.get("To").unwrap(),
+        ok.headers.get("From").unwrap(),
+        ok.call_id().unwrap(),
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn callee_source(net: &SimNet) -> Destination {
+    net.address(1, Transport::Udp).unwrap()
+}
+
+#[test]
+fn offerless_reinvite_gets_an_offer_in_200_and_the_answer_from_ack() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    let reinvite = callee_request(&net, "INVITE", 100, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: reinvite,
+        },
+    );
+    let offer = net
+        .trace
+        .iter()
+        .rev()
+        .find(|(_, _, _, d)| d.starts_with(b"SIP/2.0 200"))
+        .map(|(_, _, _, d)| Message::parse(d).unwrap())
+        .unwrap();
+    assert_eq!(offer.cseq().unwrap().number, 100);
+    let sdp = String::from_utf8(offer.body.clone()).unwrap();
+    assert!(sdp.contains("m=audio 40000"), "{sdp}");
+    // Without the ACK the 2xx is retransmitted.
+    net.run_for(Duration::from_millis(600));
+    let retransmitted = net
+        .trace
+        .iter()
+        .filter(|(_, _, _, d)| {
+            d.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(d).contains("CSeq: 100 INVITE")
+        })
+        .count();
+    assert!(retransmitted >= 2, "2xx not retransmitted before the ACK");
+    let answer = "v=0\r\no=bob 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 42000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendonly\r\n";
+    let ack = callee_request(&net, "ACK", 100, answer);
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: ack,
+        },
+    );
+    let media = net.events(0).iter().find_map(|e| match e {
+        Event::Media { negotiated, .. } => Some(negotiated.clone()),
+        _ => None,
+    });
+    let media = media.expect("answer in ACK applied");
+    assert_eq!(media.remote_rtp_port, 42000);
+    assert!(
+        media.remote_on_hold,
+        "the peer answered sendonly: it holds us"
+    );
+    let sent_before = net.trace.len();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(
+        net.trace.len(),
+        sent_before,
+        "retransmissions stop after the ACK"
+    );
+}
+
+#[test]
+fn update_with_sdp_is_answered_and_out_of_dialog_update_gets_481() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    let offer = "v=0\r\no=bob 1 3 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 43000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let update = callee_request(&net, "UPDATE", 101, offer);
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: update,
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(reply.status(), Some(200));
+    assert!(String::from_utf8_lossy(&reply.body).contains("PCMA/8000"));
+    assert!(net.events(0).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 43000)
+    ));
+    let mut stray = String::from_utf8(callee_request(&net, "UPDATE", 102, "")).unwrap();
+    stray = stray.replace("Call-ID: ", "Call-ID: other-");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: stray.into_bytes(),
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(reply.status(), Some(481));
+}
+
+#[test]
+fn in_dialog_options_and_out_of_order_cseq() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    let options = callee_request(&net, "OPTIONS", 50, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: options,
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(reply.status(), Some(200));
+    assert!(reply.headers.get("Allow").unwrap().contains("UPDATE"));
+    let update = callee_request(&net, "UPDATE", 60, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: update,
+        },
+    );
+    let late = callee_request(&net, "UPDATE", 59, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: late,
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(
+        reply.status(),
+        Some(500),
+        "a lower CSeq than the last one is out of order"
+    );
+}
