@@ -681,7 +681,15 @@ impl Message {
         let mut headers = Headers::default();
         for h in self.headers.iter() {
             let name = h.name.as_str();
-            if name == "Via" || name == "From" || name == "Call-ID" || name == "CSeq" {
+            // RFC 3261 12.1.1: responses that can set up a dialog echo Record-Route, so
+            // the caller's route set runs through the same proxies.
+            let dialog_forming = (101..300).contains(&status);
+            if name == "Via"
+                || name == "From"
+                || name == "Call-ID"
+                || name == "CSeq"
+                || (name == "Record-Route" && dialog_forming)
+            {
                 headers.push(name, h.value.clone());
             } else if name == "To" {
                 let mut value = h.value.clone();
@@ -995,6 +1003,15 @@ v=0\r\n";
         assert_eq!(resp.status(), Some(486));
         assert_eq!(resp.to_header().unwrap().tag(), Some("xyz"));
         assert_eq!(resp.headers.get("Call-ID"), req.headers.get("Call-ID"));
+        assert!(resp.headers.get("Record-Route").is_none());
+        let mut routed = req.clone();
+        routed.headers.push("Record-Route", "<sip:p1;lr>");
+        routed.headers.push("Record-Route", "<sip:p2;lr>");
+        let ok = routed.response(200, "OK", Some("xyz"));
+        assert_eq!(
+            ok.headers.all("Record-Route"),
+            vec!["<sip:p1;lr>", "<sip:p2;lr>"]
+        );
         let bytes = resp.to_bytes();
         assert!(
             String::from_utf8(bytes)

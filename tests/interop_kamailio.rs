@@ -1,0 +1,191 @@
+//! Interop with kamailio 5.6 as registrar and proxy with digest auth (Debian package
+//! kamailio), all on 127.0.0.1. Each test starts its own kamailio with
+//! `tests/data/kamailio.cfg` on its own port; the cfg knows alice/alicepw and bob/bobpw,
+//! challenges REGISTER with 401 and INVITE with 407, and logs `interop:` lines on stderr.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Account, Peer, Proto, START_TIMEOUT, free_port, start_kamailio, start_verbatim};
+
+const VERBATIM_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn registrar_uri(port: u16) -> String {
+    format!("sip:127.0.0.1:{port}")
+}
+
+/// alice registers with the right password: exit 0, `registered ...` on stdout.
+#[test]
+fn register_with_digest_auth() {
+    let kamailio_port = free_port();
+    let mut kamailio = Peer::new("kamailio");
+    start_kamailio(&mut kamailio, kamailio_port);
+
+    let mut alice = Peer::new("verbatim-register");
+    let config = Account::new("alice", "alicepw")
+        .registrar(&registrar_uri(kamailio_port))
+        .write_config(&alice, "alice.toml");
+    start_verbatim(
+        &mut alice,
+        ["register", "--config", config.to_str().unwrap()],
+    );
+    alice.expect_success(VERBATIM_TIMEOUT);
+    if !alice
+        .stdout()
+        .lines()
+        .any(|line| line.starts_with("registered"))
+    {
+        alice.fail("no line starting with `registered` on stdout");
+    }
+    kamailio.wait_for_output(
+        "interop: registered sip:alice@127.0.0.1",
+        Duration::from_secs(5),
+    );
+}
+
+/// Same over TCP (`transport = "tcp"` in the account).
+#[test]
+fn register_over_tcp() {
+    let kamailio_port = free_port();
+    let mut kamailio = Peer::new("kamailio");
+    start_kamailio(&mut kamailio, kamailio_port);
+
+    let mut alice = Peer::new("verbatim-register-tcp");
+    let config = Account::new("alice", "alicepw")
+        .registrar(&registrar_uri(kamailio_port))
+        .transport("tcp")
+        .write_config(&alice, "alice.toml");
+    start_verbatim(
+        &mut alice,
+        ["register", "--config", config.to_str().unwrap()],
+    );
+    alice.expect_success(VERBATIM_TIMEOUT);
+    if !alice
+        .stdout()
+        .lines()
+        .any(|line| line.starts_with("registered"))
+    {
+        alice.fail("no line starting with `registered` on stdout");
+    }
+    let log = kamailio.wait_for_output(
+        "interop: registered sip:alice@127.0.0.1",
+        Duration::from_secs(5),
+    );
+    assert!(
+        log.contains("interop: REGISTER sip:127.0.0.1") && log.contains("from tcp:127.0.0.1"),
+        "kamailio did not get the REGISTER over TCP:\n{}",
+        kamailio.report()
+    );
+}
+
+/// A wrong password: kamailio challenges again; verbatim gives up, exits non-zero and
+/// says `authentication failed` on stderr.
+#[test]
+fn register_with_wrong_password_fails() {
+    let kamailio_port = free_port();
+    let mut kamailio = Peer::new("kamailio");
+    start_kamailio(&mut kamailio, kamailio_port);
+
+    let mut alice = Peer::new("verbatim-register-wrong-password");
+    let config = Account::new("alice", "not-alicepw")
+        .registrar(&registrar_uri(kamailio_port))
+        .write_config(&alice, "alice.toml");
+    start_verbatim(
+        &mut alice,
+        ["register", "--config", config.to_str().unwrap()],
+    );
+    alice.expect_failure(VERBATIM_TIMEOUT);
+    if !alice.stderr().contains("authentication failed") {
+        alice.fail("stderr does not say `authentication failed`");
+    }
+    assert!(
+        !kamailio.stderr().contains("interop: registered"),
+        "kamailio saved a registration with a wrong password:\n{}",
+        kamailio.report()
+    );
+}
+
+/// bob registers and answers; alice registers and calls sip:bob@127.0.0.1 through
+/// kamailio (407 on the INVITE, then relayed to bob's contact, record-routed).
+#[test]
+fn call_between_registered_users_through_kamailio() {
+    let kamailio_port = free_port();
+    let bob_port = free_port();
+    let alice_port = free_port();
+    let mut kamailio = Peer::new("kamailio");
+    start_kamailio(&mut kamailio, kamailio_port);
+
+    let mut bob = Peer::new("verbatim-bob-answer");
+    let bob_config = Account::new("bob", "bobpw")
+        .registrar(&registrar_uri(kamailio_port))
+        .write_config(&bob, "bob.toml");
+    start_verbatim(
+        &mut bob,
+        [
+            "answer",
+            "--config",
+            bob_config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{bob_port}"),
+            "--calls",
+            "1",
+        ],
+    );
+    // kamailio knows bob once it logged the saved contact; bob then still has to listen.
+    kamailio.wait_for_output("interop: registered sip:bob@127.0.0.1", VERBATIM_TIMEOUT);
+    bob.wait_until_listening(Proto::Udp, bob_port, START_TIMEOUT);
+    assert!(
+        bob.is_running(),
+        "bob exited after registering:\n{}",
+        bob.report()
+    );
+
+    let mut alice = Peer::new("verbatim-alice-call");
+    let alice_config = Account::new("alice", "alicepw")
+        .registrar(&registrar_uri(kamailio_port))
+        .write_config(&alice, "alice.toml");
+    start_verbatim(
+        &mut alice,
+        [
+            "call",
+            "sip:bob@127.0.0.1",
+            "--config",
+            alice_config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{alice_port}"),
+            "--duration",
+            "1",
+        ],
+    );
+    alice.expect_success(VERBATIM_TIMEOUT);
+    bob.expect_success(VERBATIM_TIMEOUT);
+    // kamailio record-routes the INVITE: bob must copy Record-Route into his 2xx
+    // (RFC 3261 12.1.1) and alice must send the ACK and the BYE through kamailio (Route).
+    let log = kamailio.stderr();
+    let through_kamailio = |method: &str| {
+        log.lines().any(|line| {
+            line.contains(&format!("interop: {method} "))
+                && line.contains(&format!("127.0.0.1:{bob_port}"))
+        })
+    };
+    assert!(
+        log.contains("interop: relaying INVITE"),
+        "kamailio did not relay the INVITE to bob:\n{}",
+        kamailio.report()
+    );
+    assert!(
+        through_kamailio("ACK") && through_kamailio("BYE"),
+        "the ACK and the BYE did not go through kamailio although it record-routed the \
+         INVITE: the 2xx must carry the Record-Route (answerer) and the caller must use it as \
+         its route set:\n{}",
+        kamailio.report()
+    );
+}
