@@ -47,6 +47,8 @@ pub(super) struct Call {
     reinvite_ack: Option<(Destination, Vec<u8>)>,
     local_hold: bool,
     remote_hold: bool,
+    /// The peer listed UPDATE in its Allow (RFC 3311), so a session change may use it.
+    peer_allows_update: bool,
     pub(super) last_media: Instant,
     connected: bool,
 }
@@ -108,6 +110,7 @@ impl Engine {
             reinvite_ack: None,
             local_hold: false,
             remote_hold: false,
+            peer_allows_update: false,
             last_media: self.now,
             connected: false,
         };
@@ -225,6 +228,7 @@ impl Engine {
             return;
         }
         call.dialog.establish_as_uac(&response);
+        call.peer_allows_update = response.headers.has_token("Allow", "UPDATE");
         call.connected = true;
         call.last_media = now;
         if let Some(digest) = call.digest.as_mut() {
@@ -707,10 +711,13 @@ impl Engine {
             reinvite_ack: None,
             local_hold: false,
             remote_hold: false,
+            peer_allows_update: false,
             last_media: self.now,
             connected: false,
         };
         let contact = call.dialog.local_contact.clone();
+        let mut call = call;
+        call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
         self.calls.insert(id, call);
         let mut ringing = request.response(180, "Ringing", Some(&local_tag));
         ringing.headers.push("Contact", contact);
@@ -1123,17 +1130,25 @@ impl Engine {
         }
         let direction = call.offer_answer.offer_direction(call.local_hold);
         let offer = call.offer_answer.create_offer(direction);
-        let mut invite = call.dialog.request(Method::Invite);
-        invite.headers.push("Allow", super::ALLOW);
-        invite.set_body("application/sdp", offer.to_string().into_bytes());
+        // UPDATE (RFC 3311) changes the session without a three-way handshake; use it when
+        // configured and the peer said it understands it.
+        let (method, owner) = if self.config.modify_with_update && call.peer_allows_update {
+            (Method::Update, TxOwner::Update(id))
+        } else {
+            (Method::Invite, TxOwner::ReInvite(id))
+        };
+        let mut request = call.dialog.request(method);
+        request.headers.push("Allow", super::ALLOW);
+        request.set_body("application/sdp", offer.to_string().into_bytes());
         let destination = self.next_hop(id);
-        let key = self.start_client_tx(invite, destination, TxOwner::ReInvite(id));
+        let key = self.start_client_tx(request, destination, owner);
         if let Some(call) = self.calls.get_mut(&id) {
             call.reinvite_key = key;
         }
     }
 
-    pub(super) fn on_reinvite_response(&mut self, id: CallId, response: Message) {
+    /// The answer to our re-INVITE or UPDATE (`with_ack` for the INVITE).
+    pub(super) fn on_reinvite_response(&mut self, id: CallId, response: Message, with_ack: bool) {
         let Some(status) = response.status() else {
             return;
         };
@@ -1143,7 +1158,7 @@ impl Engine {
         if status < 200 {
             return;
         }
-        if (200..300).contains(&status) && call.reinvite_key.is_none() {
+        if (200..300).contains(&status) && call.reinvite_key.is_none() && with_ack {
             if let Some((destination, bytes)) = call.reinvite_ack.clone() {
                 self.transmits.push_back((destination, bytes));
             }
@@ -1172,8 +1187,10 @@ impl Engine {
                             .receive_answer(&a)
                             .map_err(|e| e.to_string())
                     });
-                let destination = self.next_hop(id);
-                self.send_ack(id, ack, destination, true);
+                if with_ack {
+                    let destination = self.next_hop(id);
+                    self.send_ack(id, ack, destination, true);
+                }
                 let Some(call) = self.calls.get_mut(&id) else {
                     return;
                 };

@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub codecs: Vec<Codec>,
     /// The user part of our Contact when no account names one.
     pub contact_user: String,
+    /// Change an established session (hold, resume) with UPDATE instead of re-INVITE when
+    /// the peer allows it.
+    pub modify_with_update: bool,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +62,7 @@ impl Default for EngineConfig {
             no_media_timeout: Some(Duration::from_secs(30)),
             codecs: vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],
             contact_user: "verbatim".into(),
+            modify_with_update: false,
         }
     }
 }
@@ -242,6 +246,7 @@ enum TxOwner {
     Register(AccountId),
     Invite(CallId),
     ReInvite(CallId),
+    Update(CallId),
     Bye(CallId),
     Cancel(CallId),
     Ping(CallId),
@@ -601,7 +606,8 @@ impl Engine {
         match owner {
             Some(TxOwner::Register(account)) => self.on_register_response(account, response),
             Some(TxOwner::Invite(call)) => self.on_invite_response(call, key, response),
-            Some(TxOwner::ReInvite(call)) => self.on_reinvite_response(call, response),
+            Some(TxOwner::ReInvite(call)) => self.on_reinvite_response(call, response, true),
+            Some(TxOwner::Update(call)) => self.on_reinvite_response(call, response, false),
             Some(TxOwner::Bye(call)) => {
                 if response.status().is_some_and(|s| s >= 200) {
                     self.finish_bye(call);
@@ -625,7 +631,9 @@ impl Engine {
         match owner {
             Some(TxOwner::Register(account)) => self.on_register_timeout(account),
             Some(TxOwner::Invite(call)) => self.on_invite_timeout(call, key),
-            Some(TxOwner::ReInvite(call)) | Some(TxOwner::Ping(call)) => {
+            Some(TxOwner::ReInvite(call))
+            | Some(TxOwner::Update(call))
+            | Some(TxOwner::Ping(call)) => {
                 self.send_bye(call);
                 self.end_call(call, Some(408), "peer stopped answering", Party::Remote);
             }

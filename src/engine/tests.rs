@@ -769,3 +769,37 @@ fn in_dialog_options_and_out_of_order_cseq() {
         "a lower CSeq than the last one is out of order"
     );
 }
+
+#[test]
+fn hold_uses_update_when_configured_and_the_peer_allows_it() {
+    let mut net = SimNet::new(2, LinkConfig::default());
+    net.add_node(EngineConfig {
+        modify_with_update: true,
+        ..config(30)
+    });
+    net.add_node(config(31));
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.command(0, Command::Hold { call: a });
+    assert!(net.run_until(Duration::from_secs(5), |n| n.events(1).iter().any(|e| matches!(e, Event::CallState { call, state: CallState::Connected { remote_hold: true, .. } } if *call == b))));
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| n.events(0).iter().any(
+            |e| matches!(
+                e,
+                Event::CallState {
+                    state: CallState::Connected {
+                        local_hold: true,
+                        ..
+                    },
+                    ..
+                }
+            )
+        ))
+    );
+    let methods: Vec<String> = net
+        .trace
+        .iter()
+        .filter_map(|(_, _, _, d)| Message::parse(d).ok())
+        .filter_map(|m| m.method().map(|m| m.to_string()))
+        .collect();
+    assert_eq!(methods, vec!["INVITE", "ACK", "UPDATE"]);
+}
