@@ -260,3 +260,33 @@ fn busy_callee_fails_the_call() {
     }
     sipp.expect_success(SIPP_TIMEOUT);
 }
+
+/// Listening on all interfaces, verbatim still advertises the address that routes to the
+/// peer (127.0.0.1 here) in Via, Contact and SDP; sipp's scenario checks each.
+#[test]
+fn caller_on_all_interfaces_advertises_a_routable_address() {
+    let sipp_port = free_port();
+    let verbatim_port = free_port();
+    let mut sipp = Peer::new("sipp-uas-address");
+    start_sipp_uas(
+        &mut sipp,
+        &Scenario::File(sipp_scenario("uas_advertised_address.xml")),
+        sipp_port,
+        "u1",
+        &[],
+    );
+    let mut verbatim = Peer::new("verbatim-call-any");
+    start_verbatim(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{sipp_port}"),
+            "--listen",
+            &format!("0.0.0.0:{verbatim_port}"),
+            "--duration",
+            "1",
+        ],
+    );
+    verbatim.expect_success(VERBATIM_TIMEOUT);
+    sipp.expect_success(SIPP_TIMEOUT);
+}

@@ -256,6 +256,7 @@ async fn start_driver(
     loaded: &Loaded,
     server_name: Option<String>,
     tls: &TlsArgs,
+    route_probe: Option<SocketAddr>,
 ) -> Result<Handle, Failure> {
     let account = loaded.account.as_ref();
     let client = TlsSettings {
@@ -294,6 +295,7 @@ async fn start_driver(
         config,
         DriverConfig {
             listen: Some(listen),
+            route_probe,
             tls: Some(client),
             tls_server: server,
         },
@@ -383,7 +385,8 @@ async fn register_only(listen: SocketAddr, loaded: Loaded) -> Result<(), Failure
     if account.registrar.is_none() {
         return Err(Failure::usage("register: the account has no registrar"));
     }
-    let mut handle = start_driver(listen, &loaded, None, &TlsArgs::default()).await?;
+    let probe = account_hop(account).await?.map(|(d, _)| d.address);
+    let mut handle = start_driver(listen, &loaded, None, &TlsArgs::default(), probe).await?;
     register(&mut handle, account).await?;
     shutdown(&mut handle).await;
     Ok(())
@@ -400,7 +403,28 @@ async fn call(target: String, options: CallOptions, loaded: Loaded) -> Result<()
     } = options;
     let target = parse_target(&target, account.as_ref())?;
     let server_name = target.host.trim_matches(['[', ']']).to_owned();
-    let mut handle = start_driver(listen, &loaded, Some(server_name), &tls).await?;
+    let (destination, route) = match account.as_ref() {
+        Some(a) => match account_hop(a).await? {
+            Some((destination, hop)) => {
+                let route = a.outbound_proxy.as_ref().map(|_| hop);
+                (destination, route)
+            }
+            None => (resolve(&target, transport).await?, None),
+        },
+        None => (resolve(&target, transport).await?, None),
+    };
+    let destination = match transport {
+        Some(t) => Destination::new(t, destination.address),
+        None => destination,
+    };
+    let mut handle = start_driver(
+        listen,
+        &loaded,
+        Some(server_name),
+        &tls,
+        Some(destination.address),
+    )
+    .await?;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
     }
@@ -417,20 +441,6 @@ async fn call(target: String, options: CallOptions, loaded: Loaded) -> Result<()
                 NameAddr::new(Uri::sip(Some("verbatim"), &local, None))
             }
         },
-    };
-    let (destination, route) = match account.as_ref() {
-        Some(a) => match account_hop(a).await? {
-            Some((destination, hop)) => {
-                let route = a.outbound_proxy.as_ref().map(|_| hop);
-                (destination, route)
-            }
-            None => (resolve(&target, transport).await?, None),
-        },
-        None => (resolve(&target, transport).await?, None),
-    };
-    let destination = match transport {
-        Some(t) => Destination::new(t, destination.address),
-        None => destination,
     };
     let credentials = account.as_ref().and_then(|a| {
         a.password
@@ -508,7 +518,18 @@ async fn answer(
     loaded: Loaded,
     tls: TlsArgs,
 ) -> Result<(), Failure> {
-    let mut handle = start_driver(listen, &loaded, None, &tls).await?;
+    let probe = match loaded.account.as_ref() {
+        Some(account) => account_hop(account).await?.map(|(d, _)| d.address),
+        None => None,
+    };
+    if listen.ip().is_unspecified() && probe.is_none() {
+        eprintln!(
+            "warning: listening on all interfaces without a registrar to route towards; \
+             peers will see {} in Contact and SDP: give --listen a specific address",
+            listen.ip()
+        );
+    }
+    let mut handle = start_driver(listen, &loaded, None, &tls, probe).await?;
     let account = loaded.account;
     if let Some(account) = &account {
         register(&mut handle, account).await?;

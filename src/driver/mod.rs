@@ -36,6 +36,9 @@ pub enum DriverError {
 pub struct DriverConfig {
     /// Where UDP and TCP listen (port 0 picks a free port).
     pub listen: Option<SocketAddr>,
+    /// When listening on all interfaces: a peer address whose route tells which of our
+    /// addresses to put in Via, Contact and SDP (no packet is sent to find out).
+    pub route_probe: Option<SocketAddr>,
     pub tls: Option<tls::TlsSettings>,
     /// Accept SIP over TLS too (needs a certificate).
     pub tls_server: Option<tls::TlsServerSettings>,
@@ -109,6 +112,16 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
     // Without a TLS listener, outgoing TLS connections come from an ephemeral port; Via then
     // carries our TCP address and replies come back on the same connection.
     let tls_address = tls_listener.as_ref().map_or(tcp_address, |(_, _, a)| *a);
+    // 0.0.0.0 cannot be advertised: it would tell peers nothing (and c=0.0.0.0 means hold).
+    let advertised_ip = if udp_address.ip().is_unspecified() {
+        outbound_ip(driver.route_probe)
+            .await
+            .unwrap_or(udp_address.ip())
+    } else {
+        udp_address.ip()
+    };
+    let udp_address = SocketAddr::new(advertised_ip, udp_address.port());
+    let tcp_address = SocketAddr::new(advertised_ip, tcp_address.port());
     let listeners = vec![
         Destination::new(Transport::Udp, udp_address),
         Destination::new(Transport::Tcp, tcp_address),
@@ -128,6 +141,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         tls_connector,
         server_name,
         events: event_tx,
+        advertised_ip,
     };
     tokio::spawn(driver_loop.run(tcp, tls_listener.map(|(l, a, _)| (l, a)), command_rx));
     Ok(Handle {
@@ -147,6 +161,7 @@ struct DriverLoop {
     tls_connector: Option<tokio_rustls::TlsConnector>,
     server_name: Option<String>,
     events: mpsc::UnboundedSender<Event>,
+    advertised_ip: core::net::IpAddr,
 }
 
 impl DriverLoop {
@@ -221,11 +236,7 @@ impl DriverLoop {
         command: Command,
         media_tx: &mpsc::UnboundedSender<CallId>,
     ) -> Command {
-        let ip = self
-            .udp
-            .local_addr()
-            .map(|a| a.ip())
-            .unwrap_or(core::net::IpAddr::from([127, 0, 0, 1]));
+        let ip = self.advertised_ip;
         match command {
             Command::Dial { call, mut request } => {
                 if let Some(port) = self.bind_media(call, ip, media_tx).await {
@@ -436,4 +447,18 @@ async fn accept_tls(
             }
         });
     }
+}
+
+/// The local address the system would use to reach `probe` (a connected UDP socket sends
+/// nothing until written to).
+async fn outbound_ip(probe: Option<SocketAddr>) -> Option<core::net::IpAddr> {
+    let probe = probe?;
+    let any: SocketAddr = if probe.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let socket = UdpSocket::bind(any).await.ok()?;
+    socket.connect(probe).await.ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }
