@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::time::Instant;
 
 use super::{CallId, CallState, DialRequest, EndReason, Engine, Event, Party, Timer, TxOwner};
-use crate::sdp::{Direction, LocalCapabilities, OfferAnswer, SessionDescription};
+use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
 use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method, reason_phrase};
@@ -261,17 +261,7 @@ impl Engine {
         }
         match negotiated {
             Ok(negotiated) => {
-                call.remote_hold = negotiated.remote_on_hold;
-                call.state = CallState::Connected {
-                    local_hold: false,
-                    remote_hold: call.remote_hold,
-                };
-                let state = call.state;
-                self.events.push_back(Event::CallState { call: id, state });
-                self.events.push_back(Event::Media {
-                    call: id,
-                    negotiated,
-                });
+                self.apply_negotiated(id, negotiated);
                 self.schedule_media_check(id);
             }
             Err(reason) => {
@@ -284,6 +274,25 @@ impl Engine {
                 );
             }
         }
+    }
+
+    /// Applies a completed offer/answer: the peer's hold state, the call state, and the media
+    /// the driver should now use.
+    fn apply_negotiated(&mut self, id: CallId, negotiated: Negotiated) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.remote_hold = negotiated.remote_on_hold;
+        call.state = CallState::Connected {
+            local_hold: call.local_hold,
+            remote_hold: call.remote_hold,
+        };
+        let state = call.state;
+        self.events.push_back(Event::CallState { call: id, state });
+        self.events.push_back(Event::Media {
+            call: id,
+            negotiated,
+        });
     }
 
     fn send_ack(&mut self, id: CallId, mut ack: Message, destination: Destination, reinvite: bool) {
@@ -865,17 +874,7 @@ impl Engine {
                 .map_err(|e| e.to_string())
         }) {
             Ok(negotiated) => {
-                call.remote_hold = negotiated.remote_on_hold;
-                call.state = CallState::Connected {
-                    local_hold: call.local_hold,
-                    remote_hold: call.remote_hold,
-                };
-                let state = call.state;
-                self.events.push_back(Event::CallState { call: id, state });
-                self.events.push_back(Event::Media {
-                    call: id,
-                    negotiated,
-                });
+                self.apply_negotiated(id, negotiated);
             }
             Err(reason) => {
                 self.send_bye(id);
@@ -1191,22 +1190,9 @@ impl Engine {
                     let destination = self.next_hop(id);
                     self.send_ack(id, ack, destination, true);
                 }
-                let Some(call) = self.calls.get_mut(&id) else {
-                    return;
-                };
                 match result {
                     Ok(negotiated) => {
-                        call.remote_hold = negotiated.remote_on_hold;
-                        call.state = CallState::Connected {
-                            local_hold: call.local_hold,
-                            remote_hold: call.remote_hold,
-                        };
-                        let state = call.state;
-                        self.events.push_back(Event::CallState { call: id, state });
-                        self.events.push_back(Event::Media {
-                            call: id,
-                            negotiated,
-                        });
+                        self.apply_negotiated(id, negotiated);
                     }
                     Err(reason) => {
                         tracing::warn!(%reason, "re-INVITE answer unusable, keeping the old media");

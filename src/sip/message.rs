@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use super::uri::{NameAddr, Uri, UriError, parse_params, split_unquoted};
+use super::uri::{NameAddr, Uri, UriError, find_param, parse_params, split_unquoted};
 
 /// Upper bounds that keep a hostile peer from making us buffer without end.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -359,10 +359,7 @@ impl Via {
     }
 
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        find_param(&self.params, name)
     }
 
     pub fn branch(&self) -> Option<&str> {

@@ -156,10 +156,7 @@ impl Uri {
     }
 
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        find_param(&self.params, name)
     }
 
     pub fn has_param(&self, name: &str) -> bool {
@@ -324,10 +321,7 @@ impl NameAddr {
     }
 
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        find_param(&self.params, name)
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -364,6 +358,17 @@ impl fmt::Display for NameAddr {
         }
         Ok(())
     }
+}
+
+/// A parameter by case-insensitive name: `None` when absent, `Some(None)` when it has no value.
+pub fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
 }
 
 /// Splits `;a=b;c;d="x;y"` into pairs, honouring quoted strings.
