@@ -44,6 +44,8 @@ pub(super) struct Call {
     reinvite_key: Option<TxKey>,
     /// The user changed hold while a re-INVITE was in flight: offer again when it completes.
     reinvite_queued: bool,
+    /// Our pending re-INVITE carries no SDP: the 2xx offers and the ACK answers.
+    reinvite_offerless: bool,
     reinvite_ack: Option<(Destination, Vec<u8>)>,
     local_hold: bool,
     remote_hold: bool,
@@ -107,6 +109,7 @@ impl Engine {
             cancel_when_possible: false,
             reinvite_key: None,
             reinvite_queued: false,
+            reinvite_offerless: false,
             reinvite_ack: None,
             local_hold: false,
             remote_hold: false,
@@ -717,6 +720,7 @@ impl Engine {
             cancel_when_possible: false,
             reinvite_key: None,
             reinvite_queued: false,
+            reinvite_offerless: false,
             reinvite_ack: None,
             local_hold: false,
             remote_hold: false,
@@ -1178,14 +1182,35 @@ impl Engine {
                     .cseq()
                     .map(|c| c.number)
                     .unwrap_or(call.dialog.local_cseq);
-                let ack = call.dialog.request_with_cseq(Method::Ack, cseq);
-                let result = SessionDescription::parse(&String::from_utf8_lossy(&response.body))
-                    .map_err(|e| e.to_string())
-                    .and_then(|a| {
+                let mut ack = call.dialog.request_with_cseq(Method::Ack, cseq);
+                let sdp = SessionDescription::parse(&String::from_utf8_lossy(&response.body))
+                    .map_err(|e| e.to_string());
+                let result = if std::mem::take(&mut call.reinvite_offerless) {
+                    // We asked for an offer: it is in the 2xx, our answer goes in the ACK.
+                    let wish = if call.local_hold {
+                        Direction::SendOnly
+                    } else {
+                        Direction::SendRecv
+                    };
+                    sdp.and_then(|offer| {
+                        call.offer_answer
+                            .receive_offer(&offer, wish)
+                            .map_err(|e| e.to_string())
+                    })
+                    .and_then(|answer| {
+                        ack.set_body("application/sdp", answer.to_string().into_bytes());
+                        call.offer_answer
+                            .negotiated()
+                            .cloned()
+                            .ok_or_else(|| "no media agreed".to_owned())
+                    })
+                } else {
+                    sdp.and_then(|a| {
                         call.offer_answer
                             .receive_answer(&a)
                             .map_err(|e| e.to_string())
-                    });
+                    })
+                };
                 if with_ack {
                     let destination = self.next_hop(id);
                     self.send_ack(id, ack, destination, true);
@@ -1232,6 +1257,25 @@ impl Engine {
                     }
                 );
             }
+        }
+    }
+
+    /// Sends a re-INVITE without SDP, asking the peer for a fresh offer (RFC 3261 14.1, RFC
+    /// 6337 5.1), e.g. to resynchronise media after a network change.
+    pub(super) fn request_offer(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.reinvite_key.is_some() || !call.connected || call.state == CallState::Terminating {
+            return;
+        }
+        let mut invite = call.dialog.request(Method::Invite);
+        invite.headers.push("Allow", super::ALLOW);
+        call.reinvite_offerless = true;
+        let destination = self.next_hop(id);
+        let key = self.start_client_tx(invite, destination, TxOwner::ReInvite(id));
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.reinvite_key = key;
         }
     }
 

@@ -131,6 +131,10 @@ pub enum Command {
     Ping {
         call: CallId,
     },
+    /// Send a re-INVITE without SDP so the peer offers afresh.
+    RequestOffer {
+        call: CallId,
+    },
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -487,6 +491,7 @@ impl Engine {
             Command::Hold { call } => self.set_hold(call, true),
             Command::Resume { call } => self.set_hold(call, false),
             Command::Ping { call } => self.ping(call),
+            Command::RequestOffer { call } => self.request_offer(call),
             Command::Shutdown => self.shutdown(),
         }
     }

@@ -803,3 +803,35 @@ fn hold_uses_update_when_configured_and_the_peer_allows_it() {
         .collect();
     assert_eq!(methods, vec!["INVITE", "ACK", "UPDATE"]);
 }
+
+#[test]
+fn offerless_reinvite_sent_takes_the_offer_from_200_and_answers_in_ack() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    net.command(0, Command::RequestOffer { call: a });
+    net.run_for(Duration::from_secs(2));
+    let messages: Vec<Message> = net
+        .trace
+        .iter()
+        .filter_map(|(_, _, _, d)| Message::parse(d).ok())
+        .collect();
+    let reinvite = messages
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Invite))
+        .nth(1)
+        .expect("a second INVITE");
+    assert!(reinvite.body.is_empty());
+    let ack = messages
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Ack))
+        .nth(1)
+        .expect("a second ACK");
+    assert!(String::from_utf8_lossy(&ack.body).contains("m=audio 40000"));
+    assert!(net.events(0).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 41000)
+    ));
+    assert!(net.events(1).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 40000)
+    ));
+}
