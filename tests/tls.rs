@@ -8,12 +8,13 @@
     clippy::indexing_slicing
 )]
 
-use std::net::{TcpListener, UdpSocket};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use support::{Peer, Proto, START_TIMEOUT, free_port, start_verbatim};
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -53,118 +54,72 @@ impl Pki {
     }
 }
 
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
-            return port;
-        }
-    }
-}
-
-fn verbatim(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_verbatim"));
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    panic!(
-        "process did not finish in {limit:?}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn wait_for_listener(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts `verbatim answer` with a TLS listener; returns it and the TLS port.
-fn answerer(pki: &Pki, client_ca: Option<&Path>) -> (Child, u16) {
+/// Starts `verbatim answer` with a TLS listener on the port after its UDP/TCP one; returns
+/// the TLS port.
+fn start_answerer(peer: &mut Peer, pki: &Pki, client_ca: Option<&Path>) -> u16 {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let tls_listen = format!("127.0.0.1:{}", port + 1);
     let cert = pki.path("server.pem");
     let key = pki.path("server.key");
     let mut args = vec![
-        "answer",
-        "--listen",
-        &listen,
-        "--calls",
-        "1",
-        "--tls-listen",
-        &tls_listen,
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
+        "answer".to_owned(),
+        "--listen".into(),
+        listen,
+        "--calls".into(),
+        "1".into(),
+        "--tls-listen".into(),
+        tls_listen,
+        "--tls-cert".into(),
+        cert.to_string_lossy().into_owned(),
+        "--tls-key".into(),
+        key.to_string_lossy().into_owned(),
     ];
-    let ca;
     if let Some(path) = client_ca {
-        ca = path.to_str().unwrap().to_owned();
-        args.extend(["--tls-client-ca", &ca]);
+        args.extend([
+            "--tls-client-ca".to_owned(),
+            path.to_string_lossy().into_owned(),
+        ]);
     }
-    let child = verbatim(&args).spawn().unwrap();
-    wait_for_listener(port + 1);
-    (child, port + 1)
+    start_verbatim(peer, args);
+    peer.wait_until_listening(Proto::Tcp, port + 1, START_TIMEOUT);
+    port + 1
 }
 
-fn call(tls_port: u16, extra: &[&str]) -> Output {
+/// Runs `verbatim call` to the TLS port with `extra` flags and waits for it to end.
+fn call(tls_port: u16, extra: &[&str]) -> Peer {
+    let mut caller = Peer::new("verbatim-call-tls");
     let target = format!("sips:bob@127.0.0.1:{tls_port}");
     let listen = format!("127.0.0.1:{}", free_port());
     let mut args = vec!["call", &target, "--listen", &listen, "--duration", "1"];
     args.extend_from_slice(extra);
-    finish(verbatim(&args).spawn().unwrap(), Duration::from_secs(30))
+    start_verbatim(&mut caller, args);
+    caller.wait_with_timeout(CALL_TIMEOUT);
+    caller
 }
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn call_over_tls_to_a_server_trusted_through_a_ca_file() {
     let pki = Pki::new(&["127.0.0.1"]);
-    let (answer, port) = answerer(&pki, None);
+    let mut answer = Peer::new("verbatim-answer-tls");
+    let port = start_answerer(&mut answer, &pki, None);
     let ca = pki.path("ca.pem");
-    let out = call(port, &["--tls-ca", ca.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "call failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answered = finish(answer, Duration::from_secs(20));
-    assert!(
-        answered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&answered.stderr)
-    );
+    let mut caller = call(port, &["--tls-ca", ca.to_str().unwrap()]);
+    caller.expect_success(CALL_TIMEOUT);
+    answer.expect_success(CALL_TIMEOUT);
 }
 
 #[test]
 fn untrusted_server_certificate_is_refused() {
     let pki = Pki::new(&["127.0.0.1"]);
-    let (mut answer, port) = answerer(&pki, None);
+    let mut answer = Peer::new("verbatim-answer-tls");
+    let port = start_answerer(&mut answer, &pki, None);
     // No CA file: the system's roots do not know the test CA.
-    let out = call(port, &[]);
-    let _ = answer.kill();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut caller = call(port, &[]);
+    caller.expect_failure(CALL_TIMEOUT);
+    let stderr = caller.stderr();
     assert!(
         stderr.contains("call failed") && stderr.contains("certificate"),
         "{stderr}"
@@ -174,28 +129,26 @@ fn untrusted_server_certificate_is_refused() {
 #[test]
 fn certificate_for_another_host_is_refused() {
     let pki = Pki::new(&["sip.other.example"]);
-    let (mut answer, port) = answerer(&pki, None);
+    let mut answer = Peer::new("verbatim-answer-tls");
+    let port = start_answerer(&mut answer, &pki, None);
     let ca = pki.path("ca.pem");
-    let out = call(port, &["--tls-ca", ca.to_str().unwrap()]);
-    let _ = answer.kill();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("certificate"), "{stderr}");
+    let mut caller = call(port, &["--tls-ca", ca.to_str().unwrap()]);
+    caller.expect_failure(CALL_TIMEOUT);
+    let stderr = caller.stderr();
+    assert!(stderr.contains("not valid for name"), "{stderr}");
 }
 
 #[test]
 fn mutual_tls_needs_the_client_certificate() {
     let pki = Pki::new(&["127.0.0.1"]);
     let ca = pki.path("ca.pem");
-    let (answer, port) = answerer(&pki, Some(&ca));
-    let without = call(port, &["--tls-ca", ca.to_str().unwrap()]);
-    assert!(
-        !without.status.success(),
-        "a client without certificate got through"
-    );
+    let mut answer = Peer::new("verbatim-answer-mtls");
+    let port = start_answerer(&mut answer, &pki, Some(&ca));
+    let mut without = call(port, &["--tls-ca", ca.to_str().unwrap()]);
+    without.expect_failure(CALL_TIMEOUT);
     let cert = pki.path("client.pem");
     let key = pki.path("client.key");
-    let with = call(
+    let mut with = call(
         port,
         &[
             "--tls-ca",
@@ -206,15 +159,6 @@ fn mutual_tls_needs_the_client_certificate() {
             key.to_str().unwrap(),
         ],
     );
-    assert!(
-        with.status.success(),
-        "{}",
-        String::from_utf8_lossy(&with.stderr)
-    );
-    let answered = finish(answer, Duration::from_secs(20));
-    assert!(
-        answered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&answered.stderr)
-    );
+    with.expect_success(CALL_TIMEOUT);
+    answer.expect_success(CALL_TIMEOUT);
 }

@@ -1,0 +1,338 @@
+//! Encoders and decoders behind one interface: 20 ms of 48 kHz mono in, one RTP payload out,
+//! and back. G.711 runs at 8 kHz, so its frames pass through the integer-ratio resampler.
+
+use super::g711;
+use super::resample::{Decimator, Interpolator};
+use super::{FRAME_SAMPLES, SAMPLE_RATE};
+
+/// Factor between the engine's rate and G.711's 8 kHz.
+const NARROWBAND_FACTOR: usize = 6;
+/// Enough for a 20 ms Opus frame at any bitrate libopus picks for voice.
+const MAX_OPUS_PAYLOAD: usize = 1275;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodecKind {
+    Pcmu,
+    Pcma,
+    Opus,
+}
+
+impl CodecKind {
+    /// Matches an SDP encoding name (case-insensitive).
+    pub fn from_encoding(name: &str) -> Option<CodecKind> {
+        if name.eq_ignore_ascii_case("PCMU") {
+            Some(CodecKind::Pcmu)
+        } else if name.eq_ignore_ascii_case("PCMA") {
+            Some(CodecKind::Pcma)
+        } else if name.eq_ignore_ascii_case("opus") {
+            Some(CodecKind::Opus)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CodecKind::Pcmu => "PCMU",
+            CodecKind::Pcma => "PCMA",
+            CodecKind::Opus => "opus",
+        }
+    }
+
+    /// RTP clock rate (RFC 3551; RFC 7587 fixes Opus at 48 kHz whatever it codes).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            CodecKind::Pcmu | CodecKind::Pcma => 8000,
+            CodecKind::Opus => SAMPLE_RATE,
+        }
+    }
+
+    /// RTP timestamp units per 20 ms frame.
+    pub fn timestamp_step(self) -> u32 {
+        self.clock_rate() / 50
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("opus: {0}")]
+    Opus(#[from] opus::Error),
+    #[error("frame has {0} samples, expected {FRAME_SAMPLES}")]
+    FrameSize(usize),
+}
+
+pub struct Encoder {
+    kind: CodecKind,
+    opus: Option<opus::Encoder>,
+    decimator: Decimator,
+    narrow: Vec<f32>,
+}
+
+impl core::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Encoder").field("kind", &self.kind).finish()
+    }
+}
+
+impl Encoder {
+    pub fn new(kind: CodecKind) -> Result<Encoder, CodecError> {
+        let opus = match kind {
+            CodecKind::Opus => {
+                let mut encoder =
+                    opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+                // In-band FEC lets the receiver rebuild a lost frame from the next packet;
+                // it only kicks in when the encoder expects loss, so announce some.
+                encoder.set_inband_fec(true)?;
+                encoder.set_packet_loss_perc(5)?;
+                encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
+                Some(encoder)
+            }
+            CodecKind::Pcmu | CodecKind::Pcma => None,
+        };
+        Ok(Encoder {
+            kind,
+            opus,
+            decimator: Decimator::new(NARROWBAND_FACTOR),
+            narrow: Vec::with_capacity(FRAME_SAMPLES / NARROWBAND_FACTOR),
+        })
+    }
+
+    pub fn kind(&self) -> CodecKind {
+        self.kind
+    }
+
+    /// Tells Opus how much loss the receiver reports, so FEC spends bits where needed.
+    pub fn set_expected_loss(&mut self, percent: u8) {
+        if let Some(opus) = self.opus.as_mut() {
+            let _ = opus.set_packet_loss_perc(i32::from(percent.clamp(1, 30)));
+        }
+    }
+
+    /// Encodes one 20 ms frame, appending the payload to `out`.
+    pub fn encode(&mut self, frame: &[f32], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if frame.len() != FRAME_SAMPLES {
+            return Err(CodecError::FrameSize(frame.len()));
+        }
+        match (self.kind, self.opus.as_mut()) {
+            (CodecKind::Opus, Some(opus)) => {
+                let start = out.len();
+                out.resize(start + MAX_OPUS_PAYLOAD, 0);
+                let written = opus.encode_float(frame, out.get_mut(start..).unwrap_or(&mut []))?;
+                out.truncate(start + written);
+            }
+            (kind, _) => {
+                self.narrow.clear();
+                self.decimator.process(frame, &mut self.narrow);
+                let law = kind == CodecKind::Pcma;
+                out.extend(self.narrow.iter().map(|s| {
+                    let sample = to_i16(*s);
+                    if law {
+                        g711::alaw_encode(sample)
+                    } else {
+                        g711::ulaw_encode(sample)
+                    }
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many concealed frames G.711 repeats before it goes quiet.
+const G711_CONCEAL_FRAMES: u32 = 4;
+
+pub struct Decoder {
+    kind: CodecKind,
+    opus: Option<opus::Decoder>,
+    interpolator: Interpolator,
+    narrow: Vec<f32>,
+    wide: Vec<f32>,
+    /// The last good frame and how many frames have been concealed since.
+    last: Vec<f32>,
+    concealed: u32,
+}
+
+impl core::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Decoder").field("kind", &self.kind).finish()
+    }
+}
+
+impl Decoder {
+    pub fn new(kind: CodecKind) -> Result<Decoder, CodecError> {
+        let opus = match kind {
+            CodecKind::Opus => Some(opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?),
+            CodecKind::Pcmu | CodecKind::Pcma => None,
+        };
+        Ok(Decoder {
+            kind,
+            opus,
+            interpolator: Interpolator::new(NARROWBAND_FACTOR),
+            narrow: Vec::with_capacity(FRAME_SAMPLES),
+            wide: Vec::with_capacity(2 * FRAME_SAMPLES),
+            last: vec![0.0; FRAME_SAMPLES],
+            concealed: 0,
+        })
+    }
+
+    pub fn kind(&self) -> CodecKind {
+        self.kind
+    }
+
+    /// Decodes one payload into a 20 ms frame.
+    pub fn decode(&mut self, payload: &[u8], frame: &mut [f32]) -> Result<(), CodecError> {
+        if frame.len() != FRAME_SAMPLES {
+            return Err(CodecError::FrameSize(frame.len()));
+        }
+        match (self.kind, self.opus.as_mut()) {
+            (CodecKind::Opus, Some(opus)) => {
+                let samples = opus.decode_float(payload, frame, false)?;
+                // A peer sending 10 ms packets leaves the rest of the frame silent rather
+                // than stale.
+                if let Some(rest) = frame.get_mut(samples..) {
+                    rest.fill(0.0);
+                }
+            }
+            (kind, _) => {
+                self.narrow.clear();
+                let law = kind == CodecKind::Pcma;
+                self.narrow.extend(payload.iter().map(|code| {
+                    let sample = if law {
+                        g711::alaw_decode(*code)
+                    } else {
+                        g711::ulaw_decode(*code)
+                    };
+                    f32::from(sample) / 32768.0
+                }));
+                self.wide.clear();
+                self.interpolator.process(&self.narrow, &mut self.wide);
+                // Packets of other than 20 ms still yield exactly one frame.
+                self.wide.resize(FRAME_SAMPLES, 0.0);
+                frame.copy_from_slice(self.wide.get(..FRAME_SAMPLES).unwrap_or(&[]));
+            }
+        }
+        self.last.copy_from_slice(frame);
+        self.concealed = 0;
+        Ok(())
+    }
+
+    /// Fills a frame for a lost packet: Opus rebuilds it from the next packet's FEC data when
+    /// there is one, else runs its own loss concealment; G.711 repeats the last frame fading
+    /// out, then falls silent.
+    pub fn conceal(&mut self, next: Option<&[u8]>, frame: &mut [f32]) -> Result<(), CodecError> {
+        if frame.len() != FRAME_SAMPLES {
+            return Err(CodecError::FrameSize(frame.len()));
+        }
+        self.concealed += 1;
+        match (self.kind, self.opus.as_mut()) {
+            (CodecKind::Opus, Some(opus)) => {
+                let samples = match next {
+                    Some(packet) => opus.decode_float(packet, frame, true)?,
+                    None => opus.decode_float(&[], frame, false)?,
+                };
+                if let Some(rest) = frame.get_mut(samples..) {
+                    rest.fill(0.0);
+                }
+            }
+            _ => {
+                let gain = if self.concealed > G711_CONCEAL_FRAMES {
+                    0.0
+                } else {
+                    1.0 - self.concealed as f32 / (G711_CONCEAL_FRAMES + 1) as f32
+                };
+                for (out, last) in frame.iter_mut().zip(self.last.iter()) {
+                    *out = last * gain;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_i16(sample: f32) -> i16 {
+    (sample.clamp(-1.0, 1.0) * 32767.0) as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::tone::{Sine, goertzel_amplitude};
+
+    fn round_trip(kind: CodecKind, frequency: f32) -> Vec<f32> {
+        let mut encoder = Encoder::new(kind).unwrap();
+        let mut decoder = Decoder::new(kind).unwrap();
+        let mut sine = Sine::new(frequency, 0.5, SAMPLE_RATE);
+        let mut decoded = Vec::new();
+        for _ in 0..50 {
+            let mut frame = vec![0.0; FRAME_SAMPLES];
+            sine.fill(&mut frame);
+            let mut payload = Vec::new();
+            encoder.encode(&frame, &mut payload).unwrap();
+            let mut out = vec![0.0; FRAME_SAMPLES];
+            decoder.decode(&payload, &mut out).unwrap();
+            decoded.extend_from_slice(&out);
+        }
+        decoded
+    }
+
+    #[test]
+    fn every_codec_carries_a_tone() {
+        for kind in [CodecKind::Pcmu, CodecKind::Pcma, CodecKind::Opus] {
+            let decoded = round_trip(kind, 1000.0);
+            // Skip the first 100 ms: filters and the Opus encoder settle.
+            let tail = &decoded[4800..];
+            let level = goertzel_amplitude(tail, SAMPLE_RATE, 1000.0);
+            assert!((0.35..0.65).contains(&level), "{kind:?}: 1 kHz at {level}");
+            let other = goertzel_amplitude(tail, SAMPLE_RATE, 2500.0);
+            assert!(other < 0.05, "{kind:?}: 2.5 kHz at {other}");
+        }
+    }
+
+    #[test]
+    fn g711_payload_is_160_bytes_and_opus_is_compact() {
+        let frame = vec![0.1; FRAME_SAMPLES];
+        for (kind, check) in [
+            (CodecKind::Pcmu, 160..=160),
+            (CodecKind::Pcma, 160..=160),
+            (CodecKind::Opus, 1..=200),
+        ] {
+            let mut payload = Vec::new();
+            Encoder::new(kind).unwrap().encode(&frame, &mut payload).unwrap();
+            assert!(check.contains(&payload.len()), "{kind:?}: {}", payload.len());
+        }
+    }
+
+    #[test]
+    fn concealment_fades_g711_and_keeps_opus_going() {
+        let mut decoder = Decoder::new(CodecKind::Pcmu).unwrap();
+        let payload = vec![0x10u8; 160];
+        let mut frame = vec![0.0; FRAME_SAMPLES];
+        decoder.decode(&payload, &mut frame).unwrap();
+        let first = crate::media::tone::rms(&frame);
+        let mut levels = Vec::new();
+        for _ in 0..6 {
+            decoder.conceal(None, &mut frame).unwrap();
+            levels.push(crate::media::tone::rms(&frame));
+        }
+        assert!(levels[0] < first && levels[0] > 0.0);
+        assert!(levels.windows(2).all(|w| w[1] <= w[0]));
+        assert_eq!(levels[5], 0.0);
+
+        let decoded = round_trip(CodecKind::Opus, 440.0);
+        assert!(decoded.len() == 50 * FRAME_SAMPLES);
+        let mut decoder = Decoder::new(CodecKind::Opus).unwrap();
+        let mut out = vec![0.0; FRAME_SAMPLES];
+        decoder.conceal(None, &mut out).unwrap();
+    }
+
+    #[test]
+    fn wrong_frame_size_is_an_error() {
+        let mut encoder = Encoder::new(CodecKind::Pcma).unwrap();
+        assert!(encoder.encode(&[0.0; 100], &mut Vec::new()).is_err());
+        let mut decoder = Decoder::new(CodecKind::Opus).unwrap();
+        assert!(decoder.decode(&[1, 2, 3], &mut [0.0; 10]).is_err());
+        // Garbage Opus payloads are errors, not panics.
+        let mut frame = vec![0.0; FRAME_SAMPLES];
+        let _ = decoder.decode(&[0xff; 7], &mut frame);
+    }
+}
