@@ -297,8 +297,15 @@ mod tests {
             (CodecKind::Opus, 1..=200),
         ] {
             let mut payload = Vec::new();
-            Encoder::new(kind).unwrap().encode(&frame, &mut payload).unwrap();
-            assert!(check.contains(&payload.len()), "{kind:?}: {}", payload.len());
+            Encoder::new(kind)
+                .unwrap()
+                .encode(&frame, &mut payload)
+                .unwrap();
+            assert!(
+                check.contains(&payload.len()),
+                "{kind:?}: {}",
+                payload.len()
+            );
         }
     }
 
