@@ -4,7 +4,10 @@
 pub mod codec;
 pub mod dtmf;
 pub mod g711;
+pub mod jitter;
 pub mod resample;
+pub mod rtcp;
+pub mod rtp;
 pub mod tone;
 
 /// The engine's audio rate: every frame between devices and codecs is 48 kHz mono.
