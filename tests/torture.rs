@@ -71,7 +71,7 @@ fn responses_to(data: &[u8]) -> Vec<u16> {
                     });
                 statuses.push(status);
             }
-            Output::Event(_) => {}
+            Output::Event(_) | Output::Media { .. } | Output::Playback { .. } => {}
             Output::Timeout(_) => return statuses,
         }
     }

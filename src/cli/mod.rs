@@ -298,6 +298,7 @@ async fn start_driver(
             route_probe,
             tls: Some(client),
             tls_server: server,
+            audio: None,
         },
     )
     .await

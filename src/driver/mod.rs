@@ -5,6 +5,7 @@
 //! engine with `Instant::now()`, and carries out the outputs.
 
 pub mod dns;
+pub mod media;
 pub mod tls;
 
 use core::net::SocketAddr;
@@ -32,7 +33,7 @@ pub enum DriverError {
     Tls(String),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct DriverConfig {
     /// Where UDP and TCP listen (port 0 picks a free port).
     pub listen: Option<SocketAddr>,
@@ -42,6 +43,20 @@ pub struct DriverConfig {
     pub tls: Option<tls::TlsSettings>,
     /// Accept SIP over TLS too (needs a certificate).
     pub tls_server: Option<tls::TlsServerSettings>,
+    /// Audio for each call; silence when None.
+    pub audio: Option<media::AudioFactory>,
+}
+
+impl core::fmt::Debug for DriverConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DriverConfig")
+            .field("listen", &self.listen)
+            .field("route_probe", &self.route_probe)
+            .field("tls", &self.tls)
+            .field("tls_server", &self.tls_server)
+            .field("audio", &self.audio.is_some())
+            .finish()
+    }
 }
 
 /// What the front end (CLI or GUI) holds: commands go down, events come up.
@@ -138,6 +153,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         connections: HashMap::new(),
         pending: HashMap::new(),
         media: HashMap::new(),
+        audio: driver.audio.clone(),
         tls_connector,
         server_name,
         events: event_tx,
@@ -157,7 +173,8 @@ struct DriverLoop {
     connections: HashMap<Destination, mpsc::UnboundedSender<Vec<u8>>>,
     /// Bytes waiting for a connection being opened.
     pending: HashMap<Destination, Vec<Vec<u8>>>,
-    media: HashMap<CallId, tokio::task::JoinHandle<()>>,
+    media: HashMap<CallId, media::CallMediaIo>,
+    audio: Option<media::AudioFactory>,
     tls_connector: Option<tokio_rustls::TlsConnector>,
     server_name: Option<String>,
     events: mpsc::UnboundedSender<Event>,
@@ -175,7 +192,11 @@ impl DriverLoop {
         if let Some((listener, acceptor)) = tls {
             tokio::spawn(accept_tls(listener, acceptor, stream_tx.clone()));
         }
-        let (media_tx, mut media_rx) = mpsc::unbounded_channel::<CallId>();
+        let (media_tx, mut media_rx) = mpsc::unbounded_channel::<media::MediaPacketNote>();
+        let mut ticks = tokio::time::interval(crate::media::session::TICK);
+        // A late tick is made up at once so the RTP timeline and the peer's jitter buffer see
+        // every frame.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut buffer = vec![0u8; 65_535];
         let mut wake_at = self.feed(None, &stream_tx);
         loop {
@@ -223,7 +244,15 @@ impl DriverLoop {
                     Some(command) => Some(Input::Command(self.prepare(command, &media_tx).await)),
                     None => break,
                 },
-                Some(call) = media_rx.recv() => Some(Input::MediaActivity { call }),
+                Some(note) = media_rx.recv() => Some(Input::MediaPacket {
+                    call: note.call,
+                    source: note.source,
+                    data: note.data,
+                }),
+                _ = ticks.tick() => {
+                    self.tick_media(&stream_tx);
+                    None
+                }
                 () = tokio::time::sleep_until(wake_at.into()) => Some(Input::Timeout),
             };
             wake_at = self.feed(input, &stream_tx);
@@ -234,7 +263,7 @@ impl DriverLoop {
     async fn prepare(
         &mut self,
         command: Command,
-        media_tx: &mpsc::UnboundedSender<CallId>,
+        media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
     ) -> Command {
         let ip = self.advertised_ip;
         match command {
@@ -258,31 +287,45 @@ impl DriverLoop {
         }
     }
 
-    /// RTP itself is the media pipeline's job; here the socket only proves media arrives.
+    /// Binds the call's RTP/RTCP pair and makes its audio; returns the RTP port.
     async fn bind_media(
         &mut self,
         call: CallId,
         ip: core::net::IpAddr,
-        media_tx: &mpsc::UnboundedSender<CallId>,
+        media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
     ) -> Option<u16> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.ok()?;
-        let port = socket.local_addr().ok()?.port();
-        let media_tx = media_tx.clone();
-        let task = tokio::spawn(async move {
-            let mut buffer = vec![0u8; 2048];
-            let mut last_report: Option<tokio::time::Instant> = None;
-            while socket.recv_from(&mut buffer).await.is_ok() {
-                let now = tokio::time::Instant::now();
-                if last_report.is_none_or(|at| now - at >= Duration::from_millis(500)) {
-                    last_report = Some(now);
-                    if media_tx.send(call).is_err() {
-                        break;
-                    }
-                }
+        let audio: Box<dyn media::CallAudio> = match &self.audio {
+            Some(factory) => factory(call),
+            None => Box::new(media::Silence),
+        };
+        match media::CallMediaIo::bind(call, ip, audio, media_tx).await {
+            Ok(io) => {
+                let port = io.port();
+                self.media.insert(call, io);
+                Some(port)
             }
-        });
-        self.media.insert(call, task);
-        Some(port)
+            Err(error) => {
+                tracing::warn!(%error, "no RTP port for the call");
+                None
+            }
+        }
+    }
+
+    /// One 20 ms step for every call with media: capture in, playback out.
+    fn tick_media(&mut self, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
+        let calls: Vec<CallId> = self
+            .media
+            .iter()
+            .filter(|(_, io)| io.ticking)
+            .map(|(call, _)| *call)
+            .collect();
+        for call in calls {
+            let mut captured = vec![0.0; crate::media::FRAME_SAMPLES];
+            if let Some(io) = self.media.get_mut(&call) {
+                io.audio.capture(&mut captured);
+            }
+            self.feed(Some(Input::MediaTick { call, captured }), stream_tx);
+        }
     }
 
     /// Gives one input to the engine and carries out everything it asks for. Returns when to
@@ -300,11 +343,32 @@ impl DriverLoop {
                 Output::Transmit { destination, data } => {
                     self.transmit(destination, data, stream_tx)
                 }
+                Output::Media {
+                    call,
+                    destination,
+                    data,
+                    rtcp,
+                } => {
+                    if let Some(io) = self.media.get(&call) {
+                        io.send(destination, &data, rtcp);
+                    }
+                }
+                Output::Playback { call, frame } => {
+                    if let Some(io) = self.media.get_mut(&call) {
+                        io.audio.play(&frame);
+                    }
+                }
                 Output::Event(event) => {
-                    if let Event::CallEnded { call, .. } = &event
-                        && let Some(task) = self.media.remove(call)
-                    {
-                        task.abort();
+                    match &event {
+                        Event::CallEnded { call, .. } => {
+                            self.media.remove(call);
+                        }
+                        Event::Media { call, .. } => {
+                            if let Some(io) = self.media.get_mut(call) {
+                                io.ticking = true;
+                            }
+                        }
+                        _ => {}
                     }
                     let _ = self.events.send(event);
                 }

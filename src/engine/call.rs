@@ -5,6 +5,7 @@ use core::time::Duration;
 use std::time::Instant;
 
 use super::{CallId, CallState, DialRequest, EndReason, Engine, Event, Party, Timer, TxOwner};
+use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
 use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
 use crate::sip::dialog::Dialog;
@@ -61,6 +62,12 @@ struct Unacked {
     bytes: Vec<u8>,
     interval: Duration,
     give_up_at: Instant,
+}
+
+impl Call {
+    pub(super) fn is_local_hold(&self) -> bool {
+        self.local_hold
+    }
 }
 
 impl Engine {
@@ -126,7 +133,14 @@ impl Engine {
     }
 
     fn new_offer_answer(&mut self, media_port: u16) -> OfferAnswer {
-        let caps = LocalCapabilities::new(self.local_ip(), media_port, self.config.codecs.clone());
+        let key = match self.config.srtp {
+            SrtpPolicy::Off => None,
+            _ => self.config.key_source.key_salt(),
+        };
+        let mut caps =
+            LocalCapabilities::new(self.local_ip(), media_port, self.config.codecs.clone());
+        caps.srtp = self.config.srtp;
+        caps.srtp_key_salt = key;
         // RFC 4566 suggests an NTP timestamp for the session id; a random one serves the same
         // purpose (uniqueness) without a clock.
         let session_id = self.rng.next_u64() >> 2;
@@ -292,10 +306,7 @@ impl Engine {
         };
         let state = call.state;
         self.events.push_back(Event::CallState { call: id, state });
-        self.events.push_back(Event::Media {
-            call: id,
-            negotiated,
-        });
+        self.on_media_negotiated(id, negotiated);
     }
 
     fn send_ack(&mut self, id: CallId, mut ack: Message, destination: Destination, reinvite: bool) {
@@ -518,6 +529,7 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.end_media(id);
         for timer in [
             Timer::Retransmit2xx(id),
             Timer::GlareRetry(id),
@@ -805,10 +817,7 @@ impl Engine {
             self.events.push_back(Event::CallState { call: id, state });
         }
         if let Some(negotiated) = negotiated {
-            self.events.push_back(Event::Media {
-                call: id,
-                negotiated,
-            });
+            self.on_media_negotiated(id, negotiated);
         }
         self.schedule_media_check(id);
     }
@@ -973,10 +982,7 @@ impl Engine {
         self.track_unacked_2xx(id, reply_to, bytes);
         self.events.push_back(Event::CallState { call: id, state });
         if let Some(negotiated) = negotiated {
-            self.events.push_back(Event::Media {
-                call: id,
-                negotiated,
-            });
+            self.on_media_negotiated(id, negotiated);
         }
     }
 
@@ -1039,10 +1045,7 @@ impl Engine {
         self.send_response(&key, ok);
         if let Some(negotiated) = negotiated {
             self.events.push_back(Event::CallState { call: id, state });
-            self.events.push_back(Event::Media {
-                call: id,
-                negotiated,
-            });
+            self.on_media_negotiated(id, negotiated);
         }
     }
 
@@ -1117,6 +1120,7 @@ impl Engine {
             return;
         }
         call.local_hold = hold;
+        self.media_hold_changed(id, hold);
         self.send_reinvite(id);
     }
 

@@ -7,6 +7,7 @@
 
 mod call;
 mod ids;
+mod media;
 mod registration;
 mod rng;
 
@@ -18,6 +19,7 @@ use std::time::Instant;
 pub use ids::{AccountId, CallId};
 pub use rng::EngineRng;
 
+use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Codec, Negotiated};
 use crate::sip::auth::Credentials;
 use crate::sip::framing::{Frame, StreamFramer};
@@ -30,6 +32,43 @@ use crate::sip::uri::{NameAddr, Uri};
 
 use call::Call;
 use registration::Registration;
+
+/// Where SRTP keys come from: a function that fills a buffer with secret random bytes.
+#[derive(Clone)]
+pub struct KeySource(std::sync::Arc<FillSecret>);
+
+type FillSecret = dyn Fn(&mut [u8]) + Send + Sync;
+
+impl KeySource {
+    /// The operating system's CSPRNG.
+    pub fn os() -> KeySource {
+        KeySource(std::sync::Arc::new(|buffer: &mut [u8]| {
+            use rand::TryRngCore;
+            if rand::rngs::OsRng.try_fill_bytes(buffer).is_err() {
+                // Without entropy there is no safe key: leave zeros, which the SDP layer
+                // never sends because key generation is checked below.
+                buffer.fill(0);
+            }
+        }))
+    }
+
+    pub fn new(fill: impl Fn(&mut [u8]) + Send + Sync + 'static) -> KeySource {
+        KeySource(std::sync::Arc::new(fill))
+    }
+
+    /// A fresh master key and salt, or None when the source failed.
+    pub fn key_salt(&self) -> Option<[u8; 30]> {
+        let mut key = [0u8; 30];
+        (self.0)(&mut key);
+        key.iter().any(|b| *b != 0).then_some(key)
+    }
+}
+
+impl core::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("KeySource")
+    }
+}
 
 /// Requests over UDP larger than this go over TCP when possible (RFC 3261 18.1.1).
 pub const UDP_SIZE_LIMIT: usize = 1300;
@@ -47,6 +86,14 @@ pub struct EngineConfig {
     pub codecs: Vec<Codec>,
     /// The user part of our Contact when no account names one.
     pub contact_user: String,
+    /// Wall-clock time (since the Unix epoch) at the instant the engine was created; RTCP
+    /// needs it for NTP timestamps and the engine reads no clock itself.
+    pub wall_clock_at_start: Duration,
+    /// SRTP policy for calls (RFC 4568 SDES keys).
+    pub srtp: SrtpPolicy,
+    /// Fills SRTP master keys and salts. Must be a CSPRNG in real use; tests may pass a
+    /// deterministic one.
+    pub key_source: KeySource,
     /// Change an established session (hold, resume) with UPDATE instead of re-INVITE when
     /// the peer allows it.
     pub modify_with_update: bool,
@@ -62,6 +109,9 @@ impl Default for EngineConfig {
             no_media_timeout: Some(Duration::from_secs(30)),
             codecs: vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],
             contact_user: "verbatim".into(),
+            wall_clock_at_start: Duration::ZERO,
+            srtp: SrtpPolicy::Off,
+            key_source: KeySource::os(),
             modify_with_update: false,
         }
     }
@@ -135,6 +185,16 @@ pub enum Command {
     RequestOffer {
         call: CallId,
     },
+    /// Send DTMF digits (RFC 4733 telephone-events).
+    SendDtmf {
+        call: CallId,
+        digits: String,
+    },
+    /// Send silence instead of the microphone.
+    Mute {
+        call: CallId,
+        muted: bool,
+    },
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -142,7 +202,7 @@ pub enum Command {
 /// Commands are rare and each input is moved once, so the size difference between variants
 /// costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// A datagram from `source` (a UDP source or a stream connection's peer).
     Datagram {
@@ -163,9 +223,17 @@ pub enum Input {
     /// The instant announced by [`Output::Timeout`] has come (or passed).
     Timeout,
     Command(Command),
-    /// The driver saw media arrive for this call.
-    MediaActivity {
+    /// A datagram on the call's RTP or RTCP socket.
+    MediaPacket {
         call: CallId,
+        source: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// 20 ms have passed for this call: the frame just captured (48 kHz mono, 960 samples;
+    /// empty for silence). The engine answers with [`Output::Playback`].
+    MediaTick {
+        call: CallId,
+        captured: Vec<f32>,
     },
 }
 
@@ -206,7 +274,7 @@ pub struct EndReason {
     pub was_connected: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Registration {
         account: AccountId,
@@ -230,14 +298,41 @@ pub enum Event {
         call: CallId,
         reason: EndReason,
     },
+    /// A DTMF digit from the other side.
+    Dtmf {
+        call: CallId,
+        digit: char,
+    },
+    /// Media statistics, a few times a second and once more when the call ends.
+    MediaStats {
+        call: CallId,
+        stats: crate::media::session::MediaStats,
+    },
+    /// Something the user should know that did not end anything.
+    Warning {
+        call: Option<CallId>,
+        message: String,
+    },
     ShutdownComplete,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     Transmit {
         destination: Destination,
         data: Vec<u8>,
+    },
+    /// A media packet for the call's RTP (or, with `rtcp`, RTCP) socket.
+    Media {
+        call: CallId,
+        destination: SocketAddr,
+        data: Vec<u8>,
+        rtcp: bool,
+    },
+    /// The frame to play for the call's last tick (48 kHz mono, 960 samples).
+    Playback {
+        call: CallId,
+        frame: Vec<f32>,
     },
     Event(Event),
     /// Nothing more to do until this instant.
@@ -286,6 +381,10 @@ pub struct Engine {
     timer_seq: u64,
     transmits: VecDeque<(Destination, Vec<u8>)>,
     events: VecDeque<Event>,
+    media: HashMap<CallId, media::CallMedia>,
+    /// Media goes out before signalling: it is the latency-sensitive part.
+    media_outputs: VecDeque<Output>,
+    started_at: Instant,
     shutting_down: bool,
 }
 
@@ -308,6 +407,9 @@ impl Engine {
             timer_seq: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            media: HashMap::new(),
+            media_outputs: VecDeque::new(),
+            started_at: now,
             shutting_down: false,
         }
     }
@@ -341,11 +443,8 @@ impl Engine {
             }
             Input::Timeout => {}
             Input::Command(command) => self.on_command(command),
-            Input::MediaActivity { call } => {
-                if let Some(c) = self.calls.get_mut(&call) {
-                    c.last_media = self.now;
-                }
-            }
+            Input::MediaPacket { call, source, data } => self.on_media_packet(call, source, &data),
+            Input::MediaTick { call, captured } => self.on_media_tick(call, &captured),
         }
         self.run_timers();
         self.pump();
@@ -353,6 +452,9 @@ impl Engine {
 
     /// The next output. Ends with [`Output::Timeout`] when there is nothing else to do.
     pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.media_outputs.pop_front() {
+            return output;
+        }
         if let Some((destination, data)) = self.transmits.pop_front() {
             return Output::Transmit { destination, data };
         }
@@ -492,6 +594,8 @@ impl Engine {
             Command::Resume { call } => self.set_hold(call, false),
             Command::Ping { call } => self.ping(call),
             Command::RequestOffer { call } => self.request_offer(call),
+            Command::SendDtmf { call, digits } => self.send_dtmf(call, &digits),
+            Command::Mute { call, muted } => self.set_muted(call, muted),
             Command::Shutdown => self.shutdown(),
         }
     }

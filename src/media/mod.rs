@@ -8,6 +8,8 @@ pub mod jitter;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
+pub mod srtp;
 pub mod tone;
 
 /// The engine's audio rate: every frame between devices and codecs is 48 kHz mono.

@@ -35,14 +35,21 @@
 //! malformed attribute falls back to its raw `name:value` form (or is dropped for `rtpmap` and
 //! `fmtp`, whose payload type then falls back to the static RFC 3551 table), lines are accepted
 //! in any order inside their section, and errors are our own short messages with a line number.
+//!
+//! # SRTP
+//!
+//! Offer/answer carries SDES keys (RFC 4568 `a=crypto`) as [`OfferAnswer`] describes; the keys
+//! come from the caller. `Debug` output of every type here leaves keys out (an `a=crypto`
+//! attribute shows its tag and suite only), while `Display` writes the SDP as sent, keys
+//! included: SDP text must only travel over TLS and must not be logged.
 
 mod negotiate;
 mod parse;
 mod session;
 
 pub use negotiate::{
-    Codec, DEFAULT_PTIME, LocalCapabilities, Negotiated, OPUS_PAYLOAD_TYPE, OfferAnswer,
-    TELEPHONE_EVENT_48K_PAYLOAD_TYPE, TELEPHONE_EVENT_PAYLOAD_TYPE,
+    Codec, DEFAULT_PTIME, LocalCapabilities, Negotiated, NegotiatedSrtp, OPUS_PAYLOAD_TYPE,
+    OfferAnswer, TELEPHONE_EVENT_48K_PAYLOAD_TYPE, TELEPHONE_EVENT_PAYLOAD_TYPE,
 };
 pub use session::{
     Attribute, Direction, MediaDescription, MediaKind, Origin, PayloadFormat, SessionDescription,
@@ -87,6 +94,22 @@ pub enum SdpError {
     /// An offer arrived while ours is still unanswered (RFC 3264 section 4 allows only one).
     #[error("offer already pending")]
     OfferPending,
+    /// Our policy is mandatory SRTP and the peer offered or answered plain RTP.
+    #[error("SRTP required")]
+    SrtpRequired,
+    /// The only usable stream is SRTP with SDES keys and our policy is off.
+    #[error("SRTP offered but not enabled")]
+    SrtpNotEnabled,
+    /// SRTP is needed but no `a=crypto` line has a suite and parameters we support.
+    #[error("no supported SRTP crypto suite")]
+    NoCryptoSuite,
+    /// The answer's `a=crypto` is not one of the lines we offered (tag and suite), is not
+    /// exactly one line, or cannot be used.
+    #[error("answer crypto does not match the offer")]
+    CryptoMismatch,
+    /// Our policy is mandatory SRTP but the caller supplied no key.
+    #[error("no local SRTP key")]
+    SrtpKeyMissing,
 }
 
 impl SdpError {
@@ -98,12 +121,16 @@ impl SdpError {
         match self {
             SdpError::Malformed(_) => 400,
             SdpError::OfferPending => 491,
-            SdpError::NoPendingOffer => 500,
+            SdpError::NoPendingOffer | SdpError::SrtpKeyMissing => 500,
             SdpError::NoCommonCodec
             | SdpError::MediaCountMismatch { .. }
             | SdpError::MediaMismatch { .. }
             | SdpError::AudioRejected
-            | SdpError::MissingConnection => 488,
+            | SdpError::MissingConnection
+            | SdpError::SrtpRequired
+            | SdpError::SrtpNotEnabled
+            | SdpError::NoCryptoSuite
+            | SdpError::CryptoMismatch => 488,
         }
     }
 }
@@ -118,6 +145,11 @@ mod tests {
         assert_eq!(SdpError::Malformed("x".into()).sip_status(), 400);
         assert_eq!(SdpError::OfferPending.sip_status(), 491);
         assert_eq!(SdpError::MissingConnection.sip_status(), 488);
+        assert_eq!(SdpError::SrtpRequired.sip_status(), 488);
+        assert_eq!(SdpError::SrtpNotEnabled.sip_status(), 488);
+        assert_eq!(SdpError::NoCryptoSuite.sip_status(), 488);
+        assert_eq!(SdpError::CryptoMismatch.sip_status(), 488);
+        assert_eq!(SdpError::SrtpKeyMissing.sip_status(), 500);
     }
 
     #[test]
@@ -134,6 +166,11 @@ mod tests {
             SdpError::MissingConnection,
             SdpError::NoPendingOffer,
             SdpError::OfferPending,
+            SdpError::SrtpRequired,
+            SdpError::SrtpNotEnabled,
+            SdpError::NoCryptoSuite,
+            SdpError::CryptoMismatch,
+            SdpError::SrtpKeyMissing,
         ];
         for error in errors {
             let text = error.to_string();
@@ -141,5 +178,6 @@ mod tests {
             assert!(!text.contains('\r') && !text.contains('\n'), "{text}");
         }
         assert_eq!(SdpError::NoCommonCodec.to_string(), "no common audio codec");
+        assert_eq!(SdpError::SrtpRequired.to_string(), "SRTP required");
     }
 }

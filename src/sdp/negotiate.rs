@@ -5,11 +5,15 @@
 //! INVITE without SDP does exactly the same with its 200 OK and the ACK body; a re-INVITE with
 //! an offer goes through [`OfferAnswer::receive_offer`] whichever side sent the first INVITE.
 
+use core::fmt;
 use core::net::IpAddr;
 
 use super::SdpError;
 use super::session::{
-    Direction, MediaDescription, MediaKind, Origin, PayloadFormat, SessionDescription,
+    Attribute, Direction, MediaDescription, MediaKind, Origin, PayloadFormat, SessionDescription,
+};
+use crate::media::srtp::{
+    CryptoAttribute, CryptoSuite, KEY_SALT_LEN, Redacted, SrtpError, SrtpPolicy, SrtpSession,
 };
 
 /// Packetisation time we offer and fall back to when the peer states none, in milliseconds.
@@ -24,8 +28,11 @@ pub const TELEPHONE_EVENT_48K_PAYLOAD_TYPE: u8 = 110;
 
 /// The events we can receive: DTMF digits 0-9, *, #, A-D and flash (RFC 4733 section 3.2).
 const TELEPHONE_EVENT_FMTP: &str = "0-16";
-/// The only profile we answer audio on: there is no SRTP or AVPF feedback behind this layer.
-const AUDIO_PROFILE: &str = "RTP/AVP";
+/// The profiles we answer audio on: there is no AVPF feedback and no DTLS-SRTP behind this
+/// layer.
+const PLAIN_PROFILE: &str = "RTP/AVP";
+const SECURE_PROFILE: &str = "RTP/SAVP";
+const CRYPTO_ATTRIBUTE: &str = "crypto";
 const FIRST_DYNAMIC_PAYLOAD_TYPE: u8 = 96;
 const LAST_DYNAMIC_PAYLOAD_TYPE: u8 = 127;
 
@@ -122,7 +129,9 @@ fn compatible(ours: &PayloadFormat, theirs: &PayloadFormat) -> bool {
 }
 
 /// What we can do and where we receive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` leaves the SRTP key out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LocalCapabilities {
     /// Where we receive RTP; written as the session `c=` and in `o=`.
     pub address: IpAddr,
@@ -134,10 +143,18 @@ pub struct LocalCapabilities {
     pub telephone_event: bool,
     /// Our `a=ptime`, in milliseconds.
     pub ptime: u32,
+    /// Whether to offer and accept SRTP with SDES keys; see [`OfferAnswer`].
+    pub srtp: SrtpPolicy,
+    /// Our SRTP master key (16 bytes) and salt (14 bytes) for this call, which the caller
+    /// draws from a CSPRNG for every call; nothing here generates keys. It goes into every
+    /// `a=crypto` line we send until the caller replaces it. Without a key, `Optional` acts as
+    /// `Off` and `Mandatory` fails closed: its offers carry `RTP/SAVP` without crypto lines,
+    /// which no peer can accept, and offers received fail with [`SdpError::SrtpKeyMissing`].
+    pub srtp_key_salt: Option<[u8; KEY_SALT_LEN]>,
 }
 
 impl LocalCapabilities {
-    /// With telephone events and a ptime of [`DEFAULT_PTIME`].
+    /// With telephone events, a ptime of [`DEFAULT_PTIME`] and SRTP off.
     pub fn new(address: IpAddr, audio_port: u16, codecs: Vec<Codec>) -> Self {
         LocalCapabilities {
             address,
@@ -145,7 +162,41 @@ impl LocalCapabilities {
             codecs,
             telephone_event: true,
             ptime: DEFAULT_PTIME,
+            srtp: SrtpPolicy::Off,
+            srtp_key_salt: None,
         }
+    }
+
+    /// The same with an SRTP policy and this call's key.
+    pub fn with_srtp(mut self, policy: SrtpPolicy, key_salt: [u8; KEY_SALT_LEN]) -> Self {
+        self.srtp = policy;
+        self.srtp_key_salt = Some(key_salt);
+        self
+    }
+
+    /// Our key when SRTP may be used at all.
+    fn srtp_key(&self) -> Option<&[u8; KEY_SALT_LEN]> {
+        match self.srtp {
+            SrtpPolicy::Off => None,
+            SrtpPolicy::Optional | SrtpPolicy::Mandatory => self.srtp_key_salt.as_ref(),
+        }
+    }
+}
+
+impl fmt::Debug for LocalCapabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCapabilities")
+            .field("address", &self.address)
+            .field("audio_port", &self.audio_port)
+            .field("codecs", &self.codecs)
+            .field("telephone_event", &self.telephone_event)
+            .field("ptime", &self.ptime)
+            .field("srtp", &self.srtp)
+            .field(
+                "srtp_key_salt",
+                &self.srtp_key_salt.as_ref().map(|_| Redacted),
+            )
+            .finish()
     }
 }
 
@@ -171,6 +222,35 @@ pub struct Negotiated {
     pub remote_on_hold: bool,
     /// Packetisation time to send with: the peer's `a=ptime`, else ours.
     pub ptime: u32,
+    /// The agreed SRTP suite and keys; `None` for plain RTP.
+    pub srtp: Option<NegotiatedSrtp>,
+}
+
+/// The SRTP keying agreed for the audio stream. `Debug` shows the suite only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NegotiatedSrtp {
+    pub suite: CryptoSuite,
+    /// Our master key and salt: protects what we send.
+    pub local_key_salt: [u8; KEY_SALT_LEN],
+    /// The peer's master key and salt: unprotects what we receive.
+    pub remote_key_salt: [u8; KEY_SALT_LEN],
+}
+
+impl NegotiatedSrtp {
+    /// The packet transform for this keying.
+    pub fn session(&self) -> Result<SrtpSession, SrtpError> {
+        SrtpSession::new(self.suite, &self.local_key_salt, &self.remote_key_salt)
+    }
+}
+
+impl fmt::Debug for NegotiatedSrtp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NegotiatedSrtp")
+            .field("suite", &self.suite)
+            .field("local_key_salt", &Redacted)
+            .field("remote_key_salt", &Redacted)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +258,19 @@ struct PendingOffer {
     offer: SessionDescription,
     audio_index: usize,
     direction: Direction,
+    /// The policy and crypto lines the offer was made with, which the answer is checked against
+    /// even if the capabilities change meanwhile.
+    srtp: SrtpPolicy,
+    crypto: Vec<CryptoAttribute>,
+}
+
+/// An offered audio stream we can accept, with what we accept of it.
+struct Acceptable<'a> {
+    index: usize,
+    media: &'a MediaDescription,
+    common: Vec<(PayloadFormat, Codec)>,
+    /// The offered line we answer and the keying that results.
+    srtp: Option<(u32, NegotiatedSrtp)>,
 }
 
 /// Offer/answer state of one call (one dialog).
@@ -191,6 +284,33 @@ struct PendingOffer {
 /// Media lines (RFC 3264 section 8): once SDP has been exchanged, every new offer keeps all
 /// earlier media lines in place, the ones we do not use with port 0, and dynamic payload type
 /// numbers, once used on the audio stream, keep their meaning (section 8.3.2).
+///
+/// # SRTP with SDES keys (RFC 4568, RFC 3711)
+///
+/// [`LocalCapabilities::srtp`] decides, with the key the caller put in
+/// [`LocalCapabilities::srtp_key_salt`]:
+///
+/// * offers: `Mandatory` offers `RTP/SAVP` with one `a=crypto` line per supported suite
+///   (`AES_CM_128_HMAC_SHA1_80` tag 1, then `AES_CM_128_HMAC_SHA1_32` tag 2, both with our
+///   key); `Optional` offers the same lines on `RTP/AVP`, the widespread "best effort SRTP"
+///   practice: RFC 4568 defines `a=crypto` for secure profiles only, but most peers without
+///   SRTP ignore the attribute and answer plain RTP, and many with SRTP answer with a key
+///   (a few strict ones refuse the offer); `Off` offers plain `RTP/AVP`;
+/// * answers: the first offered line whose suite and parameters we support is answered with its
+///   tag and suite and our key. `RTP/SAVP` is refused (port 0) when SRTP is off; `RTP/AVP` with
+///   crypto lines gets SRTP under `Optional` and `Mandatory` and plain RTP under `Off`; plain
+///   `RTP/AVP` under `Mandatory` fails with [`SdpError::SrtpRequired`] (488);
+/// * lines with an MKI or with session parameters other than `KDR=0` and `WSH` are skipped:
+///   the SRTP transform (webrtc-srtp) supports neither MKIs nor key derivation rates,
+///   unencrypted or unauthenticated SRTP, or FEC;
+/// * [`Negotiated::srtp`] holds the suite and both keys on the offerer's and the answerer's side.
+///
+/// Rekeying: every offer and answer carries the key in the capabilities at that moment, so a
+/// re-offer or re-answer keeps our key unless the caller sets a new one with
+/// [`OfferAnswer::capabilities_mut`]; the peer may change its own key in any exchange. When
+/// the new [`NegotiatedSrtp`] equals the previous one, the media layer must keep its
+/// [`SrtpSession`] (rollover counters and replay windows carry on, RFC 4568 section 7.1.4);
+/// when it differs, it builds a new one.
 #[derive(Debug, Clone)]
 pub struct OfferAnswer {
     capabilities: LocalCapabilities,
@@ -256,12 +376,24 @@ impl OfferAnswer {
         Direction::from_flags(!remote_hold, !local_hold)
     }
 
-    /// Generates an offer with all our codecs on one RTP/AVP audio stream, for an INVITE, a
-    /// re-INVITE, or a 200 OK to an INVITE without SDP. A second call before the answer replaces
-    /// the pending offer (e.g. to retry after a 491).
+    /// Generates an offer with all our codecs on one audio stream, RTP/AVP or RTP/SAVP as the
+    /// SRTP policy says, for an INVITE, a re-INVITE, or a 200 OK to an INVITE without SDP. A
+    /// second call before the answer replaces the pending offer (e.g. to retry after a 491).
     pub fn create_offer(&mut self, direction: Direction) -> SessionDescription {
         let formats = self.offer_formats();
-        let audio = self.local_audio(formats, direction);
+        let crypto: Vec<CryptoAttribute> = match self.capabilities.srtp_key() {
+            Some(key) => CryptoSuite::ALL
+                .into_iter()
+                .zip(1..)
+                .map(|(suite, tag)| CryptoAttribute::new(tag, suite, *key))
+                .collect(),
+            None => Vec::new(),
+        };
+        let profile = match self.capabilities.srtp {
+            SrtpPolicy::Mandatory => SECURE_PROFILE,
+            SrtpPolicy::Off | SrtpPolicy::Optional => PLAIN_PROFILE,
+        };
+        let audio = self.local_audio(formats, direction, profile, &crypto);
         let mut media: Vec<MediaDescription> = self
             .last_local
             .as_ref()
@@ -282,6 +414,8 @@ impl OfferAnswer {
             offer: offer.clone(),
             audio_index,
             direction,
+            srtp: self.capabilities.srtp,
+            crypto,
         });
         offer
     }
@@ -294,13 +428,19 @@ impl OfferAnswer {
 
     /// Answers a peer's offer (RFC 3264 section 6).
     ///
-    /// The first RTP/AVP audio stream with a codec in common is accepted; the answer lists the
+    /// The first RTP/AVP or RTP/SAVP audio stream with a codec in common and keying our SRTP
+    /// policy accepts (see [`OfferAnswer`]) is accepted; the answer lists the
     /// common codecs under the offer's payload type numbers and in the offer's order (the
     /// offerer's preference, so the codec both sides use is its favourite), plus each offered
     /// `telephone-event` whose clock rate matches one of them. Every other media line is
     /// answered with port 0. The direction is the offer's reversed and limited to
     /// `local_wish`: pass [`Direction::SendRecv`], or [`Direction::SendOnly`] while the user
     /// holds the call.
+    ///
+    /// When no stream is acceptable, the error is the SRTP reason that made the first stream
+    /// with a common codec unacceptable ([`SdpError::SrtpRequired`],
+    /// [`SdpError::SrtpNotEnabled`], [`SdpError::NoCryptoSuite`]), else
+    /// [`SdpError::NoCommonCodec`].
     ///
     /// On error nothing changes; [`SdpError::sip_status`] gives the response code.
     pub fn receive_offer(
@@ -311,22 +451,31 @@ impl OfferAnswer {
         if self.pending.is_some() {
             return Err(SdpError::OfferPending);
         }
-        let (audio_index, offered, common) = offer
-            .media
-            .iter()
-            .enumerate()
-            .find_map(|(index, media)| {
-                let usable = media.kind == MediaKind::Audio
-                    && !media.is_rejected()
-                    && media.proto.eq_ignore_ascii_case(AUDIO_PROFILE);
-                let common = if usable {
-                    self.common_formats(media)
-                } else {
-                    Vec::new()
-                };
-                (!common.is_empty()).then_some((index, media, common))
-            })
-            .ok_or(SdpError::NoCommonCodec)?;
+        if self.capabilities.srtp == SrtpPolicy::Mandatory
+            && self.capabilities.srtp_key_salt.is_none()
+        {
+            return Err(SdpError::SrtpKeyMissing);
+        }
+        let mut refusal = None;
+        let mut accepted = None;
+        for (index, media) in offer.media.iter().enumerate() {
+            match self.acceptable(index, media) {
+                Ok(found) => {
+                    accepted = Some(found);
+                    break;
+                }
+                Err(SdpError::NoCommonCodec) => {}
+                Err(reason) => {
+                    refusal.get_or_insert(reason);
+                }
+            }
+        }
+        let Acceptable {
+            index: audio_index,
+            media: offered,
+            common,
+            srtp,
+        } = accepted.ok_or_else(|| refusal.unwrap_or(SdpError::NoCommonCodec))?;
         let remote_address = offer
             .connection_for(offered)
             .ok_or(SdpError::MissingConnection)?;
@@ -356,7 +505,16 @@ impl OfferAnswer {
 
         let remote_direction = offered.effective_direction(offer.connection);
         let local_direction = remote_direction.reverse().intersect(local_wish);
-        let audio = self.local_audio(answer_formats, local_direction);
+        let profile = if offered.proto.eq_ignore_ascii_case(SECURE_PROFILE) {
+            SECURE_PROFILE
+        } else {
+            PLAIN_PROFILE
+        };
+        let crypto: Vec<CryptoAttribute> = srtp
+            .iter()
+            .map(|(tag, keying)| CryptoAttribute::new(*tag, keying.suite, keying.local_key_salt))
+            .collect();
+        let audio = self.local_audio(answer_formats, local_direction, profile, &crypto);
         let media = offer
             .media
             .iter()
@@ -379,6 +537,7 @@ impl OfferAnswer {
             local_direction,
             remote_on_hold: !remote_direction.receives(),
             ptime: offered.ptime.unwrap_or(self.capabilities.ptime),
+            srtp: srtp.map(|(_, keying)| keying),
         };
         let answer = self.finalize(media, audio_index);
         if let Some(ours) = answer.media.get(audio_index) {
@@ -390,9 +549,12 @@ impl OfferAnswer {
 
     /// Takes the answer to our pending offer (RFC 3264 section 7) and returns the agreed media.
     ///
-    /// The codec is the first one in the answer that we offered. The pending offer is consumed
-    /// even when the answer is unusable, since the exchange is over either way; the previous
-    /// negotiation then stays in force.
+    /// The codec is the first one in the answer that we offered. With crypto lines in our offer,
+    /// the answer must carry exactly one `a=crypto` with the tag and suite of one of them, or,
+    /// unless our policy was `Mandatory`, none for plain RTP; without, it must carry none.
+    ///
+    /// The pending offer is consumed even when the answer is unusable, since the exchange is
+    /// over either way; the previous negotiation then stays in force.
     pub fn receive_answer(&mut self, answer: &SessionDescription) -> Result<Negotiated, SdpError> {
         let pending = self.pending.take().ok_or(SdpError::NoPendingOffer)?;
         let offered_count = pending.offer.media.len();
@@ -441,6 +603,7 @@ impl OfferAnswer {
         let remote_address = answer
             .connection_for(theirs)
             .ok_or(SdpError::MissingConnection)?;
+        let srtp = answered_srtp(&pending, theirs)?;
 
         let remote_direction = theirs.effective_direction(answer.connection);
         let remote_on_hold = if pending.direction.sends() {
@@ -458,11 +621,63 @@ impl OfferAnswer {
             local_direction: pending.direction.intersect(remote_direction.reverse()),
             remote_on_hold,
             ptime: theirs.ptime.unwrap_or(self.capabilities.ptime),
+            srtp,
         };
         self.remember_payload_types(&ours.formats);
         self.audio_index = pending.audio_index;
         self.negotiated = Some(negotiated.clone());
         Ok(negotiated)
+    }
+
+    /// Whether we can accept this offered stream, and how; [`SdpError::NoCommonCodec`] for a
+    /// stream that is not usable audio at all, an SRTP reason for one that would be with
+    /// another policy.
+    fn acceptable<'a>(
+        &self,
+        index: usize,
+        media: &'a MediaDescription,
+    ) -> Result<Acceptable<'a>, SdpError> {
+        let secure = media.proto.eq_ignore_ascii_case(SECURE_PROFILE);
+        let plain = media.proto.eq_ignore_ascii_case(PLAIN_PROFILE);
+        if media.kind != MediaKind::Audio || media.is_rejected() || !(secure || plain) {
+            return Err(SdpError::NoCommonCodec);
+        }
+        let common = self.common_formats(media);
+        if common.is_empty() {
+            return Err(SdpError::NoCommonCodec);
+        }
+        let has_crypto = media.attributes.iter().any(is_crypto);
+        let srtp = match self.capabilities.srtp_key() {
+            None if secure && has_crypto => return Err(SdpError::SrtpNotEnabled),
+            // RTP/SAVP keyed some other way (MIKEY...) is nothing we could ever accept.
+            None if secure => return Err(SdpError::NoCommonCodec),
+            None => None,
+            Some(key) => match supported_crypto(media) {
+                Some(theirs) => Some((
+                    theirs.tag,
+                    NegotiatedSrtp {
+                        suite: theirs.suite,
+                        local_key_salt: *key,
+                        remote_key_salt: theirs.key_salt,
+                    },
+                )),
+                None if secure || (has_crypto && self.is_mandatory()) => {
+                    return Err(SdpError::NoCryptoSuite);
+                }
+                None if self.is_mandatory() => return Err(SdpError::SrtpRequired),
+                None => None,
+            },
+        };
+        Ok(Acceptable {
+            index,
+            media,
+            common,
+            srtp,
+        })
+    }
+
+    fn is_mandatory(&self) -> bool {
+        self.capabilities.srtp == SrtpPolicy::Mandatory
     }
 
     /// Offered formats we support, in the offer's order, each with the codec it is.
@@ -550,16 +765,22 @@ impl OfferAnswer {
         }
     }
 
-    fn local_audio(&self, formats: Vec<PayloadFormat>, direction: Direction) -> MediaDescription {
+    fn local_audio(
+        &self,
+        formats: Vec<PayloadFormat>,
+        direction: Direction,
+        profile: &str,
+        crypto: &[CryptoAttribute],
+    ) -> MediaDescription {
         MediaDescription {
             formats,
             direction,
             ptime: Some(self.capabilities.ptime),
-            ..MediaDescription::new(
-                MediaKind::Audio,
-                self.capabilities.audio_port,
-                AUDIO_PROFILE,
-            )
+            attributes: crypto
+                .iter()
+                .map(|line| Attribute::new(CRYPTO_ATTRIBUTE, line.to_string()))
+                .collect(),
+            ..MediaDescription::new(MediaKind::Audio, self.capabilities.audio_port, profile)
         }
     }
 
@@ -590,6 +811,62 @@ impl OfferAnswer {
         self.audio_index = audio_index;
         sdp
     }
+}
+
+fn is_crypto(attribute: &Attribute) -> bool {
+    attribute.name == CRYPTO_ATTRIBUTE
+}
+
+/// The first offered `a=crypto` line we can answer, skipping unknown suites, bad keys and
+/// parameters the SRTP transform does not implement.
+fn supported_crypto(media: &MediaDescription) -> Option<CryptoAttribute> {
+    media
+        .attributes
+        .iter()
+        .filter(|attribute| is_crypto(attribute))
+        .filter_map(|attribute| CryptoAttribute::parse(attribute.value.as_deref()?).ok())
+        .find(usable_crypto)
+}
+
+/// No MKI (webrtc-srtp cannot read one in packets) and only the session parameters that change
+/// nothing for it (RFC 4568 section 6.3): a key derivation rate of 0 and a window size hint.
+fn usable_crypto(line: &CryptoAttribute) -> bool {
+    line.mki.is_none()
+        && line
+            .session_params
+            .iter()
+            .all(|param| param == "KDR=0" || param.starts_with("WSH="))
+}
+
+/// The keying an answer gives to our pending offer (RFC 4568 section 7.1.3).
+fn answered_srtp(
+    pending: &PendingOffer,
+    answered: &MediaDescription,
+) -> Result<Option<NegotiatedSrtp>, SdpError> {
+    let lines: Vec<&Attribute> = answered
+        .attributes
+        .iter()
+        .filter(|a| is_crypto(a))
+        .collect();
+    let line = match lines.as_slice() {
+        [] if pending.srtp == SrtpPolicy::Mandatory => return Err(SdpError::SrtpRequired),
+        [] => return Ok(None),
+        [line] => line,
+        _ => return Err(SdpError::CryptoMismatch),
+    };
+    let theirs = CryptoAttribute::parse(line.value.as_deref().unwrap_or_default())
+        .map_err(|_| SdpError::CryptoMismatch)?;
+    let ours = pending
+        .crypto
+        .iter()
+        .find(|ours| ours.tag == theirs.tag && ours.suite == theirs.suite)
+        .filter(|_| usable_crypto(&theirs))
+        .ok_or(SdpError::CryptoMismatch)?;
+    Ok(Some(NegotiatedSrtp {
+        suite: theirs.suite,
+        local_key_salt: ours.key_salt,
+        remote_key_salt: theirs.key_salt,
+    }))
 }
 
 fn telephone_event_format(payload_type: u8, clock_rate: u32) -> PayloadFormat {
@@ -1225,5 +1502,452 @@ mod tests {
         );
         assert!(Codec::Pcmu.matches(&PayloadFormat::from_static(0).unwrap()));
         assert!(!Codec::Pcmu.matches(&PayloadFormat::from_static(8).unwrap()));
+    }
+
+    // SRTP with SDES keys.
+
+    const SUITE_80: CryptoSuite = CryptoSuite::AesCm128HmacSha1_80;
+    const SUITE_32: CryptoSuite = CryptoSuite::AesCm128HmacSha1_32;
+
+    fn key(seed: u8) -> [u8; KEY_SALT_LEN] {
+        core::array::from_fn(|i| seed.wrapping_add(7 * i as u8))
+    }
+
+    fn inline(key: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(key)
+    }
+
+    fn crypto_line(tag: u32, suite: &str, key: &[u8]) -> String {
+        format!("a=crypto:{tag} {suite} inline:{}\r\n", inline(key))
+    }
+
+    fn with_srtp(policy: SrtpPolicy, seed: u8) -> OfferAnswer {
+        OfferAnswer::new(
+            caps(vec![Codec::Pcmu, Codec::Pcma]).with_srtp(policy, key(seed)),
+            1,
+            1,
+        )
+    }
+
+    fn crypto_of(media: &MediaDescription) -> Vec<CryptoAttribute> {
+        media
+            .attributes
+            .iter()
+            .filter(|a| a.name == "crypto")
+            .map(|a| CryptoAttribute::parse(a.value.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// A peer's PCMU stream with the given profile and extra lines.
+    fn peer_stream(profile: &str, lines: &str) -> String {
+        format!("m=audio 30000 {profile} 0\r\n{lines}")
+    }
+
+    #[test]
+    fn mandatory_offers_savp_with_both_suites_and_our_key() {
+        let mut oa = with_srtp(SrtpPolicy::Mandatory, 10);
+        let offer = wire(&oa.create_offer(Direction::SendRecv));
+        let audio = &offer.media[0];
+        assert_eq!(audio.proto, "RTP/SAVP");
+        let lines = crypto_of(audio);
+        assert_eq!(
+            lines,
+            [
+                CryptoAttribute::new(1, SUITE_80, key(10)),
+                CryptoAttribute::new(2, SUITE_32, key(10)),
+            ]
+        );
+        let text = offer.to_string();
+        assert!(
+            text.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            inline(&key(10))
+        )));
+        assert!(text.contains(&format!(
+            "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+            inline(&key(10))
+        )));
+    }
+
+    #[test]
+    fn optional_offers_avp_with_crypto_and_off_offers_plain_avp() {
+        let mut optional = with_srtp(SrtpPolicy::Optional, 10);
+        let offer = optional.create_offer(Direction::SendRecv);
+        assert_eq!(offer.media[0].proto, "RTP/AVP");
+        assert_eq!(crypto_of(&offer.media[0]).len(), 2);
+
+        let mut off = with_srtp(SrtpPolicy::Off, 10);
+        let offer = off.create_offer(Direction::SendRecv);
+        assert_eq!(offer.media[0].proto, "RTP/AVP");
+        assert!(offer.media[0].attributes.is_empty());
+        assert!(!offer.to_string().contains("crypto"));
+    }
+
+    #[test]
+    fn missing_key_makes_optional_plain_and_mandatory_fail_closed() {
+        let mut optional = alice();
+        optional.capabilities_mut().srtp = SrtpPolicy::Optional;
+        let offer = optional.create_offer(Direction::SendRecv);
+        assert_eq!(offer.media[0].proto, "RTP/AVP");
+        assert!(offer.media[0].attributes.is_empty());
+        optional.cancel_offer();
+        let peer = remote_offer(&peer_stream(
+            "RTP/AVP",
+            &crypto_line(1, "AES_CM_128_HMAC_SHA1_80", &key(50)),
+        ));
+        optional.receive_offer(&peer, Direction::SendRecv).unwrap();
+        assert_eq!(optional.negotiated().unwrap().srtp, None);
+
+        let mut mandatory = alice();
+        mandatory.capabilities_mut().srtp = SrtpPolicy::Mandatory;
+        let offer = mandatory.create_offer(Direction::SendRecv);
+        assert_eq!(offer.media[0].proto, "RTP/SAVP");
+        assert!(offer.media[0].attributes.is_empty());
+        mandatory.cancel_offer();
+        let error = mandatory
+            .receive_offer(&peer, Direction::SendRecv)
+            .unwrap_err();
+        assert_eq!(error, SdpError::SrtpKeyMissing);
+        assert_eq!(error.sip_status(), 500);
+        assert!(mandatory.negotiated().is_none());
+    }
+
+    #[test]
+    fn answer_to_savp_takes_the_first_supported_line_with_our_key() {
+        let mut oa = with_srtp(SrtpPolicy::Optional, 20);
+        let lines = [
+            crypto_line(1, "AES_256_CM_HMAC_SHA1_80", &[1; 46]),
+            crypto_line(2, "AES_CM_128_HMAC_SHA1_80", &[2; 16]),
+            format!(
+                "a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{}|2^31|1:4\r\n",
+                inline(&key(3))
+            ),
+            format!(
+                "a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{} UNENCRYPTED_SRTCP\r\n",
+                inline(&key(4))
+            ),
+            format!(
+                "a=crypto:5 AES_CM_128_HMAC_SHA1_32 inline:{}|2^31 KDR=0 WSH=128\r\n",
+                inline(&key(5))
+            ),
+            crypto_line(6, "AES_CM_128_HMAC_SHA1_80", &key(6)),
+        ]
+        .concat();
+        let offer = remote_offer(&peer_stream("RTP/SAVP", &lines));
+        let answer = wire(&oa.receive_offer(&offer, Direction::SendRecv).unwrap());
+        let audio = &answer.media[0];
+        assert_eq!((audio.port, audio.proto.as_str()), (40000, "RTP/SAVP"));
+        assert_eq!(
+            crypto_of(audio),
+            [CryptoAttribute::new(5, SUITE_32, key(20))]
+        );
+        let srtp = oa.negotiated().unwrap().srtp.clone().unwrap();
+        assert_eq!(srtp.suite, SUITE_32);
+        assert_eq!(srtp.local_key_salt, key(20));
+        assert_eq!(srtp.remote_key_salt, key(5));
+    }
+
+    #[test]
+    fn savp_is_refused_when_srtp_is_off() {
+        let crypto = crypto_line(1, "AES_CM_128_HMAC_SHA1_80", &key(50));
+        let both = remote_offer(&format!(
+            "{}{}",
+            peer_stream("RTP/SAVP", &crypto),
+            "m=audio 30002 RTP/AVP 8\r\n"
+        ));
+        let mut oa = with_srtp(SrtpPolicy::Off, 10);
+        let answer = oa.receive_offer(&both, Direction::SendRecv).unwrap();
+        let ports: Vec<u16> = answer.media.iter().map(|m| m.port).collect();
+        assert_eq!(ports, [0, 40000]);
+        assert_eq!(answer.media[0].proto, "RTP/SAVP");
+        assert!(!answer.to_string().contains("crypto"));
+        assert_eq!(oa.negotiated().unwrap().srtp, None);
+        assert_eq!(oa.negotiated().unwrap().remote_rtp_port, 30002);
+
+        let mut oa = with_srtp(SrtpPolicy::Off, 10);
+        let only = remote_offer(&peer_stream("RTP/SAVP", &crypto));
+        let error = oa.receive_offer(&only, Direction::SendRecv).unwrap_err();
+        assert_eq!(error, SdpError::SrtpNotEnabled);
+        assert_eq!(error.sip_status(), 488);
+        assert!(oa.negotiated().is_none() && oa.local_description().is_none());
+    }
+
+    #[test]
+    fn avp_with_crypto_follows_the_policy() {
+        let offer = remote_offer(&peer_stream(
+            "RTP/AVP",
+            &crypto_line(7, "AES_CM_128_HMAC_SHA1_80", &key(50)),
+        ));
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let mut oa = with_srtp(policy, 10);
+            let answer = wire(&oa.receive_offer(&offer, Direction::SendRecv).unwrap());
+            assert_eq!(answer.media[0].proto, "RTP/AVP", "{policy}");
+            assert_eq!(
+                crypto_of(&answer.media[0]),
+                [CryptoAttribute::new(7, SUITE_80, key(10))]
+            );
+            let srtp = oa.negotiated().unwrap().srtp.clone().unwrap();
+            assert_eq!(
+                (srtp.suite, srtp.local_key_salt, srtp.remote_key_salt),
+                (SUITE_80, key(10), key(50))
+            );
+        }
+        let mut off = with_srtp(SrtpPolicy::Off, 10);
+        let answer = off.receive_offer(&offer, Direction::SendRecv).unwrap();
+        assert_eq!(answer.media[0].proto, "RTP/AVP");
+        assert!(answer.media[0].attributes.is_empty());
+        assert_eq!(off.negotiated().unwrap().srtp, None);
+    }
+
+    #[test]
+    fn plain_avp_under_mandatory_is_a_488_srtp_required() {
+        let offer = remote_offer(&peer_stream("RTP/AVP", ""));
+        let mut oa = with_srtp(SrtpPolicy::Mandatory, 10);
+        let error = oa.receive_offer(&offer, Direction::SendRecv).unwrap_err();
+        assert_eq!(error, SdpError::SrtpRequired);
+        assert_eq!(error.to_string(), "SRTP required");
+        assert_eq!(error.sip_status(), 488);
+        assert!(oa.negotiated().is_none());
+
+        let mut optional = with_srtp(SrtpPolicy::Optional, 10);
+        let answer = optional.receive_offer(&offer, Direction::SendRecv).unwrap();
+        assert!(answer.media[0].attributes.is_empty());
+        assert_eq!(optional.negotiated().unwrap().srtp, None);
+
+        // A codec mismatch stays a codec mismatch.
+        let pcmu_only = remote_offer("m=audio 30000 RTP/AVP 18\r\n");
+        assert_eq!(
+            oa.receive_offer(&pcmu_only, Direction::SendRecv),
+            Err(SdpError::NoCommonCodec)
+        );
+    }
+
+    #[test]
+    fn unsupported_crypto_lines_only() {
+        let aes256 = crypto_line(1, "AES_256_CM_HMAC_SHA1_80", &[1; 46]);
+        let avp = remote_offer(&peer_stream("RTP/AVP", &aes256));
+        let savp = remote_offer(&peer_stream("RTP/SAVP", &aes256));
+        let savp_without_crypto = remote_offer(&peer_stream("RTP/SAVP", ""));
+
+        let mut optional = with_srtp(SrtpPolicy::Optional, 10);
+        optional.receive_offer(&avp, Direction::SendRecv).unwrap();
+        assert_eq!(optional.negotiated().unwrap().srtp, None);
+        for offer in [&savp, &savp_without_crypto] {
+            assert_eq!(
+                with_srtp(SrtpPolicy::Optional, 10).receive_offer(offer, Direction::SendRecv),
+                Err(SdpError::NoCryptoSuite)
+            );
+        }
+        for offer in [&avp, &savp, &savp_without_crypto] {
+            assert_eq!(
+                with_srtp(SrtpPolicy::Mandatory, 10).receive_offer(offer, Direction::SendRecv),
+                Err(SdpError::NoCryptoSuite)
+            );
+        }
+    }
+
+    #[test]
+    fn answer_crypto_must_be_one_of_our_lines() {
+        let answer_with = |lines: &str| remote_offer(&peer_stream("RTP/AVP", lines));
+        let good = crypto_line(2, "AES_CM_128_HMAC_SHA1_32", &key(60));
+        let bad_answers = [
+            crypto_line(3, "AES_CM_128_HMAC_SHA1_80", &key(60)),
+            crypto_line(1, "AES_CM_128_HMAC_SHA1_32", &key(60)),
+            crypto_line(2, "AES_CM_128_HMAC_SHA1_32", &[6; 20]),
+            format!("{good}{good}"),
+            format!(
+                "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}|1:4\r\n",
+                inline(&key(60))
+            ),
+            "a=crypto:2 AES_CM_128_HMAC_SHA1_32\r\n".to_owned(),
+        ];
+        for lines in &bad_answers {
+            let mut oa = with_srtp(SrtpPolicy::Optional, 10);
+            oa.create_offer(Direction::SendRecv);
+            assert_eq!(
+                oa.receive_answer(&answer_with(lines)),
+                Err(SdpError::CryptoMismatch),
+                "{lines}"
+            );
+            assert!(oa.negotiated().is_none());
+            assert!(!oa.offer_pending());
+        }
+
+        let mut oa = with_srtp(SrtpPolicy::Optional, 10);
+        oa.create_offer(Direction::SendRecv);
+        let srtp = oa
+            .receive_answer(&answer_with(&good))
+            .unwrap()
+            .srtp
+            .unwrap();
+        assert_eq!(
+            (srtp.suite, srtp.local_key_salt, srtp.remote_key_salt),
+            (SUITE_32, key(10), key(60))
+        );
+
+        // Optional accepts a plain answer; Mandatory does not.
+        oa.create_offer(Direction::SendRecv);
+        assert_eq!(oa.receive_answer(&answer_with("")).unwrap().srtp, None);
+        let mut mandatory = with_srtp(SrtpPolicy::Mandatory, 10);
+        mandatory.create_offer(Direction::SendRecv);
+        assert_eq!(
+            mandatory.receive_answer(&remote_offer(&peer_stream("RTP/SAVP", ""))),
+            Err(SdpError::SrtpRequired)
+        );
+
+        // Crypto we never offered.
+        let mut off = with_srtp(SrtpPolicy::Off, 10);
+        off.create_offer(Direction::SendRecv);
+        assert_eq!(
+            off.receive_answer(&answer_with(&good)),
+            Err(SdpError::CryptoMismatch)
+        );
+    }
+
+    #[test]
+    fn answer_is_checked_against_the_offer_as_it_was_sent() {
+        let mut oa = with_srtp(SrtpPolicy::Optional, 10);
+        oa.create_offer(Direction::SendRecv);
+        oa.capabilities_mut().srtp_key_salt = Some(key(11));
+        oa.capabilities_mut().srtp = SrtpPolicy::Off;
+        let answer = remote_offer(&peer_stream(
+            "RTP/AVP",
+            &crypto_line(1, "AES_CM_128_HMAC_SHA1_80", &key(60)),
+        ));
+        let srtp = oa.receive_answer(&answer).unwrap().srtp.unwrap();
+        assert_eq!(srtp.local_key_salt, key(10));
+    }
+
+    #[test]
+    fn two_endpoints_negotiate_srtp_and_their_keys_cross_over() {
+        let mut alice = OfferAnswer::new(
+            caps(vec![OPUS, Codec::Pcmu]).with_srtp(SrtpPolicy::Mandatory, key(100)),
+            1000,
+            5,
+        );
+        let mut bob = OfferAnswer::new(
+            LocalCapabilities::new(ip("198.51.100.20"), 50000, vec![Codec::Pcmu])
+                .with_srtp(SrtpPolicy::Optional, key(200)),
+            2000,
+            1,
+        );
+        let offer = wire(&alice.create_offer(Direction::SendRecv));
+        let answer = wire(&bob.receive_offer(&offer, Direction::SendRecv).unwrap());
+        assert_eq!(answer.media[0].proto, "RTP/SAVP");
+        let at_alice = alice.receive_answer(&answer).unwrap().srtp.unwrap();
+        let at_bob = bob.negotiated().unwrap().srtp.clone().unwrap();
+        assert_eq!(at_alice.suite, SUITE_80);
+        assert_eq!(at_bob.suite, SUITE_80);
+        assert_eq!(at_alice.local_key_salt, key(100));
+        assert_eq!(at_alice.local_key_salt, at_bob.remote_key_salt);
+        assert_eq!(at_bob.local_key_salt, at_alice.remote_key_salt);
+        assert_ne!(at_alice.local_key_salt, at_alice.remote_key_salt);
+
+        let mut alice_media = at_alice.session().unwrap();
+        let mut bob_media = at_bob.session().unwrap();
+        let packet = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 42, 0xd5, 0xd5, 0xd5];
+        let sent = alice_media.protect_rtp(&packet).unwrap();
+        assert_eq!(bob_media.unprotect_rtp(&sent).unwrap(), packet);
+        let reply = bob_media.protect_rtp(&packet).unwrap();
+        assert_eq!(alice_media.unprotect_rtp(&reply).unwrap(), packet);
+    }
+
+    #[test]
+    fn reoffers_keep_the_keys_until_the_caller_changes_them() {
+        let mut alice = with_srtp(SrtpPolicy::Optional, 100);
+        let mut bob = with_srtp(SrtpPolicy::Optional, 200);
+        let offer = wire(&alice.create_offer(Direction::SendRecv));
+        let first = alice
+            .receive_answer(&wire(
+                &bob.receive_offer(&offer, Direction::SendRecv).unwrap(),
+            ))
+            .unwrap()
+            .srtp
+            .unwrap();
+
+        // Alice holds: same key, same tags, so the negotiated keying is unchanged.
+        let hold = wire(&alice.create_offer(Direction::SendOnly));
+        assert!(
+            crypto_of(&hold.media[0])
+                .iter()
+                .all(|c| c.key_salt == key(100))
+        );
+        let answer = wire(&bob.receive_offer(&hold, Direction::SendRecv).unwrap());
+        assert_eq!(
+            bob.negotiated()
+                .unwrap()
+                .srtp
+                .as_ref()
+                .unwrap()
+                .remote_key_salt,
+            key(100)
+        );
+        assert_eq!(
+            alice.receive_answer(&answer).unwrap().srtp,
+            Some(first.clone())
+        );
+
+        // Bob, the first answerer, re-offers with the key he answered with.
+        let reoffer = wire(&bob.create_offer(Direction::SendRecv));
+        assert!(
+            crypto_of(&reoffer.media[0])
+                .iter()
+                .all(|c| c.key_salt == key(200))
+        );
+        let answer = wire(&alice.receive_offer(&reoffer, Direction::SendRecv).unwrap());
+        bob.receive_answer(&answer).unwrap();
+        assert_eq!(alice.negotiated().unwrap().srtp, Some(first.clone()));
+
+        // A new key from the caller goes into the next offer.
+        alice.capabilities_mut().srtp_key_salt = Some(key(111));
+        let rekey = wire(&alice.create_offer(Direction::SendRecv));
+        assert!(
+            crypto_of(&rekey.media[0])
+                .iter()
+                .all(|c| c.key_salt == key(111))
+        );
+        let answer = wire(&bob.receive_offer(&rekey, Direction::SendRecv).unwrap());
+        let rekeyed = alice.receive_answer(&answer).unwrap().srtp.unwrap();
+        assert_eq!(rekeyed.local_key_salt, key(111));
+        assert_eq!(rekeyed.remote_key_salt, first.remote_key_salt);
+        assert_eq!(
+            bob.negotiated()
+                .unwrap()
+                .srtp
+                .as_ref()
+                .unwrap()
+                .remote_key_salt,
+            key(111)
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_keys() {
+        let mut alice = with_srtp(SrtpPolicy::Mandatory, 100);
+        let mut bob = with_srtp(SrtpPolicy::Optional, 200);
+        let offer = wire(&alice.create_offer(Direction::SendRecv));
+        let answer = wire(&bob.receive_offer(&offer, Direction::SendRecv).unwrap());
+        alice.receive_answer(&answer).unwrap();
+        let texts = [
+            format!("{alice:?}"),
+            format!("{bob:?}"),
+            format!("{:?}", alice.negotiated()),
+            format!("{:?}", alice.capabilities()),
+            format!("{offer:?}"),
+            format!("{answer:?}"),
+        ];
+        for text in &texts {
+            for secret in [key(100), key(200)] {
+                assert!(!text.contains(&inline(&secret)[..12]), "{text}");
+                let bytes = format!("{:?}", &secret[..4]);
+                assert!(!text.contains(bytes.trim_matches(['[', ']'])), "{text}");
+            }
+        }
+        assert!(texts[2].contains("AesCm128HmacSha1_80"), "{}", texts[2]);
+        assert!(texts[3].contains("Mandatory"), "{}", texts[3]);
     }
 }

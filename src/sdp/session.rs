@@ -92,7 +92,10 @@ pub enum Direction {
 }
 
 /// A property attribute (`a=name`) or value attribute (`a=name:value`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` hides every `inline:` key of an `a=crypto` value (RFC 4568 section 9.1, including
+/// an `FEC_KEY` session parameter), since keys must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Attribute {
     pub name: String,
     pub value: Option<String>,
@@ -362,6 +365,40 @@ impl Attribute {
     }
 }
 
+impl fmt::Debug for Attribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Attribute");
+        debug.field("name", &self.name);
+        match &self.value {
+            Some(value) if self.name.eq_ignore_ascii_case("crypto") => {
+                debug.field("value", &Some(WithoutKeys(value)))
+            }
+            value => debug.field("value", value),
+        };
+        debug.finish()
+    }
+}
+
+/// An `a=crypto` value with each field that carries a key replaced.
+struct WithoutKeys<'a>(&'a str);
+
+impl fmt::Debug for WithoutKeys<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for (index, field) in self.0.split_ascii_whitespace().enumerate() {
+            if index > 0 {
+                f.write_str(" ")?;
+            }
+            if field.to_ascii_lowercase().contains("inline:") {
+                f.write_str("<redacted>")?;
+            } else {
+                write!(f, "{}", field.escape_debug())?;
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
 /// Free text written into a line: control characters are dropped, because a CR or LF from a
 /// caller-built value would end the line early and let the value forge further SDP lines.
 struct Text<'a>(&'a str);
@@ -626,6 +663,26 @@ mod tests {
         image.non_rtp_formats.push("t38".into());
         sdp.media.push(image);
         assert!(sdp.to_string().contains("\r\nm=image 0 udptl t38\r\n"));
+    }
+
+    #[test]
+    fn debug_hides_crypto_keys_but_display_keeps_them() {
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let mut sdp = opus_session();
+        sdp.media[0].attributes.push(Attribute::new(
+            "crypto",
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4 FEC_KEY=inline:{key}"),
+        ));
+        let debug = format!("{sdp:?}");
+        assert!(!debug.contains(&key[..12]), "{debug}");
+        assert!(
+            debug.contains(r#"Some("1 AES_CM_128_HMAC_SHA1_80 <redacted> <redacted>")"#),
+            "{debug}"
+        );
+        assert!(debug.contains(r#"value: Some("1")"#), "{debug}");
+        assert!(sdp.to_string().contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4"
+        )));
     }
 
     #[test]

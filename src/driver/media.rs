@@ -1,0 +1,130 @@
+//! Each call's media I/O: its RTP/RTCP socket pair, the reader tasks that hand datagrams to
+//! the engine, and the audio source and sink that the 20 ms tick moves frames through.
+
+use core::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::engine::CallId;
+
+/// Where a call's audio comes from and goes to, on the driver side of the engine.
+pub trait CallAudio: Send {
+    /// Fills the next 20 ms frame to send (48 kHz mono).
+    fn capture(&mut self, frame: &mut [f32]);
+    /// Takes the 20 ms frame to play.
+    fn play(&mut self, frame: &[f32]);
+    /// The call ended: flush what was written.
+    fn finish(&mut self) {}
+}
+
+/// Makes the audio for each new call.
+pub type AudioFactory = Arc<dyn Fn(CallId) -> Box<dyn CallAudio> + Send + Sync>;
+
+/// Silence in, nothing out.
+#[derive(Debug, Default)]
+pub struct Silence;
+
+impl CallAudio for Silence {
+    fn capture(&mut self, frame: &mut [f32]) {
+        frame.fill(0.0);
+    }
+
+    fn play(&mut self, _frame: &[f32]) {}
+}
+
+pub(super) struct MediaPacketNote {
+    pub call: CallId,
+    pub source: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+pub(super) struct CallMediaIo {
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    readers: [tokio::task::JoinHandle<()>; 2],
+    pub audio: Box<dyn CallAudio>,
+    /// Ticks start once offer/answer has set up the engine's side.
+    pub ticking: bool,
+}
+
+impl CallMediaIo {
+    /// Binds an even RTP port and the odd RTCP port above it (RFC 3550 11) on `ip`.
+    pub async fn bind(
+        call: CallId,
+        ip: IpAddr,
+        audio: Box<dyn CallAudio>,
+        notes: &mpsc::UnboundedSender<MediaPacketNote>,
+    ) -> std::io::Result<CallMediaIo> {
+        let mut last_error = None;
+        for _ in 0..64 {
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let port = rtp.local_addr()?.port();
+            if port % 2 == 1 || port == u16::MAX {
+                continue;
+            }
+            match UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
+                Ok(rtcp) => {
+                    let rtp = Arc::new(rtp);
+                    let rtcp = Arc::new(rtcp);
+                    let readers = [
+                        spawn_reader(call, rtp.clone(), notes.clone()),
+                        spawn_reader(call, rtcp.clone(), notes.clone()),
+                    ];
+                    return Ok(CallMediaIo {
+                        rtp,
+                        rtcp,
+                        readers,
+                        audio,
+                        ticking: false,
+                    });
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("no free RTP/RTCP port pair")))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.rtp.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn send(&self, destination: SocketAddr, data: &[u8], rtcp: bool) {
+        let socket = if rtcp { &self.rtcp } else { &self.rtp };
+        if let Err(error) = socket.try_send_to(data, destination) {
+            tracing::debug!(%error, %destination, "media send failed");
+        }
+    }
+}
+
+impl Drop for CallMediaIo {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+        self.audio.finish();
+    }
+}
+
+fn spawn_reader(
+    call: CallId,
+    socket: Arc<UdpSocket>,
+    notes: mpsc::UnboundedSender<MediaPacketNote>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 2048];
+        loop {
+            match socket.recv_from(&mut buffer).await {
+                Ok((len, source)) => {
+                    let data = buffer.get(..len).unwrap_or(&[]).to_vec();
+                    if notes.send(MediaPacketNote { call, source, data }).is_err() {
+                        return;
+                    }
+                }
+                // ICMP errors from a peer that closed its port are not fatal.
+                Err(_) => tokio::time::sleep(core::time::Duration::from_millis(5)).await,
+            }
+        }
+    })
+}

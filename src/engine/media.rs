@@ -1,0 +1,197 @@
+//! The engine's side of each call's media: sessions created and updated from offer/answer,
+//! packets and 20 ms ticks from the driver, DTMF, mute and statistics.
+
+use core::net::SocketAddr;
+
+use super::{CallId, Engine, Event, Output};
+use crate::media::FRAME_SAMPLES;
+use crate::media::codec::CodecKind;
+use crate::media::session::{MediaConfig, MediaOutput, MediaSession};
+use crate::media::srtp::SrtpSession;
+use crate::sdp::Negotiated;
+
+/// Statistics go to the UI every this many ticks (0.5 s).
+const STATS_EVERY_TICKS: u32 = 25;
+
+#[derive(Debug)]
+pub(super) struct CallMedia {
+    session: MediaSession,
+    ticks: u32,
+}
+
+impl Engine {
+    /// Offer/answer finished for a call: tell the front end, and start or update its media.
+    pub(super) fn on_media_negotiated(&mut self, id: CallId, negotiated: Negotiated) {
+        let local_hold = self.calls.get(&id).is_some_and(|c| c.is_local_hold());
+        let Some(codec) = CodecKind::from_encoding(&negotiated.codec.encoding) else {
+            tracing::warn!(codec = %negotiated.codec.encoding, "negotiated a codec we cannot run");
+            self.events.push_back(Event::Media {
+                call: id,
+                negotiated,
+            });
+            return;
+        };
+        let remote_ip = negotiated.remote_address;
+        let remote_rtp = SocketAddr::new(remote_ip, negotiated.remote_rtp_port);
+        let remote_rtcp = SocketAddr::new(
+            remote_ip,
+            negotiated
+                .remote_rtcp_port
+                .unwrap_or(negotiated.remote_rtp_port),
+        );
+        let srtp = match &negotiated.srtp {
+            Some(keys) => {
+                match SrtpSession::new(keys.suite, &keys.local_key_salt, &keys.remote_key_salt) {
+                    Ok(session) => Some(session),
+                    Err(error) => {
+                        tracing::warn!(%error, "SRTP setup failed");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let config = MediaConfig {
+            codec,
+            payload_type: negotiated.codec.payload_type,
+            telephone_event: negotiated
+                .telephone_event
+                .as_ref()
+                .map(|te| (te.payload_type, te.clock_rate)),
+            remote_rtp,
+            remote_rtcp,
+            // RFC 2543 hold (c=0.0.0.0) leaves nowhere to send.
+            send: negotiated.local_direction.sends() && !local_hold && !remote_ip.is_unspecified(),
+            receive: negotiated.local_direction.receives(),
+            ssrc: self.rng.next_u64() as u32,
+            initial_sequence: self.rng.next_u64() as u16,
+            initial_timestamp: self.rng.next_u64() as u32,
+            cname: format!("{}@verbatim", self.rng.token(12)),
+            rtcp_seed: self.rng.next_u64() as u32,
+            srtp,
+        };
+        let now = self.now;
+        let wall = self.wall_clock();
+        match self.media.get_mut(&id) {
+            Some(media) => {
+                if let Err(error) = media.session.update(config) {
+                    tracing::warn!(%error, "media update failed");
+                }
+            }
+            None => match MediaSession::new(config, now, wall) {
+                Ok(session) => {
+                    self.media.insert(id, CallMedia { session, ticks: 0 });
+                }
+                Err(error) => tracing::warn!(%error, "media session not started"),
+            },
+        }
+        self.events.push_back(Event::Media {
+            call: id,
+            negotiated,
+        });
+    }
+
+    pub(super) fn on_media_packet(&mut self, id: CallId, source: SocketAddr, data: &[u8]) {
+        let now = self.now;
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.last_media = now;
+        }
+        let Some(media) = self.media.get_mut(&id) else {
+            return;
+        };
+        media.session.on_packet(now, source, data);
+        self.drain_media(id);
+    }
+
+    pub(super) fn on_media_tick(&mut self, id: CallId, captured: &[f32]) {
+        let now = self.now;
+        let Some(media) = self.media.get_mut(&id) else {
+            return;
+        };
+        let mut frame = vec![0.0; FRAME_SAMPLES];
+        let silence;
+        let captured = if captured.len() == FRAME_SAMPLES {
+            captured
+        } else {
+            silence = [0.0f32; FRAME_SAMPLES];
+            &silence
+        };
+        media.session.tick(now, captured, &mut frame);
+        media.ticks += 1;
+        if media.ticks % STATS_EVERY_TICKS == 0 {
+            let stats = media.session.stats();
+            self.events.push_back(Event::MediaStats { call: id, stats });
+        }
+        self.media_outputs
+            .push_back(Output::Playback { call: id, frame });
+        self.drain_media(id);
+    }
+
+    pub(super) fn send_dtmf(&mut self, id: CallId, digits: &str) {
+        let Some(media) = self.media.get_mut(&id) else {
+            self.events.push_back(Event::Warning {
+                call: Some(id),
+                message: "DTMF not sent: the call has no media yet".into(),
+            });
+            return;
+        };
+        if let Err(error) = media.session.send_dtmf(digits) {
+            self.events.push_back(Event::Warning {
+                call: Some(id),
+                message: format!("DTMF not sent: {error}"),
+            });
+        }
+    }
+
+    pub(super) fn set_muted(&mut self, id: CallId, muted: bool) {
+        if let Some(media) = self.media.get_mut(&id) {
+            media.session.set_muted(muted);
+        }
+    }
+
+    /// Local hold stops what we send at once, before the re-INVITE is even answered.
+    pub(super) fn media_hold_changed(&mut self, id: CallId, hold: bool) {
+        if let Some(media) = self.media.get_mut(&id) {
+            media.session.set_sending_paused(hold);
+        }
+    }
+
+    pub(super) fn end_media(&mut self, id: CallId) {
+        if let Some(media) = self.media.remove(&id) {
+            let stats = media.session.stats();
+            self.events.push_back(Event::MediaStats { call: id, stats });
+        }
+    }
+
+    fn drain_media(&mut self, id: CallId) {
+        let Some(media) = self.media.get_mut(&id) else {
+            return;
+        };
+        while let Some(output) = media.session.poll_output() {
+            match output {
+                MediaOutput::Packet {
+                    destination,
+                    data,
+                    rtcp,
+                } => self.media_outputs.push_back(Output::Media {
+                    call: id,
+                    destination,
+                    data,
+                    rtcp,
+                }),
+                MediaOutput::Dtmf(digit) => {
+                    self.events.push_back(Event::Dtmf { call: id, digit });
+                }
+            }
+        }
+    }
+
+    /// Wall-clock time derived from the instant the driver gave with it at start.
+    fn wall_clock(&self) -> core::time::Duration {
+        self.config.wall_clock_at_start + self.now.saturating_duration_since(self.started_at)
+    }
+
+    pub fn media_stats(&self, id: CallId) -> Option<crate::media::session::MediaStats> {
+        self.media.get(&id).map(|m| m.session.stats())
+    }
+}
