@@ -13,6 +13,7 @@
     )
 )]
 
+pub mod audio;
 pub mod cli;
 pub mod driver;
 pub mod engine;

@@ -1,6 +1,10 @@
 //! The headless command line. Its flags are a stable interface for automation and for our
 //! acceptance tests; new features add flags, they do not change these.
 
+mod media;
+
+use media::MediaArgs;
+
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::path::PathBuf;
@@ -8,12 +12,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::driver::media::AudioFactory;
 use crate::driver::tls::{TlsServerSettings, TlsSettings};
 use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{
     AccountConfig, AccountId, CallId, CallState, Command, DialRequest, EngineConfig, Event,
     RegistrationState,
 };
+use crate::media::srtp::SrtpPolicy;
+use crate::sdp::Codec;
 use crate::settings::{Account, Settings};
 use crate::sip::auth::Credentials;
 use crate::sip::locate::LocateRequest;
@@ -96,6 +103,8 @@ enum CliCommand {
         config: Option<PathBuf>,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        media: MediaArgs,
     },
     /// Answer incoming calls automatically; exit after --calls of them have ended.
     Answer {
@@ -107,6 +116,8 @@ enum CliCommand {
         config: Option<PathBuf>,
         #[command(flatten)]
         tls: TlsArgs,
+        #[command(flatten)]
+        media: MediaArgs,
     },
     /// Register the configured account, print the result, unregister and exit.
     Register {
@@ -193,8 +204,10 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             duration,
             config,
             tls,
+            media,
         } => {
-            let loaded = load(config.as_deref())?;
+            let mut loaded = load(config.as_deref())?;
+            loaded.apply(&media)?;
             let options = CallOptions {
                 from,
                 listen,
@@ -209,7 +222,12 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             calls,
             config,
             tls,
-        } => answer(listen, calls, load(config.as_deref())?, tls).await,
+            media,
+        } => {
+            let mut loaded = load(config.as_deref())?;
+            loaded.apply(&media)?;
+            answer(listen, calls, loaded, tls).await
+        }
         CliCommand::Register { config, listen } => {
             register_only(listen, load(config.as_deref())?).await
         }
@@ -220,6 +238,36 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
 struct Loaded {
     account: Option<Account>,
     no_media_timeout: Option<Duration>,
+    codecs: Vec<Codec>,
+    srtp: SrtpPolicy,
+    audio: Option<AudioFactory>,
+    dtmf: Option<String>,
+    print_stats: bool,
+}
+
+impl Loaded {
+    /// Command-line media flags override the configuration file.
+    fn apply(&mut self, media: &MediaArgs) -> Result<(), Failure> {
+        if let Some(codecs) = media.codecs() {
+            self.codecs = codecs;
+        }
+        if let Some(srtp) = media.srtp() {
+            self.srtp = srtp;
+        }
+        self.audio = media.audio().map_err(Failure::usage)?;
+        self.dtmf = media.dtmf().map(str::to_owned);
+        if let Some(digits) = &self.dtmf
+            && let Some(bad) = digits
+                .chars()
+                .find(|c| crate::media::dtmf::event_code(*c).is_none())
+        {
+            return Err(Failure::usage(format!(
+                "--dtmf: {bad:?} is not a DTMF digit (0-9, *, #, A-D)"
+            )));
+        }
+        self.print_stats = media.stats;
+        Ok(())
+    }
 }
 
 fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
@@ -233,9 +281,16 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
     };
+    let codecs = settings.media.codecs().map_err(Failure::usage)?;
+    let srtp = settings.media.srtp().map_err(Failure::usage)?;
     Ok(Loaded {
         account,
         no_media_timeout,
+        codecs,
+        srtp,
+        audio: None,
+        dtmf: None,
+        print_stats: false,
     })
 }
 
@@ -289,6 +344,11 @@ async fn start_driver(
             .and_then(|a| a.aor.uri.user.clone())
             .unwrap_or_else(|| "verbatim".into()),
         no_media_timeout: loaded.no_media_timeout,
+        codecs: loaded.codecs.clone(),
+        srtp: loaded.srtp,
+        wall_clock_at_start: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
         ..EngineConfig::default()
     };
     driver::start(
@@ -298,7 +358,7 @@ async fn start_driver(
             route_probe,
             tls: Some(client),
             tls_server: server,
-            audio: None,
+            audio: loaded.audio.clone(),
         },
     )
     .await
@@ -463,14 +523,48 @@ async fn call(target: String, options: CallOptions, loaded: Loaded) -> Result<()
             },
         },
     )?;
-    let outcome = run_call(&mut handle, call, duration).await;
+    let outcome = run_call(&mut handle, call, duration, &loaded).await;
     shutdown(&mut handle).await;
     outcome
 }
 
-async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<(), Failure> {
+/// What the command line reports about a call besides its outcome.
+#[derive(Default)]
+struct CallReport {
+    stats: Option<crate::media::session::MediaStats>,
+}
+
+impl CallReport {
+    /// Notes media events of `call`; DTMF from the peer is shown as it arrives.
+    fn observe(&mut self, call: CallId, event: &Event) {
+        match event {
+            Event::Dtmf { call: c, digit } if *c == call => eprintln!("dtmf received: {digit}"),
+            Event::MediaStats { call: c, stats } if *c == call => self.stats = Some(stats.clone()),
+            Event::Warning { message, .. } => eprintln!("warning: {message}"),
+            _ => {}
+        }
+    }
+
+    fn print(&self, call: CallId, enabled: bool) {
+        if !enabled {
+            return;
+        }
+        let line = serde_json::json!({ "call": call.0, "rtp": self.stats });
+        println!("{line}");
+    }
+}
+
+async fn run_call(
+    handle: &mut Handle,
+    call: CallId,
+    duration: u64,
+    loaded: &Loaded,
+) -> Result<(), Failure> {
+    let mut report = CallReport::default();
     loop {
-        match next_event(handle, Duration::from_secs(300)).await? {
+        let event = next_event(handle, Duration::from_secs(300)).await?;
+        report.observe(call, &event);
+        match event {
             Event::CallState {
                 call: c,
                 state: CallState::Connected { .. },
@@ -486,6 +580,15 @@ async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<()
         }
     }
     eprintln!("connected");
+    if let Some(digits) = &loaded.dtmf {
+        send(
+            handle,
+            Command::SendDtmf {
+                call,
+                digits: digits.clone(),
+            },
+        )?;
+    }
     let hang_up_at = tokio::time::Instant::now() + Duration::from_secs(duration);
     loop {
         tokio::select! {
@@ -495,19 +598,22 @@ async fn run_call(handle: &mut Handle, call: CallId, duration: u64) -> Result<()
             }
             event = handle.events.recv() => match event {
                 Some(Event::CallEnded { call: c, reason }) if c == call => {
+                    report.print(call, loaded.print_stats);
                     return Err(Failure::new(format!("call ended early: {}", reason.text)));
                 }
-                Some(_) => {}
+                Some(event) => report.observe(call, &event),
                 None => return Err(Failure::new("the engine stopped")),
             }
         }
     }
     loop {
-        if let Event::CallEnded { call: c, .. } =
-            next_event(handle, Duration::from_secs(40)).await?
+        let event = next_event(handle, Duration::from_secs(40)).await?;
+        report.observe(call, &event);
+        if let Event::CallEnded { call: c, .. } = event
             && c == call
         {
             eprintln!("call ended");
+            report.print(call, loaded.print_stats);
             return Ok(());
         }
     }
@@ -531,6 +637,8 @@ async fn answer(
         );
     }
     let mut handle = start_driver(listen, &loaded, None, &tls, probe).await?;
+    let dtmf = loaded.dtmf.clone();
+    let print_stats = loaded.print_stats;
     let account = loaded.account;
     if let Some(account) = &account {
         register(&mut handle, account).await?;
@@ -544,10 +652,16 @@ async fn answer(
             .unwrap_or_default()
     );
     let mut finished = 0;
+    let mut reports: std::collections::HashMap<CallId, CallReport> = Default::default();
+    // Digits go once per call, on its first connection (a re-INVITE reconnects too).
+    let mut dtmf_sent = std::collections::HashSet::new();
     while finished < calls {
         let Some(event) = handle.events.recv().await else {
             return Err(Failure::new("the engine stopped"));
         };
+        if let Some(call) = event_call(&event) {
+            reports.entry(call).or_default().observe(call, &event);
+        }
         match event {
             Event::IncomingCall { call, from, .. } => {
                 eprintln!("incoming call from {from}");
@@ -559,8 +673,25 @@ async fn answer(
                     },
                 )?;
             }
-            Event::CallEnded { reason, .. } => {
+            Event::CallState {
+                call,
+                state: CallState::Connected { .. },
+            } if dtmf_sent.insert(call) => {
+                if let Some(digits) = &dtmf {
+                    send(
+                        &mut handle,
+                        Command::SendDtmf {
+                            call,
+                            digits: digits.clone(),
+                        },
+                    )?;
+                }
+            }
+            Event::CallEnded { call, reason } => {
                 eprintln!("call ended: {}", reason.text);
+                if let Some(report) = reports.remove(&call) {
+                    report.print(call, print_stats);
+                }
                 finished += 1;
             }
             _ => {}
@@ -568,6 +699,18 @@ async fn answer(
     }
     shutdown(&mut handle).await;
     Ok(())
+}
+
+fn event_call(event: &Event) -> Option<CallId> {
+    match event {
+        Event::CallState { call, .. }
+        | Event::Media { call, .. }
+        | Event::Dtmf { call, .. }
+        | Event::MediaStats { call, .. }
+        | Event::CallEnded { call, .. }
+        | Event::IncomingCall { call, .. } => Some(*call),
+        _ => None,
+    }
 }
 
 fn parse_target(target: &str, account: Option<&Account>) -> Result<Uri, Failure> {

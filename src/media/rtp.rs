@@ -277,6 +277,18 @@ impl ReceiveStats {
         valid
     }
 
+    /// Counts a packet for sequence and loss statistics only, for packets whose timestamp
+    /// says nothing about transit time (RFC 4733 events repeat one timestamp).
+    pub fn update_sequence_only(&mut self, sequence: u16) -> bool {
+        if !self.started {
+            self.started = true;
+            self.restart_at(sequence);
+            self.max_seq = sequence.wrapping_sub(1);
+            self.probation = MIN_SEQUENTIAL;
+        }
+        self.update_sequence(sequence)
+    }
+
     fn restart_at(&mut self, sequence: u16) {
         self.base_seq = u32::from(sequence);
         self.max_seq = sequence;

@@ -338,11 +338,29 @@ impl MediaSession {
         if !self.config.receive {
             return;
         }
-        if self
+        // Statistics cover the whole stream, telephone-events included: they share its
+        // sequence numbers, so leaving them out would look like loss.
+        let stats = self
+            .receive_stats
+            .get_or_insert_with(|| ReceiveStats::new(packet.ssrc));
+        if stats.ssrc() != packet.ssrc {
+            *stats = ReceiveStats::new(packet.ssrc);
+            self.dtmf_receiver.reset();
+        }
+        let arrival = now.saturating_duration_since(self.epoch);
+        let rate = u128::from(self.config.codec.clock_rate());
+        let arrival_rtp = (arrival.as_micros() * rate / 1_000_000) as u32;
+        let is_event = self
             .config
             .telephone_event
-            .is_some_and(|(pt, _)| pt == packet.payload_type)
-        {
+            .is_some_and(|(pt, _)| pt == packet.payload_type);
+        // Events hold one timestamp across many packets, which would read as jitter.
+        if !is_event {
+            stats.update(packet.sequence, packet.timestamp, arrival_rtp);
+        } else {
+            stats.update_sequence_only(packet.sequence);
+        }
+        if is_event {
             match self
                 .dtmf_receiver
                 .on_packet(packet.timestamp, packet.payload)
@@ -356,17 +374,6 @@ impl MediaSession {
         if packet.payload_type != self.config.payload_type {
             return; // comfort noise and unnegotiated formats are not played
         }
-        let stats = self
-            .receive_stats
-            .get_or_insert_with(|| ReceiveStats::new(packet.ssrc));
-        if stats.ssrc() != packet.ssrc {
-            *stats = ReceiveStats::new(packet.ssrc);
-            self.dtmf_receiver.reset();
-        }
-        let arrival = now.saturating_duration_since(self.epoch);
-        let rate = u128::from(self.config.codec.clock_rate());
-        let arrival_rtp = (arrival.as_micros() * rate / 1_000_000) as u32;
-        stats.update(packet.sequence, packet.timestamp, arrival_rtp);
         self.jitter.push(
             now,
             packet.sequence,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::media::srtp::SrtpPolicy;
+use crate::sdp::Codec;
 use crate::sip::transport::Transport;
 use crate::sip::uri::{NameAddr, Uri};
 
@@ -25,6 +27,52 @@ pub struct Settings {
     pub account: Option<AccountSettings>,
     #[serde(default)]
     pub call: CallSettings,
+    #[serde(default)]
+    pub media: MediaSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSettings {
+    /// Codecs in preference order: "opus", "pcmu", "pcma".
+    pub codecs: Vec<String>,
+    /// "off", "optional" (offer SRTP, accept plain RTP) or "mandatory".
+    pub srtp: String,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()],
+            srtp: "optional".into(),
+        }
+    }
+}
+
+impl MediaSettings {
+    pub fn codecs(&self) -> Result<Vec<Codec>, String> {
+        if self.codecs.is_empty() {
+            return Err("media.codecs: at least one codec is needed".into());
+        }
+        self.codecs
+            .iter()
+            .map(|name| match name.to_ascii_lowercase().as_str() {
+                "opus" => Ok(Codec::Opus { inband_fec: true }),
+                "pcmu" => Ok(Codec::Pcmu),
+                "pcma" => Ok(Codec::Pcma),
+                other => Err(format!("media.codecs: {other:?} is not opus, pcmu or pcma")),
+            })
+            .collect()
+    }
+
+    pub fn srtp(&self) -> Result<SrtpPolicy, String> {
+        self.srtp.parse().map_err(|_| {
+            format!(
+                "media.srtp: {:?} is not off, optional or mandatory",
+                self.srtp
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -109,6 +157,8 @@ impl Settings {
         if let Some(account) = &settings.account {
             account.validate()?;
         }
+        settings.media.codecs()?;
+        settings.media.srtp()?;
         Ok(settings)
     }
 }
@@ -213,6 +263,21 @@ mod tests {
         assert_eq!(Settings::parse("").unwrap().call.no_media_timeout, 30);
         let s = Settings::parse("[call]\nno_media_timeout = 0\n").unwrap();
         assert_eq!(s.call.no_media_timeout, 0);
+    }
+
+    #[test]
+    fn media_settings_parse_and_reject_unknown_values() {
+        let s = Settings::parse("[media]\ncodecs = [\"PCMA\", \"opus\"]\nsrtp = \"mandatory\"\n")
+            .unwrap();
+        assert_eq!(
+            s.media.codecs().unwrap(),
+            vec![Codec::Pcma, Codec::Opus { inband_fec: true }]
+        );
+        assert_eq!(s.media.srtp().unwrap(), SrtpPolicy::Mandatory);
+        let err = Settings::parse("[media]\ncodecs = [\"g729\"]\n").unwrap_err();
+        assert!(err.contains("media.codecs"), "{err}");
+        let err = Settings::parse("[media]\nsrtp = \"sometimes\"\n").unwrap_err();
+        assert!(err.contains("media.srtp"), "{err}");
     }
 
     #[test]

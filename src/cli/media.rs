@@ -1,0 +1,179 @@
+//! The call and answer commands' media flags: audio from and to WAV files, codec choice,
+//! SRTP policy, DTMF to send, and the final statistics line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use clap::{Args, ValueEnum};
+
+use crate::audio::{WavSink, WavSource};
+use crate::driver::media::{AudioFactory, CallAudio};
+use crate::media::srtp::SrtpPolicy;
+use crate::sdp::Codec;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum CodecArg {
+    Opus,
+    Pcmu,
+    Pcma,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum SrtpArg {
+    Off,
+    Optional,
+    Mandatory,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(super) struct MediaArgs {
+    /// Send this WAV file (any rate and channel count); silence when it ends.
+    #[arg(long, value_name = "FILE.wav")]
+    play: Option<PathBuf>,
+    /// Write what we hear to this WAV file (48 kHz mono); with several calls, the second
+    /// and later get -2, -3, ... before the extension.
+    #[arg(long, value_name = "FILE.wav")]
+    save_received: Option<PathBuf>,
+    /// Offer and accept only this codec (default: opus, pcmu, pcma in that order).
+    #[arg(long, value_enum)]
+    codec: Option<CodecArg>,
+    /// SRTP policy (default: the account's, else optional).
+    #[arg(long, value_enum)]
+    srtp: Option<SrtpArg>,
+    /// DTMF digits to send once the call is answered.
+    #[arg(long, value_name = "DIGITS")]
+    dtmf: Option<String>,
+    /// Print the final RTP statistics of each call as one JSON line on stdout.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+impl MediaArgs {
+    pub fn codecs(&self) -> Option<Vec<Codec>> {
+        self.codec.map(|c| {
+            vec![match c {
+                CodecArg::Opus => Codec::Opus { inband_fec: true },
+                CodecArg::Pcmu => Codec::Pcmu,
+                CodecArg::Pcma => Codec::Pcma,
+            }]
+        })
+    }
+
+    pub fn srtp(&self) -> Option<SrtpPolicy> {
+        self.srtp.map(|s| match s {
+            SrtpArg::Off => SrtpPolicy::Off,
+            SrtpArg::Optional => SrtpPolicy::Optional,
+            SrtpArg::Mandatory => SrtpPolicy::Mandatory,
+        })
+    }
+
+    pub fn dtmf(&self) -> Option<&str> {
+        self.dtmf.as_deref()
+    }
+
+    /// Checks the files now, so a typo fails before any call is placed, and returns the
+    /// per-call audio factory.
+    pub fn audio(&self) -> Result<Option<AudioFactory>, String> {
+        if self.play.is_none() && self.save_received.is_none() {
+            return Ok(None);
+        }
+        if let Some(play) = &self.play {
+            WavSource::open(play).map_err(|e| format!("--play: {e}"))?;
+        }
+        if let Some(save) = &self.save_received {
+            WavSink::create(save).map_err(|e| format!("--save-received: {e}"))?;
+        }
+        let play = self.play.clone();
+        let save = self.save_received.clone();
+        let calls = Arc::new(AtomicU32::new(0));
+        Ok(Some(Arc::new(move |_call| {
+            let index = calls.fetch_add(1, Ordering::Relaxed) + 1;
+            let source = play.as_ref().and_then(|p| match WavSource::open(p) {
+                Ok(source) => Some(source),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot play the file into this call");
+                    None
+                }
+            });
+            let sink = save
+                .as_ref()
+                .and_then(|p| match WavSink::create(numbered(p, index)) {
+                    Ok(sink) => Some(sink),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot save this call's audio");
+                        None
+                    }
+                });
+            Box::new(FileAudio { source, sink }) as Box<dyn CallAudio>
+        })))
+    }
+}
+
+/// `out.wav` for the first call, `out-2.wav` for the second, ...
+fn numbered(path: &Path, index: u32) -> PathBuf {
+    if index <= 1 {
+        return path.to_owned();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    path.with_file_name(name)
+}
+
+struct FileAudio {
+    source: Option<WavSource>,
+    sink: Option<WavSink>,
+}
+
+impl CallAudio for FileAudio {
+    fn capture(&mut self, frame: &mut [f32]) {
+        let filled = self
+            .source
+            .as_mut()
+            .is_some_and(|source| source.next_frame(frame));
+        if !filled {
+            frame.fill(0.0);
+        }
+    }
+
+    fn play(&mut self, frame: &[f32]) {
+        if let Some(sink) = self.sink.as_mut()
+            && let Err(error) = sink.write_frame(frame)
+        {
+            tracing::warn!(%error, "received audio not saved");
+            self.sink = None;
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(sink) = self.sink.take()
+            && let Err(error) = sink.finish()
+        {
+            tracing::warn!(%error, "received audio file not finished");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_calls_get_numbered_files() {
+        assert_eq!(
+            numbered(Path::new("/t/out.wav"), 1),
+            PathBuf::from("/t/out.wav")
+        );
+        assert_eq!(
+            numbered(Path::new("/t/out.wav"), 3),
+            PathBuf::from("/t/out-3.wav")
+        );
+        assert_eq!(numbered(Path::new("rec"), 2), PathBuf::from("rec-2"));
+    }
+}

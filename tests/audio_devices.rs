@@ -1,0 +1,727 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The real cpal path without a sound card: each test starts its own PulseAudio daemon (HOME
+//! and XDG_RUNTIME_DIR in a temporary directory, so no user session is touched) with two null
+//! sinks, `mic` and `spk`, and points ALSA's default device at it.
+//!
+//! ALSA and PulseAudio clients read that setup from the environment when they start, and a
+//! test may not change its own environment, so each test runs its cpal half in a child: this
+//! same binary, started with the session's environment, running one of the `#[ignore]`d
+//! `in_session_*` tests. The parent starts and kills the daemon and checks the child passed.
+//!
+//! Needs the Debian packages pulseaudio, pulseaudio-utils and libasound2-plugins.
+
+use std::f64::consts::PI;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use verbatim::audio::{
+    AudioEvent, DeviceAudio, DeviceChoice, DeviceConfig, DeviceRole, list_devices, start_devices,
+};
+
+/// Set in a child's environment to the session directory.
+const SESSION_DIR: &str = "VERBATIM_PULSE_SESSION_DIR";
+const RATE: u32 = 48_000;
+
+// ---------------------------------------------------------------------------------------------
+// The parent side: a private PulseAudio daemon.
+
+struct PulseSession {
+    dir: tempfile::TempDir,
+    daemon: Child,
+}
+
+impl PulseSession {
+    /// Starts a daemon whose default source is `mic.monitor` and default sink `spk`, plus
+    /// whatever `extra_pa` loads; `extra_asoundrc` adds ALSA devices.
+    fn start(extra_pa: &str, extra_asoundrc: &str) -> Self {
+        require_tools();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let run = dir.path().join("run");
+        fs::create_dir_all(home.join(".config")).unwrap();
+        fs::create_dir_all(&run).unwrap();
+        set_private(&run);
+        fs::write(
+            dir.path().join("default.pa"),
+            format!(
+                "load-module module-native-protocol-unix\n\
+                 load-module module-null-sink sink_name=mic rate={RATE} channels=1\n\
+                 load-module module-null-sink sink_name=spk rate={RATE} channels=1\n\
+                 {extra_pa}\n\
+                 set-default-source mic.monitor\n\
+                 set-default-sink spk\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            home.join(".asoundrc"),
+            format!(
+                "pcm.!default {{ type pulse }}\nctl.!default {{ type pulse }}\n{extra_asoundrc}\n"
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.path().join("pulseaudio.log")).unwrap();
+        let mut command = Command::new("pulseaudio");
+        command
+            .args(["-n", "-F"])
+            .arg(dir.path().join("default.pa"))
+            .args([
+                "--exit-idle-time=-1",
+                "--daemonize=no",
+                "--log-target=stderr",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        apply_env(&mut command, dir.path());
+        let daemon = command.spawn().unwrap_or_else(|e| {
+            panic!("cannot start pulseaudio (apt-get install pulseaudio): {e}")
+        });
+        let session = PulseSession { dir, daemon };
+        session.wait_until_ready();
+        session
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = self
+                .command("pactl")
+                .arg("info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success());
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pulseaudio did not come up in 10 s; its log:\n{}",
+                fs::read_to_string(self.dir.path().join("pulseaudio.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        apply_env(&mut command, self.dir.path());
+        command
+    }
+
+    /// Runs the ignored test `name` of this binary inside the session and fails with its
+    /// output unless it passed.
+    fn run_child(&self, name: &str) -> String {
+        let mut command = self.command(std::env::current_exe().unwrap().to_str().unwrap());
+        command
+            .args([
+                name,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SESSION_DIR, self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap();
+                panic!("{name} hung for 60 s:\n{}", describe(&output));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        let text = describe(&output);
+        assert!(output.status.success(), "{name} failed:\n{text}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+            "{name} did not run:\n{text}"
+        );
+        println!("{text}");
+        text
+    }
+}
+
+impl Drop for PulseSession {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Everything a PulseAudio or ALSA client needs to find the private daemon and nothing else.
+fn apply_env(command: &mut Command, dir: &Path) {
+    let home = dir.join("home");
+    let run = dir.join("run");
+    command
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", &run)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env(
+            "PULSE_SERVER",
+            format!("unix:{}", run.join("pulse").join("native").display()),
+        )
+        .env_remove("ALSA_CONFIG_PATH")
+        .env_remove("PULSE_COOKIE")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+}
+
+#[cfg(unix)]
+fn set_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+fn require_tools() {
+    for (tool, package) in [
+        ("pulseaudio", "pulseaudio"),
+        ("pactl", "pulseaudio-utils"),
+        ("pacmd", "pulseaudio-utils"),
+        ("paplay", "pulseaudio-utils"),
+        ("parec", "pulseaudio-utils"),
+    ] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            found,
+            "{tool} is missing: these tests need `apt-get install pulseaudio pulseaudio-utils \
+             libasound2-plugins` ({package})"
+        );
+    }
+    let plugin_dirs = [
+        "/usr/lib/x86_64-linux-gnu/alsa-lib",
+        "/usr/lib/aarch64-linux-gnu/alsa-lib",
+        "/usr/lib64/alsa-lib",
+        "/usr/lib/alsa-lib",
+    ];
+    assert!(
+        plugin_dirs.iter().any(|dir| Path::new(dir)
+            .join("libasound_module_pcm_pulse.so")
+            .exists()),
+        "ALSA's PulseAudio plugin is missing: `apt-get install libasound2-plugins`"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests the parent runs.
+
+#[test]
+fn loopback_through_pulseaudio_carries_a_1khz_tone() {
+    let session = PulseSession::start("", "");
+    session.run_child("in_session_loopback");
+}
+
+/// PulseAudio moves a stream off a sink that goes away, so the stream itself never notices;
+/// the test removes the sink and then kills the stream, which is how a vanished device looks
+/// through a backend that does not move streams (an unplugged card under plain ALSA).
+#[test]
+fn a_lost_device_is_replaced_by_the_default_and_audio_goes_on() {
+    let session = PulseSession::start(HEADSET_PA, HEADSET_ASOUNDRC);
+    session.run_child("in_session_device_loss");
+}
+
+#[test]
+fn ringtones_play_on_the_ringing_device_and_not_on_the_call_device() {
+    let session = PulseSession::start(HEADSET_PA, HEADSET_ASOUNDRC);
+    session.run_child("in_session_ringer");
+}
+
+/// "System default" means the ALSA `default` device, which PulseAudio routes to whatever
+/// sink is the default at the moment, moving running streams along when it changes.
+#[test]
+fn the_system_default_follows_the_os_and_a_new_choice_applies_at_once() {
+    let session = PulseSession::start(HEADSET_PA, HEADSET_ASOUNDRC);
+    session.run_child("in_session_switching");
+}
+
+const HEADSET_PA: &str = "load-module module-cli-protocol-unix\n\
+                          load-module module-null-sink sink_name=headset rate=48000 channels=1";
+const HEADSET_ASOUNDRC: &str = "pcm.headset {\n type pulse\n device \"headset\"\n \
+                                hint { show on description \"Test headset\" }\n}";
+
+// ---------------------------------------------------------------------------------------------
+// The child side: runs with the session's environment.
+
+fn session_dir() -> PathBuf {
+    std::env::var_os(SESSION_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!("run by the tests above inside their PulseAudio session, not on its own")
+        })
+}
+
+#[test]
+#[ignore = "runs inside loopback_through_pulseaudio_carries_a_1khz_tone's PulseAudio session"]
+fn in_session_loopback() {
+    let dir = session_dir();
+    let tone_file = dir.join("tone.wav");
+    write_tone(&tone_file, 4.0);
+
+    let mut audio = start_devices(DeviceConfig::default()).unwrap();
+    // Null sinks wake up slowly: their first blocks can take a second or two to arrive.
+    wait_until(Duration::from_secs(10), "capture callbacks", || {
+        drain_capture(&mut audio);
+        audio
+            .thread
+            .stats()
+            .capture
+            .is_some_and(|s| s.callbacks > 5)
+    });
+    let recording = Recording::start(&dir, "spk.monitor");
+    let mut player = pulse_command(&dir, "paplay")
+        .args(["-d", "mic"])
+        .arg(&tone_file)
+        .spawn()
+        .unwrap();
+
+    let mut frame = vec![0.0_f32; 960];
+    let mut moved = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        while audio.ports.read_capture(&mut frame) {
+            if audio.ports.write_playback(&frame) {
+                moved += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Let the last frames reach the sink before the recording stops.
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = audio.thread.stats();
+    println!("measured: {stats:#?}");
+    let events: Vec<AudioEvent> = audio.events.try_iter().collect();
+    drop(audio);
+    let _ = player.kill();
+    let _ = player.wait();
+    let heard = recording.stop();
+
+    assert!(moved >= 75, "only {moved} frames went round in 2 s");
+    assert!(events.is_empty(), "no device changed, yet: {events:?}");
+    let capture = stats.capture.unwrap();
+    let playback = stats.playback.unwrap();
+    assert!(capture.callbacks > 0 && playback.callbacks > 0);
+    assert_tone(&heard, 1.0, "the speaker");
+}
+
+#[test]
+#[ignore = "runs inside a_lost_device_is_replaced_by_the_default_and_audio_goes_on's session"]
+fn in_session_device_loss() {
+    let dir = session_dir();
+    let devices = list_devices().unwrap();
+    assert!(
+        devices.iter().any(|d| d.name == "headset" && d.is_output),
+        "headset is not listed: {devices:?}"
+    );
+    assert!(
+        devices
+            .iter()
+            .any(|d| d.is_default && d.is_input && d.is_output),
+        "no default device listed: {devices:?}"
+    );
+    let config = DeviceConfig {
+        output: DeviceChoice::Named("headset".to_owned()),
+        ..DeviceConfig::default()
+    };
+    let mut audio = start_devices(config).unwrap();
+    let mut tone = ToneWriter::default();
+    wait_until(Duration::from_secs(10), "playback callbacks", || {
+        tone.feed(&mut audio);
+        audio
+            .thread
+            .stats()
+            .playback
+            .is_some_and(|s| s.callbacks > 5)
+    });
+    assert_eq!(audio.thread.stats().playback.unwrap().device, "headset");
+
+    let headset_sink = pactl_rows(&dir, &["list", "short", "sinks"])
+        .into_iter()
+        .find(|row| row.get(1).map(String::as_str) == Some("headset"))
+        .expect("the headset sink")[0]
+        .clone();
+    let ours: Vec<String> = pactl_rows(&dir, &["list", "short", "sink-inputs"])
+        .into_iter()
+        .filter(|row| row.get(1) == Some(&headset_sink))
+        .map(|row| row[0].clone())
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "exactly our stream plays on the headset: {ours:?}"
+    );
+    let module = pactl_rows(&dir, &["list", "short", "modules"])
+        .into_iter()
+        .find(|row| row.iter().any(|field| field.contains("sink_name=headset")))
+        .expect("the headset module")[0]
+        .clone();
+    run_ok(pulse_command(&dir, "pactl").args(["unload-module", &module]));
+    run_ok(pulse_command(&dir, "pacmd").args(["kill-sink-input", &ours[0]]));
+
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !events
+        .iter()
+        .any(|e| matches!(e, AudioEvent::FellBackToDefault { .. }))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no fallback within 5 s: {events:?}"
+        );
+        tone.feed(&mut audio);
+        match audio.events.recv_timeout(Duration::from_millis(5)) {
+            Ok(event) => events.push(event),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => panic!("the audio thread ended"),
+        }
+    }
+    assert_eq!(
+        events,
+        vec![
+            AudioEvent::DeviceLost {
+                role: DeviceRole::Playback,
+                name: "headset".to_owned()
+            },
+            AudioEvent::FellBackToDefault {
+                role: DeviceRole::Playback,
+                name: "default".to_owned()
+            },
+        ]
+    );
+
+    // The same engine ring goes on feeding the speaker, now on the default device.
+    let recording = Recording::start(&dir, "spk.monitor");
+    play_for(&mut audio, &mut tone, Duration::from_millis(1500));
+    let stats = audio.thread.stats();
+    println!("after the fallback: {stats:#?}");
+    drop(audio);
+    assert_tone(
+        &recording.stop(),
+        0.8,
+        "the default speaker after the fallback",
+    );
+}
+
+#[test]
+#[ignore = "runs inside ringtones_play_on_the_ringing_device_and_not_on_the_call_device's session"]
+fn in_session_ringer() {
+    let dir = session_dir();
+    let config = DeviceConfig {
+        ringing: DeviceChoice::Named("headset".to_owned()),
+        ..DeviceConfig::default()
+    };
+    let mut audio = start_devices(config).unwrap();
+    wait_until(Duration::from_secs(10), "ringing callbacks", || {
+        audio
+            .thread
+            .stats()
+            .ringing
+            .is_some_and(|s| s.callbacks > 5)
+    });
+    let on_headset = Recording::start(&dir, "headset.monitor");
+    let on_speaker = Recording::start(&dir, "spk.monitor");
+    let mut tone = ToneWriter::default();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        while wants_more(&audio.ringer) {
+            let frame = tone.next_frame();
+            audio.ringer.push_entire_slice(&frame).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stats = audio.thread.stats();
+    drop(audio);
+    assert_eq!(stats.ringing.unwrap().device, "headset");
+    assert_eq!(stats.playback.unwrap().device, "default");
+    assert_tone(&on_headset.stop(), 0.8, "the ringing device");
+    let speaker = on_speaker.stop();
+    assert!(
+        rms(&speaker) < 0.001,
+        "the call device heard the ringtone: rms {}",
+        rms(&speaker)
+    );
+}
+
+#[test]
+#[ignore = "runs inside the_system_default_follows_the_os_and_a_new_choice_applies_at_once's session"]
+fn in_session_switching() {
+    let dir = session_dir();
+    let mut audio = start_devices(DeviceConfig::default()).unwrap();
+    let mut tone = ToneWriter::default();
+    wait_until(Duration::from_secs(10), "playback callbacks", || {
+        tone.feed(&mut audio);
+        audio
+            .thread
+            .stats()
+            .playback
+            .is_some_and(|s| s.callbacks > 5)
+    });
+
+    run_ok(pulse_command(&dir, "pactl").args(["set-default-sink", "headset"]));
+    let on_headset = Recording::start(&dir, "headset.monitor");
+    play_for(&mut audio, &mut tone, Duration::from_millis(1200));
+    assert_tone(&on_headset.stop(), 0.8, "the new default sink");
+
+    run_ok(pulse_command(&dir, "pactl").args(["set-default-sink", "spk"]));
+    audio.thread.reconfigure(DeviceConfig {
+        output: DeviceChoice::Named("headset".to_owned()),
+        ..DeviceConfig::default()
+    });
+    wait_until(Duration::from_secs(5), "the switch to the headset", || {
+        tone.feed(&mut audio);
+        audio
+            .thread
+            .stats()
+            .playback
+            .is_some_and(|s| s.device == "headset" && s.callbacks > 5)
+    });
+    let on_headset = Recording::start(&dir, "headset.monitor");
+    let on_speaker = Recording::start(&dir, "spk.monitor");
+    play_for(&mut audio, &mut tone, Duration::from_millis(1200));
+    let events: Vec<AudioEvent> = audio.events.try_iter().collect();
+    drop(audio);
+    assert_tone(&on_headset.stop(), 0.8, "the newly chosen device");
+    let speaker = on_speaker.stop();
+    assert!(
+        rms(&speaker) < 0.001,
+        "the old device still plays: rms {}",
+        rms(&speaker)
+    );
+    assert!(events.is_empty(), "nothing failed, yet: {events:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the child side.
+
+fn play_for(audio: &mut DeviceAudio, tone: &mut ToneWriter, how_long: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < how_long {
+        tone.feed(audio);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn pulse_command(dir: &Path, program: &str) -> Command {
+    let mut command = Command::new(program);
+    apply_env(&mut command, dir);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run_ok(command: &mut Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}",
+        describe(&output)
+    );
+}
+
+fn pactl_rows(dir: &Path, args: &[&str]) -> Vec<Vec<String>> {
+    let output = pulse_command(dir, "pactl")
+        .args(args)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pactl {args:?}:\n{}",
+        describe(&output)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "no {what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn drain_capture(audio: &mut DeviceAudio) {
+    let mut frame = vec![0.0_f32; 960];
+    while audio.ports.read_capture(&mut frame) {}
+}
+
+/// A 1 kHz tone at half scale, in 20 ms frames.
+#[derive(Default)]
+struct ToneWriter {
+    sample: u64,
+}
+
+impl ToneWriter {
+    fn next_frame(&mut self) -> Vec<f32> {
+        (0..960)
+            .map(|_| {
+                let t = self.sample as f64 / f64::from(RATE);
+                self.sample += 1;
+                (0.5 * (2.0 * PI * 1000.0 * t).sin()) as f32
+            })
+            .collect()
+    }
+
+    /// Keeps playback topped up and drops the capture.
+    fn feed(&mut self, audio: &mut DeviceAudio) {
+        drain_capture(audio);
+        while wants_more(&audio.ports.playback) {
+            let frame = self.next_frame();
+            assert!(audio.ports.write_playback(&frame));
+        }
+    }
+}
+
+/// Whether a playback ring holds less than 60 ms, as an engine would keep it.
+fn wants_more(ring: &rtrb::Producer<f32>) -> bool {
+    ring.buffer().capacity() - ring.slots() < 2880
+}
+
+fn write_tone(path: &Path, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    let mut tone = ToneWriter::default();
+    for _ in 0..(seconds * 50.0) as usize {
+        for sample in tone.next_frame() {
+            writer
+                .write_sample((sample * 32767.0).round() as i16)
+                .unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+/// `parec` writing a device's audio to a file as 48 kHz mono f32.
+struct Recording {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Recording {
+    fn start(dir: &Path, device: &str) -> Self {
+        let path = dir.join(format!("{device}.{}.raw", std::process::id()));
+        let file = fs::File::create(&path).unwrap();
+        let child = pulse_command(dir, "parec")
+            .args(["-d", device, "--raw", "--format=float32le", "--channels=1"])
+            .arg(format!("--rate={RATE}"))
+            .stdout(file)
+            .spawn()
+            .unwrap();
+        // parec takes a moment to connect; what it misses of the start does not matter.
+        std::thread::sleep(Duration::from_millis(200));
+        Self { child, path }
+    }
+
+    fn stop(mut self) -> Vec<f32> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut bytes = Vec::new();
+        fs::File::open(&self.path)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring the tone.
+
+fn rms(signal: &[f32]) -> f64 {
+    let sum: f64 = signal.iter().map(|&x| f64::from(x).powi(2)).sum();
+    (sum / signal.len().max(1) as f64).sqrt()
+}
+
+/// Amplitude of the `frequency` component of `signal` (Goertzel, Hann window).
+fn goertzel(signal: &[f32], frequency: f64) -> f64 {
+    let len = signal.len() as f64;
+    let coeff = 2.0 * (2.0 * PI * frequency / f64::from(RATE)).cos();
+    let (mut s1, mut s2) = (0.0_f64, 0.0_f64);
+    for (n, &x) in signal.iter().enumerate() {
+        let window = 0.5 - 0.5 * (2.0 * PI * n as f64 / len).cos();
+        let s0 = f64::from(x) * window + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    4.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / len
+}
+
+/// Asserts that `heard` holds at least `seconds` of a clean 1 kHz tone: its loud 20 ms blocks
+/// add up to that long, and in them 1 kHz carries nearly all the energy.
+fn assert_tone(heard: &[f32], seconds: f64, place: &str) {
+    let loud: Vec<f32> = heard
+        .chunks_exact(960)
+        .filter(|block| rms(block) > 0.05)
+        .flatten()
+        .copied()
+        .collect();
+    let loud_seconds = loud.len() as f64 / f64::from(RATE);
+    assert!(
+        loud_seconds >= seconds,
+        "{place}: {loud_seconds:.2} s of sound in {:.2} s recorded (rms {:.4})",
+        heard.len() as f64 / f64::from(RATE),
+        rms(heard)
+    );
+    // Judge a stretch well inside the sound, away from the edges where the tone starts or
+    // stops mid-block.
+    let middle = &loud[loud.len() / 4..loud.len() * 3 / 4];
+    let tone = goertzel(middle, 1000.0);
+    let level = rms(middle) * 2.0_f64.sqrt();
+    for other in [500.0, 900.0, 1100.0, 2000.0] {
+        let there = goertzel(middle, other);
+        assert!(
+            there < tone / 10.0,
+            "{place}: {other} Hz at {there:.4} vs 1 kHz at {tone:.4}"
+        );
+    }
+    assert!(
+        tone > 0.8 * level,
+        "{place}: 1 kHz carries {tone:.4} of an amplitude of {level:.4}"
+    );
+}
