@@ -261,6 +261,169 @@ fn the_system_default_follows_the_os_and_a_new_choice_applies_at_once() {
     session.run_child("in_session_switching");
 }
 
+/// A whole call through the real cpal path: `verbatim answer --devices` hears its
+/// microphone (PulseAudio's mic sink, fed a 1 kHz tone) and plays the caller's 440 Hz into
+/// its speaker (spk, recorded). The caller uses files. Both directions are checked by
+/// frequency at the other end of the call.
+#[test]
+fn a_call_through_the_sound_card_carries_audio_both_ways() {
+    let session = PulseSession::start("", "");
+    let dir = session.dir.path().to_owned();
+    let mic_tone = dir.join("mic.wav");
+    write_tone(&mic_tone, 12.0);
+    let caller_tone = dir.join("caller.wav");
+    write_sine(&caller_tone, 440.0, 8.0);
+    let port = free_udp_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut answerer = session.command(env!("CARGO_BIN_EXE_verbatim"));
+    answerer
+        .args(["answer", "--devices", "--calls", "1", "--listen", &listen])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let answerer = answerer.spawn().unwrap();
+    let answerer = ChildGuard(Some(answerer));
+    let mut player = pulse_command(&dir, "paplay")
+        .args(["-d", "mic"])
+        .arg(&mic_tone)
+        .spawn()
+        .unwrap();
+    // The devices need a moment to start delivering (null sinks wake slowly).
+    std::thread::sleep(Duration::from_secs(2));
+    let recording = Recording::start(&dir, "spk.monitor");
+    let received = dir.join("caller-heard.wav");
+    let caller_listen = format!("127.0.0.1:{}", free_udp_port());
+    let target = format!("sip:bob@127.0.0.1:{port}");
+    let caller = Command::new(env!("CARGO_BIN_EXE_verbatim"))
+        .args([
+            "call",
+            &target,
+            "--listen",
+            &caller_listen,
+            "--duration",
+            "5",
+        ])
+        .arg("--play")
+        .arg(&caller_tone)
+        .arg("--save-received")
+        .arg(&received)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let speaker = recording.stop();
+    let _ = player.kill();
+    let _ = player.wait();
+    let answer_output = answerer.finish(Duration::from_secs(15));
+    assert!(
+        caller.status.success(),
+        "caller failed:\n{}",
+        describe(&caller)
+    );
+    assert!(
+        answer_output.status.success(),
+        "answerer failed:\n{}",
+        describe(&answer_output)
+    );
+
+    // What the caller heard came from the answerer's microphone: 1 kHz.
+    let heard = read_wav(&received);
+    assert_tone(
+        &heard,
+        2.0,
+        "the caller's recording of the answerer's microphone",
+    );
+    // What the answerer's speaker played came from the caller: 440 Hz.
+    let loud: Vec<f32> = speaker
+        .chunks_exact(960)
+        .filter(|block| rms(block) > 0.05)
+        .flatten()
+        .copied()
+        .collect();
+    assert!(
+        loud.len() as f64 / f64::from(RATE) >= 2.0,
+        "the answerer's speaker played {:.2} s of sound",
+        loud.len() as f64 / f64::from(RATE)
+    );
+    let middle = &loud[loud.len() / 4..loud.len() * 3 / 4];
+    let tone = goertzel(middle, 440.0);
+    // Blocks joined across playback gaps (a busy machine) break the phase, which lowers a
+    // Goertzel reading; dominance over other frequencies is the real check.
+    assert!(tone > 0.05, "440 Hz at {tone:.3} on the answerer's speaker");
+    for other in [300.0, 600.0, 2000.0] {
+        assert!(
+            goertzel(middle, other) < tone / 4.0,
+            "{other} Hz rivals 440 Hz"
+        );
+    }
+    assert!(
+        goertzel(middle, 1000.0) < tone / 10.0,
+        "the microphone leaked into the speaker"
+    );
+}
+
+struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    fn finish(mut self, limit: Duration) -> Output {
+        let mut child = self.0.take().unwrap();
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap();
+                panic!("still running after {limit:?}:\n{}", describe(&output));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_udp_port() -> u16 {
+    loop {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn write_sine(path: &Path, frequency: f64, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..(seconds * f64::from(RATE)) as u64 {
+        let t = n as f64 / f64::from(RATE);
+        let sample = 0.5 * (2.0 * PI * frequency * t).sin();
+        writer
+            .write_sample((sample * 32767.0).round() as i16)
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+fn read_wav(path: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
 const HEADSET_PA: &str = "load-module module-cli-protocol-unix\n\
                           load-module module-null-sink sink_name=headset rate=48000 channels=1";
 const HEADSET_ASOUNDRC: &str = "pcm.headset {\n type pulse\n device \"headset\"\n \

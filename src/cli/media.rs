@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use clap::{Args, ValueEnum};
 
-use crate::audio::{WavSink, WavSource};
-use crate::driver::media::{AudioFactory, CallAudio};
+use std::sync::Mutex;
+
+use crate::audio::{DeviceConfig, WavSink, WavSource, start_devices};
+use crate::driver::media::{AudioFactory, CallAudio, DeviceCallAudio};
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
 
@@ -47,6 +49,9 @@ pub(super) struct MediaArgs {
     /// Print the final RTP statistics of each call as one JSON line on stdout.
     #[arg(long)]
     pub stats: bool,
+    /// Use the sound card (the system's default microphone and speaker) for call audio.
+    #[arg(long, conflicts_with_all = ["play", "save_received"])]
+    devices: bool,
 }
 
 impl MediaArgs {
@@ -75,6 +80,9 @@ impl MediaArgs {
     /// Checks the files now, so a typo fails before any call is placed, and returns the
     /// per-call audio factory.
     pub fn audio(&self) -> Result<Option<AudioFactory>, String> {
+        if self.devices {
+            return device_audio().map(Some);
+        }
         if self.play.is_none() && self.save_received.is_none() {
             return Ok(None);
         }
@@ -108,6 +116,27 @@ impl MediaArgs {
             Box::new(FileAudio { source, sink }) as Box<dyn CallAudio>
         })))
     }
+}
+
+/// Opens the default devices once; every call uses them in turn.
+fn device_audio() -> Result<AudioFactory, String> {
+    let devices = start_devices(DeviceConfig::default())
+        .map_err(|e| format!("--devices: cannot open the sound card: {e}"))?;
+    let ports = Arc::new(Mutex::new(devices.ports));
+    let thread = devices.thread;
+    let events = devices.events;
+    // Device changes are reported as they happen; the thread ends with the process.
+    std::thread::spawn(move || {
+        while let Ok(event) = events.recv() {
+            eprintln!("audio: {event:?}");
+        }
+    });
+    let holder = Arc::new(Mutex::new(thread));
+    Ok(Arc::new(move |_call| {
+        // The factory owns the audio thread: the devices stay open while calls can happen.
+        let _keep = &holder;
+        Box::new(DeviceCallAudio::new(ports.clone())) as Box<dyn CallAudio>
+    }))
 }
 
 /// `out.wav` for the first call, `out-2.wav` for the second, ...

@@ -128,3 +128,50 @@ fn spawn_reader(
         }
     })
 }
+
+/// The sound card for a call: frames move through the audio thread's rings. The capture ring
+/// runs on the card's clock and the tick on ours; when the card gets ahead by more than a few
+/// frames the oldest one is dropped, so the delay it adds stays bounded.
+pub struct DeviceCallAudio {
+    ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
+}
+
+/// Frames of capture backlog tolerated before one is dropped.
+const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
+
+impl core::fmt::Debug for DeviceCallAudio {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeviceCallAudio")
+    }
+}
+
+impl DeviceCallAudio {
+    pub fn new(ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>) -> DeviceCallAudio {
+        DeviceCallAudio { ports }
+    }
+}
+
+impl CallAudio for DeviceCallAudio {
+    fn capture(&mut self, frame: &mut [f32]) {
+        // The lock is the driver's own (the audio callbacks never take it).
+        let Ok(mut ports) = self.ports.lock() else {
+            frame.fill(0.0);
+            return;
+        };
+        while ports.capture.slots() > MAX_CAPTURE_BACKLOG_FRAMES * frame.len() {
+            if !ports.read_capture(frame) {
+                break;
+            }
+        }
+        if !ports.read_capture(frame) {
+            frame.fill(0.0);
+        }
+    }
+
+    fn play(&mut self, frame: &[f32]) {
+        if let Ok(mut ports) = self.ports.lock() {
+            // A full ring means the card is behind: dropping this frame keeps the delay short.
+            let _ = ports.write_playback(frame);
+        }
+    }
+}
