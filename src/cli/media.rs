@@ -54,23 +54,33 @@ pub(super) struct MediaArgs {
     devices: bool,
 }
 
-impl MediaArgs {
-    pub fn codecs(&self) -> Option<Vec<Codec>> {
-        self.codec.map(|c| {
-            vec![match c {
-                CodecArg::Opus => Codec::Opus { inband_fec: true },
-                CodecArg::Pcmu => Codec::Pcmu,
-                CodecArg::Pcma => Codec::Pcma,
-            }]
-        })
+impl CodecArg {
+    pub fn codec(self) -> Codec {
+        match self {
+            CodecArg::Opus => Codec::Opus { inband_fec: true },
+            CodecArg::Pcmu => Codec::Pcmu,
+            CodecArg::Pcma => Codec::Pcma,
+        }
     }
+}
 
-    pub fn srtp(&self) -> Option<SrtpPolicy> {
-        self.srtp.map(|s| match s {
+impl SrtpArg {
+    pub fn policy(self) -> SrtpPolicy {
+        match self {
             SrtpArg::Off => SrtpPolicy::Off,
             SrtpArg::Optional => SrtpPolicy::Optional,
             SrtpArg::Mandatory => SrtpPolicy::Mandatory,
-        })
+        }
+    }
+}
+
+impl MediaArgs {
+    pub fn codecs(&self) -> Option<Vec<Codec>> {
+        self.codec.map(|c| vec![c.codec()])
+    }
+
+    pub fn srtp(&self) -> Option<SrtpPolicy> {
+        self.srtp.map(SrtpArg::policy)
     }
 
     pub fn dtmf(&self) -> Option<&str> {

@@ -1,9 +1,10 @@
 //! The headless command line. Its flags are a stable interface for automation and for our
 //! acceptance tests; new features add flags, they do not change these.
 
+mod bench;
 mod media;
 
-use media::MediaArgs;
+use media::{CodecArg, MediaArgs, SrtpArg};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -119,6 +120,22 @@ enum CliCommand {
         #[command(flatten)]
         media: MediaArgs,
     },
+    /// Run N concurrent calls between two engines in this process over loopback, with file
+    /// audio, and print one JSON line of figures.
+    Bench {
+        #[arg(long, default_value_t = 10)]
+        calls: u32,
+        /// Seconds of measured talk time after every call is up.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, value_enum)]
+        codec: Option<CodecArg>,
+        #[arg(long, value_enum, default_value = "off")]
+        srtp: SrtpArg,
+        /// Send this WAV in every call (looped); a 1 kHz tone otherwise.
+        #[arg(long, value_name = "FILE.wav")]
+        play: Option<PathBuf>,
+    },
     /// Register the configured account, print the result, unregister and exit.
     Register {
         #[arg(long)]
@@ -227,6 +244,22 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
             answer(listen, calls, loaded, tls).await
+        }
+        CliCommand::Bench {
+            calls,
+            duration,
+            codec,
+            srtp,
+            play,
+        } => {
+            bench::run(
+                calls,
+                duration,
+                codec.map(CodecArg::codec),
+                srtp.policy(),
+                play,
+            )
+            .await
         }
         CliCommand::Register { config, listen } => {
             register_only(listen, load(config.as_deref())?).await
@@ -359,6 +392,7 @@ async fn start_driver(
             tls: Some(client),
             tls_server: server,
             audio: loaded.audio.clone(),
+            frame_latency: None,
         },
     )
     .await

@@ -45,6 +45,27 @@ pub struct DriverConfig {
     pub tls_server: Option<tls::TlsServerSettings>,
     /// Audio for each call; silence when None.
     pub audio: Option<media::AudioFactory>,
+    /// Collects, per frame, the time from taking the captured frame to its packet leaving.
+    pub frame_latency: Option<Arc<LatencyLog>>,
+}
+
+/// Durations recorded by the driver for benchmarks, in microseconds.
+#[derive(Debug, Default)]
+pub struct LatencyLog(std::sync::Mutex<Vec<u32>>);
+
+impl LatencyLog {
+    fn record(&self, elapsed: Duration) {
+        if let Ok(mut samples) = self.0.lock() {
+            samples.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// The recorded samples in ascending order.
+    pub fn sorted(&self) -> Vec<u32> {
+        let mut samples = self.0.lock().map(|s| s.clone()).unwrap_or_default();
+        samples.sort_unstable();
+        samples
+    }
 }
 
 impl core::fmt::Debug for DriverConfig {
@@ -154,6 +175,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         pending: HashMap::new(),
         media: HashMap::new(),
         audio: driver.audio.clone(),
+        frame_latency: driver.frame_latency.clone(),
         tls_connector,
         server_name,
         events: event_tx,
@@ -175,6 +197,7 @@ struct DriverLoop {
     pending: HashMap<Destination, Vec<Vec<u8>>>,
     media: HashMap<CallId, media::CallMediaIo>,
     audio: Option<media::AudioFactory>,
+    frame_latency: Option<Arc<LatencyLog>>,
     tls_connector: Option<tokio_rustls::TlsConnector>,
     server_name: Option<String>,
     events: mpsc::UnboundedSender<Event>,
@@ -320,11 +343,15 @@ impl DriverLoop {
             .map(|(call, _)| *call)
             .collect();
         for call in calls {
+            let started = std::time::Instant::now();
             let mut captured = vec![0.0; crate::media::FRAME_SAMPLES];
             if let Some(io) = self.media.get_mut(&call) {
                 io.audio.capture(&mut captured);
             }
             self.feed(Some(Input::MediaTick { call, captured }), stream_tx);
+            if let Some(latency) = &self.frame_latency {
+                latency.record(started.elapsed());
+            }
         }
     }
 

@@ -11,7 +11,11 @@
 //! - [`Tool`]: where sipp, kamailio and baresip are; a missing one fails the test (never
 //!   skips it) with the Debian package to install.
 //! - starters for each peer ([`start_sipp`], [`start_kamailio`], [`start_baresip`],
-//!   [`start_verbatim`]) and the files they need ([`Account`], [`write_tone_wav`]).
+//!   [`start_verbatim`]) and the files they need ([`Account`], [`write_tone_wav`]);
+//!   baresip with another codec, SRTP or a console to make it send DTMF
+//!   ([`start_baresip_with`], [`baresip_send_dtmf`]).
+//! - audio checks by frequency, never by bytes: [`Audio`] (a WAV read back, e.g.
+//!   [`baresip_recording`]) and [`tone_amplitude`] (Goertzel).
 //!
 //! Each test file includes this with `mod support;` and uses only a part of it.
 
@@ -773,8 +777,21 @@ pub fn start_kamailio(peer: &mut Peer, port: u16) {
 
 /// Writes a 16-bit PCM mono WAV of a sine tone.
 pub fn write_tone_wav(path: &Path, sample_rate: u32, millis: u32, frequency: f64) {
+    write_tone_wav_channels(path, sample_rate, 1, millis, frequency);
+}
+
+/// Writes a 16-bit PCM WAV of a sine tone at 0.3 of full scale, the same in each of
+/// `channels` channels (baresip's aufile wants 48 kHz stereo for opus/48000/2).
+pub fn write_tone_wav_channels(
+    path: &Path,
+    sample_rate: u32,
+    channels: u16,
+    millis: u32,
+    frequency: f64,
+) {
     let samples = u64::from(sample_rate) * u64::from(millis) / 1000;
-    let data_len = u32::try_from(samples * 2).unwrap();
+    let block_align = 2 * channels;
+    let data_len = u32::try_from(samples * u64::from(block_align)).unwrap();
     let mut wav = Vec::with_capacity(44 + data_len as usize);
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + data_len).to_le_bytes());
@@ -782,10 +799,10 @@ pub fn write_tone_wav(path: &Path, sample_rate: u32, millis: u32, frequency: f64
     wav.extend_from_slice(b"fmt ");
     wav.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
     wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&channels.to_le_bytes());
     wav.extend_from_slice(&sample_rate.to_le_bytes());
-    wav.extend_from_slice(&(sample_rate * 2).to_le_bytes()); // byte rate
-    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&(sample_rate * u32::from(block_align)).to_le_bytes()); // byte rate
+    wav.extend_from_slice(&block_align.to_le_bytes());
     wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&data_len.to_le_bytes());
@@ -794,7 +811,9 @@ pub fn write_tone_wav(path: &Path, sample_rate: u32, millis: u32, frequency: f64
             let t = n as f64 / f64::from(sample_rate);
             (0.3 * f64::from(i16::MAX) * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16
         };
-        wav.extend_from_slice(&sample.to_le_bytes());
+        for _ in 0..channels {
+            wav.extend_from_slice(&sample.to_le_bytes());
+        }
     }
     fs::write(path, wav).unwrap();
 }
@@ -817,14 +836,61 @@ pub struct Baresip<'a> {
     pub commands: &'a [&'a str],
 }
 
+/// What [`start_baresip_with`] sets up beyond [`Baresip`]: codec, SRTP and a console.
+#[derive(Clone, Debug)]
+pub struct BaresipMedia<'a> {
+    /// The account's `audio_codecs`: `pcmu`, `pcma` or `opus/48000/2`. aufile refuses a
+    /// [`Baresip::wav`] that does not match the codec (8 kHz mono for G.711, 48 kHz stereo
+    /// for Opus) and the call then fails.
+    pub audio_codecs: &'a str,
+    /// The account's `mediaenc`, e.g. `srtp-mand` (SDES, RTP/SAVP only); `None`: plain RTP.
+    pub mediaenc: Option<&'a str>,
+    /// With a port (take a [`free_port`] block of its own): the cons module listens there
+    /// on 127.0.0.1 (UDP and TCP) and what it gets is typed on baresip's menu, see
+    /// [`baresip_send_dtmf`].
+    pub console_port: Option<u16>,
+}
+
+impl Default for BaresipMedia<'_> {
+    /// PCMU, no SRTP, no console: what [`start_baresip`] uses.
+    fn default() -> Self {
+        BaresipMedia {
+            audio_codecs: "pcmu",
+            mediaenc: None,
+            console_port: None,
+        }
+    }
+}
+
 /// Writes baresip's `config` and `accounts` into `peer`'s dir and starts it
 /// (`baresip -f DIR -n 127.0.0.1 -t SECS`), then waits until it listens.
 /// What it receives is recorded by sndfile into `rec/` in the peer's dir.
 pub fn start_baresip(peer: &mut Peer, setup: &Baresip<'_>) {
+    start_baresip_with(peer, setup, &BaresipMedia::default());
+}
+
+/// [`start_baresip`] with another codec, SRTP or a console ([`BaresipMedia`]); also waits
+/// until the console listens.
+pub fn start_baresip_with(peer: &mut Peer, setup: &Baresip<'_>, media: &BaresipMedia<'_>) {
     let port = setup.port;
     let rec = peer.path("rec");
     fs::create_dir_all(&rec).unwrap();
-    let config = format!(
+    let mut modules = String::from("module g711.so\n");
+    if media.audio_codecs.contains("opus") {
+        modules.push_str("module opus.so\n");
+    }
+    if media.mediaenc.is_some_and(|enc| enc.starts_with("srtp")) {
+        modules.push_str("module srtp.so\n");
+    }
+    modules.push_str(
+        "module aufile.so\n\
+         module aubridge.so\n\
+         module sndfile.so\n",
+    );
+    if media.console_port.is_some() {
+        modules.push_str("module cons.so\n");
+    }
+    let mut config = format!(
         "sip_listen {LOCALHOST}:{port}\n\
          rtp_ports {}-{}\n\
          dns_server {LOCALHOST}:{}\n\
@@ -832,10 +898,7 @@ pub fn start_baresip(peer: &mut Peer, setup: &Baresip<'_>) {
          audio_source aufile,{}\n\
          audio_alert aubridge,a_alert\n\
          module_path /usr/lib/baresip/modules\n\
-         module g711.so\n\
-         module aufile.so\n\
-         module aubridge.so\n\
-         module sndfile.so\n\
+         {modules}\
          module_app account.so\n\
          module_app menu.so\n\
          snd_path {}\n",
@@ -845,17 +908,24 @@ pub fn start_baresip(peer: &mut Peer, setup: &Baresip<'_>) {
         setup.wav.display(),
         rec.display(),
     );
+    if let Some(console) = media.console_port {
+        let _ = writeln!(config, "cons_listen {LOCALHOST}:{console}");
+    }
     peer.write_file("config", config);
     let answer = if setup.auto_answer {
         ";answermode=auto"
     } else {
         ""
     };
+    let mediaenc = media
+        .mediaenc
+        .map(|enc| format!(";mediaenc={enc}"))
+        .unwrap_or_default();
     peer.write_file(
         "accounts",
         format!(
-            "<sip:{}@{LOCALHOST}:{port}>;regint=0{answer};audio_codecs=pcmu\n",
-            setup.user
+            "<sip:{}@{LOCALHOST}:{port}>;regint=0{answer};audio_codecs={}{mediaenc}\n",
+            setup.user, media.audio_codecs
         ),
     );
     let mut command = peer.command(Tool::Baresip.path());
@@ -870,4 +940,158 @@ pub fn start_baresip(peer: &mut Peer, setup: &Baresip<'_>) {
     }
     peer.start(command);
     peer.wait_until_listening(Proto::Udp, port, START_TIMEOUT);
+    if let Some(console) = media.console_port {
+        peer.wait_until_listening(Proto::Udp, console, START_TIMEOUT);
+    }
+}
+
+/// The key code that baresip's UI reads as "key released" (`KEYCODE_REL`).
+pub const BARESIP_KEY_RELEASE: char = '\u{4}';
+
+/// Makes baresip send `digits` as RFC 4733 telephone-events in its current call, through
+/// its console ([`BaresipMedia::console_port`]): one UDP datagram with each digit followed
+/// by [`BARESIP_KEY_RELEASE`]. During a call, the menu module sends a digit key (0-9, *, #,
+/// A-D) as an event; the release ends it (without one, the last event lasts until the
+/// call ends). Events queue up in baresip, so all the digits can go at once.
+pub fn baresip_send_dtmf(console_port: u16, digits: &str) {
+    let keys: String = digits
+        .chars()
+        .flat_map(|digit| [digit, BARESIP_KEY_RELEASE])
+        .collect();
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    socket
+        .send_to(keys.as_bytes(), (Ipv4Addr::LOCALHOST, console_port))
+        .unwrap();
+}
+
+/// What baresip recorded with sndfile in `rec/` of its dir: `kind` is `dec` (what it
+/// heard) or `enc` (what it sent). sndfile completes the WAV header only when the call's
+/// audio is destroyed, just after baresip prints "terminated", so this waits up to
+/// `timeout` for a `dump-*-KIND.wav` that reads with samples in it; then it fails with
+/// baresip's report.
+pub fn baresip_recording(peer: &mut Peer, kind: &str, timeout: Duration) -> Audio {
+    let suffix = format!("-{kind}.wav");
+    let deadline = Instant::now() + timeout;
+    let mut last_error = String::from("no recording yet");
+    loop {
+        let found: Vec<PathBuf> = fs::read_dir(peer.path("rec"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .filter(|path| {
+                        path.file_name()
+                            .and_then(OsStr::to_str)
+                            .is_some_and(|name| {
+                                name.starts_with("dump-") && name.ends_with(&suffix)
+                            })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let [path] = found.as_slice() {
+            match Audio::try_read_wav(path) {
+                Ok(audio) if !audio.samples.is_empty() => return audio,
+                Ok(_) => last_error = format!("{} has no samples (yet)", path.display()),
+                Err(error) => last_error = error,
+            }
+        } else if found.len() > 1 {
+            peer.fail(&format!("several baresip recordings: {found:?}"));
+        }
+        if Instant::now() >= deadline {
+            peer.fail(&format!(
+                "no complete baresip recording *{suffix} after {timeout:?}: {last_error}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checking audio
+// ---------------------------------------------------------------------------------------
+
+/// A WAV file's audio: mono (channels averaged), samples in [-1, 1].
+#[derive(Clone, Debug)]
+pub struct Audio {
+    pub sample_rate: u32,
+    pub samples: Vec<f64>,
+}
+
+impl Audio {
+    /// Reads a PCM (integer or float) WAV of any rate and channel count; panics on errors.
+    pub fn read_wav(path: &Path) -> Audio {
+        Audio::try_read_wav(path).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    pub fn try_read_wav(path: &Path) -> Result<Audio, String> {
+        let error = |e: hound::Error| format!("cannot read WAV {}: {e}", path.display());
+        let mut reader = hound::WavReader::open(path).map_err(error)?;
+        let spec = reader.spec();
+        let interleaved: Vec<f64> = match spec.sample_format {
+            hound::SampleFormat::Int => {
+                let full_scale = f64::from(1u32 << (spec.bits_per_sample.clamp(1, 32) - 1));
+                reader
+                    .samples::<i32>()
+                    .map(|sample| sample.map(|s| f64::from(s) / full_scale))
+                    .collect::<Result<_, _>>()
+                    .map_err(error)?
+            }
+            hound::SampleFormat::Float => reader
+                .samples::<f32>()
+                .map(|sample| sample.map(f64::from))
+                .collect::<Result<_, _>>()
+                .map_err(error)?,
+        };
+        let channels = usize::from(spec.channels.max(1));
+        let samples = interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f64>() / channels as f64)
+            .collect();
+        Ok(Audio {
+            sample_rate: spec.sample_rate,
+            samples,
+        })
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
+    }
+
+    /// The middle half (a quarter off each end, where calls start and stop).
+    pub fn middle(&self) -> &[f64] {
+        let quarter = self.samples.len() / 4;
+        &self.samples[quarter..self.samples.len() - quarter]
+    }
+
+    /// [`tone_amplitude`] of `frequency` over [`Audio::middle`].
+    pub fn tone(&self, frequency: f64) -> f64 {
+        tone_amplitude(self.middle(), self.sample_rate, frequency)
+    }
+}
+
+/// The amplitude of the `frequency` component of `samples` (Goertzel over all of them,
+/// with a Hann window), normalised so that a full-scale sine of that frequency reads ≈1.0
+/// (a sine at 0.3 of full scale, as [`write_tone_wav`] writes, ≈0.3). Other frequencies
+/// more than a few bins away (the bin is `sample_rate / len` Hz) read ≈0.
+pub fn tone_amplitude(samples: &[f64], sample_rate: u32, frequency: f64) -> f64 {
+    let len = samples.len();
+    if len < 2 {
+        return 0.0;
+    }
+    let omega = 2.0 * std::f64::consts::PI * frequency / f64::from(sample_rate);
+    let coefficient = 2.0 * omega.cos();
+    let span = (len - 1) as f64;
+    let (mut s1, mut s2, mut window_sum) = (0.0, 0.0, 0.0);
+    for (n, sample) in samples.iter().enumerate() {
+        let window = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / span).cos();
+        window_sum += window;
+        let s0 = sample * window + coefficient * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let real = s1 - s2 * omega.cos();
+    let imaginary = s2 * omega.sin();
+    // A windowed sine of amplitude A gives |X| = A * sum(window) / 2.
+    2.0 * real.hypot(imaginary) / window_sum
 }

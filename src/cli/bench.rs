@@ -1,0 +1,300 @@
+//! `verbatim bench`: N concurrent calls between two engines in this process, over loopback,
+//! with file audio, reporting CPU per call-second, loss, late frames, memory and the time a
+//! frame takes from capture to its packet leaving.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::Failure;
+use crate::audio::WavSource;
+use crate::driver::media::{AudioFactory, CallAudio};
+use crate::driver::{self, DriverConfig, Handle, LatencyLog};
+use crate::engine::{CallId, CallState, Command, DialRequest, EngineConfig, Event};
+use crate::media::SAMPLE_RATE;
+use crate::media::srtp::SrtpPolicy;
+use crate::media::tone::Sine;
+use crate::sdp::Codec;
+use crate::sip::transport::{Destination, Transport};
+use crate::sip::uri::{NameAddr, Uri};
+
+#[derive(Debug, serde::Serialize)]
+struct BenchReport {
+    calls: u32,
+    duration_s: u64,
+    codec: String,
+    srtp: bool,
+    /// CPU time of this process (both ends of every call) per call-second, divided by two
+    /// so that it is the cost of one phone's side of one call.
+    cpu_ms_per_call_s: f64,
+    cpu_ms_total: f64,
+    packets_sent: u64,
+    packets_lost: i64,
+    late_frames: u64,
+    concealed_frames: u64,
+    peak_rss_kb: u64,
+    frame_to_packet_us_p50: u32,
+    frame_to_packet_us_p99: u32,
+}
+
+/// A looping tone per call; its frames cost what a file's would once read.
+struct ToneAudio {
+    source: Option<WavSource>,
+    sine: Sine,
+}
+
+impl CallAudio for ToneAudio {
+    fn capture(&mut self, frame: &mut [f32]) {
+        let filled = self
+            .source
+            .as_mut()
+            .is_some_and(|source| source.next_frame(frame));
+        if !filled {
+            self.sine.fill(frame);
+        }
+    }
+
+    fn play(&mut self, _frame: &[f32]) {}
+}
+
+pub(super) async fn run(
+    calls: u32,
+    duration: u64,
+    codec: Option<Codec>,
+    srtp: SrtpPolicy,
+    play: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    if calls == 0 || duration == 0 {
+        return Err(Failure::usage(
+            "bench: --calls and --duration must be at least 1",
+        ));
+    }
+    if let Some(path) = &play {
+        WavSource::open(path).map_err(|e| Failure::usage(format!("--play: {e}")))?;
+    }
+    let codecs = codec
+        .map(|c| vec![c])
+        .unwrap_or_else(|| EngineConfig::default().codecs);
+    let codec_name = codecs
+        .first()
+        .map(|c| c.encoding().to_owned())
+        .unwrap_or_default();
+    let latency = Arc::new(LatencyLog::default());
+    let mut answerer = start(codecs.clone(), srtp, play.clone(), Some(latency.clone())).await?;
+    let mut caller = start(codecs, srtp, play, Some(latency.clone())).await?;
+    let target = answerer
+        .listeners
+        .first()
+        .map(|l| l.address)
+        .ok_or_else(|| Failure::new("bench: the answering engine has no address"))?;
+
+    let mut dialled = HashSet::new();
+    for _ in 0..calls {
+        let call = CallId::new();
+        dialled.insert(call);
+        super::send(&mut caller, dial(call, target))?;
+    }
+    // Both ends must be up before the clock starts.
+    let mut connected = HashSet::new();
+    let setup_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while connected.len() < dialled.len() {
+        tokio::select! {
+            event = caller.events.recv() => match event {
+                Some(Event::CallState { call, state: CallState::Connected { .. } }) => {
+                    connected.insert(call);
+                }
+                Some(Event::CallEnded { reason, .. }) => {
+                    return Err(Failure::new(format!("bench: a call failed: {}", reason.text)));
+                }
+                Some(_) => {}
+                None => return Err(Failure::new("bench: the calling engine stopped")),
+            },
+            event = answerer.events.recv() => {
+                if let Some(Event::IncomingCall { call, .. }) = event {
+                    super::send(&mut answerer, Command::Answer { call, media_port: 0 })?;
+                }
+            }
+            () = tokio::time::sleep_until(setup_deadline) => {
+                return Err(Failure::new(format!(
+                    "bench: only {} of {calls} calls connected in 60 s", connected.len()
+                )));
+            }
+        }
+    }
+    let cpu_before = process_cpu();
+    let measure_until = tokio::time::Instant::now() + Duration::from_secs(duration);
+    loop {
+        tokio::select! {
+            _ = caller.events.recv() => {}
+            _ = answerer.events.recv() => {}
+            () = tokio::time::sleep_until(measure_until) => break,
+        }
+    }
+    let cpu_used = process_cpu().saturating_sub(cpu_before);
+    for call in &dialled {
+        super::send(&mut caller, Command::Hangup { call: *call })?;
+    }
+    let mut stats = HashMap::new();
+    let mut ended = 0;
+    let end_deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    // Each side sends a last MediaStats and then CallEnded per call.
+    while ended < 2 * dialled.len() {
+        let event = tokio::select! {
+            event = caller.events.recv() => event,
+            event = answerer.events.recv() => event,
+            () = tokio::time::sleep_until(end_deadline) => None,
+        };
+        match event {
+            Some(Event::MediaStats { call, stats: s }) => {
+                stats.insert(call, s);
+            }
+            Some(Event::CallEnded { .. }) => ended += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    super::shutdown(&mut caller).await;
+    super::shutdown(&mut answerer).await;
+
+    let samples = latency.sorted();
+    let cpu_ms = cpu_used.as_secs_f64() * 1000.0;
+    let call_seconds = f64::from(calls) * duration as f64;
+    let report = BenchReport {
+        calls,
+        duration_s: duration,
+        codec: codec_name,
+        srtp: stats.values().any(|s| s.srtp),
+        cpu_ms_per_call_s: cpu_ms / call_seconds / 2.0,
+        cpu_ms_total: cpu_ms,
+        packets_sent: stats.values().map(|s| s.packets_sent).sum(),
+        packets_lost: stats.values().map(|s| s.packets_lost.max(0)).sum(),
+        late_frames: stats.values().map(|s| s.late_packets).sum(),
+        concealed_frames: stats.values().map(|s| s.concealed_frames).sum(),
+        peak_rss_kb: peak_rss_kb(),
+        frame_to_packet_us_p50: percentile(&samples, 50),
+        frame_to_packet_us_p99: percentile(&samples, 99),
+    };
+    match serde_json::to_string(&report) {
+        Ok(line) => println!("{line}"),
+        Err(error) => return Err(Failure::new(format!("bench: {error}"))),
+    }
+    Ok(())
+}
+
+fn dial(call: CallId, target: SocketAddr) -> Command {
+    Command::Dial {
+        call,
+        request: DialRequest {
+            target: Uri::sip(Some("bench"), &target.ip().to_string(), Some(target.port())),
+            from: NameAddr::new(Uri::sip(Some("bench"), "127.0.0.1", None)),
+            destination: Destination::new(Transport::Udp, target),
+            route: None,
+            credentials: None,
+            media_port: 0,
+        },
+    }
+}
+
+async fn start(
+    codecs: Vec<Codec>,
+    srtp: SrtpPolicy,
+    play: Option<std::path::PathBuf>,
+    latency: Option<Arc<LatencyLog>>,
+) -> Result<Handle, Failure> {
+    let factory: AudioFactory = Arc::new(move |_call| {
+        let source = play
+            .as_ref()
+            .and_then(|p| WavSource::open(p).ok())
+            .map(|s| s.looping(true));
+        Box::new(ToneAudio {
+            source,
+            sine: Sine::new(1000.0, 0.3, SAMPLE_RATE),
+        }) as Box<dyn CallAudio>
+    });
+    let config = EngineConfig {
+        seed: rand::random(),
+        codecs,
+        srtp,
+        // A bench call is silent on the far side only if something is broken; do not let
+        // the no-media guard end it.
+        no_media_timeout: None,
+        wall_clock_at_start: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+        ..EngineConfig::default()
+    };
+    driver::start(
+        config,
+        DriverConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            audio: Some(factory),
+            frame_latency: latency,
+            ..DriverConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| Failure::new(e.to_string()))
+}
+
+fn percentile(sorted: &[u32], percent: usize) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let index = (sorted.len() * percent / 100).min(sorted.len() - 1);
+    sorted.get(index).copied().unwrap_or(0)
+}
+
+/// User plus system CPU time of this process, from /proc (Linux).
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11usize, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // The kernel reports in clock ticks of 1/100 s on Linux (USER_HZ).
+    Duration::from_millis(ticks * 10)
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_sorted_samples() {
+        let samples: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 50), 51);
+        assert_eq!(percentile(&samples, 99), 100);
+        assert_eq!(percentile(&[], 99), 0);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_memory() {
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        assert!(process_cpu() > Duration::ZERO);
+        assert!(peak_rss_kb() > 0);
+    }
+}
