@@ -290,3 +290,46 @@ fn caller_on_all_interfaces_advertises_a_routable_address() {
     verbatim.expect_success(VERBATIM_TIMEOUT);
     sipp.expect_success(SIPP_TIMEOUT);
 }
+
+/// While the far end rings, the caller hears ringback (425 Hz, 1 s on, 4 s off); it stops
+/// when the call is answered.
+#[test]
+fn caller_hears_ringback_until_the_answer() {
+    let sipp_port = free_port();
+    let verbatim_port = free_port();
+    let mut sipp = Peer::new("sipp-uas-ring");
+    start_sipp_uas(
+        &mut sipp,
+        &Scenario::File(sipp_scenario("uas_ring_then_answer.xml")),
+        sipp_port,
+        "u1",
+        &[],
+    );
+    let mut verbatim = Peer::new("verbatim-call-ringback");
+    let heard = verbatim.path("heard.wav");
+    start_verbatim(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{sipp_port}"),
+            "--listen",
+            &format!("127.0.0.1:{verbatim_port}"),
+            "--duration",
+            "1",
+            "--save-received",
+            heard.to_str().unwrap(),
+        ],
+    );
+    verbatim.expect_success(VERBATIM_TIMEOUT);
+    sipp.expect_success(SIPP_TIMEOUT);
+    let audio = support::Audio::read_wav(&heard);
+    let rate = audio.sample_rate as usize;
+    // The first second of ringing is the tone's "on" part.
+    let ringing = &audio.samples[rate / 10..rate * 9 / 10];
+    let tone = support::tone_amplitude(ringing, audio.sample_rate, 425.0);
+    assert!(tone > 0.1, "no ringback: 425 Hz at {tone:.3}");
+    // After the answer sipp sends no media: silence, not ringback.
+    let answered = &audio.samples[audio.samples.len() - rate / 2..];
+    let after = support::tone_amplitude(answered, audio.sample_rate, 425.0);
+    assert!(after < 0.01, "ringback after the answer: {after:.3}");
+}

@@ -89,9 +89,9 @@ impl MediaArgs {
 
     /// Checks the files now, so a typo fails before any call is placed, and returns the
     /// per-call audio factory.
-    pub fn audio(&self) -> Result<Option<AudioFactory>, String> {
+    pub fn audio(&self, devices: &DeviceConfig) -> Result<Option<AudioFactory>, String> {
         if self.devices {
-            return device_audio().map(Some);
+            return device_audio(devices.clone()).map(Some);
         }
         if self.play.is_none() && self.save_received.is_none() {
             return Ok(None);
@@ -129,9 +129,9 @@ impl MediaArgs {
 }
 
 /// Opens the default devices once; every call uses them in turn.
-fn device_audio() -> Result<AudioFactory, String> {
-    let devices = start_devices(DeviceConfig::default())
-        .map_err(|e| format!("--devices: cannot open the sound card: {e}"))?;
+fn device_audio(config: DeviceConfig) -> Result<AudioFactory, String> {
+    let devices =
+        start_devices(config).map_err(|e| format!("--devices: cannot open the sound card: {e}"))?;
     let ports = Arc::new(Mutex::new(devices.ports));
     let thread = devices.thread;
     let events = devices.events;

@@ -136,6 +136,8 @@ enum CliCommand {
         #[arg(long, value_name = "FILE.wav")]
         play: Option<PathBuf>,
     },
+    /// List the sound devices; their names go in the configuration's [audio] section.
+    Devices,
     /// Register the configured account, print the result, unregister and exit.
     Register {
         #[arg(long)]
@@ -261,6 +263,21 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             )
             .await
         }
+        CliCommand::Devices => {
+            let devices = crate::audio::list_devices()
+                .map_err(|e| Failure::new(format!("cannot list sound devices: {e}")))?;
+            for device in devices {
+                let roles = match (device.is_input, device.is_output) {
+                    (true, true) => "input+output",
+                    (true, false) => "input",
+                    (false, true) => "output",
+                    (false, false) => "-",
+                };
+                let default = if device.is_default { " (default)" } else { "" };
+                println!("{}\t{roles}{default}\t{}", device.name, device.description);
+            }
+            Ok(())
+        }
         CliCommand::Register { config, listen } => {
             register_only(listen, load(config.as_deref())?).await
         }
@@ -276,6 +293,7 @@ struct Loaded {
     audio: Option<AudioFactory>,
     dtmf: Option<String>,
     print_stats: bool,
+    devices: crate::audio::DeviceConfig,
 }
 
 impl Loaded {
@@ -287,7 +305,7 @@ impl Loaded {
         if let Some(srtp) = media.srtp() {
             self.srtp = srtp;
         }
-        self.audio = media.audio().map_err(Failure::usage)?;
+        self.audio = media.audio(&self.devices).map_err(Failure::usage)?;
         self.dtmf = media.dtmf().map(str::to_owned);
         if let Some(digits) = &self.dtmf
             && let Some(bad) = digits
@@ -315,7 +333,10 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         secs => Some(Duration::from_secs(secs)),
     };
     let codecs = settings.media.codecs().map_err(Failure::usage)?;
-    let srtp = settings.media.srtp().map_err(Failure::usage)?;
+    let srtp = account
+        .as_ref()
+        .and_then(|a| a.srtp)
+        .map_or_else(|| settings.media.srtp().map_err(Failure::usage), Ok)?;
     Ok(Loaded {
         account,
         no_media_timeout,
@@ -324,6 +345,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         audio: None,
         dtmf: None,
         print_stats: false,
+        devices: settings.audio.devices(),
     })
 }
 

@@ -47,6 +47,8 @@ pub(super) struct CallMediaIo {
     pub audio: Box<dyn CallAudio>,
     /// Ticks start once offer/answer has set up the engine's side.
     pub ticking: bool,
+    /// While the far end rings and no media flows yet, the caller hears ringback.
+    pub ringback: Option<crate::media::tone::Cadence>,
 }
 
 impl CallMediaIo {
@@ -78,6 +80,7 @@ impl CallMediaIo {
                         readers,
                         audio,
                         ticking: false,
+                        ringback: None,
                     });
                 }
                 Err(error) => last_error = Some(error),

@@ -336,6 +336,13 @@ impl DriverLoop {
 
     /// One 20 ms step for every call with media: capture in, playback out.
     fn tick_media(&mut self, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
+        for io in self.media.values_mut().filter(|io| !io.ticking) {
+            if let Some(ringback) = io.ringback.as_mut() {
+                let mut frame = vec![0.0; crate::media::FRAME_SAMPLES];
+                ringback.fill(&mut frame);
+                io.audio.play(&frame);
+            }
+        }
         let calls: Vec<CallId> = self
             .media
             .iter()
@@ -393,6 +400,19 @@ impl DriverLoop {
                         Event::Media { call, .. } => {
                             if let Some(io) = self.media.get_mut(call) {
                                 io.ticking = true;
+                                io.ringback = None;
+                            }
+                        }
+                        Event::CallState {
+                            call,
+                            state: crate::engine::CallState::Ringing,
+                        } => {
+                            if let Some(io) = self.media.get_mut(call)
+                                && !io.ticking
+                            {
+                                io.ringback = Some(crate::media::tone::Cadence::ringback_eu(
+                                    crate::media::SAMPLE_RATE,
+                                ));
                             }
                         }
                         _ => {}

@@ -29,6 +29,31 @@ pub struct Settings {
     pub call: CallSettings,
     #[serde(default)]
     pub media: MediaSettings,
+    #[serde(default)]
+    pub audio: AudioSettings,
+}
+
+/// Sound devices by name (see `verbatim devices`); absent means the system default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioSettings {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub ringing: Option<String>,
+}
+
+impl AudioSettings {
+    pub fn devices(&self) -> crate::audio::DeviceConfig {
+        let choice = |name: &Option<String>| match name {
+            Some(n) if !n.is_empty() => crate::audio::DeviceChoice::Named(n.clone()),
+            _ => crate::audio::DeviceChoice::SystemDefault,
+        };
+        crate::audio::DeviceConfig {
+            input: choice(&self.input),
+            output: choice(&self.output),
+            ringing: choice(&self.ringing),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -106,6 +131,8 @@ pub struct AccountSettings {
     pub tls_ca_file: Option<PathBuf>,
     pub tls_client_certificate: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
+    /// SRTP policy for this account's calls; `[media] srtp` when absent.
+    pub srtp: Option<String>,
 }
 
 /// An account with every field checked and parsed.
@@ -121,6 +148,7 @@ pub struct Account {
     pub tls_ca_file: Option<PathBuf>,
     pub tls_client_certificate: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
+    pub srtp: Option<SrtpPolicy>,
 }
 
 impl Settings {
@@ -203,6 +231,14 @@ impl AccountSettings {
             .clone()
             .or_else(|| uri.user.clone())
             .ok_or("account.auth_user: needed when the URI has no user part")?;
+        let srtp = self
+            .srtp
+            .as_deref()
+            .map(|p| {
+                p.parse::<SrtpPolicy>()
+                    .map_err(|_| format!("account.srtp: {p:?} is not off, optional or mandatory"))
+            })
+            .transpose()?;
         let expires = self.expires.unwrap_or(3600);
         if expires == 0 {
             return Err("account.expires: must be more than 0".into());
@@ -218,6 +254,7 @@ impl AccountSettings {
             tls_ca_file: self.tls_ca_file.clone(),
             tls_client_certificate: self.tls_client_certificate.clone(),
             tls_client_key: self.tls_client_key.clone(),
+            srtp,
         })
     }
 }
