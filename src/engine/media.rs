@@ -17,6 +17,8 @@ const STATS_EVERY_TICKS: u32 = 25;
 pub(super) struct CallMedia {
     session: MediaSession,
     ticks: u32,
+    /// The SRTP keys in use, so a re-offer with the same keys keeps the contexts.
+    srtp: Option<crate::sdp::NegotiatedSrtp>,
 }
 
 impl Engine {
@@ -53,6 +55,7 @@ impl Engine {
         };
         let config = MediaConfig {
             codec,
+            peer_fmtp: negotiated.codec.fmtp.clone(),
             payload_type: negotiated.codec.payload_type,
             telephone_event: negotiated
                 .telephone_event
@@ -77,10 +80,18 @@ impl Engine {
                 if let Err(error) = media.session.update(config) {
                     tracing::warn!(%error, "media update failed");
                 }
+                media.srtp = negotiated.srtp.clone();
             }
             None => match MediaSession::new(config, now, wall) {
                 Ok(session) => {
-                    self.media.insert(id, CallMedia { session, ticks: 0 });
+                    self.media.insert(
+                        id,
+                        CallMedia {
+                            session,
+                            ticks: 0,
+                            srtp: negotiated.srtp.clone(),
+                        },
+                    );
                 }
                 Err(error) => tracing::warn!(%error, "media session not started"),
             },

@@ -911,6 +911,31 @@ mod media {
     }
 
     #[test]
+    fn srtp_survives_hold_and_resume_with_the_same_keys() {
+        let mut net = phones(
+            LinkConfig::default(),
+            Codec::Opus { inband_fec: true },
+            SrtpPolicy::Mandatory,
+        );
+        let (a, b) = talk(&mut net);
+        net.run_for(Duration::from_secs(1));
+        net.command(0, Command::Hold { call: a });
+        net.run_for(Duration::from_secs(1));
+        net.command(0, Command::Resume { call: a });
+        net.run_for(Duration::from_secs(2));
+        assert!(goertzel_amplitude(tail(net.heard(0, a), 1.0), SAMPLE_RATE, 440.0) > 0.3);
+        assert!(goertzel_amplitude(tail(net.heard(1, b), 1.0), SAMPLE_RATE, 1000.0) > 0.3);
+        for (node, call) in [(0, a), (1, b)] {
+            let stats = net.engine(node).unwrap().media_stats(call).unwrap();
+            assert!(stats.srtp);
+            assert_eq!(
+                stats.srtp_failures, 0,
+                "node {node}: replays or auth failures after re-INVITE"
+            );
+        }
+    }
+
+    #[test]
     fn five_percent_loss_and_40_ms_jitter_leave_no_audible_gap() {
         let link = LinkConfig {
             latency: Duration::from_millis(30),

@@ -101,6 +101,35 @@ impl Encoder {
         self.kind
     }
 
+    /// Applies what the peer's `a=fmtp` says about what it can receive (RFC 7587 7):
+    /// `maxaveragebitrate` caps our bitrate, `useinbandfec=0` turns FEC off, `cbr=1` asks
+    /// for constant bitrate.
+    pub fn apply_peer_fmtp(&mut self, fmtp: &str) {
+        let Some(opus) = self.opus.as_mut() else {
+            return;
+        };
+        for parameter in fmtp.split(';') {
+            let Some((name, value)) = parameter.split_once('=') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "maxaveragebitrate" => {
+                    if let Ok(bits) = value.parse::<i32>() {
+                        let _ = opus.set_bitrate(opus::Bitrate::Bits(bits.clamp(6_000, 32_000)));
+                    }
+                }
+                "useinbandfec" => {
+                    let _ = opus.set_inband_fec(value != "0");
+                }
+                "cbr" => {
+                    let _ = opus.set_vbr(value != "1");
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Tells Opus how much loss the receiver reports, so FEC spends bits where needed.
     pub fn set_expected_loss(&mut self, percent: u8) {
         if let Some(opus) = self.opus.as_mut() {
@@ -330,6 +359,32 @@ mod tests {
         let mut decoder = Decoder::new(CodecKind::Opus).unwrap();
         let mut out = vec![0.0; FRAME_SAMPLES];
         decoder.conceal(None, &mut out).unwrap();
+    }
+
+    #[test]
+    fn peer_fmtp_caps_the_opus_bitrate() {
+        let frame: Vec<f32> = {
+            let mut sine = Sine::new(1000.0, 0.5, SAMPLE_RATE);
+            let mut f = vec![0.0; FRAME_SAMPLES];
+            sine.fill(&mut f);
+            f
+        };
+        let size = |fmtp: Option<&str>| {
+            let mut encoder = Encoder::new(CodecKind::Opus).unwrap();
+            if let Some(fmtp) = fmtp {
+                encoder.apply_peer_fmtp(fmtp);
+            }
+            let mut total = 0;
+            for _ in 0..25 {
+                let mut payload = Vec::new();
+                encoder.encode(&frame, &mut payload).unwrap();
+                total += payload.len();
+            }
+            total
+        };
+        let free = size(None);
+        let capped = size(Some("maxaveragebitrate=8000;useinbandfec=0"));
+        assert!(capped * 2 < free, "8 kb/s cap: {capped} bytes vs {free}");
     }
 
     #[test]

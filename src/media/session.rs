@@ -18,6 +18,8 @@ use super::{FRAME_SAMPLES, SAMPLE_RATE};
 #[derive(Debug)]
 pub struct MediaConfig {
     pub codec: CodecKind,
+    /// The peer's `a=fmtp` for the codec: what it can receive.
+    pub peer_fmtp: Option<String>,
     pub payload_type: u8,
     /// The telephone-event payload type and its clock rate, when negotiated.
     pub telephone_event: Option<(u8, u32)>,
@@ -111,7 +113,10 @@ impl core::fmt::Debug for MediaSession {
 
 impl MediaSession {
     pub fn new(config: MediaConfig, now: Instant, wall_now: Duration) -> Result<Self, CodecError> {
-        let encoder = Encoder::new(config.codec)?;
+        let mut encoder = Encoder::new(config.codec)?;
+        if let Some(fmtp) = &config.peer_fmtp {
+            encoder.apply_peer_fmtp(fmtp);
+        }
         let decoder = Decoder::new(config.codec)?;
         let sender = RtpSender::new(
             config.ssrc,
@@ -157,8 +162,13 @@ impl MediaSession {
     /// A new offer/answer outcome for the same call. The stream keeps its SSRC, sequence and
     /// timeline; the codec changes only if the negotiation changed it.
     pub fn update(&mut self, mut config: MediaConfig) -> Result<(), CodecError> {
-        if config.codec != self.config.codec {
+        if config.codec != self.config.codec || config.peer_fmtp != self.config.peer_fmtp {
             self.encoder = Encoder::new(config.codec)?;
+            if let Some(fmtp) = &config.peer_fmtp {
+                self.encoder.apply_peer_fmtp(fmtp);
+            }
+        }
+        if config.codec != self.config.codec {
             self.decoder = Decoder::new(config.codec)?;
             self.jitter = JitterBuffer::new(JitterConfig {
                 clock_rate: config.codec.clock_rate(),
