@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use std::sync::Mutex;
 
 use crate::audio::{DeviceConfig, WavSink, WavSource, start_devices};
-use crate::driver::media::{AudioFactory, CallAudio, DeviceCallAudio};
+use crate::driver::media::{AudioFactory, CallAudio, DeviceCallAudio, Ringer};
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
 
@@ -89,12 +89,12 @@ impl MediaArgs {
 
     /// Checks the files now, so a typo fails before any call is placed, and returns the
     /// per-call audio factory.
-    pub fn audio(&self, devices: &DeviceConfig) -> Result<Option<AudioFactory>, String> {
+    pub fn audio(&self, devices: &DeviceConfig) -> Result<AudioSetup, String> {
         if self.devices {
-            return device_audio(devices.clone()).map(Some);
+            return device_audio(devices.clone());
         }
         if self.play.is_none() && self.save_received.is_none() {
-            return Ok(None);
+            return Ok(AudioSetup::default());
         }
         if let Some(play) = &self.play {
             WavSource::open(play).map_err(|e| format!("--play: {e}"))?;
@@ -105,7 +105,7 @@ impl MediaArgs {
         let play = self.play.clone();
         let save = self.save_received.clone();
         let calls = Arc::new(AtomicU32::new(0));
-        Ok(Some(Arc::new(move |_call| {
+        let factory: AudioFactory = Arc::new(move |_call| {
             let index = calls.fetch_add(1, Ordering::Relaxed) + 1;
             let source = play.as_ref().and_then(|p| match WavSource::open(p) {
                 Ok(source) => Some(source),
@@ -124,15 +124,27 @@ impl MediaArgs {
                     }
                 });
             Box::new(FileAudio { source, sink }) as Box<dyn CallAudio>
-        })))
+        });
+        Ok(AudioSetup {
+            factory: Some(factory),
+            ringer: None,
+        })
     }
 }
 
+/// Where calls' audio and ringtones go.
+#[derive(Default)]
+pub(super) struct AudioSetup {
+    pub factory: Option<AudioFactory>,
+    pub ringer: Option<Ringer>,
+}
+
 /// Opens the default devices once; every call uses them in turn.
-fn device_audio(config: DeviceConfig) -> Result<AudioFactory, String> {
+fn device_audio(config: DeviceConfig) -> Result<AudioSetup, String> {
     let devices =
         start_devices(config).map_err(|e| format!("--devices: cannot open the sound card: {e}"))?;
     let ports = Arc::new(Mutex::new(devices.ports));
+    let ringer = Ringer::new(devices.ringer);
     let thread = devices.thread;
     let events = devices.events;
     // Device changes are reported as they happen; the thread ends with the process.
@@ -142,11 +154,15 @@ fn device_audio(config: DeviceConfig) -> Result<AudioFactory, String> {
         }
     });
     let holder = Arc::new(Mutex::new(thread));
-    Ok(Arc::new(move |_call| {
+    let factory: AudioFactory = Arc::new(move |_call| {
         // The factory owns the audio thread: the devices stay open while calls can happen.
         let _keep = &holder;
         Box::new(DeviceCallAudio::new(ports.clone())) as Box<dyn CallAudio>
-    }))
+    });
+    Ok(AudioSetup {
+        factory: Some(factory),
+        ringer: Some(ringer),
+    })
 }
 
 /// `out.wav` for the first call, `out-2.wav` for the second, ...

@@ -291,6 +291,7 @@ struct Loaded {
     codecs: Vec<Codec>,
     srtp: SrtpPolicy,
     audio: Option<AudioFactory>,
+    ringer: Option<crate::driver::media::Ringer>,
     dtmf: Option<String>,
     print_stats: bool,
     devices: crate::audio::DeviceConfig,
@@ -305,7 +306,9 @@ impl Loaded {
         if let Some(srtp) = media.srtp() {
             self.srtp = srtp;
         }
-        self.audio = media.audio(&self.devices).map_err(Failure::usage)?;
+        let setup = media.audio(&self.devices).map_err(Failure::usage)?;
+        self.audio = setup.factory;
+        self.ringer = setup.ringer;
         self.dtmf = media.dtmf().map(str::to_owned);
         if let Some(digits) = &self.dtmf
             && let Some(bad) = digits
@@ -343,6 +346,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         codecs,
         srtp,
         audio: None,
+        ringer: None,
         dtmf: None,
         print_stats: false,
         devices: settings.audio.devices(),
@@ -415,6 +419,7 @@ async fn start_driver(
             tls_server: server,
             audio: loaded.audio.clone(),
             frame_latency: None,
+            ringer: loaded.ringer.clone(),
         },
     )
     .await

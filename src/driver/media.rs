@@ -178,3 +178,33 @@ impl CallAudio for DeviceCallAudio {
         }
     }
 }
+
+/// The ringing device's ring: ringtones for incoming calls go there, so they can sound on a
+/// loudspeaker while calls use a headset.
+#[derive(Clone)]
+pub struct Ringer(Arc<std::sync::Mutex<rtrb::Producer<f32>>>);
+
+impl Ringer {
+    pub fn new(ring: rtrb::Producer<f32>) -> Ringer {
+        Ringer(Arc::new(std::sync::Mutex::new(ring)))
+    }
+
+    /// Queues a frame if there is room; a ringtone can skip a frame unnoticed.
+    pub fn play(&self, frame: &[f32]) {
+        let Ok(mut ring) = self.0.lock() else {
+            return;
+        };
+        if ring.slots() < frame.len() {
+            return;
+        }
+        if let Ok(chunk) = ring.write_chunk_uninit(frame.len()) {
+            chunk.fill_from_iter(frame.iter().copied());
+        }
+    }
+}
+
+impl core::fmt::Debug for Ringer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Ringer")
+    }
+}

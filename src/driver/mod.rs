@@ -10,7 +10,7 @@ pub mod tls;
 
 use core::net::SocketAddr;
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +47,8 @@ pub struct DriverConfig {
     pub audio: Option<media::AudioFactory>,
     /// Collects, per frame, the time from taking the captured frame to its packet leaving.
     pub frame_latency: Option<Arc<LatencyLog>>,
+    /// Where the ringtone for incoming calls goes (the ringing device's ring).
+    pub ringer: Option<media::Ringer>,
 }
 
 /// Durations recorded by the driver for benchmarks, in microseconds.
@@ -76,6 +78,7 @@ impl core::fmt::Debug for DriverConfig {
             .field("tls", &self.tls)
             .field("tls_server", &self.tls_server)
             .field("audio", &self.audio.is_some())
+            .field("ringer", &self.ringer.is_some())
             .finish()
     }
 }
@@ -176,6 +179,9 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         media: HashMap::new(),
         audio: driver.audio.clone(),
         frame_latency: driver.frame_latency.clone(),
+        ringer: driver.ringer.clone(),
+        ringing: HashSet::new(),
+        ringtone: crate::media::tone::Cadence::ringing(crate::media::SAMPLE_RATE),
         tls_connector,
         server_name,
         events: event_tx,
@@ -198,6 +204,10 @@ struct DriverLoop {
     media: HashMap<CallId, media::CallMediaIo>,
     audio: Option<media::AudioFactory>,
     frame_latency: Option<Arc<LatencyLog>>,
+    ringer: Option<media::Ringer>,
+    /// Incoming calls waiting for the user: the ringtone plays while there are any.
+    ringing: HashSet<CallId>,
+    ringtone: crate::media::tone::Cadence,
     tls_connector: Option<tokio_rustls::TlsConnector>,
     server_name: Option<String>,
     events: mpsc::UnboundedSender<Event>,
@@ -336,6 +346,13 @@ impl DriverLoop {
 
     /// One 20 ms step for every call with media: capture in, playback out.
     fn tick_media(&mut self, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
+        if let Some(ringer) = &self.ringer
+            && !self.ringing.is_empty()
+        {
+            let mut frame = vec![0.0; crate::media::FRAME_SAMPLES];
+            self.ringtone.fill(&mut frame);
+            ringer.play(&frame);
+        }
         for io in self.media.values_mut().filter(|io| !io.ticking) {
             if let Some(ringback) = io.ringback.as_mut() {
                 let mut frame = vec![0.0; crate::media::FRAME_SAMPLES];
@@ -396,6 +413,16 @@ impl DriverLoop {
                     match &event {
                         Event::CallEnded { call, .. } => {
                             self.media.remove(call);
+                            self.ringing.remove(call);
+                        }
+                        Event::IncomingCall { call, .. } => {
+                            self.ringing.insert(*call);
+                        }
+                        Event::CallState { call, state }
+                            if *state != crate::engine::CallState::Incoming
+                                && *state != crate::engine::CallState::Ringing =>
+                        {
+                            self.ringing.remove(call);
                         }
                         Event::Media { call, .. } => {
                             if let Some(io) = self.media.get_mut(call) {
