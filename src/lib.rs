@@ -18,6 +18,7 @@ pub mod cli;
 pub mod driver;
 pub mod engine;
 pub mod media;
+pub mod recording;
 pub mod sdp;
 pub mod settings;
 pub mod sim;

@@ -232,3 +232,20 @@ mod tests {
         assert_eq!(numbered(Path::new("rec"), 2), PathBuf::from("rec-2"));
     }
 }
+
+/// Recording flags of `call` and `answer`.
+#[derive(Debug, Clone, Default, Args)]
+pub(super) struct RecordArgs {
+    /// Record the call through a SIPREC recording session.
+    #[arg(long)]
+    pub record: bool,
+    /// The recorder (SRS) URI, e.g. sip:srs@127.0.0.1:5080;transport=tcp.
+    #[arg(long, requires = "record")]
+    pub srs: Option<String>,
+    /// Pause the recording this many seconds after the call connects.
+    #[arg(long, requires = "record", value_name = "SECS")]
+    pub pause_at: Option<u64>,
+    /// Resume it this many seconds after the call connects.
+    #[arg(long, requires = "pause_at", value_name = "SECS")]
+    pub resume_at: Option<u64>,
+}

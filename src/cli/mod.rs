@@ -4,7 +4,7 @@
 mod bench;
 mod media;
 
-use media::{CodecArg, MediaArgs, SrtpArg};
+use media::{CodecArg, MediaArgs, RecordArgs, SrtpArg};
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -106,6 +106,8 @@ enum CliCommand {
         tls: TlsArgs,
         #[command(flatten)]
         media: MediaArgs,
+        #[command(flatten)]
+        record: RecordArgs,
     },
     /// Answer incoming calls automatically; exit after --calls of them have ended.
     Answer {
@@ -224,9 +226,11 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             config,
             tls,
             media,
+            record,
         } => {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
+            loaded.record = recording_target(&record)?;
             let options = CallOptions {
                 from,
                 listen,
@@ -295,6 +299,30 @@ struct Loaded {
     dtmf: Option<String>,
     print_stats: bool,
     devices: crate::audio::DeviceConfig,
+    record: Option<RecordPlan>,
+}
+
+/// Where and when to record, from the command line.
+#[derive(Clone)]
+struct RecordPlan {
+    srs: Uri,
+    pause_at: Option<u64>,
+    resume_at: Option<u64>,
+}
+
+fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
+    if !args.record {
+        return Ok(None);
+    }
+    let srs = args.srs.as_deref().ok_or_else(|| {
+        Failure::usage("--record needs --srs URI (the built-in recorder is not available yet)")
+    })?;
+    let srs = Uri::parse(srs).map_err(|e| Failure::usage(format!("--srs: {e}")))?;
+    Ok(Some(RecordPlan {
+        srs,
+        pause_at: args.pause_at,
+        resume_at: args.resume_at,
+    }))
 }
 
 impl Loaded {
@@ -350,6 +378,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         dtmf: None,
         print_stats: false,
         devices: settings.audio.devices(),
+        record: None,
     })
 }
 
@@ -602,6 +631,12 @@ impl CallReport {
             Event::Dtmf { call: c, digit } if *c == call => eprintln!("dtmf received: {digit}"),
             Event::MediaStats { call: c, stats } if *c == call => self.stats = Some(stats.clone()),
             Event::Warning { message, .. } => eprintln!("warning: {message}"),
+            Event::Recording { call: c, state, .. } if *c == call => match state {
+                crate::engine::RecordingState::Failed { reason } => {
+                    eprintln!("recording: failed: {reason}")
+                }
+                other => eprintln!("recording: {}", recording_word(other)),
+            },
             _ => {}
         }
     }
@@ -650,12 +685,35 @@ async fn run_call(
             },
         )?;
     }
-    let hang_up_at = tokio::time::Instant::now() + Duration::from_secs(duration);
+    let connected_at = tokio::time::Instant::now();
+    if let Some(plan) = &loaded.record {
+        start_recording(handle, call, plan).await?;
+    }
+    let far = connected_at + Duration::from_secs(u64::MAX / 4);
+    let mut pause_at = loaded
+        .record
+        .as_ref()
+        .and_then(|p| p.pause_at)
+        .map_or(far, |s| connected_at + Duration::from_secs(s));
+    let mut resume_at = loaded
+        .record
+        .as_ref()
+        .and_then(|p| p.resume_at)
+        .map_or(far, |s| connected_at + Duration::from_secs(s));
+    let hang_up_at = connected_at + Duration::from_secs(duration);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(hang_up_at) => {
                 send(handle, Command::Hangup { call })?;
                 break;
+            }
+            () = tokio::time::sleep_until(pause_at) => {
+                pause_at = far;
+                send(handle, Command::PauseRecording { call })?;
+            }
+            () = tokio::time::sleep_until(resume_at), if pause_at == far => {
+                resume_at = far;
+                send(handle, Command::ResumeRecording { call })?;
             }
             event = handle.events.recv() => match event {
                 Some(Event::CallEnded { call: c, reason }) if c == call => {
@@ -762,12 +820,44 @@ async fn answer(
     Ok(())
 }
 
+fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
+    use crate::engine::RecordingState;
+    match state {
+        RecordingState::Off => "off",
+        RecordingState::Starting => "starting",
+        RecordingState::Recording => "recording",
+        RecordingState::Paused { .. } => "paused",
+        RecordingState::Failed { .. } => "failed",
+    }
+}
+
+async fn start_recording(
+    handle: &mut Handle,
+    call: CallId,
+    plan: &RecordPlan,
+) -> Result<(), Failure> {
+    let destination = resolve(&plan.srs, None).await?;
+    send(
+        handle,
+        Command::StartRecording {
+            call,
+            recording: CallId::new(),
+            request: crate::engine::RecordingRequest {
+                srs: plan.srs.clone(),
+                destination,
+                media_port: 0,
+            },
+        },
+    )
+}
+
 fn event_call(event: &Event) -> Option<CallId> {
     match event {
         Event::CallState { call, .. }
         | Event::Media { call, .. }
         | Event::Dtmf { call, .. }
         | Event::MediaStats { call, .. }
+        | Event::Recording { call, .. }
         | Event::CallEnded { call, .. }
         | Event::IncomingCall { call, .. } => Some(*call),
         _ => None,

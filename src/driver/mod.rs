@@ -306,6 +306,23 @@ impl DriverLoop {
                 }
                 Command::Dial { call, request }
             }
+            Command::StartRecording {
+                call,
+                recording,
+                mut request,
+            } => {
+                // The recording only sends; its sockets carry no call audio.
+                let saved = self.audio.take();
+                if let Some(port) = self.bind_media(recording, ip, media_tx).await {
+                    request.media_port = port;
+                }
+                self.audio = saved;
+                Command::StartRecording {
+                    call,
+                    recording,
+                    request,
+                }
+            }
             Command::Answer { call, media_port } => {
                 let port = self
                     .bind_media(call, ip, media_tx)
@@ -417,6 +434,15 @@ impl DriverLoop {
                         }
                         Event::IncomingCall { call, .. } => {
                             self.ringing.insert(*call);
+                        }
+                        Event::Recording {
+                            recording,
+                            state:
+                                crate::engine::RecordingState::Off
+                                | crate::engine::RecordingState::Failed { .. },
+                            ..
+                        } => {
+                            self.media.remove(recording);
                         }
                         Event::CallState { call, state }
                             if *state != crate::engine::CallState::Incoming

@@ -68,6 +68,16 @@ impl Call {
     pub(super) fn is_local_hold(&self) -> bool {
         self.local_hold
     }
+
+    /// The far end's identity, without tag.
+    pub(super) fn remote_identity(&self) -> NameAddr {
+        self.dialog.remote_uri.clone()
+    }
+
+    /// Our identity in the call (From as caller, To as callee), without tag.
+    pub(super) fn local_identity(&self) -> NameAddr {
+        self.dialog.local_uri.clone()
+    }
 }
 
 impl Engine {
@@ -529,6 +539,7 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.stop_recording(id);
         self.end_media(id);
         for timer in [
             Timer::Retransmit2xx(id),
@@ -1050,6 +1061,11 @@ impl Engine {
     }
 
     pub(super) fn on_bye(&mut self, key: TxKey, request: Message) {
+        if let Some(call) = self.recording_for_dialog(&request) {
+            self.respond(&key, &request, 200, None);
+            self.recorder_hung_up(call);
+            return;
+        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;

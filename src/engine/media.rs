@@ -15,10 +15,12 @@ const STATS_EVERY_TICKS: u32 = 25;
 
 #[derive(Debug)]
 pub(super) struct CallMedia {
-    session: MediaSession,
+    pub(super) session: MediaSession,
     ticks: u32,
     /// The SRTP keys in use, so a re-offer with the same keys keeps the contexts.
     srtp: Option<crate::sdp::NegotiatedSrtp>,
+    /// The last offer/answer outcome: the recording offers the same codec.
+    pub(super) negotiated: Option<Negotiated>,
 }
 
 impl Engine {
@@ -81,6 +83,7 @@ impl Engine {
                     tracing::warn!(%error, "media update failed");
                 }
                 media.srtp = negotiated.srtp.clone();
+                media.negotiated = Some(negotiated.clone());
             }
             None => match MediaSession::new(config, now, wall) {
                 Ok(session) => {
@@ -90,6 +93,7 @@ impl Engine {
                             session,
                             ticks: 0,
                             srtp: negotiated.srtp.clone(),
+                            negotiated: Some(negotiated.clone()),
                         },
                     );
                 }
@@ -175,10 +179,14 @@ impl Engine {
     }
 
     fn drain_media(&mut self, id: CallId) {
-        let Some(media) = self.media.get_mut(&id) else {
-            return;
-        };
-        while let Some(output) = media.session.poll_output() {
+        loop {
+            let Some(output) = self
+                .media
+                .get_mut(&id)
+                .and_then(|media| media.session.poll_output())
+            else {
+                return;
+            };
             match output {
                 MediaOutput::Packet {
                     destination,
@@ -193,12 +201,13 @@ impl Engine {
                 MediaOutput::Dtmf(digit) => {
                     self.events.push_back(Event::Dtmf { call: id, digit });
                 }
+                MediaOutput::Tap(tapped) => self.forward_to_recording(id, &tapped),
             }
         }
     }
 
     /// Wall-clock time derived from the instant the driver gave with it at start.
-    fn wall_clock(&self) -> core::time::Duration {
+    pub(super) fn wall_clock(&self) -> core::time::Duration {
         self.config.wall_clock_at_start + self.now.saturating_duration_since(self.started_at)
     }
 

@@ -8,6 +8,7 @@
 mod call;
 mod ids;
 mod media;
+mod recording;
 mod registration;
 mod rng;
 
@@ -17,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 pub use ids::{AccountId, CallId};
+pub use recording::{RecordingRequest, RecordingState};
 pub use rng::EngineRng;
 
 use crate::media::srtp::SrtpPolicy;
@@ -195,6 +197,22 @@ pub enum Command {
         call: CallId,
         muted: bool,
     },
+    /// Record the call: open a recording session to the recorder (RFC 7866). `recording`
+    /// names the recording's media sockets in the driver.
+    StartRecording {
+        call: CallId,
+        recording: CallId,
+        request: RecordingRequest,
+    },
+    StopRecording {
+        call: CallId,
+    },
+    PauseRecording {
+        call: CallId,
+    },
+    ResumeRecording {
+        call: CallId,
+    },
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -308,6 +326,12 @@ pub enum Event {
         call: CallId,
         stats: crate::media::session::MediaStats,
     },
+    /// The recording indicator's state for a call; `recording` is the recording's media id.
+    Recording {
+        call: CallId,
+        recording: CallId,
+        state: RecordingState,
+    },
     /// Something the user should know that did not end anything.
     Warning {
         call: Option<CallId>,
@@ -349,6 +373,9 @@ enum TxOwner {
     Bye(CallId),
     Cancel(CallId),
     Ping(CallId),
+    Recording(CallId),
+    /// The BYE that ends a recording; shutdown waits for it.
+    RecordingBye,
     Stateless,
 }
 
@@ -385,6 +412,9 @@ pub struct Engine {
     /// Media goes out before signalling: it is the latency-sensitive part.
     media_outputs: VecDeque<Output>,
     started_at: Instant,
+    recordings: HashMap<CallId, recording::Recording>,
+    /// Recording BYEs still waiting for their answer.
+    recording_byes: usize,
     shutting_down: bool,
 }
 
@@ -410,6 +440,8 @@ impl Engine {
             media: HashMap::new(),
             media_outputs: VecDeque::new(),
             started_at: now,
+            recordings: HashMap::new(),
+            recording_byes: 0,
             shutting_down: false,
         }
     }
@@ -596,6 +628,14 @@ impl Engine {
             Command::RequestOffer { call } => self.request_offer(call),
             Command::SendDtmf { call, digits } => self.send_dtmf(call, &digits),
             Command::Mute { call, muted } => self.set_muted(call, muted),
+            Command::StartRecording {
+                call,
+                recording,
+                request,
+            } => self.start_recording(call, recording, request),
+            Command::StopRecording { call } => self.stop_recording(call),
+            Command::PauseRecording { call } => self.pause_recording(call, true),
+            Command::ResumeRecording { call } => self.pause_recording(call, false),
             Command::Shutdown => self.shutdown(),
         }
     }
@@ -617,7 +657,11 @@ impl Engine {
     }
 
     fn check_shutdown_complete(&mut self) {
-        if self.shutting_down && self.calls.is_empty() && self.registrations.is_empty() {
+        if self.shutting_down
+            && self.calls.is_empty()
+            && self.registrations.is_empty()
+            && self.recording_byes == 0
+        {
             self.shutting_down = false;
             self.cancel_timer(Timer::ShutdownDeadline);
             self.events.push_back(Event::ShutdownComplete);
@@ -661,6 +705,7 @@ impl Engine {
                 for account in accounts {
                     self.registrations.remove(&account);
                 }
+                self.recording_byes = 0;
                 self.check_shutdown_complete();
             }
         }
@@ -684,7 +729,11 @@ impl Engine {
                 TxEvent::Response { key, response } => {
                     let owner = self.tx_owner.get(&key).copied();
                     let is_final = response.status().is_some_and(|s| s >= 200);
-                    if is_final && !matches!(owner, Some(TxOwner::Invite(_) | TxOwner::ReInvite(_)))
+                    if is_final
+                        && !matches!(
+                            owner,
+                            Some(TxOwner::Invite(_) | TxOwner::ReInvite(_) | TxOwner::Recording(_))
+                        )
                     {
                         self.tx_owner.remove(&key);
                     }
@@ -722,6 +771,12 @@ impl Engine {
                     self.finish_bye(call);
                 }
             }
+            Some(TxOwner::Recording(call)) => self.on_recording_response(call, key, response),
+            Some(TxOwner::RecordingBye) => {
+                if response.status().is_some_and(|s| s >= 200) {
+                    self.recording_bye_done();
+                }
+            }
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
             Some(TxOwner::Ping(call)) => {
                 if matches!(response.status(), Some(481) | Some(408)) {
@@ -747,6 +802,10 @@ impl Engine {
                 self.end_call(call, Some(408), "peer stopped answering", Party::Remote);
             }
             Some(TxOwner::Bye(call)) => self.finish_bye(call),
+            Some(TxOwner::Recording(call)) => {
+                self.recording_failed(call, "the recorder did not answer".into())
+            }
+            Some(TxOwner::RecordingBye) => self.recording_bye_done(),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
         }
     }
@@ -755,6 +814,7 @@ impl Engine {
         match owner {
             Some(TxOwner::Register(account)) => self.registration_error(account, reason),
             Some(TxOwner::Invite(call)) => self.on_invite_transport_error(call, key, reason),
+            Some(TxOwner::Recording(call)) => self.recording_failed(call, reason),
             other => self.on_tx_timeout(other, key),
         }
     }

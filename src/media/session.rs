@@ -48,6 +48,27 @@ pub enum MediaOutput {
     },
     /// A DTMF digit the peer sent (RFC 4733).
     Dtmf(char),
+    /// A copy of a media payload for the call's recording (only while tapping): what we
+    /// sent, or what the peer sent us, in the clear.
+    Tap(TappedPacket),
+}
+
+/// Which side of the call a tapped packet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapSide {
+    /// What the local user says (RFC 7866 convention: label 1).
+    Local,
+    /// What the far end says (label 2).
+    Remote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TappedPacket {
+    pub side: TapSide,
+    pub payload_type: u8,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Vec<u8>,
 }
 
 /// Figures for the UI and for `--stats`.
@@ -92,6 +113,8 @@ pub struct MediaSession {
     sent_since_report: bool,
     srtp_failures: u64,
     latched: bool,
+    /// A recording wants copies of both directions.
+    tapping: bool,
     scratch: Vec<u8>,
     packet: Vec<u8>,
     outputs: VecDeque<MediaOutput>,
@@ -150,6 +173,7 @@ impl MediaSession {
             sent_since_report: false,
             srtp_failures: 0,
             latched: false,
+            tapping: false,
             scratch: Vec::with_capacity(1500),
             packet: Vec::with_capacity(1500),
             outputs: VecDeque::new(),
@@ -197,6 +221,23 @@ impl MediaSession {
 
     pub fn is_muted(&self) -> bool {
         self.muted
+    }
+
+    /// Starts or stops handing copies of every media payload to the recording.
+    pub fn set_tapping(&mut self, tapping: bool) {
+        self.tapping = tapping;
+    }
+
+    pub fn codec(&self) -> CodecKind {
+        self.config.codec
+    }
+
+    pub fn telephone_event(&self) -> Option<(u8, u32)> {
+        self.config.telephone_event
+    }
+
+    pub fn payload_type(&self) -> u8 {
+        self.config.payload_type
     }
 
     pub fn set_sending_paused(&mut self, paused: bool) {
@@ -294,6 +335,15 @@ impl MediaSession {
             data,
             rtcp: false,
         });
+        if self.tapping {
+            self.outputs.push_back(MediaOutput::Tap(TappedPacket {
+                side: TapSide::Local,
+                payload_type,
+                timestamp,
+                marker,
+                payload: payload.to_vec(),
+            }));
+        }
     }
 
     fn play_frame(&mut self, now: Instant, playback: &mut [f32]) {
@@ -369,6 +419,15 @@ impl MediaSession {
             stats.update(packet.sequence, packet.timestamp, arrival_rtp);
         } else {
             stats.update_sequence_only(packet.sequence);
+        }
+        if self.tapping {
+            self.outputs.push_back(MediaOutput::Tap(TappedPacket {
+                side: TapSide::Remote,
+                payload_type: packet.payload_type,
+                timestamp: packet.timestamp,
+                marker: packet.marker,
+                payload: packet.payload.to_vec(),
+            }));
         }
         if is_event {
             match self

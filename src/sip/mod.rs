@@ -5,6 +5,7 @@ pub mod dialog;
 pub mod framing;
 pub mod locate;
 pub mod message;
+pub mod multipart;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

@@ -1,0 +1,165 @@
+//! One recording stream: copies of one side of the call, re-stamped with the stream's own
+//! SSRC, sequence numbers and timestamp base, protected with the recording's own SRTP keys
+//! (RFC 7866 8.2.1: the SRC acts as an RTP translator when the SRS takes the call's codec).
+
+use core::net::SocketAddr;
+
+use crate::media::rtp::RtpSender;
+use crate::media::session::{TapSide, TappedPacket};
+use crate::media::srtp::SrtpSession;
+
+#[derive(Debug)]
+pub struct Forwarder {
+    pub side: TapSide,
+    pub destination: SocketAddr,
+    sender: RtpSender,
+    srtp: Option<SrtpSession>,
+    /// The call's payload types and the recording's, for the codec and telephone-events.
+    payload_types: Vec<(u8, u8)>,
+    /// Added to the call's timestamps, so the recording's timeline has its own random base
+    /// yet keeps the call's spacing, pauses included (RFC 7245 3.2.3).
+    timestamp_offset: u32,
+    paused: bool,
+    packet: Vec<u8>,
+    forwarded: u64,
+}
+
+impl Forwarder {
+    pub fn new(
+        side: TapSide,
+        destination: SocketAddr,
+        ssrc: u32,
+        initial_sequence: u16,
+        timestamp_offset: u32,
+        payload_types: Vec<(u8, u8)>,
+        srtp: Option<SrtpSession>,
+    ) -> Forwarder {
+        Forwarder {
+            side,
+            destination,
+            sender: RtpSender::new(ssrc, initial_sequence, timestamp_offset),
+            srtp,
+            payload_types,
+            timestamp_offset,
+            paused: false,
+            packet: Vec::with_capacity(1500),
+            forwarded: 0,
+        }
+    }
+
+    /// Pausing stops sending at once: nothing said during a pause reaches the recorder.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded
+    }
+
+    /// The recording's packet for a tapped call packet, or None when it is not for this
+    /// stream, the stream is paused, or its payload type was not negotiated.
+    pub fn forward(&mut self, tapped: &TappedPacket) -> Option<Vec<u8>> {
+        if tapped.side != self.side || self.paused {
+            return None;
+        }
+        let payload_type = self
+            .payload_types
+            .iter()
+            .find(|(call, _)| *call == tapped.payload_type)
+            .map(|(_, recording)| *recording)?;
+        let timestamp = tapped.timestamp.wrapping_add(self.timestamp_offset);
+        self.sender
+            .build(
+                payload_type,
+                timestamp,
+                tapped.marker,
+                &tapped.payload,
+                &mut self.packet,
+            )
+            .ok()?;
+        let data = match self.srtp.as_mut() {
+            Some(srtp) => srtp.protect_rtp(&self.packet).ok()?,
+            None => self.packet.clone(),
+        };
+        self.forwarded += 1;
+        Some(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::RtpPacket;
+
+    fn tapped(side: TapSide, sequence_hint: u32) -> TappedPacket {
+        TappedPacket {
+            side,
+            payload_type: 0,
+            timestamp: 1000 + sequence_hint * 160,
+            marker: sequence_hint == 0,
+            payload: vec![0xd5; 160],
+        }
+    }
+
+    #[test]
+    fn restamps_with_its_own_ssrc_sequence_and_timestamp_base() {
+        let mut forwarder = Forwarder::new(
+            TapSide::Local,
+            "127.0.0.1:7000".parse().unwrap(),
+            0xabcdef01,
+            500,
+            10_000,
+            vec![(0, 0), (101, 96)],
+            None,
+        );
+        let first = forwarder.forward(&tapped(TapSide::Local, 0)).unwrap();
+        let second = forwarder.forward(&tapped(TapSide::Local, 1)).unwrap();
+        let (a, b) = (
+            RtpPacket::parse(&first).unwrap(),
+            RtpPacket::parse(&second).unwrap(),
+        );
+        assert_eq!(
+            (a.ssrc, a.sequence, a.timestamp, a.marker),
+            (0xabcdef01, 500, 11_000, true)
+        );
+        assert_eq!((b.sequence, b.timestamp - a.timestamp), (501, 160));
+        assert_eq!(b.payload, &[0xd5; 160][..]);
+        // The other side's packets and unnegotiated formats are not this stream's.
+        assert!(forwarder.forward(&tapped(TapSide::Remote, 2)).is_none());
+        let mut comfort_noise = tapped(TapSide::Local, 3);
+        comfort_noise.payload_type = 13;
+        assert!(forwarder.forward(&comfort_noise).is_none());
+    }
+
+    #[test]
+    fn pause_sends_nothing_and_the_timeline_runs_on() {
+        let mut forwarder = Forwarder::new(
+            TapSide::Remote,
+            "127.0.0.1:7000".parse().unwrap(),
+            1,
+            0,
+            0,
+            vec![(0, 0)],
+            None,
+        );
+        let before = forwarder.forward(&tapped(TapSide::Remote, 0)).unwrap();
+        forwarder.set_paused(true);
+        assert!(forwarder.forward(&tapped(TapSide::Remote, 1)).is_none());
+        forwarder.set_paused(false);
+        let after = forwarder.forward(&tapped(TapSide::Remote, 50)).unwrap();
+        let (a, b) = (
+            RtpPacket::parse(&before).unwrap(),
+            RtpPacket::parse(&after).unwrap(),
+        );
+        assert_eq!(
+            b.sequence,
+            a.sequence + 1,
+            "no sequence gap: nothing was lost"
+        );
+        assert_eq!(
+            b.timestamp - a.timestamp,
+            50 * 160,
+            "the pause shows as a time gap"
+        );
+    }
+}

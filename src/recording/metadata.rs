@@ -1,0 +1,1424 @@
+//! RFC 7865 recording metadata: the model, an XML writer for what Verbatim sends as SRC, and a
+//! bounded parser for what phones send to the built-in recorder.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use quick_xml::NsReader;
+use quick_xml::XmlVersion;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use thiserror::Error;
+
+pub const NAMESPACE: &str = "urn:ietf:params:xml:ns:recording:1";
+
+/// A two-party snapshot is about 2 KB; a conference with dozens of participants stays far below
+/// this, while the cap stops a peer from making the recorder hold megabytes of tree.
+pub const MAX_XML_BYTES: usize = 256 * 1024;
+const MAX_ELEMENTS: usize = 4096;
+const MAX_DEPTH: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataMode {
+    /// A full snapshot; RFC 7865 makes this the meaning of a document without `<datamode>`.
+    #[default]
+    Complete,
+    /// Only what changed since the previous document.
+    Partial,
+}
+
+impl DataMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata {
+    pub datamode: DataMode,
+    pub groups: Vec<Group>,
+    pub sessions: Vec<Session>,
+    pub participants: Vec<Participant>,
+    pub streams: Vec<Stream>,
+    pub session_recording_assocs: Vec<SessionRecordingAssoc>,
+    pub participant_session_assocs: Vec<ParticipantSessionAssoc>,
+    pub participant_stream_assocs: Vec<ParticipantStreamAssoc>,
+}
+
+/// `<group group_id>`. Sessions' `<group-ref>` links are not modelled and are dropped on parse.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Group {
+    pub id: String,
+    pub associate_time: Option<String>,
+    pub disassociate_time: Option<String>,
+}
+
+/// `<session session_id>`: one communication session. Times are xs:dateTime strings, see
+/// [`format_time`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Session {
+    pub id: String,
+    /// RFC 7989 Session-ID values of the CS (`<sipSessionID>`).
+    pub sip_session_ids: Vec<String>,
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
+}
+
+/// `<participant participant_id>` with its first `<nameID aor>` (empty when none was sent).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Participant {
+    pub id: String,
+    pub aor: String,
+    pub name: Option<String>,
+}
+
+/// `<stream stream_id session_id>`; `label` binds it to the RS SDP's `a=label`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stream {
+    pub id: String,
+    pub session_id: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionRecordingAssoc {
+    pub session_id: String,
+    pub associate_time: Option<String>,
+    pub disassociate_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParticipantSessionAssoc {
+    pub participant_id: String,
+    pub session_id: String,
+    pub associate_time: Option<String>,
+    pub disassociate_time: Option<String>,
+}
+
+/// Which streams a participant sends (`<send>`) and receives (`<recv>`), by stream ID.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParticipantStreamAssoc {
+    pub participant_id: String,
+    pub send: Vec<String>,
+    pub recv: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MetadataError {
+    #[error("metadata is {len} bytes, more than the {MAX_XML_BYTES} accepted")]
+    TooLarge { len: usize },
+    #[error("metadata nests elements deeper than {MAX_DEPTH}")]
+    TooDeep,
+    #[error("metadata has more than {MAX_ELEMENTS} elements")]
+    TooManyElements,
+    #[error("metadata is not well-formed XML: {0}")]
+    Xml(String),
+    #[error("metadata uses the undefined entity &{0};")]
+    UnknownEntity(String),
+    #[error("metadata has no root element")]
+    Empty,
+    #[error("metadata root element is <{0}>, not <recording>")]
+    NotRecording(String),
+    #[error("<{element}> lacks its {attribute} attribute")]
+    MissingAttribute {
+        element: &'static str,
+        attribute: &'static str,
+    },
+    #[error("<datamode> is {0:?}, neither complete nor partial")]
+    InvalidDataMode(String),
+    #[error("stream {stream_id} has label {label:?}, which the SDP does not carry")]
+    LabelNotInSdp { stream_id: String, label: String },
+    #[error("SDP a=label:{0} has no stream in the metadata")]
+    SdpLabelWithoutStream(String),
+    #[error("label {0:?} is bound to more than one stream")]
+    DuplicateLabel(String),
+    #[error("{referrer} names session {session_id}, which the metadata does not describe")]
+    UnknownSession {
+        referrer: String,
+        session_id: String,
+    },
+    #[error("an association names participant {0}, which the metadata does not describe")]
+    UnknownParticipant(String),
+    #[error("participant {participant_id} is associated with unknown stream {stream_id}")]
+    UnknownStream {
+        participant_id: String,
+        stream_id: String,
+    },
+}
+
+/// An RFC 7865 identifier: a version 4 UUID built from the caller's 16 random bytes (the version
+/// and variant bits are overwritten), base64 encoded, e.g. `"7+OTCyoxTmqmqyA/1weDAg=="`.
+pub fn new_id(random: [u8; 16]) -> String {
+    let mut uuid = random;
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    BASE64.encode(uuid)
+}
+
+/// Formats a time since the Unix epoch as an xs:dateTime in UTC with milliseconds,
+/// e.g. `2026-11-26T10:11:12.345Z`.
+pub fn format_time(unix: Duration) -> String {
+    let seconds = unix.as_secs();
+    let (year, month, day) = civil_from_days(seconds / 86_400);
+    let second_of_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+        unix.subsec_millis()
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01. Counting from 0000-03-01 puts the
+/// leap day at the end of each year, so every 400-year era has the same shape and the month
+/// lengths from March on follow one linear formula.
+fn civil_from_days(days_since_epoch: u64) -> (u64, u64, u64) {
+    const DAYS_FROM_0000_03_01_TO_EPOCH: u64 = 719_468;
+    const DAYS_PER_ERA: u64 = 146_097;
+    let days = days_since_epoch + DAYS_FROM_0000_03_01_TO_EPOCH;
+    let era = days / DAYS_PER_ERA;
+    let day_of_era = days % DAYS_PER_ERA;
+    // Subtract the leap days that precede this day within the era before dividing by 365; the
+    // last day of the era (a 400-year leap day) must not roll into year 400.
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524
+        - day_of_era / (DAYS_PER_ERA - 1))
+        / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months from March have lengths 31,30,31,30,31 repeating, i.e. 153 days per 5 months.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Who sends a stream of a two-party recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamSender {
+    /// The user of this phone (separate-streams convention: label 1).
+    Local,
+    /// The far end (separate-streams convention: label 2).
+    Remote,
+    /// Mixed mode: one stream carries both voices.
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub participant_id: String,
+    pub aor: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub stream_id: String,
+    pub label: String,
+    pub sender: StreamSender,
+}
+
+/// What [`two_party_snapshot`] needs; IDs come from [`new_id`], times from [`format_time`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoParty {
+    pub session_id: String,
+    /// The CS's RFC 7989 Session-ID; empty when the call has none.
+    pub sip_session_id: String,
+    pub start_time: String,
+    pub local: Party,
+    pub remote: Party,
+    pub streams: Vec<StreamSpec>,
+    pub associate_time: String,
+}
+
+/// The complete snapshot an SRC sends for an ordinary call: one session, both participants,
+/// the RS streams, and every association. Each participant sends its own stream and receives
+/// the other's; a mixed stream is both sent and received by both.
+pub fn two_party_snapshot(params: TwoParty) -> Metadata {
+    let TwoParty {
+        session_id,
+        sip_session_id,
+        start_time,
+        local,
+        remote,
+        streams,
+        associate_time,
+    } = params;
+    let stream_ids = |wanted: &dyn Fn(StreamSender) -> bool| -> Vec<String> {
+        streams
+            .iter()
+            .filter(|stream| wanted(stream.sender))
+            .map(|stream| stream.stream_id.clone())
+            .collect()
+    };
+    let participant_stream_assocs = vec![
+        ParticipantStreamAssoc {
+            participant_id: local.participant_id.clone(),
+            send: stream_ids(&|sender| sender != StreamSender::Remote),
+            recv: stream_ids(&|sender| sender != StreamSender::Local),
+        },
+        ParticipantStreamAssoc {
+            participant_id: remote.participant_id.clone(),
+            send: stream_ids(&|sender| sender != StreamSender::Local),
+            recv: stream_ids(&|sender| sender != StreamSender::Remote),
+        },
+    ];
+    let participant_session_assocs = [&local, &remote]
+        .iter()
+        .map(|party| ParticipantSessionAssoc {
+            participant_id: party.participant_id.clone(),
+            session_id: session_id.clone(),
+            associate_time: Some(associate_time.clone()),
+            disassociate_time: None,
+        })
+        .collect();
+    Metadata {
+        datamode: DataMode::Complete,
+        groups: Vec::new(),
+        sessions: vec![Session {
+            id: session_id.clone(),
+            sip_session_ids: Some(sip_session_id)
+                .filter(|id| !id.is_empty())
+                .into_iter()
+                .collect(),
+            start_time: Some(start_time),
+            end_time: None,
+        }],
+        streams: streams
+            .iter()
+            .map(|stream| Stream {
+                id: stream.stream_id.clone(),
+                session_id: session_id.clone(),
+                label: stream.label.clone(),
+            })
+            .collect(),
+        session_recording_assocs: vec![SessionRecordingAssoc {
+            session_id,
+            associate_time: Some(associate_time),
+            disassociate_time: None,
+        }],
+        participant_session_assocs,
+        participant_stream_assocs,
+        participants: [local, remote]
+            .into_iter()
+            .map(|party| Participant {
+                id: party.participant_id,
+                aor: party.aor,
+                name: party.name,
+            })
+            .collect(),
+    }
+}
+
+impl Metadata {
+    /// Serialises to an RFC 7865 document (UTF-8, default namespace, LF line breaks).
+    pub fn to_xml(&self) -> String {
+        let mut xml = XmlOut::default();
+        xml.out
+            .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        xml.start(0, "recording", &[("xmlns", NAMESPACE)], false);
+        xml.leaf(1, "datamode", self.datamode.as_str());
+        for group in &self.groups {
+            let empty = group.associate_time.is_none() && group.disassociate_time.is_none();
+            xml.start(1, "group", &[("group_id", &group.id)], empty);
+            if !empty {
+                xml.times(2, &group.associate_time, &group.disassociate_time);
+                xml.end(1, "group");
+            }
+        }
+        for session in &self.sessions {
+            let empty = session.sip_session_ids.is_empty()
+                && session.start_time.is_none()
+                && session.end_time.is_none();
+            xml.start(1, "session", &[("session_id", &session.id)], empty);
+            if !empty {
+                for sip_session_id in &session.sip_session_ids {
+                    xml.leaf(2, "sipSessionID", sip_session_id);
+                }
+                xml.optional_leaf(2, "start-time", &session.start_time);
+                xml.optional_leaf(2, "end-time", &session.end_time);
+                xml.end(1, "session");
+            }
+        }
+        for participant in &self.participants {
+            let empty = participant.aor.is_empty() && participant.name.is_none();
+            xml.start(
+                1,
+                "participant",
+                &[("participant_id", &participant.id)],
+                empty,
+            );
+            if !empty {
+                let nameless = participant.name.is_none();
+                xml.start(2, "nameID", &[("aor", &participant.aor)], nameless);
+                if !nameless {
+                    xml.optional_leaf(3, "name", &participant.name);
+                    xml.end(2, "nameID");
+                }
+                xml.end(1, "participant");
+            }
+        }
+        for stream in &self.streams {
+            let attributes = [
+                ("stream_id", stream.id.as_str()),
+                ("session_id", &stream.session_id),
+            ];
+            xml.start(1, "stream", &attributes, false);
+            xml.leaf(2, "label", &stream.label);
+            xml.end(1, "stream");
+        }
+        for assoc in &self.session_recording_assocs {
+            let empty = assoc.associate_time.is_none() && assoc.disassociate_time.is_none();
+            let attributes = [("session_id", assoc.session_id.as_str())];
+            xml.start(1, "sessionrecordingassoc", &attributes, empty);
+            if !empty {
+                xml.times(2, &assoc.associate_time, &assoc.disassociate_time);
+                xml.end(1, "sessionrecordingassoc");
+            }
+        }
+        for assoc in &self.participant_session_assocs {
+            let empty = assoc.associate_time.is_none() && assoc.disassociate_time.is_none();
+            let attributes = [
+                ("participant_id", assoc.participant_id.as_str()),
+                ("session_id", &assoc.session_id),
+            ];
+            xml.start(1, "participantsessionassoc", &attributes, empty);
+            if !empty {
+                xml.times(2, &assoc.associate_time, &assoc.disassociate_time);
+                xml.end(1, "participantsessionassoc");
+            }
+        }
+        for assoc in &self.participant_stream_assocs {
+            let empty = assoc.send.is_empty() && assoc.recv.is_empty();
+            let attributes = [("participant_id", assoc.participant_id.as_str())];
+            xml.start(1, "participantstreamassoc", &attributes, empty);
+            if !empty {
+                for stream_id in &assoc.send {
+                    xml.leaf(2, "send", stream_id);
+                }
+                for stream_id in &assoc.recv {
+                    xml.leaf(2, "recv", stream_id);
+                }
+                xml.end(1, "participantstreamassoc");
+            }
+        }
+        xml.end(0, "recording");
+        xml.out
+    }
+
+    /// Checks the bindings an SRS relies on to tell the speakers apart: streams and the RS SDP's
+    /// `a=label` values must correspond one to one, and every reference must resolve. Meant for a
+    /// complete snapshot (or a partial update merged into the previous state).
+    pub fn validate_against_labels(&self, sdp_labels: &[String]) -> Result<(), MetadataError> {
+        let mut stream_labels = HashSet::new();
+        for stream in &self.streams {
+            if !stream_labels.insert(stream.label.as_str()) {
+                return Err(MetadataError::DuplicateLabel(stream.label.clone()));
+            }
+            if !sdp_labels.contains(&stream.label) {
+                return Err(MetadataError::LabelNotInSdp {
+                    stream_id: stream.id.clone(),
+                    label: stream.label.clone(),
+                });
+            }
+        }
+        if let Some(orphan) = sdp_labels
+            .iter()
+            .find(|label| !stream_labels.contains(label.as_str()))
+        {
+            return Err(MetadataError::SdpLabelWithoutStream(orphan.clone()));
+        }
+
+        let sessions: HashSet<&str> = self.sessions.iter().map(|s| s.id.as_str()).collect();
+        let participants: HashSet<&str> = self.participants.iter().map(|p| p.id.as_str()).collect();
+        let streams: HashSet<&str> = self.streams.iter().map(|s| s.id.as_str()).collect();
+        let unknown_session = |referrer: String, session_id: &str| {
+            (!sessions.contains(session_id)).then(|| MetadataError::UnknownSession {
+                referrer,
+                session_id: session_id.to_owned(),
+            })
+        };
+        let unknown_participant = |participant_id: &str| {
+            (!participants.contains(participant_id))
+                .then(|| MetadataError::UnknownParticipant(participant_id.to_owned()))
+        };
+
+        for stream in &self.streams {
+            if let Some(error) =
+                unknown_session(format!("stream {}", stream.id), &stream.session_id)
+            {
+                return Err(error);
+            }
+        }
+        for assoc in &self.session_recording_assocs {
+            let referrer = "sessionrecordingassoc".to_owned();
+            if let Some(error) = unknown_session(referrer, &assoc.session_id) {
+                return Err(error);
+            }
+        }
+        for assoc in &self.participant_session_assocs {
+            if let Some(error) = unknown_participant(&assoc.participant_id) {
+                return Err(error);
+            }
+            let referrer = format!("participantsessionassoc of {}", assoc.participant_id);
+            if let Some(error) = unknown_session(referrer, &assoc.session_id) {
+                return Err(error);
+            }
+        }
+        for assoc in &self.participant_stream_assocs {
+            if let Some(error) = unknown_participant(&assoc.participant_id) {
+                return Err(error);
+            }
+            if let Some(stream_id) = assoc
+                .send
+                .iter()
+                .chain(&assoc.recv)
+                .find(|id| !streams.contains(id.as_str()))
+            {
+                return Err(MetadataError::UnknownStream {
+                    participant_id: assoc.participant_id.clone(),
+                    stream_id: stream_id.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a metadata document. Elements in the recording namespace, or in no namespace (some
+/// SRCs omit `xmlns`), are read whatever their prefix; other namespaces' elements and unknown
+/// elements are skipped. Text and attribute values are trimmed.
+pub fn parse(xml: &str) -> Result<Metadata, MetadataError> {
+    if xml.len() > MAX_XML_BYTES {
+        return Err(MetadataError::TooLarge { len: xml.len() });
+    }
+    let root = read_tree(xml)?;
+    if root.name != "recording" {
+        return Err(MetadataError::NotRecording(root.name));
+    }
+    let mut metadata = Metadata::default();
+    for element in &root.children {
+        match element.name.as_str() {
+            "datamode" => metadata.datamode = parse_datamode(element.text.trim())?,
+            "group" => metadata.groups.push(Group {
+                id: element.required("group", "group_id")?,
+                associate_time: element.child_text("associate-time"),
+                disassociate_time: element.child_text("disassociate-time"),
+            }),
+            "session" => metadata.sessions.push(Session {
+                id: element.required("session", "session_id")?,
+                sip_session_ids: element.children_text("sipSessionID"),
+                start_time: element.child_text("start-time"),
+                end_time: element.child_text("end-time"),
+            }),
+            "participant" => {
+                let name_id = element.children_named("nameID").next();
+                let aor = match name_id {
+                    Some(name_id) => name_id.required("nameID", "aor")?,
+                    None => String::new(),
+                };
+                metadata.participants.push(Participant {
+                    id: element.required("participant", "participant_id")?,
+                    aor,
+                    name: name_id.and_then(|name_id| name_id.child_text("name")),
+                });
+            }
+            "stream" => metadata.streams.push(Stream {
+                id: element.required("stream", "stream_id")?,
+                session_id: element.required("stream", "session_id")?,
+                label: element.child_text("label").unwrap_or_default(),
+            }),
+            "sessionrecordingassoc" => {
+                metadata
+                    .session_recording_assocs
+                    .push(SessionRecordingAssoc {
+                        session_id: element.required("sessionrecordingassoc", "session_id")?,
+                        associate_time: element.child_text("associate-time"),
+                        disassociate_time: element.child_text("disassociate-time"),
+                    });
+            }
+            "participantsessionassoc" => {
+                const NAME: &str = "participantsessionassoc";
+                metadata
+                    .participant_session_assocs
+                    .push(ParticipantSessionAssoc {
+                        participant_id: element.required(NAME, "participant_id")?,
+                        session_id: element.required(NAME, "session_id")?,
+                        associate_time: element.child_text("associate-time"),
+                        disassociate_time: element.child_text("disassociate-time"),
+                    });
+            }
+            "participantstreamassoc" => {
+                metadata
+                    .participant_stream_assocs
+                    .push(ParticipantStreamAssoc {
+                        participant_id: element
+                            .required("participantstreamassoc", "participant_id")?,
+                        send: element.children_text("send"),
+                        recv: element.children_text("recv"),
+                    });
+            }
+            _ => {}
+        }
+    }
+    Ok(metadata)
+}
+
+fn parse_datamode(text: &str) -> Result<DataMode, MetadataError> {
+    if text.eq_ignore_ascii_case("complete") {
+        Ok(DataMode::Complete)
+    } else if text.eq_ignore_ascii_case("partial") {
+        Ok(DataMode::Partial)
+    } else {
+        Err(MetadataError::InvalidDataMode(text.to_owned()))
+    }
+}
+
+/// An element of the recording namespace, reduced to what the model reads.
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    attributes: Vec<(String, String)>,
+    text: String,
+    children: Vec<Element>,
+}
+
+impl Element {
+    fn required(
+        &self,
+        element: &'static str,
+        attribute: &'static str,
+    ) -> Result<String, MetadataError> {
+        self.attributes
+            .iter()
+            .find(|(name, _)| name == attribute)
+            .map(|(_, value)| value.trim().to_owned())
+            .ok_or(MetadataError::MissingAttribute { element, attribute })
+    }
+
+    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
+        self.children.iter().filter(move |child| child.name == name)
+    }
+
+    fn child_text(&self, name: &str) -> Option<String> {
+        self.children_named(name)
+            .next()
+            .map(|child| child.text.trim().to_owned())
+    }
+
+    fn children_text(&self, name: &str) -> Vec<String> {
+        self.children_named(name)
+            .map(|child| child.text.trim().to_owned())
+            .collect()
+    }
+}
+
+fn read_tree(xml: &str) -> Result<Element, MetadataError> {
+    let mut reader = NsReader::from_str(xml);
+    reader.config_mut().expand_empty_elements = true;
+    let mut open: Vec<Element> = Vec::new();
+    // Depth inside an element of a foreign namespace, whose whole subtree is ignored.
+    let mut skipping = 0usize;
+    let mut element_count = 0usize;
+    let mut root = None;
+    loop {
+        let (namespace, event) = reader
+            .read_resolved_event()
+            .map_err(|error| MetadataError::Xml(error.to_string()))?;
+        let ours = match namespace {
+            ResolveResult::Unbound => true,
+            ResolveResult::Bound(namespace) => namespace.as_ref() == NAMESPACE,
+            ResolveResult::Unknown(_) => false,
+        };
+        let collecting = skipping == 0;
+        match event {
+            Event::Start(start) => {
+                if root.is_some() {
+                    return Err(MetadataError::Xml("element after the root element".into()));
+                }
+                element_count += 1;
+                if element_count > MAX_ELEMENTS {
+                    return Err(MetadataError::TooManyElements);
+                }
+                if open.len() + skipping >= MAX_DEPTH {
+                    return Err(MetadataError::TooDeep);
+                }
+                if open.is_empty() && skipping == 0 && !ours {
+                    let name = start.name().as_ref().to_owned();
+                    return Err(MetadataError::NotRecording(name));
+                }
+                if collecting && ours {
+                    open.push(element_of(&start)?);
+                } else {
+                    skipping += 1;
+                }
+            }
+            Event::End(_) => {
+                if skipping > 0 {
+                    skipping -= 1;
+                    continue;
+                }
+                let closed = open
+                    .pop()
+                    .ok_or_else(|| MetadataError::Xml("unmatched end tag".into()))?;
+                match open.last_mut() {
+                    Some(parent) => parent.children.push(closed),
+                    None => root = Some(closed),
+                }
+            }
+            Event::Text(text) => {
+                if let Some(element) = open.last_mut().filter(|_| collecting) {
+                    element.text.push_str(&text.xml10_content());
+                }
+            }
+            Event::CData(data) => {
+                if let Some(element) = open.last_mut().filter(|_| collecting) {
+                    element.text.push_str(&data.xml10_content());
+                }
+            }
+            Event::GeneralRef(reference) => {
+                let resolved = reference
+                    .resolve_char_ref()
+                    .map_err(|error| MetadataError::Xml(error.to_string()))?;
+                let mut buffer = [0u8; 4];
+                let replacement = match resolved {
+                    Some(character) => &*character.encode_utf8(&mut buffer),
+                    None => resolve_predefined_entity(&reference)
+                        .ok_or_else(|| MetadataError::UnknownEntity(reference.to_string()))?,
+                };
+                if let Some(element) = open.last_mut().filter(|_| collecting) {
+                    element.text.push_str(replacement);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if let Some(unclosed) = open.last() {
+        return Err(MetadataError::Xml(format!(
+            "document ends inside <{}>",
+            unclosed.name
+        )));
+    }
+    if skipping > 0 {
+        return Err(MetadataError::Xml("document ends inside an element".into()));
+    }
+    root.ok_or(MetadataError::Empty)
+}
+
+fn element_of(start: &BytesStart<'_>) -> Result<Element, MetadataError> {
+    let mut attributes = Vec::new();
+    for attribute in start.attributes() {
+        let attribute = attribute.map_err(|error| MetadataError::Xml(error.to_string()))?;
+        // RFC 7865 attributes are unqualified; prefixed ones (xml:lang, xmlns:x) are not ours.
+        if attribute.key.prefix().is_some() {
+            continue;
+        }
+        let value = attribute
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|error| MetadataError::Xml(error.to_string()))?;
+        let name = attribute.key.local_name().as_ref().to_owned();
+        attributes.push((name, value.into_owned()));
+    }
+    Ok(Element {
+        name: start.local_name().as_ref().to_owned(),
+        attributes,
+        ..Element::default()
+    })
+}
+
+#[derive(Default)]
+struct XmlOut {
+    out: String,
+}
+
+impl XmlOut {
+    fn indent(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.out.push_str("  ");
+        }
+    }
+
+    fn start(&mut self, depth: usize, name: &str, attributes: &[(&str, &str)], empty: bool) {
+        self.indent(depth);
+        self.out.push('<');
+        self.out.push_str(name);
+        for (attribute, value) in attributes {
+            let _ = write!(self.out, " {attribute}=\"");
+            escape_into(&mut self.out, value, true);
+            self.out.push('"');
+        }
+        self.out.push_str(if empty { "/>\n" } else { ">\n" });
+    }
+
+    fn end(&mut self, depth: usize, name: &str) {
+        self.indent(depth);
+        let _ = writeln!(self.out, "</{name}>");
+    }
+
+    fn leaf(&mut self, depth: usize, name: &str, text: &str) {
+        self.indent(depth);
+        let _ = write!(self.out, "<{name}>");
+        escape_into(&mut self.out, text, false);
+        let _ = writeln!(self.out, "</{name}>");
+    }
+
+    fn optional_leaf(&mut self, depth: usize, name: &str, text: &Option<String>) {
+        if let Some(text) = text {
+            self.leaf(depth, name, text);
+        }
+    }
+
+    fn times(&mut self, depth: usize, associate: &Option<String>, disassociate: &Option<String>) {
+        self.optional_leaf(depth, "associate-time", associate);
+        self.optional_leaf(depth, "disassociate-time", disassociate);
+    }
+}
+
+/// Escapes markup characters, keeps CR (and, in attributes, TAB and LF) from being normalised
+/// away by the reader, and replaces characters XML 1.0 cannot carry at all.
+fn escape_into(out: &mut String, text: &str, in_attribute: bool) {
+    for character in text.chars() {
+        match character {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if in_attribute => out.push_str("&quot;"),
+            '\'' if in_attribute => out.push_str("&apos;"),
+            '\t' if in_attribute => out.push_str("&#9;"),
+            '\n' if in_attribute => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => {
+                out.push(character);
+            }
+            _ => out.push(char::REPLACEMENT_CHARACTER),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    fn separate_streams_snapshot() -> Metadata {
+        two_party_snapshot(TwoParty {
+            session_id: "0PdYI8sdNfR3LdEhLcHxoQ==".into(),
+            sip_session_id:
+                "ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2".into(),
+            start_time: "2026-11-26T10:11:12.345Z".into(),
+            local: Party {
+                participant_id: "srfBElmCRp2QB23b7Mpk0w==".into(),
+                aor: "sip:alice@example.com".into(),
+                name: Some("Alice".into()),
+            },
+            remote: Party {
+                participant_id: "zSfPoSvdSDCmU3A3TRDxAw==".into(),
+                aor: "sip:bob@example.net".into(),
+                name: None,
+            },
+            streams: vec![
+                StreamSpec {
+                    stream_id: "UAAMm5GRQKSCMVvLyl4rFw==".into(),
+                    label: "1".into(),
+                    sender: StreamSender::Local,
+                },
+                StreamSpec {
+                    stream_id: "i1Pz3to5hGk8fuXl+PKw0w==".into(),
+                    label: "2".into(),
+                    sender: StreamSender::Remote,
+                },
+            ],
+            associate_time: "2026-11-26T10:11:13.000Z".into(),
+        })
+    }
+
+    fn labels(values: &[&str]) -> Vec<String> {
+        values.iter().map(|value| (*value).to_owned()).collect()
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_xml() {
+        let metadata = separate_streams_snapshot();
+        assert_eq!(parse(&metadata.to_xml()).unwrap(), metadata);
+    }
+
+    #[test]
+    fn every_field_round_trips_through_xml() {
+        let mut metadata = separate_streams_snapshot();
+        metadata.datamode = DataMode::Partial;
+        metadata.groups.push(Group {
+            id: "7+OTCyoxTmqmqyA/1weDAg==".into(),
+            associate_time: Some("2026-11-26T10:00:00.000Z".into()),
+            disassociate_time: Some("2026-11-26T11:00:00.000Z".into()),
+        });
+        metadata.groups.push(Group {
+            id: "bare".into(),
+            ..Group::default()
+        });
+        metadata.sessions[0].end_time = Some("2026-11-26T10:20:00.000Z".into());
+        metadata.sessions[0].sip_session_ids.push("second".into());
+        metadata.sessions.push(Session {
+            id: "empty-session".into(),
+            ..Session::default()
+        });
+        metadata.participants.push(Participant {
+            id: "silent".into(),
+            ..Participant::default()
+        });
+        metadata.session_recording_assocs[0].disassociate_time =
+            Some("2026-11-26T10:20:01.000Z".into());
+        metadata.participant_session_assocs[1].disassociate_time =
+            Some("2026-11-26T10:19:59.999Z".into());
+        metadata
+            .participant_stream_assocs
+            .push(ParticipantStreamAssoc {
+                participant_id: "silent".into(),
+                send: vec![],
+                recv: vec![],
+            });
+        let xml = metadata.to_xml();
+        assert!(xml.contains("<datamode>partial</datamode>"));
+        assert_eq!(parse(&xml).unwrap(), metadata);
+    }
+
+    #[test]
+    fn writer_uses_rfc7865_names() {
+        let xml = separate_streams_snapshot().to_xml();
+        for expected in [
+            "<recording xmlns=\"urn:ietf:params:xml:ns:recording:1\">",
+            "<datamode>complete</datamode>",
+            "<session session_id=\"0PdYI8sdNfR3LdEhLcHxoQ==\">",
+            "<sipSessionID>ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2</sipSessionID>",
+            "<start-time>2026-11-26T10:11:12.345Z</start-time>",
+            "<participant participant_id=\"srfBElmCRp2QB23b7Mpk0w==\">",
+            "<nameID aor=\"sip:alice@example.com\">",
+            "<name>Alice</name>",
+            "<nameID aor=\"sip:bob@example.net\"/>",
+            "<stream stream_id=\"UAAMm5GRQKSCMVvLyl4rFw==\" session_id=\"0PdYI8sdNfR3LdEhLcHxoQ==\">",
+            "<label>1</label>",
+            "<sessionrecordingassoc session_id=\"0PdYI8sdNfR3LdEhLcHxoQ==\">",
+            "<associate-time>2026-11-26T10:11:13.000Z</associate-time>",
+            "<participantsessionassoc participant_id=\"srfBElmCRp2QB23b7Mpk0w==\" session_id=\"0PdYI8sdNfR3LdEhLcHxoQ==\">",
+            "<participantstreamassoc participant_id=\"srfBElmCRp2QB23b7Mpk0w==\">",
+            "<send>UAAMm5GRQKSCMVvLyl4rFw==</send>",
+            "<recv>i1Pz3to5hGk8fuXl+PKw0w==</recv>",
+        ] {
+            assert!(xml.contains(expected), "missing {expected} in\n{xml}");
+        }
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"));
+        assert!(xml.trim_end().ends_with("</recording>"));
+    }
+
+    const RFC_STYLE_EXAMPLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns='urn:ietf:params:xml:ns:recording:1'
+           xmlns:acme="urn:example:acme-recorder">
+  <datamode>complete</datamode>
+  <group group_id="7+OTCyoxTmqmqyA/1weDAg==">
+    <associate-time>2010-12-16T23:41:07Z</associate-time>
+  </group>
+  <session session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <sipSessionID>ab30317f1a784dc48ff824d0d3715d86;
+        remote=47755a9de7794ba387653f2099600ef2</sipSessionID>
+    <group-ref>7+OTCyoxTmqmqyA/1weDAg==</group-ref>
+    <start-time>2010-12-16T23:41:07Z</start-time>
+  </session>
+  <participant participant_id="srfBElmCRp2QB23b7Mpk0w==">
+    <nameID aor="sip:alice@atlanta.example.com">
+      <name xml:lang="en">Alice Liddell</name>
+    </nameID>
+    <nameID aor="tel:+15551234567"/>
+  </participant>
+  <participant participant_id="zSfPoSvdSDCmU3A3TRDxAw==">
+    <nameID aor="sip:bob@biloxi.example.com">
+      <name xml:lang="en">Bob &amp; Co</name>
+    </nameID>
+    <acme:department>Sales</acme:department>
+  </participant>
+  <stream stream_id="UAAMm5GRQKSCMVvLyl4rFw==" session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <acme:label>a vendor's label, not the SDP binding</acme:label>
+    <label>96</label>
+    <content>main</content>
+  </stream>
+  <stream stream_id="i1Pz3to5hGk8fuXl+PKw0w==" session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <label>97</label>
+  </stream>
+  <sessionrecordingassoc session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <associate-time>2010-12-16T23:41:07Z</associate-time>
+  </sessionrecordingassoc>
+  <participantsessionassoc participant_id="srfBElmCRp2QB23b7Mpk0w=="
+                           session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <associate-time>2010-12-16T23:41:07Z</associate-time>
+  </participantsessionassoc>
+  <participantsessionassoc participant_id="zSfPoSvdSDCmU3A3TRDxAw=="
+                           session_id="hVpd7YQgRW2nD22h7q60JQ==">
+    <associate-time>2010-12-16T23:41:07Z</associate-time>
+  </participantsessionassoc>
+  <participantstreamassoc participant_id="srfBElmCRp2QB23b7Mpk0w==">
+    <send>i1Pz3to5hGk8fuXl+PKw0w==</send>
+    <recv>UAAMm5GRQKSCMVvLyl4rFw==</recv>
+  </participantstreamassoc>
+  <participantstreamassoc participant_id="zSfPoSvdSDCmU3A3TRDxAw==">
+    <send>UAAMm5GRQKSCMVvLyl4rFw==</send>
+    <recv>i1Pz3to5hGk8fuXl+PKw0w==</recv>
+  </participantstreamassoc>
+  <futureelement>ignored</futureelement>
+</recording>
+"#;
+
+    #[test]
+    fn parses_an_rfc_style_example() {
+        let metadata = parse(RFC_STYLE_EXAMPLE).unwrap();
+        assert_eq!(metadata.datamode, DataMode::Complete);
+        assert_eq!(
+            metadata.groups,
+            vec![Group {
+                id: "7+OTCyoxTmqmqyA/1weDAg==".into(),
+                associate_time: Some("2010-12-16T23:41:07Z".into()),
+                disassociate_time: None,
+            }]
+        );
+        assert_eq!(metadata.sessions.len(), 1);
+        assert_eq!(metadata.sessions[0].id, "hVpd7YQgRW2nD22h7q60JQ==");
+        assert_eq!(
+            metadata.sessions[0].start_time.as_deref(),
+            Some("2010-12-16T23:41:07Z")
+        );
+        assert!(metadata.sessions[0].sip_session_ids[0].starts_with("ab30317f"));
+        assert_eq!(
+            metadata.participants,
+            vec![
+                Participant {
+                    id: "srfBElmCRp2QB23b7Mpk0w==".into(),
+                    aor: "sip:alice@atlanta.example.com".into(),
+                    name: Some("Alice Liddell".into()),
+                },
+                Participant {
+                    id: "zSfPoSvdSDCmU3A3TRDxAw==".into(),
+                    aor: "sip:bob@biloxi.example.com".into(),
+                    name: Some("Bob & Co".into()),
+                },
+            ]
+        );
+        let stream_labels: Vec<&str> = metadata.streams.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(stream_labels, ["96", "97"]);
+        assert_eq!(metadata.session_recording_assocs.len(), 1);
+        assert_eq!(metadata.participant_session_assocs.len(), 2);
+        assert_eq!(
+            metadata.participant_stream_assocs[1],
+            ParticipantStreamAssoc {
+                participant_id: "zSfPoSvdSDCmU3A3TRDxAw==".into(),
+                send: vec!["UAAMm5GRQKSCMVvLyl4rFw==".into()],
+                recv: vec!["i1Pz3to5hGk8fuXl+PKw0w==".into()],
+            }
+        );
+        metadata
+            .validate_against_labels(&labels(&["96", "97"]))
+            .unwrap();
+    }
+
+    #[test]
+    fn prefixed_and_namespaceless_documents_parse_alike() {
+        let expected = separate_streams_snapshot();
+        let plain = expected.to_xml();
+        let mut prefixed = String::new();
+        let declared = plain.replace("xmlns=", "xmlns:rec=");
+        let mut chars = declared.chars().peekable();
+        while let Some(c) = chars.next() {
+            prefixed.push(c);
+            if c == '<' {
+                if chars.peek() == Some(&'/') {
+                    prefixed.push(chars.next().unwrap());
+                }
+                if chars.peek().is_some_and(|next| next.is_ascii_alphabetic()) {
+                    prefixed.push_str("rec:");
+                }
+            }
+        }
+        assert!(prefixed.contains("<rec:participantstreamassoc"));
+        assert_eq!(parse(&prefixed).unwrap(), expected);
+        let namespaceless = plain.replace(" xmlns=\"urn:ietf:params:xml:ns:recording:1\"", "");
+        assert_eq!(parse(&namespaceless).unwrap(), expected);
+        let foreign = plain.replace(NAMESPACE, "urn:example:other");
+        assert_eq!(
+            parse(&foreign),
+            Err(MetadataError::NotRecording("recording".into()))
+        );
+    }
+
+    #[test]
+    fn markup_in_names_and_aors_is_escaped() {
+        let mut metadata = separate_streams_snapshot();
+        metadata.participants[0].name = Some("Bob \"The <Builder>\" & Sons' \r\nLtd".into());
+        metadata.participants[1].aor = "sip:a&b@example.com;x=\"<y>\"\t'z'\n".into();
+        metadata.streams[0].label = "<&>".into();
+        let xml = metadata.to_xml();
+        assert!(xml.contains("<name>Bob \"The &lt;Builder&gt;\" &amp; Sons' &#13;\nLtd</name>"));
+        assert!(xml.contains(
+            "aor=\"sip:a&amp;b@example.com;x=&quot;&lt;y&gt;&quot;&#9;&apos;z&apos;&#10;\""
+        ));
+        assert!(xml.contains("<label>&lt;&amp;&gt;</label>"));
+        let parsed = parse(&xml).unwrap();
+        assert_eq!(parsed.participants[0].name, metadata.participants[0].name);
+        // Attribute values are trimmed on parse, so only the trailing LF is lost.
+        assert_eq!(
+            parsed.participants[1].aor,
+            "sip:a&b@example.com;x=\"<y>\"\t'z'"
+        );
+        assert_eq!(parsed.streams[0].label, "<&>");
+    }
+
+    #[test]
+    fn characters_xml_cannot_carry_are_replaced() {
+        let mut metadata = separate_streams_snapshot();
+        metadata.participants[0].name = Some("a\u{1}b\u{FFFF}c".into());
+        let parsed = parse(&metadata.to_xml()).unwrap();
+        assert_eq!(
+            parsed.participants[0].name.as_deref(),
+            Some("a\u{FFFD}b\u{FFFD}c")
+        );
+    }
+
+    #[test]
+    fn label_validation_accepts_the_matching_sdp() {
+        let metadata = separate_streams_snapshot();
+        metadata
+            .validate_against_labels(&labels(&["2", "1"]))
+            .unwrap();
+    }
+
+    #[test]
+    fn label_validation_catches_missing_stale_and_duplicate_labels() {
+        let metadata = separate_streams_snapshot();
+        assert_eq!(
+            metadata.validate_against_labels(&labels(&["1", "2", "3"])),
+            Err(MetadataError::SdpLabelWithoutStream("3".into()))
+        );
+        assert_eq!(
+            metadata.validate_against_labels(&labels(&["1"])),
+            Err(MetadataError::LabelNotInSdp {
+                stream_id: "i1Pz3to5hGk8fuXl+PKw0w==".into(),
+                label: "2".into(),
+            })
+        );
+        let mut swapped_onto_one_line = metadata.clone();
+        swapped_onto_one_line.streams[1].label = "1".into();
+        assert_eq!(
+            swapped_onto_one_line.validate_against_labels(&labels(&["1", "2"])),
+            Err(MetadataError::DuplicateLabel("1".into()))
+        );
+    }
+
+    #[test]
+    fn reference_validation_catches_dangling_ids() {
+        let base = separate_streams_snapshot();
+        let sdp = labels(&["1", "2"]);
+
+        let mut orphan_stream = base.clone();
+        orphan_stream.streams[0].session_id = "gone".into();
+        assert!(matches!(
+            orphan_stream.validate_against_labels(&sdp),
+            Err(MetadataError::UnknownSession { session_id, .. }) if session_id == "gone"
+        ));
+
+        let mut unknown_participant = base.clone();
+        unknown_participant.participant_stream_assocs[1].participant_id = "nobody".into();
+        assert_eq!(
+            unknown_participant.validate_against_labels(&sdp),
+            Err(MetadataError::UnknownParticipant("nobody".into()))
+        );
+
+        let mut unknown_stream = base.clone();
+        unknown_stream.participant_stream_assocs[0].recv[0] = "ghost".into();
+        assert_eq!(
+            unknown_stream.validate_against_labels(&sdp),
+            Err(MetadataError::UnknownStream {
+                participant_id: "srfBElmCRp2QB23b7Mpk0w==".into(),
+                stream_id: "ghost".into(),
+            })
+        );
+
+        let mut unknown_assoc_session = base;
+        unknown_assoc_session.participant_session_assocs[0].session_id = "other".into();
+        assert!(matches!(
+            unknown_assoc_session.validate_against_labels(&sdp),
+            Err(MetadataError::UnknownSession { session_id, .. }) if session_id == "other"
+        ));
+    }
+
+    #[test]
+    fn two_party_snapshot_binds_each_voice_to_its_speaker() {
+        let metadata = separate_streams_snapshot();
+        let alice = "srfBElmCRp2QB23b7Mpk0w==";
+        let bob = "zSfPoSvdSDCmU3A3TRDxAw==";
+        let label_1 = "UAAMm5GRQKSCMVvLyl4rFw==";
+        let label_2 = "i1Pz3to5hGk8fuXl+PKw0w==";
+        assert_eq!(metadata.datamode, DataMode::Complete);
+        assert_eq!(
+            metadata.participant_stream_assocs,
+            vec![
+                ParticipantStreamAssoc {
+                    participant_id: alice.into(),
+                    send: vec![label_1.into()],
+                    recv: vec![label_2.into()],
+                },
+                ParticipantStreamAssoc {
+                    participant_id: bob.into(),
+                    send: vec![label_2.into()],
+                    recv: vec![label_1.into()],
+                },
+            ]
+        );
+        let ids: Vec<&str> = metadata
+            .participants
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(ids, [alice, bob]);
+        assert_eq!(metadata.participant_session_assocs.len(), 2);
+        assert!(metadata.participant_session_assocs.iter().all(|assoc| {
+            assoc.session_id == "0PdYI8sdNfR3LdEhLcHxoQ=="
+                && assoc.associate_time.as_deref() == Some("2026-11-26T10:11:13.000Z")
+        }));
+        assert_eq!(
+            metadata.session_recording_assocs[0]
+                .associate_time
+                .as_deref(),
+            Some("2026-11-26T10:11:13.000Z")
+        );
+        assert_eq!(metadata.sessions[0].sip_session_ids.len(), 1);
+    }
+
+    #[test]
+    fn two_party_snapshot_in_mixed_mode_has_both_send_one_stream() {
+        let mut params = TwoParty {
+            session_id: "s".into(),
+            sip_session_id: String::new(),
+            start_time: "2026-01-01T00:00:00.000Z".into(),
+            local: Party {
+                participant_id: "a".into(),
+                aor: "sip:a@x".into(),
+                name: None,
+            },
+            remote: Party {
+                participant_id: "b".into(),
+                aor: "sip:b@x".into(),
+                name: None,
+            },
+            streams: vec![StreamSpec {
+                stream_id: "mix".into(),
+                label: "1".into(),
+                sender: StreamSender::Both,
+            }],
+            associate_time: "2026-01-01T00:00:00.000Z".into(),
+        };
+        let metadata = two_party_snapshot(params.clone());
+        assert!(metadata.sessions[0].sip_session_ids.is_empty());
+        for assoc in &metadata.participant_stream_assocs {
+            assert_eq!(assoc.send, ["mix"]);
+            assert_eq!(assoc.recv, ["mix"]);
+        }
+        metadata.validate_against_labels(&labels(&["1"])).unwrap();
+
+        params.streams[0].sender = StreamSender::Remote;
+        let remote_only = two_party_snapshot(params);
+        assert!(remote_only.participant_stream_assocs[0].send.is_empty());
+        assert_eq!(remote_only.participant_stream_assocs[1].send, ["mix"]);
+    }
+
+    #[test]
+    fn new_id_is_a_base64_version_4_uuid() {
+        let id = new_id([0xff; 16]);
+        assert_eq!(id.len(), 24);
+        let bytes = BASE64.decode(&id).unwrap();
+        assert_eq!(bytes[6], 0x4f);
+        assert_eq!(bytes[8], 0xbf);
+        assert_eq!(bytes[0], 0xff);
+        assert_eq!(new_id([0; 16]), "AAAAAAAAQACAAAAAAAAAAA==");
+        assert_ne!(new_id([1; 16]), new_id([2; 16]));
+    }
+
+    #[test]
+    fn format_time_known_values() {
+        let at = |seconds: u64, millis: u64| {
+            format_time(Duration::from_secs(seconds) + Duration::from_millis(millis))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(68_169_600, 1), "1972-02-29T00:00:00.001Z");
+        assert_eq!(at(1_795_687_872, 345), "2026-11-26T10:11:12.345Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+        assert_eq!(at(253_402_300_799, 999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_time(Duration::new(86_399, 999_999_999)),
+            "1970-01-01T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn civil_from_days_agrees_with_counting_day_by_day() {
+        let mut date = (1970u64, 1u64, 1u64);
+        for days in 0..(400 * 366) {
+            assert_eq!(civil_from_days(days), date, "day {days}");
+            let (year, month, day) = date;
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+            let month_length = match month {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            date = if day < month_length {
+                (year, month, day + 1)
+            } else if month < 12 {
+                (year, month + 1, 1)
+            } else {
+                (year + 1, 1, 1)
+            };
+        }
+    }
+
+    #[test]
+    fn structural_errors_are_reported() {
+        assert_eq!(parse(""), Err(MetadataError::Empty));
+        assert_eq!(
+            parse("<other xmlns='urn:ietf:params:xml:ns:recording:1'/>"),
+            Err(MetadataError::NotRecording("other".into()))
+        );
+        assert_eq!(
+            parse("<recording><datamode>sometimes</datamode></recording>"),
+            Err(MetadataError::InvalidDataMode("sometimes".into()))
+        );
+        assert_eq!(
+            parse("<recording><stream stream_id='x'><label>1</label></stream></recording>"),
+            Err(MetadataError::MissingAttribute {
+                element: "stream",
+                attribute: "session_id"
+            })
+        );
+        assert_eq!(
+            parse("<recording><participant participant_id='p'><nameID/></participant></recording>"),
+            Err(MetadataError::MissingAttribute {
+                element: "nameID",
+                attribute: "aor"
+            })
+        );
+        assert_eq!(
+            parse(
+                "<!DOCTYPE r [<!ENTITY x 'boom'>]><recording><datamode>&x;</datamode></recording>"
+            ),
+            Err(MetadataError::UnknownEntity("x".into()))
+        );
+        assert!(matches!(
+            parse("<recording></session>"),
+            Err(MetadataError::Xml(_))
+        ));
+        assert!(matches!(
+            parse("<recording/><recording/>"),
+            Err(MetadataError::Xml(_))
+        ));
+        assert_eq!(parse("<recording/>").unwrap(), Metadata::default());
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let huge = format!("<recording>{}</recording>", " ".repeat(MAX_XML_BYTES));
+        assert!(matches!(parse(&huge), Err(MetadataError::TooLarge { .. })));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert_eq!(parse(&deep), Err(MetadataError::TooDeep));
+        let wide = format!("<recording>{}</recording>", "<x/>".repeat(MAX_ELEMENTS));
+        assert_eq!(parse(&wide), Err(MetadataError::TooManyElements));
+        let foreign_deep = format!(
+            "<recording><o:a xmlns:o='urn:o'>{}{}</o:a></recording>",
+            "<o:a>".repeat(MAX_DEPTH),
+            "</o:a>".repeat(MAX_DEPTH)
+        );
+        assert_eq!(parse(&foreign_deep), Err(MetadataError::TooDeep));
+    }
+
+    #[test]
+    fn every_truncation_fails_cleanly() {
+        let xml = separate_streams_snapshot().to_xml();
+        let complete_at = xml.trim_end().len();
+        for cut in (0..complete_at).filter(|&cut| xml.is_char_boundary(cut)) {
+            assert!(parse(&xml[..cut]).is_err(), "cut at {cut} parsed");
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "<",
+            ">",
+            "/",
+            "recording",
+            "stream",
+            "label",
+            "=",
+            "\"",
+            "'",
+            "&",
+            "&amp;",
+            "&#",
+            "x;",
+            ";",
+            " ",
+            "xmlns",
+            ":",
+            "a",
+            "<!--",
+            "-->",
+            "<![CDATA[",
+            "]]>",
+            "<?",
+            "?>",
+            "\u{e9}",
+            "session_id",
+            "participant",
+            "nameID",
+            "aor",
+            "send",
+        ];
+        let valid = separate_streams_snapshot().to_xml();
+        for _ in 0..3000 {
+            let count = next() % 40;
+            let garbage: String = (0..count)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            let _ = parse(&garbage);
+            let mut mutated = valid.clone().into_bytes();
+            for _ in 0..3 {
+                let at = (next() % mutated.len() as u64) as usize;
+                mutated[at] = b"<>&\"/ ax;"[(next() % 9) as usize];
+            }
+            let _ = parse(&String::from_utf8_lossy(&mutated));
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Recording with real peers: sipp plays the Session Recording Server and checks what the
+//! SIPREC INVITE carries; another sipp is the far end of the recorded call.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Peer, Scenario, free_port, sipp_scenario, start_sipp_uas, start_verbatim};
+
+const VERBATIM_TIMEOUT: Duration = Duration::from_secs(20);
+const SIPP_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// The recording session opens beside the call with Require: siprec, +sip.src and a
+/// multipart body whose SDP and metadata agree on the labels; pausing and resuming are
+/// re-INVITEs with inactive and sendonly streams; the call's end ends the recording with BYE.
+#[test]
+fn call_recorded_to_sipp_srs_with_pause_and_resume() {
+    let peer_port = free_port();
+    let srs_port = free_port();
+    let verbatim_port = free_port();
+    let mut far_end = Peer::new("sipp-uas");
+    start_sipp_uas(
+        &mut far_end,
+        &Scenario::Builtin("uas"),
+        peer_port,
+        "u1",
+        &[],
+    );
+    let mut srs = Peer::new("sipp-srs");
+    start_sipp_uas(
+        &mut srs,
+        &Scenario::File(sipp_scenario("srs_basic.xml")),
+        srs_port,
+        "t1",
+        &[],
+    );
+    let mut verbatim = Peer::new("verbatim-call-recorded");
+    start_verbatim(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            "--listen",
+            &format!("127.0.0.1:{verbatim_port}"),
+            "--codec",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--duration",
+            "4",
+            "--record",
+            "--srs",
+            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+            "--pause-at",
+            "1",
+            "--resume-at",
+            "2",
+        ],
+    );
+    verbatim.expect_success(VERBATIM_TIMEOUT);
+    srs.expect_success(SIPP_TIMEOUT);
+    far_end.expect_success(SIPP_TIMEOUT);
+    let stderr = verbatim.stderr();
+    let states: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("recording: "))
+        .collect();
+    assert_eq!(
+        states,
+        vec!["starting", "recording", "paused", "recording", "off"],
+        "{stderr}"
+    );
+}
