@@ -121,6 +121,8 @@ enum CliCommand {
         tls: TlsArgs,
         #[command(flatten)]
         media: MediaArgs,
+        #[command(flatten)]
+        record: RecordArgs,
     },
     /// Run N concurrent calls between two engines in this process over loopback, with file
     /// audio, and print one JSON line of figures.
@@ -246,9 +248,11 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             config,
             tls,
             media,
+            record,
         } => {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
+            loaded.record = recording_target(&record)?;
             answer(listen, calls, loaded, tls).await
         }
         CliCommand::Bench {
@@ -631,6 +635,19 @@ impl CallReport {
             Event::Dtmf { call: c, digit } if *c == call => eprintln!("dtmf received: {digit}"),
             Event::MediaStats { call: c, stats } if *c == call => self.stats = Some(stats.clone()),
             Event::Warning { message, .. } => eprintln!("warning: {message}"),
+            Event::FarEndRecording { call: c, recording } if *c == call => {
+                if *recording {
+                    eprintln!("the other side records this call");
+                } else {
+                    eprintln!("the other side stopped recording");
+                }
+            }
+            Event::RecordingPreference {
+                call: c,
+                preference,
+            } if *c == call => {
+                eprintln!("the other side's recording preference: {preference}")
+            }
             Event::Recording { call: c, state, .. } if *c == call => match state {
                 crate::engine::RecordingState::Failed { reason } => {
                     eprintln!("recording: failed: {reason}")
@@ -757,6 +774,7 @@ async fn answer(
     }
     let mut handle = start_driver(listen, &loaded, None, &tls, probe).await?;
     let dtmf = loaded.dtmf.clone();
+    let record = loaded.record.clone();
     let print_stats = loaded.print_stats;
     let account = loaded.account;
     if let Some(account) = &account {
@@ -796,6 +814,9 @@ async fn answer(
                 call,
                 state: CallState::Connected { .. },
             } if dtmf_sent.insert(call) => {
+                if let Some(plan) = &record {
+                    start_recording(&mut handle, call, plan).await?;
+                }
                 if let Some(digits) = &dtmf {
                     send(
                         &mut handle,
@@ -858,6 +879,8 @@ fn event_call(event: &Event) -> Option<CallId> {
         | Event::Dtmf { call, .. }
         | Event::MediaStats { call, .. }
         | Event::Recording { call, .. }
+        | Event::FarEndRecording { call, .. }
+        | Event::RecordingPreference { call, .. }
         | Event::CallEnded { call, .. }
         | Event::IncomingCall { call, .. } => Some(*call),
         _ => None,

@@ -75,6 +75,7 @@ impl Engine {
             rtcp_seed: self.rng.next_u64() as u32,
             srtp,
         };
+        self.far_end_recording_changes(id, &negotiated);
         let now = self.now;
         let wall = self.wall_clock();
         match self.media.get_mut(&id) {
@@ -104,6 +105,38 @@ impl Engine {
             call: id,
             negotiated,
         });
+    }
+
+    /// Reports the far end's `a=record` and `a=recordpref` when they change, and honours a
+    /// preference against recording when the policy allows (RFC 7866 6.1.2, 6.1.3).
+    fn far_end_recording_changes(&mut self, id: CallId, negotiated: &Negotiated) {
+        let previous = self.media.get(&id).and_then(|m| m.negotiated.as_ref());
+        let was_recording = previous.is_some_and(|p| p.remote_record.as_deref() == Some("on"));
+        let records = negotiated.remote_record.as_deref() == Some("on");
+        if records != was_recording {
+            self.events.push_back(Event::FarEndRecording {
+                call: id,
+                recording: records,
+            });
+        }
+        let old_preference = previous.and_then(|p| p.remote_recordpref.clone());
+        let Some(preference) = negotiated.remote_recordpref.clone() else {
+            return;
+        };
+        if old_preference.as_deref() == Some(preference.as_str()) {
+            return;
+        }
+        self.events.push_back(Event::RecordingPreference {
+            call: id,
+            preference: preference.clone(),
+        });
+        if self.config.honour_recordpref {
+            match preference.as_str() {
+                "off" => self.stop_recording(id),
+                "pause" => self.pause_recording(id, true),
+                _ => {}
+            }
+        }
     }
 
     pub(super) fn on_media_packet(&mut self, id: CallId, source: SocketAddr, data: &[u8]) {

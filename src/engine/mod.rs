@@ -99,6 +99,9 @@ pub struct EngineConfig {
     /// Change an established session (hold, resume) with UPDATE instead of re-INVITE when
     /// the peer allows it.
     pub modify_with_update: bool,
+    /// Stop or pause recording when the other side's `a=recordpref` asks for it (off when
+    /// recording is mandatory).
+    pub honour_recordpref: bool,
 }
 
 impl Default for EngineConfig {
@@ -115,6 +118,7 @@ impl Default for EngineConfig {
             srtp: SrtpPolicy::Off,
             key_source: KeySource::os(),
             modify_with_update: false,
+            honour_recordpref: true,
         }
     }
 }
@@ -331,6 +335,16 @@ pub enum Event {
         call: CallId,
         recording: CallId,
         state: RecordingState,
+    },
+    /// The other side announced that it records the call (its `a=record:on`), or stopped.
+    FarEndRecording {
+        call: CallId,
+        recording: bool,
+    },
+    /// The other side's wish about recording (`a=recordpref`: on, off, pause, nopreference).
+    RecordingPreference {
+        call: CallId,
+        preference: String,
     },
     /// Something the user should know that did not end anything.
     Warning {

@@ -1032,3 +1032,41 @@ mod media {
         assert!(goertzel_amplitude(tail(net.heard(0, a), 0.5), SAMPLE_RATE, 440.0) > 0.3);
     }
 }
+
+#[test]
+fn far_end_recording_and_its_preference_are_reported() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    let offer = "v=0\r\no=bob 1 4 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\na=record:on\r\na=recordpref:off\r\nm=audio 43000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let update = callee_request(&net, "UPDATE", 70, offer);
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: update,
+        },
+    );
+    assert!(net.events(0).contains(&Event::FarEndRecording {
+        call: a,
+        recording: true
+    }));
+    assert!(net.events(0).contains(&Event::RecordingPreference {
+        call: a,
+        preference: "off".into()
+    }));
+    // The same attributes again are no news.
+    net.take_events(0);
+    let again = callee_request(&net, "UPDATE", 71, &offer.replace("1 4 IN", "1 5 IN"));
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: again,
+        },
+    );
+    assert!(!net.events(0).iter().any(|e| matches!(
+        e,
+        Event::FarEndRecording { .. } | Event::RecordingPreference { .. }
+    )));
+}

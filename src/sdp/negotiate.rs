@@ -224,6 +224,25 @@ pub struct Negotiated {
     pub ptime: u32,
     /// The agreed SRTP suite and keys; `None` for plain RTP.
     pub srtp: Option<NegotiatedSrtp>,
+    /// The peer's `a=record` (RFC 7866 6.1.2): `on` means the other side records the call.
+    pub remote_record: Option<String>,
+    /// The peer's `a=recordpref`: what it would like us to do about recording.
+    pub remote_recordpref: Option<String>,
+}
+
+/// A recording attribute at media level, else at session level (RFC 7866 6.1.2).
+fn recording_attribute(
+    sdp: &SessionDescription,
+    media: &MediaDescription,
+    name: &str,
+) -> Option<String> {
+    media
+        .attributes
+        .iter()
+        .chain(sdp.attributes.iter())
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+        .and_then(|a| a.value.clone())
+        .map(|v| v.trim().to_ascii_lowercase())
 }
 
 /// The SRTP keying agreed for the audio stream. `Debug` shows the suite only.
@@ -538,6 +557,8 @@ impl OfferAnswer {
             remote_on_hold: !remote_direction.receives(),
             ptime: offered.ptime.unwrap_or(self.capabilities.ptime),
             srtp: srtp.map(|(_, keying)| keying),
+            remote_record: recording_attribute(offer, offered, "record"),
+            remote_recordpref: recording_attribute(offer, offered, "recordpref"),
         };
         let answer = self.finalize(media, audio_index);
         if let Some(ours) = answer.media.get(audio_index) {
@@ -622,6 +643,8 @@ impl OfferAnswer {
             remote_on_hold,
             ptime: theirs.ptime.unwrap_or(self.capabilities.ptime),
             srtp,
+            remote_record: recording_attribute(answer, theirs, "record"),
+            remote_recordpref: recording_attribute(answer, theirs, "recordpref"),
         };
         self.remember_payload_types(&ours.formats);
         self.audio_index = pending.audio_index;
