@@ -52,6 +52,9 @@ pub(super) struct Call {
     remote_hold: bool,
     /// The peer listed UPDATE in its Allow (RFC 3311), so a session change may use it.
     peer_allows_update: bool,
+    /// The peer said `Supported: record-aware` (RFC 7866 6.1.2): it wants to hear about
+    /// recording by re-INVITE or UPDATE.
+    peer_record_aware: bool,
     pub(super) last_media: Instant,
     connected: bool,
 }
@@ -131,6 +134,7 @@ impl Engine {
             local_hold: false,
             remote_hold: false,
             peer_allows_update: false,
+            peer_record_aware: false,
             last_media: self.now,
             connected: false,
         };
@@ -256,6 +260,7 @@ impl Engine {
         }
         call.dialog.establish_as_uac(&response);
         call.peer_allows_update = response.headers.has_token("Allow", "UPDATE");
+        call.peer_record_aware = response.headers.has_token("Supported", "record-aware");
         call.connected = true;
         call.last_media = now;
         if let Some(digest) = call.digest.as_mut() {
@@ -748,12 +753,14 @@ impl Engine {
             local_hold: false,
             remote_hold: false,
             peer_allows_update: false,
+            peer_record_aware: false,
             last_media: self.now,
             connected: false,
         };
         let contact = call.dialog.local_contact.clone();
         let mut call = call;
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
+        call.peer_record_aware = request.headers.has_token("Supported", "record-aware");
         self.calls.insert(id, call);
         let mut ringing = request.response(180, "Ringing", Some(&local_tag));
         ringing.headers.push("Contact", contact);
@@ -818,6 +825,7 @@ impl Engine {
         let destination = call.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
+        ok.headers.push("Supported", "record-aware");
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
         self.decorate_response(&mut ok);
         let bytes = ok.to_bytes();
@@ -1296,6 +1304,20 @@ impl Engine {
         let key = self.start_client_tx(invite, destination, TxOwner::ReInvite(id));
         if let Some(call) = self.calls.get_mut(&id) {
             call.reinvite_key = key;
+        }
+    }
+
+    /// Puts `a=record:VALUE` in every SDP of the call from now on (RFC 7866 6.1.2) and, when
+    /// the far end asked to be told (record-aware), tells it at once by re-INVITE or UPDATE.
+    /// Other peers see it in the next SDP exchange; the audible notice is for them.
+    pub(super) fn indicate_recording(&mut self, id: CallId, value: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.offer_answer.capabilities_mut().session_attributes =
+            vec![crate::sdp::Attribute::new("record", value)];
+        if call.connected && call.peer_record_aware {
+            self.send_reinvite(id);
         }
     }
 

@@ -934,6 +934,11 @@ impl Engine {
                 .headers
                 .push("User-Agent", self.config.user_agent.clone());
         }
+        // We understand a=record from the other side (RFC 7866 6.1.2). Never `siprec` here:
+        // ordinary calls must not look like recording sessions.
+        if request.method() == Some(&Method::Invite) && !request.headers.contains("Require") {
+            request.headers.push("Supported", "record-aware");
+        }
         if destination.transport == Transport::Udp
             && request.to_bytes().len() + 100 > UDP_SIZE_LIMIT
             && self.listener(Transport::Tcp).is_some()

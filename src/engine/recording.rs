@@ -540,6 +540,15 @@ impl Engine {
     }
 
     fn recording_event(&mut self, call: CallId, media_id: CallId, state: RecordingState) {
+        let indication = match &state {
+            RecordingState::Starting => None,
+            RecordingState::Recording => Some("on"),
+            RecordingState::Paused { .. } => Some("paused"),
+            RecordingState::Off | RecordingState::Failed { .. } => Some("off"),
+        };
+        if let Some(value) = indication {
+            self.indicate_recording(call, value);
+        }
         self.events.push_back(Event::Recording {
             call,
             recording: media_id,

@@ -1070,3 +1070,62 @@ fn far_end_recording_and_its_preference_are_reported() {
         Event::FarEndRecording { .. } | Event::RecordingPreference { .. }
     )));
 }
+
+#[test]
+fn a_record_aware_peer_is_told_when_recording_state_changes() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    // A recorder that never answers: the recording fails after Timer B, and the far end,
+    // which said Supported: record-aware, gets a re-INVITE with a=record:off.
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request: RecordingRequest {
+                srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
+                destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
+                media_port: 42000,
+            },
+        },
+    );
+    net.run_for(Duration::from_secs(40));
+    let states: Vec<RecordingState> = net
+        .events(0)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Recording { state, .. } => Some(state.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            RecordingState::Starting,
+            RecordingState::Failed {
+                reason: "the recorder did not answer".into()
+            }
+        ]
+    );
+    let rs_invite = net
+        .trace
+        .iter()
+        .map(|(_, _, _, d)| String::from_utf8_lossy(d).into_owned())
+        .find(|t| t.starts_with("INVITE sip:srs@"))
+        .expect("the recording INVITE");
+    assert!(rs_invite.contains("Require: siprec") && rs_invite.contains(";+sip.src"));
+    assert!(
+        !rs_invite.contains("record-aware"),
+        "a recording session is not a call"
+    );
+    let told = net.trace.iter().any(|(_, _, to, d)| {
+        to.address.to_string() == "127.0.0.2:5060"
+            && d.starts_with(b"INVITE ")
+            && String::from_utf8_lossy(d).contains("a=record:off")
+    });
+    assert!(told, "the far end was not told");
+    let first_invite = String::from_utf8_lossy(&net.trace[0].3).into_owned();
+    assert!(first_invite.contains("Supported: record-aware") && !first_invite.contains("siprec"));
+}

@@ -151,6 +151,9 @@ pub struct LocalCapabilities {
     /// `Off` and `Mandatory` fails closed: its offers carry `RTP/SAVP` without crypto lines,
     /// which no peer can accept, and offers received fail with [`SdpError::SrtpKeyMissing`].
     pub srtp_key_salt: Option<[u8; KEY_SALT_LEN]>,
+    /// Session-level attributes for every SDP we write, e.g. `a=record:on` (RFC 7866 6.1.2);
+    /// changing them bumps the `o=` version like any other change.
+    pub session_attributes: Vec<Attribute>,
 }
 
 impl LocalCapabilities {
@@ -164,6 +167,7 @@ impl LocalCapabilities {
             ptime: DEFAULT_PTIME,
             srtp: SrtpPolicy::Off,
             srtp_key_salt: None,
+            session_attributes: Vec::new(),
         }
     }
 
@@ -823,7 +827,7 @@ impl OfferAnswer {
             session_name: "-".to_owned(),
             connection: Some(self.capabilities.address),
             media,
-            attributes: Vec::new(),
+            attributes: self.capabilities.session_attributes.clone(),
         };
         if let Some(previous) = &self.last_local
             && sdp != *previous
