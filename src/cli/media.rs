@@ -242,6 +242,9 @@ pub(super) struct RecordArgs {
     /// The recorder (SRS) URI, e.g. sip:srs@127.0.0.1:5080;transport=tcp.
     #[arg(long, requires = "record")]
     pub srs: Option<String>,
+    /// A second recorder, tried in turn with the first when recording fails.
+    #[arg(long, requires = "srs")]
+    pub srs_secondary: Option<String>,
     /// Pause the recording this many seconds after the call connects.
     #[arg(long, requires = "record", value_name = "SECS")]
     pub pause_at: Option<u64>,

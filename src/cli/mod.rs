@@ -310,6 +310,7 @@ struct Loaded {
 #[derive(Clone)]
 struct RecordPlan {
     srs: Uri,
+    secondary: Option<Uri>,
     pause_at: Option<u64>,
     resume_at: Option<u64>,
 }
@@ -322,8 +323,14 @@ fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
         Failure::usage("--record needs --srs URI (the built-in recorder is not available yet)")
     })?;
     let srs = Uri::parse(srs).map_err(|e| Failure::usage(format!("--srs: {e}")))?;
+    let secondary = args
+        .srs_secondary
+        .as_deref()
+        .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("--srs-secondary: {e}"))))
+        .transpose()?;
     Ok(Some(RecordPlan {
         srs,
+        secondary,
         pause_at: args.pause_at,
         resume_at: args.resume_at,
     }))
@@ -652,6 +659,9 @@ impl CallReport {
                 crate::engine::RecordingState::Failed { reason } => {
                     eprintln!("recording: failed: {reason}")
                 }
+                crate::engine::RecordingState::Retrying {
+                    reason, in_seconds, ..
+                } => eprintln!("recording: retrying in {in_seconds} s: {reason}"),
                 other => eprintln!("recording: {}", recording_word(other)),
             },
             _ => {}
@@ -848,6 +858,8 @@ fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
         RecordingState::Starting => "starting",
         RecordingState::Recording => "recording",
         RecordingState::Paused { .. } => "paused",
+        RecordingState::Retrying { .. } => "retrying",
+        RecordingState::RecordingWithGaps => "recording with gaps",
         RecordingState::Failed { .. } => "failed",
     }
 }
@@ -858,6 +870,10 @@ async fn start_recording(
     plan: &RecordPlan,
 ) -> Result<(), Failure> {
     let destination = resolve(&plan.srs, None).await?;
+    let secondary = match &plan.secondary {
+        Some(uri) => Some((uri.clone(), resolve(uri, None).await?)),
+        None => None,
+    };
     send(
         handle,
         Command::StartRecording {
@@ -867,6 +883,7 @@ async fn start_recording(
                 srs: plan.srs.clone(),
                 destination,
                 media_port: 0,
+                secondary,
             },
         },
     )

@@ -402,6 +402,7 @@ enum Timer {
     Retransmit2xx(CallId),
     GlareRetry(CallId),
     MediaCheck(CallId),
+    RecordingRetry(CallId),
     ShutdownDeadline,
 }
 
@@ -427,6 +428,7 @@ pub struct Engine {
     media_outputs: VecDeque<Output>,
     started_at: Instant,
     recordings: HashMap<CallId, recording::Recording>,
+    recording_plans: HashMap<CallId, recording::RetryPlan>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
@@ -455,6 +457,7 @@ impl Engine {
             media_outputs: VecDeque::new(),
             started_at: now,
             recordings: HashMap::new(),
+            recording_plans: HashMap::new(),
             recording_byes: 0,
             shutting_down: false,
         }
@@ -710,6 +713,7 @@ impl Engine {
             Timer::Retransmit2xx(call) => self.retransmit_2xx(call),
             Timer::GlareRetry(call) => self.send_reinvite(call),
             Timer::MediaCheck(call) => self.check_media(call),
+            Timer::RecordingRetry(call) => self.retry_recording(call),
             Timer::ShutdownDeadline => {
                 let calls: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in calls {

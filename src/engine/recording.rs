@@ -36,6 +36,15 @@ pub enum RecordingState {
     Paused {
         by: Party,
     },
+    /// The recording failed and will be tried again (the next attempt alternates with the
+    /// secondary recorder when there is one).
+    Retrying {
+        reason: String,
+        attempt: u32,
+        in_seconds: u64,
+    },
+    /// Recording again after a failure: what was said meanwhile is missing.
+    RecordingWithGaps,
     Failed {
         reason: String,
     },
@@ -50,6 +59,21 @@ pub struct RecordingRequest {
     pub destination: Destination,
     /// The local RTP port the driver bound for the recording's streams.
     pub media_port: u16,
+    /// A second recorder, tried in turn with the first after a failure.
+    pub secondary: Option<(Uri, Destination)>,
+}
+
+/// How a recording is re-established after failures, for as long as the call lasts.
+#[derive(Debug)]
+pub(super) struct RetryPlan {
+    media_id: CallId,
+    request: RecordingRequest,
+    failures: u32,
+}
+
+/// Backoff between attempts: 2 s doubling to a minute.
+fn retry_delay(failures: u32) -> u64 {
+    (1u64 << failures.min(6)).min(60)
 }
 
 #[derive(Debug)]
@@ -76,6 +100,41 @@ impl Engine {
         media_id: CallId,
         request: RecordingRequest,
     ) {
+        if self.recordings.contains_key(&call) || self.recording_plans.contains_key(&call) {
+            return;
+        }
+        self.recording_plans.insert(
+            call,
+            RetryPlan {
+                media_id,
+                request: request.clone(),
+                failures: 0,
+            },
+        );
+        self.attempt_recording(call, media_id, request);
+    }
+
+    /// Retry timer: try again, alternating with the secondary recorder.
+    pub(super) fn retry_recording(&mut self, call: CallId) {
+        let Some(plan) = self.recording_plans.get(&call) else {
+            return;
+        };
+        if !self.calls.contains_key(&call) {
+            self.recording_plans.remove(&call);
+            return;
+        }
+        let mut request = plan.request.clone();
+        if let Some((srs, destination)) = plan.request.secondary.clone()
+            && plan.failures % 2 == 1
+        {
+            request.srs = srs;
+            request.destination = destination;
+        }
+        let media_id = plan.media_id;
+        self.attempt_recording(call, media_id, request);
+    }
+
+    fn attempt_recording(&mut self, call: CallId, media_id: CallId, request: RecordingRequest) {
         if self.recordings.contains_key(&call) {
             return;
         }
@@ -384,7 +443,16 @@ impl Engine {
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(true);
         }
-        self.recording_event(call, media_id, RecordingState::Recording);
+        let had_gaps = self
+            .recording_plans
+            .get(&call)
+            .is_some_and(|plan| plan.failures > 0);
+        let state = if had_gaps {
+            RecordingState::RecordingWithGaps
+        } else {
+            RecordingState::Recording
+        };
+        self.recording_event(call, media_id, state);
     }
 
     pub(super) fn forward_to_recording(&mut self, call: CallId, tapped: &TappedPacket) {
@@ -490,7 +558,13 @@ impl Engine {
 
     /// Ends the recording (user's stop or the call's end): media first, then BYE.
     pub(super) fn stop_recording(&mut self, call: CallId) {
+        let plan = self.recording_plans.remove(&call);
+        self.cancel_timer(super::Timer::RecordingRetry(call));
         let Some(recording) = self.recordings.get(&call) else {
+            // Between attempts there is no dialog, only the plan.
+            if let Some(plan) = plan {
+                self.recording_event(call, plan.media_id, RecordingState::Off);
+            }
             return;
         };
         let media_id = recording.media_id;
@@ -508,6 +582,11 @@ impl Engine {
         };
         recording.forwarders.clear();
         if !recording.connected {
+            // Not answered yet: stop retransmitting; should the 2xx still come, the stray
+            // response path ACKs and BYEs it.
+            if let Some(key) = recording.invite_key.take() {
+                self.transactions.abandon(&key);
+            }
             return;
         }
         recording.connected = false;
@@ -536,15 +615,39 @@ impl Engine {
         let Some(recording) = self.recordings.remove(&call) else {
             return;
         };
-        self.recording_event(call, recording.media_id, RecordingState::Failed { reason });
+        let call_goes_on = self.calls.contains_key(&call);
+        match self.recording_plans.get_mut(&call) {
+            Some(plan) if call_goes_on => {
+                plan.failures += 1;
+                let attempt = plan.failures;
+                let in_seconds = retry_delay(attempt);
+                let at = self.now + core::time::Duration::from_secs(in_seconds);
+                self.set_timer(at, super::Timer::RecordingRetry(call));
+                self.recording_event(
+                    call,
+                    recording.media_id,
+                    RecordingState::Retrying {
+                        reason,
+                        attempt,
+                        in_seconds,
+                    },
+                );
+            }
+            _ => {
+                self.recording_plans.remove(&call);
+                self.recording_event(call, recording.media_id, RecordingState::Failed { reason });
+            }
+        }
     }
 
     fn recording_event(&mut self, call: CallId, media_id: CallId, state: RecordingState) {
         let indication = match &state {
             RecordingState::Starting => None,
-            RecordingState::Recording => Some("on"),
+            RecordingState::Recording | RecordingState::RecordingWithGaps => Some("on"),
             RecordingState::Paused { .. } => Some("paused"),
-            RecordingState::Off | RecordingState::Failed { .. } => Some("off"),
+            RecordingState::Off
+            | RecordingState::Failed { .. }
+            | RecordingState::Retrying { .. } => Some("off"),
         };
         if let Some(value) = indication {
             self.indicate_recording(call, value);

@@ -1088,6 +1088,10 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
                 srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
                 destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
                 media_port: 42000,
+                secondary: Some((
+                    Uri::parse("sip:srs2@127.0.0.10").unwrap(),
+                    Destination::new(Transport::Udp, "127.0.0.10:5060".parse().unwrap()),
+                )),
             },
         },
     );
@@ -1101,11 +1105,13 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
         })
         .collect();
     assert_eq!(
-        states,
-        vec![
+        states[..2],
+        [
             RecordingState::Starting,
-            RecordingState::Failed {
-                reason: "the recorder did not answer".into()
+            RecordingState::Retrying {
+                reason: "the recorder did not answer".into(),
+                attempt: 1,
+                in_seconds: 2
             }
         ]
     );
@@ -1128,4 +1134,29 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
     assert!(told, "the far end was not told");
     let first_invite = String::from_utf8_lossy(&net.trace[0].3).into_owned();
     assert!(first_invite.contains("Supported: record-aware") && !first_invite.contains("siprec"));
+    // After the backoff the secondary recorder is tried, while the call goes on.
+    net.run_for(Duration::from_secs(5));
+    assert!(
+        net.trace
+            .iter()
+            .any(|(_, _, _, d)| d.starts_with(b"INVITE sip:srs2@127.0.0.10"))
+    );
+    assert_eq!(net.engine(0).unwrap().active_calls(), 1);
+    // Hanging up ends the attempts too.
+    net.command(0, Command::Hangup { call: a });
+    let hung_up_at = net.elapsed();
+    net.run_for(Duration::from_secs(100));
+    let last = net.events(0).iter().rev().find_map(|e| match e {
+        Event::Recording { state, .. } => Some(state.clone()),
+        _ => None,
+    });
+    assert_eq!(last, Some(RecordingState::Off));
+    let attempts_after = net
+        .trace
+        .iter()
+        .filter(|(t, _, _, d)| {
+            *t > hung_up_at + Duration::from_secs(1) && d.starts_with(b"INVITE sip:srs")
+        })
+        .count();
+    assert_eq!(attempts_after, 0, "recording attempts after the hang-up");
 }
