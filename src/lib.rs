@@ -23,3 +23,4 @@ pub mod sdp;
 pub mod settings;
 pub mod sim;
 pub mod sip;
+pub mod srs;

@@ -25,6 +25,10 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    if dir.is_file() {
+        out.push(dir.to_owned());
+        return;
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

@@ -142,6 +142,14 @@ enum CliCommand {
     },
     /// List the sound devices; their names go in the configuration's [audio] section.
     Devices,
+    /// Run the built-in recorder (a SIPREC Session Recording Server) until Ctrl+C.
+    Srs {
+        #[arg(long, default_value = "127.0.0.1:5080")]
+        listen: SocketAddr,
+        /// Where recordings go: one folder per recording session.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Register the configured account, print the result, unregister and exit.
     Register {
         #[arg(long)]
@@ -270,6 +278,17 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                 play,
             )
             .await
+        }
+        CliCommand::Srs { listen, dir } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+                    .map(|dirs| dirs.data_dir().join("recordings"))
+                    .ok_or_else(|| Failure::usage("srs: no --dir and no data directory"))?,
+            };
+            crate::srs::serve(listen, dir)
+                .await
+                .map_err(|e| Failure::new(format!("srs: {e}")))
         }
         CliCommand::Devices => {
             let devices = crate::audio::list_devices()

@@ -1,0 +1,666 @@
+//! Verbatim's built-in Session Recording Server (RFC 7866): it accepts the recording sessions
+//! that SIPREC clients (this phone with `--record --srs`, or others) open, and writes what
+//! they send to disk.
+//!
+//! [`core`] is the sans-IO SIP side, [`stream`] turns one stream's packets into a WAV,
+//! [`files`] holds the on-disk formats, and this module is the tokio driver around them.
+//!
+//! Per recording session a folder `<start time>-<short id>` under the output directory holds
+//! `label-<N>-<participant>.wav` (48 kHz 16-bit mono, header kept valid every second),
+//! `metadata-<k>.xml` for every metadata version received and `summary.json` (written after
+//! setup, on every pause/resume and at the end).
+
+pub mod core;
+pub mod files;
+pub mod stream;
+
+use ::core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::media::srtp::KEY_SALT_LEN;
+use crate::recording::metadata::format_time;
+use crate::sip::framing::{Frame, StreamFramer};
+use crate::sip::transport::{Destination, Transport};
+
+use self::core::{Recorder, RecorderOutput, SrsResources, StreamSetup};
+use self::files::{LabelSummary, ParticipantSummary, PauseSummary, Summary, WavWriter};
+use self::stream::StreamRecorder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SrsError {
+    #[error("cannot listen on {transport} {address}: {source}")]
+    Bind {
+        transport: Transport,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use the output directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot wait for Ctrl+C: {0}")]
+    Signal(std::io::Error),
+}
+
+/// How to run the recorder.
+#[derive(Debug, Clone)]
+pub struct SrsConfig {
+    /// SIP over UDP and TCP listen here (port 0 picks a free port, the same for both).
+    pub listen: SocketAddr,
+    /// Recording sessions go in folders under this directory (created if missing).
+    pub dir: PathBuf,
+    /// The address put in SDP answers and Contact; by default the listen address, or the
+    /// address of the default route when listening on all interfaces.
+    pub advertise: Option<IpAddr>,
+}
+
+impl SrsConfig {
+    pub fn new(listen: SocketAddr, dir: impl Into<PathBuf>) -> SrsConfig {
+        SrsConfig {
+            listen,
+            dir: dir.into(),
+            advertise: None,
+        }
+    }
+}
+
+/// What the recorder reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SrsEvent {
+    /// A recording session was accepted; its files go to `folder`.
+    SessionStarted { call_id: String, folder: PathBuf },
+    /// A recording session was paused or resumed.
+    SessionPaused { call_id: String, paused: bool },
+    /// A recording session ended and its files are complete.
+    SessionEnded { call_id: String, folder: PathBuf },
+    /// An INVITE was refused with this status and reason.
+    Rejected { status: u16, reason: String },
+}
+
+/// A running recorder.
+#[derive(Debug)]
+pub struct SrsHandle {
+    local_addr: SocketAddr,
+    events: mpsc::UnboundedReceiver<SrsEvent>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl SrsHandle {
+    /// Where SIP listens (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next event; None once the recorder has stopped.
+    pub async fn next_event(&mut self) -> Option<SrsEvent> {
+        self.events.recv().await
+    }
+
+    /// Ends every session (finishing their files) and stops.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts the recorder: binds the sockets and returns once it listens.
+pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
+    std::fs::create_dir_all(&config.dir).map_err(|source| SrsError::Directory {
+        path: config.dir.clone(),
+        source,
+    })?;
+    let (udp, tcp) = bind_pair(config.listen).await?;
+    let local_addr = udp.local_addr().map_err(|source| SrsError::Bind {
+        transport: Transport::Udp,
+        address: config.listen,
+        source,
+    })?;
+    let ip = config
+        .advertise
+        .unwrap_or_else(|| advertised_ip(local_addr.ip()));
+    let contact = format!("sip:srs@{}", SocketAddr::new(ip, local_addr.port()));
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let driver = Driver {
+        recorder: Recorder::new(ip, contact),
+        resources: Resources {
+            ip: if local_addr.ip().is_unspecified() {
+                local_addr.ip()
+            } else {
+                ip
+            },
+            pending: Vec::new(),
+        },
+        dir: config.dir,
+        udp: Arc::new(udp),
+        writers: HashMap::new(),
+        sessions: HashMap::new(),
+        events: events_tx,
+    };
+    let task = tokio::spawn(driver.run(tcp, stop_rx));
+    Ok(SrsHandle {
+        local_addr,
+        events,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Runs a recorder on `listen` writing under `dir` until Ctrl+C, printing
+/// `srs: listening on ADDR` and `srs: recorded FOLDER` per finished recording.
+pub async fn serve(listen: SocketAddr, dir: PathBuf) -> Result<(), SrsError> {
+    let mut handle = run(SrsConfig::new(listen, dir)).await?;
+    println!("srs: listening on {}", handle.local_addr());
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            signal = &mut ctrl_c => {
+                handle.stop().await;
+                return signal.map_err(SrsError::Signal);
+            }
+            event = handle.next_event() => match event {
+                Some(SrsEvent::SessionEnded { folder, .. }) => {
+                    println!("srs: recorded {}", folder.display());
+                }
+                Some(SrsEvent::Rejected { status, reason }) => {
+                    eprintln!("srs: refused a session: {status} {reason}");
+                }
+                Some(_) => {}
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+async fn bind_pair(listen: SocketAddr) -> Result<(UdpSocket, TcpListener), SrsError> {
+    let bind_error = |transport, source| SrsError::Bind {
+        transport,
+        address: listen,
+        source,
+    };
+    let attempts = if listen.port() == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|e| bind_error(Transport::Udp, e))?;
+        let address = udp
+            .local_addr()
+            .map_err(|e| bind_error(Transport::Udp, e))?;
+        match TcpListener::bind(address).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(bind_error(
+        Transport::Tcp,
+        last_error.unwrap_or_else(|| std::io::Error::other("no port")),
+    ))
+}
+
+fn advertised_ip(listen: IpAddr) -> IpAddr {
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    // Connecting a UDP socket sends nothing but tells which address the default route uses.
+    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|socket| {
+            socket.connect((Ipv4Addr::new(192, 0, 2, 1), 9))?;
+            socket.local_addr()
+        })
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |address| address.ip())
+}
+
+/// Media ports and keys for the core: each port is a socket bound at once and kept until the
+/// session that asked for it takes it.
+#[derive(Debug)]
+struct Resources {
+    ip: IpAddr,
+    pending: Vec<(u16, std::net::UdpSocket)>,
+}
+
+impl SrsResources for Resources {
+    fn allocate_port(&mut self) -> Option<u16> {
+        let socket = std::net::UdpSocket::bind((self.ip, 0)).ok()?;
+        let port = socket.local_addr().ok()?.port();
+        self.pending.push((port, socket));
+        Some(port)
+    }
+
+    fn srtp_key(&mut self) -> [u8; KEY_SALT_LEN] {
+        rand::random()
+    }
+
+    fn token(&mut self) -> u64 {
+        rand::random()
+    }
+}
+
+enum Inbound {
+    Connected(Destination, mpsc::UnboundedSender<Vec<u8>>),
+    Message(Destination, Vec<u8>),
+    Closed(Destination),
+}
+
+type SharedStream = Arc<Mutex<Option<StreamRecorder>>>;
+
+struct ActiveSession {
+    folder: PathBuf,
+    started: Instant,
+    streams: Vec<SharedStream>,
+    tasks: Vec<JoinHandle<()>>,
+    summary: Summary,
+}
+
+struct Driver {
+    recorder: Recorder,
+    resources: Resources,
+    dir: PathBuf,
+    udp: Arc<UdpSocket>,
+    writers: HashMap<Destination, mpsc::UnboundedSender<Vec<u8>>>,
+    sessions: HashMap<String, ActiveSession>,
+    events: mpsc::UnboundedSender<SrsEvent>,
+}
+
+impl Driver {
+    async fn run(mut self, tcp: TcpListener, mut stop: oneshot::Receiver<()>) {
+        let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
+        let mut buffer = vec![0u8; 65_535];
+        loop {
+            let deadline = self.recorder.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                received = self.udp.recv_from(&mut buffer) => {
+                    if let Ok((len, source)) = received {
+                        let data = buffer.get(..len).unwrap_or(&[]).to_vec();
+                        let source = Destination::new(Transport::Udp, source);
+                        self.recorder
+                            .on_bytes(Instant::now(), &data, source, &mut self.resources);
+                        self.after_core();
+                    }
+                }
+                accepted = tcp.accept() => {
+                    if let Ok((stream, peer)) = accepted {
+                        tokio::spawn(connection(stream, peer, inbound_tx.clone()));
+                    }
+                }
+                message = inbound.recv() => match message {
+                    Some(Inbound::Connected(peer, writer)) => {
+                        self.writers.insert(peer, writer);
+                    }
+                    Some(Inbound::Message(peer, data)) => {
+                        self.recorder
+                            .on_bytes(Instant::now(), &data, peer, &mut self.resources);
+                        self.after_core();
+                    }
+                    Some(Inbound::Closed(peer)) => {
+                        self.writers.remove(&peer);
+                    }
+                    None => {}
+                },
+                () = sleep => {
+                    self.recorder.on_timeout(Instant::now(), &mut self.resources);
+                    self.after_core();
+                }
+            }
+        }
+        let keys: Vec<String> = self.sessions.keys().cloned().collect();
+        for key in keys {
+            self.end_session(&key);
+        }
+    }
+
+    fn after_core(&mut self) {
+        while let Some(output) = self.recorder.poll_output() {
+            match output {
+                RecorderOutput::Transmit(transmit) => match transmit.destination.transport {
+                    Transport::Udp => {
+                        let _ = self
+                            .udp
+                            .try_send_to(&transmit.data, transmit.destination.address);
+                    }
+                    _ => {
+                        if let Some(writer) = self.writers.get(&transmit.destination) {
+                            let _ = writer.send(transmit.data);
+                        }
+                    }
+                },
+                RecorderOutput::SessionStarted {
+                    key,
+                    streams,
+                    metadata_xml,
+                    metadata,
+                } => {
+                    let participants = metadata
+                        .participants
+                        .iter()
+                        .map(|p| ParticipantSummary {
+                            aor: p.aor.clone(),
+                            name: p.name.clone(),
+                        })
+                        .collect();
+                    match self.start_session(&key, streams, &metadata_xml, participants) {
+                        Ok(folder) => {
+                            let _ = self.events.send(SrsEvent::SessionStarted {
+                                call_id: key,
+                                folder,
+                            });
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "srs: cannot write the recording");
+                        }
+                    }
+                }
+                RecorderOutput::SessionUpdated {
+                    key,
+                    paused,
+                    metadata_xml,
+                } => {
+                    self.update_session(&key, paused, metadata_xml.as_deref());
+                    let _ = self.events.send(SrsEvent::SessionPaused {
+                        call_id: key,
+                        paused,
+                    });
+                }
+                RecorderOutput::SessionEnded { key } => self.end_session(&key),
+                RecorderOutput::Rejected { status, reason } => {
+                    let _ = self.events.send(SrsEvent::Rejected { status, reason });
+                }
+            }
+        }
+        // Ports the core asked for but did not keep (a refused INVITE) go back.
+        self.resources.pending.clear();
+    }
+
+    fn start_session(
+        &mut self,
+        key: &str,
+        streams: Vec<StreamSetup>,
+        metadata_xml: &str,
+        participants: Vec<ParticipantSummary>,
+    ) -> std::io::Result<PathBuf> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let start = format_time(now);
+        let stamp: String = start
+            .chars()
+            .take(19)
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let short: String = format!("{:08x}", rand::random::<u32>());
+        let folder = self.dir.join(format!("{stamp}Z-{short}"));
+        std::fs::create_dir_all(&folder)?;
+        std::fs::write(folder.join("metadata-1.xml"), metadata_xml)?;
+        let started = Instant::now();
+        let mut shared = Vec::new();
+        let mut tasks = Vec::new();
+        let mut labels = Vec::new();
+        for setup in streams {
+            let label = safe_name(&setup.label);
+            let file = format!("label-{label}-{}.wav", setup.participant);
+            labels.push(LabelSummary {
+                label: setup.label.clone(),
+                participant: setup.participant.clone(),
+                codec: setup.codec.name().to_owned(),
+                file: file.clone(),
+                packets_received: 0,
+                packets_lost: 0,
+                seconds: 0.0,
+            });
+            let socket = self
+                .resources
+                .pending
+                .iter()
+                .position(|(port, _)| *port == setup.local_port)
+                .map(|index| self.resources.pending.swap_remove(index).1);
+            let wav = WavWriter::create(folder.join(&file))?;
+            let recorder = StreamRecorder::new(setup, wav).map_err(std::io::Error::other)?;
+            let recorder = Arc::new(Mutex::new(Some(recorder)));
+            if let Some(socket) = socket
+                && socket.set_nonblocking(true).is_ok()
+                && let Ok(socket) = UdpSocket::from_std(socket)
+            {
+                tasks.push(tokio::spawn(receive_media(
+                    socket,
+                    Arc::clone(&recorder),
+                    started,
+                )));
+            }
+            shared.push(recorder);
+        }
+        let summary = Summary {
+            call_id: key.to_owned(),
+            start,
+            end: None,
+            participants,
+            labels,
+            pauses: Vec::new(),
+            metadata_versions: 1,
+        };
+        summary.write(&folder)?;
+        tracing::info!(folder = %folder.display(), "srs: recording session started");
+        self.sessions.insert(
+            key.to_owned(),
+            ActiveSession {
+                folder: folder.clone(),
+                started,
+                streams: shared,
+                tasks,
+                summary,
+            },
+        );
+        Ok(folder)
+    }
+
+    fn update_session(&mut self, key: &str, paused: bool, metadata_xml: Option<&str>) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let now = format_time(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        let open = session
+            .summary
+            .pauses
+            .last()
+            .is_some_and(|p| p.end.is_none());
+        if paused && !open {
+            session.summary.pauses.push(PauseSummary {
+                start: now,
+                end: None,
+            });
+        } else if !paused
+            && open
+            && let Some(pause) = session.summary.pauses.last_mut()
+        {
+            pause.end = Some(now);
+        }
+        if let Some(xml) = metadata_xml {
+            session.summary.metadata_versions += 1;
+            let name = format!("metadata-{}.xml", session.summary.metadata_versions);
+            if let Err(error) = std::fs::write(session.folder.join(name), xml) {
+                tracing::error!(%error, "srs: cannot write metadata");
+            }
+        }
+        refresh_stats(session);
+        if let Err(error) = session.summary.write(&session.folder) {
+            tracing::error!(%error, "srs: cannot write summary");
+        }
+    }
+
+    fn end_session(&mut self, key: &str) {
+        let Some(mut session) = self.sessions.remove(key) else {
+            return;
+        };
+        for task in &session.tasks {
+            task.abort();
+        }
+        let length = session.started.elapsed();
+        for (shared, summary) in session
+            .streams
+            .iter()
+            .zip(session.summary.labels.iter_mut())
+        {
+            let taken = shared.lock().ok().and_then(|mut guard| guard.take());
+            if let Some(recorder) = taken {
+                match recorder.finish(length) {
+                    Ok(stats) => {
+                        summary.packets_received = stats.packets_received;
+                        summary.packets_lost = stats.packets_lost;
+                        summary.seconds = length.as_secs_f64();
+                    }
+                    Err(error) => tracing::error!(%error, "srs: cannot finish a WAV"),
+                }
+            }
+        }
+        let end = format_time(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+        if let Some(pause) = session.summary.pauses.last_mut()
+            && pause.end.is_none()
+        {
+            pause.end = Some(end.clone());
+        }
+        session.summary.end = Some(end);
+        if let Err(error) = session.summary.write(&session.folder) {
+            tracing::error!(%error, "srs: cannot write summary");
+        }
+        tracing::info!(folder = %session.folder.display(), "srs: recording session ended");
+        let _ = self.events.send(SrsEvent::SessionEnded {
+            call_id: key.to_owned(),
+            folder: session.folder,
+        });
+    }
+}
+
+fn refresh_stats(session: &mut ActiveSession) {
+    for (shared, summary) in session
+        .streams
+        .iter()
+        .zip(session.summary.labels.iter_mut())
+    {
+        if let Ok(guard) = shared.lock()
+            && let Some(recorder) = guard.as_ref()
+        {
+            let stats = recorder.stats();
+            summary.packets_received = stats.packets_received;
+            summary.packets_lost = stats.packets_lost;
+            summary.seconds = recorder.samples_written() as f64 / 48_000.0;
+        }
+    }
+}
+
+fn safe_name(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    if clean.is_empty() {
+        "x".to_owned()
+    } else {
+        clean
+    }
+}
+
+async fn receive_media(socket: UdpSocket, recorder: SharedStream, started: Instant) {
+    let mut buffer = vec![0u8; 2048];
+    while let Ok(len) = socket.recv(&mut buffer).await {
+        let Some(datagram) = buffer.get(..len) else {
+            continue;
+        };
+        let Ok(mut guard) = recorder.lock() else {
+            return;
+        };
+        let Some(stream) = guard.as_mut() else {
+            return;
+        };
+        if let Err(error) = stream.on_datagram(datagram, started.elapsed()) {
+            tracing::error!(%error, "srs: cannot write audio");
+            return;
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, inbound: mpsc::UnboundedSender<Inbound>) {
+    let destination = Destination::new(Transport::Tcp, peer);
+    let (mut reader, mut writer) = stream.into_split();
+    let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    if inbound
+        .send(Inbound::Connected(destination, write_tx.clone()))
+        .is_err()
+    {
+        return;
+    }
+    let writing = tokio::spawn(async move {
+        while let Some(data) = write_rx.recv().await {
+            if writer.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = StreamFramer::new();
+    let mut buffer = vec![0u8; 16_384];
+    'read: while let Ok(len) = reader.read(&mut buffer).await {
+        if len == 0 {
+            break;
+        }
+        framer.push(buffer.get(..len).unwrap_or(&[]));
+        loop {
+            match framer.next_frame() {
+                Ok(Some(Frame::Message(data))) => {
+                    if inbound.send(Inbound::Message(destination, data)).is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(Some(Frame::Ping)) => {
+                    let _ = write_tx.send(b"\r\n".to_vec());
+                }
+                Ok(Some(Frame::Pong)) => {}
+                Ok(None) => break,
+                Err(_) => break 'read,
+            }
+        }
+    }
+    let _ = inbound.send(Inbound::Closed(destination));
+    drop(write_tx);
+    writing.abort();
+}
+
+/// The folder of a session is named after its start; this helps tests find it.
+pub fn session_folders(dir: &Path) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    folders.sort();
+    folders
+}

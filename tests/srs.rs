@@ -1,0 +1,380 @@
+//! The built-in Session Recording Server against the phone's own SIPREC client: the SRS runs
+//! in this process, `verbatim call --record --srs` records a call to a sipp far end into it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{
+    Audio, Baresip, Peer, Scenario, free_port, start_baresip, start_sipp_uas, start_verbatim,
+    write_tone_wav,
+};
+use verbatim::recording::metadata;
+use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
+
+const VERBATIM_TIMEOUT: Duration = Duration::from_secs(25);
+const SIPP_TIMEOUT: Duration = Duration::from_secs(25);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
+
+async fn start_srs(dir: &Path) -> SrsHandle {
+    let listen = "127.0.0.1:0".parse().unwrap();
+    verbatim::srs::run(SrsConfig::new(listen, dir))
+        .await
+        .unwrap()
+}
+
+/// Waits (on a blocking thread) for `peer` to exit and returns its status.
+async fn wait_peer(mut peer: Peer, timeout: Duration) -> (Peer, std::process::ExitStatus) {
+    tokio::task::spawn_blocking(move || {
+        let status = peer.wait_with_timeout(timeout);
+        (peer, status)
+    })
+    .await
+    .unwrap()
+}
+
+async fn next_event(handle: &mut SrsHandle) -> SrsEvent {
+    tokio::time::timeout(Duration::from_secs(15), handle.next_event())
+        .await
+        .expect("an SRS event in time")
+        .expect("the SRS is running")
+}
+
+fn find_file(folder: &Path, prefix: &str) -> PathBuf {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".wav"))
+        })
+        .unwrap_or_else(|| panic!("no {prefix}*.wav in {}", folder.display()))
+}
+
+/// A 3 s call playing a 1 kHz tone is recorded: one folder, the tone on label 1 for about
+/// the call's length, silence on label 2 (sipp's uas sends no audio), the metadata and a
+/// summary naming both labels.
+#[test]
+fn phone_records_call_into_builtin_srs() {
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut srs = start_srs(out.path()).await;
+        let srs_port = srs.local_addr().port();
+        let peer_port = free_port();
+        let mut far_end = Peer::new("srs-sipp-uas");
+        start_sipp_uas(
+            &mut far_end,
+            &Scenario::Builtin("uas"),
+            peer_port,
+            "u1",
+            &[],
+        );
+        let mut phone = Peer::new("srs-verbatim-call");
+        let tone = phone.path("tone1000.wav");
+        write_tone_wav(&tone, 8000, 6000, 1000.0);
+        start_verbatim(
+            &mut phone,
+            [
+                "call",
+                &format!("sip:service@127.0.0.1:{peer_port}"),
+                "--codec",
+                "pcmu",
+                "--srtp",
+                "off",
+                "--play",
+                tone.to_str().unwrap(),
+                "--duration",
+                "3",
+                "--record",
+                "--srs",
+                &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+            ],
+        );
+        let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
+        if !status.success() {
+            phone.fail(&format!("verbatim failed: {status}"));
+        }
+        let (mut far_end, status) = wait_peer(far_end, SIPP_TIMEOUT).await;
+        if !status.success() {
+            far_end.fail(&format!("sipp failed: {status}"));
+        }
+        let started = next_event(&mut srs).await;
+        let SrsEvent::SessionStarted { folder, .. } = started else {
+            panic!("expected a started session, got {started:?}");
+        };
+        let ended = loop {
+            match next_event(&mut srs).await {
+                SrsEvent::SessionEnded { folder, .. } => break folder,
+                SrsEvent::SessionPaused { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(folder, ended);
+        srs.stop().await;
+
+        let folders = verbatim::srs::session_folders(out.path());
+        assert_eq!(folders, vec![folder.clone()]);
+
+        let label1 = Audio::read_wav(&find_file(&folder, "label-1-"));
+        let seconds = label1.seconds();
+        assert!((2.5..=5.0).contains(&seconds), "label 1 lasts {seconds} s");
+        let amplitude = label1.tone(1000.0);
+        assert!(amplitude > 0.1, "1 kHz on label 1 at {amplitude}");
+        let label2 = Audio::read_wav(&find_file(&folder, "label-2-"));
+        assert!(
+            label2.tone(1000.0) < 0.02,
+            "label 2 should not carry the tone"
+        );
+        assert!((label2.seconds() - seconds).abs() < 0.5, "labels aligned");
+
+        let xml = std::fs::read_to_string(folder.join("metadata-1.xml")).unwrap();
+        let parsed = metadata::parse(&xml).unwrap();
+        parsed
+            .validate_against_labels(&["1".to_owned(), "2".to_owned()])
+            .unwrap();
+
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+                .unwrap();
+        let labels: Vec<&str> = summary["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(labels, vec!["1", "2"]);
+        eprintln!("label 1: {seconds:.2} s, 1 kHz at {amplitude:.3}; summary {summary}");
+        assert!(summary["end"].is_string());
+        assert!(
+            summary["labels"][0]["packets_received"].as_u64().unwrap() > 50,
+            "{summary}"
+        );
+    });
+}
+
+/// An ordinary call (no --record) sent straight to the SRS is refused with a status that
+/// says why, and the caller reports it.
+#[test]
+fn plain_invite_to_srs_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut srs = start_srs(out.path()).await;
+        let srs_port = srs.local_addr().port();
+        let mut phone = Peer::new("srs-plain-call");
+        start_verbatim(
+            &mut phone,
+            [
+                "call",
+                &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+                "--codec",
+                "pcmu",
+                "--srtp",
+                "off",
+                "--duration",
+                "1",
+            ],
+        );
+        let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
+        if status.success() {
+            phone.fail("a plain call to the SRS should fail");
+        }
+        let stderr = phone.stderr();
+        eprintln!("caller stderr: {stderr}");
+        assert!(stderr.contains("488"), "{stderr}");
+        match next_event(&mut srs).await {
+            SrsEvent::Rejected { status, reason } => {
+                assert_eq!(status, 488);
+                assert!(reason.contains("Not a recording session"), "{reason}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        srs.stop().await;
+        assert!(verbatim::srs::session_folders(out.path()).is_empty());
+    });
+}
+
+/// Pausing and resuming (re-INVITEs with inactive, then sendonly streams) shows in the
+/// summary, and the paused second is silence in place, so the file keeps the call's timing.
+#[test]
+fn paused_recording_keeps_time_alignment() {
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut srs = start_srs(out.path()).await;
+        let srs_port = srs.local_addr().port();
+        let peer_port = free_port();
+        let mut far_end = Peer::new("srs-pause-sipp-uas");
+        start_sipp_uas(
+            &mut far_end,
+            &Scenario::Builtin("uas"),
+            peer_port,
+            "u1",
+            &[],
+        );
+        let mut phone = Peer::new("srs-pause-verbatim-call");
+        let tone = phone.path("tone1000.wav");
+        write_tone_wav(&tone, 8000, 8000, 1000.0);
+        start_verbatim(
+            &mut phone,
+            [
+                "call",
+                &format!("sip:service@127.0.0.1:{peer_port}"),
+                "--codec",
+                "pcmu",
+                "--srtp",
+                "off",
+                "--play",
+                tone.to_str().unwrap(),
+                "--duration",
+                "4",
+                "--record",
+                "--srs",
+                &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+                "--pause-at",
+                "1",
+                "--resume-at",
+                "2",
+            ],
+        );
+        let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
+        if !status.success() {
+            phone.fail(&format!("verbatim failed: {status}"));
+        }
+        let (mut far_end, status) = wait_peer(far_end, SIPP_TIMEOUT).await;
+        if !status.success() {
+            far_end.fail(&format!("sipp failed: {status}"));
+        }
+        let mut pauses = Vec::new();
+        let folder = loop {
+            match next_event(&mut srs).await {
+                SrsEvent::SessionEnded { folder, .. } => break folder,
+                SrsEvent::SessionPaused { paused, .. } => pauses.push(paused),
+                SrsEvent::SessionStarted { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        srs.stop().await;
+        assert_eq!(pauses, vec![true, false]);
+
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+                .unwrap();
+        let recorded_pauses = summary["pauses"].as_array().unwrap();
+        assert_eq!(recorded_pauses.len(), 1, "{summary}");
+        assert!(recorded_pauses[0]["end"].is_string(), "{summary}");
+
+        let label1 = Audio::read_wav(&find_file(&folder, "label-1-"));
+        let rate = label1.sample_rate as usize;
+        let seconds = label1.seconds();
+        assert!((3.5..=6.0).contains(&seconds), "label 1 lasts {seconds} s");
+        let window = |from: f64, to: f64| {
+            let a = (from * rate as f64) as usize;
+            let b = ((to * rate as f64) as usize).min(label1.samples.len());
+            support::tone_amplitude(&label1.samples[a..b], label1.sample_rate, 1000.0)
+        };
+        let before = window(0.3, 0.8);
+        let during = window(1.3, 1.7);
+        let after = window(2.6, 3.4);
+        eprintln!("1 kHz before {before:.3}, paused {during:.3}, after {after:.3}");
+        assert!(before > 0.1, "tone before the pause: {before}");
+        assert!(during < 0.02, "silence during the pause: {during}");
+        assert!(after > 0.1, "tone after the resume: {after}");
+    });
+}
+
+/// baresip answers playing 440 Hz; verbatim calls it playing 1000 Hz and records to the
+/// built-in recorder: label 1 (the local user) holds 1000 Hz, label 2 (the far end) 440 Hz,
+/// and the metadata's labels match the SDP's.
+#[test]
+fn baresip_call_recorded_by_label_into_builtin_srs() {
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut srs = start_srs(out.path()).await;
+        let srs_port = srs.local_addr().port();
+        let baresip_port = free_port();
+        let mut baresip = Peer::new("srs-baresip");
+        let far_tone = baresip.path("tone440.wav");
+        write_tone_wav(&far_tone, 8000, 8000, 440.0);
+        start_baresip(
+            &mut baresip,
+            &Baresip {
+                port: baresip_port,
+                user: "peer",
+                auto_answer: true,
+                wav: &far_tone,
+                quit_after_secs: 20,
+                commands: &[],
+            },
+        );
+        let mut phone = Peer::new("srs-verbatim-call-baresip");
+        let tone = phone.path("tone1000.wav");
+        write_tone_wav(&tone, 8000, 6000, 1000.0);
+        start_verbatim(
+            &mut phone,
+            [
+                "call",
+                &format!("sip:peer@127.0.0.1:{baresip_port}"),
+                "--codec",
+                "pcmu",
+                "--play",
+                tone.to_str().unwrap(),
+                "--duration",
+                "3",
+                "--record",
+                "--srs",
+                &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+            ],
+        );
+        let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
+        if !status.success() {
+            phone.fail(&format!("verbatim failed: {status}"));
+        }
+        let folder = loop {
+            match next_event(&mut srs).await {
+                SrsEvent::SessionEnded { folder, .. } => break folder,
+                SrsEvent::Rejected { status, reason } => panic!("refused: {status} {reason}"),
+                _ => {}
+            }
+        };
+        srs.stop().await;
+        baresip.stop();
+        let local = Audio::read_wav(&find_file(&folder, "label-1-"));
+        let far = Audio::read_wav(&find_file(&folder, "label-2-"));
+        let (l1k, l440) = (local.tone(1000.0), local.tone(440.0));
+        let (f440, f1k) = (far.tone(440.0), far.tone(1000.0));
+        eprintln!(
+            "label 1: 1 kHz {l1k:.3}, 440 Hz {l440:.3}; label 2: 440 Hz {f440:.3}, 1 kHz {f1k:.3}"
+        );
+        assert!(
+            l1k > 0.1 && l440 < l1k / 4.0,
+            "label 1 must be the local user's 1 kHz"
+        );
+        assert!(
+            f440 > 0.1 && f1k < f440 / 4.0,
+            "label 2 must be the far end's 440 Hz"
+        );
+        let xml = std::fs::read_to_string(folder.join("metadata-1.xml")).unwrap();
+        metadata::parse(&xml)
+            .unwrap()
+            .validate_against_labels(&["1".to_owned(), "2".to_owned()])
+            .unwrap();
+    });
+}
