@@ -378,3 +378,53 @@ fn baresip_call_recorded_by_label_into_builtin_srs() {
             .unwrap();
     });
 }
+
+/// With --record and no --srs, the phone starts its built-in recorder itself and the
+/// recording lands in the data directory: recording works with zero setup.
+#[test]
+fn record_without_a_recorder_uses_the_builtin_one() {
+    let data = tempfile::tempdir().unwrap();
+    let peer_port = free_port();
+    let mut far_end = Peer::new("builtin-sipp-uas");
+    start_sipp_uas(
+        &mut far_end,
+        &Scenario::Builtin("uas"),
+        peer_port,
+        "u1",
+        &[],
+    );
+    let mut phone = Peer::new("builtin-verbatim-call");
+    let tone = phone.path("tone1000.wav");
+    write_tone_wav(&tone, 8000, 4000, 1000.0);
+    let mut command = phone.command(support::verbatim_bin());
+    command
+        .env("XDG_DATA_HOME", data.path())
+        .env("RUST_LOG", "info,verbatim=debug")
+        .args([
+            "call",
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            "--codec",
+            "pcmu",
+            "--play",
+            tone.to_str().unwrap(),
+            "--duration",
+            "2",
+            "--record",
+        ]);
+    phone.start(command);
+    phone.expect_success(VERBATIM_TIMEOUT);
+    far_end.expect_success(SIPP_TIMEOUT);
+    let recordings = data.path().join("verbatim").join("recordings");
+    let folders = verbatim::srs::session_folders(&recordings);
+    assert_eq!(folders.len(), 1, "{}", phone.stderr());
+    let local = Audio::read_wav(&find_file(&folders[0], "label-1-"));
+    assert!(
+        local.tone(1000.0) > 0.1,
+        "label 1 should hold the 1 kHz we sent"
+    );
+    assert!(
+        phone.stderr().contains("recording: recording"),
+        "{}",
+        phone.stderr()
+    );
+}

@@ -328,7 +328,8 @@ struct Loaded {
 /// Where and when to record, from the command line.
 #[derive(Clone)]
 struct RecordPlan {
-    srs: Uri,
+    /// None: the built-in recorder.
+    srs: Option<Uri>,
     secondary: Option<Uri>,
     pause_at: Option<u64>,
     resume_at: Option<u64>,
@@ -338,10 +339,12 @@ fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
     if !args.record {
         return Ok(None);
     }
-    let srs = args.srs.as_deref().ok_or_else(|| {
-        Failure::usage("--record needs --srs URI (the built-in recorder is not available yet)")
-    })?;
-    let srs = Uri::parse(srs).map_err(|e| Failure::usage(format!("--srs: {e}")))?;
+    // Without --srs the built-in recorder takes the recording (started when needed).
+    let srs = args
+        .srs
+        .as_deref()
+        .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("--srs: {e}"))))
+        .transpose()?;
     let secondary = args
         .srs_secondary
         .as_deref()
@@ -573,7 +576,8 @@ async fn register_only(listen: SocketAddr, loaded: Loaded) -> Result<(), Failure
     Ok(())
 }
 
-async fn call(target: String, options: CallOptions, loaded: Loaded) -> Result<(), Failure> {
+async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Result<(), Failure> {
+    let recorder = start_builtin_recorder(&mut loaded).await?;
     let account = loaded.account.clone();
     let CallOptions {
         from,
@@ -645,6 +649,9 @@ async fn call(target: String, options: CallOptions, loaded: Loaded) -> Result<()
     )?;
     let outcome = run_call(&mut handle, call, duration, &loaded).await;
     shutdown(&mut handle).await;
+    if let Some(recorder) = recorder {
+        recorder.stop().await;
+    }
     outcome
 }
 
@@ -787,9 +794,10 @@ async fn run_call(
 async fn answer(
     listen: SocketAddr,
     calls: u32,
-    loaded: Loaded,
+    mut loaded: Loaded,
     tls: TlsArgs,
 ) -> Result<(), Failure> {
+    let recorder = start_builtin_recorder(&mut loaded).await?;
     let probe = match loaded.account.as_ref() {
         Some(account) => account_hop(account).await?.map(|(d, _)| d.address),
         None => None,
@@ -867,7 +875,37 @@ async fn answer(
         }
     }
     shutdown(&mut handle).await;
+    if let Some(recorder) = recorder {
+        recorder.stop().await;
+    }
     Ok(())
+}
+
+/// Starts the built-in recorder when recording is asked for without --srs, and points the
+/// plan at it. Recordings go to the OS data directory.
+async fn start_builtin_recorder(
+    loaded: &mut Loaded,
+) -> Result<Option<crate::srs::SrsHandle>, Failure> {
+    let Some(plan) = loaded.record.as_mut() else {
+        return Ok(None);
+    };
+    if plan.srs.is_some() {
+        return Ok(None);
+    }
+    let dir = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+        .map(|dirs| dirs.data_dir().join("recordings"))
+        .ok_or_else(|| Failure::new("no data directory for the built-in recorder"))?;
+    let handle = crate::srs::run(crate::srs::SrsConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        dir.clone(),
+    ))
+    .await
+    .map_err(|e| Failure::new(format!("the built-in recorder did not start: {e}")))?;
+    let port = handle.local_addr().port();
+    let uri = format!("sip:recorder@127.0.0.1:{port};transport=tcp");
+    plan.srs = Some(Uri::parse(&uri).map_err(|e| Failure::new(e.to_string()))?);
+    eprintln!("recording to the built-in recorder: {}", dir.display());
+    Ok(Some(handle))
 }
 
 fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
@@ -888,7 +926,10 @@ async fn start_recording(
     call: CallId,
     plan: &RecordPlan,
 ) -> Result<(), Failure> {
-    let destination = resolve(&plan.srs, None).await?;
+    let Some(srs) = plan.srs.clone() else {
+        return Err(Failure::new("no recorder to record to"));
+    };
+    let destination = resolve(&srs, None).await?;
     let secondary = match &plan.secondary {
         Some(uri) => Some((uri.clone(), resolve(uri, None).await?)),
         None => None,
@@ -899,7 +940,7 @@ async fn start_recording(
             call,
             recording: CallId::new(),
             request: crate::engine::RecordingRequest {
-                srs: plan.srs.clone(),
+                srs,
                 destination,
                 media_port: 0,
                 secondary,
