@@ -11,7 +11,9 @@ use super::Failure;
 use crate::audio::WavSource;
 use crate::driver::media::{AudioFactory, CallAudio};
 use crate::driver::{self, DriverConfig, Handle, LatencyLog};
-use crate::engine::{CallId, CallState, Command, DialRequest, EngineConfig, Event};
+use crate::engine::{
+    CallId, CallState, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingState,
+};
 use crate::media::SAMPLE_RATE;
 use crate::media::srtp::SrtpPolicy;
 use crate::media::tone::Sine;
@@ -36,6 +38,84 @@ struct BenchReport {
     peak_rss_kb: u64,
     frame_to_packet_us_p50: u32,
     frame_to_packet_us_p99: u32,
+    recorded_calls: usize,
+    /// Packets the recorder received and counted lost over all recordings (both labels).
+    rs_packets_received: Option<u64>,
+    rs_packets_lost: Option<u64>,
+}
+
+/// `verbatim srs` in a child process, recording into a temporary folder.
+struct Recorder {
+    child: tokio::process::Child,
+    dir: std::path::PathBuf,
+    address: SocketAddr,
+    uri: Uri,
+}
+
+impl Recorder {
+    async fn start() -> Result<Recorder, Failure> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::new(format!("bench: cannot find our own binary: {e}")))?;
+        let dir = std::env::temp_dir().join(format!("verbatim-bench-{}", std::process::id()));
+        let mut child = tokio::process::Command::new(exe)
+            .args(["srs", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Failure::new(format!("bench: cannot start the recorder: {e}")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Failure::new("bench: the recorder has no output"))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .unwrap_or_default();
+        let address: SocketAddr = line
+            .strip_prefix("srs: listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| Failure::new(format!("bench: the recorder said {line:?}")))?;
+        // Keep reading so the recorder never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let uri = Uri::parse(&format!("sip:recorder@{address};transport=tcp"))
+            .map_err(|e| Failure::new(e.to_string()))?;
+        Ok(Recorder {
+            child,
+            dir,
+            address,
+            uri,
+        })
+    }
+
+    /// Stops the recorder and sums what its summaries say: (received, lost).
+    async fn finish(mut self) -> (u64, u64) {
+        // Its sessions ended with the calls' BYEs; give the summaries a moment, then stop.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = self.child.kill().await;
+        let mut totals = (0, 0);
+        for folder in crate::srs::session_folders(&self.dir) {
+            let Ok(text) = std::fs::read_to_string(folder.join("summary.json")) else {
+                continue;
+            };
+            let Ok(summary) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let labels = summary.get("labels").and_then(|l| l.as_array());
+            for label in labels.into_iter().flatten() {
+                let count = |field: &str| label.get(field).and_then(|v| v.as_u64()).unwrap_or(0);
+                totals.0 += count("packets_received");
+                totals.1 += count("packets_lost");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        totals
+    }
 }
 
 /// A looping tone per call; its frames cost what a file's would once read.
@@ -64,7 +144,14 @@ pub(super) async fn run(
     codec: Option<Codec>,
     srtp: SrtpPolicy,
     play: Option<std::path::PathBuf>,
+    record: bool,
 ) -> Result<(), Failure> {
+    // The recorder runs as its own process so this process's CPU is the phones' alone.
+    let recorder = if record {
+        Some(Recorder::start().await?)
+    } else {
+        None
+    };
     if calls == 0 || duration == 0 {
         return Err(Failure::usage(
             "bench: --calls and --duration must be at least 1",
@@ -122,6 +209,46 @@ pub(super) async fn run(
             }
         }
     }
+    let mut recording = HashSet::new();
+    if let Some(recorder) = &recorder {
+        for call in &dialled {
+            super::send(
+                &mut caller,
+                Command::StartRecording {
+                    call: *call,
+                    recording: CallId::new(),
+                    request: RecordingRequest {
+                        srs: recorder.uri.clone(),
+                        destination: Destination::new(Transport::Tcp, recorder.address),
+                        media_port: 0,
+                        secondary: None,
+                    },
+                },
+            )?;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while recording.len() < dialled.len() {
+            tokio::select! {
+                event = caller.events.recv() => match event {
+                    Some(Event::Recording { call, state: RecordingState::Recording, .. }) => {
+                        recording.insert(call);
+                    }
+                    Some(Event::Recording { state: RecordingState::Failed { reason }, .. })
+                    | Some(Event::Recording { state: RecordingState::Retrying { reason, .. }, .. }) => {
+                        return Err(Failure::new(format!("bench: a recording failed: {reason}")));
+                    }
+                    Some(_) => {}
+                    None => return Err(Failure::new("bench: the calling engine stopped")),
+                },
+                _ = answerer.events.recv() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Failure::new(format!(
+                        "bench: only {} of {calls} recordings started in 60 s", recording.len()
+                    )));
+                }
+            }
+        }
+    }
     let cpu_before = process_cpu();
     let measure_until = tokio::time::Instant::now() + Duration::from_secs(duration);
     loop {
@@ -157,6 +284,10 @@ pub(super) async fn run(
     super::shutdown(&mut caller).await;
     super::shutdown(&mut answerer).await;
 
+    let recorder_report = match recorder {
+        Some(recorder) => Some(recorder.finish().await),
+        None => None,
+    };
     let samples = latency.sorted();
     let cpu_ms = cpu_used.as_secs_f64() * 1000.0;
     let call_seconds = f64::from(calls) * duration as f64;
@@ -174,6 +305,9 @@ pub(super) async fn run(
         peak_rss_kb: peak_rss_kb(),
         frame_to_packet_us_p50: percentile(&samples, 50),
         frame_to_packet_us_p99: percentile(&samples, 99),
+        recorded_calls: recording.len(),
+        rs_packets_received: recorder_report.as_ref().map(|r| r.0),
+        rs_packets_lost: recorder_report.as_ref().map(|r| r.1),
     };
     match serde_json::to_string(&report) {
         Ok(line) => println!("{line}"),

@@ -139,6 +139,9 @@ enum CliCommand {
         /// Send this WAV in every call (looped); a 1 kHz tone otherwise.
         #[arg(long, value_name = "FILE.wav")]
         play: Option<PathBuf>,
+        /// Record every call to a built-in recorder running as a separate process.
+        #[arg(long)]
+        record: bool,
     },
     /// List the sound devices; their names go in the configuration's [audio] section.
     Devices,
@@ -269,6 +272,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             codec,
             srtp,
             play,
+            record,
         } => {
             bench::run(
                 calls,
@@ -276,6 +280,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                 codec.map(CodecArg::codec),
                 srtp.policy(),
                 play,
+                record,
             )
             .await
         }
