@@ -68,6 +68,42 @@ struct Unacked {
 }
 
 impl Call {
+    fn new(
+        role: Role,
+        state: CallState,
+        dialog: Dialog,
+        first_hop: Destination,
+        offer_answer: OfferAnswer,
+        now: Instant,
+    ) -> Call {
+        Call {
+            role,
+            state,
+            dialog,
+            first_hop,
+            offer_answer,
+            digest: None,
+            invite_key: None,
+            server_key: None,
+            remote_offer: None,
+            ack: None,
+            unacked_2xx: None,
+            answer_in_ack: false,
+            provisional_received: false,
+            cancel_when_possible: false,
+            reinvite_key: None,
+            reinvite_queued: false,
+            reinvite_offerless: false,
+            reinvite_ack: None,
+            local_hold: false,
+            remote_hold: false,
+            peer_allows_update: false,
+            peer_record_aware: false,
+            last_media: now,
+            connected: false,
+        }
+    }
+
     pub(super) fn is_local_hold(&self) -> bool {
         self.local_hold
     }
@@ -112,32 +148,15 @@ impl Engine {
             local_contact: self.contact_for(request.destination.transport, &user),
         };
         let offer_answer = self.new_offer_answer(request.media_port);
-        let call = Call {
-            role: Role::Caller,
-            state: CallState::Calling,
+        let mut call = Call::new(
+            Role::Caller,
+            CallState::Calling,
             dialog,
-            first_hop: request.destination,
+            request.destination,
             offer_answer,
-            digest: request.credentials.map(DigestSession::new),
-            invite_key: None,
-            server_key: None,
-            remote_offer: None,
-            ack: None,
-            unacked_2xx: None,
-            answer_in_ack: false,
-            provisional_received: false,
-            cancel_when_possible: false,
-            reinvite_key: None,
-            reinvite_queued: false,
-            reinvite_offerless: false,
-            reinvite_ack: None,
-            local_hold: false,
-            remote_hold: false,
-            peer_allows_update: false,
-            peer_record_aware: false,
-            last_media: self.now,
-            connected: false,
-        };
+            self.now,
+        );
+        call.digest = request.credentials.map(DigestSession::new);
         self.calls.insert(id, call);
         self.events.push_back(Event::CallState {
             call: id,
@@ -731,34 +750,17 @@ impl Engine {
         };
         let id = CallId::new();
         let offer_answer = self.new_offer_answer(9);
-        let call = Call {
-            role: Role::Callee,
-            state: CallState::Incoming,
+        let mut call = Call::new(
+            Role::Callee,
+            CallState::Incoming,
             dialog,
-            first_hop: response_destination(&request, source),
+            response_destination(&request, source),
             offer_answer,
-            digest: None,
-            invite_key: None,
-            server_key: Some(key.clone()),
-            remote_offer,
-            ack: None,
-            unacked_2xx: None,
-            answer_in_ack: false,
-            provisional_received: false,
-            cancel_when_possible: false,
-            reinvite_key: None,
-            reinvite_queued: false,
-            reinvite_offerless: false,
-            reinvite_ack: None,
-            local_hold: false,
-            remote_hold: false,
-            peer_allows_update: false,
-            peer_record_aware: false,
-            last_media: self.now,
-            connected: false,
-        };
+            self.now,
+        );
+        call.server_key = Some(key.clone());
+        call.remote_offer = remote_offer;
         let contact = call.dialog.local_contact.clone();
-        let mut call = call;
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = request.headers.has_token("Supported", "record-aware");
         self.calls.insert(id, call);
