@@ -77,3 +77,67 @@ fn call_recorded_to_sipp_srs_with_pause_and_resume() {
         "{stderr}"
     );
 }
+
+/// The recorder pauses the recording by re-INVITE (every stream inactive) and resumes it
+/// with a metadata request: the phone answers inactive, then sendonly with a fresh snapshot,
+/// and its indicator says who paused.
+#[test]
+fn recorder_pauses_and_resumes_and_asks_for_metadata() {
+    let peer_port = free_port();
+    let srs_port = free_port();
+    let verbatim_port = free_port();
+    let mut far_end = Peer::new("sipp-uas-2");
+    start_sipp_uas(
+        &mut far_end,
+        &Scenario::Builtin("uas"),
+        peer_port,
+        "u1",
+        &[],
+    );
+    let mut srs = Peer::new("sipp-srs-pausing");
+    start_sipp_uas(
+        &mut srs,
+        &Scenario::File(sipp_scenario("srs_pauses.xml")),
+        srs_port,
+        "t1",
+        &[],
+    );
+    let mut verbatim = Peer::new("verbatim-call-recorder-pauses");
+    start_verbatim(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            "--listen",
+            &format!("127.0.0.1:{verbatim_port}"),
+            "--codec",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--duration",
+            "4",
+            "--record",
+            "--srs",
+            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+        ],
+    );
+    verbatim.expect_success(VERBATIM_TIMEOUT);
+    srs.expect_success(SIPP_TIMEOUT);
+    far_end.expect_success(SIPP_TIMEOUT);
+    let stderr = verbatim.stderr();
+    let states: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("recording: "))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            "starting",
+            "recording",
+            "paused by the recorder",
+            "recording",
+            "off"
+        ],
+        "{stderr}"
+    );
+}

@@ -693,6 +693,9 @@ impl CallReport {
                 crate::engine::RecordingState::Retrying {
                     reason, in_seconds, ..
                 } => eprintln!("recording: retrying in {in_seconds} s: {reason}"),
+                crate::engine::RecordingState::Paused {
+                    by: crate::engine::Party::Remote,
+                } => eprintln!("recording: paused by the recorder"),
                 other => eprintln!("recording: {}", recording_word(other)),
             },
             _ => {}

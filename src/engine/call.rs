@@ -931,6 +931,10 @@ impl Engine {
     }
 
     fn on_reinvite(&mut self, key: TxKey, request: Message) {
+        if let Some(call) = self.recording_for_dialog(&request) {
+            self.on_recorder_reinvite(call, key, request);
+            return;
+        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;

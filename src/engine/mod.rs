@@ -848,10 +848,13 @@ impl Engine {
             return;
         }
         if method != Method::Cancel {
+            // Inside a recording session the recorder may require siprec; nowhere else.
+            let in_recording = self.recording_for_dialog(&request).is_some();
             let unsupported: Vec<String> = request
                 .headers
                 .list("Require")
                 .into_iter()
+                .filter(|tag| !(in_recording && tag.eq_ignore_ascii_case("siprec")))
                 .map(str::to_owned)
                 .collect();
             if !unsupported.is_empty() {

@@ -675,6 +675,93 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The recorder re-INVITEs (RFC 7866 7.1.2, 9.1): every stream inactive pauses the
+    /// recording, recvonly resumes it, and a metadata request gets a fresh snapshot.
+    pub(super) fn on_recorder_reinvite(&mut self, call: CallId, key: TxKey, request: Message) {
+        let offer = answer_sdp(&request);
+        let wants_metadata = request
+            .content_type()
+            .is_some_and(|t| t == multipart::METADATA_REQUEST_CONTENT_TYPE)
+            || request.headers.get("Content-Type").is_some_and(|ct| {
+                multipart::parse(ct, &request.body).is_ok_and(|parts| {
+                    multipart::find(&parts, multipart::METADATA_REQUEST_CONTENT_TYPE).is_some()
+                })
+            });
+        let parties = self
+            .calls
+            .get(&call)
+            .map(|c| (c.local_identity(), c.remote_identity()));
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let media_id = recording.media_id;
+        let mut new_state = None;
+        if let Some(sdp) = &offer {
+            let recorder_pauses = sdp
+                .media
+                .iter()
+                .all(|m| m.port == 0 || m.direction == Direction::Inactive);
+            let paused = recorder_pauses || recording.want_paused;
+            for forwarder in &mut recording.forwarders {
+                forwarder.set_paused(paused);
+            }
+            recording.offer.direction = if paused {
+                Direction::Inactive
+            } else {
+                Direction::SendOnly
+            };
+            new_state = Some(if recorder_pauses {
+                RecordingState::Paused { by: Party::Remote }
+            } else if paused {
+                RecordingState::Paused { by: Party::Local }
+            } else {
+                RecordingState::Recording
+            });
+        }
+        recording.offer.session_version += 1;
+        let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
+        let tag = recording.dialog.local_tag.clone();
+        let contact = recording.dialog.local_contact.clone();
+        let mut ok = request.response(200, "OK", Some(&tag));
+        ok.headers.push("Contact", contact);
+        ok.headers.push("Require", "siprec");
+        match (wants_metadata, parties) {
+            (true, Some((local, remote))) => {
+                let xml = self.metadata_snapshot(&local, &remote);
+                let boundary = format!("verbatim-{}", self.rng.token(16));
+                let body = multipart::build(
+                    &[
+                        multipart::Part {
+                            content_type: multipart::SDP_CONTENT_TYPE.into(),
+                            headers: Vec::new(),
+                            body: sdp,
+                        },
+                        multipart::Part {
+                            content_type: multipart::METADATA_CONTENT_TYPE.into(),
+                            headers: vec![(
+                                "Content-Disposition".into(),
+                                multipart::RECORDING_SESSION_DISPOSITION.into(),
+                            )],
+                            body: xml,
+                        },
+                    ],
+                    &boundary,
+                );
+                ok.set_body(&multipart::content_type(&boundary), body);
+            }
+            _ => ok.set_body(multipart::SDP_CONTENT_TYPE, sdp),
+        }
+        self.send_response(&key, ok);
+        if let Some(state) = new_state {
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.state = state.clone();
+            }
+            self.recording_event(call, media_id, state);
+        }
+    }
+}
+
 /// The SDP of a response: the whole body, or its application/sdp part in a multipart body.
 fn answer_sdp(response: &Message) -> Option<SessionDescription> {
     if response.content_type().as_deref() == Some("application/sdp") {
