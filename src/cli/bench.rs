@@ -222,6 +222,7 @@ pub(super) async fn run(
                         destination: Destination::new(Transport::Tcp, recorder.address),
                         media_port: 0,
                         secondary: None,
+                        mandatory: false,
                     },
                 },
             )?;

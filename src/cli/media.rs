@@ -233,6 +233,13 @@ mod tests {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub(super) enum RecordPolicyArg {
+    #[default]
+    Optional,
+    Mandatory,
+}
+
 /// Recording flags of `call` and `answer`.
 #[derive(Debug, Clone, Default, Args)]
 pub(super) struct RecordArgs {
@@ -242,6 +249,9 @@ pub(super) struct RecordArgs {
     /// The recorder (SRS) URI, e.g. sip:srs@127.0.0.1:5080;transport=tcp.
     #[arg(long, requires = "record")]
     pub srs: Option<String>,
+    /// mandatory: a call whose recording cannot be (re)established within 10 s is ended.
+    #[arg(long, value_enum, default_value = "optional", requires = "record")]
+    pub record_policy: RecordPolicyArg,
     /// A second recorder, tried in turn with the first when recording fails.
     #[arg(long, requires = "srs")]
     pub srs_secondary: Option<String>,

@@ -335,6 +335,7 @@ struct Loaded {
 struct RecordPlan {
     /// None: the built-in recorder.
     srs: Option<Uri>,
+    mandatory: bool,
     secondary: Option<Uri>,
     pause_at: Option<u64>,
     resume_at: Option<u64>,
@@ -357,6 +358,7 @@ fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
         .transpose()?;
     Ok(Some(RecordPlan {
         srs,
+        mandatory: args.record_policy == media::RecordPolicyArg::Mandatory,
         secondary,
         pause_at: args.pause_at,
         resume_at: args.resume_at,
@@ -952,6 +954,7 @@ async fn start_recording(
                 destination,
                 media_port: 0,
                 secondary,
+                mandatory: plan.mandatory,
             },
         },
     )

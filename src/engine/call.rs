@@ -564,6 +564,7 @@ impl Engine {
             return;
         };
         self.stop_recording(id);
+        self.cancel_timer(Timer::RecordingDeadline(id));
         self.end_media(id);
         for timer in [
             Timer::Retransmit2xx(id),

@@ -403,6 +403,7 @@ enum Timer {
     GlareRetry(CallId),
     MediaCheck(CallId),
     RecordingRetry(CallId),
+    RecordingDeadline(CallId),
     ShutdownDeadline,
 }
 
@@ -714,6 +715,7 @@ impl Engine {
             Timer::GlareRetry(call) => self.send_reinvite(call),
             Timer::MediaCheck(call) => self.check_media(call),
             Timer::RecordingRetry(call) => self.retry_recording(call),
+            Timer::RecordingDeadline(call) => self.recording_deadline(call),
             Timer::ShutdownDeadline => {
                 let calls: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in calls {
@@ -1017,6 +1019,10 @@ impl Engine {
         self.timer_seq += 1;
         self.timers.insert((at, self.timer_seq), timer);
         self.timer_index.insert(timer, (at, self.timer_seq));
+    }
+
+    fn timer_armed(&self, timer: Timer) -> bool {
+        self.timer_index.contains_key(&timer)
     }
 
     fn cancel_timer(&mut self, timer: Timer) {

@@ -61,7 +61,13 @@ pub struct RecordingRequest {
     pub media_port: u16,
     /// A second recorder, tried in turn with the first after a failure.
     pub secondary: Option<(Uri, Destination)>,
+    /// Recording is mandatory: a call whose recording is lost and not back within
+    /// [`MANDATORY_GRACE`] is ended, with the reason.
+    pub mandatory: bool,
 }
+
+/// How long a mandatory recording may be down before the call is ended.
+pub const MANDATORY_GRACE: core::time::Duration = core::time::Duration::from_secs(10);
 
 /// How a recording is re-established after failures, for as long as the call lasts.
 #[derive(Debug)]
@@ -452,6 +458,7 @@ impl Engine {
         } else {
             RecordingState::Recording
         };
+        self.cancel_timer(super::Timer::RecordingDeadline(call));
         self.recording_event(call, media_id, state);
     }
 
@@ -603,6 +610,27 @@ impl Engine {
         }
     }
 
+    /// A mandatory recording stayed down past its grace: the call may not go on.
+    pub(super) fn recording_deadline(&mut self, call: CallId) {
+        let recording = self.recordings.get(&call).is_some_and(|r| {
+            matches!(
+                r.state,
+                RecordingState::Recording | RecordingState::RecordingWithGaps
+            )
+        });
+        if recording || !self.calls.contains_key(&call) {
+            return;
+        }
+        let secs = MANDATORY_GRACE.as_secs();
+        self.send_bye(call);
+        self.end_call(
+            call,
+            None,
+            &format!("recording is mandatory and the recorder was unreachable for {secs} s"),
+            Party::Local,
+        );
+    }
+
     pub(super) fn recording_bye_done(&mut self) {
         self.recording_byes = self.recording_byes.saturating_sub(1);
         self.check_shutdown_complete();
@@ -618,6 +646,16 @@ impl Engine {
         let call_goes_on = self.calls.contains_key(&call);
         match self.recording_plans.get_mut(&call) {
             Some(plan) if call_goes_on => {
+                if plan.request.mandatory {
+                    let deadline = self.now + MANDATORY_GRACE;
+                    // Only the first failure of an outage starts the clock.
+                    if !self.timer_armed(super::Timer::RecordingDeadline(call)) {
+                        self.set_timer(deadline, super::Timer::RecordingDeadline(call));
+                    }
+                }
+                let Some(plan) = self.recording_plans.get_mut(&call) else {
+                    return;
+                };
                 plan.failures += 1;
                 let attempt = plan.failures;
                 let in_seconds = retry_delay(attempt);

@@ -1092,6 +1092,7 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
                     Uri::parse("sip:srs2@127.0.0.10").unwrap(),
                     Destination::new(Transport::Udp, "127.0.0.10:5060".parse().unwrap()),
                 )),
+                mandatory: false,
             },
         },
     );
@@ -1159,4 +1160,40 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
         })
         .count();
     assert_eq!(attempts_after, 0, "recording attempts after the hang-up");
+}
+
+#[test]
+fn a_mandatory_recording_that_stays_down_ends_the_call() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request: RecordingRequest {
+                srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
+                destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
+                media_port: 42000,
+                secondary: None,
+                mandatory: true,
+            },
+        },
+    );
+    // Timer B fails the first attempt at 32 s; the grace of 10 s runs out at 42 s while the
+    // retries keep failing.
+    net.run_for(Duration::from_secs(41));
+    assert!(ended(&net, 0).is_none(), "ended before the grace ran out");
+    net.run_for(Duration::from_secs(2));
+    let reason = ended(&net, 0).expect("the call was ended");
+    assert_eq!(
+        reason.text,
+        "recording is mandatory and the recorder was unreachable for 10 s"
+    );
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| ended(n, 1).is_some()),
+        "the far end got a BYE"
+    );
 }
