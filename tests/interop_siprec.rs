@@ -55,8 +55,9 @@ fn call_recorded_to_sipp_srs_with_pause_and_resume() {
             "--duration",
             "4",
             "--record",
+            // No transport parameter: recording sessions default to TCP.
             "--srs",
-            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+            &format!("sip:srs@127.0.0.1:{srs_port}"),
             "--pause-at",
             "1",
             "--resume-at",

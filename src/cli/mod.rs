@@ -918,6 +918,16 @@ async fn start_builtin_recorder(
     Ok(Some(handle))
 }
 
+/// Recording sessions go over TCP unless the URI says otherwise (sips: means TLS): their
+/// INVITEs carry SDP and metadata, well past what UDP carries safely (RFC 3261 18.1.1).
+fn recording_transport(uri: &Uri) -> Option<Transport> {
+    if uri.transport_param().is_some() || matches!(uri.scheme, Scheme::Sips) {
+        None
+    } else {
+        Some(Transport::Tcp)
+    }
+}
+
 fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
     use crate::engine::RecordingState;
     match state {
@@ -939,9 +949,9 @@ async fn start_recording(
     let Some(srs) = plan.srs.clone() else {
         return Err(Failure::new("no recorder to record to"));
     };
-    let destination = resolve(&srs, None).await?;
+    let destination = resolve(&srs, recording_transport(&srs)).await?;
     let secondary = match &plan.secondary {
-        Some(uri) => Some((uri.clone(), resolve(uri, None).await?)),
+        Some(uri) => Some((uri.clone(), resolve(uri, recording_transport(uri)).await?)),
         None => None,
     };
     send(
