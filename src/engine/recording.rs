@@ -221,26 +221,8 @@ impl Engine {
         );
         invite.headers.push("Allow", super::ALLOW);
         let xml = self.metadata_snapshot(&local_identity, &remote_uri);
-        let boundary = format!("verbatim-{}", self.rng.token(16));
-        let body = multipart::build(
-            &[
-                multipart::Part {
-                    content_type: multipart::SDP_CONTENT_TYPE.into(),
-                    headers: Vec::new(),
-                    body: rs_sdp::offer(&offer).to_string().into_bytes(),
-                },
-                multipart::Part {
-                    content_type: multipart::METADATA_CONTENT_TYPE.into(),
-                    headers: vec![(
-                        "Content-Disposition".into(),
-                        multipart::RECORDING_SESSION_DISPOSITION.into(),
-                    )],
-                    body: xml,
-                },
-            ],
-            &boundary,
-        );
-        invite.set_body(&multipart::content_type(&boundary), body);
+        let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
+        self.set_sdp_and_metadata(&mut invite, sdp, xml);
         let recording = Recording {
             media_id,
             dialog,
@@ -279,6 +261,31 @@ impl Engine {
             call_state.local_identity(),
             call_state.remote_identity(),
         ))
+    }
+
+    /// Makes the body of `message` the multipart/mixed pair SIPREC uses (RFC 7866 9.1):
+    /// the SDP, then the metadata with Content-Disposition: recording-session.
+    fn set_sdp_and_metadata(&mut self, message: &mut Message, sdp: Vec<u8>, xml: Vec<u8>) {
+        let boundary = format!("verbatim-{}", self.rng.token(16));
+        let body = multipart::build(
+            &[
+                multipart::Part {
+                    content_type: multipart::SDP_CONTENT_TYPE.into(),
+                    headers: Vec::new(),
+                    body: sdp,
+                },
+                multipart::Part {
+                    content_type: multipart::METADATA_CONTENT_TYPE.into(),
+                    headers: vec![(
+                        "Content-Disposition".into(),
+                        multipart::RECORDING_SESSION_DISPOSITION.into(),
+                    )],
+                    body: xml,
+                },
+            ],
+            &boundary,
+        );
+        message.set_body(&multipart::content_type(&boundary), body);
     }
 
     /// The RFC 7865 snapshot sent with the recording's INVITE: who is in the call and which
@@ -767,26 +774,7 @@ impl Engine {
         match (wants_metadata, parties) {
             (true, Some((local, remote))) => {
                 let xml = self.metadata_snapshot(&local, &remote);
-                let boundary = format!("verbatim-{}", self.rng.token(16));
-                let body = multipart::build(
-                    &[
-                        multipart::Part {
-                            content_type: multipart::SDP_CONTENT_TYPE.into(),
-                            headers: Vec::new(),
-                            body: sdp,
-                        },
-                        multipart::Part {
-                            content_type: multipart::METADATA_CONTENT_TYPE.into(),
-                            headers: vec![(
-                                "Content-Disposition".into(),
-                                multipart::RECORDING_SESSION_DISPOSITION.into(),
-                            )],
-                            body: xml,
-                        },
-                    ],
-                    &boundary,
-                );
-                ok.set_body(&multipart::content_type(&boundary), body);
+                self.set_sdp_and_metadata(&mut ok, sdp, xml);
             }
             _ => ok.set_body(multipart::SDP_CONTENT_TYPE, sdp),
         }
