@@ -14,8 +14,15 @@ use std::collections::HashMap;
 
 use crate::engine::{CallId, Command, Engine, EngineConfig, Event, Input, Output};
 use crate::media::FRAME_SAMPLES;
+use crate::media::codec::CodecKind;
+use crate::media::srtp::KEY_SALT_LEN;
 use crate::media::tone::Sine;
 use crate::sip::transport::{Destination, Transport};
+use crate::srs::core::{Recorder, RecorderOutput, SrsResources};
+use crate::srs::stream::StreamRecorder;
+
+/// Recorders are addressed past the phones: `RECORDER_BASE + index`.
+const RECORDER_BASE: NodeId = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkConfig {
@@ -58,6 +65,80 @@ struct InFlight {
     data: Vec<u8>,
     /// Set for media: the receiving call.
     media_call: Option<CallId>,
+    /// Set for media to a recorder: the port it was sent to.
+    recorder_port: Option<u16>,
+}
+
+/// The built-in recorder's sans-IO core on the simulated network, keeping what it records in
+/// memory.
+#[derive(Debug)]
+pub struct SimRecorder {
+    core: Recorder,
+    address: core::net::SocketAddr,
+    resources: SimPorts,
+    wake_at: Option<Instant>,
+    /// While down, nothing reaches it (a recorder that is not running).
+    pub down: bool,
+    pub recordings: Vec<SimRecording>,
+    /// Statuses of the INVITEs it refused.
+    pub refused: Vec<u16>,
+}
+
+/// One recording session the simulated recorder accepted.
+#[derive(Debug)]
+pub struct SimRecording {
+    pub call_id: String,
+    started: Instant,
+    /// Per stream: its label, its local port and what it recorded.
+    pub streams: Vec<(String, u16, StreamRecorder<Vec<f32>>)>,
+    /// Every metadata document received, in order.
+    pub metadata: Vec<String>,
+    /// Every pause (true) and resume (false), in order.
+    pub pauses: Vec<bool>,
+    pub ended: bool,
+}
+
+impl SimRecording {
+    /// The audio recorded for `label`, 48 kHz mono, time-aligned from the session's start.
+    pub fn audio(&self, label: &str) -> &[f32] {
+        self.streams
+            .iter()
+            .find(|(l, _, _)| l == label)
+            .map(|(_, _, s)| s.sink().as_slice())
+            .unwrap_or(&[])
+    }
+
+    pub fn codec(&self, label: &str) -> Option<CodecKind> {
+        self.streams
+            .iter()
+            .find(|(l, _, _)| l == label)
+            .map(|(_, _, s)| s.codec())
+    }
+}
+
+#[derive(Debug)]
+struct SimPorts {
+    next_port: u16,
+    seed: u64,
+}
+
+impl SrsResources for SimPorts {
+    fn allocate_port(&mut self) -> Option<u16> {
+        self.next_port = self.next_port.checked_add(2)?;
+        Some(self.next_port)
+    }
+    fn srtp_key(&mut self) -> [u8; KEY_SALT_LEN] {
+        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut key = [0u8; KEY_SALT_LEN];
+        for (index, byte) in key.iter_mut().enumerate() {
+            *byte = (self.seed >> ((index % 8) * 8)) as u8 ^ index as u8;
+        }
+        key
+    }
+    fn token(&mut self) -> u64 {
+        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        self.seed
+    }
 }
 
 /// What a simulated phone plays into a call and what it heard.
@@ -95,6 +176,7 @@ pub struct SimNet {
     /// Media packets sent and dropped by the link.
     pub media_sent: u64,
     pub media_dropped: u64,
+    pub recorders: Vec<SimRecorder>,
 }
 
 impl SimNet {
@@ -115,6 +197,138 @@ impl SimNet {
             next_media_tick: None,
             media_sent: 0,
             media_dropped: 0,
+            recorders: Vec::new(),
+        }
+    }
+
+    /// Adds a recorder (the built-in SRS core) at 127.0.0.(100+N):5060, UDP and TCP, that
+    /// prefers `codecs` (empty: the offerer's first choice).
+    pub fn add_recorder(&mut self, codecs: Vec<CodecKind>) -> NodeId {
+        let index = self.recorders.len();
+        let ip = core::net::Ipv4Addr::new(127, 0, 0, u8::try_from(100 + index).unwrap_or(254));
+        let address = core::net::SocketAddr::from((ip, 5060));
+        let core =
+            Recorder::new(ip.into(), format!("sip:srs@{address}")).with_codec_preference(codecs);
+        self.recorders.push(SimRecorder {
+            core,
+            address,
+            resources: SimPorts {
+                next_port: 30000,
+                seed: 7 + index as u64,
+            },
+            wake_at: None,
+            down: false,
+            recordings: Vec::new(),
+            refused: Vec::new(),
+        });
+        RECORDER_BASE + index
+    }
+
+    /// The recorder's SIP address over `transport`.
+    pub fn recorder_address(&self, recorder: NodeId, transport: Transport) -> Option<Destination> {
+        let r = self.recorders.get(recorder.checked_sub(RECORDER_BASE)?)?;
+        Some(Destination::new(transport, r.address))
+    }
+
+    pub fn recorder(&self, recorder: NodeId) -> Option<&SimRecorder> {
+        self.recorders.get(recorder.checked_sub(RECORDER_BASE)?)
+    }
+
+    pub fn recorder_mut(&mut self, recorder: NodeId) -> Option<&mut SimRecorder> {
+        self.recorders.get_mut(recorder.checked_sub(RECORDER_BASE)?)
+    }
+
+    fn recorder_input(&mut self, index: usize, packet: InFlight) {
+        let now = self.now;
+        let Some(r) = self.recorders.get_mut(index) else {
+            return;
+        };
+        if r.down {
+            return;
+        }
+        match packet.recorder_port {
+            Some(port) => {
+                for recording in r.recordings.iter_mut().filter(|s| !s.ended) {
+                    let since = now.saturating_duration_since(recording.started);
+                    for (_, local_port, stream) in &mut recording.streams {
+                        if *local_port == port {
+                            let _ = stream.on_datagram(&packet.data, since);
+                        }
+                    }
+                }
+                return;
+            }
+            None => r
+                .core
+                .on_bytes(now, &packet.data, packet.source, &mut r.resources),
+        }
+        self.drain_recorder(index);
+    }
+
+    fn drain_recorder(&mut self, index: usize) {
+        loop {
+            let now = self.now;
+            let Some(r) = self.recorders.get_mut(index) else {
+                return;
+            };
+            let Some(output) = r.core.poll_output() else {
+                r.wake_at = r.core.next_deadline();
+                return;
+            };
+            let source = r.address;
+            match output {
+                RecorderOutput::Transmit(transmit) => {
+                    let transport = transmit.destination.transport;
+                    self.send(
+                        Destination::new(transport, source),
+                        transmit.destination,
+                        transmit.data,
+                    );
+                }
+                RecorderOutput::SessionStarted {
+                    key,
+                    streams,
+                    metadata_xml,
+                    ..
+                } => {
+                    let streams = streams
+                        .into_iter()
+                        .filter_map(|setup| {
+                            let label = setup.label.clone();
+                            let port = setup.local_port;
+                            StreamRecorder::new(setup, Vec::new())
+                                .ok()
+                                .map(|stream| (label, port, stream))
+                        })
+                        .collect();
+                    r.recordings.push(SimRecording {
+                        call_id: key,
+                        started: now,
+                        streams,
+                        metadata: vec![metadata_xml],
+                        pauses: Vec::new(),
+                        ended: false,
+                    });
+                }
+                RecorderOutput::SessionUpdated {
+                    key,
+                    paused,
+                    metadata_xml,
+                } => {
+                    if let Some(recording) = r.recordings.iter_mut().find(|s| s.call_id == key) {
+                        if recording.pauses.last().copied().unwrap_or(false) != paused {
+                            recording.pauses.push(paused);
+                        }
+                        recording.metadata.extend(metadata_xml);
+                    }
+                }
+                RecorderOutput::SessionEnded { key } => {
+                    if let Some(recording) = r.recordings.iter_mut().find(|s| s.call_id == key) {
+                        recording.ended = true;
+                    }
+                }
+                RecorderOutput::Rejected { status, .. } => r.refused.push(status),
+            }
         }
     }
 
@@ -161,7 +375,9 @@ impl SimNet {
             Command::Dial { call, request } => {
                 self.media_ports.insert((node, request.media_port), *call);
             }
-            Command::Answer { call, media_port } => {
+            Command::Answer {
+                call, media_port, ..
+            } => {
                 self.media_ports.insert((node, *media_port), *call);
             }
             _ => {}
@@ -252,7 +468,8 @@ impl SimNet {
     fn next_wake(&self) -> Option<Instant> {
         let packet = self.in_flight.peek().map(|Reverse(p)| p.at);
         let timer = self.nodes.iter().map(|n| n.wake_at).min();
-        [packet, timer, self.next_media_tick]
+        let recorder = self.recorders.iter().filter_map(|r| r.wake_at).min();
+        [packet, timer, recorder, self.next_media_tick]
             .into_iter()
             .flatten()
             .min()
@@ -293,6 +510,10 @@ impl SimNet {
             let Some(Reverse(packet)) = self.in_flight.pop() else {
                 break;
             };
+            if let Some(index) = packet.to.checked_sub(RECORDER_BASE) {
+                self.recorder_input(index, packet);
+                continue;
+            }
             if let Some(call) = packet.media_call {
                 let input = Input::MediaPacket {
                     call,
@@ -317,6 +538,16 @@ impl SimNet {
         for id in 0..self.nodes.len() {
             if self.nodes.get(id).is_some_and(|n| n.wake_at <= self.now) {
                 self.input(id, Input::Timeout);
+            }
+        }
+        for index in 0..self.recorders.len() {
+            let now = self.now;
+            if let Some(r) = self.recorders.get_mut(index)
+                && r.wake_at.is_some_and(|at| at <= now)
+            {
+                r.core.on_timeout(now, &mut r.resources);
+                r.wake_at = None;
+                self.drain_recorder(index);
             }
         }
     }
@@ -367,6 +598,35 @@ impl SimNet {
         destination: core::net::SocketAddr,
         data: Vec<u8>,
     ) {
+        if let Some(index) = self
+            .recorders
+            .iter()
+            .position(|r| r.address.ip() == destination.ip())
+        {
+            self.media_sent += 1;
+            if self.rng.random_bool(self.link.loss.clamp(0.0, 1.0)) {
+                self.media_dropped += 1;
+                return;
+            }
+            let source = Destination::new(
+                Transport::Udp,
+                core::net::SocketAddr::new(
+                    from_ip.unwrap_or(core::net::IpAddr::from([127, 0, 0, 1])),
+                    0,
+                ),
+            );
+            self.seq += 1;
+            self.in_flight.push(Reverse(InFlight {
+                at: self.now + self.link.latency,
+                seq: self.seq,
+                to: RECORDER_BASE + index,
+                source,
+                data,
+                media_call: None,
+                recorder_port: Some(destination.port()),
+            }));
+            return;
+        }
         let Some(to) = self.nodes.iter().position(|n| {
             n.listeners
                 .iter()
@@ -418,17 +678,23 @@ impl SimNet {
             source,
             data,
             media_call: Some(call),
+            recorder_port: None,
         }));
     }
 
     fn send(&mut self, source: Destination, destination: Destination, data: Vec<u8>) {
         self.trace
             .push((self.now - self.start, source, destination, data.clone()));
-        let Some(to) = self
-            .nodes
+        let recorder = self
+            .recorders
             .iter()
-            .position(|n| n.listeners.iter().any(|l| l.address == destination.address))
-        else {
+            .position(|r| r.address == destination.address)
+            .map(|index| RECORDER_BASE + index);
+        let Some(to) = recorder.or_else(|| {
+            self.nodes
+                .iter()
+                .position(|n| n.listeners.iter().any(|l| l.address == destination.address))
+        }) else {
             return;
         };
         let unreliable = destination.transport == Transport::Udp;
@@ -455,6 +721,7 @@ impl SimNet {
                 source,
                 data: data.clone(),
                 media_call: None,
+                recorder_port: None,
             }));
         }
     }

@@ -66,6 +66,7 @@ async fn incoming_call_rings_until_refused() {
                 route: None,
                 credentials: None,
                 media_port: 0,
+                record: None,
             },
         })
         .unwrap();

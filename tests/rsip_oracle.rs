@@ -34,6 +34,7 @@ fn rsip_reads_every_message_of_a_call() {
                 route: None,
                 credentials: None,
                 media_port: 40000,
+                record: None,
             },
         },
     );
@@ -55,6 +56,7 @@ fn rsip_reads_every_message_of_a_call() {
         Command::Answer {
             call: incoming,
             media_port: 41000,
+            record: None,
         },
     );
     assert!(net.run_until(Duration::from_secs(5), |n| {

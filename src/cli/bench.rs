@@ -199,7 +199,7 @@ pub(super) async fn run(
             },
             event = answerer.events.recv() => {
                 if let Some(Event::IncomingCall { call, .. }) = event {
-                    super::send(&mut answerer, Command::Answer { call, media_port: 0 })?;
+                    super::send(&mut answerer, Command::Answer { call, media_port: 0, record: None })?;
                 }
             }
             () = tokio::time::sleep_until(setup_deadline) => {
@@ -223,6 +223,9 @@ pub(super) async fn run(
                         media_port: 0,
                         secondary: None,
                         mandatory: false,
+                        mode: Default::default(),
+                        srtp: false,
+                        credentials: None,
                     },
                 },
             )?;
@@ -327,6 +330,7 @@ fn dial(call: CallId, target: SocketAddr) -> Command {
             route: None,
             credentials: None,
             media_port: 0,
+            record: None,
         },
     }
 }

@@ -62,6 +62,15 @@ impl CodecArg {
             CodecArg::Pcma => Codec::Pcma,
         }
     }
+
+    pub fn kind(self) -> crate::media::codec::CodecKind {
+        use crate::media::codec::CodecKind;
+        match self {
+            CodecArg::Opus => CodecKind::Opus,
+            CodecArg::Pcmu => CodecKind::Pcmu,
+            CodecArg::Pcma => CodecKind::Pcma,
+        }
+    }
 }
 
 impl SrtpArg {
@@ -261,4 +270,22 @@ pub(super) struct RecordArgs {
     /// Resume it this many seconds after the call connects.
     #[arg(long, requires = "pause_at", value_name = "SECS")]
     pub resume_at: Option<u64>,
+    /// separate: one stream per side (label 1 you, label 2 the far end); mixed: one stream
+    /// with both voices.
+    #[arg(long, value_enum, default_value = "separate", requires = "record")]
+    pub record_mode: RecordModeArg,
+    /// Encrypt the recording's media (SRTP) even when the call itself is plain RTP.
+    #[arg(long, requires = "record")]
+    pub srs_srtp: bool,
+    /// The user name for a recorder that asks for digest authentication; the password
+    /// comes from the VERBATIM_SRS_PASSWORD environment variable.
+    #[arg(long, requires = "srs", value_name = "USER")]
+    pub srs_user: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub(super) enum RecordModeArg {
+    #[default]
+    Separate,
+    Mixed,
 }

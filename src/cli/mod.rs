@@ -152,6 +152,23 @@ enum CliCommand {
         /// Where recordings go: one folder per recording session.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// udp and tcp listen together on --listen; tls moves --listen to SIP over TLS
+        /// (needs --tls-cert and --tls-key) and leaves UDP and TCP on a free port.
+        #[arg(long, value_enum, default_value = "tcp")]
+        transport: SrsTransportArg,
+        /// The recorder's certificate chain (PEM) for --transport tls.
+        #[arg(long, value_name = "FILE.pem")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE.pem")]
+        tls_key: Option<PathBuf>,
+        /// Demand client certificates issued by this CA (mutual TLS).
+        #[arg(long, value_name = "FILE.pem")]
+        tls_client_ca: Option<PathBuf>,
+        /// Codecs to pick first when a client offers them, best first (e.g. pcma,opus);
+        /// by default the client's first choice.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        codec: Vec<CodecArg>,
     },
     /// Register the configured account, print the result, unregister and exit.
     Register {
@@ -160,6 +177,13 @@ enum CliCommand {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SrsTransportArg {
+    Udp,
+    Tcp,
+    Tls,
 }
 
 /// How a command failed: the message goes to stderr, the code to the shell.
@@ -284,14 +308,46 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             )
             .await
         }
-        CliCommand::Srs { listen, dir } => {
+        CliCommand::Srs {
+            listen,
+            dir,
+            transport,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            codec,
+        } => {
             let dir = match dir {
                 Some(dir) => dir,
                 None => directories::ProjectDirs::from("org", "Verbatim", "verbatim")
                     .map(|dirs| dirs.data_dir().join("recordings"))
                     .ok_or_else(|| Failure::usage("srs: no --dir and no data directory"))?,
             };
-            crate::srs::serve(listen, dir)
+            let mut config = crate::srs::SrsConfig::new(listen, dir);
+            config.codecs = codec.into_iter().map(CodecArg::kind).collect();
+            match (transport, tls_cert, tls_key) {
+                (SrsTransportArg::Tls, Some(certificate), Some(key)) => {
+                    config.listen = SocketAddr::new(listen.ip(), 0);
+                    config.tls = Some(crate::driver::tls::TlsServerSettings {
+                        listen,
+                        certificate,
+                        key,
+                        client_ca: tls_client_ca,
+                    });
+                }
+                (SrsTransportArg::Tls, _, _) => {
+                    return Err(Failure::usage(
+                        "srs: --transport tls needs --tls-cert and --tls-key",
+                    ));
+                }
+                (_, None, None) => {}
+                _ => {
+                    return Err(Failure::usage(
+                        "srs: --tls-cert and --tls-key go with --transport tls",
+                    ));
+                }
+            }
+            crate::srs::serve(config)
                 .await
                 .map_err(|e| Failure::new(format!("srs: {e}")))
         }
@@ -339,6 +395,9 @@ struct RecordPlan {
     secondary: Option<Uri>,
     pause_at: Option<u64>,
     resume_at: Option<u64>,
+    mode: crate::engine::RecordingMode,
+    srtp: bool,
+    credentials: Option<Credentials>,
 }
 
 fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
@@ -356,12 +415,27 @@ fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
         .as_deref()
         .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("--srs-secondary: {e}"))))
         .transpose()?;
+    let credentials = match &args.srs_user {
+        Some(user) => {
+            let password = std::env::var("VERBATIM_SRS_PASSWORD").map_err(|_| {
+                Failure::usage("--srs-user needs the password in VERBATIM_SRS_PASSWORD")
+            })?;
+            Some(Credentials::new(user.clone(), password))
+        }
+        None => None,
+    };
     Ok(Some(RecordPlan {
         srs,
         mandatory: args.record_policy == media::RecordPolicyArg::Mandatory,
         secondary,
         pause_at: args.pause_at,
         resume_at: args.resume_at,
+        mode: match args.record_mode {
+            media::RecordModeArg::Separate => crate::engine::RecordingMode::Separate,
+            media::RecordModeArg::Mixed => crate::engine::RecordingMode::Mixed,
+        },
+        srtp: args.srs_srtp,
+        credentials,
     }))
 }
 
@@ -651,6 +725,7 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
                 route,
                 credentials,
                 media_port: 0,
+                record: recording_start(loaded.record.as_ref()).await?.map(Box::new),
             },
         },
     )?;
@@ -749,9 +824,6 @@ async fn run_call(
         )?;
     }
     let connected_at = tokio::time::Instant::now();
-    if let Some(plan) = &loaded.record {
-        start_recording(handle, call, plan).await?;
-    }
     let far = connected_at + Duration::from_secs(u64::MAX / 4);
     let mut pause_at = loaded
         .record
@@ -854,6 +926,7 @@ async fn answer(
                     Command::Answer {
                         call,
                         media_port: 0,
+                        record: recording_start(record.as_ref()).await?.map(Box::new),
                     },
                 )?;
             }
@@ -861,9 +934,6 @@ async fn answer(
                 call,
                 state: CallState::Connected { .. },
             } if dtmf_sent.insert(call) => {
-                if let Some(plan) = &record {
-                    start_recording(&mut handle, call, plan).await?;
-                }
                 if let Some(digits) = &dtmf {
                     send(
                         &mut handle,
@@ -941,11 +1011,13 @@ fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
     }
 }
 
-async fn start_recording(
-    handle: &mut Handle,
-    call: CallId,
-    plan: &RecordPlan,
-) -> Result<(), Failure> {
+/// The recording that goes with a dial or an answer, its recorders resolved.
+async fn recording_start(
+    plan: Option<&RecordPlan>,
+) -> Result<Option<crate::engine::RecordingStart>, Failure> {
+    let Some(plan) = plan else {
+        return Ok(None);
+    };
     let Some(srs) = plan.srs.clone() else {
         return Err(Failure::new("no recorder to record to"));
     };
@@ -954,20 +1026,19 @@ async fn start_recording(
         Some(uri) => Some((uri.clone(), resolve(uri, recording_transport(uri)).await?)),
         None => None,
     };
-    send(
-        handle,
-        Command::StartRecording {
-            call,
-            recording: CallId::new(),
-            request: crate::engine::RecordingRequest {
-                srs,
-                destination,
-                media_port: 0,
-                secondary,
-                mandatory: plan.mandatory,
-            },
+    Ok(Some(crate::engine::RecordingStart {
+        recording: CallId::new(),
+        request: crate::engine::RecordingRequest {
+            srs,
+            destination,
+            media_port: 0,
+            secondary,
+            mandatory: plan.mandatory,
+            mode: plan.mode,
+            srtp: plan.srtp,
+            credentials: plan.credentials.clone(),
         },
-    )
+    }))
 }
 
 fn event_call(event: &Event) -> Option<CallId> {

@@ -304,6 +304,10 @@ impl DriverLoop {
                 if let Some(port) = self.bind_media(call, ip, media_tx).await {
                     request.media_port = port;
                 }
+                if let Some(start) = request.record.as_mut() {
+                    self.bind_recording(start.recording, &mut start.request, ip, media_tx)
+                        .await;
+                }
                 Command::Dial { call, request }
             }
             Command::StartRecording {
@@ -311,30 +315,50 @@ impl DriverLoop {
                 recording,
                 mut request,
             } => {
-                // The recording only sends; its sockets carry no call audio.
-                let saved = self.audio.take();
-                if let Some(port) = self.bind_media(recording, ip, media_tx).await {
-                    request.media_port = port;
-                }
-                self.audio = saved;
+                self.bind_recording(recording, &mut request, ip, media_tx)
+                    .await;
                 Command::StartRecording {
                     call,
                     recording,
                     request,
                 }
             }
-            Command::Answer { call, media_port } => {
+            Command::Answer {
+                call,
+                media_port,
+                mut record,
+            } => {
                 let port = self
                     .bind_media(call, ip, media_tx)
                     .await
                     .unwrap_or(media_port);
+                if let Some(start) = record.as_mut() {
+                    self.bind_recording(start.recording, &mut start.request, ip, media_tx)
+                        .await;
+                }
                 Command::Answer {
                     call,
                     media_port: port,
+                    record,
                 }
             }
             other => other,
         }
+    }
+
+    /// Binds a recording's sockets; they only send, so they carry no call audio.
+    async fn bind_recording(
+        &mut self,
+        recording: CallId,
+        request: &mut crate::engine::RecordingRequest,
+        ip: core::net::IpAddr,
+        media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
+    ) {
+        let saved = self.audio.take();
+        if let Some(port) = self.bind_media(recording, ip, media_tx).await {
+            request.media_port = port;
+        }
+        self.audio = saved;
     }
 
     /// Binds the call's RTP/RTCP pair and makes its audio; returns the RTP port.

@@ -4,10 +4,13 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use super::{CallId, CallState, DialRequest, EndReason, Engine, Event, Party, Timer, TxOwner};
+use super::recording::Gate;
+use super::{
+    CallId, CallState, DialRequest, EndReason, Engine, Event, Party, RecordingStart, Timer, TxOwner,
+};
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
-use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
+use crate::sip::auth::{DigestSession, challenge_in};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::transaction::{TxKey, response_destination};
@@ -55,6 +58,9 @@ pub(super) struct Call {
     /// The peer said `Supported: record-aware` (RFC 7866 6.1.2): it wants to hear about
     /// recording by re-INVITE or UPDATE.
     peer_record_aware: bool,
+    /// The far end's identity asserted by a trusted proxy (P-Asserted-Identity, RFC 3325),
+    /// which replaces the From/To identity when it comes, e.g. after a transfer.
+    asserted_remote: Option<NameAddr>,
     pub(super) last_media: Instant,
     connected: bool,
 }
@@ -99,9 +105,14 @@ impl Call {
             remote_hold: false,
             peer_allows_update: false,
             peer_record_aware: false,
+            asserted_remote: None,
             last_media: now,
             connected: false,
         }
+    }
+
+    pub(super) fn is_caller(&self) -> bool {
+        self.role == Role::Caller
     }
 
     pub(super) fn is_local_hold(&self) -> bool {
@@ -110,7 +121,9 @@ impl Call {
 
     /// The far end's identity, without tag.
     pub(super) fn remote_identity(&self) -> NameAddr {
-        self.dialog.remote_uri.clone()
+        self.asserted_remote
+            .clone()
+            .unwrap_or_else(|| self.dialog.remote_uri.clone())
     }
 
     /// Our identity in the call (From as caller, To as callee), without tag.
@@ -162,7 +175,48 @@ impl Engine {
             call: id,
             state: CallState::Calling,
         });
-        self.send_invite(id, None);
+        match request.record {
+            Some(start) if start.request.mandatory => {
+                // The INVITE waits until the recording is up (or the call is refused).
+                self.plan_recording(id, start.recording, start.request, Some(Gate::Dial));
+            }
+            Some(start) => {
+                self.pending_recordings.insert(id, *start);
+                self.send_invite(id, None);
+            }
+            None => self.send_invite(id, None),
+        }
+    }
+
+    /// Answer, recording the call: a mandatory recording is set up first and the 200 OK
+    /// waits for it; an optional one starts with the media.
+    pub(super) fn answer_recorded(
+        &mut self,
+        id: CallId,
+        media_port: u16,
+        record: Option<Box<RecordingStart>>,
+    ) {
+        match record {
+            Some(start) if start.request.mandatory => {
+                let incoming = self
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.role == Role::Callee && c.state == CallState::Incoming);
+                if incoming {
+                    self.plan_recording(
+                        id,
+                        start.recording,
+                        start.request,
+                        Some(Gate::Answer { media_port }),
+                    );
+                }
+            }
+            Some(start) => {
+                self.pending_recordings.insert(id, *start);
+                self.answer(id, media_port);
+            }
+            None => self.answer(id, media_port),
+        }
     }
 
     fn new_offer_answer(&mut self, media_port: u16) -> OfferAnswer {
@@ -181,7 +235,11 @@ impl Engine {
     }
 
     /// Sends the initial INVITE (again, with credentials, after a challenge).
-    fn send_invite(&mut self, id: CallId, authorization: Option<(&'static str, String)>) {
+    pub(super) fn send_invite(
+        &mut self,
+        id: CallId,
+        authorization: Option<(&'static str, String)>,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -362,17 +420,7 @@ impl Engine {
     }
 
     fn retry_invite_with_credentials(&mut self, id: CallId, status: u16, response: &Message) {
-        let (header, target) = if status == 401 {
-            ("WWW-Authenticate", AuthTarget::Server)
-        } else {
-            ("Proxy-Authenticate", AuthTarget::Proxy)
-        };
-        let challenges: Vec<Challenge> = response
-            .headers
-            .all(header)
-            .into_iter()
-            .filter_map(|v| Challenge::parse(v).ok())
-            .collect();
+        let challenge = challenge_in(response);
         let cnonce = self.rng.token(16);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -390,7 +438,7 @@ impl Engine {
             );
             return;
         };
-        let Some(challenge) = Challenge::choose(&challenges).cloned() else {
+        let Some((target, challenge)) = challenge else {
             self.end_call(
                 id,
                 Some(status),
@@ -496,8 +544,13 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let gated = call.role == Role::Caller && call.invite_key.is_none() && !call.connected;
         match (call.role, call.connected, call.state) {
             (_, _, CallState::Terminating) => {}
+            (Role::Caller, false, _) if gated => {
+                // Still waiting for its mandatory recording: the INVITE never left.
+                self.end_call(id, None, "hung up before the call was placed", Party::Local);
+            }
             (Role::Caller, false, _) => {
                 if call.provisional_received {
                     self.send_cancel(id);
@@ -543,6 +596,11 @@ impl Engine {
     }
 
     pub(super) fn reject(&mut self, id: CallId, status: u16) {
+        self.reject_because(id, status, reason_phrase(status), reason_phrase(status));
+    }
+
+    /// Refuses an incoming call with `status` and `phrase` on the wire; `text` tells the user.
+    pub(super) fn reject_because(&mut self, id: CallId, status: u16, phrase: &str, text: &str) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -554,15 +612,18 @@ impl Engine {
         };
         let tag = call.dialog.local_tag.clone();
         if let Some(request) = self.transactions.request(&key).cloned() {
-            self.respond(&key, &request, status, Some(&tag));
+            let mut response = request.response(status, phrase, Some(&tag));
+            self.decorate_response(&mut response);
+            self.send_response(&key, response);
         }
-        self.end_call(id, Some(status), reason_phrase(status), Party::Local);
+        self.end_call(id, Some(status), text, Party::Local);
     }
 
     pub(super) fn end_call(&mut self, id: CallId, status: Option<u16>, text: &str, by: Party) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.pending_recordings.remove(&id);
         self.stop_recording(id);
         self.cancel_timer(Timer::RecordingDeadline(id));
         self.end_media(id);
@@ -923,6 +984,33 @@ impl Engine {
         }
     }
 
+    /// A request in the call asserts who the far end is now (a transfer done by a proxy, a
+    /// network that learnt the caller's name): the recording's metadata follows.
+    fn note_asserted_identity(&mut self, id: CallId, request: &Message) {
+        let Some(value) = request.headers.get("P-Asserted-Identity") else {
+            return;
+        };
+        // It may list a sip: and a tel: identity; the first one names the party.
+        let asserted = NameAddr::parse(value).ok().or_else(|| {
+            value
+                .split(',')
+                .next()
+                .and_then(|first| NameAddr::parse(first.trim()).ok())
+        });
+        let Some(mut asserted) = asserted else {
+            return;
+        };
+        asserted.params.clear();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.remote_identity() == asserted {
+            return;
+        }
+        call.asserted_remote = Some(asserted.clone());
+        self.recording_identity_changed(id, asserted);
+    }
+
     /// The call whose dialog an in-dialog request belongs to.
     fn find_dialog(&self, request: &Message) -> Option<CallId> {
         self.calls
@@ -936,10 +1024,16 @@ impl Engine {
             self.on_recorder_reinvite(call, key, request);
             return;
         }
+        if self.closing_recording_for_dialog(&request) {
+            // Our closing re-INVITE is in flight (RFC 3261 14.2).
+            self.respond(&key, &request, 491, None);
+            return;
+        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;
         };
+        self.note_asserted_identity(id, &request);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1017,6 +1111,7 @@ impl Engine {
             self.respond(&key, &request, 481, None);
             return;
         };
+        self.note_asserted_identity(id, &request);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1079,6 +1174,11 @@ impl Engine {
         if let Some(call) = self.recording_for_dialog(&request) {
             self.respond(&key, &request, 200, None);
             self.recorder_hung_up(call);
+            return;
+        }
+        if self.closing_recording_for_dialog(&request) {
+            self.respond(&key, &request, 200, None);
+            self.closing_recording_ended(&request);
             return;
         }
         let Some(id) = self.find_dialog(&request) else {

@@ -101,10 +101,16 @@ impl Engine {
                 Err(error) => tracing::warn!(%error, "media session not started"),
             },
         }
+        let on_hold = local_hold || negotiated.remote_on_hold;
         self.events.push_back(Event::Media {
             call: id,
             negotiated,
         });
+        if let Some(start) = self.pending_recordings.remove(&id) {
+            self.start_recording(id, start.recording, start.request);
+        }
+        self.recording_media_ready(id);
+        self.recording_hold_changed(id, on_hold);
     }
 
     /// Reports the far end's `a=record` and `a=recordpref` when they change, and honours a
@@ -165,14 +171,21 @@ impl Engine {
             &silence
         };
         media.session.tick(now, captured, &mut frame);
+        let sends_voice = media.session.sends_voice();
         media.ticks += 1;
         if media.ticks % STATS_EVERY_TICKS == 0 {
             let stats = media.session.stats();
             self.events.push_back(Event::MediaStats { call: id, stats });
         }
+        self.drain_media(id);
+        if self.recording_wants_pcm(id) {
+            // The recording hears what the far end heard: nothing while muted or on hold.
+            let silence = [0.0f32; FRAME_SAMPLES];
+            let local = if sends_voice { captured } else { &silence };
+            self.encode_for_recording(id, local, &frame);
+        }
         self.media_outputs
             .push_back(Output::Playback { call: id, frame });
-        self.drain_media(id);
     }
 
     pub(super) fn send_dtmf(&mut self, id: CallId, digits: &str) {

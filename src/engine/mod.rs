@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 pub use ids::{AccountId, CallId};
-pub use recording::{RecordingRequest, RecordingState};
+pub use recording::{RecordingMode, RecordingRequest, RecordingStart, RecordingState};
 pub use rng::EngineRng;
 
 use crate::media::srtp::SrtpPolicy;
@@ -148,6 +148,9 @@ pub struct DialRequest {
     pub credentials: Option<Credentials>,
     /// The local RTP port the driver bound for this call.
     pub media_port: u16,
+    /// Record the call: a mandatory recording must be up before the INVITE goes out; an
+    /// optional one starts when the call has media.
+    pub record: Option<Box<RecordingStart>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,10 +166,12 @@ pub enum Command {
         call: CallId,
         request: DialRequest,
     },
-    /// Answer an incoming call with media on `media_port`.
+    /// Answer an incoming call with media on `media_port`; with `record`, the call is
+    /// recorded from the answer (a mandatory recording must be up before the 200 OK).
     Answer {
         call: CallId,
         media_port: u16,
+        record: Option<Box<RecordingStart>>,
     },
     /// Refuse an incoming call (486 Busy Here, 603 Decline, ...).
     Reject {
@@ -346,6 +351,12 @@ pub enum Event {
         call: CallId,
         preference: String,
     },
+    /// The stretches of a recorded call that no recording captured, when its recording
+    /// ends (for the history).
+    RecordingGaps {
+        call: CallId,
+        gaps: Vec<crate::recording::metadata::Gap>,
+    },
     /// Something the user should know that did not end anything.
     Warning {
         call: Option<CallId>,
@@ -388,6 +399,8 @@ enum TxOwner {
     Cancel(CallId),
     Ping(CallId),
     Recording(CallId),
+    /// The last re-INVITE of a recording whose call ended (by the recording's media id).
+    RecordingClose(CallId),
     /// The BYE that ends a recording; shutdown waits for it.
     RecordingBye,
     Stateless,
@@ -430,6 +443,10 @@ pub struct Engine {
     started_at: Instant,
     recordings: HashMap<CallId, recording::Recording>,
     recording_plans: HashMap<CallId, recording::RetryPlan>,
+    /// Recordings whose call ended, by their media id: the final metadata is out, BYE next.
+    closing_recordings: HashMap<CallId, recording::Recording>,
+    /// Optional recordings asked for with the dial or answer, started once the call has media.
+    pending_recordings: HashMap<CallId, RecordingStart>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
@@ -459,6 +476,8 @@ impl Engine {
             started_at: now,
             recordings: HashMap::new(),
             recording_plans: HashMap::new(),
+            closing_recordings: HashMap::new(),
+            pending_recordings: HashMap::new(),
             recording_byes: 0,
             shutting_down: false,
         }
@@ -637,7 +656,11 @@ impl Engine {
             Command::Register { account, config } => self.register(account, config),
             Command::Unregister { account } => self.unregister(account),
             Command::Dial { call, request } => self.dial(call, request),
-            Command::Answer { call, media_port } => self.answer(call, media_port),
+            Command::Answer {
+                call,
+                media_port,
+                record,
+            } => self.answer_recorded(call, media_port, record),
             Command::Reject { call, status } => self.reject(call, status),
             Command::Hangup { call } => self.hangup(call),
             Command::Hold { call } => self.set_hold(call, true),
@@ -752,7 +775,12 @@ impl Engine {
                     if is_final
                         && !matches!(
                             owner,
-                            Some(TxOwner::Invite(_) | TxOwner::ReInvite(_) | TxOwner::Recording(_))
+                            Some(
+                                TxOwner::Invite(_)
+                                    | TxOwner::ReInvite(_)
+                                    | TxOwner::Recording(_)
+                                    | TxOwner::RecordingClose(_)
+                            )
                         )
                     {
                         self.tx_owner.remove(&key);
@@ -792,6 +820,11 @@ impl Engine {
                 }
             }
             Some(TxOwner::Recording(call)) => self.on_recording_response(call, key, response),
+            Some(TxOwner::RecordingClose(closing)) => {
+                if response.status().is_some_and(|s| s >= 200) {
+                    self.on_closing_response(closing, Some(response));
+                }
+            }
             Some(TxOwner::RecordingBye) => {
                 if response.status().is_some_and(|s| s >= 200) {
                     self.recording_bye_done();
@@ -825,6 +858,7 @@ impl Engine {
             Some(TxOwner::Recording(call)) => {
                 self.recording_failed(call, "the recorder did not answer".into())
             }
+            Some(TxOwner::RecordingClose(closing)) => self.on_closing_response(closing, None),
             Some(TxOwner::RecordingBye) => self.recording_bye_done(),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
         }
@@ -851,7 +885,8 @@ impl Engine {
         }
         if method != Method::Cancel {
             // Inside a recording session the recorder may require siprec; nowhere else.
-            let in_recording = self.recording_for_dialog(&request).is_some();
+            let in_recording = self.recording_for_dialog(&request).is_some()
+                || self.closing_recording_for_dialog(&request);
             let unsupported: Vec<String> = request
                 .headers
                 .list("Require")

@@ -1,13 +1,18 @@
 //! Recording sessions (RFC 7866 SRC side): an INVITE dialog towards the recorder beside each
-//! recorded call, whose streams carry copies of both sides of the call.
+//! recorded call, whose streams carry copies of both sides of the call, and the RFC 7865
+//! metadata that says whose voice each stream is, kept current while the call changes.
 
 use super::{CallId, Engine, Event, Party, TxOwner};
+use crate::media::FRAME_SAMPLES;
+use crate::media::codec::CodecKind;
 use crate::media::session::{TapSide, TappedPacket};
 use crate::media::srtp::SrtpSession;
 use crate::recording::forwarder::Forwarder;
-use crate::recording::metadata;
-use crate::recording::rs_sdp::{self, RsOffer};
-use crate::sdp::{Direction, SessionDescription};
+use crate::recording::metadata::{self, Gap};
+use crate::recording::rs_sdp::{self, AnsweredStream, RsOffer};
+use crate::recording::transcoder::{PcmSource, Transcoder, TranscoderSetup};
+use crate::sdp::{Direction, PayloadFormat, SessionDescription};
+use crate::sip::auth::{Credentials, DigestSession, challenge_in};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
@@ -15,21 +20,12 @@ use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
 
-/// The call's codec and telephone-event, whether it uses SRTP, and both parties.
-type RecordingInputs = (
-    crate::sdp::PayloadFormat,
-    Option<crate::sdp::PayloadFormat>,
-    bool,
-    NameAddr,
-    NameAddr,
-);
-
-/// What the recording indicator shows. It follows the recording dialog and its media, never
-/// the button.
+/// What the indicator shows. It follows the recording dialog and its media, never the button.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordingState {
     Off,
-    /// The INVITE to the recorder is out.
+    /// The INVITE to the recorder is out, or the recorder accepted and the call's media is
+    /// not flowing yet.
     Starting,
     /// The recorder accepted and media flows to it.
     Recording,
@@ -50,7 +46,17 @@ pub enum RecordingState {
     },
 }
 
-/// Where to record a call.
+/// How the call's two voices reach the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingMode {
+    /// One stream per side (label 1 = the local user, label 2 = the far end).
+    #[default]
+    Separate,
+    /// One stream with both voices mixed (label 1).
+    Mixed,
+}
+
+/// Where and how to record a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingRequest {
     /// The recorder's URI (To and Request-URI).
@@ -61,13 +67,56 @@ pub struct RecordingRequest {
     pub media_port: u16,
     /// A second recorder, tried in turn with the first after a failure.
     pub secondary: Option<(Uri, Destination)>,
-    /// Recording is mandatory: a call whose recording is lost and not back within
-    /// [`MANDATORY_GRACE`] is ended, with the reason.
+    /// Recording is mandatory: a call is not placed or answered before its recording is up,
+    /// and a call whose recording is lost and not back within [`MANDATORY_GRACE`] is ended.
     pub mandatory: bool,
+    pub mode: RecordingMode,
+    /// SRTP on the recording even when the call itself is plain RTP.
+    pub srtp: bool,
+    /// For a recorder that challenges (digest, RFC 3261 22).
+    pub credentials: Option<Credentials>,
+}
+
+/// A recording that starts with the call: given with the dial or the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStart {
+    /// The id the driver knows the recording's media sockets by.
+    pub recording: CallId,
+    pub request: RecordingRequest,
 }
 
 /// How long a mandatory recording may be down before the call is ended.
 pub const MANDATORY_GRACE: core::time::Duration = core::time::Duration::from_secs(10);
+
+/// What waits for a mandatory recording to be up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gate {
+    /// The call's INVITE.
+    Dial,
+    /// The 200 OK to the caller, with media on this port.
+    Answer { media_port: u16 },
+}
+
+/// The call as the metadata describes it, across all its recording sessions: the same IDs
+/// in every snapshot, so a recorder can join the pieces of a call with gaps.
+#[derive(Debug)]
+struct CallRecord {
+    session_id: String,
+    local_id: String,
+    remote_id: String,
+    stream_ids: Vec<String>,
+    start_time: String,
+    local: NameAddr,
+    remote: NameAddr,
+    /// When the current far end joined (the start, or a change of identity).
+    remote_since: String,
+    /// Far ends that were replaced (transfer, a new asserted identity): id, identity,
+    /// joined, left.
+    former_remotes: Vec<(String, NameAddr, String, String)>,
+    gaps: Vec<Gap>,
+    on_hold: bool,
+    end_time: Option<String>,
+}
 
 /// How a recording is re-established after failures, for as long as the call lasts.
 #[derive(Debug)]
@@ -75,11 +124,31 @@ pub(super) struct RetryPlan {
     media_id: CallId,
     request: RecordingRequest,
     failures: u32,
+    record: CallRecord,
+    gate: Option<Gate>,
 }
 
 /// Backoff between attempts: 2 s doubling to a minute.
 fn retry_delay(failures: u32) -> u64 {
     (1u64 << failures.min(6)).min(60)
+}
+
+/// One stream towards the recorder.
+#[derive(Debug)]
+enum RsStream {
+    /// The recorder takes the call's codec: packets are copied.
+    Forward(Forwarder),
+    /// Another codec, or mixed mode: the call's audio is encoded afresh.
+    Transcode(Transcoder),
+}
+
+impl RsStream {
+    fn set_paused(&mut self, paused: bool) {
+        match self {
+            RsStream::Forward(f) => f.set_paused(paused),
+            RsStream::Transcode(t) => t.set_paused(paused),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -90,34 +159,110 @@ pub(super) struct Recording {
     first_hop: Destination,
     invite_key: Option<TxKey>,
     reinvite_key: Option<TxKey>,
+    /// The INVITE's body, sent again when the recorder challenges.
+    invite_body: (String, Vec<u8>),
+    digest: Option<DigestSession>,
     offer: RsOffer,
-    forwarders: Vec<Forwarder>,
+    streams: Vec<RsStream>,
+    /// The recorder's answer while the call has no media yet: streams are built from it
+    /// once the call's codec is known.
+    answered: Option<Vec<AnsweredStream>>,
+    /// Some stream encodes the call's audio, so every tick's PCM is wanted.
+    wants_pcm: bool,
     ack: Option<(Destination, Vec<u8>)>,
     state: RecordingState,
     connected: bool,
     /// A pause was asked while the resume (or the reverse) was in flight.
     want_paused: bool,
+    /// The metadata changed since the recorder last heard it.
+    metadata_dirty: bool,
+}
+
+impl Recording {
+    fn next_hop(&self) -> Destination {
+        self.dialog
+            .next_hop(self.first_hop.transport)
+            .unwrap_or(self.first_hop)
+    }
 }
 
 impl Engine {
+    /// Record a call that is up (the user pressed Record).
     pub(super) fn start_recording(
         &mut self,
         call: CallId,
         media_id: CallId,
         request: RecordingRequest,
     ) {
+        self.plan_recording(call, media_id, request, None);
+    }
+
+    /// Record a call from its start; with a gate, that step of the call waits for the
+    /// recording to be up.
+    pub(super) fn plan_recording(
+        &mut self,
+        call: CallId,
+        media_id: CallId,
+        request: RecordingRequest,
+        gate: Option<Gate>,
+    ) {
         if self.recordings.contains_key(&call) || self.recording_plans.contains_key(&call) {
             return;
         }
+        let Some(record) = self.new_call_record(call, request.mode) else {
+            self.recording_event(
+                call,
+                media_id,
+                RecordingState::Failed {
+                    reason: "no such call".into(),
+                },
+            );
+            return;
+        };
         self.recording_plans.insert(
             call,
             RetryPlan {
                 media_id,
                 request: request.clone(),
                 failures: 0,
+                record,
+                gate,
             },
         );
         self.attempt_recording(call, media_id, request);
+    }
+
+    fn new_id(&mut self) -> String {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        metadata::new_id(bytes)
+    }
+
+    fn new_call_record(&mut self, call: CallId, mode: RecordingMode) -> Option<CallRecord> {
+        let (local, remote) = {
+            let c = self.calls.get(&call)?;
+            (c.local_identity(), c.remote_identity())
+        };
+        let now = metadata::format_time(self.wall_clock());
+        let streams = match mode {
+            RecordingMode::Separate => 2,
+            RecordingMode::Mixed => 1,
+        };
+        Some(CallRecord {
+            session_id: self.new_id(),
+            local_id: self.new_id(),
+            remote_id: self.new_id(),
+            stream_ids: (0..streams).map(|_| self.new_id()).collect(),
+            start_time: now.clone(),
+            local,
+            remote,
+            remote_since: now,
+            former_remotes: Vec::new(),
+            gaps: Vec::new(),
+            on_hold: false,
+            end_time: None,
+        })
     }
 
     /// Retry timer: try again, alternating with the secondary recorder.
@@ -129,13 +274,7 @@ impl Engine {
             self.recording_plans.remove(&call);
             return;
         }
-        let mut request = plan.request.clone();
-        if let Some((srs, destination)) = plan.request.secondary.clone()
-            && plan.failures % 2 == 1
-        {
-            request.srs = srs;
-            request.destination = destination;
-        }
+        let request = plan.next_request();
         let media_id = plan.media_id;
         self.attempt_recording(call, media_id, request);
     }
@@ -144,32 +283,24 @@ impl Engine {
         if self.recordings.contains_key(&call) {
             return;
         }
-        let Some((codec, telephone_event, call_srtp, local_uri, remote_uri)) =
-            self.recording_inputs(call)
-        else {
-            self.recording_event(
-                call,
-                media_id,
-                RecordingState::Failed {
-                    reason: "the call has no media yet".into(),
-                },
-            );
-            return;
+        let call_srtp = self
+            .media
+            .get(&call)
+            .and_then(|m| m.negotiated.as_ref())
+            .is_some_and(|n| n.srtp.is_some());
+        let media_ready = self.media.contains_key(&call);
+        let labels: Vec<String> = match request.mode {
+            RecordingMode::Separate => vec!["1".into(), "2".into()],
+            RecordingMode::Mixed => vec!["1".into()],
         };
-        let keys = if call_srtp {
+        let keys = if call_srtp || request.srtp {
             // Never the call's keys: fresh ones for each recording stream (RFC 7866 12.2).
             let mut keys = Vec::new();
-            for _ in 0..2 {
+            for _ in &labels {
                 match self.config.key_source.key_salt() {
                     Some(key) => keys.push(key),
                     None => {
-                        self.recording_event(
-                            call,
-                            media_id,
-                            RecordingState::Failed {
-                                reason: "no randomness for SRTP keys".into(),
-                            },
-                        );
+                        self.recording_failed(call, "no randomness for SRTP keys".into());
                         return;
                     }
                 }
@@ -178,29 +309,40 @@ impl Engine {
         } else {
             None
         };
+        let (codecs, telephone_event) = self.recording_codecs(call, request.mode);
         let session_id = self.rng.next_u64() >> 2;
         let offer = RsOffer {
             address: self.local_ip(),
             port: request.media_port,
-            codec,
+            codecs,
             telephone_event,
-            labels: vec!["1".into(), "2".into()],
-            direction: Direction::SendOnly,
+            labels,
+            // Until the call has media there is nothing to send (RFC 7866 8.1.1).
+            direction: if media_ready {
+                Direction::SendOnly
+            } else {
+                Direction::Inactive
+            },
             keys,
             session_id,
             session_version: session_id,
         };
-        let local_identity = local_uri.clone();
+        let Some(local_uri) = self
+            .recording_plans
+            .get(&call)
+            .map(|p| p.record.local.clone())
+        else {
+            return;
+        };
         let user = local_uri
             .uri
             .user
             .clone()
             .unwrap_or_else(|| self.config.contact_user.clone());
-        let transport = request.destination.transport;
-        let contact = self.contact_for(transport, &user);
+        let contact = self.contact_for(request.destination.transport, &user);
         // The feature tag that tells the recorder this dialog is a recording session.
         let contact = format!("{contact};+sip.src");
-        let mut dialog = Dialog {
+        let dialog = Dialog {
             call_id: format!("{}@verbatim", self.rng.token(20)),
             local_tag: self.rng.token(10),
             remote_tag: None,
@@ -212,60 +354,111 @@ impl Engine {
             route_set: Vec::new(),
             local_contact: contact,
         };
-        let mut invite = dialog.request_with_cseq(Method::Invite, 1);
-        dialog.local_cseq = 1;
-        invite.headers.push("Require", "siprec");
-        invite.headers.push(
-            "Accept",
-            "application/sdp, application/rs-metadata+xml, application/rs-metadata-request",
-        );
-        invite.headers.push("Allow", super::ALLOW);
-        let xml = self.metadata_snapshot(&local_identity, &remote_uri);
+        let xml = self.metadata_snapshot(call);
         let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
-        self.set_sdp_and_metadata(&mut invite, sdp, xml);
+        let invite_body = self.sdp_and_metadata(sdp, xml);
         let recording = Recording {
             media_id,
             dialog,
             first_hop: request.destination,
             invite_key: None,
             reinvite_key: None,
+            invite_body,
+            digest: request.credentials.clone().map(DigestSession::new),
             offer,
-            forwarders: Vec::new(),
+            streams: Vec::new(),
+            answered: None,
+            wants_pcm: false,
             ack: None,
             state: RecordingState::Starting,
             connected: false,
             want_paused: false,
+            metadata_dirty: false,
         };
         self.recordings.insert(call, recording);
         self.recording_event(call, media_id, RecordingState::Starting);
-        let key = self.start_client_tx(invite, request.destination, TxOwner::Recording(call));
-        match key {
+        self.send_recording_invite(call, None);
+    }
+
+    /// The initial INVITE (again with credentials after a challenge, CSeq one higher).
+    fn send_recording_invite(
+        &mut self,
+        call: CallId,
+        authorization: Option<(&'static str, String)>,
+    ) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let cseq = recording.dialog.local_cseq;
+        let mut invite = recording.dialog.request_with_cseq(Method::Invite, cseq);
+        invite.headers.push("Require", "siprec");
+        invite.headers.push(
+            "Accept",
+            "application/sdp, application/rs-metadata+xml, application/rs-metadata-request",
+        );
+        invite.headers.push("Allow", super::ALLOW);
+        if let Some((name, value)) = authorization {
+            invite.headers.push(name, value);
+        }
+        let (content_type, body) = recording.invite_body.clone();
+        invite.set_body(&content_type, body);
+        let destination = recording.first_hop;
+        match self.start_client_tx(invite, destination, TxOwner::Recording(call)) {
             Some(key) => {
                 if let Some(r) = self.recordings.get_mut(&call) {
                     r.invite_key = Some(key);
                 }
             }
-            None => self.recording_failed(call, format!("cannot send to {}", request.destination)),
+            None => self.recording_failed(call, format!("cannot send to {destination}")),
         }
     }
 
-    /// The call's codec, telephone-event, whether it uses SRTP, and our identity in it.
-    fn recording_inputs(&self, call: CallId) -> Option<RecordingInputs> {
-        let media = self.media.get(&call)?;
-        let negotiated = media.negotiated.as_ref()?;
-        let call_state = self.calls.get(&call)?;
-        Some((
-            negotiated.codec.clone(),
-            negotiated.telephone_event.clone(),
-            negotiated.srtp.is_some(),
-            call_state.local_identity(),
-            call_state.remote_identity(),
-        ))
+    /// The recording's codecs: the call's first (copied as it is), then the others we can
+    /// encode, for a recorder that wants something else. Telephone-events only travel
+    /// with copied packets, so mixed mode offers none.
+    fn recording_codecs(
+        &self,
+        call: CallId,
+        mode: RecordingMode,
+    ) -> (Vec<PayloadFormat>, Option<PayloadFormat>) {
+        let negotiated = self.media.get(&call).and_then(|m| m.negotiated.as_ref());
+        let mut codecs: Vec<PayloadFormat> = Vec::new();
+        if let Some(n) = negotiated
+            && CodecKind::from_encoding(&n.codec.encoding).is_some()
+        {
+            codecs.push(n.codec.clone());
+        }
+        let telephone_event = match mode {
+            RecordingMode::Separate => negotiated.and_then(|n| n.telephone_event.clone()),
+            RecordingMode::Mixed => None,
+        };
+        for codec in &self.config.codecs {
+            let mut format = codec.payload_format(codec.default_payload_type());
+            if CodecKind::from_encoding(&format.encoding).is_none()
+                || codecs.iter().any(|c| c.same_codec(&format))
+            {
+                continue;
+            }
+            let taken = |pt: u8| {
+                codecs.iter().any(|c| c.payload_type == pt)
+                    || telephone_event
+                        .as_ref()
+                        .is_some_and(|t| t.payload_type == pt)
+            };
+            if taken(format.payload_type) {
+                match (96u8..128).find(|pt| !taken(*pt)) {
+                    Some(pt) => format.payload_type = pt,
+                    None => continue,
+                }
+            }
+            codecs.push(format);
+        }
+        (codecs, telephone_event)
     }
 
-    /// Makes the body of `message` the multipart/mixed pair SIPREC uses (RFC 7866 9.1):
-    /// the SDP, then the metadata with Content-Disposition: recording-session.
-    fn set_sdp_and_metadata(&mut self, message: &mut Message, sdp: Vec<u8>, xml: Vec<u8>) {
+    /// The multipart/mixed pair SIPREC uses (RFC 7866 9.1): the SDP, then the metadata with
+    /// Content-Disposition: recording-session. Returns the content type and the body.
+    fn sdp_and_metadata(&mut self, sdp: Vec<u8>, xml: Vec<u8>) -> (String, Vec<u8>) {
         let boundary = format!("verbatim-{}", self.rng.token(16));
         let body = multipart::build(
             &[
@@ -285,44 +478,89 @@ impl Engine {
             ],
             &boundary,
         );
-        message.set_body(&multipart::content_type(&boundary), body);
+        (multipart::content_type(&boundary), body)
     }
 
-    /// The RFC 7865 snapshot sent with the recording's INVITE: who is in the call and which
-    /// labelled stream carries whose voice.
-    fn metadata_snapshot(&mut self, local: &NameAddr, remote: &NameAddr) -> Vec<u8> {
-        let now = metadata::format_time(self.wall_clock());
-        let mut id = || {
-            let mut bytes = [0u8; 16];
-            bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-            bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-            metadata::new_id(bytes)
+    /// The complete RFC 7865 snapshot of the call: who is in it, which labelled stream
+    /// carries whose voice, who left, and the stretches no recording captured.
+    fn metadata_snapshot(&self, call: CallId) -> Vec<u8> {
+        let Some(plan) = self.recording_plans.get(&call) else {
+            return Vec::new();
         };
-        let party = |who: &NameAddr, participant_id: String| metadata::Party {
-            participant_id,
+        let record = &plan.record;
+        let party = |who: &NameAddr, participant_id: &str| metadata::Party {
+            participant_id: participant_id.to_owned(),
             aor: who.uri.to_string(),
             name: who.display_name.clone(),
         };
-        let snapshot = metadata::two_party_snapshot(metadata::TwoParty {
-            session_id: id(),
-            sip_session_id: String::new(),
-            start_time: now.clone(),
-            local: party(local, id()),
-            remote: party(remote, id()),
-            streams: vec![
-                metadata::StreamSpec {
-                    stream_id: id(),
-                    label: "1".into(),
-                    sender: metadata::StreamSender::Local,
-                },
-                metadata::StreamSpec {
-                    stream_id: id(),
-                    label: "2".into(),
-                    sender: metadata::StreamSender::Remote,
-                },
+        let senders: &[metadata::StreamSender] = match plan.request.mode {
+            RecordingMode::Separate => &[
+                metadata::StreamSender::Local,
+                metadata::StreamSender::Remote,
             ],
-            associate_time: now,
+            RecordingMode::Mixed => &[metadata::StreamSender::Both],
+        };
+        let streams = record
+            .stream_ids
+            .iter()
+            .zip(senders)
+            .enumerate()
+            .map(|(index, (id, sender))| metadata::StreamSpec {
+                stream_id: id.clone(),
+                label: (index + 1).to_string(),
+                sender: *sender,
+            })
+            .collect();
+        let mut snapshot = metadata::two_party_snapshot(metadata::TwoParty {
+            session_id: record.session_id.clone(),
+            sip_session_id: String::new(),
+            start_time: record.start_time.clone(),
+            local: party(&record.local, &record.local_id),
+            remote: party(&record.remote, &record.remote_id),
+            streams,
+            associate_time: record.start_time.clone(),
         });
+        if let Some(assoc) = snapshot
+            .participant_session_assocs
+            .iter_mut()
+            .find(|a| a.participant_id == record.remote_id)
+        {
+            assoc.associate_time = Some(record.remote_since.clone());
+        }
+        if record.on_hold {
+            // On hold nobody's voice crosses the call.
+            for assoc in &mut snapshot.participant_stream_assocs {
+                assoc.send.clear();
+                assoc.recv.clear();
+            }
+        }
+        for (id, who, joined, left) in &record.former_remotes {
+            snapshot.participants.push(metadata::Participant {
+                id: id.clone(),
+                aor: who.uri.to_string(),
+                name: who.display_name.clone(),
+            });
+            snapshot
+                .participant_session_assocs
+                .push(metadata::ParticipantSessionAssoc {
+                    participant_id: id.clone(),
+                    session_id: record.session_id.clone(),
+                    associate_time: Some(joined.clone()),
+                    disassociate_time: Some(left.clone()),
+                });
+        }
+        if let Some(end) = &record.end_time {
+            if let Some(session) = snapshot.sessions.first_mut() {
+                session.end_time = Some(end.clone());
+            }
+            for assoc in &mut snapshot.participant_session_assocs {
+                assoc.disassociate_time.get_or_insert_with(|| end.clone());
+            }
+            for assoc in &mut snapshot.session_recording_assocs {
+                assoc.disassociate_time = Some(end.clone());
+            }
+        }
+        snapshot.gaps = record.gaps.clone();
         snapshot.to_xml().into_bytes()
     }
 
@@ -354,10 +592,7 @@ impl Engine {
                 recording.connected = true;
                 let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
                 let ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
-                let destination = recording
-                    .dialog
-                    .next_hop(recording.first_hop.transport)
-                    .unwrap_or(recording.first_hop);
+                let destination = recording.next_hop();
                 if let Some(via) = self.via_for(destination.transport) {
                     let mut ack = ack;
                     ack.headers.insert_first("Via", via);
@@ -371,7 +606,7 @@ impl Engine {
                     let offer = &self.recordings.get(&call)?.offer;
                     Some(rs_sdp::read_answer(offer, &answer).map_err(|e| e.to_string()))
                 }) {
-                    Some(Ok(streams)) => self.start_forwarding(call, streams),
+                    Some(Ok(streams)) => self.on_recorder_answer(call, streams),
                     Some(Err(reason)) => {
                         self.stop_recording_dialog(call);
                         self.recording_failed(call, format!("the recorder's answer: {reason}"));
@@ -382,6 +617,7 @@ impl Engine {
                     }
                 }
             }
+            401 | 407 => self.retry_recording_with_credentials(call, status, &response),
             420 => self.recording_failed(
                 call,
                 "the recorder does not support SIPREC (420 Bad Extension)".into(),
@@ -396,29 +632,118 @@ impl Engine {
         }
     }
 
-    fn start_forwarding(&mut self, call: CallId, streams: Vec<rs_sdp::AnsweredStream>) {
-        let mut forwarders = Vec::new();
+    /// A recorder that challenges gets the INVITE again with credentials; a second
+    /// challenge for the same realm means they were wrong.
+    fn retry_recording_with_credentials(&mut self, call: CallId, status: u16, response: &Message) {
+        let challenge = challenge_in(response);
+        let cnonce = self.rng.token(16);
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let Some(digest) = recording.digest.as_mut() else {
+            self.recording_failed(
+                call,
+                format!("the recorder asks for a password ({status}) and none is configured"),
+            );
+            return;
+        };
+        let Some((target, challenge)) = challenge else {
+            self.recording_failed(
+                call,
+                format!("the recorder's challenge ({status}) has no usable digest"),
+            );
+            return;
+        };
+        let realm = challenge.realm.clone();
+        if let Err(error) = digest.handle_challenge(target, challenge) {
+            self.recording_failed(
+                call,
+                format!("the recorder refused our credentials: {error}"),
+            );
+            return;
+        }
+        let uri = recording.dialog.remote_target.to_string();
+        let body = recording.invite_body.1.clone();
+        match digest.authorize(&realm, "INVITE", &uri, &body, &cnonce) {
+            Ok(auth) => {
+                recording.dialog.local_cseq += 1;
+                self.send_recording_invite(call, Some((auth.name(), auth.value())));
+            }
+            Err(error) => self.recording_failed(
+                call,
+                format!("cannot answer the recorder's challenge: {error}"),
+            ),
+        }
+    }
+
+    /// The recorder accepted: streams start now, or once the call has media.
+    fn on_recorder_answer(&mut self, call: CallId, answered: Vec<AnsweredStream>) {
+        let media_ready = self.media.contains_key(&call);
+        if media_ready {
+            self.build_streams(call, answered);
+        } else if let Some(r) = self.recordings.get_mut(&call) {
+            r.answered = Some(answered);
+        }
+        self.close_open_gap(call);
+        let gate = self
+            .recording_plans
+            .get_mut(&call)
+            .and_then(|plan| plan.gate.take());
+        match gate {
+            Some(Gate::Dial) => self.send_invite(call, None),
+            Some(Gate::Answer { media_port }) => self.answer(call, media_port),
+            None => {}
+        }
+    }
+
+    fn close_open_gap(&mut self, call: CallId) {
+        let now = metadata::format_time(self.wall_clock());
+        if let Some(plan) = self.recording_plans.get_mut(&call)
+            && let Some(gap) = plan.record.gaps.last_mut()
+            && gap.to.is_none()
+        {
+            gap.to = Some(now);
+        }
+    }
+
+    /// The call's media is up or changed: a recording waiting for it builds its streams and
+    /// tells the recorder media is coming (inactive becomes sendonly).
+    pub(super) fn recording_media_ready(&mut self, call: CallId) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let Some(answered) = recording.answered.take() else {
+            return;
+        };
+        self.build_streams(call, answered);
+        if let Some(r) = self.recordings.get_mut(&call) {
+            for stream in &mut r.streams {
+                // Nothing goes out before the recorder agreed to sendonly.
+                stream.set_paused(true);
+            }
+        }
+        self.send_recording_reinvite(call);
+    }
+
+    fn build_streams(&mut self, call: CallId, answered: Vec<AnsweredStream>) {
         let Some(recording) = self.recordings.get(&call) else {
             return;
         };
+        let mode = self
+            .recording_plans
+            .get(&call)
+            .map(|p| p.request.mode)
+            .unwrap_or_default();
+        let call_formats = self.media.get(&call).and_then(|m| {
+            let n = m.negotiated.as_ref()?;
+            Some((n.codec.clone(), n.telephone_event.clone()))
+        });
         let keys = recording.offer.keys.clone();
-        let (codec_pt, te_pt) = (
-            recording.offer.codec.payload_type,
-            recording
-                .offer
-                .telephone_event
-                .as_ref()
-                .map(|t| t.payload_type),
-        );
-        for (index, stream) in streams.into_iter().enumerate() {
+        let mut streams = Vec::new();
+        for (index, stream) in answered.into_iter().enumerate() {
             if !stream.accepted {
                 continue;
             }
-            let side = if stream.label == "1" {
-                TapSide::Local
-            } else {
-                TapSide::Remote
-            };
             let srtp = match (keys.as_ref().and_then(|k| k.get(index)), &stream.crypto) {
                 (Some(ours), Some(theirs)) => {
                     match SrtpSession::new(theirs.suite, ours, &theirs.key_salt) {
@@ -431,42 +756,103 @@ impl Engine {
                 }
                 _ => None,
             };
-            let mut payload_types = vec![(codec_pt, stream.payload_type)];
-            if let (Some(ours), Some(theirs)) = (te_pt, stream.telephone_event) {
-                payload_types.push((ours, theirs));
+            let local = stream.label == "1";
+            let copy = match (&call_formats, mode) {
+                (Some((codec, _)), RecordingMode::Separate) => codec.same_codec(&stream.codec),
+                _ => false,
+            };
+            if copy && let Some((codec, telephone_event)) = &call_formats {
+                let mut payload_types = vec![(codec.payload_type, stream.codec.payload_type)];
+                if let (Some(ours), Some(theirs)) = (telephone_event, stream.telephone_event) {
+                    payload_types.push((ours.payload_type, theirs));
+                }
+                streams.push(RsStream::Forward(Forwarder::new(
+                    if local {
+                        TapSide::Local
+                    } else {
+                        TapSide::Remote
+                    },
+                    stream.destination,
+                    self.rng.next_u64() as u32,
+                    self.rng.next_u64() as u16,
+                    self.rng.next_u64() as u32,
+                    payload_types,
+                    srtp,
+                )));
+                continue;
             }
-            forwarders.push(Forwarder::new(
-                side,
-                stream.destination,
-                self.rng.next_u64() as u32,
-                self.rng.next_u64() as u16,
-                self.rng.next_u64() as u32,
-                payload_types,
+            let Some(kind) = CodecKind::from_encoding(&stream.codec.encoding) else {
+                self.recording_failed(
+                    call,
+                    format!(
+                        "the recorder chose {}, which we cannot encode",
+                        stream.codec.encoding
+                    ),
+                );
+                return;
+            };
+            let source = match (mode, local) {
+                (RecordingMode::Mixed, _) => PcmSource::Mixed,
+                (_, true) => PcmSource::Local,
+                (_, false) => PcmSource::Remote,
+            };
+            let setup = TranscoderSetup {
+                source,
+                destination: stream.destination,
+                codec: kind,
+                payload_type: stream.codec.payload_type,
+                fmtp: stream.codec.fmtp.clone(),
+                ssrc: self.rng.next_u64() as u32,
+                initial_sequence: self.rng.next_u64() as u16,
+                initial_timestamp: self.rng.next_u64() as u32,
                 srtp,
-            ));
+            };
+            match Transcoder::new(setup) {
+                Ok(transcoder) => streams.push(RsStream::Transcode(transcoder)),
+                Err(error) => {
+                    self.recording_failed(call, format!("recording encoder: {error}"));
+                    return;
+                }
+            }
         }
+        let copies = streams.iter().any(|s| matches!(s, RsStream::Forward(_)));
+        let wants_pcm = streams.iter().any(|s| matches!(s, RsStream::Transcode(_)));
         let media_id = match self.recordings.get_mut(&call) {
             Some(r) => {
-                r.forwarders = forwarders;
-                r.state = RecordingState::Recording;
+                r.streams = streams;
+                r.wants_pcm = wants_pcm;
                 r.media_id
             }
             None => return,
         };
         if let Some(media) = self.media.get_mut(&call) {
-            media.session.set_tapping(true);
+            media.session.set_tapping(copies);
         }
+        let sending = self
+            .recordings
+            .get(&call)
+            .is_some_and(|r| r.offer.direction == Direction::SendOnly);
+        if sending {
+            self.cancel_timer(super::Timer::RecordingDeadline(call));
+            let state = self.live_state(call);
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.state = state.clone();
+            }
+            self.recording_event(call, media_id, state);
+        }
+    }
+
+    /// Recording, or recording with gaps once any attempt failed during the call.
+    fn live_state(&self, call: CallId) -> RecordingState {
         let had_gaps = self
             .recording_plans
             .get(&call)
             .is_some_and(|plan| plan.failures > 0);
-        let state = if had_gaps {
+        if had_gaps {
             RecordingState::RecordingWithGaps
         } else {
             RecordingState::Recording
-        };
-        self.cancel_timer(super::Timer::RecordingDeadline(call));
-        self.recording_event(call, media_id, state);
+        }
     }
 
     pub(super) fn forward_to_recording(&mut self, call: CallId, tapped: &TappedPacket) {
@@ -474,11 +860,44 @@ impl Engine {
             return;
         };
         let media_id = recording.media_id;
-        for forwarder in &mut recording.forwarders {
+        for stream in &mut recording.streams {
+            let RsStream::Forward(forwarder) = stream else {
+                continue;
+            };
             if let Some(data) = forwarder.forward(tapped) {
                 self.media_outputs.push_back(super::Output::Media {
                     call: media_id,
                     destination: forwarder.destination,
+                    data,
+                    rtcp: false,
+                });
+            }
+        }
+    }
+
+    /// Whether the call's recording wants every tick's audio (it encodes some stream).
+    pub(super) fn recording_wants_pcm(&self, call: CallId) -> bool {
+        self.recordings.get(&call).is_some_and(|r| r.wants_pcm)
+    }
+
+    /// One tick of the call's audio for streams that encode: what the user sent and what
+    /// the far end's audio decoded to.
+    pub(super) fn encode_for_recording(&mut self, call: CallId, local: &[f32], remote: &[f32]) {
+        if local.len() != FRAME_SAMPLES || remote.len() != FRAME_SAMPLES {
+            return;
+        }
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let media_id = recording.media_id;
+        for stream in &mut recording.streams {
+            let RsStream::Transcode(transcoder) = stream else {
+                continue;
+            };
+            if let Some(data) = transcoder.encode(local, remote) {
+                self.media_outputs.push_back(super::Output::Media {
+                    call: media_id,
+                    destination: transcoder.destination,
                     data,
                     rtcp: false,
                 });
@@ -493,14 +912,58 @@ impl Engine {
         recording.want_paused = paused;
         if paused {
             // Local sending stops first, then the recorder is told (RFC 7245 3.2.3).
-            for forwarder in &mut recording.forwarders {
-                forwarder.set_paused(true);
+            for stream in &mut recording.streams {
+                stream.set_paused(true);
             }
             let media_id = recording.media_id;
             recording.state = RecordingState::Paused { by: Party::Local };
             self.recording_event(call, media_id, RecordingState::Paused { by: Party::Local });
         }
         self.send_recording_reinvite(call);
+    }
+
+    /// Something the metadata describes changed: the recorder hears of it by re-INVITE.
+    fn metadata_changed(&mut self, call: CallId) {
+        if let Some(r) = self.recordings.get_mut(&call) {
+            r.metadata_dirty = true;
+        }
+        self.send_recording_reinvite(call);
+    }
+
+    /// The call went on or off hold (either side).
+    pub(super) fn recording_hold_changed(&mut self, call: CallId, on_hold: bool) {
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        if plan.record.on_hold == on_hold {
+            return;
+        }
+        plan.record.on_hold = on_hold;
+        self.metadata_changed(call);
+    }
+
+    /// The far end is someone else now (a transfer, a new asserted identity): the old
+    /// participant leaves the session and the new one joins (RFC 7865 6.6).
+    pub(super) fn recording_identity_changed(&mut self, call: CallId, remote: NameAddr) {
+        let now = metadata::format_time(self.wall_clock());
+        let new_id = self.new_id();
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        let record = &mut plan.record;
+        if record.remote.uri == remote.uri && record.remote.display_name == remote.display_name {
+            return;
+        }
+        if record.remote.uri == remote.uri {
+            // Only the display name changed: the same participant.
+            record.remote = remote;
+        } else {
+            let old_id = core::mem::replace(&mut record.remote_id, new_id);
+            let old = core::mem::replace(&mut record.remote, remote);
+            let joined = core::mem::replace(&mut record.remote_since, now.clone());
+            record.former_remotes.push((old_id, old, joined, now));
+        }
+        self.metadata_changed(call);
     }
 
     fn send_recording_reinvite(&mut self, call: CallId) {
@@ -510,22 +973,25 @@ impl Engine {
         if !recording.connected || recording.reinvite_key.is_some() {
             return;
         }
-        recording.offer.direction = if recording.want_paused {
+        let waiting_for_media = recording.answered.is_some() || recording.streams.is_empty();
+        recording.offer.direction = if recording.want_paused || waiting_for_media {
             Direction::Inactive
         } else {
             Direction::SendOnly
         };
         recording.offer.session_version += 1;
+        let with_metadata = core::mem::take(&mut recording.metadata_dirty);
         let mut invite = recording.dialog.request(Method::Invite);
         invite.headers.push("Require", "siprec");
-        invite.set_body(
-            "application/sdp",
-            rs_sdp::offer(&recording.offer).to_string().into_bytes(),
-        );
-        let destination = recording
-            .dialog
-            .next_hop(recording.first_hop.transport)
-            .unwrap_or(recording.first_hop);
+        let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
+        let destination = recording.next_hop();
+        if with_metadata {
+            let xml = self.metadata_snapshot(call);
+            let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+            invite.set_body(&content_type, body);
+        } else {
+            invite.set_body(multipart::SDP_CONTENT_TYPE, sdp);
+        }
         let key = self.start_client_tx(invite, destination, TxOwner::Recording(call));
         if let Some(r) = self.recordings.get_mut(&call) {
             r.reinvite_key = key;
@@ -540,40 +1006,63 @@ impl Engine {
         if (200..300).contains(&status) {
             let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
             let mut ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
-            let destination = recording
-                .dialog
-                .next_hop(recording.first_hop.transport)
-                .unwrap_or(recording.first_hop);
-            let paused = recording.offer.direction == Direction::Inactive;
-            let wanted = recording.want_paused;
-            if !paused {
-                for forwarder in &mut recording.forwarders {
-                    forwarder.set_paused(false);
+            let destination = recording.next_hop();
+            let sending = recording.offer.direction == Direction::SendOnly;
+            let wanted_paused = recording.want_paused;
+            if sending {
+                for stream in &mut recording.streams {
+                    stream.set_paused(false);
                 }
             }
             let media_id = recording.media_id;
+            let was = recording.state.clone();
             if let Some(via) = self.via_for(destination.transport) {
                 ack.headers.insert_first("Via", via);
                 self.transmits.push_back((destination, ack.to_bytes()));
             }
-            if !paused {
-                if let Some(r) = self.recordings.get_mut(&call) {
-                    r.state = RecordingState::Recording;
+            if sending {
+                let state = self.live_state(call);
+                if state != was {
+                    self.cancel_timer(super::Timer::RecordingDeadline(call));
+                    if let Some(r) = self.recordings.get_mut(&call) {
+                        r.state = state.clone();
+                    }
+                    self.recording_event(call, media_id, state);
                 }
-                self.recording_event(call, media_id, RecordingState::Recording);
             }
-            if paused != wanted {
+            let again = self.recordings.get(&call).is_some_and(|r| {
+                r.metadata_dirty
+                    || (sending == wanted_paused && r.answered.is_none() && !r.streams.is_empty())
+            });
+            if again {
                 self.send_recording_reinvite(call);
             }
         } else if matches!(status, 408 | 481) {
             self.recording_failed(call, format!("the recorder lost the session ({status})"));
+        } else if self.recordings.get(&call).is_some_and(|r| r.metadata_dirty) {
+            self.send_recording_reinvite(call);
         }
     }
 
-    /// Ends the recording (user's stop or the call's end): media first, then BYE.
+    /// Ends the recording (the user's stop or the call's end): media first; then, when the
+    /// call ended, the recorder gets the metadata's end times; then BYE.
     pub(super) fn stop_recording(&mut self, call: CallId) {
-        let plan = self.recording_plans.remove(&call);
         self.cancel_timer(super::Timer::RecordingRetry(call));
+        let call_ended = !self.calls.contains_key(&call);
+        let now = metadata::format_time(self.wall_clock());
+        if call_ended && let Some(plan) = self.recording_plans.get_mut(&call) {
+            plan.record.end_time = Some(now);
+        }
+        let final_metadata = self.metadata_snapshot(call);
+        let plan = self.recording_plans.remove(&call);
+        if let Some(plan) = &plan
+            && !plan.record.gaps.is_empty()
+        {
+            self.events.push_back(Event::RecordingGaps {
+                call,
+                gaps: plan.record.gaps.clone(),
+            });
+        }
         let Some(recording) = self.recordings.get(&call) else {
             // Between attempts there is no dialog, only the plan.
             if let Some(plan) = plan {
@@ -582,9 +1071,74 @@ impl Engine {
             return;
         };
         let media_id = recording.media_id;
-        self.stop_recording_dialog(call);
-        self.recordings.remove(&call);
+        if call_ended && recording.connected && recording.reinvite_key.is_none() {
+            self.close_with_metadata(call, final_metadata);
+        } else {
+            self.stop_recording_dialog(call);
+            self.recordings.remove(&call);
+        }
         self.recording_event(call, media_id, RecordingState::Off);
+    }
+
+    /// The call ended: one last re-INVITE carries the end times, and its answer (or its
+    /// failure) brings the BYE. The recording moves out of the call's way meanwhile.
+    fn close_with_metadata(&mut self, call: CallId, xml: Vec<u8>) {
+        if let Some(media) = self.media.get_mut(&call) {
+            media.session.set_tapping(false);
+        }
+        let Some(mut recording) = self.recordings.remove(&call) else {
+            return;
+        };
+        recording.streams.clear();
+        recording.wants_pcm = false;
+        // The same SDP, unchanged version (RFC 3264 8): only the metadata is news, and a
+        // recorder must not read the end of the call as a pause.
+        let mut invite = recording.dialog.request(Method::Invite);
+        invite.headers.push("Require", "siprec");
+        let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
+        let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+        invite.set_body(&content_type, body);
+        let destination = recording.next_hop();
+        let closing = recording.media_id;
+        match self.start_client_tx(invite, destination, TxOwner::RecordingClose(closing)) {
+            Some(_) => {
+                self.recording_byes += 1;
+                self.closing_recordings.insert(closing, recording);
+            }
+            None => {
+                self.recordings.insert(call, recording);
+                self.stop_recording_dialog(call);
+                self.recordings.remove(&call);
+            }
+        }
+    }
+
+    /// The closing re-INVITE was answered (or not): ACK a 2xx, then BYE.
+    pub(super) fn on_closing_response(&mut self, closing: CallId, response: Option<Message>) {
+        let Some(mut recording) = self.closing_recordings.remove(&closing) else {
+            return;
+        };
+        self.recording_byes = self.recording_byes.saturating_sub(1);
+        let destination = recording.next_hop();
+        if let Some(response) = &response
+            && response.status().is_some_and(|s| (200..300).contains(&s))
+        {
+            let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
+            let mut ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
+            if let Some(via) = self.via_for(destination.transport) {
+                ack.headers.insert_first("Via", via);
+                self.transmits.push_back((destination, ack.to_bytes()));
+            }
+        }
+        let bye = recording.dialog.request(Method::Bye);
+        recording.connected = false;
+        if self
+            .start_client_tx(bye, destination, TxOwner::RecordingBye)
+            .is_some()
+        {
+            self.recording_byes += 1;
+        }
+        self.check_shutdown_complete();
     }
 
     fn stop_recording_dialog(&mut self, call: CallId) {
@@ -594,7 +1148,8 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        recording.forwarders.clear();
+        recording.streams.clear();
+        recording.wants_pcm = false;
         if !recording.connected {
             // Not answered yet: stop retransmitting; should the 2xx still come, the stray
             // response path ACKs and BYEs it.
@@ -605,10 +1160,7 @@ impl Engine {
         }
         recording.connected = false;
         let bye = recording.dialog.request(Method::Bye);
-        let destination = recording
-            .dialog
-            .next_hop(recording.first_hop.transport)
-            .unwrap_or(recording.first_hop);
+        let destination = recording.next_hop();
         if self
             .start_client_tx(bye, destination, TxOwner::RecordingBye)
             .is_some()
@@ -651,37 +1203,75 @@ impl Engine {
             return;
         };
         let call_goes_on = self.calls.contains_key(&call);
-        match self.recording_plans.get_mut(&call) {
-            Some(plan) if call_goes_on => {
-                if plan.request.mandatory {
-                    let deadline = self.now + MANDATORY_GRACE;
-                    // Only the first failure of an outage starts the clock.
-                    if !self.timer_armed(super::Timer::RecordingDeadline(call)) {
-                        self.set_timer(deadline, super::Timer::RecordingDeadline(call));
-                    }
-                }
-                let Some(plan) = self.recording_plans.get_mut(&call) else {
-                    return;
-                };
-                plan.failures += 1;
-                let attempt = plan.failures;
-                let in_seconds = retry_delay(attempt);
-                let at = self.now + core::time::Duration::from_secs(in_seconds);
-                self.set_timer(at, super::Timer::RecordingRetry(call));
-                self.recording_event(
-                    call,
-                    recording.media_id,
-                    RecordingState::Retrying {
-                        reason,
-                        attempt,
-                        in_seconds,
-                    },
-                );
+        let now = metadata::format_time(self.wall_clock());
+        let Some(plan) = self.recording_plans.get_mut(&call).filter(|_| call_goes_on) else {
+            self.recording_plans.remove(&call);
+            self.recording_event(call, recording.media_id, RecordingState::Failed { reason });
+            return;
+        };
+        if plan.gate.is_some() {
+            // A mandatory recording gates the call: try the secondary at once, then give up.
+            plan.failures += 1;
+            if plan.request.secondary.is_some() && plan.failures == 1 {
+                let request = plan.next_request();
+                let media_id = plan.media_id;
+                self.attempt_recording(call, media_id, request);
+                return;
             }
-            _ => {
-                self.recording_plans.remove(&call);
-                self.recording_event(call, recording.media_id, RecordingState::Failed { reason });
-            }
+            self.recording_plans.remove(&call);
+            self.recording_event(
+                call,
+                recording.media_id,
+                RecordingState::Failed {
+                    reason: reason.clone(),
+                },
+            );
+            self.refuse_gated_call(call, &reason);
+            return;
+        }
+        // A stretch of the call from now on is not recorded, unless one is already open.
+        if plan.record.gaps.last().is_none_or(|gap| gap.to.is_some()) {
+            plan.record.gaps.push(Gap {
+                from: now,
+                to: None,
+                reason: reason.clone(),
+            });
+        }
+        if plan.request.mandatory && !self.timer_armed(super::Timer::RecordingDeadline(call)) {
+            // Only the first failure of an outage starts the clock.
+            let deadline = self.now + MANDATORY_GRACE;
+            self.set_timer(deadline, super::Timer::RecordingDeadline(call));
+        }
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        plan.failures += 1;
+        let attempt = plan.failures;
+        let in_seconds = retry_delay(attempt);
+        let at = self.now + core::time::Duration::from_secs(in_seconds);
+        self.set_timer(at, super::Timer::RecordingRetry(call));
+        self.recording_event(
+            call,
+            recording.media_id,
+            RecordingState::Retrying {
+                reason,
+                attempt,
+                in_seconds,
+            },
+        );
+    }
+
+    /// A call that waited for its mandatory recording cannot go ahead.
+    fn refuse_gated_call(&mut self, call: CallId, reason: &str) {
+        let text = format!("recording is mandatory and the recorder is unavailable: {reason}");
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        if c.is_caller() {
+            // The INVITE never left: nothing to cancel on the wire.
+            self.end_call(call, None, &text, Party::Local);
+        } else {
+            self.reject_because(call, 480, "Recording Unavailable", &text);
         }
     }
 
@@ -704,7 +1294,7 @@ impl Engine {
         });
     }
 
-    /// A BYE from the recorder ends the recording, not the call.
+    /// A request within a recording dialog: which call's recording it is.
     pub(super) fn recording_for_dialog(&self, request: &Message) -> Option<CallId> {
         self.recordings
             .iter()
@@ -712,11 +1302,47 @@ impl Engine {
             .map(|(call, _)| *call)
     }
 
+    /// A request within a recording that is closing (the call ended, BYE pending).
+    pub(super) fn closing_recording_for_dialog(&self, request: &Message) -> bool {
+        self.closing_recordings
+            .values()
+            .any(|r| r.dialog.matches_request(request))
+    }
+
+    /// The recorder hung up on a closing recording itself: no BYE of ours is needed.
+    pub(super) fn closing_recording_ended(&mut self, request: &Message) {
+        let closing: Vec<CallId> = self
+            .closing_recordings
+            .iter()
+            .filter(|(_, r)| r.dialog.matches_request(request))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closing {
+            self.closing_recordings.remove(&id);
+            self.recording_byes = self.recording_byes.saturating_sub(1);
+        }
+        self.check_shutdown_complete();
+    }
+
     pub(super) fn recorder_hung_up(&mut self, call: CallId) {
         if let Some(r) = self.recordings.get_mut(&call) {
             r.connected = false;
         }
         self.recording_failed(call, "the recorder ended the recording".into());
+    }
+}
+
+impl RetryPlan {
+    /// The request for the next attempt: odd failures go to the secondary, when there is one.
+    fn next_request(&self) -> RecordingRequest {
+        let mut request = self.request.clone();
+        if let Some((srs, destination)) = self.request.secondary.clone()
+            && self.failures % 2 == 1
+        {
+            request.srs = srs;
+            request.destination = destination;
+        }
+        request
     }
 }
 
@@ -733,10 +1359,6 @@ impl Engine {
                     multipart::find(&parts, multipart::METADATA_REQUEST_CONTENT_TYPE).is_some()
                 })
             });
-        let parties = self
-            .calls
-            .get(&call)
-            .map(|c| (c.local_identity(), c.remote_identity()));
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
@@ -748,8 +1370,8 @@ impl Engine {
                 .iter()
                 .all(|m| m.port == 0 || m.direction == Direction::Inactive);
             let paused = recorder_pauses || recording.want_paused;
-            for forwarder in &mut recording.forwarders {
-                forwarder.set_paused(paused);
+            for stream in &mut recording.streams {
+                stream.set_paused(paused);
             }
             recording.offer.direction = if paused {
                 Direction::Inactive
@@ -757,11 +1379,11 @@ impl Engine {
                 Direction::SendOnly
             };
             new_state = Some(if recorder_pauses {
-                RecordingState::Paused { by: Party::Remote }
+                Some(RecordingState::Paused { by: Party::Remote })
             } else if paused {
-                RecordingState::Paused { by: Party::Local }
+                Some(RecordingState::Paused { by: Party::Local })
             } else {
-                RecordingState::Recording
+                None
             });
         }
         recording.offer.session_version += 1;
@@ -771,15 +1393,19 @@ impl Engine {
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Require", "siprec");
-        match (wants_metadata, parties) {
-            (true, Some((local, remote))) => {
-                let xml = self.metadata_snapshot(&local, &remote);
-                self.set_sdp_and_metadata(&mut ok, sdp, xml);
+        if wants_metadata {
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.metadata_dirty = false;
             }
-            _ => ok.set_body(multipart::SDP_CONTENT_TYPE, sdp),
+            let xml = self.metadata_snapshot(call);
+            let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+            ok.set_body(&content_type, body);
+        } else {
+            ok.set_body(multipart::SDP_CONTENT_TYPE, sdp);
         }
         self.send_response(&key, ok);
         if let Some(state) = new_state {
+            let state = state.unwrap_or_else(|| self.live_state(call));
             if let Some(r) = self.recordings.get_mut(&call) {
                 r.state = state.clone();
             }

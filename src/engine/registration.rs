@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use super::{AccountConfig, AccountId, Engine, Event, RegistrationState, Timer, TxOwner};
-use crate::sip::auth::{AuthTarget, Challenge, DigestSession};
+use crate::sip::auth::{DigestSession, challenge_in};
 use crate::sip::message::{Message, Method};
 
 #[derive(Debug)]
@@ -134,22 +134,7 @@ impl Engine {
         match status {
             200..=299 => self.registration_succeeded(account, &response),
             401 | 407 => {
-                let header = if status == 401 {
-                    "WWW-Authenticate"
-                } else {
-                    "Proxy-Authenticate"
-                };
-                let target = if status == 401 {
-                    AuthTarget::Server
-                } else {
-                    AuthTarget::Proxy
-                };
-                let challenges: Vec<Challenge> = response
-                    .headers
-                    .all(header)
-                    .into_iter()
-                    .filter_map(|v| Challenge::parse(v).ok())
-                    .collect();
+                let challenge = challenge_in(&response);
                 let Some(reg) = self.registrations.get_mut(&account) else {
                     return;
                 };
@@ -160,7 +145,7 @@ impl Engine {
                     );
                     return;
                 };
-                let Some(challenge) = Challenge::choose(&challenges).cloned() else {
+                let Some((target, challenge)) = challenge else {
                     self.registration_failed(
                         account,
                         "authentication failed: no usable digest challenge".into(),

@@ -3,6 +3,7 @@
 use core::time::Duration;
 
 use super::*;
+use crate::media::codec::CodecKind;
 use crate::sim::{LinkConfig, NodeId, SimNet};
 
 fn config(seed: u64) -> EngineConfig {
@@ -27,6 +28,7 @@ fn dial(net: &mut SimNet, from: NodeId, to: NodeId, transport: Transport) -> Cal
                 route: None,
                 credentials: None,
                 media_port: 40000,
+                record: None,
             },
         },
     );
@@ -67,6 +69,7 @@ fn answer_when_ringing(net: &mut SimNet, node: NodeId) -> CallId {
         Command::Answer {
             call,
             media_port: 41000,
+            record: None,
         },
     );
     call
@@ -179,6 +182,7 @@ fn unanswered_invite_retransmits_seven_times_then_times_out_at_32_s() {
                 route: None,
                 credentials: None,
                 media_port: 40000,
+                record: None,
             },
         },
     );
@@ -266,6 +270,7 @@ fn calls_survive_loss_jitter_and_duplication() {
             Command::Answer {
                 call: b,
                 media_port: 41000,
+                record: None,
             },
         );
         assert!(
@@ -329,6 +334,7 @@ fn large_request_moves_from_udp_to_tcp() {
                 route: None,
                 credentials: None,
                 media_port: 40000,
+                record: None,
             },
         },
     );
@@ -1093,6 +1099,9 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
                     Destination::new(Transport::Udp, "127.0.0.10:5060".parse().unwrap()),
                 )),
                 mandatory: false,
+                mode: RecordingMode::Separate,
+                srtp: false,
+                credentials: None,
             },
         },
     );
@@ -1179,6 +1188,9 @@ fn a_mandatory_recording_that_stays_down_ends_the_call() {
                 media_port: 42000,
                 secondary: None,
                 mandatory: true,
+                mode: RecordingMode::Separate,
+                srtp: false,
+                credentials: None,
             },
         },
     );
@@ -1195,5 +1207,360 @@ fn a_mandatory_recording_that_stays_down_ends_the_call() {
     assert!(
         net.run_until(Duration::from_secs(5), |n| ended(n, 1).is_some()),
         "the far end got a BYE"
+    );
+}
+
+/// A recording request towards the simulated recorder `recorder` (TCP, as the CLI does).
+fn to_recorder(net: &SimNet, recorder: NodeId) -> RecordingRequest {
+    let destination = net.recorder_address(recorder, Transport::Tcp).unwrap();
+    RecordingRequest {
+        srs: Uri::parse(&format!("sip:srs@{};transport=tcp", destination.address)).unwrap(),
+        destination,
+        media_port: 42000,
+        secondary: None,
+        mandatory: false,
+        mode: RecordingMode::Separate,
+        srtp: false,
+        credentials: None,
+    }
+}
+
+fn recording_states(net: &SimNet, node: NodeId) -> Vec<RecordingState> {
+    net.events(node)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Recording { state, .. } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn amplitude_at(audio: &[f32], from_s: f64, to_s: f64, frequency: f32) -> f32 {
+    let rate = crate::media::SAMPLE_RATE;
+    let a = (from_s * f64::from(rate)) as usize;
+    let b = ((to_s * f64::from(rate)) as usize).min(audio.len());
+    crate::media::tone::goertzel_amplitude(audio.get(a..b).unwrap_or(&[]), rate, frequency)
+}
+
+/// Records an Opus call (1 kHz from us, 440 Hz from the far end) to a recorder with the given
+/// codec preference and mode; returns the net and our call after hang-up.
+fn recorded_call(codecs: Vec<CodecKind>, mode: RecordingMode) -> (SimNet, NodeId) {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(codecs);
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    let mut request = to_recorder(&net, recorder);
+    request.mode = mode;
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request,
+        },
+    );
+    net.run_for(Duration::from_secs(3));
+    net.command(0, Command::Hangup { call: a });
+    net.run_for(Duration::from_secs(2));
+    (net, recorder)
+}
+
+#[test]
+fn the_recorder_gets_the_calls_packets_when_it_takes_the_calls_codec() {
+    let (net, recorder) = recorded_call(Vec::new(), RecordingMode::Separate);
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    assert_eq!(recording.codec("1"), Some(CodecKind::Opus));
+    assert_eq!(recording.codec("2"), Some(CodecKind::Opus));
+    let (local, remote) = (recording.audio("1"), recording.audio("2"));
+    assert!(
+        amplitude_at(local, 1.0, 2.5, 1000.0) > 0.2,
+        "label 1 is our 1 kHz"
+    );
+    assert!(amplitude_at(local, 1.0, 2.5, 440.0) < 0.05);
+    assert!(
+        amplitude_at(remote, 1.0, 2.5, 440.0) > 0.2,
+        "label 2 is their 440 Hz"
+    );
+    assert!(amplitude_at(remote, 1.0, 2.5, 1000.0) < 0.05);
+    assert!(recording.ended);
+    let states = recording_states(&net, 0);
+    assert_eq!(
+        states,
+        vec![
+            RecordingState::Starting,
+            RecordingState::Recording,
+            RecordingState::Off
+        ]
+    );
+}
+
+#[test]
+fn the_call_is_transcoded_when_the_recorder_wants_another_codec() {
+    let (net, recorder) = recorded_call(vec![CodecKind::Pcma], RecordingMode::Separate);
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    assert_eq!(recording.codec("1"), Some(CodecKind::Pcma));
+    assert_eq!(recording.codec("2"), Some(CodecKind::Pcma));
+    let (local, remote) = (recording.audio("1"), recording.audio("2"));
+    assert!(amplitude_at(local, 1.0, 2.5, 1000.0) > 0.2);
+    assert!(amplitude_at(local, 1.0, 2.5, 440.0) < 0.05);
+    assert!(amplitude_at(remote, 1.0, 2.5, 440.0) > 0.2);
+    assert!(amplitude_at(remote, 1.0, 2.5, 1000.0) < 0.05);
+}
+
+#[test]
+fn mixed_mode_sends_one_stream_with_both_voices() {
+    let (net, recorder) = recorded_call(Vec::new(), RecordingMode::Mixed);
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    assert_eq!(recording.streams.len(), 1);
+    let mixed = recording.audio("1");
+    assert!(amplitude_at(mixed, 1.0, 2.5, 1000.0) > 0.2);
+    assert!(amplitude_at(mixed, 1.0, 2.5, 440.0) > 0.2);
+    let metadata = crate::recording::metadata::parse(&recording.metadata[0]).unwrap();
+    assert_eq!(metadata.streams.len(), 1);
+    assert!(
+        metadata
+            .participant_stream_assocs
+            .iter()
+            .all(|a| a.send.len() == 1 && a.recv.len() == 1),
+        "both participants send the mixed stream"
+    );
+}
+
+#[test]
+fn the_recorder_hears_of_hold_and_of_the_call_end_in_the_metadata() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    let request = to_recorder(&net, recorder);
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request,
+        },
+    );
+    net.run_for(Duration::from_secs(1));
+    net.command(0, Command::Hold { call: a });
+    net.run_for(Duration::from_secs(1));
+    net.command(0, Command::Resume { call: a });
+    net.run_for(Duration::from_secs(1));
+    net.command(0, Command::Hangup { call: a });
+    net.run_for(Duration::from_secs(2));
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    let versions: Vec<_> = recording
+        .metadata
+        .iter()
+        .map(|xml| crate::recording::metadata::parse(xml).unwrap())
+        .collect();
+    assert_eq!(versions.len(), 4, "start, hold, resume, end");
+    let sends = |m: &crate::recording::metadata::Metadata| {
+        m.participant_stream_assocs
+            .iter()
+            .map(|a| a.send.len())
+            .sum::<usize>()
+    };
+    assert_eq!(sends(&versions[0]), 2);
+    assert_eq!(sends(&versions[1]), 0, "on hold nobody sends");
+    assert_eq!(sends(&versions[2]), 2);
+    // The same session and participants throughout, so the recorder can join the versions.
+    assert!(
+        versions
+            .iter()
+            .all(|m| m.sessions[0].id == versions[0].sessions[0].id)
+    );
+    let last = &versions[3];
+    assert!(last.sessions[0].end_time.is_some());
+    assert!(
+        last.participant_session_assocs
+            .iter()
+            .all(|a| a.disassociate_time.is_some())
+    );
+    assert!(recording.ended);
+    assert!(recording.pauses.is_empty(), "hold is not a recording pause");
+}
+
+#[test]
+fn a_gap_while_the_recorder_was_down_is_in_the_next_recordings_metadata() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    net.recorder_mut(recorder).unwrap().down = true;
+    let request = to_recorder(&net, recorder);
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request,
+        },
+    );
+    // Timer B ends the first attempt; the recorder is back before the retry.
+    net.run_for(Duration::from_secs(33));
+    net.recorder_mut(recorder).unwrap().down = false;
+    assert!(net.run_until(Duration::from_secs(10), |n| {
+        recording_states(n, 0).contains(&RecordingState::RecordingWithGaps)
+    }));
+    net.run_for(Duration::from_secs(1));
+    net.command(0, Command::Hangup { call: a });
+    net.run_for(Duration::from_secs(2));
+    let states = recording_states(&net, 0);
+    assert!(matches!(
+        states.get(1),
+        Some(RecordingState::Retrying { reason, attempt: 1, .. }) if reason.contains("did not answer")
+    ));
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    let first = crate::recording::metadata::parse(&recording.metadata[0]).unwrap();
+    assert_eq!(first.gaps.len(), 1);
+    assert!(first.gaps[0].reason.contains("did not answer"));
+    let last = crate::recording::metadata::parse(recording.metadata.last().unwrap()).unwrap();
+    assert!(
+        last.gaps[0].to.is_some(),
+        "closed by the call's end: {last:?}"
+    );
+    let gaps = net.events(0).iter().find_map(|e| match e {
+        Event::RecordingGaps { gaps, .. } => Some(gaps.clone()),
+        _ => None,
+    });
+    assert_eq!(gaps.map(|g| g.len()), Some(1), "the history hears of it");
+}
+
+fn dial_recorded(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> CallId {
+    let destination = net.address(1, Transport::Udp).unwrap();
+    let mut request = to_recorder(net, recorder);
+    request.mandatory = mandatory;
+    let call = CallId::new();
+    net.command(
+        0,
+        Command::Dial {
+            call,
+            request: DialRequest {
+                target: Uri::parse(&format!("sip:bob@{}", destination.address)).unwrap(),
+                from: NameAddr::parse("\"Alice\" <sip:alice@127.0.0.1>").unwrap(),
+                destination,
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: Some(Box::new(RecordingStart {
+                    recording: CallId::new(),
+                    request,
+                })),
+            },
+        },
+    );
+    call
+}
+
+#[test]
+fn a_mandatory_recording_is_up_before_the_call_is_placed() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    let a = dial_recorded(&mut net, recorder, true);
+    let b = answer_when_ringing(&mut net, 1);
+    assert!(net.run_until(Duration::from_secs(5), |n| connected(n, 0)));
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        recording_states(n, 0).contains(&RecordingState::Recording)
+    }));
+    let recorder_ip = net
+        .recorder_address(recorder, Transport::Tcp)
+        .unwrap()
+        .address;
+    let phone_b = net.address(1, Transport::Udp).unwrap().address;
+    let first_to = |to: core::net::SocketAddr| {
+        net.trace
+            .iter()
+            .position(|(_, _, dest, data)| dest.address == to && data.starts_with(b"INVITE"))
+            .unwrap()
+    };
+    assert!(
+        first_to(recorder_ip) < first_to(phone_b),
+        "the recording comes first"
+    );
+    let to_recorder: Vec<String> = net
+        .trace
+        .iter()
+        .filter(|(_, _, dest, data)| dest.address == recorder_ip && data.starts_with(b"INVITE"))
+        .map(|(_, _, _, data)| String::from_utf8_lossy(data).into_owned())
+        .collect();
+    assert!(
+        to_recorder[0].contains("a=inactive") && to_recorder[1].contains("a=sendonly"),
+        "offered inactive before the call had media, then sendonly"
+    );
+    net.run_for(Duration::from_secs(2));
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    assert!(amplitude_at(recording.audio("1"), 1.0, 1.8, 1000.0) > 0.2);
+}
+
+#[test]
+fn a_mandatory_recording_that_cannot_start_keeps_the_call_from_being_placed() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    net.recorder_mut(recorder).unwrap().down = true;
+    dial_recorded(&mut net, recorder, true);
+    net.run_for(Duration::from_secs(40));
+    let reason = ended(&net, 0).expect("the call ended");
+    assert!(
+        reason.text.contains("recording is mandatory"),
+        "{}",
+        reason.text
+    );
+    assert!(incoming(&net, 1).is_none(), "the far end never rang");
+}
+
+#[test]
+fn a_mandatory_recording_that_cannot_start_refuses_the_incoming_call() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    net.recorder_mut(recorder).unwrap().down = true;
+    dial(&mut net, 0, 1, Transport::Udp);
+    assert!(net.run_until(Duration::from_secs(5), |n| incoming(n, 1).is_some()));
+    let b = incoming(&net, 1).unwrap();
+    let mut request = to_recorder(&net, recorder);
+    request.mandatory = true;
+    net.command(
+        1,
+        Command::Answer {
+            call: b,
+            media_port: 41000,
+            record: Some(Box::new(RecordingStart {
+                recording: CallId::new(),
+                request,
+            })),
+        },
+    );
+    net.run_for(Duration::from_secs(40));
+    let caller = ended(&net, 0).expect("the caller hears the refusal");
+    assert_eq!(caller.status, Some(480));
+    let callee = ended(&net, 1).expect("the callee's call ends");
+    assert!(
+        callee.text.contains("recording is mandatory"),
+        "{}",
+        callee.text
+    );
+    assert!(!connected(&net, 0));
+}
+
+#[test]
+fn an_optional_recording_given_with_the_dial_starts_with_the_media() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    let a = dial_recorded(&mut net, recorder, false);
+    let b = answer_when_ringing(&mut net, 1);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        recording_states(n, 0).contains(&RecordingState::Recording)
+    }));
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    assert!(
+        recording.pauses.is_empty(),
+        "offered sendonly: the call had media"
     );
 }

@@ -223,6 +223,12 @@ impl MediaSession {
         self.muted
     }
 
+    /// Whether the microphone's audio goes to the far end now (not muted, on hold or
+    /// receive-only): what a recording of the local side should hear.
+    pub fn sends_voice(&self) -> bool {
+        self.config.send && !self.sending_paused && !self.muted
+    }
+
     /// Starts or stops handing copies of every media payload to the recording.
     pub fn set_tapping(&mut self, tapping: bool) {
         self.tapping = tapping;

@@ -15,6 +15,10 @@ use quick_xml::name::ResolveResult;
 use thiserror::Error;
 
 pub const NAMESPACE: &str = "urn:ietf:params:xml:ns:recording:1";
+/// Verbatim's extension (RFC 7865 lets `<recording>` carry elements of other namespaces): the
+/// stretches of the call that no recording session captured, so a recorder can tell a gap
+/// from silence.
+pub const GAPS_NAMESPACE: &str = "urn:x-verbatim:recording-gaps:1";
 
 /// A two-party snapshot is about 2 KB; a conference with dozens of participants stays far below
 /// this, while the cap stops a peer from making the recorder hold megabytes of tree.
@@ -50,6 +54,17 @@ pub struct Metadata {
     pub session_recording_assocs: Vec<SessionRecordingAssoc>,
     pub participant_session_assocs: Vec<ParticipantSessionAssoc>,
     pub participant_stream_assocs: Vec<ParticipantStreamAssoc>,
+    /// Verbatim's gap extension ([`GAPS_NAMESPACE`]).
+    pub gaps: Vec<Gap>,
+}
+
+/// A time when the call went on but was not recorded, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub from: String,
+    /// None while the gap lasts (or when the call ended before recording came back).
+    pub to: Option<String>,
+    pub reason: String,
 }
 
 /// `<group group_id>`. Sessions' `<group-ref>` links are not modelled and are dropped on parse.
@@ -310,6 +325,7 @@ pub fn two_party_snapshot(params: TwoParty) -> Metadata {
         }],
         participant_session_assocs,
         participant_stream_assocs,
+        gaps: Vec::new(),
         participants: [local, remote]
             .into_iter()
             .map(|party| Participant {
@@ -412,6 +428,17 @@ impl Metadata {
                 }
                 xml.end(1, "participantstreamassoc");
             }
+        }
+        if !self.gaps.is_empty() {
+            xml.start(1, "gaps", &[("xmlns", GAPS_NAMESPACE)], false);
+            for gap in &self.gaps {
+                xml.start(2, "gap", &[], false);
+                xml.leaf(3, "from", &gap.from);
+                xml.optional_leaf(3, "to", &gap.to);
+                xml.leaf(3, "reason", &gap.reason);
+                xml.end(2, "gap");
+            }
+            xml.end(1, "gaps");
         }
         xml.end(0, "recording");
         xml.out
@@ -569,6 +596,15 @@ pub fn parse(xml: &str) -> Result<Metadata, MetadataError> {
                         recv: element.children_text("recv"),
                     });
             }
+            "gaps" => {
+                for gap in element.children_named("gap") {
+                    metadata.gaps.push(Gap {
+                        from: gap.child_text("from").unwrap_or_default(),
+                        to: gap.child_text("to"),
+                        reason: gap.child_text("reason").unwrap_or_default(),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -638,7 +674,9 @@ fn read_tree(xml: &str) -> Result<Element, MetadataError> {
             .map_err(|error| MetadataError::Xml(error.to_string()))?;
         let ours = match namespace {
             ResolveResult::Unbound => true,
-            ResolveResult::Bound(namespace) => namespace.as_ref() == NAMESPACE,
+            ResolveResult::Bound(namespace) => {
+                namespace.as_ref() == NAMESPACE || namespace.as_ref() == GAPS_NAMESPACE
+            }
             ResolveResult::Unknown(_) => false,
         };
         let collecting = skipping == 0;
@@ -893,8 +931,19 @@ mod tests {
                 send: vec![],
                 recv: vec![],
             });
+        metadata.gaps.push(Gap {
+            from: "2026-11-26T10:12:00.000Z".into(),
+            to: Some("2026-11-26T10:12:04.000Z".into()),
+            reason: "the recorder ended the recording".into(),
+        });
+        metadata.gaps.push(Gap {
+            from: "2026-11-26T10:15:00.000Z".into(),
+            to: None,
+            reason: "the recorder did not answer".into(),
+        });
         let xml = metadata.to_xml();
         assert!(xml.contains("<datamode>partial</datamode>"));
+        assert!(xml.contains(&format!("<gaps xmlns=\"{GAPS_NAMESPACE}\">")));
         assert_eq!(parse(&xml).unwrap(), metadata);
     }
 

@@ -1,6 +1,7 @@
 //! The recording session's SDP (RFC 7866 7.1.1, 8.3): one `sendonly` audio stream per side of
-//! the call, each labelled (RFC 4574) so the metadata can say whose voice it carries, offered in
-//! the call's own codec so packets can be forwarded without transcoding.
+//! the call (or one mixed stream), each labelled (RFC 4574) so the metadata can say whose voice it
+//! carries. The call's own codec comes first, so packets can be forwarded as they are; the others
+//! follow, so a recorder that wants another codec gets the call transcoded (RFC 7245 3.2.5).
 
 use core::net::{IpAddr, SocketAddr};
 
@@ -16,7 +17,8 @@ pub struct RsOffer {
     /// Our RTP port for every stream: the streams only send, the SRS tells them apart by the
     /// port it receives on.
     pub port: u16,
-    pub codec: PayloadFormat,
+    /// In order of preference: the call's codec first when it is known.
+    pub codecs: Vec<PayloadFormat>,
     pub telephone_event: Option<PayloadFormat>,
     /// The labels, in m-line order (1 = local user, 2 = far end).
     pub labels: Vec<String>,
@@ -43,7 +45,7 @@ pub fn offer(params: &RsOffer) -> SessionDescription {
             "RTP/AVP"
         };
         let mut media = MediaDescription::new(MediaKind::Audio, params.port, proto);
-        media.formats.push(params.codec.clone());
+        media.formats.extend(params.codecs.iter().cloned());
         if let Some(te) = &params.telephone_event {
             media.formats.push(te.clone());
         }
@@ -70,8 +72,8 @@ pub struct AnsweredStream {
     /// False when the SRS declined the stream (port 0): stop sending on it.
     pub accepted: bool,
     pub destination: SocketAddr,
-    /// The recording's payload types for the call's codec and telephone-event.
-    pub payload_type: u8,
+    /// The codec the recorder chose for the stream, with the recording's payload type.
+    pub codec: PayloadFormat,
     pub telephone_event: Option<u8>,
     pub crypto: Option<CryptoAttribute>,
 }
@@ -110,15 +112,21 @@ pub fn read_answer(
         let address = answer
             .connection_for(media)
             .ok_or_else(|| RsSdpError::NoAddress(label.clone()))?;
-        let codec = media
-            .formats
-            .iter()
-            .find(|f| f.same_codec(&offer.codec))
-            .map(|f| f.payload_type);
-        let payload_type = match (codec, accepted) {
-            (Some(pt), _) => pt,
-            (None, false) => offer.codec.payload_type,
-            (None, true) => return Err(RsSdpError::Codec(label.clone())),
+        // The answer's first format that we offered is what the recorder will receive.
+        let chosen = media.formats.iter().find_map(|answered| {
+            offer
+                .codecs
+                .iter()
+                .find(|ours| ours.same_codec(answered))
+                .map(|ours| PayloadFormat {
+                    payload_type: answered.payload_type,
+                    ..ours.clone()
+                })
+        });
+        let codec = match (chosen, offer.codecs.first(), accepted) {
+            (Some(codec), _, _) => codec,
+            (None, Some(first), false) => first.clone(),
+            _ => return Err(RsSdpError::Codec(label.clone())),
         };
         let telephone_event = media
             .formats
@@ -141,7 +149,7 @@ pub fn read_answer(
             label: label.clone(),
             accepted,
             destination: SocketAddr::new(address, media.port),
-            payload_type,
+            codec,
             telephone_event,
             crypto,
         });
@@ -160,7 +168,10 @@ mod tests {
         RsOffer {
             address: "127.0.0.1".parse().unwrap(),
             port: 30000,
-            codec: PayloadFormat::new(0, "PCMU", 8000, None),
+            codecs: vec![
+                PayloadFormat::new(0, "PCMU", 8000, None),
+                PayloadFormat::new(8, "PCMA", 8000, None),
+            ],
             telephone_event: Some(
                 PayloadFormat::new(101, "telephone-event", 8000, None).with_fmtp("0-16"),
             ),
@@ -176,7 +187,7 @@ mod tests {
     fn offer_has_a_labelled_sendonly_stream_per_side() {
         let text = offer(&params()).to_string();
         assert_eq!(
-            text.matches("m=audio 30000 RTP/AVP 0 101").count(),
+            text.matches("m=audio 30000 RTP/AVP 0 8 101").count(),
             2,
             "{text}"
         );
@@ -211,7 +222,19 @@ mod tests {
         let streams = read_answer(&p, &answer).unwrap();
         assert!(streams[0].accepted && !streams[1].accepted);
         assert_eq!(streams[0].destination.port(), 40000);
-        assert_eq!(streams[0].payload_type, 0);
+        assert_eq!(streams[0].codec.payload_type, 0);
+    }
+
+    #[test]
+    fn the_recorder_may_pick_another_offered_codec() {
+        let answer = SessionDescription::parse(
+            "v=0\r\no=srs 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 8\r\na=recvonly\r\n\
+             m=audio 40002 RTP/AVP 8\r\na=recvonly\r\n",
+        )
+        .unwrap();
+        let streams = read_answer(&params(), &answer).unwrap();
+        assert!(streams.iter().all(|s| s.codec.encoding == "PCMA"));
     }
 
     #[test]
@@ -228,8 +251,8 @@ mod tests {
         ));
         let other_codec = SessionDescription::parse(
             "v=0\r\no=srs 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio 40000 RTP/AVP 8\r\na=recvonly\r\n\
-             m=audio 40002 RTP/AVP 8\r\na=recvonly\r\n",
+             m=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n\
+             m=audio 40002 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n",
         )
         .unwrap();
         assert!(matches!(

@@ -571,6 +571,22 @@ impl AuthorizationHeader {
     }
 }
 
+/// The challenge of a 401 (from the server) or 407 (from a proxy): the best digest offered.
+pub fn challenge_in(response: &crate::sip::message::Message) -> Option<(AuthTarget, Challenge)> {
+    let (header, target) = match response.status()? {
+        401 => ("WWW-Authenticate", AuthTarget::Server),
+        407 => ("Proxy-Authenticate", AuthTarget::Proxy),
+        _ => return None,
+    };
+    let challenges: Vec<Challenge> = response
+        .headers
+        .all(header)
+        .into_iter()
+        .filter_map(|v| Challenge::parse(v).ok())
+        .collect();
+    Challenge::choose(&challenges).cloned().map(|c| (target, c))
+}
+
 /// Where a realm stands, which decides whether a new challenge means "wrong password".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

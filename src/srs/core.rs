@@ -232,6 +232,8 @@ pub struct Recorder {
     unacked: HashMap<SessionKey, Unacked>,
     local_ip: IpAddr,
     contact: String,
+    /// Codecs to pick first when offered, best first.
+    codec_preference: Vec<CodecKind>,
     outputs: VecDeque<RecorderOutput>,
 }
 
@@ -253,8 +255,16 @@ impl Recorder {
             unacked: HashMap::new(),
             local_ip,
             contact: contact.into(),
+            codec_preference: Vec::new(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Prefer these codecs, best first, over the offer's order (a recorder that stores one
+    /// format, say). Codecs not listed are still taken when nothing listed is offered.
+    pub fn with_codec_preference(mut self, codecs: Vec<CodecKind>) -> Recorder {
+        self.codec_preference = codecs;
+        self
     }
 
     /// Number of recording sessions up.
@@ -466,16 +476,22 @@ impl Recorder {
         let mut codecs = Vec::new();
         let mut crypto_tags = Vec::new();
         for (media, label) in offer.sdp.media.iter().zip(&offer.labels) {
-            let format = media
-                .formats
+            let offered = || {
+                media
+                    .formats
+                    .iter()
+                    .filter_map(|f| CodecKind::from_encoding(&f.encoding).map(|kind| (kind, f)))
+            };
+            let preferred = self
+                .codec_preference
                 .iter()
-                .find_map(|f| CodecKind::from_encoding(&f.encoding).map(|kind| (kind, f)))
-                .ok_or_else(|| {
-                    refuse(
-                        488,
-                        format!("Stream {label}: no PCMU, PCMA or opus offered"),
-                    )
-                })?;
+                .find_map(|wanted| offered().find(|(kind, _)| kind == wanted));
+            let format = preferred.or_else(|| offered().next()).ok_or_else(|| {
+                refuse(
+                    488,
+                    format!("Stream {label}: no PCMU, PCMA or opus offered"),
+                )
+            })?;
             let (codec, payload) = format;
             let secure = media.proto.eq_ignore_ascii_case("RTP/SAVP");
             let crypto = if secure {
@@ -708,7 +724,7 @@ mod tests {
         offer(&RsOffer {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 5004,
-            codec: PayloadFormat::new(8, "PCMA", 8000, None),
+            codecs: vec![PayloadFormat::new(8, "PCMA", 8000, None)],
             telephone_event: Some(PayloadFormat::new(101, "telephone-event", 8000, None)),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
             direction,

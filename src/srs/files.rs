@@ -112,6 +112,15 @@ pub struct PauseSummary {
     pub end: Option<String>,
 }
 
+/// A stretch of the call the phone could not record (from the phone's own metadata), times
+/// as RFC 3339 UTC strings.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GapSummary {
+    pub start: String,
+    pub end: Option<String>,
+    pub reason: String,
+}
+
 /// One label's figures.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LabelSummary {
@@ -140,6 +149,10 @@ pub struct Summary {
     pub participants: Vec<ParticipantSummary>,
     pub labels: Vec<LabelSummary>,
     pub pauses: Vec<PauseSummary>,
+    /// Parts of the call missing from every recording session, as the phone reported them.
+    pub gaps: Vec<GapSummary>,
+    /// When the call itself ended, as the phone's last metadata says.
+    pub call_end: Option<String>,
     pub metadata_versions: usize,
 }
 

@@ -25,13 +25,15 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::driver::tls::{TlsServerSettings, acceptor};
+use crate::media::codec::CodecKind;
 use crate::media::srtp::KEY_SALT_LEN;
 use crate::recording::metadata::format_time;
 use crate::sip::framing::{Frame, StreamFramer};
 use crate::sip::transport::{Destination, Transport};
 
 use self::core::{Recorder, RecorderOutput, SrsResources, StreamSetup};
-use self::files::{LabelSummary, ParticipantSummary, PauseSummary, Summary, WavWriter};
+use self::files::{GapSummary, LabelSummary, ParticipantSummary, PauseSummary, Summary, WavWriter};
 use self::stream::StreamRecorder;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum SrsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot wait for Ctrl+C: {0}")]
     Signal(std::io::Error),
 }
@@ -61,6 +65,10 @@ pub struct SrsConfig {
     /// The address put in SDP answers and Contact; by default the listen address, or the
     /// address of the default route when listening on all interfaces.
     pub advertise: Option<IpAddr>,
+    /// SIP over TLS too, on its own address (port 0 picks one), with this certificate.
+    pub tls: Option<TlsServerSettings>,
+    /// The codecs this recorder prefers, best first; empty takes the offerer's first choice.
+    pub codecs: Vec<CodecKind>,
 }
 
 impl SrsConfig {
@@ -69,6 +77,8 @@ impl SrsConfig {
             listen,
             dir: dir.into(),
             advertise: None,
+            tls: None,
+            codecs: Vec::new(),
         }
     }
 }
@@ -90,6 +100,7 @@ pub enum SrsEvent {
 #[derive(Debug)]
 pub struct SrsHandle {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     events: mpsc::UnboundedReceiver<SrsEvent>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -99,6 +110,11 @@ impl SrsHandle {
     /// Where SIP listens (UDP and TCP).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where SIP over TLS listens, when it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The next event; None once the recorder has stopped.
@@ -131,10 +147,28 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
         .advertise
         .unwrap_or_else(|| advertised_ip(local_addr.ip()));
     let contact = format!("sip:srs@{}", SocketAddr::new(ip, local_addr.port()));
+    let tls = match &config.tls {
+        Some(settings) => {
+            let acceptor = acceptor(settings).map_err(SrsError::Tls)?;
+            let listener =
+                TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|source| SrsError::Bind {
+                        transport: Transport::Tls,
+                        address: settings.listen,
+                        source,
+                    })?;
+            Some((listener, acceptor))
+        }
+        None => None,
+    };
+    let tls_addr = tls
+        .as_ref()
+        .and_then(|(listener, _)| listener.local_addr().ok());
     let (events_tx, events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let driver = Driver {
-        recorder: Recorder::new(ip, contact),
+        recorder: Recorder::new(ip, contact).with_codec_preference(config.codecs),
         resources: Resources {
             ip: if local_addr.ip().is_unspecified() {
                 local_addr.ip()
@@ -149,9 +183,10 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
         sessions: HashMap::new(),
         events: events_tx,
     };
-    let task = tokio::spawn(driver.run(tcp, stop_rx));
+    let task = tokio::spawn(driver.run(tcp, tls, stop_rx));
     Ok(SrsHandle {
         local_addr,
+        tls_addr,
         events,
         stop: Some(stop_tx),
         task,
@@ -160,9 +195,12 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
 
 /// Runs a recorder on `listen` writing under `dir` until Ctrl+C, printing
 /// `srs: listening on ADDR` and `srs: recorded FOLDER` per finished recording.
-pub async fn serve(listen: SocketAddr, dir: PathBuf) -> Result<(), SrsError> {
-    let mut handle = run(SrsConfig::new(listen, dir)).await?;
+pub async fn serve(config: SrsConfig) -> Result<(), SrsError> {
+    let mut handle = run(config).await?;
     println!("srs: listening on {}", handle.local_addr());
+    if let Some(tls) = handle.tls_addr() {
+        println!("srs: listening on tls {tls}");
+    }
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -276,7 +314,12 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, tcp: TcpListener, mut stop: oneshot::Receiver<()>) {
+    async fn run(
+        mut self,
+        tcp: TcpListener,
+        tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
         let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
         let mut buffer = vec![0u8; 65_535];
         loop {
@@ -300,7 +343,26 @@ impl Driver {
                 }
                 accepted = tcp.accept() => {
                     if let Ok((stream, peer)) = accepted {
-                        tokio::spawn(connection(stream, peer, inbound_tx.clone()));
+                        let destination = Destination::new(Transport::Tcp, peer);
+                        tokio::spawn(connection(stream, destination, inbound_tx.clone()));
+                    }
+                }
+                accepted = accept_tls(tls.as_ref()) => {
+                    if let Some((stream, peer, acceptor)) = accepted {
+                        let inbound = inbound_tx.clone();
+                        tokio::spawn(async move {
+                            // A failed handshake (bad client certificate, plain TCP) only
+                            // ends that connection.
+                            match acceptor.accept(stream).await {
+                                Ok(stream) => {
+                                    let destination = Destination::new(Transport::Tls, peer);
+                                    connection(stream, destination, inbound).await;
+                                }
+                                Err(error) => {
+                                    tracing::info!(%peer, %error, "srs: TLS handshake failed");
+                                }
+                            }
+                        });
                     }
                 }
                 message = inbound.recv() => match message {
@@ -360,6 +422,9 @@ impl Driver {
                         .collect();
                     match self.start_session(&key, streams, &metadata_xml, participants) {
                         Ok(folder) => {
+                            if let Some(session) = self.sessions.get_mut(&key) {
+                                note_call_facts(&mut session.summary, &metadata);
+                            }
                             let _ = self.events.send(SrsEvent::SessionStarted {
                                 call_id: key,
                                 folder,
@@ -375,11 +440,12 @@ impl Driver {
                     paused,
                     metadata_xml,
                 } => {
-                    self.update_session(&key, paused, metadata_xml.as_deref());
-                    let _ = self.events.send(SrsEvent::SessionPaused {
-                        call_id: key,
-                        paused,
-                    });
+                    if self.update_session(&key, paused, metadata_xml.as_deref()) {
+                        let _ = self.events.send(SrsEvent::SessionPaused {
+                            call_id: key,
+                            paused,
+                        });
+                    }
                 }
                 RecorderOutput::SessionEnded { key } => self.end_session(&key),
                 RecorderOutput::Rejected { status, reason } => {
@@ -455,6 +521,8 @@ impl Driver {
             participants,
             labels,
             pauses: Vec::new(),
+            gaps: Vec::new(),
+            call_end: None,
             metadata_versions: 1,
         };
         summary.write(&folder)?;
@@ -472,9 +540,10 @@ impl Driver {
         Ok(folder)
     }
 
-    fn update_session(&mut self, key: &str, paused: bool, metadata_xml: Option<&str>) {
+    /// Notes a pause, a resume or new metadata; true when the pause state changed.
+    fn update_session(&mut self, key: &str, paused: bool, metadata_xml: Option<&str>) -> bool {
         let Some(session) = self.sessions.get_mut(key) else {
-            return;
+            return false;
         };
         let now = format_time(
             SystemTime::now()
@@ -503,11 +572,18 @@ impl Driver {
             if let Err(error) = std::fs::write(session.folder.join(name), xml) {
                 tracing::error!(%error, "srs: cannot write metadata");
             }
+            // The core accepted it, so it parses; a partial update keeps what we knew.
+            if let Ok(metadata) = crate::recording::metadata::parse(xml)
+                && metadata.datamode == crate::recording::metadata::DataMode::Complete
+            {
+                note_call_facts(&mut session.summary, &metadata);
+            }
         }
         refresh_stats(session);
         if let Err(error) = session.summary.write(&session.folder) {
             tracing::error!(%error, "srs: cannot write summary");
         }
+        paused != open
     }
 
     fn end_session(&mut self, key: &str) {
@@ -605,9 +681,22 @@ async fn receive_media(socket: UdpSocket, recorder: SharedStream, started: Insta
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, inbound: mpsc::UnboundedSender<Inbound>) {
-    let destination = Destination::new(Transport::Tcp, peer);
-    let (mut reader, mut writer) = stream.into_split();
+/// The next TLS connection to hand to a handshake; never ready without a TLS listener.
+async fn accept_tls(
+    tls: Option<&(TcpListener, tokio_rustls::TlsAcceptor)>,
+) -> Option<(TcpStream, SocketAddr, tokio_rustls::TlsAcceptor)> {
+    let Some((listener, acceptor)) = tls else {
+        return std::future::pending().await;
+    };
+    let (stream, peer) = listener.accept().await.ok()?;
+    Some((stream, peer, acceptor.clone()))
+}
+
+async fn connection<S>(stream: S, destination: Destination, inbound: mpsc::UnboundedSender<Inbound>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     if inbound
         .send(Inbound::Connected(destination, write_tx.clone()))
@@ -648,6 +737,23 @@ async fn connection(stream: TcpStream, peer: SocketAddr, inbound: mpsc::Unbounde
     let _ = inbound.send(Inbound::Closed(destination));
     drop(write_tx);
     writing.abort();
+}
+
+/// What the phone's metadata says about the call beyond the streams: the gaps it could
+/// not record and when the call ended.
+fn note_call_facts(summary: &mut Summary, metadata: &crate::recording::metadata::Metadata) {
+    summary.gaps = metadata
+        .gaps
+        .iter()
+        .map(|gap| GapSummary {
+            start: gap.from.clone(),
+            end: gap.to.clone(),
+            reason: gap.reason.clone(),
+        })
+        .collect();
+    if let Some(end) = metadata.sessions.iter().find_map(|s| s.end_time.clone()) {
+        summary.call_end = Some(end);
+    }
 }
 
 /// The folder of a session is named after its start; this helps tests find it.

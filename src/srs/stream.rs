@@ -39,12 +39,54 @@ pub struct StreamStats {
     pub packets_lost: u64,
 }
 
+/// Where a stream's audio goes: a WAV file, or memory (the simulated network's recorder).
+pub trait SampleSink {
+    /// Samples written so far (48 kHz).
+    fn samples(&self) -> u64;
+    fn write_samples(&mut self, samples: &[f32]) -> std::io::Result<()>;
+    fn write_silence(&mut self, count: u64) -> std::io::Result<()>;
+    /// Makes everything durable.
+    fn finish(self) -> std::io::Result<()>;
+}
+
+impl SampleSink for WavWriter {
+    fn samples(&self) -> u64 {
+        WavWriter::samples(self)
+    }
+    fn write_samples(&mut self, samples: &[f32]) -> std::io::Result<()> {
+        WavWriter::write_samples(self, samples)
+    }
+    fn write_silence(&mut self, count: u64) -> std::io::Result<()> {
+        WavWriter::write_silence(self, count)
+    }
+    fn finish(self) -> std::io::Result<()> {
+        WavWriter::finish(self)
+    }
+}
+
+impl SampleSink for Vec<f32> {
+    fn samples(&self) -> u64 {
+        self.len() as u64
+    }
+    fn write_samples(&mut self, samples: &[f32]) -> std::io::Result<()> {
+        self.extend_from_slice(samples);
+        Ok(())
+    }
+    fn write_silence(&mut self, count: u64) -> std::io::Result<()> {
+        self.resize(self.len() + count as usize, 0.0);
+        Ok(())
+    }
+    fn finish(self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
-pub struct StreamRecorder {
+pub struct StreamRecorder<S: SampleSink = WavWriter> {
     setup: StreamSetup,
     decoder: Decoder,
     srtp: Option<SrtpSession>,
-    wav: WavWriter,
+    wav: S,
     timeline: Option<Timeline>,
     /// Expected/received totals of the timelines that ended (SSRC changes).
     closed_expected: u64,
@@ -52,8 +94,8 @@ pub struct StreamRecorder {
     frame: Vec<f32>,
 }
 
-impl StreamRecorder {
-    pub fn new(setup: StreamSetup, wav: WavWriter) -> Result<StreamRecorder, String> {
+impl<S: SampleSink> StreamRecorder<S> {
+    pub fn new(setup: StreamSetup, wav: S) -> Result<StreamRecorder<S>, String> {
         let decoder = Decoder::new(setup.codec).map_err(|e| e.to_string())?;
         let srtp = match &setup.crypto {
             Some(crypto) => Some(
@@ -191,6 +233,11 @@ impl StreamRecorder {
 
     pub fn codec(&self) -> CodecKind {
         self.setup.codec
+    }
+
+    /// What was written so far.
+    pub fn sink(&self) -> &S {
+        &self.wav
     }
 }
 

@@ -577,8 +577,18 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    start_verbatim_with_env(peer, args, &[]);
+}
+
+/// Like [`start_verbatim`], with extra environment variables (secrets stay out of argv).
+pub fn start_verbatim_with_env<I, S>(peer: &mut Peer, args: I, env: &[(&str, &str)])
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut command = peer.command(verbatim_bin());
     command.args(args);
+    command.envs(env.iter().copied());
     if std::env::var_os("RUST_LOG").is_none() {
         command.env("RUST_LOG", "info,verbatim=debug");
     }
