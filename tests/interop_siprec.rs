@@ -11,7 +11,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Peer, Scenario, free_port, sipp_scenario, start_sipp_uas, start_verbatim};
+use support::{
+    Peer, Scenario, free_port, sipp_scenario, start_sipp_uas, start_verbatim,
+    start_verbatim_with_env,
+};
 
 const VERBATIM_TIMEOUT: Duration = Duration::from_secs(20);
 const SIPP_TIMEOUT: Duration = Duration::from_secs(25);
@@ -140,5 +143,65 @@ fn recorder_pauses_and_resumes_and_asks_for_metadata() {
             "off"
         ],
         "{stderr}"
+    );
+}
+
+/// A recorder that asks for digest authentication gets the INVITE again with credentials
+/// (the password from the environment, never the command line), and records.
+#[test]
+fn recorder_that_challenges_gets_credentials() {
+    let peer_port = free_port();
+    let srs_port = free_port();
+    let mut far_end = Peer::new("sipp-uas");
+    start_sipp_uas(
+        &mut far_end,
+        &Scenario::Builtin("uas"),
+        peer_port,
+        "u1",
+        &[],
+    );
+    let mut srs = Peer::new("sipp-srs-digest");
+    start_sipp_uas(
+        &mut srs,
+        &Scenario::File(sipp_scenario("srs_digest.xml")),
+        srs_port,
+        "t1",
+        &[
+            "-set",
+            "auth_user",
+            "src-phone",
+            "-set",
+            "auth_pass",
+            "rec-secret",
+        ],
+    );
+    let mut verbatim = Peer::new("verbatim-call-recorded-digest");
+    start_verbatim_with_env(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            "--codec",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--duration",
+            "2",
+            "--record",
+            "--srs",
+            &format!("sip:srs@127.0.0.1:{srs_port}"),
+            "--srs-user",
+            "src-phone",
+        ],
+        &[("VERBATIM_SRS_PASSWORD", "rec-secret")],
+    );
+    verbatim.expect_success(VERBATIM_TIMEOUT);
+    srs.expect_success(SIPP_TIMEOUT);
+    far_end.expect_success(SIPP_TIMEOUT);
+    let stderr = verbatim.stderr();
+    assert!(stderr.contains("recording: recording"), "{stderr}");
+    assert!(
+        !stderr.contains("rec-secret"),
+        "the password is never printed"
     );
 }
