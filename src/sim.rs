@@ -82,6 +82,9 @@ pub struct SimRecorder {
     pub recordings: Vec<SimRecording>,
     /// Statuses of the INVITEs it refused.
     pub refused: Vec<u16>,
+    /// Answer every new INVITE with this status instead (a recorder that is busy, or is no
+    /// SIPREC recorder at all).
+    pub refuse_with: Option<u16>,
 }
 
 /// One recording session the simulated recorder accepted.
@@ -114,6 +117,24 @@ impl SimRecording {
             .find(|(l, _, _)| l == label)
             .map(|(_, _, s)| s.codec())
     }
+}
+
+/// The refusal a misbehaving recorder sends for a new INVITE; its ACK is swallowed.
+fn refusal(data: &[u8], status: u16) -> Option<Vec<u8>> {
+    let request = crate::sip::message::Message::parse(data).ok()?;
+    let initial = request.to_header().ok()?.tag().is_none();
+    if request.method() != Some(&crate::sip::message::Method::Invite) || !initial {
+        return None;
+    }
+    let mut response = request.response(
+        status,
+        crate::sip::message::reason_phrase(status),
+        Some("refuser"),
+    );
+    if status == 420 {
+        response.headers.push("Unsupported", "siprec");
+    }
+    Some(response.to_bytes())
 }
 
 #[derive(Debug)]
@@ -220,6 +241,7 @@ impl SimNet {
             down: false,
             recordings: Vec::new(),
             refused: Vec::new(),
+            refuse_with: None,
         });
         RECORDER_BASE + index
     }
@@ -258,9 +280,32 @@ impl SimNet {
                 }
                 return;
             }
-            None => r
-                .core
-                .on_bytes(now, &packet.data, packet.source, &mut r.resources),
+            None => {
+                if let Some(status) = r.refuse_with
+                    && let Some(response) = refusal(&packet.data, status)
+                {
+                    let source = Destination::new(packet.source.transport, r.address);
+                    r.refused.push(status);
+                    self.send(source, packet.source, response);
+                    return;
+                }
+                r.core
+                    .on_bytes(now, &packet.data, packet.source, &mut r.resources)
+            }
+        }
+        self.drain_recorder(index);
+    }
+
+    /// The recorder ends all its sessions itself (BYE to each client).
+    pub fn recorder_hang_up(&mut self, recorder: NodeId) {
+        let Some(index) = recorder.checked_sub(RECORDER_BASE) else {
+            return;
+        };
+        let now = self.now;
+        if let Some(r) = self.recorders.get_mut(index) {
+            for key in r.core.session_keys() {
+                r.core.hang_up(now, &key);
+            }
         }
         self.drain_recorder(index);
     }

@@ -1564,3 +1564,142 @@ fn an_optional_recording_given_with_the_dial_starts_with_the_media() {
         "offered sendonly: the call had media"
     );
 }
+
+/// Starts recording an established call (1 kHz / 440 Hz) to `recorder`.
+fn record_call(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> (CallId, CallId) {
+    let (a, b) = establish(net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    let mut request = to_recorder(net, recorder);
+    request.mandatory = mandatory;
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request,
+        },
+    );
+    (a, b)
+}
+
+#[test]
+fn every_refusal_of_the_recorder_is_reported_and_retried_while_the_call_goes_on() {
+    for (status, expected) in [
+        (420, "does not support SIPREC"),
+        (488, "488 Not Acceptable Here"),
+        (503, "503 Service Unavailable"),
+        (403, "403 Forbidden"),
+    ] {
+        let mut net = two_phones(LinkConfig::default());
+        let recorder = net.add_recorder(Vec::new());
+        net.recorder_mut(recorder).unwrap().refuse_with = Some(status);
+        let (a, _) = record_call(&mut net, recorder, false);
+        net.run_for(Duration::from_secs(8));
+        let states = recording_states(&net, 0);
+        let retrying: Vec<_> = states
+            .iter()
+            .filter_map(|s| match s {
+                RecordingState::Retrying {
+                    reason, attempt, ..
+                } => Some((reason, *attempt)),
+                _ => None,
+            })
+            .collect();
+        assert!(retrying.len() >= 2, "{status}: {states:?}");
+        assert!(
+            retrying[0].0.contains(expected),
+            "{status}: {}",
+            retrying[0].0
+        );
+        assert_eq!(retrying[1].1, 2, "backoff counts the attempts");
+        assert!(
+            ended(&net, 0).is_none(),
+            "{status}: an optional recording keeps the call"
+        );
+        // The recorder comes around: recording resumes, with the gap known.
+        net.recorder_mut(recorder).unwrap().refuse_with = None;
+        assert!(
+            net.run_until(Duration::from_secs(20), |n| {
+                recording_states(n, 0).contains(&RecordingState::RecordingWithGaps)
+            }),
+            "{status}"
+        );
+        net.command(0, Command::Hangup { call: a });
+        net.run_for(Duration::from_secs(2));
+        let recording = &net.recorder(recorder).unwrap().recordings[0];
+        let first = crate::recording::metadata::parse(&recording.metadata[0]).unwrap();
+        assert!(first.gaps[0].reason.contains(expected), "{status}");
+    }
+}
+
+#[test]
+fn a_recorder_that_hangs_up_mid_call_is_replaced_by_the_secondary() {
+    let mut net = two_phones(LinkConfig::default());
+    let primary = net.add_recorder(Vec::new());
+    let secondary = net.add_recorder(Vec::new());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    let mut request = to_recorder(&net, primary);
+    let second = to_recorder(&net, secondary);
+    request.secondary = Some((second.srs, second.destination));
+    net.command(
+        0,
+        Command::StartRecording {
+            call: a,
+            recording: CallId::new(),
+            request,
+        },
+    );
+    net.run_for(Duration::from_secs(2));
+    net.recorder_mut(primary).unwrap().refuse_with = Some(503);
+    net.recorder_hang_up(primary);
+    assert!(net.run_until(Duration::from_secs(10), |n| {
+        recording_states(n, 0).contains(&RecordingState::RecordingWithGaps)
+    }));
+    net.run_for(Duration::from_secs(2));
+    net.command(0, Command::Hangup { call: a });
+    net.run_for(Duration::from_secs(2));
+    let states = recording_states(&net, 0);
+    assert!(
+        states.iter().any(|s| matches!(
+            s,
+            RecordingState::Retrying { reason, .. } if reason.contains("recorder ended")
+        )),
+        "{states:?}"
+    );
+    let first = &net.recorder(primary).unwrap().recordings[0];
+    let taken_over = &net.recorder(secondary).unwrap().recordings[0];
+    assert!(amplitude_at(first.audio("1"), 0.5, 1.8, 1000.0) > 0.2);
+    assert!(amplitude_at(taken_over.audio("2"), 0.5, 1.8, 440.0) > 0.2);
+    let metadata = crate::recording::metadata::parse(&taken_over.metadata[0]).unwrap();
+    let earlier = crate::recording::metadata::parse(&first.metadata[0]).unwrap();
+    assert_eq!(
+        metadata.sessions[0].id, earlier.sessions[0].id,
+        "the same call in both recorders' metadata"
+    );
+    assert_eq!(metadata.gaps.len(), 1);
+    assert!(taken_over.ended);
+    assert!(ended(&net, 0).is_some_and(|r| r.was_connected));
+}
+
+#[test]
+fn a_mandatory_recording_lost_mid_call_ends_the_call_after_the_grace() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    record_call(&mut net, recorder, true);
+    net.run_for(Duration::from_secs(2));
+    net.recorder_mut(recorder).unwrap().refuse_with = Some(503);
+    net.recorder_hang_up(recorder);
+    net.run_for(recording::MANDATORY_GRACE - Duration::from_secs(1));
+    assert!(ended(&net, 0).is_none(), "still within the grace");
+    net.run_for(Duration::from_secs(2));
+    let reason = ended(&net, 0).expect("the call ended");
+    assert!(
+        reason.text.contains("recording is mandatory"),
+        "{}",
+        reason.text
+    );
+    assert!(ended(&net, 1).is_some(), "the far end got BYE");
+}

@@ -13,10 +13,12 @@ use crate::media::codec::CodecKind;
 use crate::media::srtp::{CryptoAttribute, CryptoSuite, KEY_SALT_LEN};
 use crate::recording::metadata::{self, Metadata};
 use crate::sdp::{Attribute, Direction, MediaDescription, Origin, SessionDescription};
+use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method};
 use crate::sip::multipart;
 use crate::sip::transaction::{TimerConfig, TransactionLayer, Transmit, TxEvent, TxKey};
 use crate::sip::transport::Destination;
+use crate::sip::uri::{NameAddr, Uri};
 
 /// What the core needs from its host: local media ports and fresh SRTP keys.
 pub trait SrsResources {
@@ -213,12 +215,31 @@ pub fn participant_for_label(metadata: &Metadata, label: &str) -> String {
 #[derive(Debug)]
 struct RsSession {
     local_tag: String,
+    /// For requests of our own (the recorder hanging up).
+    dialog: Dialog,
+    /// Where the INVITE came from: over TCP or TLS, the connection our BYE goes back on.
+    peer: Destination,
     streams: Vec<StreamSetup>,
     codecs: Vec<(CodecKind, u8, u32)>,
     crypto_tags: Vec<Option<u32>>,
     version: u64,
     session_id: u64,
     paused: bool,
+}
+
+/// For steps that allocate nothing.
+struct NoResources;
+
+impl SrsResources for NoResources {
+    fn allocate_port(&mut self) -> Option<u16> {
+        None
+    }
+    fn srtp_key(&mut self) -> [u8; KEY_SALT_LEN] {
+        [0; KEY_SALT_LEN]
+    }
+    fn token(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The SRS protocol core.
@@ -234,6 +255,8 @@ pub struct Recorder {
     contact: String,
     /// Codecs to pick first when offered, best first.
     codec_preference: Vec<CodecKind>,
+    /// Makes the branches of our own requests unique.
+    requests_sent: u64,
     outputs: VecDeque<RecorderOutput>,
 }
 
@@ -256,6 +279,7 @@ impl Recorder {
             local_ip,
             contact: contact.into(),
             codec_preference: Vec::new(),
+            requests_sent: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -320,11 +344,54 @@ impl Recorder {
         self.outputs.pop_front()
     }
 
+    /// The keys of the sessions up.
+    pub fn session_keys(&self) -> Vec<SessionKey> {
+        self.sessions.keys().cloned().collect()
+    }
+
+    /// The recorder ends a session itself (it is shutting down, or out of space): BYE to
+    /// the client, and the session ends here at once.
+    pub fn hang_up(&mut self, now: Instant, key: &str) {
+        let Some(mut session) = self.sessions.remove(key) else {
+            return;
+        };
+        self.unacked.remove(key);
+        let mut bye = session.dialog.request(Method::Bye);
+        self.requests_sent += 1;
+        let sent_by = Uri::parse(self.contact.trim_matches(['<', '>']))
+            .map(|uri| match uri.port {
+                Some(port) => format!("{}:{port}", uri.host),
+                None => uri.host,
+            })
+            .unwrap_or_else(|_| self.local_ip.to_string());
+        bye.headers.insert_first(
+            "Via",
+            format!(
+                "SIP/2.0/{} {sent_by};branch=z9hG4bK{}x{:x};rport",
+                session.peer.transport.via_token(),
+                session.local_tag,
+                self.requests_sent
+            ),
+        );
+        if let Err(error) = self.transactions.send_request(now, bye, session.peer) {
+            tracing::debug!(%error, "srs: BYE not sent");
+        }
+        self.outputs.push_back(RecorderOutput::SessionEnded {
+            key: key.to_owned(),
+        });
+        let mut ignored = NoResources;
+        self.drain(now, &mut ignored);
+    }
+
     fn drain(&mut self, now: Instant, resources: &mut dyn SrsResources) {
         while let Some(event) = self.transactions.poll_event() {
             match event {
-                TxEvent::Request { key, request, .. } => {
-                    self.on_request(now, key, &request, resources);
+                TxEvent::Request {
+                    key,
+                    request,
+                    source,
+                } => {
+                    self.on_request(now, key, &request, source, resources);
                 }
                 TxEvent::Ack { request, .. } => {
                     if let Some(call_id) = request.call_id() {
@@ -371,6 +438,7 @@ impl Recorder {
         now: Instant,
         key: TxKey,
         request: &Message,
+        source: Destination,
         resources: &mut dyn SrsResources,
     ) {
         let call_id = request.call_id().unwrap_or_default().to_owned();
@@ -380,7 +448,7 @@ impl Recorder {
             .and_then(|to| to.tag().map(str::to_owned));
         match request.method() {
             Some(Method::Invite) if to_tag.is_none() => {
-                self.on_initial_invite(now, key, request, call_id, resources)
+                self.on_initial_invite(now, key, request, call_id, source, resources)
             }
             Some(Method::Invite) => self.on_reinvite(now, key, request, &call_id),
             Some(Method::Bye) => {
@@ -432,13 +500,16 @@ impl Recorder {
         key: TxKey,
         request: &Message,
         call_id: String,
+        source: Destination,
         resources: &mut dyn SrsResources,
     ) {
         let local_tag = format!("srs{:x}", resources.token());
         let result = validate_invite(request)
             .and_then(|offer| self.accept(offer, local_tag.clone(), resources));
         match result {
-            Ok((session, metadata_xml, metadata)) => {
+            Ok((mut session, metadata_xml, metadata)) => {
+                session.dialog = self.dialog_as_uas(request, &call_id, &local_tag);
+                session.peer = source;
                 let answer = self.answer_sdp(&session);
                 let mut response = request.response(200, "OK", Some(&local_tag));
                 self.decorate(&mut response);
@@ -544,6 +615,22 @@ impl Recorder {
             .all(|m| m.direction == Direction::Inactive);
         Ok((
             RsSession {
+                dialog: Dialog {
+                    call_id: String::new(),
+                    local_tag: local_tag.clone(),
+                    remote_tag: None,
+                    local_uri: NameAddr::new(Uri::sip(None, &self.local_ip.to_string(), None)),
+                    remote_uri: NameAddr::new(Uri::sip(None, &self.local_ip.to_string(), None)),
+                    local_cseq: 0,
+                    remote_cseq: None,
+                    remote_target: Uri::sip(None, &self.local_ip.to_string(), None),
+                    route_set: Vec::new(),
+                    local_contact: String::new(),
+                },
+                peer: Destination::new(
+                    crate::sip::transport::Transport::Udp,
+                    core::net::SocketAddr::new(self.local_ip, 5060),
+                ),
                 local_tag,
                 streams,
                 codecs,
@@ -555,6 +642,46 @@ impl Recorder {
             offer.metadata_xml,
             offer.metadata,
         ))
+    }
+
+    /// The dialog an initial INVITE creates on our side (RFC 3261 12.1.1).
+    fn dialog_as_uas(&self, request: &Message, call_id: &str, local_tag: &str) -> Dialog {
+        let strip = |mut name: NameAddr| {
+            name.params
+                .retain(|(key, _)| !key.eq_ignore_ascii_case("tag"));
+            name
+        };
+        let from = request.from_header().ok();
+        let to = request.to_header().ok();
+        let target = request
+            .contacts()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri)
+            .or_else(|| from.as_ref().map(|f| f.uri.clone()))
+            .or_else(|| request.request_uri().cloned());
+        Dialog {
+            call_id: call_id.to_owned(),
+            local_tag: local_tag.to_owned(),
+            remote_tag: from.as_ref().and_then(|f| f.tag().map(str::to_owned)),
+            local_uri: to.map(strip).unwrap_or_else(|| {
+                NameAddr::new(Uri::sip(Some("srs"), &self.local_ip.to_string(), None))
+            }),
+            remote_uri: from
+                .map(strip)
+                .unwrap_or_else(|| NameAddr::new(Uri::sip(None, &self.local_ip.to_string(), None))),
+            local_cseq: 0,
+            remote_cseq: request.cseq().ok().map(|c| c.number),
+            remote_target: target
+                .unwrap_or_else(|| Uri::sip(None, &self.local_ip.to_string(), None)),
+            route_set: request
+                .headers
+                .list("Record-Route")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            local_contact: format!("<{}>", self.contact),
+        }
     }
 
     fn decorate(&self, response: &mut Message) {

@@ -385,6 +385,15 @@ impl Driver {
                 }
             }
         }
+        // A recorder that stops says so: each client hears BYE and can fail over at once
+        // instead of sending media into the void.
+        let now = Instant::now();
+        for key in self.recorder.session_keys() {
+            self.recorder.hang_up(now, &key);
+        }
+        self.after_core();
+        // Let the connection tasks write the BYEs before their sockets close.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let keys: Vec<String> = self.sessions.keys().cloned().collect();
         for key in keys {
             self.end_session(&key);
