@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Peer, Scenario, free_port, sipp_scenario, start_sipp_uas, start_verbatim,
+    Peer, Scenario, free_port, sipp_scenario, start_sipp, start_sipp_uas, start_verbatim,
     start_verbatim_with_env,
 };
 
@@ -204,4 +204,63 @@ fn recorder_that_challenges_gets_credentials() {
         !stderr.contains("rec-secret"),
         "the password is never printed"
     );
+}
+
+/// A recorder the policy allows starts the recording itself (SRS-initiated, no offer): the
+/// phone answers with its offer and the metadata, takes the recorder's answer from the ACK,
+/// records, and takes the recorder's BYE as the end of the recording, not of the call.
+#[test]
+fn recorder_starts_the_recording_itself() {
+    let peer_port = free_port();
+    let srs_port = free_port();
+    let verbatim_port = free_port();
+    let mut far_end = Peer::new("sipp-uas");
+    start_sipp_uas(
+        &mut far_end,
+        &Scenario::Builtin("uas"),
+        peer_port,
+        "u1",
+        &[],
+    );
+    let mut verbatim = Peer::new("verbatim-call-srs-initiated");
+    start_verbatim(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            "--listen",
+            &format!("127.0.0.1:{verbatim_port}"),
+            "--codec",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--duration",
+            "5",
+            "--allow-recorder",
+            "127.0.0.1",
+        ],
+    );
+    verbatim.wait_until_listening(support::Proto::Tcp, verbatim_port, support::START_TIMEOUT);
+    let mut srs = Peer::new("sipp-srs-initiated");
+    start_sipp(
+        &mut srs,
+        &Scenario::File(sipp_scenario("srs_initiated.xml")),
+        srs_port,
+        "t1",
+        &[],
+        Some(&format!("127.0.0.1:{verbatim_port}")),
+    );
+    srs.expect_success(SIPP_TIMEOUT);
+    verbatim.expect_success(VERBATIM_TIMEOUT);
+    far_end.expect_success(SIPP_TIMEOUT);
+    let stderr = verbatim.stderr();
+    assert!(
+        stderr.contains("recording asked by sip:srs@127.0.0.1"),
+        "{stderr}"
+    );
+    let states: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("recording: "))
+        .collect();
+    assert_eq!(states, vec!["starting", "recording", "off"], "{stderr}");
 }

@@ -281,6 +281,10 @@ pub(super) struct RecordArgs {
     /// comes from the VERBATIM_SRS_PASSWORD environment variable.
     #[arg(long, requires = "srs", value_name = "USER")]
     pub srs_user: Option<String>,
+    /// Let the recorder at this address start recording the call in progress itself
+    /// (SRS-initiated, an INVITE with +sip.srs); repeatable. Others get 403.
+    #[arg(long, value_name = "IP")]
+    pub allow_recorder: Vec<core::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

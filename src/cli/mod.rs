@@ -268,6 +268,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
             loaded.record = recording_target(&record)?;
+            loaded.recorders_allowed = record.allow_recorder.clone();
             let options = CallOptions {
                 from,
                 listen,
@@ -288,6 +289,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
             loaded.record = recording_target(&record)?;
+            loaded.recorders_allowed = record.allow_recorder.clone();
             answer(listen, calls, loaded, tls).await
         }
         CliCommand::Bench {
@@ -384,6 +386,8 @@ struct Loaded {
     print_stats: bool,
     devices: crate::audio::DeviceConfig,
     record: Option<RecordPlan>,
+    /// Recorders that may start recording a call themselves.
+    recorders_allowed: Vec<core::net::IpAddr>,
 }
 
 /// Where and when to record, from the command line.
@@ -493,6 +497,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         print_stats: false,
         devices: settings.audio.devices(),
         record: None,
+        recorders_allowed: Vec::new(),
     })
 }
 
@@ -548,6 +553,7 @@ async fn start_driver(
         no_media_timeout: loaded.no_media_timeout,
         codecs: loaded.codecs.clone(),
         srtp: loaded.srtp,
+        recorders_allowed: loaded.recorders_allowed.clone(),
         wall_clock_at_start: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default(),
@@ -855,7 +861,10 @@ async fn run_call(
                     report.print(call, loaded.print_stats);
                     return Err(Failure::new(format!("call ended early: {}", reason.text)));
                 }
-                Some(event) => report.observe(call, &event),
+                Some(event) => {
+                    accept_recorder(handle, &event)?;
+                    report.observe(call, &event);
+                }
                 None => return Err(Failure::new("the engine stopped")),
             }
         }
@@ -918,6 +927,7 @@ async fn answer(
         if let Some(call) = event_call(&event) {
             reports.entry(call).or_default().observe(call, &event);
         }
+        accept_recorder(&mut handle, &event)?;
         match event {
             Event::IncomingCall { call, from, .. } => {
                 eprintln!("incoming call from {from}");
@@ -1041,6 +1051,22 @@ async fn recording_start(
     }))
 }
 
+/// A recorder the policy (--allow-recorder) lets in asked to record: say yes.
+fn accept_recorder(handle: &mut Handle, event: &Event) -> Result<(), Failure> {
+    let Event::RecorderAsks { call, recorder } = event else {
+        return Ok(());
+    };
+    eprintln!("recording asked by {recorder}");
+    send(
+        handle,
+        Command::AcceptRecorder {
+            call: *call,
+            recording: CallId::new(),
+            media_port: 0,
+        },
+    )
+}
+
 fn event_call(event: &Event) -> Option<CallId> {
     match event {
         Event::CallState { call, .. }
@@ -1050,6 +1076,7 @@ fn event_call(event: &Event) -> Option<CallId> {
         | Event::Recording { call, .. }
         | Event::FarEndRecording { call, .. }
         | Event::RecordingPreference { call, .. }
+        | Event::RecorderAsks { call, .. }
         | Event::CallEnded { call, .. }
         | Event::IncomingCall { call, .. } => Some(*call),
         _ => None,

@@ -323,6 +323,23 @@ impl DriverLoop {
                     request,
                 }
             }
+            Command::AcceptRecorder {
+                call,
+                recording,
+                media_port,
+            } => {
+                let saved = self.audio.take();
+                let port = self
+                    .bind_media(recording, ip, media_tx)
+                    .await
+                    .unwrap_or(media_port);
+                self.audio = saved;
+                Command::AcceptRecorder {
+                    call,
+                    recording,
+                    media_port: port,
+                }
+            }
             Command::Answer {
                 call,
                 media_port,

@@ -111,6 +111,10 @@ impl Call {
         }
     }
 
+    pub(super) fn state(&self) -> CallState {
+        self.state
+    }
+
     pub(super) fn is_caller(&self) -> bool {
         self.role == Role::Caller
     }
@@ -624,6 +628,7 @@ impl Engine {
             return;
         };
         self.pending_recordings.remove(&id);
+        self.decline_recorder(id);
         self.stop_recording(id);
         self.cancel_timer(Timer::RecordingDeadline(id));
         self.end_media(id);
@@ -713,6 +718,10 @@ impl Engine {
         }
         if self.shutting_down {
             self.respond(&key, &request, 503, None);
+            return;
+        }
+        if super::recorder_invite::is_recorder_invite(&request) {
+            self.on_recorder_invite(key, request, source);
             return;
         }
         let Ok(from) = request.from_header() else {
@@ -951,6 +960,10 @@ impl Engine {
     }
 
     pub(super) fn on_ack(&mut self, request: Message, _source: Destination) {
+        if let Some(call) = self.recording_for_dialog(&request) {
+            self.on_recorder_ack(call, &request);
+            return;
+        }
         let Some(id) = self.find_dialog(&request) else {
             return;
         };

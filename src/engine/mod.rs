@@ -8,6 +8,7 @@
 mod call;
 mod ids;
 mod media;
+mod recorder_invite;
 mod recording;
 mod registration;
 mod rng;
@@ -102,6 +103,9 @@ pub struct EngineConfig {
     /// Stop or pause recording when the other side's `a=recordpref` asks for it (off when
     /// recording is mandatory).
     pub honour_recordpref: bool,
+    /// Recorders (by source address) whose INVITEs may start recording a call
+    /// (SRS-initiated recording, RFC 7866); everyone else gets 403.
+    pub recorders_allowed: Vec<IpAddr>,
 }
 
 impl Default for EngineConfig {
@@ -119,6 +123,7 @@ impl Default for EngineConfig {
             key_source: KeySource::os(),
             modify_with_update: false,
             honour_recordpref: true,
+            recorders_allowed: Vec::new(),
         }
     }
 }
@@ -214,6 +219,17 @@ pub enum Command {
         request: RecordingRequest,
     },
     StopRecording {
+        call: CallId,
+    },
+    /// Let the recorder that asked ([`Event::RecorderAsks`]) record the call; `recording`
+    /// names the recording's media sockets in the driver.
+    AcceptRecorder {
+        call: CallId,
+        recording: CallId,
+        media_port: u16,
+    },
+    /// Refuse the recorder that asked (603).
+    DeclineRecorder {
         call: CallId,
     },
     PauseRecording {
@@ -351,6 +367,12 @@ pub enum Event {
         call: CallId,
         preference: String,
     },
+    /// A recorder the policy allows asks to record the call (SRS-initiated); answer with
+    /// [`Command::AcceptRecorder`] or [`Command::DeclineRecorder`].
+    RecorderAsks {
+        call: CallId,
+        recorder: String,
+    },
     /// The stretches of a recorded call that no recording captured, when its recording
     /// ends (for the history).
     RecordingGaps {
@@ -447,6 +469,8 @@ pub struct Engine {
     closing_recordings: HashMap<CallId, recording::Recording>,
     /// Optional recordings asked for with the dial or answer, started once the call has media.
     pending_recordings: HashMap<CallId, RecordingStart>,
+    /// Recorders' INVITEs waiting for the front end.
+    recorder_invites: HashMap<CallId, recorder_invite::RecorderInvite>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
@@ -478,6 +502,7 @@ impl Engine {
             recording_plans: HashMap::new(),
             closing_recordings: HashMap::new(),
             pending_recordings: HashMap::new(),
+            recorder_invites: HashMap::new(),
             recording_byes: 0,
             shutting_down: false,
         }
@@ -675,6 +700,12 @@ impl Engine {
                 request,
             } => self.start_recording(call, recording, request),
             Command::StopRecording { call } => self.stop_recording(call),
+            Command::AcceptRecorder {
+                call,
+                recording,
+                media_port,
+            } => self.accept_recorder(call, recording, media_port),
+            Command::DeclineRecorder { call } => self.decline_recorder(call),
             Command::PauseRecording { call } => self.pause_recording(call, true),
             Command::ResumeRecording { call } => self.pause_recording(call, false),
             Command::Shutdown => self.shutdown(),
@@ -886,7 +917,8 @@ impl Engine {
         if method != Method::Cancel {
             // Inside a recording session the recorder may require siprec; nowhere else.
             let in_recording = self.recording_for_dialog(&request).is_some()
-                || self.closing_recording_for_dialog(&request);
+                || self.closing_recording_for_dialog(&request)
+                || (method == Method::Invite && recorder_invite::is_recorder_invite(&request));
             let unsupported: Vec<String> = request
                 .headers
                 .list("Require")

@@ -100,11 +100,14 @@ pub(super) enum Gate {
 /// The call as the metadata describes it, across all its recording sessions: the same IDs
 /// in every snapshot, so a recorder can join the pieces of a call with gaps.
 #[derive(Debug)]
-struct CallRecord {
+pub(super) struct CallRecord {
     session_id: String,
     local_id: String,
     remote_id: String,
     stream_ids: Vec<String>,
+    /// The streams' labels, in m-line order: the first carries the local user (or both,
+    /// when there is only one).
+    labels: Vec<String>,
     start_time: String,
     local: NameAddr,
     remote: NameAddr,
@@ -126,6 +129,8 @@ pub(super) struct RetryPlan {
     failures: u32,
     record: CallRecord,
     gate: Option<Gate>,
+    /// The recorder started this recording: it is not ours to retry.
+    recorder_initiated: bool,
 }
 
 /// Backoff between attempts: 2 s doubling to a minute.
@@ -227,19 +232,24 @@ impl Engine {
                 failures: 0,
                 record,
                 gate,
+                recorder_initiated: false,
             },
         );
         self.attempt_recording(call, media_id, request);
     }
 
-    fn new_id(&mut self) -> String {
+    pub(super) fn new_id(&mut self) -> String {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         bytes[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         metadata::new_id(bytes)
     }
 
-    fn new_call_record(&mut self, call: CallId, mode: RecordingMode) -> Option<CallRecord> {
+    pub(super) fn new_call_record(
+        &mut self,
+        call: CallId,
+        mode: RecordingMode,
+    ) -> Option<CallRecord> {
         let (local, remote) = {
             let c = self.calls.get(&call)?;
             (c.local_identity(), c.remote_identity())
@@ -254,6 +264,7 @@ impl Engine {
             local_id: self.new_id(),
             remote_id: self.new_id(),
             stream_ids: (0..streams).map(|_| self.new_id()).collect(),
+            labels: (1..=streams).map(|n| n.to_string()).collect(),
             start_time: now.clone(),
             local,
             remote,
@@ -493,21 +504,21 @@ impl Engine {
             aor: who.uri.to_string(),
             name: who.display_name.clone(),
         };
-        let senders: &[metadata::StreamSender] = match plan.request.mode {
-            RecordingMode::Separate => &[
+        let senders: &[metadata::StreamSender] = match record.labels.len() {
+            1 => &[metadata::StreamSender::Both],
+            _ => &[
                 metadata::StreamSender::Local,
                 metadata::StreamSender::Remote,
             ],
-            RecordingMode::Mixed => &[metadata::StreamSender::Both],
         };
         let streams = record
             .stream_ids
             .iter()
+            .zip(&record.labels)
             .zip(senders)
-            .enumerate()
-            .map(|(index, (id, sender))| metadata::StreamSpec {
+            .map(|((id, label), sender)| metadata::StreamSpec {
                 stream_id: id.clone(),
-                label: (index + 1).to_string(),
+                label: label.clone(),
                 sender: *sender,
             })
             .collect();
@@ -1204,7 +1215,8 @@ impl Engine {
         };
         let call_goes_on = self.calls.contains_key(&call);
         let now = metadata::format_time(self.wall_clock());
-        let Some(plan) = self.recording_plans.get_mut(&call).filter(|_| call_goes_on) else {
+        let retry = |plan: &&mut RetryPlan| call_goes_on && !plan.recorder_initiated;
+        let Some(plan) = self.recording_plans.get_mut(&call).filter(retry) else {
             self.recording_plans.remove(&call);
             self.recording_event(call, recording.media_id, RecordingState::Failed { reason });
             return;
@@ -1328,7 +1340,136 @@ impl Engine {
         if let Some(r) = self.recordings.get_mut(&call) {
             r.connected = false;
         }
+        let started_by_recorder = self
+            .recording_plans
+            .get(&call)
+            .is_some_and(|p| p.recorder_initiated);
+        if started_by_recorder {
+            // The recorder started it and ended it: that is the end, not a failure.
+            if let Some(media) = self.media.get_mut(&call) {
+                media.session.set_tapping(false);
+            }
+            self.recording_plans.remove(&call);
+            if let Some(r) = self.recordings.remove(&call) {
+                self.recording_event(call, r.media_id, RecordingState::Off);
+            }
+            return;
+        }
         self.recording_failed(call, "the recorder ended the recording".into());
+    }
+}
+
+/// A recording session the recorder opened, as the engine keeps it.
+pub(super) struct AdoptedSession {
+    pub(super) media_id: CallId,
+    pub(super) request: RecordingRequest,
+    pub(super) record: CallRecord,
+    pub(super) dialog: Dialog,
+    /// What we described in our 200 OK (an answer to the recorder's offer, or our offer).
+    pub(super) description: RsOffer,
+    /// The recorder's streams when it offered; None when its answer comes in the ACK.
+    pub(super) answered: Option<Vec<AnsweredStream>>,
+}
+
+impl Engine {
+    /// Takes on a recording session the recorder started (its 200 OK is on its way): the
+    /// call's metadata and streams from now on, as for one we started, never retried.
+    pub(super) fn adopt_recorder_session(&mut self, call: CallId, session: AdoptedSession) {
+        let AdoptedSession {
+            media_id,
+            request,
+            record,
+            dialog,
+            description,
+            answered,
+        } = session;
+        let first_hop = request.destination;
+        self.recording_plans.insert(
+            call,
+            RetryPlan {
+                media_id,
+                request,
+                failures: 0,
+                record,
+                gate: None,
+                recorder_initiated: true,
+            },
+        );
+        self.recordings.insert(
+            call,
+            Recording {
+                media_id,
+                dialog,
+                first_hop,
+                invite_key: None,
+                reinvite_key: None,
+                invite_body: (String::new(), Vec::new()),
+                digest: None,
+                offer: description,
+                streams: Vec::new(),
+                answered: None,
+                wants_pcm: false,
+                ack: None,
+                state: RecordingState::Starting,
+                connected: true,
+                want_paused: false,
+                metadata_dirty: false,
+            },
+        );
+        self.recording_event(call, media_id, RecordingState::Starting);
+        if let Some(streams) = answered {
+            self.on_recorder_answer(call, streams);
+        }
+    }
+
+    /// The ACK of a recording the recorder started without an offer carries its answer.
+    pub(super) fn on_recorder_ack(&mut self, call: CallId, ack: &Message) {
+        let Some(recording) = self.recordings.get(&call) else {
+            return;
+        };
+        if !recording.streams.is_empty() || recording.answered.is_some() {
+            return;
+        }
+        let Some(sdp) = answer_sdp(ack) else {
+            return;
+        };
+        match rs_sdp::read_answer(&recording.offer, &sdp) {
+            Ok(streams) => self.on_recorder_answer(call, streams),
+            Err(error) => {
+                self.stop_recording_dialog(call);
+                self.recording_failed(call, format!("the recorder's answer: {error}"));
+            }
+        }
+    }
+
+    /// The metadata snapshot and SDP pair for a 200 OK.
+    pub(super) fn recorder_session_body(
+        &mut self,
+        call: CallId,
+        description: &RsOffer,
+    ) -> (String, Vec<u8>) {
+        let xml = self.metadata_snapshot(call);
+        let sdp = rs_sdp::offer(description).to_string().into_bytes();
+        self.sdp_and_metadata(sdp, xml)
+    }
+
+    /// Our codecs for a recording of `call` in `mode` (see [`Engine::recording_codecs`]).
+    pub(super) fn codecs_for_recording(
+        &self,
+        call: CallId,
+        mode: RecordingMode,
+    ) -> (Vec<PayloadFormat>, Option<PayloadFormat>) {
+        self.recording_codecs(call, mode)
+    }
+
+    /// The labels and stream IDs of a call record follow the recorder's m-lines.
+    pub(super) fn set_record_labels(
+        record: &mut CallRecord,
+        labels: Vec<String>,
+        ids: Vec<String>,
+    ) {
+        record.labels = labels;
+        record.stream_ids = ids;
     }
 }
 

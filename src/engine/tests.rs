@@ -1703,3 +1703,200 @@ fn a_mandatory_recording_lost_mid_call_ends_the_call_after_the_grace() {
     );
     assert!(ended(&net, 1).is_some(), "the far end got BYE");
 }
+
+/// A recorder's own INVITE (SRS-initiated), as raw bytes from `recorder` over TCP.
+fn recorder_invite(
+    to: core::net::SocketAddr,
+    recorder: core::net::SocketAddr,
+    sdp: Option<&str>,
+) -> Vec<u8> {
+    let body = sdp.unwrap_or("");
+    let content_type = if sdp.is_some() {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "INVITE sip:alice@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {recorder};branch=z9hG4bKsrsinit1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:srs@{recorder}>;tag=srs1\r\n\
+         To: <sip:alice@{to}>\r\n\
+         Call-ID: srs-initiated-1@{recorder}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:srs@{recorder};transport=tcp>;+sip.srs\r\n\
+         Require: siprec\r\n\
+         Accept: application/sdp, application/rs-metadata+xml\r\n\
+         {content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The responses the phone sent to `to`, as text.
+fn responses_to(net: &SimNet, to: core::net::SocketAddr) -> Vec<String> {
+    net.trace
+        .iter()
+        .filter(|(_, _, dest, data)| dest.address == to && data.starts_with(b"SIP/2.0"))
+        .map(|(_, _, _, data)| String::from_utf8_lossy(data).into_owned())
+        .collect()
+}
+
+fn recorder_asks(net: &SimNet) -> Option<CallId> {
+    net.events(0).iter().find_map(|e| match e {
+        Event::RecorderAsks { call, .. } => Some(*call),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_recorder_not_in_the_policy_cannot_start_a_recording() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    let phone = net.address(0, Transport::Tcp).unwrap();
+    let stranger: core::net::SocketAddr = "127.0.0.66:5060".parse().unwrap();
+    net.input(
+        0,
+        Input::Stream {
+            source: Destination::new(Transport::Tcp, stranger),
+            data: recorder_invite(phone.address, stranger, None),
+        },
+    );
+    net.run_for(Duration::from_millis(100));
+    let responses = responses_to(&net, stranger);
+    assert!(
+        responses
+            .iter()
+            .any(|r| r.starts_with("SIP/2.0 403 Recorder Not Allowed")),
+        "{responses:?}"
+    );
+    assert!(recorder_asks(&net).is_none());
+}
+
+#[test]
+fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
+    for offer in [false, true] {
+        let mut net = SimNet::new(1, LinkConfig::default());
+        let recorder_ip: core::net::IpAddr = "127.0.0.77".parse().unwrap();
+        net.add_node(EngineConfig {
+            recorders_allowed: vec![recorder_ip],
+            ..config(10)
+        });
+        net.add_node(config(20));
+        let (a, b) = establish(&mut net, Transport::Udp);
+        net.attach_media(0, a, Some(1000.0));
+        net.attach_media(1, b, Some(440.0));
+        let phone = net.address(0, Transport::Tcp).unwrap();
+        let recorder = core::net::SocketAddr::new(recorder_ip, 5060);
+        let source = Destination::new(Transport::Tcp, recorder);
+        let sdp = "v=0\r\no=srs 1 1 IN IP4 127.0.0.77\r\ns=-\r\nc=IN IP4 127.0.0.77\r\nt=0 0\r\n\
+                   m=audio 30000 RTP/AVP 0\r\na=recvonly\r\na=label:10\r\n\
+                   m=audio 30002 RTP/AVP 0\r\na=recvonly\r\na=label:11\r\n";
+        net.input(
+            0,
+            Input::Stream {
+                source,
+                data: recorder_invite(phone.address, recorder, offer.then_some(sdp)),
+            },
+        );
+        assert_eq!(
+            recorder_asks(&net),
+            Some(a),
+            "it asks about the call in progress"
+        );
+        net.command(
+            0,
+            Command::AcceptRecorder {
+                call: a,
+                recording: CallId::new(),
+                media_port: 42000,
+            },
+        );
+        net.run_for(Duration::from_millis(100));
+        let ok = responses_to(&net, recorder)
+            .into_iter()
+            .find(|r| r.starts_with("SIP/2.0 200"))
+            .expect("200 OK");
+        assert!(ok.contains("multipart/mixed") && ok.contains("application/rs-metadata+xml"));
+        assert!(ok.contains("+sip.src") && ok.contains("Require: siprec"));
+        assert_eq!(ok.matches("a=sendonly").count(), 2, "{ok}");
+        if offer {
+            // Its labels, in our answer and in the metadata.
+            assert!(
+                ok.contains("a=label:10") && ok.contains("<label>11</label>"),
+                "{ok}"
+            );
+        } else {
+            // Our offer; its answer comes in the ACK.
+            let to_tag = ok
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .and_then(|l| l.split("tag=").nth(1))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let answer = sdp
+                .replace("a=recvonly\r\na=label:10", "a=recvonly\r\na=label:1")
+                .replace("a=label:11", "a=label:2");
+            let ack = format!(
+                "ACK sip:alice@{} SIP/2.0\r\n\
+                 Via: SIP/2.0/TCP {recorder};branch=z9hG4bKsrsinitack\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:srs@{recorder}>;tag=srs1\r\n\
+                 To: <sip:alice@{}>;tag={to_tag}\r\n\
+                 Call-ID: srs-initiated-1@{recorder}\r\n\
+                 CSeq: 1 ACK\r\n\
+                 Content-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{answer}",
+                phone.address,
+                phone.address,
+                answer.len()
+            );
+            net.input(
+                0,
+                Input::Stream {
+                    source,
+                    data: ack.into_bytes(),
+                },
+            );
+        }
+        net.run_for(Duration::from_millis(500));
+        assert!(
+            recording_states(&net, 0).contains(&RecordingState::Recording),
+            "offer {offer}: {:?}",
+            recording_states(&net, 0)
+        );
+        // The recorder hangs up: the recording is off, not retried.
+        let bye = format!(
+            "BYE sip:alice@{} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP {recorder};branch=z9hG4bKsrsinitbye\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:srs@{recorder}>;tag=srs1\r\n\
+             To: {}\r\n\
+             Call-ID: srs-initiated-1@{recorder}\r\n\
+             CSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n",
+            phone.address,
+            ok.lines()
+                .find(|l| l.starts_with("To:"))
+                .map(|l| l.trim_start_matches("To:").trim())
+                .unwrap(),
+        );
+        net.input(
+            0,
+            Input::Stream {
+                source,
+                data: bye.into_bytes(),
+            },
+        );
+        net.run_for(Duration::from_secs(10));
+        let states = recording_states(&net, 0);
+        assert_eq!(states.last(), Some(&RecordingState::Off), "{states:?}");
+        assert!(
+            !states
+                .iter()
+                .any(|s| matches!(s, RecordingState::Retrying { .. }))
+        );
+        assert!(ended(&net, 0).is_none(), "the call goes on");
+    }
+}

@@ -90,6 +90,8 @@ pub enum RsSdpError {
     NoCrypto(String),
     #[error("the recorder declined every stream")]
     AllDeclined,
+    #[error("the recorder offered no audio stream")]
+    NoStreams,
 }
 
 /// Reads the SRS's answer against our offer (m-lines in the same order, RFC 3264 6).
@@ -158,6 +160,99 @@ pub fn read_answer(
         return Err(RsSdpError::AllDeclined);
     }
     Ok(streams)
+}
+
+/// Our answer when the recorder offers (it started the recording session): one sendonly
+/// stream per offered m-line with its label kept, in one codec both sides know, the call's
+/// first when the recorder takes it. `ours` gives our address, port, codecs in order of
+/// preference, telephone-event, and a key per m-line for SRTP; the returned description
+/// (written with [`offer`]) is the answer, and the streams say where each one goes.
+pub fn answer_recorders_offer(
+    offer: &SessionDescription,
+    ours: &RsOffer,
+) -> Result<(RsOffer, Vec<AnsweredStream>), RsSdpError> {
+    let first = offer.media.first().ok_or(RsSdpError::NoStreams)?;
+    let label_of = |index: usize, media: &MediaDescription| {
+        media
+            .attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case("label"))
+            .and_then(|a| a.value.clone())
+            .unwrap_or_else(|| (index + 1).to_string())
+    };
+    let chosen = ours
+        .codecs
+        .iter()
+        .find_map(|mine| {
+            first
+                .formats
+                .iter()
+                .find(|theirs| mine.same_codec(theirs))
+                .map(|theirs| PayloadFormat {
+                    payload_type: theirs.payload_type,
+                    ..mine.clone()
+                })
+        })
+        .ok_or_else(|| RsSdpError::Codec(label_of(0, first)))?;
+    let telephone_event = ours.telephone_event.as_ref().and_then(|mine| {
+        first
+            .formats
+            .iter()
+            .find(|theirs| theirs.is_telephone_event() && theirs.clock_rate == mine.clock_rate)
+            .map(|theirs| PayloadFormat {
+                payload_type: theirs.payload_type,
+                ..mine.clone()
+            })
+    });
+    let secure = offer
+        .media
+        .iter()
+        .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"));
+    let mut labels = Vec::new();
+    let mut streams = Vec::new();
+    for (index, media) in offer.media.iter().enumerate() {
+        let label = label_of(index, media);
+        let address = offer
+            .connection_for(media)
+            .ok_or_else(|| RsSdpError::NoAddress(label.clone()))?;
+        let crypto = media
+            .attributes
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case("crypto"))
+            .filter_map(|a| a.value.as_deref())
+            .filter_map(|v| CryptoAttribute::parse(v).ok())
+            .find(|c| c.suite == CryptoSuite::AesCm128HmacSha1_80);
+        if secure && crypto.is_none() {
+            return Err(RsSdpError::NoCrypto(label));
+        }
+        let accepted = media.port != 0 && media.direction.receives();
+        streams.push(AnsweredStream {
+            label: label.clone(),
+            accepted,
+            destination: SocketAddr::new(address, media.port),
+            codec: chosen.clone(),
+            telephone_event: telephone_event.as_ref().map(|t| t.payload_type),
+            crypto,
+        });
+        labels.push(label);
+    }
+    let keys = match (secure, &ours.keys) {
+        (false, _) => None,
+        (true, Some(keys)) if keys.len() >= labels.len() => Some(keys.clone()),
+        (true, _) => return Err(RsSdpError::NoCrypto(labels.join(","))),
+    };
+    let answer = RsOffer {
+        address: ours.address,
+        port: ours.port,
+        codecs: vec![chosen],
+        telephone_event,
+        labels,
+        direction: Direction::SendOnly,
+        keys,
+        session_id: ours.session_id,
+        session_version: ours.session_version,
+    };
+    Ok((answer, streams))
 }
 
 #[cfg(test)]
@@ -235,6 +330,38 @@ mod tests {
         .unwrap();
         let streams = read_answer(&params(), &answer).unwrap();
         assert!(streams.iter().all(|s| s.codec.encoding == "PCMA"));
+    }
+
+    #[test]
+    fn a_recorders_offer_is_answered_stream_by_stream_with_its_labels() {
+        let offer = SessionDescription::parse(
+            "v=0\r\no=srs 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 8 0\r\na=recvonly\r\na=label:agent\r\n\
+             m=audio 40002 RTP/AVP 8 0\r\na=recvonly\r\na=label:customer\r\n",
+        )
+        .unwrap();
+        let (answer, streams) = answer_recorders_offer(&offer, &params()).unwrap();
+        // Our preference (PCMU) wins over the recorder's order, both being offered.
+        assert_eq!(answer.codecs[0].encoding, "PCMU");
+        assert_eq!(answer.labels, vec!["agent", "customer"]);
+        assert_eq!(streams[1].destination.port(), 40002);
+        assert!(streams.iter().all(|s| s.accepted));
+        let text = offer_text(&answer);
+        assert_eq!(text.matches("a=sendonly").count(), 2);
+        assert!(text.contains("a=label:customer"));
+        let no_codec = SessionDescription::parse(
+            "v=0\r\no=srs 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            answer_recorders_offer(&no_codec, &params()),
+            Err(RsSdpError::Codec(_))
+        ));
+    }
+
+    fn offer_text(params: &RsOffer) -> String {
+        offer(params).to_string()
     }
 
     #[test]
