@@ -12,8 +12,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Peer, Scenario, free_port, sipp_scenario, start_sipp, start_sipp_uas, start_verbatim,
-    start_verbatim_with_env,
+    Peer, Scenario, free_port, sipp_scenario, start_sipp, start_sipp_far_end, start_sipp_uas,
+    start_verbatim, start_verbatim_with_env,
 };
 
 const VERBATIM_TIMEOUT: Duration = Duration::from_secs(20);
@@ -150,16 +150,8 @@ fn recorder_pauses_and_resumes_and_asks_for_metadata() {
 /// (the password from the environment, never the command line), and records.
 #[test]
 fn recorder_that_challenges_gets_credentials() {
-    let peer_port = free_port();
+    let (mut far_end, peer_port) = start_sipp_far_end("sipp-uas");
     let srs_port = free_port();
-    let mut far_end = Peer::new("sipp-uas");
-    start_sipp_uas(
-        &mut far_end,
-        &Scenario::Builtin("uas"),
-        peer_port,
-        "u1",
-        &[],
-    );
     let mut srs = Peer::new("sipp-srs-digest");
     start_sipp_uas(
         &mut srs,
@@ -211,17 +203,9 @@ fn recorder_that_challenges_gets_credentials() {
 /// records, and takes the recorder's BYE as the end of the recording, not of the call.
 #[test]
 fn recorder_starts_the_recording_itself() {
-    let peer_port = free_port();
+    let (mut far_end, peer_port) = start_sipp_far_end("sipp-uas");
     let srs_port = free_port();
     let verbatim_port = free_port();
-    let mut far_end = Peer::new("sipp-uas");
-    start_sipp_uas(
-        &mut far_end,
-        &Scenario::Builtin("uas"),
-        peer_port,
-        "u1",
-        &[],
-    );
     let mut verbatim = Peer::new("verbatim-call-srs-initiated");
     start_verbatim(
         &mut verbatim,

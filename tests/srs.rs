@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{
-    Audio, Baresip, Peer, Scenario, free_port, start_baresip, start_sipp_uas, start_verbatim,
-    write_tone_wav,
+    Audio, Baresip, Peer, Pki, Scenario, free_port, start_baresip, start_sipp_far_end,
+    start_sipp_uas, start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata;
 use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
@@ -427,4 +427,81 @@ fn record_without_a_recorder_uses_the_builtin_one() {
         "{}",
         phone.stderr()
     );
+}
+
+/// Starts the built-in recorder with SIP over TLS too, using the PKI's server certificate.
+async fn start_tls_srs(dir: &Path, pki: &Pki) -> SrsHandle {
+    let mut config = SrsConfig::new("127.0.0.1:0".parse().unwrap(), dir);
+    config.tls = Some(verbatim::driver::tls::TlsServerSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        certificate: pki.path("server.pem"),
+        key: pki.path("server.key"),
+        client_ca: None,
+    });
+    verbatim::srs::run(config).await.unwrap()
+}
+
+/// Records a short call to `srs_uri`, trusting the PKI's CA; returns verbatim's stderr.
+async fn record_over_tls(srs_uri: &str, pki: &Pki) -> String {
+    let (far_end, peer_port) = start_sipp_far_end("srs-tls-sipp-uas");
+    let mut phone = Peer::new("srs-tls-verbatim-call");
+    start_verbatim(
+        &mut phone,
+        [
+            "call",
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            "--codec",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--duration",
+            "2",
+            "--tls-ca",
+            pki.path("ca.pem").to_str().unwrap(),
+            "--record",
+            "--srs",
+            srs_uri,
+        ],
+    );
+    let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
+    if !status.success() {
+        phone.fail(&format!("verbatim failed: {status}"));
+    }
+    let (_far_end, _) = wait_peer(far_end, SIPP_TIMEOUT).await;
+    phone.stderr()
+}
+
+/// The recording session runs over TLS to the built-in recorder, whose certificate is
+/// checked against the recorder's host: a certificate for another host means no recording
+/// (the call itself goes on, the policy being optional), and the reason is shown.
+#[test]
+fn recording_over_tls_checks_the_recorders_certificate() {
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let good = Pki::new(&["127.0.0.1"]);
+        let mut srs = start_tls_srs(out.path(), &good).await;
+        let tls_port = srs.tls_addr().unwrap().port();
+        let stderr = record_over_tls(&format!("sips:srs@127.0.0.1:{tls_port}"), &good).await;
+        assert!(stderr.contains("recording: recording"), "{stderr}");
+        let folder = loop {
+            if let SrsEvent::SessionEnded { folder, .. } = next_event(&mut srs).await {
+                break folder;
+            }
+        };
+        srs.stop().await;
+        let label1 = Audio::read_wav(&find_file(&folder, "label-1-"));
+        assert!(label1.seconds() > 1.0);
+
+        let wrong_host = Pki::new(&["recorder.example"]);
+        let srs = start_tls_srs(out.path(), &wrong_host).await;
+        let tls_port = srs.tls_addr().unwrap().port();
+        let stderr = record_over_tls(&format!("sips:srs@127.0.0.1:{tls_port}"), &wrong_host).await;
+        srs.stop().await;
+        assert!(!stderr.contains("recording: recording"), "{stderr}");
+        assert!(
+            stderr.contains("recording: retrying") && stderr.contains("TLS"),
+            "{stderr}"
+        );
+    });
 }

@@ -10,49 +10,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use support::{Peer, Proto, START_TIMEOUT, free_port, start_verbatim};
-
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    /// A CA, a server certificate for `server_names`, and a client certificate.
-    fn new(server_names: &[&str]) -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        for (name, sans) in [
-            (
-                "server",
-                server_names
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            ("client", vec!["alice.client".to_string()]),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(sans)
-                .unwrap()
-                .signed_by(&key, &ca)
-                .unwrap();
-            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
+use support::{Peer, Pki, Proto, START_TIMEOUT, free_port, start_verbatim};
 
 /// Starts `verbatim answer` with a TLS listener on the port after its UDP/TCP one; returns
 /// the TLS port.

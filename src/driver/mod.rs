@@ -184,6 +184,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         ringtone: crate::media::tone::Cadence::ringing(crate::media::SAMPLE_RATE),
         tls_connector,
         server_name,
+        tls_names: HashMap::new(),
         events: event_tx,
         advertised_ip,
     };
@@ -210,6 +211,9 @@ struct DriverLoop {
     ringtone: crate::media::tone::Cadence,
     tls_connector: Option<tokio_rustls::TlsConnector>,
     server_name: Option<String>,
+    /// The host names TLS certificates are checked against, for destinations that are not
+    /// the call's own server (recorders).
+    tls_names: HashMap<SocketAddr, String>,
     events: mpsc::UnboundedSender<Event>,
     advertised_ip: core::net::IpAddr,
 }
@@ -376,6 +380,15 @@ impl DriverLoop {
             request.media_port = port;
         }
         self.audio = saved;
+        // A recorder's certificate is checked against the recorder's host, not the call's.
+        let recorders = std::iter::once((&request.srs, request.destination))
+            .chain(request.secondary.iter().map(|(uri, d)| (uri, *d)));
+        for (uri, destination) in recorders {
+            if destination.transport == Transport::Tls {
+                let host = uri.host.trim_matches(['[', ']']).to_owned();
+                self.tls_names.insert(destination.address, host);
+            }
+        }
     }
 
     /// Binds the call's RTP/RTCP pair and makes its audio; returns the RTP port.
@@ -540,7 +553,11 @@ impl DriverLoop {
         self.pending.entry(destination).or_default().push(data);
         if first {
             let connector = self.tls_connector.clone();
-            let server_name = self.server_name.clone();
+            let server_name = self
+                .tls_names
+                .get(&destination.address)
+                .cloned()
+                .or_else(|| self.server_name.clone());
             let notes = stream_tx.clone();
             tokio::spawn(async move {
                 match connect(destination, connector, server_name, notes.clone()).await {

@@ -253,6 +253,8 @@ pub struct Recorder {
     unacked: HashMap<SessionKey, Unacked>,
     local_ip: IpAddr,
     contact: String,
+    /// The Contact for requests that came over TLS (the TLS listener's address).
+    tls_contact: Option<String>,
     /// Codecs to pick first when offered, best first.
     codec_preference: Vec<CodecKind>,
     /// Makes the branches of our own requests unique.
@@ -278,9 +280,23 @@ impl Recorder {
             unacked: HashMap::new(),
             local_ip,
             contact: contact.into(),
+            tls_contact: None,
             codec_preference: Vec::new(),
             requests_sent: 0,
             outputs: VecDeque::new(),
+        }
+    }
+
+    /// Where clients reach us over TLS: dialogs set up over TLS keep to it.
+    pub fn with_tls_contact(mut self, contact: impl Into<String>) -> Recorder {
+        self.tls_contact = Some(contact.into());
+        self
+    }
+
+    fn contact(&self, transport: crate::sip::transport::Transport) -> &str {
+        match (&self.tls_contact, transport) {
+            (Some(tls), crate::sip::transport::Transport::Tls) => tls,
+            _ => &self.contact,
         }
     }
 
@@ -358,12 +374,15 @@ impl Recorder {
         self.unacked.remove(key);
         let mut bye = session.dialog.request(Method::Bye);
         self.requests_sent += 1;
-        let sent_by = Uri::parse(self.contact.trim_matches(['<', '>']))
-            .map(|uri| match uri.port {
-                Some(port) => format!("{}:{port}", uri.host),
-                None => uri.host,
-            })
-            .unwrap_or_else(|_| self.local_ip.to_string());
+        let sent_by = Uri::parse(
+            self.contact(session.peer.transport)
+                .trim_matches(['<', '>']),
+        )
+        .map(|uri| match uri.port {
+            Some(port) => format!("{}:{port}", uri.host),
+            None => uri.host,
+        })
+        .unwrap_or_else(|_| self.local_ip.to_string());
         bye.headers.insert_first(
             "Via",
             format!(
@@ -508,11 +527,12 @@ impl Recorder {
             .and_then(|offer| self.accept(offer, local_tag.clone(), resources));
         match result {
             Ok((mut session, metadata_xml, metadata)) => {
-                session.dialog = self.dialog_as_uas(request, &call_id, &local_tag);
+                session.dialog =
+                    self.dialog_as_uas(request, &call_id, &local_tag, source.transport);
                 session.peer = source;
                 let answer = self.answer_sdp(&session);
                 let mut response = request.response(200, "OK", Some(&local_tag));
-                self.decorate(&mut response);
+                self.decorate(&mut response, source.transport);
                 response.set_body("application/sdp", answer.to_string().into_bytes());
                 let streams = session.streams.clone();
                 self.sessions.insert(call_id.clone(), session);
@@ -645,7 +665,13 @@ impl Recorder {
     }
 
     /// The dialog an initial INVITE creates on our side (RFC 3261 12.1.1).
-    fn dialog_as_uas(&self, request: &Message, call_id: &str, local_tag: &str) -> Dialog {
+    fn dialog_as_uas(
+        &self,
+        request: &Message,
+        call_id: &str,
+        local_tag: &str,
+        transport: crate::sip::transport::Transport,
+    ) -> Dialog {
         let strip = |mut name: NameAddr| {
             name.params
                 .retain(|(key, _)| !key.eq_ignore_ascii_case("tag"));
@@ -680,14 +706,14 @@ impl Recorder {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
-            local_contact: format!("<{}>", self.contact),
+            local_contact: format!("<{}>", self.contact(transport)),
         }
     }
 
-    fn decorate(&self, response: &mut Message) {
+    fn decorate(&self, response: &mut Message, transport: crate::sip::transport::Transport) {
         response
             .headers
-            .push("Contact", format!("<{}>;+sip.srs", self.contact));
+            .push("Contact", format!("<{}>;+sip.srs", self.contact(transport)));
         response.headers.push("Require", "siprec");
         response.headers.push("Allow", ALLOW);
     }
@@ -794,8 +820,9 @@ impl Recorder {
             return;
         };
         let answer = self.answer_sdp(session);
+        let transport = session.peer.transport;
         let mut response = request.response(200, "OK", Some(&local_tag));
-        self.decorate(&mut response);
+        self.decorate(&mut response, transport);
         response.set_body("application/sdp", answer.to_string().into_bytes());
         self.respond(now, &key, response);
         if changed || metadata_xml.is_some() {

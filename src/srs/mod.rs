@@ -168,7 +168,12 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
     let (events_tx, events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let driver = Driver {
-        recorder: Recorder::new(ip, contact).with_codec_preference(config.codecs),
+        recorder: match tls_addr {
+            Some(tls) => Recorder::new(ip, contact)
+                .with_tls_contact(format!("sips:srs@{}", SocketAddr::new(ip, tls.port()))),
+            None => Recorder::new(ip, contact),
+        }
+        .with_codec_preference(config.codecs),
         resources: Resources {
             ip: if local_addr.ip().is_unspecified() {
                 local_addr.ip()

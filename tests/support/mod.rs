@@ -1105,3 +1105,54 @@ pub fn tone_amplitude(samples: &[f64], sample_rate: u32, frequency: f64) -> f64 
     // A windowed sine of amplitude A gives |X| = A * sum(window) / 2.
     2.0 * real.hypot(imaginary) / window_sum
 }
+
+/// A throwaway PKI for TLS tests: `ca.pem`, `server.pem`/`server.key` and
+/// `client.pem`/`client.key` in a temporary directory.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, a server certificate for `server_names`, and a client certificate.
+    pub fn new(server_names: &[&str]) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        for (name, sans) in [
+            (
+                "server",
+                server_names
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            ("client", vec!["alice.client".to_string()]),
+        ] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(sans)
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        Pki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// sipp's built-in `uas` on a free port over UDP: the far end of a call that only needs to
+/// answer. Returns the peer and its port.
+pub fn start_sipp_far_end(name: &str) -> (Peer, u16) {
+    let port = free_port();
+    let mut peer = Peer::new(name);
+    start_sipp_uas(&mut peer, &Scenario::Builtin("uas"), port, "u1", &[]);
+    (peer, port)
+}
