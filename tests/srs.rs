@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{
-    Audio, Baresip, Peer, Pki, Scenario, free_port, start_baresip, start_sipp_far_end,
-    start_sipp_uas, start_verbatim, write_tone_wav,
+    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, free_port, start_baresip_with,
+    start_sipp_far_end, start_sipp_uas, start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata;
 use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
@@ -304,6 +304,22 @@ fn paused_recording_keeps_time_alignment() {
 /// and the metadata's labels match the SDP's.
 #[test]
 fn baresip_call_recorded_by_label_into_builtin_srs() {
+    let summary = record_baresip_call(false);
+    assert_eq!(summary["labels"][0]["srtp"], false);
+}
+
+/// The same with SRTP mandatory on the call (baresip `srtp-mand`): the recording session is
+/// then SRTP too, with keys of its own, and still carries each side on its label.
+#[test]
+fn srtp_call_is_recorded_over_srtp() {
+    let summary = record_baresip_call(true);
+    let labels = summary["labels"].as_array().unwrap();
+    assert!(labels.iter().all(|l| l["srtp"] == true), "{summary}");
+}
+
+/// Records a call from the phone (1 kHz) to baresip (440 Hz) into the built-in recorder,
+/// checks each label carries its side, and returns the recording's summary.
+fn record_baresip_call(srtp: bool) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
     let rt = runtime();
     rt.block_on(async {
@@ -313,7 +329,7 @@ fn baresip_call_recorded_by_label_into_builtin_srs() {
         let mut baresip = Peer::new("srs-baresip");
         let far_tone = baresip.path("tone440.wav");
         write_tone_wav(&far_tone, 8000, 8000, 440.0);
-        start_baresip(
+        start_baresip_with(
             &mut baresip,
             &Baresip {
                 port: baresip_port,
@@ -322,6 +338,10 @@ fn baresip_call_recorded_by_label_into_builtin_srs() {
                 wav: &far_tone,
                 quit_after_secs: 20,
                 commands: &[],
+            },
+            &BaresipMedia {
+                mediaenc: srtp.then_some("srtp-mand"),
+                ..BaresipMedia::default()
             },
         );
         let mut phone = Peer::new("srs-verbatim-call-baresip");
@@ -334,6 +354,8 @@ fn baresip_call_recorded_by_label_into_builtin_srs() {
                 &format!("sip:peer@127.0.0.1:{baresip_port}"),
                 "--codec",
                 "pcmu",
+                "--srtp",
+                if srtp { "mandatory" } else { "off" },
                 "--play",
                 tone.to_str().unwrap(),
                 "--duration",
@@ -376,7 +398,9 @@ fn baresip_call_recorded_by_label_into_builtin_srs() {
             .unwrap()
             .validate_against_labels(&["1".to_owned(), "2".to_owned()])
             .unwrap();
-    });
+        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+            .unwrap()
+    })
 }
 
 /// With --record and no --srs, the phone starts its built-in recorder itself and the

@@ -127,6 +127,8 @@ pub struct LabelSummary {
     pub label: String,
     pub participant: String,
     pub codec: String,
+    /// The stream came as SRTP.
+    pub srtp: bool,
     pub file: String,
     pub packets_received: u64,
     pub packets_lost: u64,

@@ -502,6 +502,7 @@ impl Driver {
                 label: setup.label.clone(),
                 participant: setup.participant.clone(),
                 codec: setup.codec.name().to_owned(),
+                srtp: setup.crypto.is_some(),
                 file: file.clone(),
                 packets_received: 0,
                 packets_lost: 0,
