@@ -10,11 +10,12 @@ use std::sync::Arc;
 use super::Failure;
 use crate::audio::WavSource;
 use crate::driver::media::{AudioFactory, CallAudio};
-use crate::driver::{self, DriverConfig, Handle, LatencyLog};
+use crate::driver::{self, DriverConfig, Handle, LatencyLog, RecordingLatency};
 use crate::engine::{
     CallId, CallState, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingState,
 };
 use crate::media::SAMPLE_RATE;
+use crate::media::session::MediaStats;
 use crate::media::srtp::SrtpPolicy;
 use crate::media::tone::Sine;
 use crate::sdp::Codec;
@@ -33,6 +34,7 @@ struct BenchReport {
     cpu_ms_total: f64,
     packets_sent: u64,
     packets_lost: i64,
+    /// Frames late or concealed during the measured time (after setup settled).
     late_frames: u64,
     concealed_frames: u64,
     peak_rss_kb: u64,
@@ -42,6 +44,13 @@ struct BenchReport {
     /// Packets the recorder received and counted lost over all recordings (both labels).
     rs_packets_received: Option<u64>,
     rs_packets_lost: Option<u64>,
+    /// From a call packet entering the engine to its recording copy leaving (p50, p99).
+    rs_lag_p50_us: Option<u32>,
+    rs_lag_p99_us: Option<u32>,
+    /// From the record command to the recording's first packet leaving (p50, p99 over the
+    /// recordings, which all start at once).
+    record_to_first_rs_packet_ms_p50: Option<f64>,
+    record_to_first_rs_packet_ms_p99: Option<f64>,
 }
 
 /// `verbatim srs` in a child process, recording into a temporary folder.
@@ -168,8 +177,23 @@ pub(super) async fn run(
         .map(|c| c.encoding().to_owned())
         .unwrap_or_default();
     let latency = Arc::new(LatencyLog::default());
-    let mut answerer = start(codecs.clone(), srtp, play.clone(), Some(latency.clone())).await?;
-    let mut caller = start(codecs, srtp, play, Some(latency.clone())).await?;
+    let recording_latency = Arc::new(RecordingLatency::default());
+    let mut answerer = start(
+        codecs.clone(),
+        srtp,
+        play.clone(),
+        Some(latency.clone()),
+        None,
+    )
+    .await?;
+    let mut caller = start(
+        codecs,
+        srtp,
+        play,
+        Some(latency.clone()),
+        Some(recording_latency.clone()),
+    )
+    .await?;
     let target = answerer
         .listeners
         .first()
@@ -253,6 +277,20 @@ pub(super) async fn run(
             }
         }
     }
+    // Setting up many calls at once is a burst; the steady state is what is measured. The
+    // last statistics before the clock starts are subtracted at the end.
+    let mut baseline = HashMap::new();
+    let settle_until = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let event = tokio::select! {
+            event = caller.events.recv() => event,
+            event = answerer.events.recv() => event,
+            () = tokio::time::sleep_until(settle_until) => break,
+        };
+        if let Some(Event::MediaStats { call, stats }) = event {
+            baseline.insert(call, stats);
+        }
+    }
     let cpu_before = process_cpu();
     let measure_until = tokio::time::Instant::now() + Duration::from_secs(duration);
     loop {
@@ -293,6 +331,9 @@ pub(super) async fn run(
         None => None,
     };
     let samples = latency.sorted();
+    let recorded = recorder_report.is_some();
+    let rs_lag = recording_latency.lag.sorted();
+    let first_packet = recording_latency.first_packet.sorted();
     let cpu_ms = cpu_used.as_secs_f64() * 1000.0;
     let call_seconds = f64::from(calls) * duration as f64;
     let report = BenchReport {
@@ -304,14 +345,20 @@ pub(super) async fn run(
         cpu_ms_total: cpu_ms,
         packets_sent: stats.values().map(|s| s.packets_sent).sum(),
         packets_lost: stats.values().map(|s| s.packets_lost.max(0)).sum(),
-        late_frames: stats.values().map(|s| s.late_packets).sum(),
-        concealed_frames: stats.values().map(|s| s.concealed_frames).sum(),
+        late_frames: since_baseline(&stats, &baseline, |s| s.late_packets),
+        concealed_frames: since_baseline(&stats, &baseline, |s| s.concealed_frames),
         peak_rss_kb: peak_rss_kb(),
         frame_to_packet_us_p50: percentile(&samples, 50),
         frame_to_packet_us_p99: percentile(&samples, 99),
         recorded_calls: recording.len(),
         rs_packets_received: recorder_report.as_ref().map(|r| r.0),
         rs_packets_lost: recorder_report.as_ref().map(|r| r.1),
+        rs_lag_p50_us: recorded.then(|| percentile(&rs_lag, 50)),
+        rs_lag_p99_us: recorded.then(|| percentile(&rs_lag, 99)),
+        record_to_first_rs_packet_ms_p50: recorded
+            .then(|| f64::from(percentile(&first_packet, 50)) / 1000.0),
+        record_to_first_rs_packet_ms_p99: recorded
+            .then(|| f64::from(percentile(&first_packet, 99)) / 1000.0),
     };
     match serde_json::to_string(&report) {
         Ok(line) => println!("{line}"),
@@ -340,6 +387,7 @@ async fn start(
     srtp: SrtpPolicy,
     play: Option<std::path::PathBuf>,
     latency: Option<Arc<LatencyLog>>,
+    recording_latency: Option<Arc<RecordingLatency>>,
 ) -> Result<Handle, Failure> {
     let factory: AudioFactory = Arc::new(move |_call| {
         let source = play
@@ -369,11 +417,25 @@ async fn start(
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             audio: Some(factory),
             frame_latency: latency,
+            recording_latency,
             ..DriverConfig::default()
         },
     )
     .await
     .map_err(|e| Failure::new(e.to_string()))
+}
+
+/// A counter's growth over the measured time, summed over calls.
+fn since_baseline(
+    end: &HashMap<CallId, MediaStats>,
+    start: &HashMap<CallId, MediaStats>,
+    counter: impl Fn(&MediaStats) -> u64,
+) -> u64 {
+    end.iter()
+        .map(|(call, stats)| {
+            counter(stats).saturating_sub(start.get(call).map(&counter).unwrap_or(0))
+        })
+        .sum()
 }
 
 fn percentile(sorted: &[u32], percent: usize) -> u32 {

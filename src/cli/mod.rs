@@ -569,6 +569,7 @@ async fn start_driver(
             audio: loaded.audio.clone(),
             frame_latency: None,
             ringer: loaded.ringer.clone(),
+            recording_latency: None,
         },
     )
     .await

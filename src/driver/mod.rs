@@ -49,6 +49,18 @@ pub struct DriverConfig {
     pub frame_latency: Option<Arc<LatencyLog>>,
     /// Where the ringtone for incoming calls goes (the ringing device's ring).
     pub ringer: Option<media::Ringer>,
+    /// Collects recording timings for benchmarks.
+    pub recording_latency: Option<Arc<RecordingLatency>>,
+}
+
+/// What a benchmark learns about recordings.
+#[derive(Debug, Default)]
+pub struct RecordingLatency {
+    /// Per recording packet: from the call's packet entering the engine (received, or its
+    /// frame ticked) to the recording's copy leaving its socket.
+    pub lag: LatencyLog,
+    /// Per recording: from the command that starts it to its first packet leaving.
+    pub first_packet: LatencyLog,
 }
 
 /// Durations recorded by the driver for benchmarks, in microseconds.
@@ -185,6 +197,8 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         tls_connector,
         server_name,
         tls_names: HashMap::new(),
+        recording_latency: driver.recording_latency.clone(),
+        recordings: HashMap::new(),
         events: event_tx,
         advertised_ip,
     };
@@ -214,6 +228,9 @@ struct DriverLoop {
     /// The host names TLS certificates are checked against, for destinations that are not
     /// the call's own server (recorders).
     tls_names: HashMap<SocketAddr, String>,
+    recording_latency: Option<Arc<RecordingLatency>>,
+    /// The recordings' media ids, with when each was asked for until its first packet.
+    recordings: HashMap<CallId, Option<Instant>>,
     events: mpsc::UnboundedSender<Event>,
     advertised_ip: core::net::IpAddr,
 }
@@ -251,6 +268,9 @@ impl DriverLoop {
                 },
                 accepted = tcp.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // Signalling is small writes: Nagle plus delayed ACK would hold them
+                        // back by 40 ms.
+                        let _ = stream.set_nodelay(true);
                         let destination = Destination::new(Transport::Tcp, peer);
                         let writer = spawn_stream(stream, destination, stream_tx.clone());
                         self.connections.insert(destination, writer);
@@ -332,6 +352,7 @@ impl DriverLoop {
                 recording,
                 media_port,
             } => {
+                self.recordings.insert(recording, Some(Instant::now()));
                 let saved = self.audio.take();
                 let port = self
                     .bind_media(recording, ip, media_tx)
@@ -375,6 +396,7 @@ impl DriverLoop {
         ip: core::net::IpAddr,
         media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
     ) {
+        self.recordings.insert(recording, Some(Instant::now()));
         let saved = self.audio.take();
         if let Some(port) = self.bind_media(recording, ip, media_tx).await {
             request.media_port = port;
@@ -457,8 +479,9 @@ impl DriverLoop {
         input: Option<Input>,
         stream_tx: &mpsc::UnboundedSender<StreamNote>,
     ) -> Instant {
+        let turn_started = Instant::now();
         if let Some(input) = input {
-            self.engine.handle_input(Instant::now(), input);
+            self.engine.handle_input(turn_started, input);
         }
         loop {
             match self.engine.poll_output() {
@@ -473,6 +496,14 @@ impl DriverLoop {
                 } => {
                     if let Some(io) = self.media.get(&call) {
                         io.send(destination, &data, rtcp);
+                    }
+                    if let (Some(log), Some(asked)) =
+                        (&self.recording_latency, self.recordings.get_mut(&call))
+                    {
+                        log.lag.record(turn_started.elapsed());
+                        if let Some(at) = asked.take() {
+                            log.first_packet.record(at.elapsed());
+                        }
                     }
                 }
                 Output::Playback { call, frame } => {
@@ -497,6 +528,7 @@ impl DriverLoop {
                             ..
                         } => {
                             self.media.remove(recording);
+                            self.recordings.remove(recording);
                         }
                         Event::CallState { call, state }
                             if *state != crate::engine::CallState::Incoming
@@ -653,6 +685,7 @@ async fn accept_tls(
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let notes = notes.clone();
         tokio::spawn(async move {

@@ -348,6 +348,9 @@ impl Driver {
                 }
                 accepted = tcp.accept() => {
                     if let Ok((stream, peer)) = accepted {
+                        // Many sessions share a client's connection: Nagle plus delayed ACK
+                        // would hold each answer after the first by 40 ms.
+                        let _ = stream.set_nodelay(true);
                         let destination = Destination::new(Transport::Tcp, peer);
                         tokio::spawn(connection(stream, destination, inbound_tx.clone()));
                     }
@@ -704,6 +707,7 @@ async fn accept_tls(
         return std::future::pending().await;
     };
     let (stream, peer) = listener.accept().await.ok()?;
+    let _ = stream.set_nodelay(true);
     Some((stream, peer, acceptor.clone()))
 }
 
