@@ -102,12 +102,17 @@ impl Engine {
             },
         }
         let on_hold = local_hold || negotiated.remote_on_hold;
+        let negotiated_pause = negotiated.remote_recordpref.as_deref() == Some("pause");
         self.events.push_back(Event::Media {
             call: id,
             negotiated,
         });
+        let paused_by_far_end = negotiated_pause && self.honours_recordpref(id);
         if let Some(start) = self.pending_recordings.remove(&id) {
             self.start_recording(id, start.recording, start.request);
+            if paused_by_far_end {
+                self.pause_recording(id, true);
+            }
         }
         self.recording_media_ready(id);
         self.recording_hold_changed(id, on_hold);
@@ -136,13 +141,22 @@ impl Engine {
             call: id,
             preference: preference.clone(),
         });
-        if self.config.honour_recordpref {
+        if self.honours_recordpref(id) {
             match preference.as_str() {
-                "off" => self.stop_recording(id),
+                "off" => {
+                    self.pending_recordings.remove(&id);
+                    self.stop_recording(id);
+                }
                 "pause" => self.pause_recording(id, true),
                 _ => {}
             }
         }
+    }
+
+    /// The far end's wish is honoured when the setting says so and this call's recording
+    /// is not mandatory (RFC 7866 6.1.3 leaves it to policy).
+    fn honours_recordpref(&self, id: CallId) -> bool {
+        self.config.honour_recordpref && !self.recording_is_mandatory(id)
     }
 
     pub(super) fn on_media_packet(&mut self, id: CallId, source: SocketAddr, data: &[u8]) {

@@ -886,6 +886,12 @@ impl Engine {
         }
     }
 
+    pub(super) fn recording_is_mandatory(&self, call: CallId) -> bool {
+        self.recording_plans
+            .get(&call)
+            .is_some_and(|plan| plan.request.mandatory)
+    }
+
     /// Whether the call's recording wants every tick's audio (it encodes some stream).
     pub(super) fn recording_wants_pcm(&self, call: CallId) -> bool {
         self.recordings.get(&call).is_some_and(|r| r.wants_pcm)

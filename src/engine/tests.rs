@@ -1900,3 +1900,34 @@ fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
         assert!(ended(&net, 0).is_none(), "the call goes on");
     }
 }
+
+#[test]
+fn the_far_ends_wish_not_to_be_recorded_is_honoured_unless_recording_is_mandatory() {
+    for mandatory in [false, true] {
+        let mut net = two_phones(LinkConfig::default());
+        let recorder = net.add_recorder(Vec::new());
+        record_call(&mut net, recorder, mandatory);
+        assert!(net.run_until(Duration::from_secs(5), |n| {
+            recording_states(n, 0).contains(&RecordingState::Recording)
+        }));
+        // The far end hears of the recording (a=record:on) first; let that settle.
+        net.run_for(Duration::from_secs(1));
+        let offer = "v=0\r\no=bob 1 4 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\na=recordpref:off\r\nm=audio 43000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let update = callee_request(&net, "UPDATE", 70, offer);
+        net.input(
+            0,
+            Input::Datagram {
+                source: callee_source(&net),
+                data: update,
+            },
+        );
+        net.run_for(Duration::from_secs(2));
+        let last = recording_states(&net, 0).last().cloned();
+        if mandatory {
+            assert_eq!(last, Some(RecordingState::Recording), "policy wins");
+        } else {
+            assert_eq!(last, Some(RecordingState::Off), "the wish is honoured");
+            assert!(net.recorder(recorder).unwrap().recordings[0].ended);
+        }
+    }
+}
