@@ -529,3 +529,51 @@ fn recording_over_tls_checks_the_recorders_certificate() {
         );
     });
 }
+
+/// `[recording] auto = "all"` in the configuration records every call without --record,
+/// to the recorder the file names.
+#[test]
+fn the_configuration_records_every_call_without_the_flag() {
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut srs = start_srs(out.path()).await;
+        let srs_port = srs.local_addr().port();
+        let (far_end, peer_port) = start_sipp_far_end("srs-config-sipp-uas");
+        let mut phone = Peer::new("srs-config-verbatim-call");
+        let config = phone.path("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[recording]\nauto = \"all\"\nsrs = \"sip:srs@127.0.0.1:{srs_port};transport=tcp\"\n"
+            ),
+        )
+        .unwrap();
+        start_verbatim(
+            &mut phone,
+            [
+                "call",
+                &format!("sip:service@127.0.0.1:{peer_port}"),
+                "--config",
+                config.to_str().unwrap(),
+                "--codec",
+                "pcmu",
+                "--srtp",
+                "off",
+                "--duration",
+                "2",
+            ],
+        );
+        let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
+        if !status.success() {
+            phone.fail(&format!("verbatim failed: {status}"));
+        }
+        let _ = wait_peer(far_end, SIPP_TIMEOUT).await;
+        assert!(
+            matches!(next_event(&mut srs).await, SrsEvent::SessionStarted { .. }),
+            "{}",
+            phone.stderr()
+        );
+        srs.stop().await;
+    });
+}

@@ -258,9 +258,10 @@ pub(super) struct RecordArgs {
     /// The recorder (SRS) URI, e.g. sip:srs@127.0.0.1:5080;transport=tcp.
     #[arg(long, requires = "record")]
     pub srs: Option<String>,
-    /// mandatory: a call whose recording cannot be (re)established within 10 s is ended.
-    #[arg(long, value_enum, default_value = "optional", requires = "record")]
-    pub record_policy: RecordPolicyArg,
+    /// mandatory: no call is placed or answered before its recording is up, and a call
+    /// whose recording is lost for 10 s is ended (default: [recording] policy, optional).
+    #[arg(long, value_enum, requires = "record")]
+    pub record_policy: Option<RecordPolicyArg>,
     /// A second recorder, tried in turn with the first when recording fails.
     #[arg(long, requires = "srs")]
     pub srs_secondary: Option<String>,
@@ -271,9 +272,9 @@ pub(super) struct RecordArgs {
     #[arg(long, requires = "pause_at", value_name = "SECS")]
     pub resume_at: Option<u64>,
     /// separate: one stream per side (label 1 you, label 2 the far end); mixed: one stream
-    /// with both voices.
-    #[arg(long, value_enum, default_value = "separate", requires = "record")]
-    pub record_mode: RecordModeArg,
+    /// with both voices (default: [recording] mode, separate).
+    #[arg(long, value_enum, requires = "record")]
+    pub record_mode: Option<RecordModeArg>,
     /// Encrypt the recording's media (SRTP) even when the call itself is plain RTP.
     #[arg(long, requires = "record")]
     pub srs_srtp: bool,

@@ -267,8 +267,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
         } => {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
-            loaded.record = recording_target(&record)?;
-            loaded.recorders_allowed = record.allow_recorder.clone();
+            loaded.apply_recording(&record)?;
             let options = CallOptions {
                 from,
                 listen,
@@ -288,8 +287,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
         } => {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
-            loaded.record = recording_target(&record)?;
-            loaded.recorders_allowed = record.allow_recorder.clone();
+            loaded.apply_recording(&record)?;
             answer(listen, calls, loaded, tls).await
         }
         CliCommand::Bench {
@@ -388,6 +386,8 @@ struct Loaded {
     record: Option<RecordPlan>,
     /// Recorders that may start recording a call themselves.
     recorders_allowed: Vec<core::net::IpAddr>,
+    /// `[recording]` from the configuration file.
+    recording: crate::settings::Recording,
 }
 
 /// Where and when to record, from the command line.
@@ -404,21 +404,26 @@ struct RecordPlan {
     credentials: Option<Credentials>,
 }
 
-fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
-    if !args.record {
+/// The recording plan: the command line's flags over `[recording]` (and the account's
+/// `record`), which also decide whether calls are recorded without `--record`.
+fn recording_target(
+    args: &RecordArgs,
+    settings: &crate::settings::Recording,
+    account_records: Option<bool>,
+) -> Result<Option<RecordPlan>, Failure> {
+    if !args.record && !account_records.unwrap_or(settings.auto) {
         return Ok(None);
     }
-    // Without --srs the built-in recorder takes the recording (started when needed).
-    let srs = args
-        .srs
-        .as_deref()
-        .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("--srs: {e}"))))
-        .transpose()?;
-    let secondary = args
-        .srs_secondary
-        .as_deref()
-        .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("--srs-secondary: {e}"))))
-        .transpose()?;
+    let uri = |flag: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    // Without any recorder the built-in one takes the recording (started when needed).
+    let srs = uri("--srs", &args.srs)?.or_else(|| settings.srs.clone());
+    let secondary =
+        uri("--srs-secondary", &args.srs_secondary)?.or_else(|| settings.srs_secondary.clone());
     let credentials = match &args.srs_user {
         Some(user) => {
             let password = std::env::var("VERBATIM_SRS_PASSWORD").map_err(|_| {
@@ -426,24 +431,37 @@ fn recording_target(args: &RecordArgs) -> Result<Option<RecordPlan>, Failure> {
             })?;
             Some(Credentials::new(user.clone(), password))
         }
-        None => None,
+        None => settings.credentials.clone(),
     };
     Ok(Some(RecordPlan {
         srs,
-        mandatory: args.record_policy == media::RecordPolicyArg::Mandatory,
+        mandatory: args.record_policy.map_or(settings.mandatory, |p| {
+            p == media::RecordPolicyArg::Mandatory
+        }),
         secondary,
         pause_at: args.pause_at,
         resume_at: args.resume_at,
         mode: match args.record_mode {
-            media::RecordModeArg::Separate => crate::engine::RecordingMode::Separate,
-            media::RecordModeArg::Mixed => crate::engine::RecordingMode::Mixed,
+            Some(media::RecordModeArg::Separate) => crate::engine::RecordingMode::Separate,
+            Some(media::RecordModeArg::Mixed) => crate::engine::RecordingMode::Mixed,
+            None => settings.mode,
         },
-        srtp: args.srs_srtp,
+        srtp: args.srs_srtp || settings.srtp,
         credentials,
     }))
 }
 
 impl Loaded {
+    /// Recording from the command line over the configuration file.
+    fn apply_recording(&mut self, args: &RecordArgs) -> Result<(), Failure> {
+        let account_records = self.account.as_ref().and_then(|a| a.record);
+        self.record = recording_target(args, &self.recording, account_records)?;
+        self.recorders_allowed = args.allow_recorder.clone();
+        self.recorders_allowed
+            .extend(self.recording.allow_recorders.iter().copied());
+        Ok(())
+    }
+
     /// Command-line media flags override the configuration file.
     fn apply(&mut self, media: &MediaArgs) -> Result<(), Failure> {
         if let Some(codecs) = media.codecs() {
@@ -498,6 +516,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         devices: settings.audio.devices(),
         record: None,
         recorders_allowed: Vec::new(),
+        recording: settings.recording.validate().map_err(Failure::usage)?,
     })
 }
 
@@ -554,6 +573,7 @@ async fn start_driver(
         codecs: loaded.codecs.clone(),
         srtp: loaded.srtp,
         recorders_allowed: loaded.recorders_allowed.clone(),
+        honour_recordpref: loaded.recording.honour_preference,
         wall_clock_at_start: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default(),

@@ -1,9 +1,13 @@
 //! The configuration file (TOML). Secrets will move to the OS keyring with the GUI; until
 //! then a password may sit in the file the user points at.
 
+mod recording;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use recording::{Recording, RecordingSettings};
 
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
@@ -31,6 +35,8 @@ pub struct Settings {
     pub media: MediaSettings,
     #[serde(default)]
     pub audio: AudioSettings,
+    #[serde(default)]
+    pub recording: RecordingSettings,
 }
 
 /// Sound devices by name (see `verbatim devices`); absent means the system default.
@@ -133,6 +139,8 @@ pub struct AccountSettings {
     pub tls_client_key: Option<PathBuf>,
     /// SRTP policy for this account's calls; `[media] srtp` when absent.
     pub srtp: Option<String>,
+    /// Record this account's calls from their start; `[recording] auto` when absent.
+    pub record: Option<bool>,
 }
 
 /// An account with every field checked and parsed.
@@ -149,6 +157,7 @@ pub struct Account {
     pub tls_client_certificate: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
     pub srtp: Option<SrtpPolicy>,
+    pub record: Option<bool>,
 }
 
 impl Settings {
@@ -187,6 +196,7 @@ impl Settings {
         }
         settings.media.codecs()?;
         settings.media.srtp()?;
+        settings.recording.validate()?;
         Ok(settings)
     }
 }
@@ -255,6 +265,7 @@ impl AccountSettings {
             tls_client_certificate: self.tls_client_certificate.clone(),
             tls_client_key: self.tls_client_key.clone(),
             srtp,
+            record: self.record,
         })
     }
 }
