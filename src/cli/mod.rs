@@ -790,6 +790,12 @@ impl CallReport {
             } if *c == call => {
                 eprintln!("the other side's recording preference: {preference}")
             }
+            Event::RecordingGaps { call: c, gaps } if *c == call => {
+                for gap in gaps {
+                    let to = gap.to.as_deref().unwrap_or("the end of the call");
+                    eprintln!("recording gap: {} to {to}: {}", gap.from, gap.reason);
+                }
+            }
             Event::Recording { call: c, state, .. } if *c == call => match state {
                 crate::engine::RecordingState::Failed { reason } => {
                     eprintln!("recording: failed: {reason}")
@@ -1098,6 +1104,7 @@ fn event_call(event: &Event) -> Option<CallId> {
         | Event::FarEndRecording { call, .. }
         | Event::RecordingPreference { call, .. }
         | Event::RecorderAsks { call, .. }
+        | Event::RecordingGaps { call, .. }
         | Event::CallEnded { call, .. }
         | Event::IncomingCall { call, .. } => Some(*call),
         _ => None,
