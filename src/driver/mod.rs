@@ -63,21 +63,59 @@ pub struct RecordingLatency {
     pub first_packet: LatencyLog,
 }
 
-/// Durations recorded by the driver for benchmarks, in microseconds.
-#[derive(Debug, Default)]
-pub struct LatencyLog(std::sync::Mutex<Vec<u32>>);
+/// Durations recorded by the driver for benchmarks, in microseconds: a histogram of 1 µs
+/// buckets, so that recording one costs an atomic increment on the media path.
+pub struct LatencyLog {
+    buckets: Vec<std::sync::atomic::AtomicU32>,
+    /// The rare samples past the last bucket.
+    overflow: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Default for LatencyLog {
+    fn default() -> Self {
+        LatencyLog {
+            buckets: (0..LATENCY_BUCKETS)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+            overflow: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl core::fmt::Debug for LatencyLog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LatencyLog").finish_non_exhaustive()
+    }
+}
+
+/// 16 ms in 1 µs buckets.
+const LATENCY_BUCKETS: usize = 16_384;
 
 impl LatencyLog {
     fn record(&self, elapsed: Duration) {
-        if let Ok(mut samples) = self.0.lock() {
-            samples.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        let micros = u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX);
+        match self.buckets.get(micros as usize) {
+            Some(bucket) => {
+                bucket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            None => {
+                if let Ok(mut overflow) = self.overflow.lock() {
+                    overflow.push(micros);
+                }
+            }
         }
     }
 
     /// The recorded samples in ascending order.
     pub fn sorted(&self) -> Vec<u32> {
-        let mut samples = self.0.lock().map(|s| s.clone()).unwrap_or_default();
-        samples.sort_unstable();
+        let mut samples = Vec::new();
+        for (micros, bucket) in (0u32..).zip(&self.buckets) {
+            let count = bucket.load(std::sync::atomic::Ordering::Relaxed) as usize;
+            samples.extend(std::iter::repeat_n(micros, count));
+        }
+        let mut overflow = self.overflow.lock().map(|s| s.clone()).unwrap_or_default();
+        overflow.sort_unstable();
+        samples.extend(overflow);
         samples
     }
 }
