@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian/Ubuntu machine to build Verbatim from this checkout, then starts it.
-# Until the desktop app lands, that is the headless phone answering calls on 127.0.0.1:5060.
+# Sets up a fresh Debian/Ubuntu machine to build Verbatim from this checkout, then opens the
+# desktop app (arguments go to it, e.g. --listen 127.0.0.1:5070).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -qq
+# Build packages, then what the window loads at run time (X11 or Wayland, OpenGL via EGL).
 as_root apt-get install -y -qq --no-install-recommends \
-    ca-certificates curl build-essential pkg-config cmake libasound2-dev >/dev/null
+    ca-certificates curl build-essential pkg-config cmake libasound2-dev \
+    libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0 \
+    libwayland-client0 libwayland-cursor0 libwayland-egl1 \
+    libgl1 libegl1 libgl1-mesa-dri >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
@@ -17,5 +21,4 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo build --release
-echo "Verbatim answers calls to sip:verbatim@127.0.0.1:5060 (Ctrl+C to stop)."
-exec target/release/verbatim answer --listen 127.0.0.1:5060 --calls 1000000 "$@"
+exec target/release/verbatim "$@"

@@ -2,7 +2,7 @@
 //!
 //! The protocol core (`engine`, `sip`, `sdp`) is sans-IO: it takes the time and bytes in and
 //! gives bytes, timers and events out. `driver` does the I/O with tokio; `cli` is the headless
-//! command line on top of it.
+//! command line on top of it, and `ui` the desktop app.
 #![cfg_attr(
     test,
     allow(
@@ -24,3 +24,4 @@ pub mod settings;
 pub mod sim;
 pub mod sip;
 pub mod srs;
+pub mod ui;

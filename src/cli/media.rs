@@ -143,13 +143,13 @@ impl MediaArgs {
 
 /// Where calls' audio and ringtones go.
 #[derive(Default)]
-pub(super) struct AudioSetup {
+pub(crate) struct AudioSetup {
     pub factory: Option<AudioFactory>,
     pub ringer: Option<Ringer>,
 }
 
 /// Opens the default devices once; every call uses them in turn.
-fn device_audio(config: DeviceConfig) -> Result<AudioSetup, String> {
+pub(crate) fn device_audio(config: DeviceConfig) -> Result<AudioSetup, String> {
     let devices =
         start_devices(config).map_err(|e| format!("--devices: cannot open the sound card: {e}"))?;
     let ports = Arc::new(Mutex::new(devices.ports));

@@ -145,6 +145,8 @@ enum CliCommand {
     },
     /// List the sound devices; their names go in the configuration's [audio] section.
     Devices,
+    /// Open the desktop app (also what `verbatim` alone does).
+    Gui(GuiArgs),
     /// Run the built-in recorder (a SIPREC Session Recording Server) until Ctrl+C.
     Srs {
         #[arg(long, default_value = "127.0.0.1:5080")]
@@ -179,6 +181,70 @@ enum CliCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct GuiArgs {
+    /// Where SIP listens (UDP and TCP); the default is port 5060 on every interface.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Opens the window with the phone behind it: the sound card when there is one, the built-in
+/// recorder in the data directory unless `[recording] srs` names another.
+fn gui(args: GuiArgs) -> ExitCode {
+    let settings = match crate::settings::Settings::load_or_default(args.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let recording = match settings.recording.validate() {
+        Ok(recording) => recording,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let audio = match media::device_audio(settings.audio.devices()) {
+        Ok(setup) => setup,
+        Err(error) => {
+            eprintln!("verbatim: {error}; calls will be silent");
+            media::AudioSetup::default()
+        }
+    };
+    let recordings = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+        .map(|dirs| dirs.data_dir().join("recordings"));
+    let config = crate::ui::BridgeConfig {
+        listen: args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
+        recordings,
+        srs: recording.srs,
+        engine: EngineConfig {
+            seed: seed(),
+            codecs: settings.media.codecs().unwrap_or_default(),
+            srtp: settings.media.srtp().unwrap_or(SrtpPolicy::Optional),
+            honour_recordpref: recording.honour_preference,
+            recorders_allowed: recording.allow_recorders,
+            wall_clock_at_start: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+            ..EngineConfig::default()
+        },
+        audio: audio.factory,
+        ringer: audio.ringer,
+    };
+    match crate::ui::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SrsTransportArg {
     Udp,
@@ -211,12 +277,16 @@ impl Failure {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let Some(command) = cli.command else {
-        eprintln!(
-            "verbatim: the desktop app is not built yet; use a subcommand (see `verbatim --help`),\n\
-             e.g. `verbatim answer --listen 127.0.0.1:5060` and `verbatim call sip:x@127.0.0.1:5060`"
-        );
-        return ExitCode::from(2);
+    let command = match cli.command {
+        // The desktop app runs on the main thread, as windowing systems want.
+        None => {
+            return gui(GuiArgs {
+                listen: None,
+                config: None,
+            });
+        }
+        Some(CliCommand::Gui(args)) => return gui(args),
+        Some(command) => command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -254,6 +324,8 @@ fn init_logging(verbose: u8) {
 
 async fn execute(command: CliCommand) -> Result<(), Failure> {
     match command {
+        // `run` opens the window on the main thread before any runtime exists.
+        CliCommand::Gui(_) => Err(Failure::usage("the desktop app cannot run from here")),
         CliCommand::Call {
             target,
             from,

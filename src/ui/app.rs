@@ -1,0 +1,261 @@
+//! The main window: dial, the call and its controls, and the recording indicator. It draws
+//! [`Model`] and turns clicks and keys into [`UiCommand`]s; it never waits on the phone.
+
+use std::time::{Duration, Instant};
+
+use eframe::egui::{self, Color32, Key, Modifiers, RichText};
+
+use super::bridge::{Bridge, UiCommand, UiEvent};
+use super::model::{CallView, Model, Tone};
+use crate::engine::{CallState, Party, RecordingState};
+
+pub struct VerbatimApp {
+    bridge: Bridge,
+    model: Model,
+    dial: String,
+    /// Where the phone listens and the built-in recorder writes, once it is up.
+    status: String,
+    problems: Vec<String>,
+}
+
+impl core::fmt::Debug for VerbatimApp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VerbatimApp")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerbatimApp {
+    pub fn new(bridge: Bridge) -> VerbatimApp {
+        VerbatimApp {
+            bridge,
+            model: Model::default(),
+            dial: String::new(),
+            status: "Starting…".into(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Takes in what the phone said since the last frame.
+    fn poll(&mut self) {
+        let now = Instant::now();
+        while let Some(event) = self.bridge.try_event() {
+            match event {
+                UiEvent::Ready { listen, recordings } => {
+                    self.status = match recordings {
+                        Some(dir) => {
+                            format!("Ready on {listen}; recordings go to {}", dir.display())
+                        }
+                        None => format!("Ready on {listen}"),
+                    };
+                }
+                UiEvent::Dialled { call, target } => self.model.dialled(call, target),
+                UiEvent::Engine(event) => self.model.on_event(&event, now),
+                UiEvent::Problem(problem) => self.problems.push(problem),
+            }
+        }
+    }
+
+    /// Draws the window; also what tests drive, with the real phone behind it.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.poll();
+        let now = Instant::now();
+        ui.heading("Verbatim");
+        ui.label(RichText::new(&self.status).small());
+        ui.separator();
+        self.dial_row(ui);
+        for problem in &self.problems {
+            ui.colored_label(Color32::from_rgb(200, 60, 40), problem);
+        }
+        if let Some(outcome) = &self.model.last_outcome {
+            ui.label(outcome);
+        }
+        let current = self.model.current().cloned();
+        if let Some(call) = current {
+            ui.separator();
+            self.call_panel(ui, &call, now);
+            self.shortcuts(ui, &call);
+            if call.is_connected() {
+                // The call's clock and the recorded time move once a second.
+                ui.ctx().request_repaint_after(Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn dial_row(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let label = ui.label("Dial");
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.dial).hint_text("sip:someone@example.com"),
+                )
+                .labelled_by(label.id);
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            let idle = self.model.current().is_none();
+            let call = ui.add_enabled(idle, egui::Button::new("Call"));
+            if idle && (call.clicked() || enter) && !self.dial.trim().is_empty() {
+                self.problems.clear();
+                self.bridge
+                    .send(UiCommand::Dial(self.dial.trim().to_owned()));
+            }
+        });
+    }
+
+    fn call_panel(&mut self, ui: &mut egui::Ui, call: &CallView, now: Instant) {
+        ui.label(RichText::new(&call.remote).strong());
+        ui.label(call.state_text(now));
+        if let Some(codec) = &call.codec {
+            ui.label(RichText::new(codec).small());
+        }
+        ui.horizontal(|ui| {
+            if call.state == CallState::Incoming {
+                if ui.button("Answer").clicked() {
+                    self.bridge.send(UiCommand::Answer(call.id));
+                }
+                if ui.button("Decline").clicked() {
+                    self.bridge.send(UiCommand::Decline(call.id));
+                }
+            } else if ui.button("Hang up").clicked() {
+                self.bridge.send(UiCommand::Hangup(call.id));
+            }
+            if call.is_connected() {
+                let muted = call.muted;
+                if ui.button(if muted { "Unmute" } else { "Mute" }).clicked() {
+                    self.set_muted(call, !muted);
+                }
+                let held = matches!(
+                    call.state,
+                    CallState::Connected {
+                        local_hold: true,
+                        ..
+                    }
+                );
+                if ui.button(if held { "Resume" } else { "Hold" }).clicked() {
+                    self.bridge.send(UiCommand::Hold(call.id, !held));
+                }
+            }
+        });
+        if call.is_connected() {
+            self.recording_controls(ui, call, now);
+        }
+        if call.far_end_records {
+            ui.label("The other side records this call");
+        }
+        if let Some(preference) = &call.far_end_preference
+            && preference != "on"
+            && preference != "nopreference"
+        {
+            ui.colored_label(
+                Color32::from_rgb(200, 130, 0),
+                format!("The other side asked not to be recorded ({preference})"),
+            );
+        }
+    }
+
+    fn recording_controls(&mut self, ui: &mut egui::Ui, call: &CallView, now: Instant) {
+        let indicator = call.indicator(now);
+        let (fill, text) = match indicator.tone {
+            Tone::Quiet => (Color32::from_gray(60), Color32::from_gray(220)),
+            Tone::Busy => (Color32::from_rgb(90, 90, 30), Color32::WHITE),
+            Tone::Live => (Color32::from_rgb(190, 20, 20), Color32::WHITE),
+            Tone::Warning => (Color32::from_rgb(200, 120, 0), Color32::BLACK),
+            Tone::Alarm => (Color32::from_rgb(120, 0, 60), Color32::WHITE),
+        };
+        egui::Frame::new()
+            .fill(fill)
+            .inner_margin(8.0)
+            .corner_radius(4.0)
+            .show(ui, |ui| {
+                ui.set_min_width(ui.available_width());
+                ui.label(
+                    RichText::new(&indicator.text)
+                        .color(text)
+                        .size(18.0)
+                        .strong(),
+                );
+            });
+        ui.horizontal(|ui| {
+            let active = call.is_recording_or_trying();
+            let record = if active { "Stop recording" } else { "Record" };
+            if ui.button(record).clicked() {
+                self.toggle_recording(call);
+            }
+            let paused = matches!(call.recording, RecordingState::Paused { by: Party::Local });
+            let can_pause = matches!(
+                call.recording,
+                RecordingState::Recording
+                    | RecordingState::RecordingWithGaps
+                    | RecordingState::Paused { by: Party::Local }
+            );
+            let pause = if paused {
+                "Resume recording"
+            } else {
+                "Pause recording"
+            };
+            if ui
+                .add_enabled(can_pause, egui::Button::new(pause))
+                .clicked()
+            {
+                self.toggle_pause(call);
+            }
+        });
+    }
+
+    /// Enter answers, Esc hangs up, Ctrl+R records or stops, Ctrl+P pauses or resumes.
+    fn shortcuts(&mut self, ui: &mut egui::Ui, call: &CallView) {
+        let (enter, escape, record, pause) = ui.input_mut(|i| {
+            (
+                i.consume_key(Modifiers::NONE, Key::Enter),
+                i.consume_key(Modifiers::NONE, Key::Escape),
+                i.consume_key(Modifiers::COMMAND, Key::R),
+                i.consume_key(Modifiers::COMMAND, Key::P),
+            )
+        });
+        if enter && call.state == CallState::Incoming {
+            self.bridge.send(UiCommand::Answer(call.id));
+        }
+        if escape {
+            self.bridge.send(UiCommand::Hangup(call.id));
+        }
+        if record && call.is_connected() {
+            self.toggle_recording(call);
+        }
+        if pause && call.is_connected() {
+            self.toggle_pause(call);
+        }
+    }
+
+    fn toggle_recording(&mut self, call: &CallView) {
+        if call.is_recording_or_trying() {
+            self.bridge.send(UiCommand::StopRecording(call.id));
+        } else {
+            self.bridge.send(UiCommand::Record(call.id));
+        }
+    }
+
+    fn toggle_pause(&mut self, call: &CallView) {
+        match call.recording {
+            RecordingState::Paused { by: Party::Local } => {
+                self.bridge.send(UiCommand::ResumeRecording(call.id))
+            }
+            RecordingState::Recording | RecordingState::RecordingWithGaps => {
+                self.bridge.send(UiCommand::PauseRecording(call.id))
+            }
+            _ => {}
+        }
+    }
+
+    fn set_muted(&mut self, call: &CallView, muted: bool) {
+        self.bridge.send(UiCommand::Mute(call.id, muted));
+        if let Some(view) = self.model.calls.iter_mut().find(|c| c.id == call.id) {
+            view.muted = muted;
+        }
+    }
+}
+
+impl eframe::App for VerbatimApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::CentralPanel::default().show(ui, |ui| self.show(ui));
+    }
+}

@@ -1,0 +1,322 @@
+//! The window's link to the engine: a thread with its own tokio runtime runs the driver and
+//! the built-in recorder. The window sends [`UiCommand`]s and reads [`UiEvent`]s without ever
+//! waiting; each event wakes the window (`wake`), so with nothing happening it does not
+//! repaint at all.
+
+use core::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+
+use tokio::sync::mpsc;
+
+use crate::driver::media::{AudioFactory, Ringer};
+use crate::driver::{self, DriverConfig, Handle};
+use crate::engine::{CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest};
+use crate::sip::locate::LocateRequest;
+use crate::sip::transport::{Destination, Transport};
+use crate::sip::uri::{NameAddr, Scheme, Uri};
+use crate::srs::{SrsConfig, SrsHandle};
+
+/// What the window asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UiCommand {
+    /// Call a SIP URI.
+    Dial(String),
+    Answer(CallId),
+    Decline(CallId),
+    Hangup(CallId),
+    Record(CallId),
+    StopRecording(CallId),
+    PauseRecording(CallId),
+    ResumeRecording(CallId),
+    Mute(CallId, bool),
+    Hold(CallId, bool),
+    Dtmf(CallId, String),
+}
+
+/// What the window hears.
+#[derive(Debug, Clone)]
+pub enum UiEvent {
+    /// The phone is up: where it listens, and where the built-in recorder writes.
+    Ready {
+        listen: SocketAddr,
+        recordings: Option<PathBuf>,
+    },
+    /// A call the window asked for has an id now.
+    Dialled {
+        call: CallId,
+        target: String,
+    },
+    Engine(Box<Event>),
+    /// Something the user must read (a bad URI, a recorder that did not start).
+    Problem(String),
+}
+
+/// How the phone runs under the window.
+#[derive(Clone)]
+pub struct BridgeConfig {
+    pub listen: SocketAddr,
+    /// Where the built-in recorder writes; None: no built-in recorder.
+    pub recordings: Option<PathBuf>,
+    /// Record to this recorder instead of the built-in one.
+    pub srs: Option<Uri>,
+    pub engine: EngineConfig,
+    /// Audio for each call (the sound card); silence when None.
+    pub audio: Option<AudioFactory>,
+    pub ringer: Option<Ringer>,
+}
+
+impl core::fmt::Debug for BridgeConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BridgeConfig")
+            .field("listen", &self.listen)
+            .field("recordings", &self.recordings)
+            .field("srs", &self.srs)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct Bridge {
+    commands: mpsc::UnboundedSender<UiCommand>,
+    events: std_mpsc::Receiver<UiEvent>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// Starts the phone; `wake` is called after every event (from the phone's thread).
+    pub fn start(config: BridgeConfig, wake: impl Fn() + Send + 'static) -> Bridge {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = std_mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("verbatim-phone".into())
+            .spawn(move || {
+                let notify = Notifier {
+                    events: event_tx,
+                    wake: Box::new(wake),
+                };
+                match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(run(config, command_rx, notify)),
+                    Err(error) => {
+                        notify.send(UiEvent::Problem(format!("the phone cannot start: {error}")))
+                    }
+                }
+            })
+            .ok();
+        Bridge {
+            commands,
+            events,
+            thread,
+        }
+    }
+
+    pub fn send(&self, command: UiCommand) {
+        // After the phone stopped there is nobody to tell; the window shows that already.
+        let _ = self.commands.send(command);
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_event(&self) -> Option<UiEvent> {
+        self.events.try_recv().ok()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        // Closing the command channel ends the phone: calls are hung up, the recorder stops.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(core::mem::replace(&mut self.commands, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Notifier {
+    events: std_mpsc::Sender<UiEvent>,
+    wake: Box<dyn Fn() + Send>,
+}
+
+impl Notifier {
+    fn send(&self, event: UiEvent) {
+        if self.events.send(event).is_ok() {
+            (self.wake)();
+        }
+    }
+}
+
+async fn run(
+    config: BridgeConfig,
+    mut commands: mpsc::UnboundedReceiver<UiCommand>,
+    notify: Notifier,
+) {
+    let recorder = match (&config.srs, &config.recordings) {
+        (None, Some(dir)) => {
+            match crate::srs::run(SrsConfig::new(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                dir.clone(),
+            ))
+            .await
+            {
+                Ok(handle) => Some(handle),
+                Err(error) => {
+                    notify.send(UiEvent::Problem(format!(
+                        "the built-in recorder did not start: {error}"
+                    )));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let srs = config.srs.clone().or_else(|| {
+        recorder.as_ref().and_then(|r: &SrsHandle| {
+            Uri::parse(&format!("sip:recorder@{};transport=tcp", r.local_addr())).ok()
+        })
+    });
+    let mut handle = match driver::start(
+        config.engine.clone(),
+        DriverConfig {
+            listen: Some(config.listen),
+            audio: config.audio.clone(),
+            ringer: config.ringer.clone(),
+            ..DriverConfig::default()
+        },
+    )
+    .await
+    {
+        Ok(handle) => handle,
+        Err(error) => {
+            notify.send(UiEvent::Problem(format!("the phone cannot start: {error}")));
+            return;
+        }
+    };
+    let listen = handle
+        .listeners
+        .first()
+        .map_or(config.listen, |l| l.address);
+    notify.send(UiEvent::Ready {
+        listen,
+        recordings: recorder.as_ref().and(config.recordings.clone()),
+    });
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => {
+                    if let Err(problem) = carry_out(&mut handle, command, srs.as_ref(), &notify).await {
+                        notify.send(UiEvent::Problem(problem));
+                    }
+                }
+                None => break,
+            },
+            event = handle.events.recv() => match event {
+                Some(event) => notify.send(UiEvent::Engine(Box::new(event))),
+                None => break,
+            },
+        }
+    }
+    let _ = handle.commands.send(Command::Shutdown);
+    let deadline = tokio::time::Instant::now() + core::time::Duration::from_secs(5);
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, handle.events.recv()).await {
+        if matches!(event, Event::ShutdownComplete) {
+            break;
+        }
+    }
+    if let Some(recorder) = recorder {
+        recorder.stop().await;
+    }
+}
+
+async fn carry_out(
+    handle: &mut Handle,
+    command: UiCommand,
+    srs: Option<&Uri>,
+    notify: &Notifier,
+) -> Result<(), String> {
+    let engine_command = match command {
+        UiCommand::Dial(target) => {
+            let uri = Uri::parse(target.trim())
+                .map_err(|e| format!("{target:?} is not a SIP URI: {e}"))?;
+            let destination = resolve(&uri, None).await?;
+            let call = CallId::new();
+            notify.send(UiEvent::Dialled {
+                call,
+                target: uri.to_string(),
+            });
+            let local = handle
+                .listeners
+                .first()
+                .map(|l| l.address.ip().to_string())
+                .unwrap_or_else(|| "127.0.0.1".into());
+            Command::Dial {
+                call,
+                request: DialRequest {
+                    target: uri,
+                    from: NameAddr::new(Uri::sip(Some("verbatim"), &local, None)),
+                    destination,
+                    route: None,
+                    credentials: None,
+                    media_port: 0,
+                    record: None,
+                },
+            }
+        }
+        UiCommand::Answer(call) => Command::Answer {
+            call,
+            media_port: 0,
+            record: None,
+        },
+        UiCommand::Decline(call) => Command::Reject { call, status: 603 },
+        UiCommand::Hangup(call) => Command::Hangup { call },
+        UiCommand::Record(call) => {
+            let srs = srs.ok_or("no recorder is configured and the built-in one is not running")?;
+            Command::StartRecording {
+                call,
+                recording: CallId::new(),
+                request: RecordingRequest {
+                    srs: srs.clone(),
+                    // Recording INVITEs are large: TCP unless the URI says otherwise.
+                    destination: resolve(srs, Some(Transport::Tcp)).await?,
+                    media_port: 0,
+                    secondary: None,
+                    mandatory: false,
+                    mode: Default::default(),
+                    srtp: false,
+                    credentials: None,
+                },
+            }
+        }
+        UiCommand::StopRecording(call) => Command::StopRecording { call },
+        UiCommand::PauseRecording(call) => Command::PauseRecording { call },
+        UiCommand::ResumeRecording(call) => Command::ResumeRecording { call },
+        UiCommand::Mute(call, muted) => Command::Mute { call, muted },
+        UiCommand::Hold(call, true) => Command::Hold { call },
+        UiCommand::Hold(call, false) => Command::Resume { call },
+        UiCommand::Dtmf(call, digits) => Command::SendDtmf { call, digits },
+    };
+    handle
+        .commands
+        .send(engine_command)
+        .map_err(|_| "the phone has stopped".to_owned())
+}
+
+/// Where a URI's requests go (RFC 3263), over `default` unless the URI says otherwise.
+async fn resolve(uri: &Uri, default: Option<Transport>) -> Result<Destination, String> {
+    let mut request = LocateRequest::new(uri.host.clone());
+    request.port = uri.port;
+    request.secure = matches!(uri.scheme, Scheme::Sips);
+    request.transport = uri
+        .transport_param()
+        .or(if request.secure { None } else { default });
+    let destinations = driver::dns::locate(request, rand::random())
+        .await
+        .map_err(|e| format!("cannot reach {uri}: {e}"))?;
+    destinations
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("cannot reach {uri}: no address found"))
+}

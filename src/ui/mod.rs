@@ -1,0 +1,34 @@
+//! The desktop app (eframe). It talks to the engine only through the bridge's commands and
+//! events ([`bridge`]), draws what [`model`] derives from them ([`app`]), and repaints only
+//! when the phone has news or a clock on screen moves.
+
+pub mod app;
+pub mod bridge;
+pub mod model;
+
+use eframe::egui;
+
+pub use app::VerbatimApp;
+pub use bridge::{Bridge, BridgeConfig, UiCommand, UiEvent};
+
+/// Opens the window and runs until it is closed.
+pub fn run(config: BridgeConfig) -> Result<(), String> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Verbatim")
+            .with_inner_size([460.0, 560.0])
+            .with_min_inner_size([360.0, 420.0]),
+        renderer: eframe::Renderer::Glow,
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        "Verbatim",
+        options,
+        Box::new(move |creation| {
+            let ctx = creation.egui_ctx.clone();
+            let bridge = Bridge::start(config, move || ctx.request_repaint());
+            Ok(Box::new(VerbatimApp::new(bridge)))
+        }),
+    )
+    .map_err(|e| format!("the window could not open: {e}"))
+}

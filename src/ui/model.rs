@@ -1,0 +1,356 @@
+//! What the window shows, derived only from the engine's events: the call, its state, and
+//! the recording indicator. No egui here, so every rule is tested without a window.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::{CallId, CallState, Event, Party, RecordingState};
+
+/// One call the window shows.
+#[derive(Debug, Clone)]
+pub struct CallView {
+    pub id: CallId,
+    /// Who is on the other side, as the user typed it or as the caller said.
+    pub remote: String,
+    pub incoming: bool,
+    pub state: CallState,
+    pub connected_at: Option<Instant>,
+    pub recording: RecordingState,
+    /// When the recording last went to Recording (for its elapsed time) and how long it had
+    /// recorded before.
+    recording_since: Option<Instant>,
+    recorded_before: Duration,
+    /// The other side records too (its `a=record:on`).
+    pub far_end_records: bool,
+    /// The other side's `a=recordpref`.
+    pub far_end_preference: Option<String>,
+    pub muted: bool,
+    pub codec: Option<String>,
+}
+
+/// The indicator: what it says and how loud it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indicator {
+    pub text: String,
+    pub tone: Tone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Quiet,
+    Busy,
+    Live,
+    Warning,
+    Alarm,
+}
+
+/// The window's state.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub calls: Vec<CallView>,
+    /// The last call's end, shown until the next call starts.
+    pub last_outcome: Option<String>,
+    /// Messages for the user that did not end anything.
+    pub notices: Vec<String>,
+}
+
+impl Model {
+    /// A call we placed: shown at once, before the engine says anything.
+    pub fn dialled(&mut self, id: CallId, remote: String) {
+        self.last_outcome = None;
+        self.calls.push(CallView::new(id, remote, false));
+    }
+
+    pub fn call(&self, id: CallId) -> Option<&CallView> {
+        self.calls.iter().find(|c| c.id == id)
+    }
+
+    /// The call the controls act on: the newest one that has not ended.
+    pub fn current(&self) -> Option<&CallView> {
+        self.calls.last()
+    }
+
+    pub fn on_event(&mut self, event: &Event, now: Instant) {
+        match event {
+            Event::IncomingCall { call, from, .. } => {
+                self.last_outcome = None;
+                self.calls.push(CallView::new(*call, from.clone(), true));
+            }
+            Event::CallState { call, state } => {
+                if let Some(view) = self.call_mut(*call) {
+                    if matches!(state, CallState::Connected { .. }) && view.connected_at.is_none() {
+                        view.connected_at = Some(now);
+                    }
+                    view.state = *state;
+                }
+            }
+            Event::Media { call, negotiated } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.codec = Some(negotiated.codec.encoding.clone());
+                }
+            }
+            Event::Recording { call, state, .. } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.set_recording(state.clone(), now);
+                }
+            }
+            Event::FarEndRecording { call, recording } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.far_end_records = *recording;
+                }
+            }
+            Event::RecordingPreference { call, preference } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.far_end_preference = Some(preference.clone());
+                }
+            }
+            Event::CallEnded { call, reason } => {
+                let remote = self
+                    .call(*call)
+                    .map(|c| c.remote.clone())
+                    .unwrap_or_default();
+                self.calls.retain(|c| c.id != *call);
+                self.last_outcome = Some(if reason.was_connected {
+                    format!("Call with {remote} ended")
+                } else {
+                    format!("Call with {remote} failed: {}", reason.text)
+                });
+            }
+            Event::Warning { message, .. } => self.notices.push(message.clone()),
+            _ => {}
+        }
+    }
+
+    fn call_mut(&mut self, id: CallId) -> Option<&mut CallView> {
+        self.calls.iter_mut().find(|c| c.id == id)
+    }
+}
+
+impl CallView {
+    fn new(id: CallId, remote: String, incoming: bool) -> CallView {
+        CallView {
+            id,
+            remote,
+            incoming,
+            state: if incoming {
+                CallState::Incoming
+            } else {
+                CallState::Calling
+            },
+            connected_at: None,
+            recording: RecordingState::Off,
+            recording_since: None,
+            recorded_before: Duration::ZERO,
+            far_end_records: false,
+            far_end_preference: None,
+            muted: false,
+            codec: None,
+        }
+    }
+
+    fn set_recording(&mut self, state: RecordingState, now: Instant) {
+        let live = |s: &RecordingState| {
+            matches!(
+                s,
+                RecordingState::Recording | RecordingState::RecordingWithGaps
+            )
+        };
+        if live(&self.recording) && !live(&state) {
+            if let Some(since) = self.recording_since.take() {
+                self.recorded_before += now.saturating_duration_since(since);
+            }
+        } else if !live(&self.recording) && live(&state) {
+            self.recording_since = Some(now);
+        }
+        self.recording = state;
+    }
+
+    /// Time recorded so far, pauses and gaps left out.
+    pub fn recorded(&self, now: Instant) -> Duration {
+        self.recorded_before
+            + self
+                .recording_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+
+    pub fn is_recording_or_trying(&self) -> bool {
+        !matches!(
+            self.recording,
+            RecordingState::Off | RecordingState::Failed { .. }
+        )
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, CallState::Connected { .. })
+    }
+
+    pub fn state_text(&self, now: Instant) -> String {
+        match self.state {
+            CallState::Calling => "Calling…".into(),
+            CallState::Ringing => "Ringing…".into(),
+            CallState::Incoming => "Incoming call".into(),
+            CallState::Connected {
+                local_hold,
+                remote_hold,
+            } => {
+                let elapsed = self
+                    .connected_at
+                    .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+                let hold = match (local_hold, remote_hold) {
+                    (true, _) => " (on hold)",
+                    (false, true) => " (held by the other side)",
+                    _ => "",
+                };
+                format!("Connected {}{hold}", clock(elapsed))
+            }
+            CallState::Terminating => "Hanging up…".into(),
+        }
+    }
+
+    /// The recording indicator: it says what the engine says, never what was clicked.
+    pub fn indicator(&self, now: Instant) -> Indicator {
+        let recorded = clock(self.recorded(now));
+        match &self.recording {
+            RecordingState::Off => Indicator {
+                text: "Not recording".into(),
+                tone: Tone::Quiet,
+            },
+            RecordingState::Starting => Indicator {
+                text: "Starting recording…".into(),
+                tone: Tone::Busy,
+            },
+            RecordingState::Recording => Indicator {
+                text: format!("Recording {recorded}"),
+                tone: Tone::Live,
+            },
+            RecordingState::RecordingWithGaps => Indicator {
+                text: format!("Recording {recorded} (with gaps)"),
+                tone: Tone::Warning,
+            },
+            RecordingState::Paused { by: Party::Local } => Indicator {
+                text: format!("Recording paused by you ({recorded} recorded)"),
+                tone: Tone::Warning,
+            },
+            RecordingState::Paused { by: Party::Remote } => Indicator {
+                text: format!("Recording paused by the recorder ({recorded} recorded)"),
+                tone: Tone::Warning,
+            },
+            RecordingState::Retrying {
+                reason, in_seconds, ..
+            } => Indicator {
+                text: format!("Not recording: {reason}; retrying in {in_seconds} s"),
+                tone: Tone::Alarm,
+            },
+            RecordingState::Failed { reason } => Indicator {
+                text: format!("Recording failed: {reason}"),
+                tone: Tone::Alarm,
+            },
+        }
+    }
+}
+
+/// `m:ss`, or `h:mm:ss` past an hour.
+pub fn clock(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs();
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{}:{:02}", secs / 60, secs % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn recording(model: &mut Model, id: CallId, state: RecordingState, at: Instant) {
+        model.on_event(
+            &Event::Recording {
+                call: id,
+                recording: CallId(99),
+                state,
+            },
+            at,
+        );
+    }
+
+    #[test]
+    fn the_indicator_follows_the_engine_and_counts_only_recorded_time() {
+        let start = Instant::now();
+        let mut model = Model::default();
+        let id = CallId(1);
+        model.dialled(id, "sip:bob@example.com".into());
+        let view = |m: &Model, s: u64| {
+            m.call(id)
+                .unwrap()
+                .indicator(start + Duration::from_secs(s))
+        };
+        assert_eq!(view(&model, 0).text, "Not recording");
+        recording(&mut model, id, RecordingState::Starting, start);
+        assert_eq!(view(&model, 0).tone, Tone::Busy);
+        let at = |s: u64| start + Duration::from_secs(s);
+        recording(&mut model, id, RecordingState::Recording, at(1));
+        assert_eq!(view(&model, 11).text, "Recording 0:10");
+        recording(
+            &mut model,
+            id,
+            RecordingState::Paused { by: Party::Remote },
+            at(11),
+        );
+        assert_eq!(
+            view(&model, 20).text,
+            "Recording paused by the recorder (0:10 recorded)"
+        );
+        recording(&mut model, id, RecordingState::Recording, at(20));
+        assert_eq!(view(&model, 25).text, "Recording 0:15");
+        recording(
+            &mut model,
+            id,
+            RecordingState::Retrying {
+                reason: "the recorder ended the recording".into(),
+                attempt: 1,
+                in_seconds: 2,
+            },
+            at(25),
+        );
+        let retrying = view(&model, 26);
+        assert_eq!(retrying.tone, Tone::Alarm);
+        assert!(
+            retrying.text.contains("retrying in 2 s"),
+            "{}",
+            retrying.text
+        );
+        recording(&mut model, id, RecordingState::RecordingWithGaps, at(28));
+        assert_eq!(view(&model, 30).text, "Recording 0:17 (with gaps)");
+    }
+
+    #[test]
+    fn a_call_ends_with_its_reason() {
+        let mut model = Model::default();
+        let id = CallId(2);
+        model.dialled(id, "sip:bob@example.com".into());
+        model.on_event(
+            &Event::CallEnded {
+                call: id,
+                reason: crate::engine::EndReason {
+                    status: Some(486),
+                    text: "Busy Here".into(),
+                    by: Party::Remote,
+                    was_connected: false,
+                },
+            },
+            Instant::now(),
+        );
+        assert!(model.current().is_none());
+        assert_eq!(
+            model.last_outcome.as_deref(),
+            Some("Call with sip:bob@example.com failed: Busy Here")
+        );
+    }
+
+    #[test]
+    fn clock_formats_minutes_and_hours() {
+        assert_eq!(clock(Duration::from_secs(65)), "1:05");
+        assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+    }
+}
