@@ -52,6 +52,7 @@ fn app(recordings: &std::path::Path) -> VerbatimApp {
         },
         audio: None,
         ringer: None,
+        problems: Vec::new(),
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }

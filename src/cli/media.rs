@@ -100,7 +100,7 @@ impl MediaArgs {
     /// per-call audio factory.
     pub fn audio(&self, devices: &DeviceConfig) -> Result<AudioSetup, String> {
         if self.devices {
-            return device_audio(devices.clone());
+            return device_audio(devices.clone()).map_err(|e| format!("--devices: {e}"));
         }
         if self.play.is_none() && self.save_received.is_none() {
             return Ok(AudioSetup::default());
@@ -150,8 +150,7 @@ pub(crate) struct AudioSetup {
 
 /// Opens the default devices once; every call uses them in turn.
 pub(crate) fn device_audio(config: DeviceConfig) -> Result<AudioSetup, String> {
-    let devices =
-        start_devices(config).map_err(|e| format!("--devices: cannot open the sound card: {e}"))?;
+    let devices = start_devices(config).map_err(|e| format!("cannot open the sound card: {e}"))?;
     let ports = Arc::new(Mutex::new(devices.ports));
     let ringer = Ringer::new(devices.ringer);
     let thread = devices.thread;

@@ -207,10 +207,11 @@ fn gui(args: GuiArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut problems = Vec::new();
     let audio = match media::device_audio(settings.audio.devices()) {
         Ok(setup) => setup,
         Err(error) => {
-            eprintln!("verbatim: {error}; calls will be silent");
+            problems.push(format!("{error}: calls will be silent"));
             media::AudioSetup::default()
         }
     };
@@ -235,6 +236,7 @@ fn gui(args: GuiArgs) -> ExitCode {
         },
         audio: audio.factory,
         ringer: audio.ringer,
+        problems,
     };
     match crate::ui::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -291,7 +291,15 @@ impl DriverLoop {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut buffer = vec![0u8; 65_535];
         let mut wake_at = self.feed(None, &stream_tx);
+        let mut was_ticking = false;
         loop {
+            // With no call and nothing ringing the 20 ms clock stops, so an idle phone
+            // sleeps; when it starts again it starts afresh rather than making up the pause.
+            let ticking = !self.media.is_empty() || !self.ringing.is_empty();
+            if ticking && !was_ticking {
+                ticks.reset();
+            }
+            was_ticking = ticking;
             let input = tokio::select! {
                 received = self.udp.recv_from(&mut buffer) => match received {
                     Ok((len, from)) => Some(Input::Datagram {
@@ -344,7 +352,7 @@ impl DriverLoop {
                     source: note.source,
                     data: note.data,
                 }),
-                _ = ticks.tick() => {
+                _ = ticks.tick(), if ticking => {
                     self.tick_media(&stream_tx);
                     None
                 }

@@ -64,6 +64,8 @@ pub struct BridgeConfig {
     /// Audio for each call (the sound card); silence when None.
     pub audio: Option<AudioFactory>,
     pub ringer: Option<Ringer>,
+    /// What went wrong before the window opened (no sound card, say), shown in it.
+    pub problems: Vec<String>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -203,6 +205,9 @@ async fn run(
         listen,
         recordings: recorder.as_ref().and(config.recordings.clone()),
     });
+    for problem in &config.problems {
+        notify.send(UiEvent::Problem(problem.clone()));
+    }
     loop {
         tokio::select! {
             command = commands.recv() => match command {
