@@ -39,11 +39,11 @@ fn wait_for(harness: &mut Harness<'_, VerbatimApp>, text: &str) {
     }
 }
 
-fn app(recordings: &std::path::Path) -> VerbatimApp {
+fn app(recordings: &std::path::Path, srs: Option<&str>) -> VerbatimApp {
     let config = BridgeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         recordings: Some(recordings.to_owned()),
-        srs: None,
+        srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
         engine: EngineConfig {
             wall_clock_at_start: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -63,23 +63,11 @@ fn app(recordings: &std::path::Path) -> VerbatimApp {
 #[test]
 fn call_record_pause_and_resume_from_the_window() {
     let recordings = tempfile::tempdir().unwrap();
-    let far_port = free_port();
-    let mut far_end = Peer::new("gui-far-end");
-    start_verbatim(
-        &mut far_end,
-        [
-            "answer",
-            "--listen",
-            &format!("127.0.0.1:{far_port}"),
-            "--calls",
-            "1",
-        ],
-    );
-    far_end.wait_until_listening(Proto::Tcp, far_port, START_TIMEOUT);
+    let (mut far_end, far_port) = far_end("gui-far-end");
 
     let mut harness = Harness::new_ui_state(
         |ui, app: &mut VerbatimApp| app.show(ui),
-        app(recordings.path()),
+        app(recordings.path(), None),
     );
     wait_for(&mut harness, "Ready on");
     let dial = harness.get_by_label("Dial");
@@ -113,4 +101,68 @@ fn call_record_pause_and_resume_from_the_window() {
     assert!(summary.contains("\"pauses\""), "{summary}");
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["pauses"].as_array().unwrap().len(), 1, "{summary}");
+}
+
+/// Starts `verbatim answer` on a free port for one call; returns it and its port.
+fn far_end(name: &str) -> (Peer, u16) {
+    let port = free_port();
+    let mut peer = Peer::new(name);
+    start_verbatim(
+        &mut peer,
+        [
+            "answer",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--calls",
+            "1",
+        ],
+    );
+    peer.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
+    (peer, port)
+}
+
+/// The recorder dies mid-call (killed, so it says nothing): the indicator stops saying
+/// "Recording" and gives the reason, and the call goes on.
+#[test]
+fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
+    let recordings = tempfile::tempdir().unwrap();
+    let srs_dir = tempfile::tempdir().unwrap();
+    let srs_port = free_port();
+    let mut srs = Peer::new("gui-recorder");
+    start_verbatim(
+        &mut srs,
+        [
+            "srs",
+            "--listen",
+            &format!("127.0.0.1:{srs_port}"),
+            "--dir",
+            srs_dir.path().to_str().unwrap(),
+        ],
+    );
+    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
+    let (mut far, far_port) = far_end("gui-far-end-2");
+    let srs_uri = format!("sip:srs@127.0.0.1:{srs_port};transport=tcp");
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app(recordings.path(), Some(&srs_uri)),
+    );
+    wait_for(&mut harness, "Ready on");
+    let dial = harness.get_by_label("Dial");
+    dial.focus();
+    dial.type_text(&format!("sip:bob@127.0.0.1:{far_port}"));
+    harness.step();
+    harness.get_by_label("Call").click();
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Record").click();
+    wait_for(&mut harness, "Recording 0:");
+    srs.stop();
+    wait_for(&mut harness, "connection to the recorder closed");
+    assert!(harness.query_by_label_contains("Recording 0:").is_none());
+    assert!(
+        harness.query_by_label_contains("Connected").is_some(),
+        "the call goes on"
+    );
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    far.expect_success(Duration::from_secs(20));
 }

@@ -534,6 +534,7 @@ impl Engine {
                 let reason = reason.unwrap_or_else(|| "connection closed".to_owned());
                 self.transactions
                     .transport_failed(peer, &format!("cannot reach {peer}: {reason}"));
+                self.recording_connection_lost(peer, &reason);
             }
             Input::Timeout => {}
             Input::Command(command) => self.on_command(command),

@@ -1327,6 +1327,30 @@ impl Engine {
             .any(|r| r.dialog.matches_request(request))
     }
 
+    /// A recording's TCP or TLS connection closed: its recorder is gone (a killed process
+    /// says nothing else), so the recording has failed, even with no request in flight.
+    pub(super) fn recording_connection_lost(&mut self, peer: Destination, reason: &str) {
+        if !peer.transport.is_reliable() {
+            return;
+        }
+        let lost: Vec<CallId> = self
+            .recordings
+            .iter()
+            .filter(|(_, r)| r.connected && (r.next_hop() == peer || r.first_hop == peer))
+            .map(|(call, _)| *call)
+            .collect();
+        for call in lost {
+            if let Some(r) = self.recordings.get_mut(&call) {
+                // Nothing more can be said on that connection, BYE included.
+                r.connected = false;
+            }
+            self.recording_failed(
+                call,
+                format!("the connection to the recorder closed ({reason})"),
+            );
+        }
+    }
+
     /// The recorder hung up on a closing recording itself: no BYE of ours is needed.
     pub(super) fn closing_recording_ended(&mut self, request: &Message) {
         let closing: Vec<CallId> = self

@@ -1931,3 +1931,32 @@ fn the_far_ends_wish_not_to_be_recorded_is_honoured_unless_recording_is_mandator
         }
     }
 }
+
+#[test]
+fn a_closed_connection_to_the_recorder_is_a_failed_recording_at_once() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    record_call(&mut net, recorder, false);
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        recording_states(n, 0).contains(&RecordingState::Recording)
+    }));
+    // The recorder's process dies: its TCP connection closes, and nothing else is said.
+    net.recorder_mut(recorder).unwrap().down = true;
+    let peer = net.recorder_address(recorder, Transport::Tcp).unwrap();
+    net.input(
+        0,
+        Input::StreamClosed {
+            peer,
+            reason: Some("connection reset by peer".into()),
+        },
+    );
+    let states = recording_states(&net, 0);
+    assert!(
+        matches!(
+            states.last(),
+            Some(RecordingState::Retrying { reason, .. }) if reason.contains("connection to the recorder closed")
+        ),
+        "{states:?}"
+    );
+    assert!(ended(&net, 0).is_none());
+}
