@@ -53,6 +53,7 @@ fn app(recordings: &std::path::Path, srs: Option<&str>) -> VerbatimApp {
         audio: None,
         ringer: None,
         problems: Vec::new(),
+        history: Some(recordings.to_owned()),
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }
@@ -92,6 +93,8 @@ fn call_record_pause_and_resume_from_the_window() {
 
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
+    // The history says the call was recorded, on screen and on disk.
+    wait_for(&mut harness, "· recorded");
     far_end.expect_success(Duration::from_secs(20));
     // Dropping the window stops the phone and its recorder, which finishes the files.
     drop(harness);
@@ -164,5 +167,9 @@ fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     );
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
+    wait_for(&mut harness, "recorded with gaps");
     far.expect_success(Duration::from_secs(20));
+    drop(harness);
+    let history = std::fs::read_to_string(recordings.path().join("history.jsonl")).unwrap();
+    assert!(history.contains("\"recording\":\"partial\""), "{history}");
 }

@@ -215,8 +215,9 @@ fn gui(args: GuiArgs) -> ExitCode {
             media::AudioSetup::default()
         }
     };
-    let recordings = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
-        .map(|dirs| dirs.data_dir().join("recordings"));
+    let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+        .map(|dirs| dirs.data_dir().to_owned());
+    let recordings = data.as_ref().map(|dir| dir.join("recordings"));
     let config = crate::ui::BridgeConfig {
         listen: args
             .listen
@@ -237,6 +238,7 @@ fn gui(args: GuiArgs) -> ExitCode {
         audio: audio.factory,
         ringer: audio.ringer,
         problems,
+        history: data,
     };
     match crate::ui::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,8 +52,12 @@ impl VerbatimApp {
                 }
                 UiEvent::Dialled { call, target } => self.model.dialled(call, target),
                 UiEvent::Engine(event) => self.model.on_event(&event, now),
+                UiEvent::History(entries) => self.model.load_history(entries),
                 UiEvent::Problem(problem) => self.problems.push(problem),
             }
+        }
+        for entry in self.model.take_unsaved() {
+            self.bridge.send(UiCommand::SaveHistory(Box::new(entry)));
         }
     }
 
@@ -81,6 +85,45 @@ impl VerbatimApp {
                 ui.ctx().request_repaint_after(Duration::from_secs(1));
             }
         }
+        ui.separator();
+        self.history(ui);
+    }
+
+    fn history(&mut self, ui: &mut egui::Ui) {
+        ui.label(RichText::new("Recent calls").strong());
+        if self.model.history.is_empty() {
+            ui.label("No calls yet");
+            return;
+        }
+        let mut redial = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for entry in &self.model.history {
+                let direction = if entry.incoming { "from" } else { "to" };
+                let when =
+                    crate::recording::metadata::format_time(Duration::from_secs(entry.started));
+                let when = when.get(..16).unwrap_or(&when).replace('T', " ");
+                let outcome = match &entry.failure {
+                    Some(failure) => format!("failed: {failure}"),
+                    None => super::model::clock(Duration::from_secs(entry.duration_s)),
+                };
+                ui.horizontal(|ui| {
+                    if ui
+                        .link(format!("{direction} {}", entry.party))
+                        .on_hover_text("Put in the dial field")
+                        .clicked()
+                    {
+                        redial = Some(entry.party.clone());
+                    }
+                    ui.label(
+                        RichText::new(format!("{when} · {outcome} · {}", entry.recording.label()))
+                            .small(),
+                    );
+                });
+            }
+        });
+        if let Some(party) = redial {
+            self.dial = party;
+        }
     }
 
     fn dial_row(&mut self, ui: &mut egui::Ui) {
@@ -105,9 +148,10 @@ impl VerbatimApp {
     fn call_panel(&mut self, ui: &mut egui::Ui, call: &CallView, now: Instant) {
         ui.label(RichText::new(&call.remote).strong());
         ui.label(call.state_text(now));
-        if let Some(codec) = &call.codec {
-            ui.label(RichText::new(codec).small());
-        }
+        match call.quality() {
+            Some(quality) => ui.label(RichText::new(quality).small()),
+            None => ui.label(RichText::new(call.codec.as_deref().unwrap_or("")).small()),
+        };
         ui.horizontal(|ui| {
             if call.state == CallState::Incoming {
                 if ui.button("Answer").clicked() {

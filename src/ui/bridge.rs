@@ -9,6 +9,7 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::mpsc;
 
+use super::history::{HistoryEntry, HistoryFile};
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest};
@@ -32,6 +33,8 @@ pub enum UiCommand {
     Mute(CallId, bool),
     Hold(CallId, bool),
     Dtmf(CallId, String),
+    /// A finished call for the history file.
+    SaveHistory(Box<HistoryEntry>),
 }
 
 /// What the window hears.
@@ -48,6 +51,8 @@ pub enum UiEvent {
         target: String,
     },
     Engine(Box<Event>),
+    /// The history file's calls, newest first (once, at start).
+    History(Vec<HistoryEntry>),
     /// Something the user must read (a bad URI, a recorder that did not start).
     Problem(String),
 }
@@ -66,6 +71,8 @@ pub struct BridgeConfig {
     pub ringer: Option<Ringer>,
     /// What went wrong before the window opened (no sound card, say), shown in it.
     pub problems: Vec<String>,
+    /// Where the call history is kept; None: not kept.
+    pub history: Option<PathBuf>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -208,9 +215,29 @@ async fn run(
     for problem in &config.problems {
         notify.send(UiEvent::Problem(problem.clone()));
     }
+    let history = config.history.as_deref().map(HistoryFile::new);
+    if let Some(file) = history.clone() {
+        match tokio::task::spawn_blocking(move || file.read()).await {
+            Ok(Ok(entries)) => notify.send(UiEvent::History(entries)),
+            Ok(Err(error)) => notify.send(UiEvent::Problem(format!(
+                "the call history cannot be read: {error}"
+            ))),
+            Err(_) => {}
+        }
+    }
     loop {
         tokio::select! {
             command = commands.recv() => match command {
+                Some(UiCommand::SaveHistory(entry)) => {
+                    if let Some(file) = history.clone() {
+                        let saved = tokio::task::spawn_blocking(move || file.append(&entry)).await;
+                        if let Ok(Err(error)) = saved {
+                            notify.send(UiEvent::Problem(format!(
+                                "the call could not be added to the history: {error}"
+                            )));
+                        }
+                    }
+                }
                 Some(command) => {
                     if let Err(problem) = carry_out(&mut handle, command, srs.as_ref(), &notify).await {
                         notify.send(UiEvent::Problem(problem));
@@ -302,6 +329,8 @@ async fn carry_out(
         UiCommand::Hold(call, true) => Command::Hold { call },
         UiCommand::Hold(call, false) => Command::Resume { call },
         UiCommand::Dtmf(call, digits) => Command::SendDtmf { call, digits },
+        // Handled by the loop, which owns the history file.
+        UiCommand::SaveHistory(_) => return Ok(()),
     };
     handle
         .commands

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod bridge;
+pub mod history;
 pub mod model;
 
 use eframe::egui;

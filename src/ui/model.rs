@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::history::{HistoryEntry, RecordingOutcome};
 use crate::engine::{CallId, CallState, Event, Party, RecordingState};
+use crate::media::session::MediaStats;
 
 /// One call the window shows.
 #[derive(Debug, Clone)]
@@ -25,6 +27,13 @@ pub struct CallView {
     pub far_end_preference: Option<String>,
     pub muted: bool,
     pub codec: Option<String>,
+    pub stats: Option<MediaStats>,
+    /// When the call began, seconds since the Unix epoch (for the history).
+    started: u64,
+    /// What recording achieved over the call, for the history.
+    ever_recorded: bool,
+    gaps: bool,
+    recording_asked: bool,
 }
 
 /// The indicator: what it says and how loud it is.
@@ -51,6 +60,10 @@ pub struct Model {
     pub last_outcome: Option<String>,
     /// Messages for the user that did not end anything.
     pub notices: Vec<String>,
+    /// Finished calls, newest first.
+    pub history: Vec<HistoryEntry>,
+    /// Finished calls not yet handed to the history file.
+    unsaved: Vec<HistoryEntry>,
 }
 
 impl Model {
@@ -103,11 +116,22 @@ impl Model {
                     view.far_end_preference = Some(preference.clone());
                 }
             }
+            Event::MediaStats { call, stats } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.stats = Some(stats.clone());
+                }
+            }
             Event::CallEnded { call, reason } => {
                 let remote = self
                     .call(*call)
                     .map(|c| c.remote.clone())
                     .unwrap_or_default();
+                if let Some(view) = self.call(*call) {
+                    let entry = view
+                        .history_entry(now, (!reason.was_connected).then(|| reason.text.clone()));
+                    self.history.insert(0, entry.clone());
+                    self.unsaved.push(entry);
+                }
                 self.calls.retain(|c| c.id != *call);
                 self.last_outcome = Some(if reason.was_connected {
                     format!("Call with {remote} ended")
@@ -118,6 +142,16 @@ impl Model {
             Event::Warning { message, .. } => self.notices.push(message.clone()),
             _ => {}
         }
+    }
+
+    /// Finished calls for the history file, once each.
+    pub fn take_unsaved(&mut self) -> Vec<HistoryEntry> {
+        core::mem::take(&mut self.unsaved)
+    }
+
+    /// The history read back at start, behind anything finished since.
+    pub fn load_history(&mut self, entries: Vec<HistoryEntry>) {
+        self.history.extend(entries);
     }
 
     fn call_mut(&mut self, id: CallId) -> Option<&mut CallView> {
@@ -144,10 +178,69 @@ impl CallView {
             far_end_preference: None,
             muted: false,
             codec: None,
+            stats: None,
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            ever_recorded: false,
+            gaps: false,
+            recording_asked: false,
         }
     }
 
+    fn history_entry(&self, now: Instant, failure: Option<String>) -> HistoryEntry {
+        let recording = match (self.recording_asked, self.ever_recorded, self.gaps) {
+            (false, _, _) => RecordingOutcome::NotRecorded,
+            (true, false, _) => RecordingOutcome::Failed,
+            (true, true, true) => RecordingOutcome::Partial,
+            (true, true, false) => RecordingOutcome::Recorded,
+        };
+        HistoryEntry {
+            incoming: self.incoming,
+            party: self.remote.clone(),
+            started: self.started,
+            duration_s: self
+                .connected_at
+                .map_or(0, |at| now.saturating_duration_since(at).as_secs()),
+            failure,
+            recording,
+        }
+    }
+
+    /// The compact quality line: codec, loss, jitter, round trip.
+    pub fn quality(&self) -> Option<String> {
+        let stats = self.stats.as_ref()?;
+        let rtt = stats
+            .rtt_ms
+            .map_or_else(String::new, |rtt| format!(" · RTT {rtt:.0} ms"));
+        let srtp = if stats.srtp { " · SRTP" } else { "" };
+        Some(format!(
+            "{} · loss {:.1}% · jitter {:.0} ms{rtt}{srtp}",
+            stats.codec, stats.loss_percent, stats.jitter_ms
+        ))
+    }
+
     fn set_recording(&mut self, state: RecordingState, now: Instant) {
+        match &state {
+            RecordingState::Off => {}
+            RecordingState::Recording => {
+                self.recording_asked = true;
+                self.ever_recorded = true;
+            }
+            RecordingState::RecordingWithGaps => {
+                self.recording_asked = true;
+                self.ever_recorded = true;
+                self.gaps = true;
+            }
+            RecordingState::Retrying { .. } | RecordingState::Failed { .. } => {
+                self.recording_asked = true;
+                // A failure after something was recorded leaves the recording with a hole.
+                self.gaps |= self.ever_recorded;
+            }
+            RecordingState::Starting | RecordingState::Paused { .. } => {
+                self.recording_asked = true;
+            }
+        }
         let live = |s: &RecordingState| {
             matches!(
                 s,
@@ -345,6 +438,60 @@ mod tests {
         assert_eq!(
             model.last_outcome.as_deref(),
             Some("Call with sip:bob@example.com failed: Busy Here")
+        );
+        let saved = model.take_unsaved();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].failure.as_deref(), Some("Busy Here"));
+        assert_eq!(saved[0].recording, RecordingOutcome::NotRecorded);
+        assert!(model.take_unsaved().is_empty(), "handed over once");
+    }
+
+    #[test]
+    fn the_history_says_how_much_was_recorded() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let outcome = |states: Vec<RecordingState>| {
+            let mut model = Model::default();
+            let id = CallId(3);
+            model.dialled(id, "sip:c@x".into());
+            for (i, state) in states.into_iter().enumerate() {
+                recording(&mut model, id, state, at(i as u64));
+            }
+            model.on_event(
+                &Event::CallEnded {
+                    call: id,
+                    reason: crate::engine::EndReason {
+                        status: None,
+                        text: "hung up".into(),
+                        by: Party::Local,
+                        was_connected: true,
+                    },
+                },
+                at(10),
+            );
+            model.history[0].recording
+        };
+        assert_eq!(outcome(vec![]), RecordingOutcome::NotRecorded);
+        assert_eq!(
+            outcome(vec![RecordingState::Starting, RecordingState::Recording]),
+            RecordingOutcome::Recorded
+        );
+        let retry = RecordingState::Retrying {
+            reason: "x".into(),
+            attempt: 1,
+            in_seconds: 2,
+        };
+        assert_eq!(
+            outcome(vec![
+                RecordingState::Recording,
+                retry.clone(),
+                RecordingState::RecordingWithGaps
+            ]),
+            RecordingOutcome::Partial
+        );
+        assert_eq!(
+            outcome(vec![RecordingState::Starting, retry]),
+            RecordingOutcome::Failed
         );
     }
 
