@@ -40,8 +40,12 @@ fn wait_for(harness: &mut Harness<'_, VerbatimApp>, text: &str) {
 }
 
 fn app(recordings: &std::path::Path, srs: Option<&str>) -> VerbatimApp {
+    app_on(recordings, srs, "127.0.0.1:0")
+}
+
+fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> VerbatimApp {
     let config = BridgeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: listen.parse().unwrap(),
         recordings: Some(recordings.to_owned()),
         srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
         engine: EngineConfig {
@@ -172,4 +176,44 @@ fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     drop(harness);
     let history = std::fs::read_to_string(recordings.path().join("history.jsonl")).unwrap();
     assert!(history.contains("\"recording\":\"partial\""), "{history}");
+}
+
+/// A call comes in: the window shows who calls, Answer connects it, the keypad sends DTMF
+/// the caller hears, and the caller's hang-up ends it.
+#[test]
+fn an_incoming_call_is_answered_from_the_window_and_hears_the_keypad() {
+    let recordings = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app_on(recordings.path(), None, &format!("127.0.0.1:{port}")),
+    );
+    wait_for(&mut harness, "Ready on");
+    let mut caller = Peer::new("gui-caller");
+    start_verbatim(
+        &mut caller,
+        [
+            "call",
+            &format!("sip:me@127.0.0.1:{port}"),
+            "--from",
+            "\"Carol\" <sip:carol@127.0.0.1>",
+            "--duration",
+            "3",
+        ],
+    );
+    wait_for(&mut harness, "Incoming call");
+    assert!(harness.query_by_label_contains("carol").is_some());
+    harness.get_by_label("Answer").click();
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Keypad").click();
+    harness.step();
+    harness.get_by_label("5").click();
+    harness.step();
+    wait_for(&mut harness, "Call with");
+    caller.expect_success(Duration::from_secs(20));
+    assert!(
+        caller.stderr().contains("dtmf received: 5"),
+        "{}",
+        caller.stderr()
+    );
 }

@@ -182,6 +182,7 @@ impl VerbatimApp {
         });
         if call.is_connected() {
             self.recording_controls(ui, call, now);
+            ui.collapsing("Keypad", |ui| self.keypad(ui, call));
         }
         if call.far_end_records {
             ui.label("The other side records this call");
@@ -244,6 +245,22 @@ impl VerbatimApp {
                 self.toggle_pause(call);
             }
         });
+    }
+
+    /// Twelve keys; each press sends its digit as an RFC 4733 event.
+    fn keypad(&mut self, ui: &mut egui::Ui, call: &CallView) {
+        for row in ["123", "456", "789", "*0#"] {
+            ui.horizontal(|ui| {
+                for digit in row.chars() {
+                    let key = egui::Button::new(RichText::new(digit.to_string()).size(18.0))
+                        .min_size(egui::vec2(44.0, 32.0));
+                    if ui.add(key).clicked() {
+                        self.bridge
+                            .send(UiCommand::Dtmf(call.id, digit.to_string()));
+                    }
+                }
+            });
+        }
     }
 
     /// Enter answers, Esc hangs up, Ctrl+R records or stops, Ctrl+P pauses or resumes.
