@@ -12,6 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use support::{Peer, Proto, START_TIMEOUT, free_port, start_verbatim};
@@ -48,6 +49,8 @@ fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> Verb
         listen: listen.parse().unwrap(),
         recordings: Some(recordings.to_owned()),
         srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
+        auto_record: false,
+        mandatory: false,
         engine: EngineConfig {
             wall_clock_at_start: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -215,5 +218,80 @@ fn an_incoming_call_is_answered_from_the_window_and_hears_the_keypad() {
         caller.stderr().contains("dtmf received: 5"),
         "{}",
         caller.stderr()
+    );
+}
+
+/// The recording settings: a bad recorder URI is refused next to the field; a good one with
+/// "Record every call" is written to the file, and the next call is recorded without a
+/// click.
+#[test]
+fn recording_settings_are_checked_saved_and_applied() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let srs_dir = tempfile::tempdir().unwrap();
+    let srs_port = free_port();
+    let mut srs = Peer::new("gui-settings-recorder");
+    start_verbatim(
+        &mut srs,
+        [
+            "srs",
+            "--listen",
+            &format!("127.0.0.1:{srs_port}"),
+            "--dir",
+            srs_dir.path().to_str().unwrap(),
+        ],
+    );
+    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app(recordings.path(), None)
+            .with_settings(path.clone(), verbatim::settings::Settings::default()),
+    );
+    wait_for(&mut harness, "Ready on");
+    harness.get_by_label("Settings").click();
+    harness.step();
+    let field = harness.get_by_label("Recorder URI");
+    field.focus();
+    field.type_text("not a uri");
+    harness.step();
+    harness.get_by_label("Save settings").click();
+    wait_for(&mut harness, "recording.srs");
+    assert!(!path.exists(), "nothing written");
+
+    let field = harness.get_by_label("Recorder URI");
+    field.focus();
+    for _ in 0.."not a uri".len() {
+        harness.key_press(egui::Key::Backspace);
+    }
+    harness
+        .get_by_label("Recorder URI")
+        .type_text(&format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"));
+    harness.get_by_label("Record every call").click();
+    harness.step();
+    harness.get_by_label("Save settings").click();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    assert_eq!(written.recording.auto, "all");
+    assert_eq!(
+        written.recording.srs.as_deref(),
+        Some(format!("sip:srs@127.0.0.1:{srs_port};transport=tcp").as_str())
+    );
+
+    let (mut far, far_port) = far_end("gui-settings-far-end");
+    let dial = harness.get_by_label("Dial");
+    dial.focus();
+    dial.type_text(&format!("sip:bob@127.0.0.1:{far_port}"));
+    harness.step();
+    harness.get_by_label("Call").click();
+    wait_for(&mut harness, "Recording 0:");
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    far.expect_success(Duration::from_secs(20));
+    srs.stop();
+    assert_eq!(
+        verbatim::srs::session_folders(srs_dir.path()).len(),
+        1,
+        "recorded by the recorder the settings name"
     );
 }

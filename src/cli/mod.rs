@@ -224,6 +224,8 @@ fn gui(args: GuiArgs) -> ExitCode {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
         recordings,
         srs: recording.srs,
+        auto_record: recording.auto,
+        mandatory: recording.mandatory,
         engine: EngineConfig {
             seed: seed(),
             codecs: settings.media.codecs().unwrap_or_default(),
@@ -240,7 +242,12 @@ fn gui(args: GuiArgs) -> ExitCode {
         problems,
         history: data,
     };
-    match crate::ui::run(config) {
+    let editable = args
+        .config
+        .clone()
+        .or_else(crate::settings::Settings::default_path)
+        .map(|path| (path, settings.clone()));
+    match crate::ui::run(config, editable) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("verbatim: {error}");

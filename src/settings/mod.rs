@@ -5,7 +5,7 @@ mod recording;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use recording::{Recording, RecordingSettings};
 
@@ -25,9 +25,12 @@ pub enum SettingsError {
     Invalid { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// The file's format; files without it are version 1 (the first).
+    #[serde(default = "current_version")]
+    pub version: u32,
     pub account: Option<AccountSettings>,
     #[serde(default)]
     pub call: CallSettings,
@@ -40,7 +43,7 @@ pub struct Settings {
 }
 
 /// Sound devices by name (see `verbatim devices`); absent means the system default.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioSettings {
     pub input: Option<String>,
@@ -62,7 +65,7 @@ impl AudioSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaSettings {
     /// Codecs in preference order: "opus", "pcmu", "pcma".
@@ -106,7 +109,7 @@ impl MediaSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallSettings {
     /// End a connected call after this many seconds without media from the other side
@@ -122,7 +125,7 @@ impl Default for CallSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
     pub display_name: Option<String>,
@@ -160,7 +163,58 @@ pub struct Account {
     pub record: Option<bool>,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            version: SETTINGS_VERSION,
+            account: None,
+            call: CallSettings::default(),
+            media: MediaSettings::default(),
+            audio: AudioSettings::default(),
+            recording: RecordingSettings::default(),
+        }
+    }
+}
+
+/// The settings format this build writes.
+pub const SETTINGS_VERSION: u32 = 1;
+
+fn current_version() -> u32 {
+    SETTINGS_VERSION
+}
+
 impl Settings {
+    /// Writes the file atomically (a temporary file renamed over it), readable by its owner
+    /// only: it may hold passwords until they move to the keyring.
+    pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
+        let write_error = |source| SettingsError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let text = toml::to_string_pretty(self).map_err(|e| SettingsError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write_error)?;
+        }
+        let temporary = path.with_extension("toml.tmp");
+        {
+            use std::io::Write as _;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&temporary).map_err(write_error)?;
+            file.write_all(text.as_bytes()).map_err(write_error)?;
+            file.sync_all().map_err(write_error)?;
+        }
+        std::fs::rename(&temporary, path).map_err(write_error)
+    }
+
     /// `~/.config/verbatim/config.toml` on Linux (the OS config dir).
     pub fn default_path() -> Option<PathBuf> {
         directories::ProjectDirs::from("org", "Verbatim", "verbatim")
@@ -191,6 +245,12 @@ impl Settings {
 
     pub fn parse(text: &str) -> Result<Settings, String> {
         let settings: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        if settings.version > SETTINGS_VERSION {
+            return Err(format!(
+                "version: this file is version {}, newer than this Verbatim ({SETTINGS_VERSION})",
+                settings.version
+            ));
+        }
         if let Some(account) = &settings.account {
             account.validate()?;
         }
@@ -326,6 +386,29 @@ mod tests {
         assert!(err.contains("media.codecs"), "{err}");
         let err = Settings::parse("[media]\nsrtp = \"sometimes\"\n").unwrap_err();
         assert!(err.contains("media.srtp"), "{err}");
+    }
+
+    #[test]
+    fn settings_round_trip_through_an_owner_only_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("verbatim/config.toml");
+        let mut settings = Settings::parse(
+            "[account]\nuri = \"sip:a@b\"\npassword = \"pw\"\n[recording]\nauto = \"all\"\n",
+        )
+        .unwrap();
+        settings.recording.srs = Some("sip:srs@127.0.0.1:5080;transport=tcp".into());
+        settings.save(&path).unwrap();
+        let back = Settings::load(&path).unwrap();
+        assert_eq!(back, settings);
+        assert_eq!(back.version, SETTINGS_VERSION);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let err = Settings::parse("version = 99\n").unwrap_err();
+        assert!(err.contains("version"), "{err}");
     }
 
     #[test]

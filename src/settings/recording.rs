@@ -2,13 +2,13 @@
 
 use core::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::RecordingMode;
 use crate::sip::auth::Credentials;
 use crate::sip::uri::Uri;
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingSettings {
     /// "all": record every call from its start; "none": only when asked. An account's

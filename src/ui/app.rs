@@ -8,6 +8,7 @@ use eframe::egui::{self, Color32, Key, Modifiers, RichText};
 use super::bridge::{Bridge, UiCommand, UiEvent};
 use super::model::{CallView, Model, Tone};
 use crate::engine::{CallState, Party, RecordingState};
+use crate::settings::Settings;
 
 pub struct VerbatimApp {
     bridge: Bridge,
@@ -16,6 +17,58 @@ pub struct VerbatimApp {
     /// Where the phone listens and the built-in recorder writes, once it is up.
     status: String,
     problems: Vec<String>,
+    settings: Option<SettingsEditor>,
+}
+
+/// The recording settings being edited, and the file they go to.
+#[derive(Debug)]
+struct SettingsEditor {
+    path: std::path::PathBuf,
+    /// The file as last loaded or saved; the fields below edit its recording part.
+    base: Settings,
+    srs: String,
+    auto: bool,
+    mandatory: bool,
+    honour: bool,
+    /// Why the last Save was refused, naming the field.
+    error: Option<String>,
+    /// Sent to be written, waiting for the phone to say it is.
+    pending: Option<Settings>,
+    saved: bool,
+}
+
+impl SettingsEditor {
+    fn new(path: std::path::PathBuf, base: Settings) -> SettingsEditor {
+        let recording = &base.recording;
+        SettingsEditor {
+            srs: recording.srs.clone().unwrap_or_default(),
+            auto: recording.auto.eq_ignore_ascii_case("all"),
+            mandatory: recording.policy.eq_ignore_ascii_case("mandatory"),
+            honour: recording.honour_preference,
+            path,
+            base,
+            error: None,
+            pending: None,
+            saved: false,
+        }
+    }
+
+    /// The whole file with the edited recording part, or why it cannot be.
+    fn edited(&self) -> Result<Settings, String> {
+        let mut settings = self.base.clone();
+        let srs = self.srs.trim();
+        settings.recording.srs = (!srs.is_empty()).then(|| srs.to_owned());
+        settings.recording.auto = if self.auto { "all" } else { "none" }.into();
+        settings.recording.policy = if self.mandatory {
+            "mandatory"
+        } else {
+            "optional"
+        }
+        .into();
+        settings.recording.honour_preference = self.honour;
+        settings.recording.validate()?;
+        Ok(settings)
+    }
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -34,7 +87,14 @@ impl VerbatimApp {
             dial: String::new(),
             status: "Starting…".into(),
             problems: Vec::new(),
+            settings: None,
         }
+    }
+
+    /// Lets the window edit the recording settings kept in `path` (now `settings`).
+    pub fn with_settings(mut self, path: std::path::PathBuf, settings: Settings) -> VerbatimApp {
+        self.settings = Some(SettingsEditor::new(path, settings));
+        self
     }
 
     /// Takes in what the phone said since the last frame.
@@ -54,6 +114,14 @@ impl VerbatimApp {
                 UiEvent::Engine(event) => self.model.on_event(&event, now),
                 UiEvent::History(entries) => self.model.load_history(entries),
                 UiEvent::Problem(problem) => self.problems.push(problem),
+                UiEvent::SettingsSaved => {
+                    if let Some(editor) = self.settings.as_mut()
+                        && let Some(saved) = editor.pending.take()
+                    {
+                        editor.base = saved;
+                        editor.saved = true;
+                    }
+                }
             }
         }
         for entry in self.model.take_unsaved() {
@@ -87,6 +155,63 @@ impl VerbatimApp {
         }
         ui.separator();
         self.history(ui);
+        if self.settings.is_some() {
+            ui.separator();
+            ui.collapsing("Settings", |ui| self.settings_panel(ui));
+        }
+    }
+
+    fn settings_panel(&mut self, ui: &mut egui::Ui) {
+        let Some(editor) = self.settings.as_mut() else {
+            return;
+        };
+        ui.label(RichText::new("Recording").strong());
+        let mut changed = false;
+        ui.horizontal(|ui| {
+            let label = ui.label("Recorder URI");
+            changed |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut editor.srs)
+                        .hint_text("empty: the built-in recorder"),
+                )
+                .labelled_by(label.id)
+                .changed();
+        });
+        changed |= ui.checkbox(&mut editor.auto, "Record every call").changed();
+        changed |= ui
+            .checkbox(&mut editor.mandatory, "Recording is mandatory")
+            .changed();
+        changed |= ui
+            .checkbox(
+                &mut editor.honour,
+                "Honour the other side's wish not to be recorded",
+            )
+            .changed();
+        if changed {
+            editor.saved = false;
+            editor.error = None;
+        }
+        if let Some(error) = &editor.error {
+            ui.colored_label(Color32::from_rgb(200, 60, 40), error);
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Save settings").clicked() {
+                match editor.edited() {
+                    Ok(settings) => {
+                        editor.error = None;
+                        editor.pending = Some(settings.clone());
+                        self.bridge.send(UiCommand::SaveSettings {
+                            path: editor.path.clone(),
+                            settings: Box::new(settings),
+                        });
+                    }
+                    Err(error) => editor.error = Some(error),
+                }
+            }
+            if editor.saved {
+                ui.label(format!("Saved to {}", editor.path.display()));
+            }
+        });
     }
 
     fn history(&mut self, ui: &mut egui::Ui) {

@@ -12,7 +12,10 @@ use tokio::sync::mpsc;
 use super::history::{HistoryEntry, HistoryFile};
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
-use crate::engine::{CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest};
+use crate::engine::{
+    CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingStart,
+};
+use crate::settings::Settings;
 use crate::sip::locate::LocateRequest;
 use crate::sip::transport::{Destination, Transport};
 use crate::sip::uri::{NameAddr, Scheme, Uri};
@@ -35,6 +38,11 @@ pub enum UiCommand {
     Dtmf(CallId, String),
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
+    /// Write the settings file and apply its recording policy from the next call on.
+    SaveSettings {
+        path: PathBuf,
+        settings: Box<Settings>,
+    },
 }
 
 /// What the window hears.
@@ -55,6 +63,8 @@ pub enum UiEvent {
     History(Vec<HistoryEntry>),
     /// Something the user must read (a bad URI, a recorder that did not start).
     Problem(String),
+    /// The settings were written (and apply now).
+    SettingsSaved,
 }
 
 /// How the phone runs under the window.
@@ -65,6 +75,10 @@ pub struct BridgeConfig {
     pub recordings: Option<PathBuf>,
     /// Record to this recorder instead of the built-in one.
     pub srs: Option<Uri>,
+    /// Record every call from its start.
+    pub auto_record: bool,
+    /// No call without a working recording.
+    pub mandatory: bool,
     pub engine: EngineConfig,
     /// Audio for each call (the sound card); silence when None.
     pub audio: Option<AudioFactory>,
@@ -182,11 +196,14 @@ async fn run(
         }
         _ => None,
     };
-    let srs = config.srs.clone().or_else(|| {
-        recorder.as_ref().and_then(|r: &SrsHandle| {
-            Uri::parse(&format!("sip:recorder@{};transport=tcp", r.local_addr())).ok()
-        })
+    let builtin = recorder.as_ref().and_then(|r: &SrsHandle| {
+        Uri::parse(&format!("sip:recorder@{};transport=tcp", r.local_addr())).ok()
     });
+    let mut policy = Policy {
+        srs: config.srs.clone().or_else(|| builtin.clone()),
+        auto: config.auto_record,
+        mandatory: config.mandatory,
+    };
     let mut handle = match driver::start(
         config.engine.clone(),
         DriverConfig {
@@ -238,8 +255,21 @@ async fn run(
                         }
                     }
                 }
+                Some(UiCommand::SaveSettings { path, settings }) => {
+                    match save_settings(path, *settings).await {
+                        Ok(recording) => {
+                            policy = Policy {
+                                srs: recording.srs.or_else(|| builtin.clone()),
+                                auto: recording.auto,
+                                mandatory: recording.mandatory,
+                            };
+                            notify.send(UiEvent::SettingsSaved);
+                        }
+                        Err(problem) => notify.send(UiEvent::Problem(problem)),
+                    }
+                }
                 Some(command) => {
-                    if let Err(problem) = carry_out(&mut handle, command, srs.as_ref(), &notify).await {
+                    if let Err(problem) = carry_out(&mut handle, command, &policy, &notify).await {
                         notify.send(UiEvent::Problem(problem));
                     }
                 }
@@ -263,10 +293,63 @@ async fn run(
     }
 }
 
+/// How calls are recorded; the settings screen changes it while the app runs.
+#[derive(Debug, Clone)]
+struct Policy {
+    srs: Option<Uri>,
+    auto: bool,
+    mandatory: bool,
+}
+
+impl Policy {
+    /// The recording for a call, its recorder resolved.
+    async fn request(&self) -> Result<RecordingRequest, String> {
+        let srs = self
+            .srs
+            .clone()
+            .ok_or("no recorder is configured and the built-in one is not running")?;
+        Ok(RecordingRequest {
+            // Recording INVITEs are large: TCP unless the URI says otherwise.
+            destination: resolve(&srs, Some(Transport::Tcp)).await?,
+            srs,
+            media_port: 0,
+            secondary: None,
+            mandatory: self.mandatory,
+            mode: Default::default(),
+            srtp: false,
+            credentials: None,
+        })
+    }
+
+    /// With auto-record, the recording that goes with a dial or an answer.
+    async fn with_call(&self) -> Result<Option<Box<RecordingStart>>, String> {
+        if !self.auto {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(RecordingStart {
+            recording: CallId::new(),
+            request: self.request().await?,
+        })))
+    }
+}
+
+/// Checks, writes (off the window's thread) and returns the recording part to apply.
+async fn save_settings(
+    path: PathBuf,
+    settings: Settings,
+) -> Result<crate::settings::Recording, String> {
+    let recording = settings.recording.validate()?;
+    tokio::task::spawn_blocking(move || settings.save(&path))
+        .await
+        .map_err(|e| format!("the settings were not saved: {e}"))?
+        .map_err(|e| format!("the settings were not saved: {e}"))?;
+    Ok(recording)
+}
+
 async fn carry_out(
     handle: &mut Handle,
     command: UiCommand,
-    srs: Option<&Uri>,
+    policy: &Policy,
     notify: &Notifier,
 ) -> Result<(), String> {
     let engine_command = match command {
@@ -293,35 +376,22 @@ async fn carry_out(
                     route: None,
                     credentials: None,
                     media_port: 0,
-                    record: None,
+                    record: policy.with_call().await?,
                 },
             }
         }
         UiCommand::Answer(call) => Command::Answer {
             call,
             media_port: 0,
-            record: None,
+            record: policy.with_call().await?,
         },
         UiCommand::Decline(call) => Command::Reject { call, status: 603 },
         UiCommand::Hangup(call) => Command::Hangup { call },
-        UiCommand::Record(call) => {
-            let srs = srs.ok_or("no recorder is configured and the built-in one is not running")?;
-            Command::StartRecording {
-                call,
-                recording: CallId::new(),
-                request: RecordingRequest {
-                    srs: srs.clone(),
-                    // Recording INVITEs are large: TCP unless the URI says otherwise.
-                    destination: resolve(srs, Some(Transport::Tcp)).await?,
-                    media_port: 0,
-                    secondary: None,
-                    mandatory: false,
-                    mode: Default::default(),
-                    srtp: false,
-                    credentials: None,
-                },
-            }
-        }
+        UiCommand::Record(call) => Command::StartRecording {
+            call,
+            recording: CallId::new(),
+            request: policy.request().await?,
+        },
         UiCommand::StopRecording(call) => Command::StopRecording { call },
         UiCommand::PauseRecording(call) => Command::PauseRecording { call },
         UiCommand::ResumeRecording(call) => Command::ResumeRecording { call },
@@ -329,8 +399,8 @@ async fn carry_out(
         UiCommand::Hold(call, true) => Command::Hold { call },
         UiCommand::Hold(call, false) => Command::Resume { call },
         UiCommand::Dtmf(call, digits) => Command::SendDtmf { call, digits },
-        // Handled by the loop, which owns the history file.
-        UiCommand::SaveHistory(_) => return Ok(()),
+        // Handled by the loop, which owns the history file and the policy.
+        UiCommand::SaveHistory(_) | UiCommand::SaveSettings { .. } => return Ok(()),
     };
     handle
         .commands

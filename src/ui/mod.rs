@@ -12,8 +12,12 @@ use eframe::egui;
 pub use app::VerbatimApp;
 pub use bridge::{Bridge, BridgeConfig, UiCommand, UiEvent};
 
-/// Opens the window and runs until it is closed.
-pub fn run(config: BridgeConfig) -> Result<(), String> {
+/// Opens the window and runs until it is closed; with `settings`, the window can edit and
+/// save them (the file's path, and what it holds now).
+pub fn run(
+    config: BridgeConfig,
+    settings: Option<(std::path::PathBuf, crate::settings::Settings)>,
+) -> Result<(), String> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Verbatim")
@@ -28,7 +32,11 @@ pub fn run(config: BridgeConfig) -> Result<(), String> {
         Box::new(move |creation| {
             let ctx = creation.egui_ctx.clone();
             let bridge = Bridge::start(config, move || ctx.request_repaint());
-            Ok(Box::new(VerbatimApp::new(bridge)))
+            let app = VerbatimApp::new(bridge);
+            Ok(Box::new(match settings {
+                Some((path, settings)) => app.with_settings(path, settings),
+                None => app,
+            }))
         }),
     )
     .map_err(|e| format!("the window could not open: {e}"))
