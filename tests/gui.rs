@@ -295,3 +295,53 @@ fn recording_settings_are_checked_saved_and_applied() {
         "recorded by the recorder the settings name"
     );
 }
+
+/// Call waiting: a second call rings while the first is connected; both are shown, and
+/// Enter answers the one that rings.
+#[test]
+fn a_second_call_rings_beside_the_first_and_enter_answers_it() {
+    let recordings = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app_on(recordings.path(), None, &format!("127.0.0.1:{port}")),
+    );
+    wait_for(&mut harness, "Ready on");
+    let call = |name: &str| {
+        let mut caller = Peer::new(name);
+        start_verbatim(
+            &mut caller,
+            [
+                "call",
+                &format!("sip:me@127.0.0.1:{port}"),
+                "--from",
+                &format!("<sip:{name}@127.0.0.1>"),
+                "--duration",
+                "3",
+            ],
+        );
+        caller
+    };
+    let mut first = call("first");
+    wait_for(&mut harness, "Incoming call");
+    harness.get_by_label("Answer").click();
+    wait_for(&mut harness, "Connected");
+    let mut second = call("second");
+    wait_for(&mut harness, "Incoming call");
+    assert!(
+        harness.query_by_label_contains("Connected").is_some(),
+        "the first call stays on screen"
+    );
+    harness.key_press(egui::Key::Enter);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness.query_all_by_label_contains("Connected").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second call was not answered"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.expect_success(Duration::from_secs(20));
+    second.expect_success(Duration::from_secs(20));
+}

@@ -143,16 +143,17 @@ impl VerbatimApp {
         if let Some(outcome) = &self.model.last_outcome {
             ui.label(outcome);
         }
-        let current = self.model.current().cloned();
-        if let Some(call) = current {
+        // Every call is shown: a second one rings beside the first (call waiting).
+        let calls = self.model.calls.clone();
+        for call in &calls {
             ui.separator();
-            self.call_panel(ui, &call, now);
-            self.shortcuts(ui, &call);
+            ui.push_id(call.id.0, |ui| self.call_panel(ui, call, now));
             if call.is_connected() {
                 // The call's clock and the recorded time move once a second.
                 ui.ctx().request_repaint_after(Duration::from_secs(1));
             }
         }
+        self.shortcuts(ui, &calls);
         ui.separator();
         self.history(ui);
         if self.settings.is_some() {
@@ -388,8 +389,12 @@ impl VerbatimApp {
         }
     }
 
-    /// Enter answers, Esc hangs up, Ctrl+R records or stops, Ctrl+P pauses or resumes.
-    fn shortcuts(&mut self, ui: &mut egui::Ui, call: &CallView) {
+    /// Enter answers the call that rings, Esc hangs up the newest call, Ctrl+R records or
+    /// stops and Ctrl+P pauses or resumes the call being talked in.
+    fn shortcuts(&mut self, ui: &mut egui::Ui, calls: &[CallView]) {
+        if calls.is_empty() {
+            return;
+        }
         let (enter, escape, record, pause) = ui.input_mut(|i| {
             (
                 i.consume_key(Modifiers::NONE, Key::Enter),
@@ -398,17 +403,29 @@ impl VerbatimApp {
                 i.consume_key(Modifiers::COMMAND, Key::P),
             )
         });
-        if enter && call.state == CallState::Incoming {
-            self.bridge.send(UiCommand::Answer(call.id));
+        if enter && let Some(ringing) = calls.iter().rev().find(|c| c.state == CallState::Incoming)
+        {
+            self.bridge.send(UiCommand::Answer(ringing.id));
         }
-        if escape {
-            self.bridge.send(UiCommand::Hangup(call.id));
+        if escape && let Some(newest) = calls.last() {
+            self.bridge.send(UiCommand::Hangup(newest.id));
         }
-        if record && call.is_connected() {
-            self.toggle_recording(call);
-        }
-        if pause && call.is_connected() {
-            self.toggle_pause(call);
+        let talking = calls.iter().find(|c| {
+            matches!(
+                c.state,
+                CallState::Connected {
+                    local_hold: false,
+                    ..
+                }
+            )
+        });
+        if let Some(call) = talking {
+            if record {
+                self.toggle_recording(call);
+            }
+            if pause {
+                self.toggle_pause(call);
+            }
         }
     }
 
