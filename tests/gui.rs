@@ -179,6 +179,10 @@ fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     drop(harness);
     let history = std::fs::read_to_string(recordings.path().join("history.jsonl")).unwrap();
     assert!(history.contains("\"recording\":\"partial\""), "{history}");
+    assert!(
+        history.contains("connection to the recorder closed"),
+        "the gap and its reason are kept: {history}"
+    );
 }
 
 /// A call comes in: the window shows who calls, Answer connects it, the keypad sends DTMF

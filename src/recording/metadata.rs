@@ -59,7 +59,7 @@ pub struct Metadata {
 }
 
 /// A time when the call went on but was not recorded, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Gap {
     pub from: String,
     /// None while the gap lasts (or when the call ended before recording came back).

@@ -39,6 +39,9 @@ pub struct HistoryEntry {
     /// How the call ended when it was not a normal hang-up.
     pub failure: Option<String>,
     pub recording: RecordingOutcome,
+    /// The stretches the recording missed: when, until when, why.
+    #[serde(default)]
+    pub gaps: Vec<crate::recording::metadata::Gap>,
 }
 
 /// The history file: `history.jsonl` in `dir`.
@@ -102,6 +105,7 @@ mod tests {
             duration_s: 42,
             failure: None,
             recording,
+            gaps: Vec::new(),
         }
     }
 

@@ -34,6 +34,8 @@ pub struct CallView {
     ever_recorded: bool,
     gaps: bool,
     recording_asked: bool,
+    /// The gaps the engine reported when the recording ended.
+    gap_list: Vec<crate::recording::metadata::Gap>,
 }
 
 /// The indicator: what it says and how loud it is.
@@ -116,6 +118,11 @@ impl Model {
                     view.far_end_preference = Some(preference.clone());
                 }
             }
+            Event::RecordingGaps { call, gaps } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.gap_list = gaps.clone();
+                }
+            }
             Event::MediaStats { call, stats } => {
                 if let Some(view) = self.call_mut(*call) {
                     view.stats = Some(stats.clone());
@@ -185,6 +192,7 @@ impl CallView {
             ever_recorded: false,
             gaps: false,
             recording_asked: false,
+            gap_list: Vec::new(),
         }
     }
 
@@ -204,6 +212,7 @@ impl CallView {
                 .map_or(0, |at| now.saturating_duration_since(at).as_secs()),
             failure,
             recording,
+            gaps: self.gap_list.clone(),
         }
     }
 
@@ -493,6 +502,39 @@ mod tests {
             outcome(vec![RecordingState::Starting, retry]),
             RecordingOutcome::Failed
         );
+    }
+
+    #[test]
+    fn the_gaps_reported_at_the_end_go_into_the_history() {
+        let mut model = Model::default();
+        let id = CallId(4);
+        let now = Instant::now();
+        model.dialled(id, "sip:d@x".into());
+        let gap = crate::recording::metadata::Gap {
+            from: "2026-11-26T10:00:00.000Z".into(),
+            to: Some("2026-11-26T10:00:04.000Z".into()),
+            reason: "the recorder ended the recording".into(),
+        };
+        model.on_event(
+            &Event::RecordingGaps {
+                call: id,
+                gaps: vec![gap.clone()],
+            },
+            now,
+        );
+        model.on_event(
+            &Event::CallEnded {
+                call: id,
+                reason: crate::engine::EndReason {
+                    status: None,
+                    text: "hung up".into(),
+                    by: Party::Local,
+                    was_connected: true,
+                },
+            },
+            now,
+        );
+        assert_eq!(model.take_unsaved()[0].gaps, vec![gap]);
     }
 
     #[test]
