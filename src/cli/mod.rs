@@ -24,9 +24,8 @@ use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
 use crate::settings::{Account, Settings};
 use crate::sip::auth::Credentials;
-use crate::sip::locate::LocateRequest;
 use crate::sip::transport::{Destination, Transport};
-use crate::sip::uri::{NameAddr, Scheme, Uri};
+use crate::sip::uri::{NameAddr, Uri};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -681,17 +680,9 @@ async fn start_driver(
 
 /// Resolves a SIP URI to the first destination to try (RFC 3263).
 async fn resolve(uri: &Uri, transport: Option<Transport>) -> Result<Destination, Failure> {
-    let mut request = LocateRequest::new(uri.host.clone());
-    request.port = uri.port;
-    request.transport = transport.or_else(|| uri.transport_param());
-    request.secure = matches!(uri.scheme, Scheme::Sips);
-    let destinations = driver::dns::locate(request, seed())
+    driver::dns::first_hop(uri, transport)
         .await
-        .map_err(|e| Failure::new(format!("cannot reach {uri}: {e}")))?;
-    destinations
-        .into_iter()
-        .next()
-        .ok_or_else(|| Failure::new(format!("cannot reach {uri}: no address found")))
+        .map_err(Failure::new)
 }
 
 /// The account's registrar (or outbound proxy) as a resolved destination.
@@ -1108,16 +1099,6 @@ async fn start_builtin_recorder(
     Ok(Some(handle))
 }
 
-/// Recording sessions go over TCP unless the URI says otherwise (sips: means TLS): their
-/// INVITEs carry SDP and metadata, well past what UDP carries safely (RFC 3261 18.1.1).
-fn recording_transport(uri: &Uri) -> Option<Transport> {
-    if uri.transport_param().is_some() || matches!(uri.scheme, Scheme::Sips) {
-        None
-    } else {
-        Some(Transport::Tcp)
-    }
-}
-
 fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
     use crate::engine::RecordingState;
     match state {
@@ -1141,9 +1122,12 @@ async fn recording_start(
     let Some(srs) = plan.srs.clone() else {
         return Err(Failure::new("no recorder to record to"));
     };
-    let destination = resolve(&srs, recording_transport(&srs)).await?;
+    let destination = resolve(&srs, crate::recording::recorder_transport(&srs)).await?;
     let secondary = match &plan.secondary {
-        Some(uri) => Some((uri.clone(), resolve(uri, recording_transport(uri)).await?)),
+        Some(uri) => Some((
+            uri.clone(),
+            resolve(uri, crate::recording::recorder_transport(uri)).await?,
+        )),
         None => None,
     };
     Ok(Some(crate::engine::RecordingStart {

@@ -13,7 +13,24 @@ use tokio::task::JoinSet;
 use crate::sip::locate::{
     Answer, LocateError, LocateRequest, Locator, LookupFailure, NaptrRecord, Query, SrvRecord,
 };
-use crate::sip::transport::Destination;
+use crate::sip::transport::{Destination, Transport};
+use crate::sip::uri::{Scheme, Uri};
+
+/// The first place to send requests for `uri` (RFC 3263): over `transport` when given,
+/// else over what the URI says.
+pub async fn first_hop(uri: &Uri, transport: Option<Transport>) -> Result<Destination, String> {
+    let mut request = LocateRequest::new(uri.host.clone());
+    request.port = uri.port;
+    request.transport = transport.or_else(|| uri.transport_param());
+    request.secure = matches!(uri.scheme, Scheme::Sips);
+    let destinations = locate(request, rand::random())
+        .await
+        .map_err(|e| format!("cannot reach {uri}: {e}"))?;
+    destinations
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("cannot reach {uri}: no address found"))
+}
 
 /// A resolver configured from the system (`/etc/resolv.conf` on Unix).
 ///

@@ -13,7 +13,6 @@ use crate::sip::message::{Message, reason_phrase};
 use crate::sip::multipart;
 use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
-use crate::sip::uri::NameAddr;
 
 /// A recorder's INVITE waiting for the front end's yes or no.
 #[derive(Debug)]
@@ -156,7 +155,7 @@ impl Engine {
         } else {
             RecordingMode::Separate
         };
-        let (codecs, telephone_event) = self.codecs_for_recording(call, mode);
+        let (codecs, telephone_event) = self.recording_codecs(call, mode);
         let session_id = self.rng.next_u64() >> 2;
         let ours = RsOffer {
             address: self.local_ip(),
@@ -184,7 +183,12 @@ impl Engine {
         Self::set_record_labels(&mut record, description.labels.clone(), ids);
         let user = record_user(&request).unwrap_or_else(|| self.config.contact_user.clone());
         let contact = format!("{};+sip.src", self.contact_for(source.transport, &user));
-        let dialog = dialog_as_uas(&request, self.rng.token(10), contact.clone());
+        let Some(dialog) =
+            Dialog::from_request_as_uas(&request, self.rng.token(10), contact.clone())
+        else {
+            self.refuse_recorder_invite(&key, &request, 400, "Missing From, To or Call-ID");
+            return;
+        };
         let srs = request
             .from_header()
             .map(|f| f.uri)
@@ -234,45 +238,4 @@ fn offer_in(request: &Message) -> Option<SessionDescription> {
 /// The user part the recorder addressed (our Contact keeps it).
 fn record_user(request: &Message) -> Option<String> {
     request.request_uri().and_then(|uri| uri.user.clone())
-}
-
-/// The dialog a recorder's INVITE creates on our side (RFC 3261 12.1.1).
-fn dialog_as_uas(request: &Message, local_tag: String, local_contact: String) -> Dialog {
-    let without_tag = |mut name: NameAddr| {
-        name.params
-            .retain(|(key, _)| !key.eq_ignore_ascii_case("tag"));
-        name
-    };
-    let from = request.from_header().ok();
-    let remote_tag = from.as_ref().and_then(|f| f.tag().map(str::to_owned));
-    let remote_uri = from.map(without_tag);
-    let local_uri = request.to_header().ok().map(without_tag);
-    let target = request
-        .contacts()
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .map(|c| c.uri);
-    let fallback = request.request_uri().cloned();
-    let any_uri = target
-        .clone()
-        .or_else(|| remote_uri.as_ref().map(|r| r.uri.clone()))
-        .or(fallback);
-    let placeholder = || NameAddr::new(crate::sip::uri::Uri::sip(None, "invalid.invalid", None));
-    Dialog {
-        call_id: request.call_id().unwrap_or_default().to_owned(),
-        local_tag,
-        remote_tag,
-        local_uri: local_uri.unwrap_or_else(placeholder),
-        remote_uri: remote_uri.unwrap_or_else(placeholder),
-        local_cseq: 1,
-        remote_cseq: request.cseq().ok().map(|c| c.number),
-        remote_target: any_uri.unwrap_or_else(|| placeholder().uri),
-        route_set: request
-            .headers
-            .list("Record-Route")
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        local_contact,
-    }
 }

@@ -427,7 +427,7 @@ impl Engine {
     /// The recording's codecs: the call's first (copied as it is), then the others we can
     /// encode, for a recorder that wants something else. Telephone-events only travel
     /// with copied packets, so mixed mode offers none.
-    fn recording_codecs(
+    pub(super) fn recording_codecs(
         &self,
         call: CallId,
         mode: RecordingMode,
@@ -1481,15 +1481,6 @@ impl Engine {
         let xml = self.metadata_snapshot(call);
         let sdp = rs_sdp::offer(description).to_string().into_bytes();
         self.sdp_and_metadata(sdp, xml)
-    }
-
-    /// Our codecs for a recording of `call` in `mode` (see [`Engine::recording_codecs`]).
-    pub(super) fn codecs_for_recording(
-        &self,
-        call: CallId,
-        mode: RecordingMode,
-    ) -> (Vec<PayloadFormat>, Option<PayloadFormat>) {
-        self.recording_codecs(call, mode)
     }
 
     /// The labels and stream IDs of a call record follow the recorder's m-lines.

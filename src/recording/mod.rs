@@ -5,3 +5,16 @@ pub mod forwarder;
 pub mod metadata;
 pub mod rs_sdp;
 pub mod transcoder;
+
+use crate::sip::transport::Transport;
+use crate::sip::uri::{Scheme, Uri};
+
+/// Recording sessions go over TCP unless the URI says otherwise (sips: means TLS): their
+/// INVITEs carry SDP and metadata, well past what UDP carries safely (RFC 3261 18.1.1).
+pub fn recorder_transport(uri: &Uri) -> Option<Transport> {
+    if uri.transport_param().is_some() || matches!(uri.scheme, Scheme::Sips) {
+        None
+    } else {
+        Some(Transport::Tcp)
+    }
+}

@@ -25,6 +25,45 @@ pub struct Dialog {
 }
 
 impl Dialog {
+    /// The dialog a UAS sets up for an initial request (RFC 3261 12.1.1): the peer's tag and
+    /// identity from From, ours from To, its Contact (or, lacking one, its From URI) as the
+    /// remote target, its Record-Route as the route set. None without From, To or Call-ID.
+    pub fn from_request_as_uas(
+        request: &Message,
+        local_tag: String,
+        local_contact: String,
+    ) -> Option<Dialog> {
+        let without_tag = |mut name: NameAddr| {
+            name.params
+                .retain(|(key, _)| !key.eq_ignore_ascii_case("tag"));
+            name
+        };
+        let from = request.from_header().ok()?;
+        let to = request.to_header().ok()?;
+        let remote_target = request
+            .contacts()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map_or_else(|| from.uri.clone(), |c| c.uri);
+        Some(Dialog {
+            call_id: request.call_id()?.to_owned(),
+            local_tag,
+            remote_tag: from.tag().map(str::to_owned),
+            local_uri: without_tag(to),
+            remote_uri: without_tag(from),
+            local_cseq: 0,
+            remote_cseq: request.cseq().ok().map(|c| c.number),
+            remote_target,
+            route_set: request
+                .headers
+                .list("Record-Route")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            local_contact,
+        })
+    }
+
     /// Dialog identity check for an incoming in-dialog request: its To tag is ours and its
     /// From tag is the peer's.
     pub fn matches_request(&self, request: &Message) -> bool {

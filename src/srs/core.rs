@@ -18,7 +18,7 @@ use crate::sip::message::{Message, Method};
 use crate::sip::multipart;
 use crate::sip::transaction::{TimerConfig, TransactionLayer, Transmit, TxEvent, TxKey};
 use crate::sip::transport::Destination;
-use crate::sip::uri::{NameAddr, Uri};
+use crate::sip::uri::Uri;
 
 /// What the core needs from its host: local media ports and fresh SRTP keys.
 pub trait SrsResources {
@@ -523,13 +523,14 @@ impl Recorder {
         resources: &mut dyn SrsResources,
     ) {
         let local_tag = format!("srs{:x}", resources.token());
-        let result = validate_invite(request)
-            .and_then(|offer| self.accept(offer, local_tag.clone(), resources));
+        let contact = format!("<{}>", self.contact(source.transport));
+        let result = validate_invite(request).and_then(|offer| {
+            let dialog = Dialog::from_request_as_uas(request, local_tag.clone(), contact)
+                .ok_or_else(|| refuse(400, "Missing From, To or Call-ID".to_owned()))?;
+            self.accept(offer, dialog, source, resources)
+        });
         match result {
-            Ok((mut session, metadata_xml, metadata)) => {
-                session.dialog =
-                    self.dialog_as_uas(request, &call_id, &local_tag, source.transport);
-                session.peer = source;
+            Ok((session, metadata_xml, metadata)) => {
                 let answer = self.answer_sdp(&session);
                 let mut response = request.response(200, "OK", Some(&local_tag));
                 self.decorate(&mut response, source.transport);
@@ -560,7 +561,8 @@ impl Recorder {
     fn accept(
         &self,
         offer: ValidOffer,
-        local_tag: String,
+        dialog: Dialog,
+        peer: Destination,
         resources: &mut dyn SrsResources,
     ) -> Result<(RsSession, String, Metadata), Refusal> {
         let mut streams = Vec::new();
@@ -635,23 +637,9 @@ impl Recorder {
             .all(|m| m.direction == Direction::Inactive);
         Ok((
             RsSession {
-                dialog: Dialog {
-                    call_id: String::new(),
-                    local_tag: local_tag.clone(),
-                    remote_tag: None,
-                    local_uri: NameAddr::new(Uri::sip(None, &self.local_ip.to_string(), None)),
-                    remote_uri: NameAddr::new(Uri::sip(None, &self.local_ip.to_string(), None)),
-                    local_cseq: 0,
-                    remote_cseq: None,
-                    remote_target: Uri::sip(None, &self.local_ip.to_string(), None),
-                    route_set: Vec::new(),
-                    local_contact: String::new(),
-                },
-                peer: Destination::new(
-                    crate::sip::transport::Transport::Udp,
-                    core::net::SocketAddr::new(self.local_ip, 5060),
-                ),
-                local_tag,
+                local_tag: dialog.local_tag.clone(),
+                dialog,
+                peer,
                 streams,
                 codecs,
                 crypto_tags,
@@ -662,52 +650,6 @@ impl Recorder {
             offer.metadata_xml,
             offer.metadata,
         ))
-    }
-
-    /// The dialog an initial INVITE creates on our side (RFC 3261 12.1.1).
-    fn dialog_as_uas(
-        &self,
-        request: &Message,
-        call_id: &str,
-        local_tag: &str,
-        transport: crate::sip::transport::Transport,
-    ) -> Dialog {
-        let strip = |mut name: NameAddr| {
-            name.params
-                .retain(|(key, _)| !key.eq_ignore_ascii_case("tag"));
-            name
-        };
-        let from = request.from_header().ok();
-        let to = request.to_header().ok();
-        let target = request
-            .contacts()
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.uri)
-            .or_else(|| from.as_ref().map(|f| f.uri.clone()))
-            .or_else(|| request.request_uri().cloned());
-        Dialog {
-            call_id: call_id.to_owned(),
-            local_tag: local_tag.to_owned(),
-            remote_tag: from.as_ref().and_then(|f| f.tag().map(str::to_owned)),
-            local_uri: to.map(strip).unwrap_or_else(|| {
-                NameAddr::new(Uri::sip(Some("srs"), &self.local_ip.to_string(), None))
-            }),
-            remote_uri: from
-                .map(strip)
-                .unwrap_or_else(|| NameAddr::new(Uri::sip(None, &self.local_ip.to_string(), None))),
-            local_cseq: 0,
-            remote_cseq: request.cseq().ok().map(|c| c.number),
-            remote_target: target
-                .unwrap_or_else(|| Uri::sip(None, &self.local_ip.to_string(), None)),
-            route_set: request
-                .headers
-                .list("Record-Route")
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            local_contact: format!("<{}>", self.contact(transport)),
-        }
     }
 
     fn decorate(&self, response: &mut Message, transport: crate::sip::transport::Transport) {

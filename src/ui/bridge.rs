@@ -16,9 +16,7 @@ use crate::engine::{
     CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingStart,
 };
 use crate::settings::Settings;
-use crate::sip::locate::LocateRequest;
-use crate::sip::transport::{Destination, Transport};
-use crate::sip::uri::{NameAddr, Scheme, Uri};
+use crate::sip::uri::{NameAddr, Uri};
 use crate::srs::{SrsConfig, SrsHandle};
 
 /// What the window asks for.
@@ -309,8 +307,8 @@ impl Policy {
             .clone()
             .ok_or("no recorder is configured and the built-in one is not running")?;
         Ok(RecordingRequest {
-            // Recording INVITEs are large: TCP unless the URI says otherwise.
-            destination: resolve(&srs, Some(Transport::Tcp)).await?,
+            destination: driver::dns::first_hop(&srs, crate::recording::recorder_transport(&srs))
+                .await?,
             srs,
             media_port: 0,
             secondary: None,
@@ -356,7 +354,7 @@ async fn carry_out(
         UiCommand::Dial(target) => {
             let uri = Uri::parse(target.trim())
                 .map_err(|e| format!("{target:?} is not a SIP URI: {e}"))?;
-            let destination = resolve(&uri, None).await?;
+            let destination = driver::dns::first_hop(&uri, None).await?;
             let call = CallId::new();
             notify.send(UiEvent::Dialled {
                 call,
@@ -406,21 +404,4 @@ async fn carry_out(
         .commands
         .send(engine_command)
         .map_err(|_| "the phone has stopped".to_owned())
-}
-
-/// Where a URI's requests go (RFC 3263), over `default` unless the URI says otherwise.
-async fn resolve(uri: &Uri, default: Option<Transport>) -> Result<Destination, String> {
-    let mut request = LocateRequest::new(uri.host.clone());
-    request.port = uri.port;
-    request.secure = matches!(uri.scheme, Scheme::Sips);
-    request.transport = uri
-        .transport_param()
-        .or(if request.secure { None } else { default });
-    let destinations = driver::dns::locate(request, rand::random())
-        .await
-        .map_err(|e| format!("cannot reach {uri}: {e}"))?;
-    destinations
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("cannot reach {uri}: no address found"))
 }
