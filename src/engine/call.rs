@@ -65,12 +65,51 @@ pub(super) struct Call {
     connected: bool,
 }
 
+/// A 2xx to an INVITE that the UAS core resends until its ACK comes (RFC 3261 13.3.1.4):
+/// over UDP at T1, doubling up to T2, for 64*T1; over TCP/TLS only the deadline matters.
 #[derive(Debug)]
-struct Unacked {
+pub(super) struct Unacked {
     destination: Destination,
     bytes: Vec<u8>,
     interval: Duration,
     give_up_at: Instant,
+}
+
+/// What to do when an unacknowledged 2xx's timer fires.
+pub(super) enum UnackedStep {
+    GiveUp,
+    /// Send these bytes (UDP only) and come back at this time.
+    Resend(Option<(Destination, Vec<u8>)>, Instant),
+}
+
+impl Unacked {
+    pub(super) fn new(
+        destination: Destination,
+        bytes: Vec<u8>,
+        now: Instant,
+        t1: Duration,
+    ) -> Self {
+        Unacked {
+            destination,
+            bytes,
+            interval: t1,
+            give_up_at: now + 64 * t1,
+        }
+    }
+
+    pub(super) fn first_resend(&self, now: Instant) -> Instant {
+        now + self.interval
+    }
+
+    pub(super) fn step(&mut self, now: Instant, t2: Duration) -> UnackedStep {
+        if now >= self.give_up_at {
+            return UnackedStep::GiveUp;
+        }
+        let resend = (!self.destination.transport.is_reliable())
+            .then(|| (self.destination, self.bytes.clone()));
+        self.interval = (self.interval * 2).min(t2);
+        UnackedStep::Resend(resend, (now + self.interval).min(self.give_up_at))
+    }
 }
 
 impl Call {
@@ -918,16 +957,13 @@ impl Engine {
     fn track_unacked_2xx(&mut self, id: CallId, destination: Destination, bytes: Vec<u8>) {
         let t1 = self.config.timers.t1;
         let now = self.now;
+        let unacked = Unacked::new(destination, bytes, now, t1);
+        let at = unacked.first_resend(now);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.unacked_2xx = Some(Unacked {
-                destination,
-                bytes,
-                interval: t1,
-                give_up_at: now + 64 * t1,
-            });
+            call.unacked_2xx = Some(unacked);
         }
         self.cancel_timer(Timer::Retransmit2xx(id));
-        self.set_timer(now + t1, Timer::Retransmit2xx(id));
+        self.set_timer(at, Timer::Retransmit2xx(id));
     }
 
     pub(super) fn retransmit_2xx(&mut self, id: CallId) {
@@ -939,24 +975,22 @@ impl Engine {
         let Some(unacked) = call.unacked_2xx.as_mut() else {
             return;
         };
-        if now >= unacked.give_up_at {
-            call.unacked_2xx = None;
-            self.send_bye(id);
-            self.end_call(
-                id,
-                Some(408),
-                "the other side never acknowledged the answer",
-                Party::Remote,
-            );
-            return;
+        match unacked.step(now, t2) {
+            UnackedStep::GiveUp => {
+                call.unacked_2xx = None;
+                self.send_bye(id);
+                self.end_call(
+                    id,
+                    Some(408),
+                    "the other side never acknowledged the answer",
+                    Party::Remote,
+                );
+            }
+            UnackedStep::Resend(resend, at) => {
+                self.transmits.extend(resend);
+                self.set_timer(at, Timer::Retransmit2xx(id));
+            }
         }
-        if !unacked.destination.transport.is_reliable() {
-            self.transmits
-                .push_back((unacked.destination, unacked.bytes.clone()));
-        }
-        unacked.interval = (unacked.interval * 2).min(t2);
-        let at = (now + unacked.interval).min(unacked.give_up_at);
-        self.set_timer(at, Timer::Retransmit2xx(id));
     }
 
     pub(super) fn on_ack(&mut self, request: Message, _source: Destination) {

@@ -435,6 +435,8 @@ enum Timer {
     /// registrar keep the flow that carries our incoming calls.
     KeepAlive(AccountId),
     Retransmit2xx(CallId),
+    /// Our 2xx to a recorder's INVITE or re-INVITE, resent until its ACK.
+    RecorderRetransmit2xx(CallId),
     GlareRetry(CallId),
     MediaCheck(CallId),
     RecordingRetry(CallId),
@@ -767,6 +769,7 @@ impl Engine {
             Timer::RegisterRefresh(account) => self.refresh_registration(account),
             Timer::KeepAlive(account) => self.send_keepalive(account),
             Timer::Retransmit2xx(call) => self.retransmit_2xx(call),
+            Timer::RecorderRetransmit2xx(call) => self.retransmit_recorder_2xx(call),
             Timer::GlareRetry(call) => self.send_reinvite(call),
             Timer::MediaCheck(call) => self.check_media(call),
             Timer::RecordingRetry(call) => self.retry_recording(call),

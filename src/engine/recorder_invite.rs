@@ -220,7 +220,7 @@ impl Engine {
         ok.headers.push("Require", "siprec");
         ok.set_body(&content_type, body);
         self.decorate_response(&mut ok);
-        self.send_response(&key, ok);
+        self.send_recorder_2xx(call, &key, ok);
     }
 }
 

@@ -2,7 +2,8 @@
 //! recorded call, whose streams carry copies of both sides of the call, and the RFC 7865
 //! metadata that says whose voice each stream is, kept current while the call changes.
 
-use super::{CallId, Engine, Event, Party, TxOwner};
+use super::call::{Unacked, UnackedStep};
+use super::{CallId, Engine, Event, Party, Timer, TxOwner};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
 use crate::media::session::{TapSide, TappedPacket};
@@ -181,6 +182,8 @@ pub(super) struct Recording {
     want_paused: bool,
     /// The metadata changed since the recorder last heard it.
     metadata_dirty: bool,
+    /// Our 2xx to the recorder's INVITE or re-INVITE, until its ACK comes.
+    unacked_2xx: Option<Unacked>,
 }
 
 impl Recording {
@@ -385,6 +388,7 @@ impl Engine {
             connected: false,
             want_paused: false,
             metadata_dirty: false,
+            unacked_2xx: None,
         };
         self.recordings.insert(call, recording);
         self.recording_event(call, media_id, RecordingState::Starting);
@@ -844,7 +848,7 @@ impl Engine {
             .get(&call)
             .is_some_and(|r| r.offer.direction == Direction::SendOnly);
         if sending {
-            self.cancel_timer(super::Timer::RecordingDeadline(call));
+            self.cancel_timer(Timer::RecordingDeadline(call));
             let state = self.live_state(call);
             if let Some(r) = self.recordings.get_mut(&call) {
                 r.state = state.clone();
@@ -1040,7 +1044,7 @@ impl Engine {
             if sending {
                 let state = self.live_state(call);
                 if state != was {
-                    self.cancel_timer(super::Timer::RecordingDeadline(call));
+                    self.cancel_timer(Timer::RecordingDeadline(call));
                     if let Some(r) = self.recordings.get_mut(&call) {
                         r.state = state.clone();
                     }
@@ -1064,7 +1068,7 @@ impl Engine {
     /// Ends the recording (the user's stop or the call's end): media first; then, when the
     /// call ended, the recorder gets the metadata's end times; then BYE.
     pub(super) fn stop_recording(&mut self, call: CallId) {
-        self.cancel_timer(super::Timer::RecordingRetry(call));
+        self.cancel_timer(Timer::RecordingRetry(call));
         let call_ended = !self.calls.contains_key(&call);
         let now = metadata::format_time(self.wall_clock());
         if call_ended && let Some(plan) = self.recording_plans.get_mut(&call) {
@@ -1255,10 +1259,10 @@ impl Engine {
                 reason: reason.clone(),
             });
         }
-        if plan.request.mandatory && !self.timer_armed(super::Timer::RecordingDeadline(call)) {
+        if plan.request.mandatory && !self.timer_armed(Timer::RecordingDeadline(call)) {
             // Only the first failure of an outage starts the clock.
             let deadline = self.now + MANDATORY_GRACE;
-            self.set_timer(deadline, super::Timer::RecordingDeadline(call));
+            self.set_timer(deadline, Timer::RecordingDeadline(call));
         }
         let Some(plan) = self.recording_plans.get_mut(&call) else {
             return;
@@ -1267,7 +1271,7 @@ impl Engine {
         let attempt = plan.failures;
         let in_seconds = retry_delay(attempt);
         let at = self.now + core::time::Duration::from_secs(in_seconds);
-        self.set_timer(at, super::Timer::RecordingRetry(call));
+        self.set_timer(at, Timer::RecordingRetry(call));
         self.recording_event(
             call,
             recording.media_id,
@@ -1444,6 +1448,7 @@ impl Engine {
                 connected: true,
                 want_paused: false,
                 metadata_dirty: false,
+                unacked_2xx: None,
             },
         );
         self.recording_event(call, media_id, RecordingState::Starting);
@@ -1454,9 +1459,11 @@ impl Engine {
 
     /// The ACK of a recording the recorder started without an offer carries its answer.
     pub(super) fn on_recorder_ack(&mut self, call: CallId, ack: &Message) {
-        let Some(recording) = self.recordings.get(&call) else {
+        self.cancel_timer(Timer::RecorderRetransmit2xx(call));
+        let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
+        recording.unacked_2xx = None;
         if !recording.streams.is_empty() || recording.answered.is_some() {
             return;
         }
@@ -1468,6 +1475,42 @@ impl Engine {
             Err(error) => {
                 self.stop_recording_dialog(call);
                 self.recording_failed(call, format!("the recorder's answer: {error}"));
+            }
+        }
+    }
+
+    /// A 2xx to the recorder's INVITE or re-INVITE, kept until its ACK comes.
+    pub(super) fn send_recorder_2xx(&mut self, call: CallId, key: &TxKey, ok: Message) {
+        let bytes = ok.to_bytes();
+        self.send_response(key, ok);
+        let (now, t1) = (self.now, self.config.timers.t1);
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let unacked = Unacked::new(recording.first_hop, bytes, now, t1);
+        let at = unacked.first_resend(now);
+        recording.unacked_2xx = Some(unacked);
+        self.cancel_timer(Timer::RecorderRetransmit2xx(call));
+        self.set_timer(at, Timer::RecorderRetransmit2xx(call));
+    }
+
+    pub(super) fn retransmit_recorder_2xx(&mut self, call: CallId) {
+        let (now, t2) = (self.now, self.config.timers.t2);
+        let Some(unacked) = self
+            .recordings
+            .get_mut(&call)
+            .and_then(|r| r.unacked_2xx.as_mut())
+        else {
+            return;
+        };
+        match unacked.step(now, t2) {
+            UnackedStep::GiveUp => {
+                self.stop_recording_dialog(call);
+                self.recording_failed(call, "the recorder never acknowledged our answer".into());
+            }
+            UnackedStep::Resend(resend, at) => {
+                self.transmits.extend(resend);
+                self.set_timer(at, Timer::RecorderRetransmit2xx(call));
             }
         }
     }
@@ -1565,7 +1608,7 @@ impl Engine {
         } else {
             ok.set_body(multipart::SDP_CONTENT_TYPE, sdp);
         }
-        self.send_response(&key, ok);
+        self.send_recorder_2xx(call, &key, ok);
         if let Some(state) = new_state {
             let state = state.unwrap_or_else(|| self.live_state(call));
             if let Some(r) = self.recordings.get_mut(&call) {

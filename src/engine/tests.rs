@@ -1710,6 +1710,19 @@ fn recorder_invite(
     recorder: core::net::SocketAddr,
     sdp: Option<&str>,
 ) -> Vec<u8> {
+    recorder_invite_over(Transport::Tcp, to, recorder, sdp)
+}
+
+fn recorder_invite_over(
+    transport: Transport,
+    to: core::net::SocketAddr,
+    recorder: core::net::SocketAddr,
+    sdp: Option<&str>,
+) -> Vec<u8> {
+    let (via, param) = match transport {
+        Transport::Udp => ("UDP", "udp"),
+        _ => ("TCP", "tcp"),
+    };
     let body = sdp.unwrap_or("");
     let content_type = if sdp.is_some() {
         "Content-Type: application/sdp\r\n"
@@ -1718,13 +1731,13 @@ fn recorder_invite(
     };
     format!(
         "INVITE sip:alice@{to} SIP/2.0\r\n\
-         Via: SIP/2.0/TCP {recorder};branch=z9hG4bKsrsinit1\r\n\
+         Via: SIP/2.0/{via} {recorder};branch=z9hG4bKsrsinit1\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:srs@{recorder}>;tag=srs1\r\n\
          To: <sip:alice@{to}>\r\n\
          Call-ID: srs-initiated-1@{recorder}\r\n\
          CSeq: 1 INVITE\r\n\
-         Contact: <sip:srs@{recorder};transport=tcp>;+sip.srs\r\n\
+         Contact: <sip:srs@{recorder};transport={param}>;+sip.srs\r\n\
          Require: siprec\r\n\
          Accept: application/sdp, application/rs-metadata+xml\r\n\
          {content_type}Content-Length: {}\r\n\r\n{body}",
@@ -1897,6 +1910,102 @@ fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
                 .iter()
                 .any(|s| matches!(s, RecordingState::Retrying { .. }))
         );
+        assert!(ended(&net, 0).is_none(), "the call goes on");
+    }
+}
+
+/// Over UDP our 2xx to a recorder's INVITE is resent until its ACK (RFC 3261 13.3.1.4),
+/// and a recorder that never acknowledges it has not got a recording.
+#[test]
+fn our_answer_to_a_recorder_over_udp_is_resent_until_acknowledged() {
+    for acknowledged in [true, false] {
+        let mut net = SimNet::new(1, LinkConfig::default());
+        let recorder_ip: core::net::IpAddr = "127.0.0.77".parse().unwrap();
+        net.add_node(EngineConfig {
+            recorders_allowed: vec![recorder_ip],
+            ..config(10)
+        });
+        net.add_node(config(20));
+        let (a, b) = establish(&mut net, Transport::Udp);
+        net.attach_media(0, a, Some(1000.0));
+        net.attach_media(1, b, Some(440.0));
+        let phone = net.address(0, Transport::Udp).unwrap();
+        let recorder = core::net::SocketAddr::new(recorder_ip, 5060);
+        let source = Destination::new(Transport::Udp, recorder);
+        let sdp = "v=0\r\no=srs 1 1 IN IP4 127.0.0.77\r\ns=-\r\nc=IN IP4 127.0.0.77\r\nt=0 0\r\n\
+                   m=audio 30000 RTP/AVP 0\r\na=recvonly\r\na=label:1\r\n\
+                   m=audio 30002 RTP/AVP 0\r\na=recvonly\r\na=label:2\r\n";
+        net.input(
+            0,
+            Input::Datagram {
+                source,
+                data: recorder_invite_over(Transport::Udp, phone.address, recorder, Some(sdp)),
+            },
+        );
+        net.command(
+            0,
+            Command::AcceptRecorder {
+                call: a,
+                recording: CallId::new(),
+                media_port: 42000,
+            },
+        );
+        // T1 = 500 ms: sent at once, then again at 0.5 s and 1.5 s.
+        net.run_for(Duration::from_millis(1700));
+        let oks = |net: &SimNet| {
+            responses_to(net, recorder)
+                .into_iter()
+                .filter(|r| r.starts_with("SIP/2.0 200"))
+                .collect::<Vec<_>>()
+        };
+        let sent = oks(&net);
+        assert_eq!(sent.len(), 3, "the 200 OK and two retransmissions");
+        if acknowledged {
+            let to = sent[0]
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .map(|l| l.trim_start_matches("To:").trim().to_owned())
+                .unwrap();
+            let ack = format!(
+                "ACK sip:alice@{} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {recorder};branch=z9hG4bKsrsinitack\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:srs@{recorder}>;tag=srs1\r\n\
+                 To: {to}\r\n\
+                 Call-ID: srs-initiated-1@{recorder}\r\n\
+                 CSeq: 1 ACK\r\n\
+                 Content-Length: 0\r\n\r\n",
+                phone.address
+            );
+            net.input(
+                0,
+                Input::Datagram {
+                    source,
+                    data: ack.into_bytes(),
+                },
+            );
+        }
+        // Acknowledged, nothing more comes; unacknowledged, it is resent until 64*T1.
+        let wait = if acknowledged { 3 } else { 32 };
+        net.run_for(Duration::from_secs(wait));
+        let states = recording_states(&net, 0);
+        if acknowledged {
+            assert_eq!(oks(&net).len(), 3, "no more after the ACK");
+            assert_eq!(
+                states.last(),
+                Some(&RecordingState::Recording),
+                "{states:?}"
+            );
+        } else {
+            assert!(oks(&net).len() >= 9, "resent up to 64*T1");
+            assert!(
+                matches!(
+                    states.last(),
+                    Some(RecordingState::Failed { reason }) if reason.contains("never acknowledged")
+                ),
+                "{states:?}"
+            );
+        }
         assert!(ended(&net, 0).is_none(), "the call goes on");
     }
 }
