@@ -1786,21 +1786,27 @@ fn a_recorder_not_in_the_policy_cannot_start_a_recording() {
     assert!(recorder_asks(&net).is_none());
 }
 
+/// A call with media in progress on a phone that lets the recorder at 127.0.0.77 start
+/// recordings: (network, the phone's call, the recorder's address).
+fn call_with_an_allowed_recorder() -> (SimNet, CallId, core::net::SocketAddr) {
+    let mut net = SimNet::new(1, LinkConfig::default());
+    let recorder_ip: core::net::IpAddr = "127.0.0.77".parse().unwrap();
+    net.add_node(EngineConfig {
+        recorders_allowed: vec![recorder_ip],
+        ..config(10)
+    });
+    net.add_node(config(20));
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    (net, a, core::net::SocketAddr::new(recorder_ip, 5060))
+}
+
 #[test]
 fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
     for offer in [false, true] {
-        let mut net = SimNet::new(1, LinkConfig::default());
-        let recorder_ip: core::net::IpAddr = "127.0.0.77".parse().unwrap();
-        net.add_node(EngineConfig {
-            recorders_allowed: vec![recorder_ip],
-            ..config(10)
-        });
-        net.add_node(config(20));
-        let (a, b) = establish(&mut net, Transport::Udp);
-        net.attach_media(0, a, Some(1000.0));
-        net.attach_media(1, b, Some(440.0));
+        let (mut net, a, recorder) = call_with_an_allowed_recorder();
         let phone = net.address(0, Transport::Tcp).unwrap();
-        let recorder = core::net::SocketAddr::new(recorder_ip, 5060);
         let source = Destination::new(Transport::Tcp, recorder);
         let sdp = "v=0\r\no=srs 1 1 IN IP4 127.0.0.77\r\ns=-\r\nc=IN IP4 127.0.0.77\r\nt=0 0\r\n\
                    m=audio 30000 RTP/AVP 0\r\na=recvonly\r\na=label:10\r\n\
@@ -1919,18 +1925,8 @@ fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
 #[test]
 fn our_answer_to_a_recorder_over_udp_is_resent_until_acknowledged() {
     for acknowledged in [true, false] {
-        let mut net = SimNet::new(1, LinkConfig::default());
-        let recorder_ip: core::net::IpAddr = "127.0.0.77".parse().unwrap();
-        net.add_node(EngineConfig {
-            recorders_allowed: vec![recorder_ip],
-            ..config(10)
-        });
-        net.add_node(config(20));
-        let (a, b) = establish(&mut net, Transport::Udp);
-        net.attach_media(0, a, Some(1000.0));
-        net.attach_media(1, b, Some(440.0));
+        let (mut net, a, recorder) = call_with_an_allowed_recorder();
         let phone = net.address(0, Transport::Udp).unwrap();
-        let recorder = core::net::SocketAddr::new(recorder_ip, 5060);
         let source = Destination::new(Transport::Udp, recorder);
         let sdp = "v=0\r\no=srs 1 1 IN IP4 127.0.0.77\r\ns=-\r\nc=IN IP4 127.0.0.77\r\nt=0 0\r\n\
                    m=audio 30000 RTP/AVP 0\r\na=recvonly\r\na=label:1\r\n\
