@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use support::{Peer, Proto, START_TIMEOUT, free_port, start_verbatim};
+use support::{
+    Peer, Proto, START_TIMEOUT, Scenario, free_port, sipp_scenario, start_sipp_uas, start_verbatim,
+};
 use verbatim::engine::EngineConfig;
 use verbatim::ui::{Bridge, BridgeConfig, VerbatimApp};
 
@@ -48,9 +50,12 @@ fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> Verb
     let config = BridgeConfig {
         listen: listen.parse().unwrap(),
         recordings: Some(recordings.to_owned()),
-        srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
-        auto_record: false,
-        mandatory: false,
+        recording: verbatim::settings::Recording {
+            srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
+            ..verbatim::settings::RecordingSettings::default()
+                .validate()
+                .unwrap()
+        },
         engine: EngineConfig {
             wall_clock_at_start: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -61,6 +66,7 @@ fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> Verb
         ringer: None,
         problems: Vec::new(),
         history: Some(recordings.to_owned()),
+        account: None,
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }
@@ -247,14 +253,7 @@ fn recording_settings_are_checked_saved_and_applied() {
         ],
     );
     srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
-    let mut harness = Harness::new_ui_state(
-        |ui, app: &mut VerbatimApp| app.show(ui),
-        app(recordings.path(), None)
-            .with_settings(path.clone(), verbatim::settings::Settings::default()),
-    );
-    wait_for(&mut harness, "Ready on");
-    harness.get_by_label("Settings").click();
-    harness.step();
+    let mut harness = settings_window(recordings.path(), &path);
     let field = harness.get_by_label("Recorder URI");
     field.focus();
     field.type_text("not a uri");
@@ -271,6 +270,10 @@ fn recording_settings_are_checked_saved_and_applied() {
     harness
         .get_by_label("Recorder URI")
         .type_text(&format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"));
+    // The field's error line goes away as it changes, moving what is below: let the layout
+    // settle before clicking by position.
+    harness.step();
+    harness.step();
     harness.get_by_label("Record every call").click();
     harness.step();
     harness.get_by_label("Save settings").click();
@@ -348,4 +351,121 @@ fn a_second_call_rings_beside_the_first_and_enter_answers_it() {
     }
     first.expect_success(Duration::from_secs(20));
     second.expect_success(Duration::from_secs(20));
+}
+
+/// The window with default settings that save to `path`, its Settings open.
+fn settings_window(
+    recordings: &std::path::Path,
+    path: &std::path::Path,
+) -> Harness<'static, VerbatimApp> {
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app(recordings, None)
+            .with_settings(path.to_owned(), verbatim::settings::Settings::default()),
+    );
+    wait_for(&mut harness, "Ready on");
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness
+}
+
+/// Replaces what a text field holds with `text`.
+fn retype(harness: &mut Harness<'_, VerbatimApp>, label: &str, text: &str) {
+    let field = harness.get_by_label(label);
+    field.focus();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.key_press(egui::Key::Backspace);
+    harness.get_by_label(label).type_text(text);
+    harness.step();
+}
+
+/// The account from the settings screen: a wrong password shows the registrar's refusal, the
+/// right one registers; the password never reaches the file (the keyring has it, or, with no
+/// keyring service, the window says it is kept until quitting); a number in the dial field
+/// completes to the account's domain and the call authenticates with the account.
+#[test]
+fn an_account_registers_from_the_settings_and_calls_a_number_in_its_domain() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let credentials = [
+        "-set",
+        "auth_user",
+        "alice",
+        "-set",
+        "auth_pass",
+        "gui-secret",
+    ];
+    let registrar_port = free_port();
+    let mut registrar = Peer::new("gui-registrar");
+    start_sipp_uas(
+        &mut registrar,
+        &Scenario::File(sipp_scenario("registrar_digest.xml")),
+        registrar_port,
+        "u1",
+        // Each registration is a call to SIPp: the refused one, the accepted one, refreshes.
+        &[&credentials[..], &["-m", "10"]].concat(),
+    );
+    let domain_port = free_port();
+    let mut far_end = Peer::new("gui-account-far-end");
+    start_sipp_uas(
+        &mut far_end,
+        &Scenario::File(sipp_scenario("uas_digest.xml")),
+        domain_port,
+        "u1",
+        &credentials,
+    );
+
+    let mut harness = settings_window(recordings.path(), &path);
+    // The account line above moves as the registration changes state, so clicks go by
+    // AccessKit action, not by position.
+    retype(&mut harness, "SIP address", "alice at nowhere");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "account.uri");
+    assert!(!path.exists(), "nothing written");
+
+    retype(
+        &mut harness,
+        "SIP address",
+        &format!("sip:alice@127.0.0.1:{domain_port}"),
+    );
+    retype(
+        &mut harness,
+        "Registrar",
+        &format!("sip:127.0.0.1:{registrar_port}"),
+    );
+    retype(&mut harness, "Password", "not-the-password");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "registration failed: 403");
+
+    retype(&mut harness, "Password", "gui-secret");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, ": registered");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(!written.contains("gui-secret"), "{written}");
+    let keyring_missing = harness
+        .query_all_by_label_contains("no keyring service")
+        .next()
+        .is_some();
+    let key = verbatim::settings::secrets::SecretKey::Account(format!(
+        "sip:alice@127.0.0.1:{domain_port}"
+    ));
+    let stored = verbatim::settings::secrets::load(&key);
+    assert!(
+        keyring_missing || stored == Ok(Some("gui-secret".into())),
+        "the password is in the keyring, or the window says why not: {stored:?}"
+    );
+    let _ = verbatim::settings::secrets::forget(&key);
+
+    let dial = harness.get_by_label("Dial");
+    dial.focus();
+    dial.type_text("2000");
+    harness.step();
+    harness.get_by_label("Call").click_accesskit();
+    wait_for(&mut harness, &format!("sip:2000@127.0.0.1:{domain_port}"));
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Hang up").click_accesskit();
+    wait_for(&mut harness, "ended");
+    far_end.expect_success(Duration::from_secs(20));
+    registrar.stop();
 }

@@ -217,18 +217,28 @@ fn gui(args: GuiArgs) -> ExitCode {
     let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
         .map(|dirs| dirs.data_dir().to_owned());
     let recordings = data.as_ref().map(|dir| dir.join("recordings"));
+    let account = match settings.account.as_ref().map(|a| a.validate()).transpose() {
+        Ok(account) => account,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let media_srtp = settings.media.srtp().unwrap_or(SrtpPolicy::Optional);
     let config = crate::ui::BridgeConfig {
         listen: args
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
         recordings,
-        srs: recording.srs,
-        auto_record: recording.auto,
-        mandatory: recording.mandatory,
+        recording: recording.clone(),
         engine: EngineConfig {
             seed: seed(),
+            contact_user: account
+                .as_ref()
+                .and_then(|a| a.aor.uri.user.clone())
+                .unwrap_or_else(|| "verbatim".into()),
             codecs: settings.media.codecs().unwrap_or_default(),
-            srtp: settings.media.srtp().unwrap_or(SrtpPolicy::Optional),
+            srtp: account.as_ref().and_then(|a| a.srtp).unwrap_or(media_srtp),
             honour_recordpref: recording.honour_preference,
             recorders_allowed: recording.allow_recorders,
             wall_clock_at_start: std::time::SystemTime::now()
@@ -240,6 +250,7 @@ fn gui(args: GuiArgs) -> ExitCode {
         ringer: audio.ringer,
         problems,
         history: data,
+        account,
     };
     let editable = args
         .config
@@ -572,11 +583,19 @@ impl Loaded {
 
 fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
     let settings = Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
-    let account = settings
+    let mut account = settings
         .account
         .map(|a| a.validate())
         .transpose()
         .map_err(Failure::usage)?;
+    if let Some(account) = account.as_mut().filter(|a| a.password.is_none()) {
+        // Saved from the app: the password is in the keyring. Without a keyring the
+        // account goes on without one and a challenge will say so.
+        match crate::settings::secrets::load(&account.secret_key()) {
+            Ok(password) => account.password = password,
+            Err(error) => tracing::info!(%error, "no password for the account"),
+        }
+    }
     let no_media_timeout = match settings.call.no_media_timeout {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -1179,21 +1198,8 @@ fn event_call(event: &Event) -> Option<CallId> {
 }
 
 fn parse_target(target: &str, account: Option<&Account>) -> Result<Uri, Failure> {
-    if target.starts_with("sip:") || target.starts_with("sips:") {
-        return Uri::parse(target).map_err(|e| Failure::usage(format!("bad target: {e}")));
-    }
-    // A bare number or name completes to the account's domain.
-    let domain = account.map(|a| a.aor.uri.host.clone()).ok_or_else(|| {
-        Failure::usage(format!(
-            "{target:?} is not a SIP URI and no account gives a domain"
-        ))
-    })?;
-    let text = if target.contains('@') {
-        format!("sip:{target}")
-    } else {
-        format!("sip:{target}@{domain}")
-    };
-    Uri::parse(&text).map_err(|e| Failure::usage(format!("bad target: {e}")))
+    let domain = account.map(Account::domain);
+    crate::settings::dial_uri(target, domain.as_deref()).map_err(Failure::usage)
 }
 
 fn send(handle: &mut Handle, command: Command) -> Result<(), Failure> {

@@ -1,7 +1,8 @@
-//! The configuration file (TOML). Secrets will move to the OS keyring with the GUI; until
-//! then a password may sit in the file the user points at.
+//! The configuration file (TOML). Passwords belong in the OS keyring ([`secrets`]); a
+//! password written in the file by hand is still read, for headless use.
 
 mod recording;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 
@@ -144,6 +145,8 @@ pub struct AccountSettings {
     pub srtp: Option<String>,
     /// Record this account's calls from their start; `[recording] auto` when absent.
     pub record: Option<bool>,
+    /// Register when the app starts (default: yes, when there is a registrar).
+    pub register_on_start: Option<bool>,
 }
 
 /// An account with every field checked and parsed.
@@ -161,6 +164,78 @@ pub struct Account {
     pub tls_client_key: Option<PathBuf>,
     pub srtp: Option<SrtpPolicy>,
     pub record: Option<bool>,
+    pub register_on_start: bool,
+}
+
+impl Account {
+    /// The domain numbers and bare user names are completed to: the AOR's host (and port,
+    /// when it names one).
+    pub fn domain(&self) -> String {
+        let uri = &self.aor.uri;
+        match uri.port {
+            Some(port) => format!("{}:{port}", uri.host),
+            None => uri.host.clone(),
+        }
+    }
+
+    /// What the user typed in the dial field, as a URI: numbers and bare names complete to
+    /// the account's domain.
+    pub fn complete(&self, input: &str) -> Result<Uri, String> {
+        dial_uri(input, Some(&self.domain()))
+    }
+
+    /// Where this account keeps its password in the keyring.
+    pub fn secret_key(&self) -> secrets::SecretKey {
+        secrets::SecretKey::Account(self.aor.uri.to_string())
+    }
+}
+
+/// A dial field's text as a SIP URI. `sip:`/`sips:` URIs are taken as they are, `user@host`
+/// gets `sip:`, and a number (spaces, dashes, dots and brackets dropped; `tel:` too) or a
+/// bare name goes to `domain`; without a domain only full addresses can be dialled.
+pub fn dial_uri(input: &str, domain: Option<&str>) -> Result<Uri, String> {
+    let input = input.trim();
+    if input.is_empty() {
+        return Err("nothing to dial".into());
+    }
+    let lower = input.to_ascii_lowercase();
+    if lower.starts_with("sip:") || lower.starts_with("sips:") {
+        return Uri::parse(input).map_err(|e| format!("{input:?} is not a SIP URI: {e}"));
+    }
+    if input.contains('@') {
+        return Uri::parse(&format!("sip:{input}"))
+            .map_err(|e| format!("{input:?} is not a SIP address: {e}"));
+    }
+    let bare = if lower.starts_with("tel:") {
+        input.get(4..).unwrap_or_default()
+    } else {
+        input
+    };
+    let number: String = bare
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let is_number = !number.is_empty()
+        && number
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || matches!(c, '*' | '#') || (c == '+' && i == 0));
+    let user = if is_number { number.as_str() } else { bare };
+    let valid_user = !user.is_empty()
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'+#&=$,;?/".contains(c));
+    if !valid_user {
+        return Err(format!("{input:?} is neither a number nor a SIP address"));
+    }
+    let Some(domain) = domain else {
+        return Err(format!(
+            "{input:?} needs a SIP account to complete it; dial a full address \
+             (sip:user@host) or add an account in Settings"
+        ));
+    };
+    Uri::parse(&format!("sip:{user}@{domain}"))
+        .map_err(|e| format!("{input:?} does not make a SIP URI: {e}"))
 }
 
 impl Default for Settings {
@@ -326,6 +401,7 @@ impl AccountSettings {
             tls_client_key: self.tls_client_key.clone(),
             srtp,
             record: self.record,
+            register_on_start: self.register_on_start.unwrap_or(true),
         })
     }
 }
@@ -409,6 +485,36 @@ mod tests {
         }
         let err = Settings::parse("version = 99\n").unwrap_err();
         assert!(err.contains("version"), "{err}");
+    }
+
+    #[test]
+    fn numbers_and_names_complete_to_the_accounts_domain() {
+        let domain = Some("example.com");
+        let dial = |input: &str| dial_uri(input, domain).map(|u| u.to_string());
+        assert_eq!(
+            dial("+1 (555) 123-4567").unwrap(),
+            "sip:+15551234567@example.com"
+        );
+        assert_eq!(
+            dial("tel:+44.20.7946.0000").unwrap(),
+            "sip:+442079460000@example.com"
+        );
+        assert_eq!(dial("*97").unwrap(), "sip:*97@example.com");
+        assert_eq!(dial("bob").unwrap(), "sip:bob@example.com");
+        assert_eq!(dial("bob@other.org").unwrap(), "sip:bob@other.org");
+        assert_eq!(
+            dial("sips:carol@example.net:5061").unwrap(),
+            "sips:carol@example.net:5061"
+        );
+        assert!(dial("").is_err());
+        assert!(dial("bob smith").unwrap_err().contains("neither"));
+        assert!(dial("sip:").is_err());
+        let without = dial_uri("1234", None).unwrap_err();
+        assert!(without.contains("account"), "{without}");
+        assert_eq!(
+            dial_uri("bob@127.0.0.1:5070", None).unwrap().to_string(),
+            "sip:bob@127.0.0.1:5070"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use eframe::egui::{self, Color32, Key, Modifiers, RichText};
 
 use super::bridge::{Bridge, UiCommand, UiEvent};
 use super::model::{CallView, Model, Tone};
+use super::settings_view::SettingsEditor;
 use crate::engine::{CallState, Party, RecordingState};
 use crate::settings::Settings;
 
@@ -18,57 +19,6 @@ pub struct VerbatimApp {
     status: String,
     problems: Vec<String>,
     settings: Option<SettingsEditor>,
-}
-
-/// The recording settings being edited, and the file they go to.
-#[derive(Debug)]
-struct SettingsEditor {
-    path: std::path::PathBuf,
-    /// The file as last loaded or saved; the fields below edit its recording part.
-    base: Settings,
-    srs: String,
-    auto: bool,
-    mandatory: bool,
-    honour: bool,
-    /// Why the last Save was refused, naming the field.
-    error: Option<String>,
-    /// Sent to be written, waiting for the phone to say it is.
-    pending: Option<Settings>,
-    saved: bool,
-}
-
-impl SettingsEditor {
-    fn new(path: std::path::PathBuf, base: Settings) -> SettingsEditor {
-        let recording = &base.recording;
-        SettingsEditor {
-            srs: recording.srs.clone().unwrap_or_default(),
-            auto: recording.auto.eq_ignore_ascii_case("all"),
-            mandatory: recording.policy.eq_ignore_ascii_case("mandatory"),
-            honour: recording.honour_preference,
-            path,
-            base,
-            error: None,
-            pending: None,
-            saved: false,
-        }
-    }
-
-    /// The whole file with the edited recording part, or why it cannot be.
-    fn edited(&self) -> Result<Settings, String> {
-        let mut settings = self.base.clone();
-        let srs = self.srs.trim();
-        settings.recording.srs = (!srs.is_empty()).then(|| srs.to_owned());
-        settings.recording.auto = if self.auto { "all" } else { "none" }.into();
-        settings.recording.policy = if self.mandatory {
-            "mandatory"
-        } else {
-            "optional"
-        }
-        .into();
-        settings.recording.honour_preference = self.honour;
-        settings.recording.validate()?;
-        Ok(settings)
-    }
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -113,15 +63,17 @@ impl VerbatimApp {
                 UiEvent::Dialled { call, target } => self.model.dialled(call, target),
                 UiEvent::Engine(event) => self.model.on_event(&event, now),
                 UiEvent::History(entries) => self.model.load_history(entries),
-                UiEvent::Problem(problem) => self.problems.push(problem),
-                UiEvent::SettingsSaved => {
-                    if let Some(editor) = self.settings.as_mut()
-                        && let Some(saved) = editor.pending.take()
-                    {
-                        editor.base = saved;
-                        editor.saved = true;
+                UiEvent::Problem(problem) => {
+                    if !self.problems.contains(&problem) {
+                        self.problems.push(problem);
                     }
                 }
+                UiEvent::SettingsSaved => {
+                    if let Some(editor) = self.settings.as_mut() {
+                        editor.on_saved();
+                    }
+                }
+                UiEvent::Account(aor) => self.model.set_account(aor),
             }
         }
         for entry in self.model.take_unsaved() {
@@ -135,6 +87,14 @@ impl VerbatimApp {
         let now = Instant::now();
         ui.heading("Verbatim");
         ui.label(RichText::new(&self.status).small());
+        if let Some((account, tone)) = self.model.account_text() {
+            let colour = match tone {
+                Tone::Alarm => Color32::from_rgb(200, 60, 40),
+                Tone::Busy => Color32::from_rgb(160, 140, 40),
+                _ => ui.visuals().text_color(),
+            };
+            ui.colored_label(colour, account);
+        }
         ui.separator();
         self.dial_row(ui);
         for problem in &self.problems {
@@ -163,56 +123,11 @@ impl VerbatimApp {
     }
 
     fn settings_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(editor) = self.settings.as_mut() else {
-            return;
-        };
-        ui.label(RichText::new("Recording").strong());
-        let mut changed = false;
-        ui.horizontal(|ui| {
-            let label = ui.label("Recorder URI");
-            changed |= ui
-                .add(
-                    egui::TextEdit::singleline(&mut editor.srs)
-                        .hint_text("empty: the built-in recorder"),
-                )
-                .labelled_by(label.id)
-                .changed();
-        });
-        changed |= ui.checkbox(&mut editor.auto, "Record every call").changed();
-        changed |= ui
-            .checkbox(&mut editor.mandatory, "Recording is mandatory")
-            .changed();
-        changed |= ui
-            .checkbox(
-                &mut editor.honour,
-                "Honour the other side's wish not to be recorded",
-            )
-            .changed();
-        if changed {
-            editor.saved = false;
-            editor.error = None;
+        if let Some(editor) = self.settings.as_mut()
+            && let Some(command) = editor.show(ui)
+        {
+            self.bridge.send(command);
         }
-        if let Some(error) = &editor.error {
-            ui.colored_label(Color32::from_rgb(200, 60, 40), error);
-        }
-        ui.horizontal(|ui| {
-            if ui.button("Save settings").clicked() {
-                match editor.edited() {
-                    Ok(settings) => {
-                        editor.error = None;
-                        editor.pending = Some(settings.clone());
-                        self.bridge.send(UiCommand::SaveSettings {
-                            path: editor.path.clone(),
-                            settings: Box::new(settings),
-                        });
-                    }
-                    Err(error) => editor.error = Some(error),
-                }
-            }
-            if editor.saved {
-                ui.label(format!("Saved to {}", editor.path.display()));
-            }
-        });
     }
 
     fn history(&mut self, ui: &mut egui::Ui) {
@@ -257,7 +172,8 @@ impl VerbatimApp {
             let label = ui.label("Dial");
             let field = ui
                 .add(
-                    egui::TextEdit::singleline(&mut self.dial).hint_text("sip:someone@example.com"),
+                    egui::TextEdit::singleline(&mut self.dial)
+                        .hint_text("sip:someone@example.com or a number"),
                 )
                 .labelled_by(label.id);
             let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));

@@ -9,20 +9,22 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::mpsc;
 
+use super::account::AccountLink;
 use super::history::{HistoryEntry, HistoryFile};
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{
     CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingStart,
 };
-use crate::settings::Settings;
-use crate::sip::uri::{NameAddr, Uri};
+use crate::settings::{Account, Recording, Settings};
+use crate::sip::uri::Uri;
 use crate::srs::{SrsConfig, SrsHandle};
 
 /// What the window asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiCommand {
-    /// Call a SIP URI.
+    /// Call what the dial field holds: a SIP URI, or a number or name the account's domain
+    /// completes.
     Dial(String),
     Answer(CallId),
     Decline(CallId),
@@ -36,11 +38,23 @@ pub enum UiCommand {
     Dtmf(CallId, String),
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
-    /// Write the settings file and apply its recording policy from the next call on.
+    /// Write the settings file and apply it: the recording policy from the next call on,
+    /// a changed account (or a new password, for the keyring) by registering again.
     SaveSettings {
         path: PathBuf,
         settings: Box<Settings>,
+        password: Option<Password>,
     },
+}
+
+/// A password on its way to the keyring; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl core::fmt::Debug for Password {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 /// What the window hears.
@@ -63,6 +77,8 @@ pub enum UiEvent {
     Problem(String),
     /// The settings were written (and apply now).
     SettingsSaved,
+    /// The account calls go through (its address of record); None: no account.
+    Account(Option<String>),
 }
 
 /// How the phone runs under the window.
@@ -71,12 +87,8 @@ pub struct BridgeConfig {
     pub listen: SocketAddr,
     /// Where the built-in recorder writes; None: no built-in recorder.
     pub recordings: Option<PathBuf>,
-    /// Record to this recorder instead of the built-in one.
-    pub srs: Option<Uri>,
-    /// Record every call from its start.
-    pub auto_record: bool,
-    /// No call without a working recording.
-    pub mandatory: bool,
+    /// How calls are recorded; with no recorder URI, to the built-in one.
+    pub recording: Recording,
     pub engine: EngineConfig,
     /// Audio for each call (the sound card); silence when None.
     pub audio: Option<AudioFactory>,
@@ -85,6 +97,8 @@ pub struct BridgeConfig {
     pub problems: Vec<String>,
     /// Where the call history is kept; None: not kept.
     pub history: Option<PathBuf>,
+    /// The SIP account to register and call through; None: calls go straight to the URI.
+    pub account: Option<Account>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -92,7 +106,7 @@ impl core::fmt::Debug for BridgeConfig {
         f.debug_struct("BridgeConfig")
             .field("listen", &self.listen)
             .field("recordings", &self.recordings)
-            .field("srs", &self.srs)
+            .field("srs", &self.recording.srs)
             .finish_non_exhaustive()
     }
 }
@@ -175,7 +189,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<UiCommand>,
     notify: Notifier,
 ) {
-    let recorder = match (&config.srs, &config.recordings) {
+    let recorder = match (&config.recording.srs, &config.recordings) {
         (None, Some(dir)) => {
             match crate::srs::run(SrsConfig::new(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -198,16 +212,25 @@ async fn run(
         Uri::parse(&format!("sip:recorder@{};transport=tcp", r.local_addr())).ok()
     });
     let mut policy = Policy {
-        srs: config.srs.clone().or_else(|| builtin.clone()),
-        auto: config.auto_record,
-        mandatory: config.mandatory,
+        recording: config.recording.clone(),
+        builtin,
     };
+    let tls = config
+        .account
+        .as_ref()
+        .map(|account| crate::driver::tls::TlsSettings {
+            ca_file: account.tls_ca_file.clone(),
+            client_certificate: account.tls_client_certificate.clone(),
+            client_key: account.tls_client_key.clone(),
+            server_name: None,
+        });
     let mut handle = match driver::start(
         config.engine.clone(),
         DriverConfig {
             listen: Some(config.listen),
             audio: config.audio.clone(),
             ringer: config.ringer.clone(),
+            tls,
             ..DriverConfig::default()
         },
     )
@@ -230,6 +253,11 @@ async fn run(
     for problem in &config.problems {
         notify.send(UiEvent::Problem(problem.clone()));
     }
+    let mut account = AccountLink::default();
+    if let Some(problem) = account.adopt(config.account.clone()).await {
+        notify.send(UiEvent::Problem(problem));
+    }
+    start_account(&mut account, &handle, &notify).await;
     let history = config.history.as_deref().map(HistoryFile::new);
     if let Some(file) = history.clone() {
         match tokio::task::spawn_blocking(move || file.read()).await {
@@ -253,27 +281,41 @@ async fn run(
                         }
                     }
                 }
-                Some(UiCommand::SaveSettings { path, settings }) => {
+                Some(UiCommand::SaveSettings { path, settings, password }) => {
                     match save_settings(path, *settings).await {
-                        Ok(recording) => {
-                            policy = Policy {
-                                srs: recording.srs.or_else(|| builtin.clone()),
-                                auto: recording.auto,
-                                mandatory: recording.mandatory,
-                            };
+                        Ok((recording, saved_account)) => {
+                            policy.recording = recording;
+                            if account.account() != saved_account.as_ref() || password.is_some() {
+                                account.unregister(&handle);
+                                let problem = match password {
+                                    Some(Password(typed)) => {
+                                        account.replace(saved_account);
+                                        account.set_password(typed).await
+                                    }
+                                    None => account.adopt(saved_account).await,
+                                };
+                                if let Some(problem) = problem {
+                                    notify.send(UiEvent::Problem(problem));
+                                }
+                                start_account(&mut account, &handle, &notify).await;
+                            }
                             notify.send(UiEvent::SettingsSaved);
                         }
                         Err(problem) => notify.send(UiEvent::Problem(problem)),
                     }
                 }
                 Some(command) => {
-                    if let Err(problem) = carry_out(&mut handle, command, &policy, &notify).await {
+                    if let Err(problem) =
+                        carry_out(&mut handle, command, &policy, &account, &notify).await
+                    {
                         notify.send(UiEvent::Problem(problem));
                     }
                 }
                 None => break,
             },
             event = handle.events.recv() => match event {
+                // A registration we replaced may still report; only the current one counts.
+                Some(Event::Registration { account: id, .. }) if !account.is_current(id) => {}
                 Some(event) => notify.send(UiEvent::Engine(Box::new(event))),
                 None => break,
             },
@@ -291,37 +333,48 @@ async fn run(
     }
 }
 
-/// How calls are recorded; the settings screen changes it while the app runs.
+/// How calls are recorded (the `[recording]` settings, with the built-in recorder as the
+/// target when none is set); the settings screen changes it while the app runs.
 #[derive(Debug, Clone)]
 struct Policy {
-    srs: Option<Uri>,
-    auto: bool,
-    mandatory: bool,
+    recording: Recording,
+    builtin: Option<Uri>,
 }
 
 impl Policy {
-    /// The recording for a call, its recorder resolved.
+    /// The recording for a call, its recorders resolved.
     async fn request(&self) -> Result<RecordingRequest, String> {
-        let srs = self
+        let recording = &self.recording;
+        let srs = recording
             .srs
             .clone()
+            .or_else(|| self.builtin.clone())
             .ok_or("no recorder is configured and the built-in one is not running")?;
+        let resolve = |uri: Uri| async move {
+            let destination =
+                driver::dns::first_hop(&uri, crate::recording::recorder_transport(&uri)).await?;
+            Ok::<_, String>((uri, destination))
+        };
+        let (srs, destination) = resolve(srs).await?;
+        let secondary = match recording.srs_secondary.clone() {
+            Some(uri) => Some(resolve(uri).await?),
+            None => None,
+        };
         Ok(RecordingRequest {
-            destination: driver::dns::first_hop(&srs, crate::recording::recorder_transport(&srs))
-                .await?,
+            destination,
             srs,
             media_port: 0,
-            secondary: None,
-            mandatory: self.mandatory,
-            mode: Default::default(),
-            srtp: false,
-            credentials: None,
+            secondary,
+            mandatory: recording.mandatory,
+            mode: recording.mode,
+            srtp: recording.srtp,
+            credentials: recording.credentials.clone(),
         })
     }
 
     /// With auto-record, the recording that goes with a dial or an answer.
     async fn with_call(&self) -> Result<Option<Box<RecordingStart>>, String> {
-        if !self.auto {
+        if !self.recording.auto {
             return Ok(None);
         }
         Ok(Some(Box::new(RecordingStart {
@@ -331,48 +384,65 @@ impl Policy {
     }
 }
 
-/// Checks, writes (off the window's thread) and returns the recording part to apply.
+/// Tells the window which account is in use and registers it when it asks to be.
+async fn start_account(account: &mut AccountLink, handle: &Handle, notify: &Notifier) {
+    notify.send(UiEvent::Account(
+        account.account().map(|a| a.aor.uri.to_string()),
+    ));
+    if account.account().is_some_and(|a| a.register_on_start)
+        && let Err(problem) = account.register(handle).await
+    {
+        notify.send(UiEvent::Problem(problem));
+    }
+}
+
+/// Checks, writes (off the window's thread) and returns the recording part and the account
+/// to apply.
 async fn save_settings(
     path: PathBuf,
     settings: Settings,
-) -> Result<crate::settings::Recording, String> {
+) -> Result<(crate::settings::Recording, Option<Account>), String> {
     let recording = settings.recording.validate()?;
+    let account = settings
+        .account
+        .as_ref()
+        .map(crate::settings::AccountSettings::validate)
+        .transpose()?;
     tokio::task::spawn_blocking(move || settings.save(&path))
         .await
         .map_err(|e| format!("the settings were not saved: {e}"))?
         .map_err(|e| format!("the settings were not saved: {e}"))?;
-    Ok(recording)
+    Ok((recording, account))
 }
 
 async fn carry_out(
     handle: &mut Handle,
     command: UiCommand,
     policy: &Policy,
+    account: &AccountLink,
     notify: &Notifier,
 ) -> Result<(), String> {
     let engine_command = match command {
-        UiCommand::Dial(target) => {
-            let uri = Uri::parse(target.trim())
-                .map_err(|e| format!("{target:?} is not a SIP URI: {e}"))?;
-            let destination = driver::dns::first_hop(&uri, None).await?;
-            let call = CallId::new();
-            notify.send(UiEvent::Dialled {
-                call,
-                target: uri.to_string(),
-            });
+        UiCommand::Dial(input) => {
             let local = handle
                 .listeners
                 .first()
                 .map(|l| l.address.ip().to_string())
                 .unwrap_or_else(|| "127.0.0.1".into());
+            let dial = account.dial(&input, &local).await?;
+            let call = CallId::new();
+            notify.send(UiEvent::Dialled {
+                call,
+                target: dial.target.to_string(),
+            });
             Command::Dial {
                 call,
                 request: DialRequest {
-                    target: uri,
-                    from: NameAddr::new(Uri::sip(Some("verbatim"), &local, None)),
-                    destination,
-                    route: None,
-                    credentials: None,
+                    target: dial.target,
+                    from: dial.from,
+                    destination: dial.destination,
+                    route: dial.route,
+                    credentials: dial.credentials,
                     media_port: 0,
                     record: policy.with_call().await?,
                 },

@@ -2,15 +2,17 @@
 //! events ([`bridge`]), draws what [`model`] derives from them ([`app`]), and repaints only
 //! when the phone has news or a clock on screen moves.
 
+mod account;
 pub mod app;
 pub mod bridge;
 pub mod history;
 pub mod model;
+mod settings_view;
 
 use eframe::egui;
 
 pub use app::VerbatimApp;
-pub use bridge::{Bridge, BridgeConfig, UiCommand, UiEvent};
+pub use bridge::{Bridge, BridgeConfig, Password, UiCommand, UiEvent};
 
 /// Opens the window and runs until it is closed; with `settings`, the window can edit and
 /// save them (the file's path, and what it holds now).

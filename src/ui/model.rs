@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::history::{HistoryEntry, RecordingOutcome};
-use crate::engine::{CallId, CallState, Event, Party, RecordingState};
+use crate::engine::{CallId, CallState, Event, Party, RecordingState, RegistrationState};
 use crate::media::session::MediaStats;
 
 /// One call the window shows.
@@ -66,9 +66,38 @@ pub struct Model {
     pub history: Vec<HistoryEntry>,
     /// Finished calls not yet handed to the history file.
     unsaved: Vec<HistoryEntry>,
+    /// The account calls go through (its address of record).
+    pub account: Option<String>,
+    /// Its registration as the engine last reported it.
+    pub registration: Option<RegistrationState>,
 }
 
 impl Model {
+    /// Another account (or none) is in use now; its registration is not known yet.
+    pub fn set_account(&mut self, aor: Option<String>) {
+        self.account = aor;
+        self.registration = None;
+    }
+
+    /// The account line: who we are and whether the registrar knows it, with the reason
+    /// when it failed.
+    pub fn account_text(&self) -> Option<(String, Tone)> {
+        let aor = self.account.as_deref()?;
+        Some(match &self.registration {
+            None => (format!("{aor}: not registered"), Tone::Quiet),
+            Some(RegistrationState::Registering) => (format!("{aor}: registering…"), Tone::Busy),
+            Some(RegistrationState::Registered { .. }) => {
+                (format!("{aor}: registered"), Tone::Quiet)
+            }
+            Some(RegistrationState::Failed { reason }) => {
+                (format!("{aor}: registration failed: {reason}"), Tone::Alarm)
+            }
+            Some(RegistrationState::Unregistered) => {
+                (format!("{aor}: not registered"), Tone::Quiet)
+            }
+        })
+    }
+
     /// A call we placed: shown at once, before the engine says anything.
     pub fn dialled(&mut self, id: CallId, remote: String) {
         self.last_outcome = None;
@@ -86,6 +115,7 @@ impl Model {
 
     pub fn on_event(&mut self, event: &Event, now: Instant) {
         match event {
+            Event::Registration { state, .. } => self.registration = Some(state.clone()),
             Event::IncomingCall { call, from, .. } => {
                 self.last_outcome = None;
                 self.calls.push(CallView::new(*call, from.clone(), true));

@@ -1,0 +1,160 @@
+//! The SIP account behind the window, on the phone's thread: its password from the keyring
+//! (or kept for this run when there is no keyring), its registration, and what a dial
+//! through it looks like.
+
+use crate::driver::{self, Handle};
+use crate::engine::{AccountConfig, AccountId, Command};
+use crate::settings::Account;
+use crate::settings::secrets::{self, SecretError};
+use crate::sip::auth::Credentials;
+use crate::sip::transport::Destination;
+use crate::sip::uri::{NameAddr, Uri};
+
+/// The account in use and its registration.
+#[derive(Debug, Default)]
+pub(super) struct AccountLink {
+    account: Option<Account>,
+    password: Option<String>,
+    /// The engine's id of the registration we asked for, while it stands.
+    registered: Option<AccountId>,
+    next_id: u64,
+}
+
+impl AccountLink {
+    /// Takes the account on and finds its password: the one written in the file, else the
+    /// keyring's. Returns what the user should be told (no keyring, say).
+    pub(super) async fn adopt(&mut self, account: Option<Account>) -> Option<String> {
+        self.replace(account);
+        let account = self.account.as_ref()?;
+        if let Some(password) = &account.password {
+            self.password = Some(password.clone());
+            return None;
+        }
+        let key = account.secret_key();
+        match tokio::task::spawn_blocking(move || secrets::load(&key)).await {
+            Ok(Ok(password)) => {
+                self.password = password;
+                None
+            }
+            Ok(Err(error)) => Some(format!("the account's password: {error}")),
+            Err(_) => None,
+        }
+    }
+
+    /// Takes the account on without looking for its password (one was just typed).
+    pub(super) fn replace(&mut self, account: Option<Account>) {
+        self.account = account;
+        self.password = None;
+    }
+
+    /// Puts a password typed in the settings in the keyring; when there is no keyring it is
+    /// kept for this run, and the returned message says so.
+    pub(super) async fn set_password(&mut self, password: String) -> Option<String> {
+        let Some(account) = self.account.as_ref() else {
+            return Some("a password needs an account (its SIP URI) first".into());
+        };
+        let key = account.secret_key();
+        let typed = password.clone();
+        self.password = Some(password);
+        match tokio::task::spawn_blocking(move || secrets::store(&key, &typed)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(error @ SecretError::Unavailable(_))) => Some(error.to_string()),
+            Ok(Err(error)) => Some(format!("{error}; it is kept until Verbatim quits")),
+            Err(_) => None,
+        }
+    }
+
+    pub(super) fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
+    }
+
+    fn credentials(&self) -> Option<Credentials> {
+        let account = self.account.as_ref()?;
+        let password = self.password.clone()?;
+        Some(Credentials::new(account.auth_user.clone(), password))
+    }
+
+    /// Registers the account when it has a registrar and wants to be registered now.
+    pub(super) async fn register(&mut self, handle: &Handle) -> Result<(), String> {
+        let Some(account) = self.account.as_ref() else {
+            return Ok(());
+        };
+        let Some(registrar) = account.registrar.clone() else {
+            return Ok(());
+        };
+        let hop = account.outbound_proxy.as_ref().unwrap_or(&registrar);
+        let destination = driver::dns::first_hop(hop, account.transport)
+            .await
+            .map_err(|e| format!("the registrar {hop}: {e}"))?;
+        self.next_id += 1;
+        let id = AccountId(self.next_id);
+        let config = AccountConfig {
+            aor: account.aor.clone(),
+            registrar,
+            destination,
+            credentials: self.credentials(),
+            expires: account.expires,
+            route: account.outbound_proxy.clone(),
+        };
+        handle
+            .commands
+            .send(Command::Register {
+                account: id,
+                config,
+            })
+            .map_err(|_| "the phone has stopped".to_owned())?;
+        self.registered = Some(id);
+        Ok(())
+    }
+
+    pub(super) fn unregister(&mut self, handle: &Handle) {
+        if let Some(account) = self.registered.take() {
+            let _ = handle.commands.send(Command::Unregister { account });
+        }
+    }
+
+    /// Whether an engine event about `account` is about ours (older ones are ignored).
+    pub(super) fn is_current(&self, account: AccountId) -> bool {
+        self.registered == Some(account)
+    }
+
+    /// The dial field's text as a target, and the caller identity, route, first hop and
+    /// credentials of a call through the account (or straight to the URI without one).
+    pub(super) async fn dial(&self, input: &str, local_ip: &str) -> Result<Dial, String> {
+        let Some(account) = self.account.as_ref() else {
+            let target = crate::settings::dial_uri(input, None)?;
+            let destination = driver::dns::first_hop(&target, None).await?;
+            return Ok(Dial {
+                from: NameAddr::new(Uri::sip(Some("verbatim"), local_ip, None)),
+                destination,
+                route: None,
+                credentials: None,
+                target,
+            });
+        };
+        let target = account.complete(input)?;
+        // Through the outbound proxy when there is one; else to the target's own servers
+        // (RFC 3263), which for the account's domain are the provider's.
+        let destination = match &account.outbound_proxy {
+            Some(hop) => driver::dns::first_hop(hop, account.transport).await?,
+            None => driver::dns::first_hop(&target, account.transport).await?,
+        };
+        Ok(Dial {
+            from: account.aor.clone(),
+            destination,
+            route: account.outbound_proxy.clone(),
+            credentials: self.credentials(),
+            target,
+        })
+    }
+}
+
+/// What a call through the account needs.
+#[derive(Debug)]
+pub(super) struct Dial {
+    pub target: Uri,
+    pub from: NameAddr,
+    pub destination: Destination,
+    pub route: Option<Uri>,
+    pub credentials: Option<Credentials>,
+}

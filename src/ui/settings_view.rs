@@ -1,0 +1,364 @@
+//! The settings screen: the account and the recording, edited as text, checked with the same
+//! rules as the file (each error shown under its field), then saved by the phone's thread.
+//! The password goes to the keyring, never into the file.
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::bridge::{Password, UiCommand};
+use crate::settings::{AccountSettings, Settings};
+
+const ERROR: Color32 = Color32::from_rgb(200, 60, 40);
+
+/// The settings being edited, and the file they go to.
+#[derive(Debug)]
+pub(super) struct SettingsEditor {
+    pub(super) path: std::path::PathBuf,
+    /// The file as last loaded or saved; the fields below edit parts of it.
+    base: Settings,
+    account: AccountFields,
+    srs: String,
+    srs_secondary: String,
+    auto: bool,
+    mandatory: bool,
+    mixed: bool,
+    srtp: bool,
+    honour: bool,
+    /// Why the last Save was refused; it starts with the field's name (`account.uri: ...`),
+    /// so it is drawn under that field.
+    error: Option<String>,
+    /// Sent to be written, waiting for the phone to say it is.
+    pending: Option<Settings>,
+    pub(super) saved: bool,
+}
+
+/// The account's fields as typed.
+#[derive(Debug, Default)]
+struct AccountFields {
+    display_name: String,
+    uri: String,
+    registrar: String,
+    auth_user: String,
+    /// Typed here and sent to the keyring on Save; empty leaves the stored one.
+    password: String,
+    /// "" (automatic), "udp", "tcp" or "tls".
+    transport: String,
+    outbound_proxy: String,
+    /// "" (the media setting), "off", "optional" or "mandatory".
+    srtp: String,
+    register_on_start: bool,
+}
+
+fn text(value: &Option<String>) -> String {
+    value.clone().unwrap_or_default()
+}
+
+fn optional(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+impl AccountFields {
+    fn from(account: Option<&AccountSettings>) -> AccountFields {
+        let Some(a) = account else {
+            return AccountFields {
+                register_on_start: true,
+                ..AccountFields::default()
+            };
+        };
+        AccountFields {
+            display_name: text(&a.display_name),
+            uri: a.uri.clone(),
+            registrar: text(&a.registrar),
+            auth_user: text(&a.auth_user),
+            password: String::new(),
+            transport: text(&a.transport),
+            outbound_proxy: text(&a.outbound_proxy),
+            srtp: text(&a.srtp),
+            register_on_start: a.register_on_start.unwrap_or(true),
+        }
+    }
+
+    /// The `[account]` table these fields make, on top of what the file had (fields the
+    /// screen does not show are kept); None when the URI is empty (no account).
+    fn edited(&self, base: Option<&AccountSettings>) -> Option<AccountSettings> {
+        let uri = optional(&self.uri)?;
+        let mut account = base.cloned().unwrap_or(AccountSettings {
+            display_name: None,
+            uri: String::new(),
+            registrar: None,
+            auth_user: None,
+            password: None,
+            transport: None,
+            outbound_proxy: None,
+            expires: None,
+            tls_ca_file: None,
+            tls_client_certificate: None,
+            tls_client_key: None,
+            srtp: None,
+            record: None,
+            register_on_start: None,
+        });
+        account.uri = uri;
+        account.display_name = optional(&self.display_name);
+        account.registrar = optional(&self.registrar);
+        account.auth_user = optional(&self.auth_user);
+        account.transport = optional(&self.transport);
+        account.outbound_proxy = optional(&self.outbound_proxy);
+        account.srtp = optional(&self.srtp);
+        account.register_on_start = Some(self.register_on_start);
+        Some(account)
+    }
+}
+
+impl SettingsEditor {
+    pub(super) fn new(path: std::path::PathBuf, base: Settings) -> SettingsEditor {
+        let recording = &base.recording;
+        SettingsEditor {
+            account: AccountFields::from(base.account.as_ref()),
+            srs: text(&recording.srs),
+            srs_secondary: text(&recording.srs_secondary),
+            auto: recording.auto.eq_ignore_ascii_case("all"),
+            mandatory: recording.policy.eq_ignore_ascii_case("mandatory"),
+            mixed: recording.mode.eq_ignore_ascii_case("mixed"),
+            srtp: recording.srtp,
+            honour: recording.honour_preference,
+            path,
+            base,
+            error: None,
+            pending: None,
+            saved: false,
+        }
+    }
+
+    /// The whole file with the edited parts, or why it cannot be.
+    fn edited(&self) -> Result<Settings, String> {
+        let mut settings = self.base.clone();
+        settings.account = self.account.edited(self.base.account.as_ref());
+        if let Some(account) = &settings.account {
+            account.validate()?;
+        }
+        let recording = &mut settings.recording;
+        recording.srs = optional(&self.srs);
+        recording.srs_secondary = optional(&self.srs_secondary);
+        recording.auto = if self.auto { "all" } else { "none" }.into();
+        recording.policy = if self.mandatory {
+            "mandatory"
+        } else {
+            "optional"
+        }
+        .into();
+        recording.mode = if self.mixed { "mixed" } else { "separate" }.into();
+        recording.srtp = self.srtp;
+        recording.honour_preference = self.honour;
+        recording.validate()?;
+        Ok(settings)
+    }
+
+    /// The phone wrote the file.
+    pub(super) fn on_saved(&mut self) {
+        if let Some(saved) = self.pending.take() {
+            self.base = saved;
+            self.saved = true;
+        }
+    }
+
+    /// Draws the screen; a click on Save returns the command that writes it.
+    pub(super) fn show(&mut self, ui: &mut egui::Ui) -> Option<UiCommand> {
+        let mut changed = false;
+        ui.label(RichText::new("Account").strong());
+        let stored = self.base.account.is_some();
+        let error = self.error.clone();
+        let fields = &mut self.account;
+        changed |= field(ui, "Display name", &mut fields.display_name, "Alice", None);
+        changed |= field(
+            ui,
+            "SIP address",
+            &mut fields.uri,
+            "sip:alice@example.com (empty: no account)",
+            error_for(&error, "account.uri"),
+        );
+        changed |= field(
+            ui,
+            "Registrar",
+            &mut fields.registrar,
+            "sip:example.com (empty: do not register)",
+            error_for(&error, "account.registrar"),
+        );
+        changed |= field(
+            ui,
+            "Auth user",
+            &mut fields.auth_user,
+            "the SIP address's user",
+            error_for(&error, "account.auth_user"),
+        );
+        ui.horizontal(|ui| {
+            let label = ui.label("Password");
+            let hint = if stored {
+                "unchanged (kept in the keyring)"
+            } else {
+                "kept in the keyring"
+            };
+            changed |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut fields.password)
+                        .password(true)
+                        .hint_text(hint),
+                )
+                .labelled_by(label.id)
+                .changed();
+        });
+        changed |= choice(
+            ui,
+            "Transport",
+            &mut fields.transport,
+            &[
+                ("", "Automatic"),
+                ("udp", "UDP"),
+                ("tcp", "TCP"),
+                ("tls", "TLS"),
+            ],
+        );
+        changed |= field(
+            ui,
+            "Outbound proxy",
+            &mut fields.outbound_proxy,
+            "sip:proxy.example.com (optional)",
+            error_for(&error, "account.outbound_proxy"),
+        );
+        changed |= choice(
+            ui,
+            "Call encryption (SRTP)",
+            &mut fields.srtp,
+            &[
+                ("", "As in media settings"),
+                ("off", "Off"),
+                ("optional", "Optional"),
+                ("mandatory", "Mandatory"),
+            ],
+        );
+        changed |= ui
+            .checkbox(&mut fields.register_on_start, "Register on start")
+            .changed();
+
+        ui.add_space(6.0);
+        ui.label(RichText::new("Recording").strong());
+        changed |= field(
+            ui,
+            "Recorder URI",
+            &mut self.srs,
+            "empty: the built-in recorder",
+            error_for(&error, "recording.srs:"),
+        );
+        changed |= field(
+            ui,
+            "Secondary recorder URI",
+            &mut self.srs_secondary,
+            "tried when the first fails (optional)",
+            error_for(&error, "recording.srs_secondary"),
+        );
+        changed |= ui.checkbox(&mut self.auto, "Record every call").changed();
+        changed |= ui
+            .checkbox(&mut self.mandatory, "Recording is mandatory")
+            .changed();
+        changed |= ui
+            .checkbox(&mut self.mixed, "Mix both voices into one stream")
+            .changed();
+        changed |= ui
+            .checkbox(&mut self.srtp, "Encrypt the recording's media (SRTP)")
+            .changed();
+        changed |= ui
+            .checkbox(
+                &mut self.honour,
+                "Honour the other side's wish not to be recorded",
+            )
+            .changed();
+        if changed {
+            self.saved = false;
+            self.error = None;
+        }
+        if let Some(error) = &self.error
+            && !error.starts_with("account.")
+            && !error.starts_with("recording.srs")
+        {
+            ui.colored_label(ERROR, error);
+        }
+        let mut command = None;
+        ui.horizontal(|ui| {
+            if ui.button("Save settings").clicked() {
+                match self.edited() {
+                    Ok(settings) => {
+                        self.error = None;
+                        self.pending = Some(settings.clone());
+                        let password = core::mem::take(&mut self.account.password);
+                        command = Some(UiCommand::SaveSettings {
+                            path: self.path.clone(),
+                            settings: Box::new(settings),
+                            password: (!password.is_empty()).then_some(Password(password)),
+                        });
+                    }
+                    Err(error) => self.error = Some(error),
+                }
+            }
+            if self.saved {
+                ui.label(format!("Saved to {}", self.path.display()));
+            }
+        });
+        command
+    }
+}
+
+/// The error, when it is about the field named by `prefix`.
+fn error_for<'a>(error: &'a Option<String>, prefix: &str) -> Option<&'a str> {
+    error.as_deref().filter(|e| e.starts_with(prefix))
+}
+
+/// A labelled one-line text field with its error under it; true when it changed.
+fn field(
+    ui: &mut egui::Ui,
+    name: &str,
+    value: &mut String,
+    hint: &str,
+    error: Option<&str>,
+) -> bool {
+    let changed = ui
+        .horizontal(|ui| {
+            let label = ui.label(name);
+            ui.add(egui::TextEdit::singleline(value).hint_text(hint))
+                .labelled_by(label.id)
+                .changed()
+        })
+        .inner;
+    if let Some(error) = error {
+        ui.colored_label(ERROR, error);
+    }
+    changed
+}
+
+/// A labelled drop-down over (stored value, shown name) pairs; true when it changed.
+fn choice(ui: &mut egui::Ui, name: &str, value: &mut String, options: &[(&str, &str)]) -> bool {
+    let shown = options
+        .iter()
+        .find(|(v, _)| v.eq_ignore_ascii_case(value))
+        .map_or(value.as_str(), |(_, shown)| shown)
+        .to_owned();
+    let mut changed = false;
+    ui.horizontal(|ui| {
+        let label = ui.label(name);
+        egui::ComboBox::from_id_salt(name)
+            .selected_text(shown)
+            .show_ui(ui, |ui| {
+                for (stored, shown) in options {
+                    if ui
+                        .selectable_label(value.eq_ignore_ascii_case(stored), *shown)
+                        .clicked()
+                    {
+                        *value = (*stored).to_owned();
+                        changed = true;
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    });
+    changed
+}
