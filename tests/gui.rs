@@ -79,16 +79,8 @@ fn call_record_pause_and_resume_from_the_window() {
     let recordings = tempfile::tempdir().unwrap();
     let (mut far_end, far_port) = far_end("gui-far-end");
 
-    let mut harness = Harness::new_ui_state(
-        |ui, app: &mut VerbatimApp| app.show(ui),
-        app(recordings.path(), None),
-    );
-    wait_for(&mut harness, "Ready on");
-    let dial = harness.get_by_label("Dial");
-    dial.focus();
-    dial.type_text(&format!("sip:bob@127.0.0.1:{far_port}"));
-    harness.step();
-    harness.get_by_label("Call").click();
+    let mut harness = ready_window(recordings.path(), None);
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
     wait_for(&mut harness, "Connected");
     assert!(harness.query_by_label("Not recording").is_some());
 
@@ -117,6 +109,25 @@ fn call_record_pause_and_resume_from_the_window() {
     assert!(summary.contains("\"pauses\""), "{summary}");
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["pauses"].as_array().unwrap().len(), 1, "{summary}");
+}
+
+/// Types `target` in the dial field and clicks Call.
+fn dial(harness: &mut Harness<'_, VerbatimApp>, target: &str) {
+    let field = harness.get_by_label("Dial");
+    field.focus();
+    field.type_text(target);
+    harness.step();
+    harness.get_by_label("Call").click();
+}
+
+/// The window with the real phone behind it, once it says it is ready.
+fn ready_window(recordings: &std::path::Path, srs: Option<&str>) -> Harness<'static, VerbatimApp> {
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app(recordings, srs),
+    );
+    wait_for(&mut harness, "Ready on");
+    harness
 }
 
 /// Starts `verbatim answer` on a free port for one call; returns it and its port.
@@ -158,16 +169,8 @@ fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
     let (mut far, far_port) = far_end("gui-far-end-2");
     let srs_uri = format!("sip:srs@127.0.0.1:{srs_port};transport=tcp");
-    let mut harness = Harness::new_ui_state(
-        |ui, app: &mut VerbatimApp| app.show(ui),
-        app(recordings.path(), Some(&srs_uri)),
-    );
-    wait_for(&mut harness, "Ready on");
-    let dial = harness.get_by_label("Dial");
-    dial.focus();
-    dial.type_text(&format!("sip:bob@127.0.0.1:{far_port}"));
-    harness.step();
-    harness.get_by_label("Call").click();
+    let mut harness = ready_window(recordings.path(), Some(&srs_uri));
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
     wait_for(&mut harness, "Connected");
     harness.get_by_label("Record").click();
     wait_for(&mut harness, "Recording 0:");
@@ -286,11 +289,7 @@ fn recording_settings_are_checked_saved_and_applied() {
     );
 
     let (mut far, far_port) = far_end("gui-settings-far-end");
-    let dial = harness.get_by_label("Dial");
-    dial.focus();
-    dial.type_text(&format!("sip:bob@127.0.0.1:{far_port}"));
-    harness.step();
-    harness.get_by_label("Call").click();
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
     wait_for(&mut harness, "Recording 0:");
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
@@ -468,4 +467,34 @@ fn an_account_registers_from_the_settings_and_calls_a_number_in_its_domain() {
     wait_for(&mut harness, "ended");
     far_end.expect_success(Duration::from_secs(20));
     registrar.stop();
+}
+
+/// Blind transfer from the window: the far end (`verbatim answer`, which follows REFER) is
+/// asked to call a third phone; once that one answers, the window's call ends as
+/// "transferred" and the third phone has the far end on the line.
+#[test]
+fn a_call_is_transferred_from_the_window() {
+    let recordings = tempfile::tempdir().unwrap();
+    let (mut transferee, far_port) = far_end("gui-transferee");
+    let (mut target, target_port) = far_end("gui-transfer-target");
+    let mut harness = ready_window(recordings.path(), None);
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Transfer").click();
+    harness.step();
+    let field = harness.get_by_label("Transfer to");
+    field.focus();
+    field.type_text(&format!("sip:carol@127.0.0.1:{target_port}"));
+    harness.step();
+    harness.get_by_label("Transfer call").click_accesskit();
+    wait_for(&mut harness, "transferred");
+    let log = target.wait_for_output("incoming call from", Duration::from_secs(10));
+    assert!(log.contains("incoming call from"), "{log}");
+    let log = transferee.wait_for_output("transferred to", Duration::from_secs(5));
+    assert!(
+        log.contains(&format!("carol@127.0.0.1:{target_port}")),
+        "{log}"
+    );
+    transferee.stop();
+    target.stop();
 }

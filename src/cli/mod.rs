@@ -18,7 +18,7 @@ use crate::driver::tls::{TlsServerSettings, TlsSettings};
 use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{
     AccountConfig, AccountId, CallId, CallState, Command, DialRequest, EngineConfig, Event,
-    RegistrationState,
+    RegistrationState, TransferState,
 };
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
@@ -99,6 +99,18 @@ enum CliCommand {
         /// Seconds to stay connected before hanging up.
         #[arg(long, default_value_t = 5)]
         duration: u64,
+        /// Blind-transfer the other side to this SIP URI (or number) once connected (REFER);
+        /// our call ends when the target answers.
+        #[arg(long, value_name = "TARGET")]
+        transfer_to: Option<String>,
+        /// Seconds after connecting to transfer.
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = 1,
+            requires = "transfer_to"
+        )]
+        transfer_at: u64,
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -108,7 +120,7 @@ enum CliCommand {
         #[command(flatten)]
         record: RecordArgs,
     },
-    /// Answer incoming calls automatically; exit after --calls of them have ended.
+    /// Answer incoming calls automatically (following transfers the caller asks for); exit after --calls of them have ended.
     Answer {
         #[arg(long, default_value = "127.0.0.1:5060")]
         listen: SocketAddr,
@@ -353,6 +365,8 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             listen,
             transport,
             duration,
+            transfer_to,
+            transfer_at,
             config,
             tls,
             media,
@@ -361,12 +375,19 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
             loaded.apply_recording(&record)?;
+            let transfer = transfer_to
+                .map(|target| {
+                    parse_target(&target, loaded.account.as_ref())
+                        .map(|uri| (uri, Duration::from_secs(transfer_at)))
+                })
+                .transpose()?;
             let options = CallOptions {
                 from,
                 listen,
                 transport: transport.map(Into::into),
                 duration,
                 tls,
+                transfer,
             };
             call(target, options, loaded).await
         }
@@ -631,6 +652,8 @@ struct CallOptions {
     transport: Option<Transport>,
     duration: u64,
     tls: TlsArgs,
+    /// Transfer the other side to this target, this long after connecting.
+    transfer: Option<(Uri, Duration)>,
 }
 
 async fn start_driver(
@@ -786,6 +809,7 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
         transport,
         duration,
         tls,
+        transfer,
     } = options;
     let target = parse_target(&target, account.as_ref())?;
     let server_name = target.host.trim_matches(['[', ']']).to_owned();
@@ -849,7 +873,7 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
             },
         },
     )?;
-    let outcome = run_call(&mut handle, call, duration, &loaded).await;
+    let outcome = run_call(&mut handle, call, duration, transfer, &loaded).await;
     shutdown(&mut handle).await;
     if let Some(recorder) = recorder {
         recorder.stop().await;
@@ -870,6 +894,13 @@ impl CallReport {
             Event::Dtmf { call: c, digit } if *c == call => eprintln!("dtmf received: {digit}"),
             Event::MediaStats { call: c, stats } if *c == call => self.stats = Some(stats.clone()),
             Event::Warning { message, .. } => eprintln!("warning: {message}"),
+            Event::Transfer { call: c, state } if *c == call => match state {
+                TransferState::Requested => eprintln!("transfer: asked"),
+                TransferState::Accepted => eprintln!("transfer: accepted"),
+                TransferState::Progress { status } => eprintln!("transfer: target says {status}"),
+                TransferState::Succeeded => eprintln!("transfer: the target answered"),
+                TransferState::Failed { reason } => eprintln!("transfer: failed: {reason}"),
+            },
             Event::FarEndRecording { call: c, recording } if *c == call => {
                 if *recording {
                     eprintln!("the other side records this call");
@@ -918,6 +949,7 @@ async fn run_call(
     handle: &mut Handle,
     call: CallId,
     duration: u64,
+    transfer: Option<(Uri, Duration)>,
     loaded: &Loaded,
 ) -> Result<(), Failure> {
     let mut report = CallReport::default();
@@ -962,11 +994,21 @@ async fn run_call(
         .and_then(|p| p.resume_at)
         .map_or(far, |s| connected_at + Duration::from_secs(s));
     let hang_up_at = connected_at + Duration::from_secs(duration);
+    let mut transfer_at = transfer
+        .as_ref()
+        .map_or(far, |(_, after)| connected_at + *after);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(hang_up_at) => {
                 send(handle, Command::Hangup { call })?;
                 break;
+            }
+            () = tokio::time::sleep_until(transfer_at) => {
+                transfer_at = far;
+                if let Some((target, _)) = &transfer {
+                    eprintln!("transferring to {target}");
+                    send(handle, Command::Transfer { call, target: target.clone() })?;
+                }
             }
             () = tokio::time::sleep_until(pause_at) => {
                 pause_at = far;
@@ -979,6 +1021,10 @@ async fn run_call(
             event = handle.events.recv() => match event {
                 Some(Event::CallEnded { call: c, reason }) if c == call => {
                     report.print(call, loaded.print_stats);
+                    if reason.text == "transferred" {
+                        eprintln!("call transferred");
+                        return Ok(());
+                    }
                     return Err(Failure::new(format!("call ended early: {}", reason.text)));
                 }
                 Some(event) => {
@@ -1002,9 +1048,20 @@ async fn run_call(
     }
 }
 
+/// Who we are on a call we place: the account's address, or this machine's.
+fn transferee_identity(account: Option<&Account>, local_ip: Option<String>) -> NameAddr {
+    match account {
+        Some(account) => account.aor.clone(),
+        None => {
+            let host = local_ip.unwrap_or_else(|| "127.0.0.1".into());
+            NameAddr::new(Uri::sip(Some("verbatim"), &host, None))
+        }
+    }
+}
+
 async fn answer(
     listen: SocketAddr,
-    calls: u32,
+    mut calls: u32,
     mut loaded: Loaded,
     tls: TlsArgs,
 ) -> Result<(), Failure> {
@@ -1080,6 +1137,43 @@ async fn answer(
                     report.print(call, print_stats);
                 }
                 finished += 1;
+            }
+            Event::TransferRequested {
+                call,
+                target,
+                referred_by,
+            } => {
+                let by = referred_by.unwrap_or_else(|| "the other side".into());
+                eprintln!("transferred to {target} by {by}");
+                let local = handle.listeners.first().map(|l| l.address.ip().to_string());
+                let command = match resolve(&target, None).await {
+                    Ok(destination) => {
+                        // The call to the target counts as one more call to see end.
+                        calls += 1;
+                        Command::FollowTransfer {
+                            call,
+                            new_call: CallId::new(),
+                            request: DialRequest {
+                                target,
+                                from: transferee_identity(account.as_ref(), local),
+                                destination,
+                                route: account.as_ref().and_then(|a| a.outbound_proxy.clone()),
+                                credentials: account.as_ref().and_then(|a| {
+                                    a.password
+                                        .clone()
+                                        .map(|p| Credentials::new(a.auth_user.clone(), p))
+                                }),
+                                media_port: 0,
+                                record: None,
+                            },
+                        }
+                    }
+                    Err(error) => {
+                        eprintln!("transfer not followed: {}", error.message);
+                        Command::DeclineTransfer { call, status: 404 }
+                    }
+                };
+                send(&mut handle, command)?;
             }
             _ => {}
         }

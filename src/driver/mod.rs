@@ -380,6 +380,20 @@ impl DriverLoop {
                 }
                 Command::Dial { call, request }
             }
+            Command::FollowTransfer {
+                call,
+                new_call,
+                mut request,
+            } => {
+                if let Some(port) = self.bind_media(new_call, ip, media_tx).await {
+                    request.media_port = port;
+                }
+                Command::FollowTransfer {
+                    call,
+                    new_call,
+                    request,
+                }
+            }
             Command::StartRecording {
                 call,
                 recording,

@@ -63,6 +63,8 @@ pub(super) struct Call {
     asserted_remote: Option<NameAddr>,
     pub(super) last_media: Instant,
     connected: bool,
+    /// What the user is told when our BYE completes ("hung up" unless said otherwise).
+    bye_text: Option<String>,
 }
 
 /// A 2xx to an INVITE that the UAS core resends until its ACK comes (RFC 3261 13.3.1.4):
@@ -147,6 +149,7 @@ impl Call {
             asserted_remote: None,
             last_media: now,
             connected: false,
+            bye_text: None,
         }
     }
 
@@ -635,7 +638,39 @@ impl Engine {
     }
 
     pub(super) fn finish_bye(&mut self, id: CallId) {
-        self.end_call(id, None, "hung up", Party::Local);
+        let text = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.bye_text.take())
+            .unwrap_or_else(|| "hung up".to_owned());
+        self.end_call(id, None, &text, Party::Local);
+    }
+
+    /// The far end took the call over to the transfer target: our part ends.
+    pub(super) fn hang_up_transferred(&mut self, id: CallId) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.bye_text = Some("transferred".to_owned());
+        }
+        self.send_bye(id);
+    }
+
+    pub(super) fn call_is_connected(&self, id: CallId) -> bool {
+        self.calls
+            .get(&id)
+            .is_some_and(|c| matches!(c.state, CallState::Connected { .. }))
+    }
+
+    /// The call's state while it exists.
+    pub(super) fn call_progress(&self, id: CallId) -> Option<CallState> {
+        self.calls.get(&id).map(|c| c.state)
+    }
+
+    pub(super) fn call_dialog_mut(&mut self, id: CallId) -> Option<&mut Dialog> {
+        self.calls.get_mut(&id).map(|c| &mut c.dialog)
+    }
+
+    pub(super) fn call_local_tag(&self, id: CallId) -> Option<String> {
+        self.calls.get(&id).map(|c| c.dialog.local_tag.clone())
     }
 
     pub(super) fn reject(&mut self, id: CallId, status: u16) {
@@ -667,6 +702,7 @@ impl Engine {
             return;
         };
         self.pending_recordings.remove(&id);
+        self.forget_transfers(id);
         self.decline_recorder(id);
         self.stop_recording(id);
         self.cancel_timer(Timer::RecordingDeadline(id));
@@ -729,7 +765,7 @@ impl Engine {
     }
 
     /// The next hop for an in-dialog request.
-    fn next_hop(&self, id: CallId) -> Destination {
+    pub(super) fn next_hop(&self, id: CallId) -> Destination {
         match self.calls.get(&id) {
             // A call that came in over TCP/TLS keeps using that connection: the caller's
             // Contact is often not reachable (NAT, or no listening socket for TLS at all).
@@ -1059,7 +1095,7 @@ impl Engine {
     }
 
     /// The call whose dialog an in-dialog request belongs to.
-    fn find_dialog(&self, request: &Message) -> Option<CallId> {
+    pub(super) fn find_dialog(&self, request: &Message) -> Option<CallId> {
         self.calls
             .iter()
             .find(|(_, c)| c.dialog.matches_request(request))

@@ -12,6 +12,7 @@ mod recorder_invite;
 mod recording;
 mod registration;
 mod rng;
+mod transfer;
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
@@ -21,6 +22,7 @@ use std::time::Instant;
 pub use ids::{AccountId, CallId};
 pub use recording::{RecordingMode, RecordingRequest, RecordingStart, RecordingState};
 pub use rng::EngineRng;
+pub use transfer::TransferState;
 
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Codec, Negotiated};
@@ -238,6 +240,25 @@ pub enum Command {
     ResumeRecording {
         call: CallId,
     },
+    /// Blind transfer: ask the far end of a connected call to call `target` instead (REFER);
+    /// [`Event::Transfer`] says how it goes, and our call ends when the target answers.
+    Transfer {
+        call: CallId,
+        target: Uri,
+    },
+    /// Place the call a transferor asked for ([`Event::TransferRequested`]) as `new_call`;
+    /// its progress is reported to the transferor.
+    FollowTransfer {
+        call: CallId,
+        new_call: CallId,
+        request: DialRequest,
+    },
+    /// Do not follow the transfer (or its target could not be resolved): the transferor
+    /// hears this status.
+    DeclineTransfer {
+        call: CallId,
+        status: u16,
+    },
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -341,6 +362,18 @@ pub enum Event {
         call: CallId,
         reason: EndReason,
     },
+    /// How a transfer we asked for goes.
+    Transfer {
+        call: CallId,
+        state: TransferState,
+    },
+    /// The far end of `call` asks us to call `target` (we are being transferred); answer with
+    /// [`Command::FollowTransfer`] or [`Command::DeclineTransfer`].
+    TransferRequested {
+        call: CallId,
+        target: Uri,
+        referred_by: Option<String>,
+    },
     /// A DTMF digit from the other side.
     Dtmf {
         call: CallId,
@@ -425,6 +458,8 @@ enum TxOwner {
     RecordingClose(CallId),
     /// The BYE that ends a recording; shutdown waits for it.
     RecordingBye,
+    /// Our REFER asking the far end of a call to call someone else.
+    Refer(CallId),
     Stateless,
 }
 
@@ -473,12 +508,16 @@ pub struct Engine {
     pending_recordings: HashMap<CallId, RecordingStart>,
     /// Recorders' INVITEs waiting for the front end.
     recorder_invites: HashMap<CallId, recorder_invite::RecorderInvite>,
+    /// Calls whose far end we asked to transfer, until the outcome.
+    transfers_out: std::collections::HashSet<CallId>,
+    /// Calls whose far end asked us to transfer, and the call we placed for it.
+    transfers_in: HashMap<CallId, transfer::Followed>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
 }
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
 const ACCEPT: &str = "application/sdp";
 
 impl Engine {
@@ -505,6 +544,8 @@ impl Engine {
             closing_recordings: HashMap::new(),
             pending_recordings: HashMap::new(),
             recorder_invites: HashMap::new(),
+            transfers_out: Default::default(),
+            transfers_in: HashMap::new(),
             recording_byes: 0,
             shutting_down: false,
         }
@@ -545,6 +586,7 @@ impl Engine {
         }
         self.run_timers();
         self.pump();
+        self.report_transfer_progress();
     }
 
     /// The next output. Ends with [`Output::Timeout`] when there is nothing else to do.
@@ -696,6 +738,13 @@ impl Engine {
             Command::Ping { call } => self.ping(call),
             Command::RequestOffer { call } => self.request_offer(call),
             Command::SendDtmf { call, digits } => self.send_dtmf(call, &digits),
+            Command::Transfer { call, target } => self.transfer(call, target),
+            Command::FollowTransfer {
+                call,
+                new_call,
+                request,
+            } => self.follow_transfer(call, new_call, request),
+            Command::DeclineTransfer { call, status } => self.decline_transfer(call, status),
             Command::Mute { call, muted } => self.set_muted(call, muted),
             Command::StartRecording {
                 call,
@@ -865,6 +914,7 @@ impl Engine {
                     self.recording_bye_done();
                 }
             }
+            Some(TxOwner::Refer(call)) => self.on_refer_response(call, &response),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
             Some(TxOwner::Ping(call)) => {
                 if matches!(response.status(), Some(481) | Some(408)) {
@@ -895,6 +945,7 @@ impl Engine {
             }
             Some(TxOwner::RecordingClose(closing)) => self.on_closing_response(closing, None),
             Some(TxOwner::RecordingBye) => self.recording_bye_done(),
+            Some(TxOwner::Refer(call)) => self.on_refer_timeout(call),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
         }
     }
@@ -945,6 +996,8 @@ impl Engine {
             Method::Options => self.on_options(key, request),
             Method::Update => self.on_update(key, request),
             Method::Info => self.respond_in_dialog_or_481(key, request),
+            Method::Refer => self.on_refer(key, request),
+            Method::Notify => self.on_notify(key, request),
             Method::Other(_) => self.respond(&key, &request, 501, None),
             _ => {
                 let tag = self.rng.token(8);

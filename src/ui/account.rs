@@ -3,7 +3,7 @@
 //! through it looks like.
 
 use crate::driver::{self, Handle};
-use crate::engine::{AccountConfig, AccountId, Command};
+use crate::engine::{AccountConfig, AccountId, Command, DialRequest, RecordingStart};
 use crate::settings::Account;
 use crate::settings::secrets::{self, SecretError};
 use crate::sip::auth::Credentials;
@@ -118,11 +118,19 @@ impl AccountLink {
         self.registered == Some(account)
     }
 
+    /// What the user typed, as a URI: completed to the account's domain when there is one.
+    pub(super) fn complete(&self, input: &str) -> Result<Uri, String> {
+        match self.account.as_ref() {
+            Some(account) => account.complete(input),
+            None => crate::settings::dial_uri(input, None),
+        }
+    }
+
     /// The dial field's text as a target, and the caller identity, route, first hop and
     /// credentials of a call through the account (or straight to the URI without one).
     pub(super) async fn dial(&self, input: &str, local_ip: &str) -> Result<Dial, String> {
         let Some(account) = self.account.as_ref() else {
-            let target = crate::settings::dial_uri(input, None)?;
+            let target = self.complete(input)?;
             let destination = driver::dns::first_hop(&target, None).await?;
             return Ok(Dial {
                 from: NameAddr::new(Uri::sip(Some("verbatim"), local_ip, None)),
@@ -132,7 +140,7 @@ impl AccountLink {
                 target,
             });
         };
-        let target = account.complete(input)?;
+        let target = self.complete(input)?;
         // Through the outbound proxy when there is one; else to the target's own servers
         // (RFC 3263), which for the account's domain are the provider's.
         let destination = match &account.outbound_proxy {
@@ -157,4 +165,19 @@ pub(super) struct Dial {
     pub destination: Destination,
     pub route: Option<Uri>,
     pub credentials: Option<Credentials>,
+}
+
+impl Dial {
+    /// The engine's request for this call (the driver binds its media port).
+    pub(super) fn request(self, record: Option<Box<RecordingStart>>) -> DialRequest {
+        DialRequest {
+            target: self.target,
+            from: self.from,
+            destination: self.destination,
+            route: self.route,
+            credentials: self.credentials,
+            media_port: 0,
+            record,
+        }
+    }
 }

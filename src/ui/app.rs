@@ -8,7 +8,7 @@ use eframe::egui::{self, Color32, Key, Modifiers, RichText};
 use super::bridge::{Bridge, UiCommand, UiEvent};
 use super::model::{CallView, Model, Tone};
 use super::settings_view::SettingsEditor;
-use crate::engine::{CallState, Party, RecordingState};
+use crate::engine::{CallId, CallState, Party, RecordingState};
 use crate::settings::Settings;
 
 pub struct VerbatimApp {
@@ -19,6 +19,8 @@ pub struct VerbatimApp {
     status: String,
     problems: Vec<String>,
     settings: Option<SettingsEditor>,
+    /// What each call's transfer field holds.
+    transfer_targets: std::collections::HashMap<CallId, String>,
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -38,6 +40,7 @@ impl VerbatimApp {
             status: "Starting…".into(),
             problems: Vec::new(),
             settings: None,
+            transfer_targets: Default::default(),
         }
     }
 
@@ -99,6 +102,10 @@ impl VerbatimApp {
         self.dial_row(ui);
         for problem in &self.problems {
             ui.colored_label(Color32::from_rgb(200, 60, 40), problem);
+        }
+        // The newest few things the phone said (a warning, a transfer that came in).
+        for notice in self.model.notices.iter().rev().take(3) {
+            ui.label(RichText::new(notice).small());
         }
         if let Some(outcome) = &self.model.last_outcome {
             ui.label(outcome);
@@ -225,6 +232,10 @@ impl VerbatimApp {
         if call.is_connected() {
             self.recording_controls(ui, call, now);
             ui.collapsing("Keypad", |ui| self.keypad(ui, call));
+            ui.collapsing("Transfer", |ui| self.transfer(ui, call));
+        }
+        if let Some(transfer) = &call.transfer {
+            ui.label(transfer);
         }
         if call.far_end_records {
             ui.label("The other side records this call");
@@ -287,6 +298,24 @@ impl VerbatimApp {
                 self.toggle_pause(call);
             }
         });
+    }
+
+    /// Blind transfer: the other side is asked to call this number or address instead.
+    fn transfer(&mut self, ui: &mut egui::Ui, call: &CallView) {
+        let target = self.transfer_targets.entry(call.id).or_default();
+        let mut go = false;
+        ui.horizontal(|ui| {
+            let label = ui.label("Transfer to");
+            let field = ui
+                .add(egui::TextEdit::singleline(target).hint_text("number or sip: address"))
+                .labelled_by(label.id);
+            go = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            go |= ui.button("Transfer call").clicked();
+        });
+        if go && !target.trim().is_empty() {
+            let target = target.trim().to_owned();
+            self.bridge.send(UiCommand::Transfer(call.id, target));
+        }
     }
 
     /// Twelve keys; each press sends its digit as an RFC 4733 event.

@@ -13,9 +13,7 @@ use super::account::AccountLink;
 use super::history::{HistoryEntry, HistoryFile};
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
-use crate::engine::{
-    CallId, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingStart,
-};
+use crate::engine::{CallId, Command, EngineConfig, Event, RecordingRequest, RecordingStart};
 use crate::settings::{Account, Recording, Settings};
 use crate::sip::uri::Uri;
 use crate::srs::{SrsConfig, SrsHandle};
@@ -36,6 +34,8 @@ pub enum UiCommand {
     Mute(CallId, bool),
     Hold(CallId, bool),
     Dtmf(CallId, String),
+    /// Blind transfer: the other side of the call is asked to call this target instead.
+    Transfer(CallId, String),
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
     /// Write the settings file and apply it: the recording policy from the next call on,
@@ -316,6 +316,17 @@ async fn run(
             event = handle.events.recv() => match event {
                 // A registration we replaced may still report; only the current one counts.
                 Some(Event::Registration { account: id, .. }) if !account.is_current(id) => {}
+                Some(Event::TransferRequested { call, target, referred_by }) => {
+                    let follow = follow_transfer(&handle, &account, call, &target, &notify).await;
+                    notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
+                        call,
+                        target,
+                        referred_by,
+                    })));
+                    if let Err(problem) = handle.commands.send(follow) {
+                        notify.send(UiEvent::Problem(format!("the phone has stopped: {problem}")));
+                    }
+                }
                 Some(event) => notify.send(UiEvent::Engine(Box::new(event))),
                 None => break,
             },
@@ -384,6 +395,47 @@ impl Policy {
     }
 }
 
+/// The address we listen on, for an identity when there is no account.
+fn local_ip(handle: &Handle) -> String {
+    handle
+        .listeners
+        .first()
+        .map(|l| l.address.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// We are being transferred: call the target as the account (the window shows the new
+/// call), or tell the transferor why not.
+async fn follow_transfer(
+    handle: &Handle,
+    account: &AccountLink,
+    call: CallId,
+    target: &Uri,
+    notify: &Notifier,
+) -> Command {
+    let local = local_ip(handle);
+    match account.dial(&target.to_string(), &local).await {
+        Ok(dial) => {
+            let new_call = CallId::new();
+            notify.send(UiEvent::Dialled {
+                call: new_call,
+                target: dial.target.to_string(),
+            });
+            Command::FollowTransfer {
+                call,
+                new_call,
+                request: dial.request(None),
+            }
+        }
+        Err(problem) => {
+            notify.send(UiEvent::Problem(format!(
+                "the transfer was not followed: {problem}"
+            )));
+            Command::DeclineTransfer { call, status: 404 }
+        }
+    }
+}
+
 /// Tells the window which account is in use and registers it when it asks to be.
 async fn start_account(account: &mut AccountLink, handle: &Handle, notify: &Notifier) {
     notify.send(UiEvent::Account(
@@ -424,11 +476,7 @@ async fn carry_out(
 ) -> Result<(), String> {
     let engine_command = match command {
         UiCommand::Dial(input) => {
-            let local = handle
-                .listeners
-                .first()
-                .map(|l| l.address.ip().to_string())
-                .unwrap_or_else(|| "127.0.0.1".into());
+            let local = local_ip(handle);
             let dial = account.dial(&input, &local).await?;
             let call = CallId::new();
             notify.send(UiEvent::Dialled {
@@ -437,15 +485,7 @@ async fn carry_out(
             });
             Command::Dial {
                 call,
-                request: DialRequest {
-                    target: dial.target,
-                    from: dial.from,
-                    destination: dial.destination,
-                    route: dial.route,
-                    credentials: dial.credentials,
-                    media_port: 0,
-                    record: policy.with_call().await?,
-                },
+                request: dial.request(policy.with_call().await?),
             }
         }
         UiCommand::Answer(call) => Command::Answer {
@@ -467,6 +507,10 @@ async fn carry_out(
         UiCommand::Hold(call, true) => Command::Hold { call },
         UiCommand::Hold(call, false) => Command::Resume { call },
         UiCommand::Dtmf(call, digits) => Command::SendDtmf { call, digits },
+        UiCommand::Transfer(call, input) => Command::Transfer {
+            call,
+            target: account.complete(&input)?,
+        },
         // Handled by the loop, which owns the history file and the policy.
         UiCommand::SaveHistory(_) | UiCommand::SaveSettings { .. } => return Ok(()),
     };

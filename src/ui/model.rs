@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::history::{HistoryEntry, RecordingOutcome};
-use crate::engine::{CallId, CallState, Event, Party, RecordingState, RegistrationState};
+use crate::engine::{
+    CallId, CallState, Event, Party, RecordingState, RegistrationState, TransferState,
+};
 use crate::media::session::MediaStats;
 
 /// One call the window shows.
@@ -36,6 +38,8 @@ pub struct CallView {
     recording_asked: bool,
     /// The gaps the engine reported when the recording ended.
     gap_list: Vec<crate::recording::metadata::Gap>,
+    /// How a transfer we asked for goes, in words (None: no transfer).
+    pub transfer: Option<String>,
 }
 
 /// The indicator: what it says and how loud it is.
@@ -170,14 +174,34 @@ impl Model {
                     self.unsaved.push(entry);
                 }
                 self.calls.retain(|c| c.id != *call);
-                self.last_outcome = Some(if reason.was_connected {
+                self.last_outcome = Some(if reason.text == "transferred" {
+                    format!("Call with {remote} transferred")
+                } else if reason.was_connected {
                     format!("Call with {remote} ended")
                 } else {
                     format!("Call with {remote} failed: {}", reason.text)
                 });
             }
+            Event::Transfer { call, state } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.transfer = Some(transfer_text(state));
+                }
+            }
+            Event::TransferRequested {
+                target,
+                referred_by,
+                ..
+            } => {
+                let by = referred_by.as_deref().unwrap_or("The other side");
+                self.notices
+                    .push(format!("{by} transferred you to {target}"));
+            }
             Event::Warning { message, .. } => self.notices.push(message.clone()),
             _ => {}
+        }
+        // Only the newest are shown; the rest would only grow.
+        if self.notices.len() > 20 {
+            self.notices.drain(..self.notices.len() - 20);
         }
     }
 
@@ -193,6 +217,17 @@ impl Model {
 
     fn call_mut(&mut self, id: CallId) -> Option<&mut CallView> {
         self.calls.iter_mut().find(|c| c.id == id)
+    }
+}
+
+fn transfer_text(state: &TransferState) -> String {
+    match state {
+        TransferState::Requested => "Transferring…".into(),
+        TransferState::Accepted => "Transfer accepted; the other side is calling".into(),
+        TransferState::Progress { status: 180 | 183 } => "Transfer target is ringing".into(),
+        TransferState::Progress { .. } => "Transfer under way".into(),
+        TransferState::Succeeded => "Transferred".into(),
+        TransferState::Failed { reason } => format!("Transfer failed: {reason}"),
     }
 }
 
@@ -223,6 +258,7 @@ impl CallView {
             gaps: false,
             recording_asked: false,
             gap_list: Vec::new(),
+            transfer: None,
         }
     }
 
