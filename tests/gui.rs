@@ -498,3 +498,35 @@ fn a_call_is_transferred_from_the_window() {
     transferee.stop();
     target.stop();
 }
+
+/// "Test recorder" in the settings: the built-in recorder answers OPTIONS with siprec and
+/// takes a test session; a recorder URI where nobody listens is reported as not working.
+#[test]
+fn the_recorder_test_in_the_settings_says_what_it_found() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let mut harness = settings_window(recordings.path(), &config_dir.path().join("config.toml"));
+    harness.get_by_label("Test recorder").click_accesskit();
+    wait_for(&mut harness, "The recorder works");
+    assert!(harness.query_by_label_contains("supports siprec").is_some());
+    assert!(
+        harness
+            .query_by_label_contains("test recording session accepted")
+            .is_some()
+    );
+
+    let nobody = free_port();
+    retype(
+        &mut harness,
+        "Recorder URI",
+        &format!("sip:srs@127.0.0.1:{nobody};transport=tcp"),
+    );
+    harness.get_by_label("Test recorder").click_accesskit();
+    wait_for(&mut harness, "The recorder does not take recordings");
+    assert!(
+        harness
+            .query_all_by_label_contains("no answer")
+            .next()
+            .is_some()
+    );
+}

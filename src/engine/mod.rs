@@ -8,6 +8,7 @@
 mod call;
 mod ids;
 mod media;
+mod recorder_check;
 mod recorder_invite;
 mod recording;
 mod registration;
@@ -20,6 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 pub use ids::{AccountId, CallId};
+pub use recorder_check::RecorderCheckRequest;
 pub use recording::{RecordingMode, RecordingRequest, RecordingStart, RecordingState};
 pub use rng::EngineRng;
 pub use transfer::TransferState;
@@ -259,6 +261,12 @@ pub enum Command {
         call: CallId,
         status: u16,
     },
+    /// "Test recorder": OPTIONS to the recorder, then a short test recording session with
+    /// no media; [`Event::RecorderChecked`] says what was found.
+    CheckRecorder {
+        check: CallId,
+        request: RecorderCheckRequest,
+    },
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -362,6 +370,13 @@ pub enum Event {
         call: CallId,
         reason: EndReason,
     },
+    /// What a recorder check found, step by step; `works` when the recorder accepted a
+    /// recording session.
+    RecorderChecked {
+        check: CallId,
+        works: bool,
+        findings: Vec<String>,
+    },
     /// How a transfer we asked for goes.
     Transfer {
         call: CallId,
@@ -460,6 +475,8 @@ enum TxOwner {
     RecordingBye,
     /// Our REFER asking the far end of a call to call someone else.
     Refer(CallId),
+    /// A request of a "Test recorder" check.
+    RecorderCheck(CallId),
     Stateless,
 }
 
@@ -512,6 +529,8 @@ pub struct Engine {
     transfers_out: std::collections::HashSet<CallId>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
     transfers_in: HashMap<CallId, transfer::Followed>,
+    /// "Test recorder" checks in progress.
+    recorder_checks: HashMap<CallId, recorder_check::RecorderCheck>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
@@ -546,6 +565,7 @@ impl Engine {
             recorder_invites: HashMap::new(),
             transfers_out: Default::default(),
             transfers_in: HashMap::new(),
+            recorder_checks: HashMap::new(),
             recording_byes: 0,
             shutting_down: false,
         }
@@ -745,6 +765,7 @@ impl Engine {
                 request,
             } => self.follow_transfer(call, new_call, request),
             Command::DeclineTransfer { call, status } => self.decline_transfer(call, status),
+            Command::CheckRecorder { check, request } => self.check_recorder(check, request),
             Command::Mute { call, muted } => self.set_muted(call, muted),
             Command::StartRecording {
                 call,
@@ -915,6 +936,7 @@ impl Engine {
                 }
             }
             Some(TxOwner::Refer(call)) => self.on_refer_response(call, &response),
+            Some(TxOwner::RecorderCheck(check)) => self.on_check_response(check, &response),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
             Some(TxOwner::Ping(call)) => {
                 if matches!(response.status(), Some(481) | Some(408)) {
@@ -946,6 +968,7 @@ impl Engine {
             Some(TxOwner::RecordingClose(closing)) => self.on_closing_response(closing, None),
             Some(TxOwner::RecordingBye) => self.recording_bye_done(),
             Some(TxOwner::Refer(call)) => self.on_refer_timeout(call),
+            Some(TxOwner::RecorderCheck(check)) => self.on_check_timeout(check),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
         }
     }

@@ -473,7 +473,7 @@ impl Engine {
 
     /// The multipart/mixed pair SIPREC uses (RFC 7866 9.1): the SDP, then the metadata with
     /// Content-Disposition: recording-session. Returns the content type and the body.
-    fn sdp_and_metadata(&mut self, sdp: Vec<u8>, xml: Vec<u8>) -> (String, Vec<u8>) {
+    pub(super) fn sdp_and_metadata(&mut self, sdp: Vec<u8>, xml: Vec<u8>) -> (String, Vec<u8>) {
         let boundary = format!("verbatim-{}", self.rng.token(16));
         let body = multipart::build(
             &[
@@ -1620,7 +1620,7 @@ impl Engine {
 }
 
 /// The SDP of a response: the whole body, or its application/sdp part in a multipart body.
-fn answer_sdp(response: &Message) -> Option<SessionDescription> {
+pub(super) fn answer_sdp(response: &Message) -> Option<SessionDescription> {
     if response.content_type().as_deref() == Some("application/sdp") {
         return SessionDescription::parse(&String::from_utf8_lossy(&response.body)).ok();
     }

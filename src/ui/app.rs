@@ -8,7 +8,7 @@ use eframe::egui::{self, Color32, Key, Modifiers, RichText};
 use super::bridge::{Bridge, UiCommand, UiEvent};
 use super::model::{CallView, Model, Tone};
 use super::settings_view::SettingsEditor;
-use crate::engine::{CallId, CallState, Party, RecordingState};
+use crate::engine::{CallId, CallState, Event, Party, RecordingState};
 use crate::settings::Settings;
 
 pub struct VerbatimApp {
@@ -64,7 +64,16 @@ impl VerbatimApp {
                     };
                 }
                 UiEvent::Dialled { call, target } => self.model.dialled(call, target),
-                UiEvent::Engine(event) => self.model.on_event(&event, now),
+                UiEvent::Engine(event) => {
+                    if let Event::RecorderChecked {
+                        works, findings, ..
+                    } = &*event
+                        && let Some(editor) = self.settings.as_mut()
+                    {
+                        editor.on_recorder_checked(*works, findings.clone());
+                    }
+                    self.model.on_event(&event, now);
+                }
                 UiEvent::History(entries) => self.model.load_history(entries),
                 UiEvent::Problem(problem) => {
                     if !self.problems.contains(&problem) {

@@ -13,7 +13,9 @@ use super::account::AccountLink;
 use super::history::{HistoryEntry, HistoryFile};
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
-use crate::engine::{CallId, Command, EngineConfig, Event, RecordingRequest, RecordingStart};
+use crate::engine::{
+    CallId, Command, EngineConfig, Event, RecorderCheckRequest, RecordingRequest, RecordingStart,
+};
 use crate::settings::{Account, Recording, Settings};
 use crate::sip::uri::Uri;
 use crate::srs::{SrsConfig, SrsHandle};
@@ -36,6 +38,9 @@ pub enum UiCommand {
     Dtmf(CallId, String),
     /// Blind transfer: the other side of the call is asked to call this target instead.
     Transfer(CallId, String),
+    /// "Test recorder": this recorder URI (empty: the built-in recorder) is asked OPTIONS
+    /// and given a short test recording session.
+    CheckRecorder(String),
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
     /// Write the settings file and apply it: the recording policy from the next call on,
@@ -305,10 +310,18 @@ async fn run(
                     }
                 }
                 Some(command) => {
-                    if let Err(problem) =
-                        carry_out(&mut handle, command, &policy, &account, &notify).await
-                    {
-                        notify.send(UiEvent::Problem(problem));
+                    let checking = matches!(command, UiCommand::CheckRecorder(_));
+                    match carry_out(&mut handle, command, &policy, &account, &notify).await {
+                        Ok(()) => {}
+                        // The settings screen waits for the check's answer: this is it.
+                        Err(problem) if checking => {
+                            notify.send(UiEvent::Engine(Box::new(Event::RecorderChecked {
+                                check: CallId::new(),
+                                works: false,
+                                findings: vec![problem],
+                            })));
+                        }
+                        Err(problem) => notify.send(UiEvent::Problem(problem)),
                     }
                 }
                 None => break,
@@ -511,6 +524,34 @@ async fn carry_out(
             call,
             target: account.complete(&input)?,
         },
+        UiCommand::CheckRecorder(uri) => {
+            let srs = match uri.trim() {
+                "" => policy
+                    .builtin
+                    .clone()
+                    .ok_or("no recorder URI, and the built-in recorder is not running")?,
+                text => Uri::parse(text).map_err(|e| format!("recording.srs: {e}"))?,
+            };
+            let destination =
+                driver::dns::first_hop(&srs, crate::recording::recorder_transport(&srs)).await?;
+            let identity = match account.account() {
+                Some(a) => a.aor.clone(),
+                None => crate::sip::uri::NameAddr::new(Uri::sip(
+                    Some("verbatim"),
+                    &local_ip(handle),
+                    None,
+                )),
+            };
+            Command::CheckRecorder {
+                check: CallId::new(),
+                request: RecorderCheckRequest {
+                    srs,
+                    destination,
+                    credentials: policy.recording.credentials.clone(),
+                    identity,
+                },
+            }
+        }
         // Handled by the loop, which owns the history file and the policy.
         UiCommand::SaveHistory(_) | UiCommand::SaveSettings { .. } => return Ok(()),
     };

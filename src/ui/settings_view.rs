@@ -8,6 +8,7 @@ use super::bridge::{Password, UiCommand};
 use crate::settings::{AccountSettings, Settings};
 
 const ERROR: Color32 = Color32::from_rgb(200, 60, 40);
+const OK: Color32 = Color32::from_rgb(40, 150, 60);
 
 /// The settings being edited, and the file they go to.
 #[derive(Debug)]
@@ -29,6 +30,14 @@ pub(super) struct SettingsEditor {
     /// Sent to be written, waiting for the phone to say it is.
     pending: Option<Settings>,
     pub(super) saved: bool,
+    /// The last "Test recorder": still running, or what it found.
+    check: Option<RecorderCheckView>,
+}
+
+#[derive(Debug)]
+enum RecorderCheckView {
+    Running,
+    Done { works: bool, findings: Vec<String> },
 }
 
 /// The account's fields as typed.
@@ -127,7 +136,13 @@ impl SettingsEditor {
             error: None,
             pending: None,
             saved: false,
+            check: None,
         }
+    }
+
+    /// The phone's answer to "Test recorder".
+    pub(super) fn on_recorder_checked(&mut self, works: bool, findings: Vec<String>) {
+        self.check = Some(RecorderCheckView::Done { works, findings });
     }
 
     /// The whole file with the edited parts, or why it cannot be.
@@ -256,6 +271,35 @@ impl SettingsEditor {
             "tried when the first fails (optional)",
             error_for(&error, "recording.srs_secondary"),
         );
+        let mut command = None;
+        ui.horizontal(|ui| {
+            let running = matches!(self.check, Some(RecorderCheckView::Running));
+            if ui
+                .add_enabled(!running, egui::Button::new("Test recorder"))
+                .on_hover_text(
+                    "Asks the recorder OPTIONS, then opens and ends a short test recording \
+                     session (no audio)",
+                )
+                .clicked()
+            {
+                self.check = Some(RecorderCheckView::Running);
+                command = Some(UiCommand::CheckRecorder(self.srs.trim().to_owned()));
+            }
+            if running {
+                ui.label("Testing…");
+            }
+        });
+        if let Some(RecorderCheckView::Done { works, findings }) = &self.check {
+            let (colour, verdict) = if *works {
+                (OK, "The recorder works")
+            } else {
+                (ERROR, "The recorder does not take recordings")
+            };
+            ui.colored_label(colour, verdict);
+            for finding in findings {
+                ui.label(RichText::new(finding).small());
+            }
+        }
         changed |= ui.checkbox(&mut self.auto, "Record every call").changed();
         changed |= ui
             .checkbox(&mut self.mandatory, "Recording is mandatory")
@@ -282,7 +326,6 @@ impl SettingsEditor {
         {
             ui.colored_label(ERROR, error);
         }
-        let mut command = None;
         ui.horizontal(|ui| {
             if ui.button("Save settings").clicked() {
                 match self.edited() {

@@ -1,0 +1,380 @@
+//! "Test recorder": does the configured SRS answer, and does it take a recording session?
+//! OPTIONS first (what it says it supports), then a short test recording session: a SIPREC
+//! INVITE for a made-up call with both streams inactive (no media is sent), answered, ACKed
+//! and ended with BYE. Each step's finding is reported in words.
+
+use super::recording::answer_sdp;
+use super::{CallId, Engine, Event, TxOwner};
+use crate::recording::metadata;
+use crate::recording::rs_sdp::{self, RsOffer};
+use crate::sdp::Direction;
+use crate::sip::auth::{Credentials, DigestSession, challenge_in};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::multipart;
+use crate::sip::transport::Destination;
+use crate::sip::uri::{NameAddr, Uri};
+
+/// What the front end asks to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderCheckRequest {
+    pub srs: Uri,
+    pub destination: Destination,
+    pub credentials: Option<Credentials>,
+    /// Who the test session says is recording (the user's address).
+    pub identity: NameAddr,
+}
+
+#[derive(Debug)]
+pub(super) struct RecorderCheck {
+    request: RecorderCheckRequest,
+    dialog: Dialog,
+    digest: Option<DigestSession>,
+    stage: Stage,
+    offer: RsOffer,
+    body: (String, Vec<u8>),
+    findings: Vec<String>,
+    /// The ACK of the test session's 2xx, resent if the 2xx comes again.
+    ack: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Options,
+    Invite,
+    Bye,
+}
+
+impl Engine {
+    pub(super) fn check_recorder(&mut self, check: CallId, request: RecorderCheckRequest) {
+        let user = request
+            .identity
+            .uri
+            .user
+            .clone()
+            .unwrap_or_else(|| self.config.contact_user.clone());
+        let contact = format!(
+            "{};+sip.src",
+            self.contact_for(request.destination.transport, &user)
+        );
+        let dialog = Dialog {
+            call_id: format!("{}@verbatim", self.rng.token(20)),
+            local_tag: self.rng.token(10),
+            remote_tag: None,
+            local_uri: request.identity.clone(),
+            remote_uri: NameAddr::new(request.srs.clone()),
+            local_cseq: 0,
+            remote_cseq: None,
+            remote_target: request.srs.clone(),
+            route_set: Vec::new(),
+            local_contact: contact,
+        };
+        let session_id = self.rng.next_u64() >> 2;
+        let (codecs, telephone_event) = self.recording_codecs(check, Default::default());
+        let offer = RsOffer {
+            address: self.local_ip(),
+            // Inactive streams carry nothing; the discard port says so too.
+            port: 9,
+            codecs,
+            telephone_event,
+            labels: vec!["1".into(), "2".into()],
+            direction: Direction::Inactive,
+            keys: None,
+            session_id,
+            session_version: session_id,
+        };
+        let xml = self.test_metadata(&request.identity);
+        let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
+        let body = self.sdp_and_metadata(sdp, xml);
+        self.recorder_checks.insert(
+            check,
+            RecorderCheck {
+                digest: request.credentials.clone().map(DigestSession::new),
+                request,
+                dialog,
+                stage: Stage::Options,
+                offer,
+                body,
+                findings: Vec::new(),
+                ack: None,
+            },
+        );
+        self.send_check_request(check, None);
+    }
+
+    /// A made-up two-party call: the user and "Recording test".
+    fn test_metadata(&mut self, identity: &NameAddr) -> Vec<u8> {
+        let now = metadata::format_time(self.wall_clock());
+        let mut tester = NameAddr::new(Uri::sip(Some("recording-test"), "verbatim.invalid", None));
+        tester.display_name = Some("Recording test".into());
+        let party = |who: &NameAddr, id: String| metadata::Party {
+            participant_id: id,
+            aor: who.uri.to_string(),
+            name: who.display_name.clone(),
+        };
+        let snapshot = metadata::two_party_snapshot(metadata::TwoParty {
+            session_id: self.new_id(),
+            sip_session_id: String::new(),
+            start_time: now.clone(),
+            local: party(identity, self.new_id()),
+            remote: party(&tester, self.new_id()),
+            streams: vec![
+                metadata::StreamSpec {
+                    stream_id: self.new_id(),
+                    label: "1".into(),
+                    sender: metadata::StreamSender::Local,
+                },
+                metadata::StreamSpec {
+                    stream_id: self.new_id(),
+                    label: "2".into(),
+                    sender: metadata::StreamSender::Remote,
+                },
+            ],
+            associate_time: now,
+        });
+        snapshot.to_xml().into_bytes()
+    }
+
+    /// The current stage's request (again, with credentials, after a challenge).
+    fn send_check_request(&mut self, check: CallId, authorization: Option<(String, String)>) {
+        let Some(state) = self.recorder_checks.get_mut(&check) else {
+            return;
+        };
+        let method = match state.stage {
+            Stage::Options => Method::Options,
+            Stage::Invite => Method::Invite,
+            Stage::Bye => Method::Bye,
+        };
+        let mut request = state.dialog.request(method);
+        match state.stage {
+            Stage::Options => {
+                request.headers.push(
+                    "Accept",
+                    format!(
+                        "{}, {}",
+                        multipart::SDP_CONTENT_TYPE,
+                        multipart::METADATA_CONTENT_TYPE
+                    ),
+                );
+            }
+            Stage::Invite => {
+                request.headers.push("Require", "siprec");
+                request.set_body(&state.body.0, state.body.1.clone());
+            }
+            Stage::Bye => {}
+        }
+        if let Some((name, value)) = authorization {
+            request.headers.push(&name, value);
+        }
+        let destination = state
+            .dialog
+            .next_hop(state.request.destination.transport)
+            .filter(|_| state.stage == Stage::Bye)
+            .unwrap_or(state.request.destination);
+        if self
+            .start_client_tx(request, destination, TxOwner::RecorderCheck(check))
+            .is_none()
+        {
+            self.finish_check(check, "the request could not be sent");
+        }
+    }
+
+    pub(super) fn on_check_response(&mut self, check: CallId, response: &Message) {
+        let Some(status) = response.status() else {
+            return;
+        };
+        let Some(state) = self.recorder_checks.get(&check) else {
+            return;
+        };
+        let stage = state.stage;
+        if status < 200 {
+            return;
+        }
+        if stage == Stage::Invite
+            && (200..300).contains(&status)
+            && let Some(ack) = state.ack.clone()
+        {
+            // Our ACK was lost: the 2xx came again.
+            self.transmits.push_back((state.request.destination, ack));
+            return;
+        }
+        if matches!(status, 401 | 407) && stage != Stage::Bye {
+            self.answer_check_challenge(check, status, response);
+            return;
+        }
+        let phrase = response
+            .reason()
+            .unwrap_or(reason_phrase(status))
+            .to_owned();
+        match stage {
+            Stage::Options => {
+                let finding = if (200..300).contains(&status) {
+                    let siprec = response.headers.has_token("Supported", "siprec")
+                        || response.headers.has_token("Require", "siprec");
+                    if siprec {
+                        format!("OPTIONS: {status} {phrase}; it supports siprec")
+                    } else {
+                        format!("OPTIONS: {status} {phrase}; it does not list siprec as supported")
+                    }
+                } else {
+                    format!("OPTIONS: {status} {phrase}")
+                };
+                self.next_check_stage(check, finding, Stage::Invite);
+            }
+            Stage::Invite if (200..300).contains(&status) => {
+                let finding = self.accept_test_session(check, response);
+                self.next_check_stage(check, finding, Stage::Bye);
+            }
+            Stage::Invite => {
+                let why = if status == 420 {
+                    " (it is not a SIPREC recorder)".to_owned()
+                } else {
+                    String::new()
+                };
+                self.note_check(
+                    check,
+                    format!("test recording session refused: {status} {phrase}{why}"),
+                );
+                self.finish_check(check, "");
+            }
+            Stage::Bye => {
+                self.note_check(check, format!("test recording session ended ({status})"));
+                self.finish_check(check, "");
+            }
+        }
+    }
+
+    /// The 2xx to the test INVITE: ACK it and say what the recorder answered.
+    fn accept_test_session(&mut self, check: CallId, response: &Message) -> String {
+        let destination = self.recorder_checks.get(&check).map(|s| {
+            s.dialog
+                .next_hop(s.request.destination.transport)
+                .unwrap_or(s.request.destination)
+        });
+        let via = destination.and_then(|d| self.via_for(d.transport));
+        let Some(state) = self.recorder_checks.get_mut(&check) else {
+            return String::new();
+        };
+        state.dialog.establish_as_uac(response);
+        let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
+        let mut ack = state.dialog.request_with_cseq(Method::Ack, cseq);
+        if let (Some(via), Some(destination)) = (via, destination) {
+            ack.headers.insert_first("Via", via);
+            let bytes = ack.to_bytes();
+            state.ack = Some(bytes.clone());
+            self.transmits.push_back((destination, bytes));
+        }
+        let Some(state) = self.recorder_checks.get(&check) else {
+            return String::new();
+        };
+        match answer_sdp(response).map(|sdp| rs_sdp::read_answer(&state.offer, &sdp)) {
+            Some(Ok(streams)) => {
+                let accepted: Vec<String> = streams
+                    .iter()
+                    .filter(|s| s.accepted)
+                    .map(|s| format!("label {} in {}", s.label, s.codec.encoding))
+                    .collect();
+                if accepted.is_empty() {
+                    "test recording session accepted, but every stream was refused".into()
+                } else {
+                    format!("test recording session accepted: {}", accepted.join(", "))
+                }
+            }
+            Some(Err(error)) => format!("test recording session accepted, but its SDP: {error}"),
+            None => "test recording session accepted, but without an SDP answer".into(),
+        }
+    }
+
+    fn answer_check_challenge(&mut self, check: CallId, status: u16, response: &Message) {
+        let challenge = challenge_in(response);
+        let cnonce = self.rng.token(16);
+        let Some(state) = self.recorder_checks.get_mut(&check) else {
+            return;
+        };
+        let Some(digest) = state.digest.as_mut() else {
+            self.note_check(
+                check,
+                format!("it asks for a password ({status}) and none is configured"),
+            );
+            self.finish_check(check, "");
+            return;
+        };
+        let Some((target, challenge)) = challenge else {
+            self.finish_check(check, "its challenge has no usable digest");
+            return;
+        };
+        let realm = challenge.realm.clone();
+        if let Err(error) = digest.handle_challenge(target, challenge) {
+            self.finish_check(check, &format!("it refused our credentials: {error}"));
+            return;
+        }
+        let (method, body) = match state.stage {
+            Stage::Invite => ("INVITE", state.body.1.clone()),
+            _ => ("OPTIONS", Vec::new()),
+        };
+        let uri = state.dialog.remote_target.to_string();
+        match digest.authorize(&realm, method, &uri, &body, &cnonce) {
+            Ok(auth) => {
+                let header = (auth.name().to_owned(), auth.value());
+                self.send_check_request(check, Some(header));
+            }
+            Err(error) => {
+                self.finish_check(check, &format!("cannot answer its challenge: {error}"))
+            }
+        }
+    }
+
+    pub(super) fn on_check_timeout(&mut self, check: CallId) {
+        let Some(stage) = self.recorder_checks.get(&check).map(|s| s.stage) else {
+            return;
+        };
+        match stage {
+            // Some recorders ignore OPTIONS; the session is what matters.
+            Stage::Options => self.next_check_stage(
+                check,
+                "OPTIONS: no answer (unreachable, or it ignores OPTIONS)".into(),
+                Stage::Invite,
+            ),
+            Stage::Invite => self.finish_check(check, "test recording session: no answer"),
+            Stage::Bye => self.finish_check(check, "the test session's BYE got no answer"),
+        }
+    }
+
+    fn next_check_stage(&mut self, check: CallId, finding: String, next: Stage) {
+        self.note_check(check, finding);
+        // The test session is a dialog of its own, not a sequel of the OPTIONS.
+        let call_id = (next == Stage::Invite).then(|| format!("{}@verbatim", self.rng.token(20)));
+        if let Some(state) = self.recorder_checks.get_mut(&check) {
+            state.stage = next;
+            if let Some(call_id) = call_id {
+                state.dialog.call_id = call_id;
+            }
+        }
+        self.send_check_request(check, None);
+    }
+
+    fn note_check(&mut self, check: CallId, finding: String) {
+        if let Some(state) = self.recorder_checks.get_mut(&check) {
+            state.findings.push(finding);
+        }
+    }
+
+    /// Ends the check; `problem`, when not empty, is its last finding.
+    fn finish_check(&mut self, check: CallId, problem: &str) {
+        if !problem.is_empty() {
+            self.note_check(check, problem.to_owned());
+        }
+        let Some(state) = self.recorder_checks.remove(&check) else {
+            return;
+        };
+        let works = state
+            .findings
+            .iter()
+            .any(|f| f.starts_with("test recording session accepted:"));
+        self.events.push_back(Event::RecorderChecked {
+            check,
+            works,
+            findings: state.findings,
+        });
+    }
+}
