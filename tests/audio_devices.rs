@@ -457,6 +457,9 @@ fn in_session_loopback() {
             .capture
             .is_some_and(|s| s.callbacks > 5)
     });
+    // Nothing plays into the microphone yet: the level meter shows silence.
+    std::thread::sleep(Duration::from_millis(300));
+    let quiet = audio.thread.stats().capture.map_or(0, |s| s.level_permille);
     let recording = Recording::start(&dir, "spk.monitor");
     let mut player = pulse_command(&dir, "paplay")
         .args(["-d", "mic"])
@@ -466,6 +469,7 @@ fn in_session_loopback() {
 
     let mut frame = vec![0.0_f32; 960];
     let mut moved = 0;
+    let mut loudest = 0;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
         while audio.ports.read_capture(&mut frame) {
@@ -473,6 +477,8 @@ fn in_session_loopback() {
                 moved += 1;
             }
         }
+        let level = audio.thread.stats().capture.map_or(0, |s| s.level_permille);
+        loudest = loudest.max(level);
         std::thread::sleep(Duration::from_millis(2));
     }
     // Let the last frames reach the sink before the recording stops.
@@ -486,6 +492,11 @@ fn in_session_loopback() {
     let heard = recording.stop();
 
     assert!(moved >= 75, "only {moved} frames went round in 2 s");
+    assert!(quiet < 20, "the meter shows {quiet}/1000 in silence");
+    assert!(
+        loudest > 200,
+        "the meter peaked at {loudest}/1000 with the tone playing"
+    );
     assert!(events.is_empty(), "no device changed, yet: {events:?}");
     let capture = stats.capture.unwrap();
     let playback = stats.playback.unwrap();

@@ -67,6 +67,7 @@ fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> Verb
         problems: Vec::new(),
         history: Some(recordings.to_owned()),
         account: None,
+        audio_control: None,
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }
@@ -357,11 +358,14 @@ fn settings_window(
     recordings: &std::path::Path,
     path: &std::path::Path,
 ) -> Harness<'static, VerbatimApp> {
-    let mut harness = Harness::new_ui_state(
-        |ui, app: &mut VerbatimApp| app.show(ui),
-        app(recordings, None)
-            .with_settings(path.to_owned(), verbatim::settings::Settings::default()),
-    );
+    // Tall enough for the whole settings screen, which scrolls in a real window.
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 1800.0))
+        .build_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            app(recordings, None)
+                .with_settings(path.to_owned(), verbatim::settings::Settings::default()),
+        );
     wait_for(&mut harness, "Ready on");
     harness.get_by_label("Settings").click();
     harness.step();
@@ -529,4 +533,51 @@ fn the_recorder_test_in_the_settings_says_what_it_found() {
             .next()
             .is_some()
     );
+}
+
+/// The audio part of the settings: the codec order changes with Up and Down and is saved
+/// (and applied to the next call: the far end gets our new first choice); offering no
+/// codec at all is refused next to the list.
+#[test]
+fn the_codec_order_is_edited_saved_and_used_by_the_next_call() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let mut harness = settings_window(recordings.path(), &path);
+    assert!(
+        harness
+            .query_by_label_contains("No microphone in use")
+            .is_some()
+    );
+    for codec in ["OPUS", "PCMU", "PCMA"] {
+        harness.get_by_label(codec).click_accesskit();
+        harness.step();
+    }
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "media.codecs: offer at least one codec");
+    assert!(!path.exists());
+
+    for codec in ["OPUS", "PCMU", "PCMA"] {
+        harness.get_by_label(codec).click_accesskit();
+        harness.step();
+    }
+    // PCMA (third) up, then up again from the second row: it becomes the first choice.
+    for row in [2, 1] {
+        harness.get_all_by_label("Up").nth(row).unwrap().click();
+        harness.step();
+        harness.step();
+    }
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    assert_eq!(written.media.codecs, ["pcma", "opus", "pcmu"]);
+
+    let (mut far, far_port) = far_end("gui-codec-far-end");
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
+    wait_for(&mut harness, "Connected");
+    // The call's quality line names the codec the far end took: our new first choice.
+    wait_for(&mut harness, "PCMA ·");
+    harness.get_by_label("Hang up").click_accesskit();
+    wait_for(&mut harness, "ended");
+    far.expect_success(Duration::from_secs(20));
 }

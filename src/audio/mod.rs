@@ -30,7 +30,10 @@
 //!   `DeviceChoice::Named` takes.
 //! - `AudioEvent::{DeviceLost, FellBackToDefault, Restored, FollowedDefault, Unavailable}`.
 //! - `AudioStats { capture, playback, ringing: Option<StreamStats> }`; `StreamStats` gives the
-//!   device, its rate, channels and sample format, and the frames per callback seen.
+//!   device, its rate, channels and sample format, the frames per callback seen, and for the
+//!   microphone the peak level of the last 100 ms (`level_permille`, the level meter).
+//! - `Volumes`: input and output volume in percent (0 to `MAX_VOLUME_PERCENT`), atomics the
+//!   call's audio applies every frame.
 //!
 //! Files (`file`; headless mode, paced by the caller's clock):
 //! - `WavSource::open(path) -> Result<WavSource, AudioError>`, `.looping(bool) -> Self`,
@@ -80,6 +83,7 @@ mod stream;
 
 #[cfg(test)]
 mod tone;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -91,6 +95,7 @@ pub use file::{WavSink, WavSource};
 pub use null::{NullPump, Pumped, null_ports};
 pub use ring::{AudioPorts, DriverPorts, RING_SAMPLES};
 pub use stream::StreamStats;
+pub use volume::{MAX_VOLUME_PERCENT, Volumes};
 
 /// Everything that can go wrong in audio I/O. File errors name the file; device errors name
 /// the device.

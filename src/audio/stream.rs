@@ -152,6 +152,9 @@ pub struct StreamStats {
     pub xruns: u64,
     /// Other errors the backend reported (a stream that only has these is replaced).
     pub errors: u64,
+    /// Capture only: the loudest sample of the last 100 ms, in thousandths of full scale
+    /// (the microphone level meter).
+    pub level_permille: u16,
 }
 
 enum Side {
@@ -178,6 +181,36 @@ pub(crate) struct OpenStream {
     counters: Arc<Counters>,
     health: Health,
     side: Side,
+    level: LevelMeter,
+}
+
+/// The peak level over windows of 100 ms of 48 kHz audio.
+#[derive(Debug, Default, Clone, Copy)]
+struct LevelMeter {
+    peak: f32,
+    samples: usize,
+    last_window_peak: f32,
+}
+
+impl LevelMeter {
+    const WINDOW: usize = 4800;
+
+    fn measure(&mut self, samples: &[f32]) {
+        for sample in samples {
+            self.peak = self.peak.max(sample.abs());
+            self.samples += 1;
+            if self.samples >= Self::WINDOW {
+                self.last_window_peak = self.peak;
+                self.peak = 0.0;
+                self.samples = 0;
+            }
+        }
+    }
+
+    fn permille(&self) -> u16 {
+        // Rounded and clamped, so the cast cannot truncate.
+        (self.last_window_peak.clamp(0.0, 1.0) * 1000.0).round() as u16
+    }
 }
 
 impl std::fmt::Debug for OpenStream {
@@ -250,6 +283,7 @@ impl OpenStream {
             counters,
             health: Health::new(Instant::now()),
             side,
+            level: LevelMeter::default(),
         })
     }
 
@@ -273,6 +307,7 @@ impl OpenStream {
         else {
             return Ok(0);
         };
+        let level = &mut self.level;
         let channels = usize::from(self.config.channels.max(1));
         let mut dropped = 0;
         loop {
@@ -285,6 +320,7 @@ impl OpenStream {
                 return Ok(dropped);
             }
             converter.convert(part, &mut |out| {
+                level.measure(out);
                 dropped += engine.push_partial_slice(out).1.len();
             })?;
         }
@@ -362,6 +398,7 @@ impl OpenStream {
             gap_samples: c.gap_samples.load(Ordering::Relaxed),
             xruns: c.xruns.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            level_permille: self.level.permille(),
         }
     }
 }
@@ -512,4 +549,26 @@ where
         move |error| errors.note_error(&error),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LevelMeter;
+
+    #[test]
+    fn the_level_meter_reports_the_peak_of_the_last_full_window() {
+        let mut meter = LevelMeter::default();
+        assert_eq!(meter.permille(), 0);
+        let mut loud = vec![0.1f32; LevelMeter::WINDOW];
+        loud[10] = -0.5;
+        meter.measure(&loud);
+        assert_eq!(meter.permille(), 500);
+        // Half a quiet window changes nothing yet; the full one does.
+        meter.measure(&vec![0.01; LevelMeter::WINDOW / 2]);
+        assert_eq!(meter.permille(), 500);
+        meter.measure(&vec![0.01; LevelMeter::WINDOW / 2]);
+        assert_eq!(meter.permille(), 10);
+        meter.measure(&vec![3.0; LevelMeter::WINDOW]);
+        assert_eq!(meter.permille(), 1000, "clipped at full scale");
+    }
 }

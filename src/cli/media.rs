@@ -100,7 +100,8 @@ impl MediaArgs {
     /// per-call audio factory.
     pub fn audio(&self, devices: &DeviceConfig) -> Result<AudioSetup, String> {
         if self.devices {
-            return device_audio(devices.clone()).map_err(|e| format!("--devices: {e}"));
+            return device_audio(devices.clone(), Default::default())
+                .map_err(|e| format!("--devices: {e}"));
         }
         if self.play.is_none() && self.save_received.is_none() {
             return Ok(AudioSetup::default());
@@ -137,6 +138,7 @@ impl MediaArgs {
         Ok(AudioSetup {
             factory: Some(factory),
             ringer: None,
+            control: None,
         })
     }
 }
@@ -146,10 +148,15 @@ impl MediaArgs {
 pub(crate) struct AudioSetup {
     pub factory: Option<AudioFactory>,
     pub ringer: Option<Ringer>,
+    /// With the sound card: its thread (devices, level meter) and the volumes.
+    pub control: Option<crate::ui::AudioControl>,
 }
 
 /// Opens the default devices once; every call uses them in turn.
-pub(crate) fn device_audio(config: DeviceConfig) -> Result<AudioSetup, String> {
+pub(crate) fn device_audio(
+    config: DeviceConfig,
+    volumes: Arc<crate::audio::Volumes>,
+) -> Result<AudioSetup, String> {
     let devices = start_devices(config).map_err(|e| format!("cannot open the sound card: {e}"))?;
     let ports = Arc::new(Mutex::new(devices.ports));
     let ringer = Ringer::new(devices.ringer);
@@ -162,14 +169,19 @@ pub(crate) fn device_audio(config: DeviceConfig) -> Result<AudioSetup, String> {
         }
     });
     let holder = Arc::new(Mutex::new(thread));
+    let control = crate::ui::AudioControl {
+        thread: holder.clone(),
+        volumes: volumes.clone(),
+    };
     let factory: AudioFactory = Arc::new(move |_call| {
         // The factory owns the audio thread: the devices stay open while calls can happen.
         let _keep = &holder;
-        Box::new(DeviceCallAudio::new(ports.clone())) as Box<dyn CallAudio>
+        Box::new(DeviceCallAudio::new(ports.clone(), volumes.clone())) as Box<dyn CallAudio>
     });
     Ok(AudioSetup {
         factory: Some(factory),
         ringer: Some(ringer),
+        control: Some(control),
     })
 }
 

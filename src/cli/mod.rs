@@ -219,7 +219,8 @@ fn gui(args: GuiArgs) -> ExitCode {
         }
     };
     let mut problems = Vec::new();
-    let audio = match media::device_audio(settings.audio.devices()) {
+    let volumes = std::sync::Arc::new(settings.audio.volumes());
+    let audio = match media::device_audio(settings.audio.devices(), volumes) {
         Ok(setup) => setup,
         Err(error) => {
             problems.push(format!("{error}: calls will be silent"));
@@ -263,6 +264,7 @@ fn gui(args: GuiArgs) -> ExitCode {
         problems,
         history: data,
         account,
+        audio_control: audio.control,
     };
     let editable = args
         .config

@@ -137,6 +137,8 @@ fn spawn_reader(
 /// frames the oldest one is dropped, so the delay it adds stays bounded.
 pub struct DeviceCallAudio {
     ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
+    volumes: Arc<crate::audio::Volumes>,
+    scaled: Vec<f32>,
 }
 
 /// Frames of capture backlog tolerated before one is dropped.
@@ -149,8 +151,15 @@ impl core::fmt::Debug for DeviceCallAudio {
 }
 
 impl DeviceCallAudio {
-    pub fn new(ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>) -> DeviceCallAudio {
-        DeviceCallAudio { ports }
+    pub fn new(
+        ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
+        volumes: Arc<crate::audio::Volumes>,
+    ) -> DeviceCallAudio {
+        DeviceCallAudio {
+            ports,
+            volumes,
+            scaled: Vec::new(),
+        }
     }
 }
 
@@ -169,12 +178,17 @@ impl CallAudio for DeviceCallAudio {
         if !ports.read_capture(frame) {
             frame.fill(0.0);
         }
+        self.volumes.apply_input(frame);
     }
 
     fn play(&mut self, frame: &[f32]) {
+        // Reused frame to frame: no allocation after the first.
+        self.scaled.clear();
+        self.scaled.extend_from_slice(frame);
+        self.volumes.apply_output(&mut self.scaled);
         if let Ok(mut ports) = self.ports.lock() {
             // A full ring means the card is behind: dropping this frame keeps the delay short.
-            let _ = ports.write_playback(frame);
+            let _ = ports.write_playback(&self.scaled);
         }
     }
 }

@@ -267,6 +267,8 @@ pub enum Command {
         check: CallId,
         request: RecorderCheckRequest,
     },
+    /// Offer these codecs, best first, from the next offer or answer on.
+    SetCodecs(Vec<crate::sdp::Codec>),
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -766,6 +768,12 @@ impl Engine {
             } => self.follow_transfer(call, new_call, request),
             Command::DeclineTransfer { call, status } => self.decline_transfer(call, status),
             Command::CheckRecorder { check, request } => self.check_recorder(check, request),
+            Command::SetCodecs(codecs) => {
+                // No codec at all would make every call fail; the settings never send that.
+                if !codecs.is_empty() {
+                    self.config.codecs = codecs;
+                }
+            }
             Command::Mute { call, muted } => self.set_muted(call, muted),
             Command::StartRecording {
                 call,

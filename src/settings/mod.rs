@@ -44,15 +44,49 @@ pub struct Settings {
 }
 
 /// Sound devices by name (see `verbatim devices`); absent means the system default.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioSettings {
     pub input: Option<String>,
     pub output: Option<String>,
     pub ringing: Option<String>,
+    /// Microphone and speaker volume in percent (0 to 200).
+    pub input_volume: u16,
+    pub output_volume: u16,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        AudioSettings {
+            input: None,
+            output: None,
+            ringing: None,
+            input_volume: 100,
+            output_volume: 100,
+        }
+    }
 }
 
 impl AudioSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let max = crate::audio::MAX_VOLUME_PERCENT;
+        for (field, value) in [
+            ("input_volume", self.input_volume),
+            ("output_volume", self.output_volume),
+        ] {
+            if value > max {
+                return Err(format!(
+                    "audio.{field}: {value} is more than {max} (percent)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn volumes(&self) -> crate::audio::Volumes {
+        crate::audio::Volumes::new(self.input_volume, self.output_volume)
+    }
+
     pub fn devices(&self) -> crate::audio::DeviceConfig {
         let choice = |name: &Option<String>| match name {
             Some(n) if !n.is_empty() => crate::audio::DeviceChoice::Named(n.clone()),
@@ -331,6 +365,7 @@ impl Settings {
         }
         settings.media.codecs()?;
         settings.media.srtp()?;
+        settings.audio.validate()?;
         settings.recording.validate()?;
         Ok(settings)
     }

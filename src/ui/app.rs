@@ -86,6 +86,11 @@ impl VerbatimApp {
                     }
                 }
                 UiEvent::Account(aor) => self.model.set_account(aor),
+                UiEvent::Devices(devices) => {
+                    if let Some(editor) = self.settings.as_mut() {
+                        editor.on_devices(devices);
+                    }
+                }
             }
         }
         for entry in self.model.take_unsaved() {
@@ -139,9 +144,10 @@ impl VerbatimApp {
     }
 
     fn settings_panel(&mut self, ui: &mut egui::Ui) {
-        if let Some(editor) = self.settings.as_mut()
-            && let Some(command) = editor.show(ui)
-        {
+        let Some(editor) = self.settings.as_mut() else {
+            return;
+        };
+        for command in editor.show(ui, self.bridge.audio()) {
             self.bridge.send(command);
         }
     }
@@ -153,31 +159,37 @@ impl VerbatimApp {
             return;
         }
         let mut redial = None;
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            for entry in &self.model.history {
-                let direction = if entry.incoming { "from" } else { "to" };
-                let when =
-                    crate::recording::metadata::format_time(Duration::from_secs(entry.started));
-                let when = when.get(..16).unwrap_or(&when).replace('T', " ");
-                let outcome = match &entry.failure {
-                    Some(failure) => format!("failed: {failure}"),
-                    None => super::model::clock(Duration::from_secs(entry.duration_s)),
-                };
-                ui.horizontal(|ui| {
-                    if ui
-                        .link(format!("{direction} {}", entry.party))
-                        .on_hover_text("Put in the dial field")
-                        .clicked()
-                    {
-                        redial = Some(entry.party.clone());
-                    }
-                    ui.label(
-                        RichText::new(format!("{when} · {outcome} · {}", entry.recording.label()))
+        egui::ScrollArea::vertical()
+            .id_salt("history")
+            .max_height(180.0)
+            .show(ui, |ui| {
+                for entry in &self.model.history {
+                    let direction = if entry.incoming { "from" } else { "to" };
+                    let when =
+                        crate::recording::metadata::format_time(Duration::from_secs(entry.started));
+                    let when = when.get(..16).unwrap_or(&when).replace('T', " ");
+                    let outcome = match &entry.failure {
+                        Some(failure) => format!("failed: {failure}"),
+                        None => super::model::clock(Duration::from_secs(entry.duration_s)),
+                    };
+                    ui.horizontal(|ui| {
+                        if ui
+                            .link(format!("{direction} {}", entry.party))
+                            .on_hover_text("Put in the dial field")
+                            .clicked()
+                        {
+                            redial = Some(entry.party.clone());
+                        }
+                        ui.label(
+                            RichText::new(format!(
+                                "{when} · {outcome} · {}",
+                                entry.recording.label()
+                            ))
                             .small(),
-                    );
-                });
-            }
-        });
+                        );
+                    });
+                }
+            });
         if let Some(party) = redial {
             self.dial = party;
         }
@@ -413,6 +425,11 @@ impl VerbatimApp {
 
 impl eframe::App for VerbatimApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::CentralPanel::default().show(ui, |ui| self.show(ui));
+        // Calls, history and settings together are taller than the window.
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .auto_shrink([false, false])
+                .show(ui, |ui| self.show(ui));
+        });
     }
 }

@@ -41,6 +41,8 @@ pub enum UiCommand {
     /// "Test recorder": this recorder URI (empty: the built-in recorder) is asked OPTIONS
     /// and given a short test recording session.
     CheckRecorder(String),
+    /// List the sound devices (for the settings screen).
+    ListDevices,
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
     /// Write the settings file and apply it: the recording policy from the next call on,
@@ -84,6 +86,39 @@ pub enum UiEvent {
     SettingsSaved,
     /// The account calls go through (its address of record); None: no account.
     Account(Option<String>),
+    /// The sound devices, or why they cannot be listed.
+    Devices(Result<Vec<crate::audio::DeviceInfo>, String>),
+}
+
+/// The sound card behind the window: its thread (device changes, the level meter) and the
+/// volumes the calls' audio applies.
+#[derive(Clone)]
+pub struct AudioControl {
+    pub thread: std::sync::Arc<std::sync::Mutex<crate::audio::AudioThread>>,
+    pub volumes: std::sync::Arc<crate::audio::Volumes>,
+}
+
+impl core::fmt::Debug for AudioControl {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AudioControl")
+            .field("volumes", &self.volumes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AudioControl {
+    /// The microphone's peak over the last 100 ms, 0 to 1000; None without a microphone.
+    pub fn microphone_level(&self) -> Option<u16> {
+        let thread = self.thread.lock().ok()?;
+        thread.stats().capture.map(|c| c.level_permille)
+    }
+
+    /// Moves each role to the device the settings name.
+    pub fn use_devices(&self, devices: crate::audio::DeviceConfig) {
+        if let Ok(thread) = self.thread.lock() {
+            thread.reconfigure(devices);
+        }
+    }
 }
 
 /// How the phone runs under the window.
@@ -104,6 +139,8 @@ pub struct BridgeConfig {
     pub history: Option<PathBuf>,
     /// The SIP account to register and call through; None: calls go straight to the URI.
     pub account: Option<Account>,
+    /// The sound card's controls when calls use it.
+    pub audio_control: Option<AudioControl>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -121,11 +158,13 @@ pub struct Bridge {
     commands: mpsc::UnboundedSender<UiCommand>,
     events: std_mpsc::Receiver<UiEvent>,
     thread: Option<std::thread::JoinHandle<()>>,
+    audio: Option<AudioControl>,
 }
 
 impl Bridge {
     /// Starts the phone; `wake` is called after every event (from the phone's thread).
     pub fn start(config: BridgeConfig, wake: impl Fn() + Send + 'static) -> Bridge {
+        let audio = config.audio_control.clone();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -151,7 +190,13 @@ impl Bridge {
             commands,
             events,
             thread,
+            audio,
         }
+    }
+
+    /// The sound card's controls, for the settings screen (None: calls are silent).
+    pub fn audio(&self) -> Option<&AudioControl> {
+        self.audio.as_ref()
     }
 
     pub fn send(&self, command: UiCommand) {
@@ -286,10 +331,28 @@ async fn run(
                         }
                     }
                 }
+                Some(UiCommand::ListDevices) => {
+                    let listed = tokio::task::spawn_blocking(crate::audio::list_devices).await;
+                    let devices = match listed {
+                        Ok(Ok(devices)) => Ok(devices),
+                        Ok(Err(error)) => Err(format!("the sound devices cannot be listed: {error}")),
+                        Err(error) => Err(format!("the sound devices cannot be listed: {error}")),
+                    };
+                    notify.send(UiEvent::Devices(devices));
+                }
                 Some(UiCommand::SaveSettings { path, settings, password }) => {
+                    let audio = settings.audio.clone();
+                    let codecs = settings.media.codecs();
                     match save_settings(path, *settings).await {
                         Ok((recording, saved_account)) => {
                             policy.recording = recording;
+                            if let Some(control) = &config.audio_control {
+                                control.use_devices(audio.devices());
+                                control.volumes.set(audio.input_volume, audio.output_volume);
+                            }
+                            if let Ok(codecs) = codecs {
+                                let _ = handle.commands.send(Command::SetCodecs(codecs));
+                            }
                             if account.account() != saved_account.as_ref() || password.is_some() {
                                 account.unregister(&handle);
                                 let problem = match password {
@@ -468,6 +531,8 @@ async fn save_settings(
     settings: Settings,
 ) -> Result<(crate::settings::Recording, Option<Account>), String> {
     let recording = settings.recording.validate()?;
+    settings.media.codecs()?;
+    settings.audio.validate()?;
     let account = settings
         .account
         .as_ref()
@@ -552,8 +617,10 @@ async fn carry_out(
                 },
             }
         }
-        // Handled by the loop, which owns the history file and the policy.
-        UiCommand::SaveHistory(_) | UiCommand::SaveSettings { .. } => return Ok(()),
+        // Handled by the loop, which owns the history file, the policy and the devices.
+        UiCommand::SaveHistory(_) | UiCommand::SaveSettings { .. } | UiCommand::ListDevices => {
+            return Ok(());
+        }
     };
     handle
         .commands

@@ -12,7 +12,7 @@ mod settings_view;
 use eframe::egui;
 
 pub use app::VerbatimApp;
-pub use bridge::{Bridge, BridgeConfig, Password, UiCommand, UiEvent};
+pub use bridge::{AudioControl, Bridge, BridgeConfig, Password, UiCommand, UiEvent};
 
 /// Opens the window and runs until it is closed; with `settings`, the window can edit and
 /// save them (the file's path, and what it holds now).

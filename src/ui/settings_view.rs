@@ -4,7 +4,8 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::bridge::{Password, UiCommand};
+use super::bridge::{AudioControl, Password, UiCommand};
+use crate::audio::DeviceInfo;
 use crate::settings::{AccountSettings, Settings};
 
 const ERROR: Color32 = Color32::from_rgb(200, 60, 40);
@@ -32,6 +33,65 @@ pub(super) struct SettingsEditor {
     pub(super) saved: bool,
     /// The last "Test recorder": still running, or what it found.
     check: Option<RecorderCheckView>,
+    audio: AudioFields,
+    /// The sound devices once listed (asked for when the Audio part first shows).
+    devices: Option<Result<Vec<DeviceInfo>, String>>,
+    devices_asked: bool,
+}
+
+/// The audio part as edited: devices by name (None: system default), volumes, and every
+/// codec we have in preference order with whether it is offered.
+#[derive(Debug)]
+struct AudioFields {
+    input: Option<String>,
+    output: Option<String>,
+    ringing: Option<String>,
+    input_volume: u16,
+    output_volume: u16,
+    codecs: Vec<(String, bool)>,
+}
+
+/// The codecs Verbatim has, by their settings names.
+const ALL_CODECS: [&str; 3] = ["opus", "pcmu", "pcma"];
+
+impl AudioFields {
+    fn from(settings: &Settings) -> AudioFields {
+        let audio = &settings.audio;
+        let chosen: Vec<String> = settings
+            .media
+            .codecs
+            .iter()
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        let mut codecs: Vec<(String, bool)> = chosen.iter().map(|c| (c.clone(), true)).collect();
+        for codec in ALL_CODECS {
+            if !chosen.iter().any(|c| c == codec) {
+                codecs.push((codec.to_owned(), false));
+            }
+        }
+        AudioFields {
+            input: audio.input.clone(),
+            output: audio.output.clone(),
+            ringing: audio.ringing.clone(),
+            input_volume: audio.input_volume,
+            output_volume: audio.output_volume,
+            codecs,
+        }
+    }
+
+    fn apply(&self, settings: &mut Settings) {
+        settings.audio.input = self.input.clone();
+        settings.audio.output = self.output.clone();
+        settings.audio.ringing = self.ringing.clone();
+        settings.audio.input_volume = self.input_volume;
+        settings.audio.output_volume = self.output_volume;
+        settings.media.codecs = self
+            .codecs
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| name.clone())
+            .collect();
+    }
 }
 
 #[derive(Debug)]
@@ -124,6 +184,7 @@ impl SettingsEditor {
         let recording = &base.recording;
         SettingsEditor {
             account: AccountFields::from(base.account.as_ref()),
+            audio: AudioFields::from(&base),
             srs: text(&recording.srs),
             srs_secondary: text(&recording.srs_secondary),
             auto: recording.auto.eq_ignore_ascii_case("all"),
@@ -137,7 +198,14 @@ impl SettingsEditor {
             pending: None,
             saved: false,
             check: None,
+            devices: None,
+            devices_asked: false,
         }
+    }
+
+    /// The sound devices the phone listed.
+    pub(super) fn on_devices(&mut self, devices: Result<Vec<DeviceInfo>, String>) {
+        self.devices = Some(devices);
     }
 
     /// The phone's answer to "Test recorder".
@@ -152,6 +220,12 @@ impl SettingsEditor {
         if let Some(account) = &settings.account {
             account.validate()?;
         }
+        self.audio.apply(&mut settings);
+        if settings.media.codecs.is_empty() {
+            return Err("media.codecs: offer at least one codec".into());
+        }
+        settings.media.codecs()?;
+        settings.audio.validate()?;
         let recording = &mut settings.recording;
         recording.srs = optional(&self.srs);
         recording.srs_secondary = optional(&self.srs_secondary);
@@ -177,8 +251,14 @@ impl SettingsEditor {
         }
     }
 
-    /// Draws the screen; a click on Save returns the command that writes it.
-    pub(super) fn show(&mut self, ui: &mut egui::Ui) -> Option<UiCommand> {
+    /// Draws the screen; returns what the phone must do (write the settings, list the
+    /// devices, test the recorder).
+    pub(super) fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        audio: Option<&AudioControl>,
+    ) -> Vec<UiCommand> {
+        let mut commands = Vec::new();
         let mut changed = false;
         ui.label(RichText::new("Account").strong());
         let stored = self.base.account.is_some();
@@ -271,7 +351,6 @@ impl SettingsEditor {
             "tried when the first fails (optional)",
             error_for(&error, "recording.srs_secondary"),
         );
-        let mut command = None;
         ui.horizontal(|ui| {
             let running = matches!(self.check, Some(RecorderCheckView::Running));
             if ui
@@ -283,7 +362,7 @@ impl SettingsEditor {
                 .clicked()
             {
                 self.check = Some(RecorderCheckView::Running);
-                command = Some(UiCommand::CheckRecorder(self.srs.trim().to_owned()));
+                commands.push(UiCommand::CheckRecorder(self.srs.trim().to_owned()));
             }
             if running {
                 ui.label("Testing…");
@@ -316,6 +395,9 @@ impl SettingsEditor {
                 "Honour the other side's wish not to be recorded",
             )
             .changed();
+        ui.add_space(6.0);
+        ui.label(RichText::new("Audio").strong());
+        changed |= self.audio_part(ui, audio, &mut commands);
         if changed {
             self.saved = false;
             self.error = None;
@@ -323,6 +405,8 @@ impl SettingsEditor {
         if let Some(error) = &self.error
             && !error.starts_with("account.")
             && !error.starts_with("recording.srs")
+            && !error.starts_with("media.codecs")
+            && !error.starts_with("audio.")
         {
             ui.colored_label(ERROR, error);
         }
@@ -333,7 +417,7 @@ impl SettingsEditor {
                         self.error = None;
                         self.pending = Some(settings.clone());
                         let password = core::mem::take(&mut self.account.password);
-                        command = Some(UiCommand::SaveSettings {
+                        commands.push(UiCommand::SaveSettings {
                             path: self.path.clone(),
                             settings: Box::new(settings),
                             password: (!password.is_empty()).then_some(Password(password)),
@@ -346,7 +430,102 @@ impl SettingsEditor {
                 ui.label(format!("Saved to {}", self.path.display()));
             }
         });
-        command
+        commands
+    }
+
+    /// Devices, the microphone's level, volumes and codec order; true when something changed.
+    fn audio_part(
+        &mut self,
+        ui: &mut egui::Ui,
+        control: Option<&AudioControl>,
+        commands: &mut Vec<UiCommand>,
+    ) -> bool {
+        let mut changed = false;
+        if !self.devices_asked {
+            self.devices_asked = true;
+            commands.push(UiCommand::ListDevices);
+        }
+        let devices: Vec<DeviceInfo> = match &self.devices {
+            Some(Ok(devices)) => devices.clone(),
+            Some(Err(error)) => {
+                ui.colored_label(ERROR, error);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let inputs: Vec<&DeviceInfo> = devices.iter().filter(|d| d.is_input).collect();
+        let outputs: Vec<&DeviceInfo> = devices.iter().filter(|d| d.is_output).collect();
+        changed |= device_choice(ui, "Microphone", &mut self.audio.input, &inputs);
+        changed |= device_choice(ui, "Speaker", &mut self.audio.output, &outputs);
+        changed |= device_choice(ui, "Ringer", &mut self.audio.ringing, &outputs);
+        match control.and_then(AudioControl::microphone_level) {
+            Some(level) => {
+                ui.horizontal(|ui| {
+                    ui.label("Microphone level");
+                    ui.add(
+                        egui::ProgressBar::new(f32::from(level) / 1000.0)
+                            .desired_width(160.0)
+                            .text(format!("{}%", level / 10)),
+                    );
+                });
+                // The meter moves with the voice while this part is on screen.
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(100));
+            }
+            None => {
+                ui.label(RichText::new("No microphone in use: calls are silent").small());
+            }
+        }
+        let max = crate::audio::MAX_VOLUME_PERCENT;
+        let volume_changed = [
+            ("Microphone volume", &mut self.audio.input_volume),
+            ("Speaker volume", &mut self.audio.output_volume),
+        ]
+        .into_iter()
+        .map(|(name, value)| {
+            ui.add(egui::Slider::new(value, 0..=max).suffix(" %").text(name))
+                .changed()
+        })
+        .fold(false, |any, one| any | one);
+        if volume_changed && let Some(control) = control {
+            // Heard at once; kept with Save.
+            control
+                .volumes
+                .set(self.audio.input_volume, self.audio.output_volume);
+        }
+        changed |= volume_changed;
+        ui.label("Codecs, best first");
+        let count = self.audio.codecs.len();
+        let mut swap = None;
+        for (index, (name, on)) in self.audio.codecs.iter_mut().enumerate() {
+            ui.horizontal(|ui| {
+                changed |= ui.checkbox(on, name.to_uppercase()).changed();
+                if ui
+                    .add_enabled(index > 0, egui::Button::new("Up"))
+                    .on_hover_text(format!("Prefer {name} more"))
+                    .clicked()
+                {
+                    swap = Some(index - 1);
+                }
+                if ui
+                    .add_enabled(index + 1 < count, egui::Button::new("Down"))
+                    .on_hover_text(format!("Prefer {name} less"))
+                    .clicked()
+                {
+                    swap = Some(index);
+                }
+            });
+        }
+        if let Some(first) = swap {
+            self.audio.codecs.swap(first, first + 1);
+            changed = true;
+        }
+        if let Some(error) =
+            error_for(&self.error, "media.codecs").or_else(|| error_for(&self.error, "audio."))
+        {
+            ui.colored_label(ERROR, error);
+        }
+        changed
     }
 }
 
@@ -379,23 +558,61 @@ fn field(
 
 /// A labelled drop-down over (stored value, shown name) pairs; true when it changed.
 fn choice(ui: &mut egui::Ui, name: &str, value: &mut String, options: &[(&str, &str)]) -> bool {
-    let shown = options
+    let mut chosen = options
         .iter()
         .find(|(v, _)| v.eq_ignore_ascii_case(value))
-        .map_or(value.as_str(), |(_, shown)| shown)
-        .to_owned();
+        .map_or_else(|| value.clone(), |(v, _)| (*v).to_owned());
+    let options: Vec<(String, String)> = options
+        .iter()
+        .map(|(v, shown)| ((*v).to_owned(), (*shown).to_owned()))
+        .collect();
+    let changed = combo(ui, name, &mut chosen, &options, value.clone());
+    if changed {
+        *value = chosen;
+    }
+    changed
+}
+
+/// A labelled drop-down of devices by description, "System default" first; true when the
+/// choice changed. A chosen device that is not plugged in stays shown, marked so.
+fn device_choice(
+    ui: &mut egui::Ui,
+    name: &str,
+    chosen: &mut Option<String>,
+    devices: &[&DeviceInfo],
+) -> bool {
+    let mut options = vec![(None, "System default".to_owned())];
+    options.extend(
+        devices
+            .iter()
+            .map(|d| (Some(d.name.clone()), d.description.clone())),
+    );
+    let missing = format!("{} (not found)", chosen.as_deref().unwrap_or_default());
+    combo(ui, name, chosen, &options, missing)
+}
+
+/// A labelled drop-down; `unlisted` is shown when the value is none of the options.
+fn combo<T: Clone + PartialEq>(
+    ui: &mut egui::Ui,
+    name: &str,
+    value: &mut T,
+    options: &[(T, String)],
+    unlisted: String,
+) -> bool {
+    let shown = options
+        .iter()
+        .find(|(v, _)| v == value)
+        .map_or(unlisted, |(_, shown)| shown.clone());
     let mut changed = false;
     ui.horizontal(|ui| {
         let label = ui.label(name);
         egui::ComboBox::from_id_salt(name)
             .selected_text(shown)
             .show_ui(ui, |ui| {
-                for (stored, shown) in options {
-                    if ui
-                        .selectable_label(value.eq_ignore_ascii_case(stored), *shown)
-                        .clicked()
-                    {
-                        *value = (*stored).to_owned();
+                for (option, shown) in options {
+                    let selected = option == value;
+                    if ui.selectable_label(selected, shown).clicked() && !selected {
+                        *value = option.clone();
                         changed = true;
                     }
                 }
