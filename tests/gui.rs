@@ -226,6 +226,16 @@ fn an_incoming_call_is_answered_from_the_window_and_hears_the_keypad() {
     harness.step();
     harness.get_by_label("5").click();
     harness.step();
+    // The quality line opens onto the live plot.
+    wait_for(&mut harness, "jitter");
+    assert!(harness.query_by_label("jitter ms").is_none(), "folded at first");
+    harness.get_by_label_contains("loss").click_accesskit();
+    harness.step();
+    harness.step();
+    assert!(
+        harness.query_by_label("jitter ms").is_some(),
+        "the plot's legend shows"
+    );
     wait_for(&mut harness, "Call with");
     caller.expect_success(Duration::from_secs(20));
     assert!(

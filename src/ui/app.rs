@@ -219,9 +219,16 @@ impl VerbatimApp {
         ui.label(RichText::new(&call.remote).strong());
         ui.label(call.state_text(now));
         match call.quality() {
-            Some(quality) => ui.label(RichText::new(quality).small()),
-            None => ui.label(RichText::new(call.codec.as_deref().unwrap_or("")).small()),
-        };
+            // The compact line opens onto a live plot of the last minute.
+            Some(quality) => {
+                egui::CollapsingHeader::new(RichText::new(quality).small())
+                    .id_salt("quality")
+                    .show(ui, |ui| quality_plot(ui, call));
+            }
+            None => {
+                ui.label(RichText::new(call.codec.as_deref().unwrap_or("")).small());
+            }
+        }
         ui.horizontal(|ui| {
             if call.state == CallState::Incoming {
                 if ui.button("Answer").clicked() {
@@ -421,6 +428,29 @@ impl VerbatimApp {
             view.muted = muted;
         }
     }
+}
+
+/// Loss (%), jitter and round trip (ms) over the last minute of the call.
+fn quality_plot(ui: &mut egui::Ui, call: &CallView) {
+    use egui_plot::{Legend, Line, Plot, PlotPoints};
+    let series = |value: &dyn Fn(&super::model::QualitySample) -> Option<f64>| -> PlotPoints {
+        call.quality_history
+            .iter()
+            .filter_map(|s| value(s).map(|v| [s.at_s, v]))
+            .collect()
+    };
+    Plot::new("quality plot")
+        .height(120.0)
+        .legend(Legend::default())
+        .x_axis_label("seconds")
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(Line::new("loss %", series(&|s| Some(s.loss_percent))));
+            plot.line(Line::new("jitter ms", series(&|s| Some(s.jitter_ms))));
+            plot.line(Line::new("RTT ms", series(&|s| s.rtt_ms)));
+        });
 }
 
 impl eframe::App for VerbatimApp {

@@ -40,7 +40,22 @@ pub struct CallView {
     gap_list: Vec<crate::recording::metadata::Gap>,
     /// How a transfer we asked for goes, in words (None: no transfer).
     pub transfer: Option<String>,
+    /// The last minute of quality samples, for the plot.
+    pub quality_history: std::collections::VecDeque<QualitySample>,
 }
+
+/// One statistics report of a call, placed in time for the quality plot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QualitySample {
+    /// Seconds since the call connected.
+    pub at_s: f64,
+    pub loss_percent: f64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+}
+
+/// Samples kept per call: the engine reports twice a second, so one minute.
+const QUALITY_SAMPLES: usize = 120;
 
 /// The indicator: what it says and how loud it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +174,7 @@ impl Model {
             }
             Event::MediaStats { call, stats } => {
                 if let Some(view) = self.call_mut(*call) {
+                    view.record_quality(stats, now);
                     view.stats = Some(stats.clone());
                 }
             }
@@ -259,6 +275,7 @@ impl CallView {
             recording_asked: false,
             gap_list: Vec::new(),
             transfer: None,
+            quality_history: std::collections::VecDeque::new(),
         }
     }
 
@@ -283,6 +300,21 @@ impl CallView {
     }
 
     /// The compact quality line: codec, loss, jitter, round trip.
+    fn record_quality(&mut self, stats: &MediaStats, now: Instant) {
+        let Some(connected_at) = self.connected_at else {
+            return;
+        };
+        if self.quality_history.len() == QUALITY_SAMPLES {
+            self.quality_history.pop_front();
+        }
+        self.quality_history.push_back(QualitySample {
+            at_s: now.saturating_duration_since(connected_at).as_secs_f64(),
+            loss_percent: stats.loss_percent,
+            jitter_ms: stats.jitter_ms,
+            rtt_ms: stats.rtt_ms,
+        });
+    }
+
     pub fn quality(&self) -> Option<String> {
         let stats = self.stats.as_ref()?;
         let rtt = stats
@@ -428,8 +460,55 @@ pub fn clock(elapsed: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn the_quality_plot_keeps_the_last_minute() {
+        let start = Instant::now();
+        let mut model = Model::default();
+        let call = CallId::new();
+        model.dialled(call, "sip:bob@example.com".into());
+        model.on_event(
+            &Event::CallState {
+                call,
+                state: CallState::Connected {
+                    local_hold: false,
+                    remote_hold: false,
+                },
+            },
+            start,
+        );
+        let stats = MediaStats {
+            codec: "PCMU",
+            packets_sent: 0,
+            packets_received: 0,
+            packets_lost: 0,
+            loss_percent: 1.5,
+            jitter_ms: 4.0,
+            rtt_ms: Some(12.0),
+            late_packets: 0,
+            concealed_frames: 0,
+            srtp: false,
+            srtp_failures: 0,
+        };
+        for half_seconds in 1..=200u64 {
+            let now = start + Duration::from_millis(500 * half_seconds);
+            model.on_event(
+                &Event::MediaStats {
+                    call,
+                    stats: stats.clone(),
+                },
+                now,
+            );
+        }
+        let history = &model.call(call).unwrap().quality_history;
+        assert_eq!(history.len(), QUALITY_SAMPLES);
+        assert_eq!(history.back().unwrap().at_s, 100.0);
+        assert_eq!(history.front().unwrap().at_s, 40.5);
+        assert_eq!(history.back().unwrap().rtt_ms, Some(12.0));
+    }
 
     fn recording(model: &mut Model, id: CallId, state: RecordingState, at: Instant) {
         model.on_event(
