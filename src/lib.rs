@@ -16,6 +16,7 @@
 pub mod audio;
 pub mod cli;
 pub mod driver;
+pub mod echo;
 pub mod engine;
 pub mod media;
 pub mod recording;

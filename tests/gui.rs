@@ -228,7 +228,10 @@ fn an_incoming_call_is_answered_from_the_window_and_hears_the_keypad() {
     harness.step();
     // The quality line opens onto the live plot.
     wait_for(&mut harness, "jitter");
-    assert!(harness.query_by_label("jitter ms").is_none(), "folded at first");
+    assert!(
+        harness.query_by_label("jitter ms").is_none(),
+        "folded at first"
+    );
     harness.get_by_label_contains("loss").click_accesskit();
     harness.step();
     harness.step();
@@ -590,4 +593,34 @@ fn the_codec_order_is_edited_saved_and_used_by_the_next_call() {
     harness.get_by_label("Hang up").click_accesskit();
     wait_for(&mut harness, "ended");
     far.expect_success(Duration::from_secs(20));
+}
+
+/// The first call a new user can make: Echo test, no account and no server; recorded by the
+/// built-in recorder.
+#[test]
+fn the_echo_test_answers_and_its_call_is_recorded() {
+    let recordings = tempfile::tempdir().unwrap();
+    let mut harness = ready_window(recordings.path(), None);
+    harness.get_by_label("Echo test").click();
+    wait_for(&mut harness, "Connected");
+    assert!(
+        harness
+            .query_by_label("sip:echo@verbatim.invalid")
+            .is_some()
+    );
+    harness.get_by_label("Record").click();
+    wait_for(&mut harness, "Recording 0:");
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "· recorded");
+    // The history finds the call's files (here there is no sound card to play them on).
+    harness.get_by_label("Play").click();
+    wait_for(
+        &mut harness,
+        "the recording is there, but playing it needs a sound card",
+    );
+    let folders = verbatim::srs::session_folders(recordings.path());
+    assert_eq!(folders.len(), 1);
+    std::fs::remove_dir_all(&folders[0]).unwrap();
+    harness.get_by_label("Play").click();
+    wait_for(&mut harness, "this call's recording is not in");
 }

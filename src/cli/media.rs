@@ -172,6 +172,7 @@ pub(crate) fn device_audio(
     let control = crate::ui::AudioControl {
         thread: holder.clone(),
         volumes: volumes.clone(),
+        ports: ports.clone(),
     };
     let factory: AudioFactory = Arc::new(move |_call| {
         // The factory owns the audio thread: the devices stay open while calls can happen.

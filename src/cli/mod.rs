@@ -815,15 +815,33 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
     } = options;
     let target = parse_target(&target, account.as_ref())?;
     let server_name = target.host.trim_matches(['[', ']']).to_owned();
-    let (destination, route) = match account.as_ref() {
-        Some(a) => match account_hop(a).await? {
-            Some((destination, hop)) => {
-                let route = a.outbound_proxy.as_ref().map(|_| hop);
-                (destination, route)
-            }
+    // The echo test answers in this process; it lives as long as the call.
+    let echo = if crate::echo::is_echo(&target) {
+        let engine = EngineConfig {
+            seed: seed(),
+            codecs: loaded.codecs.clone(),
+            ..EngineConfig::default()
+        };
+        Some(
+            crate::echo::EchoPeer::start(engine)
+                .await
+                .map_err(Failure::new)?,
+        )
+    } else {
+        None
+    };
+    let (destination, route) = match (account.as_ref(), echo.as_ref()) {
+        (_, Some(echo)) => (echo.destination, None),
+        (account, None) => match account {
+            Some(a) => match account_hop(a).await? {
+                Some((destination, hop)) => {
+                    let route = a.outbound_proxy.as_ref().map(|_| hop);
+                    (destination, route)
+                }
+                None => (resolve(&target, transport).await?, None),
+            },
             None => (resolve(&target, transport).await?, None),
         },
-        None => (resolve(&target, transport).await?, None),
     };
     let destination = match transport {
         Some(t) => Destination::new(t, destination.address),

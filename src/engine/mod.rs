@@ -407,6 +407,12 @@ pub enum Event {
         recording: CallId,
         state: RecordingState,
     },
+    /// The metadata session ID every recording session of this call carries: what a
+    /// recorder files the call under.
+    RecordingSessionId {
+        call: CallId,
+        session_id: String,
+    },
     /// The other side announced that it records the call (its `a=record:on`), or stopped.
     FarEndRecording {
         call: CallId,

@@ -262,8 +262,13 @@ impl Engine {
             RecordingMode::Separate => 2,
             RecordingMode::Mixed => 1,
         };
+        let session_id = self.new_id();
+        self.events.push_back(Event::RecordingSessionId {
+            call,
+            session_id: session_id.clone(),
+        });
         Some(CallRecord {
-            session_id: self.new_id(),
+            session_id,
             local_id: self.new_id(),
             remote_id: self.new_id(),
             stream_ids: (0..streams).map(|_| self.new_id()).collect(),

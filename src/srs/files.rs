@@ -146,6 +146,9 @@ pub struct ParticipantSummary {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Summary {
     pub call_id: String,
+    /// The recorded call's session ID from the metadata (the same in every recording
+    /// session of one call), which the phone's history keeps to find these files.
+    pub session_id: Option<String>,
     pub start: String,
     pub end: Option<String>,
     pub participants: Vec<ParticipantSummary>,

@@ -532,8 +532,12 @@ impl Driver {
             }
             shared.push(recorder);
         }
+        let session_id = crate::recording::metadata::parse(metadata_xml)
+            .ok()
+            .and_then(|m| m.sessions.first().map(|s| s.id.clone()));
         let summary = Summary {
             call_id: key.to_owned(),
+            session_id,
             start,
             end: None,
             participants,
@@ -776,6 +780,22 @@ fn note_call_facts(summary: &mut Summary, metadata: &crate::recording::metadata:
 }
 
 /// The folder of a session is named after its start; this helps tests find it.
+/// The folders of every recording session of the call whose metadata session ID is
+/// `session_id`, oldest first (a call recorded again after a failure has several).
+pub fn folders_of_call(dir: &Path, session_id: &str) -> Vec<PathBuf> {
+    session_folders(dir)
+        .into_iter()
+        .filter(|folder| {
+            std::fs::read_to_string(folder.join("summary.json"))
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|summary| {
+                    summary.get("session_id").and_then(|id| id.as_str()) == Some(session_id)
+                })
+        })
+        .collect()
+}
+
 pub fn session_folders(dir: &Path) -> Vec<PathBuf> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {

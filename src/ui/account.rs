@@ -18,6 +18,8 @@ pub(super) struct AccountLink {
     /// The engine's id of the registration we asked for, while it stands.
     registered: Option<AccountId>,
     next_id: u64,
+    /// Where the built-in echo test answers, when it runs.
+    echo: Option<Destination>,
 }
 
 impl AccountLink {
@@ -62,6 +64,11 @@ impl AccountLink {
             Ok(Err(error)) => Some(format!("{error}; it is kept until Verbatim quits")),
             Err(_) => None,
         }
+    }
+
+    /// Calls to the echo test go to this address.
+    pub(super) fn set_echo(&mut self, echo: Option<Destination>) {
+        self.echo = echo;
     }
 
     pub(super) fn account(&self) -> Option<&Account> {
@@ -129,6 +136,21 @@ impl AccountLink {
     /// The dial field's text as a target, and the caller identity, route, first hop and
     /// credentials of a call through the account (or straight to the URI without one).
     pub(super) async fn dial(&self, input: &str, local_ip: &str) -> Result<Dial, String> {
+        let target = self.complete(input)?;
+        if crate::echo::is_echo(&target) {
+            let destination = self.echo.ok_or("the echo test is not running")?;
+            let from = match self.account.as_ref() {
+                Some(account) => account.aor.clone(),
+                None => NameAddr::new(Uri::sip(Some("verbatim"), local_ip, None)),
+            };
+            return Ok(Dial {
+                target,
+                from,
+                destination,
+                route: None,
+                credentials: None,
+            });
+        }
         let Some(account) = self.account.as_ref() else {
             let target = self.complete(input)?;
             let destination = driver::dns::first_hop(&target, None).await?;

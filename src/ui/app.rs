@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use eframe::egui::{self, Color32, Key, Modifiers, RichText};
 
 use super::bridge::{Bridge, UiCommand, UiEvent};
+use super::history::{HistoryEntry, RecordingOutcome};
 use super::model::{CallView, Model, Tone};
 use super::settings_view::SettingsEditor;
 use crate::engine::{CallId, CallState, Event, Party, RecordingState};
@@ -21,6 +22,8 @@ pub struct VerbatimApp {
     settings: Option<SettingsEditor>,
     /// What each call's transfer field holds.
     transfer_targets: std::collections::HashMap<CallId, String>,
+    /// The recording playing from the history (its session ID).
+    playing: Option<String>,
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -41,6 +44,7 @@ impl VerbatimApp {
             problems: Vec::new(),
             settings: None,
             transfer_targets: Default::default(),
+            playing: None,
         }
     }
 
@@ -86,6 +90,7 @@ impl VerbatimApp {
                     }
                 }
                 UiEvent::Account(aor) => self.model.set_account(aor),
+                UiEvent::Playing(session) => self.playing = session,
                 UiEvent::Devices(devices) => {
                     if let Some(editor) = self.settings.as_mut() {
                         editor.on_devices(devices);
@@ -159,6 +164,7 @@ impl VerbatimApp {
             return;
         }
         let mut redial = None;
+        let mut command = None;
         egui::ScrollArea::vertical()
             .id_salt("history")
             .max_height(180.0)
@@ -187,12 +193,44 @@ impl VerbatimApp {
                             ))
                             .small(),
                         );
+                        if let Some(action) = self.recording_actions(ui, entry) {
+                            command = Some(action);
+                        }
                     });
                 }
             });
         if let Some(party) = redial {
             self.dial = party;
         }
+        if let Some(command) = command {
+            self.problems.clear();
+            self.bridge.send(command);
+        }
+    }
+
+    /// Play (or Stop) and Open folder, for a call the built-in recorder has.
+    fn recording_actions(&self, ui: &mut egui::Ui, entry: &HistoryEntry) -> Option<UiCommand> {
+        let recorded = matches!(
+            entry.recording,
+            RecordingOutcome::Recorded | RecordingOutcome::Partial
+        );
+        let session = entry.recording_session.as_ref().filter(|_| recorded)?;
+        let mut command = None;
+        if self.playing.as_ref() == Some(session) {
+            if ui.small_button("Stop").clicked() {
+                command = Some(UiCommand::StopPlayback);
+            }
+        } else if ui
+            .small_button("Play")
+            .on_hover_text("Both sides, on the speaker")
+            .clicked()
+        {
+            command = Some(UiCommand::PlayRecording(session.clone()));
+        }
+        if ui.small_button("Open folder").clicked() {
+            command = Some(UiCommand::OpenRecording(session.clone()));
+        }
+        command
     }
 
     fn dial_row(&mut self, ui: &mut egui::Ui) {
@@ -211,6 +249,14 @@ impl VerbatimApp {
                 self.problems.clear();
                 self.bridge
                     .send(UiCommand::Dial(self.dial.trim().to_owned()));
+            }
+            let echo = ui
+                .add_enabled(idle, egui::Button::new("Echo test"))
+                .on_hover_text("Calls a built-in echo: you hear yourself a second later");
+            if echo.clicked() {
+                self.problems.clear();
+                self.bridge
+                    .send(UiCommand::Dial(crate::echo::ECHO_URI.to_owned()));
             }
         });
     }

@@ -43,6 +43,11 @@ pub enum UiCommand {
     CheckRecorder(String),
     /// List the sound devices (for the settings screen).
     ListDevices,
+    /// Play the recording of the call with this metadata session ID (built-in recorder).
+    PlayRecording(String),
+    StopPlayback,
+    /// Open the folder of that call's recording in the file manager.
+    OpenRecording(String),
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
     /// Write the settings file and apply it: the recording policy from the next call on,
@@ -88,6 +93,8 @@ pub enum UiEvent {
     Account(Option<String>),
     /// The sound devices, or why they cannot be listed.
     Devices(Result<Vec<crate::audio::DeviceInfo>, String>),
+    /// The recording being played (its session ID), or None when playback stopped.
+    Playing(Option<String>),
 }
 
 /// The sound card behind the window: its thread (device changes, the level meter) and the
@@ -96,6 +103,8 @@ pub enum UiEvent {
 pub struct AudioControl {
     pub thread: std::sync::Arc<std::sync::Mutex<crate::audio::AudioThread>>,
     pub volumes: std::sync::Arc<crate::audio::Volumes>,
+    /// The speaker's ring, also used to play recordings back between calls.
+    pub ports: std::sync::Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
 }
 
 impl core::fmt::Debug for AudioControl {
@@ -304,6 +313,22 @@ async fn run(
         notify.send(UiEvent::Problem(problem.clone()));
     }
     let mut account = AccountLink::default();
+    // The echo test: a second phone on loopback, so a new user can call someone at once.
+    let echo = match crate::echo::EchoPeer::start(EngineConfig {
+        seed: rand::random(),
+        wall_clock_at_start: config.engine.wall_clock_at_start,
+        codecs: config.engine.codecs.clone(),
+        ..EngineConfig::default()
+    })
+    .await
+    {
+        Ok(echo) => Some(echo),
+        Err(problem) => {
+            notify.send(UiEvent::Problem(problem));
+            None
+        }
+    };
+    account.set_echo(echo.as_ref().map(|e| e.destination));
     if let Some(problem) = account.adopt(config.account.clone()).await {
         notify.send(UiEvent::Problem(problem));
     }
@@ -318,9 +343,45 @@ async fn run(
             Err(_) => {}
         }
     }
+    // At most one recording plays; it stops when it ends, on Stop, or when a call starts.
+    let mut player: Option<tokio::task::JoinHandle<()>> = None;
+    let (played_tx, mut played) = mpsc::unbounded_channel::<()>();
     loop {
         tokio::select! {
+            Some(()) = played.recv() => {
+                player = None;
+                notify.send(UiEvent::Playing(None));
+            }
             command = commands.recv() => match command {
+                Some(UiCommand::PlayRecording(session_id)) => {
+                    if let Some(task) = player.take() {
+                        task.abort();
+                    }
+                    match start_playback(&config, &session_id, played_tx.clone()).await {
+                        Ok(task) => {
+                            player = Some(task);
+                            notify.send(UiEvent::Playing(Some(session_id)));
+                        }
+                        Err(problem) => notify.send(UiEvent::Problem(problem)),
+                    }
+                }
+                Some(UiCommand::StopPlayback) => {
+                    if let Some(task) = player.take() {
+                        task.abort();
+                        notify.send(UiEvent::Playing(None));
+                    }
+                }
+                Some(UiCommand::OpenRecording(session_id)) => {
+                    let dir = config.recordings.clone();
+                    let opened = tokio::task::spawn_blocking(move || {
+                        let dir = dir.ok_or("there is no built-in recorder folder")?;
+                        super::playback::open_folder(&super::playback::call_folder(&dir, &session_id)?)
+                    })
+                    .await;
+                    if let Ok(Err(problem)) = opened {
+                        notify.send(UiEvent::Problem(problem));
+                    }
+                }
                 Some(UiCommand::SaveHistory(entry)) => {
                     if let Some(file) = history.clone() {
                         let saved = tokio::task::spawn_blocking(move || file.append(&entry)).await;
@@ -374,6 +435,13 @@ async fn run(
                 }
                 Some(command) => {
                     let checking = matches!(command, UiCommand::CheckRecorder(_));
+                    if matches!(command, UiCommand::Dial(_) | UiCommand::Answer(_))
+                        && let Some(task) = player.take()
+                    {
+                        // The speaker is the call's now.
+                        task.abort();
+                        notify.send(UiEvent::Playing(None));
+                    }
                     match carry_out(&mut handle, command, &policy, &account, &notify).await {
                         Ok(()) => {}
                         // The settings screen waits for the check's answer: this is it.
@@ -403,7 +471,15 @@ async fn run(
                         notify.send(UiEvent::Problem(format!("the phone has stopped: {problem}")));
                     }
                 }
-                Some(event) => notify.send(UiEvent::Engine(Box::new(event))),
+                Some(event) => {
+                    if matches!(event, Event::IncomingCall { .. })
+                        && let Some(task) = player.take()
+                    {
+                        task.abort();
+                        notify.send(UiEvent::Playing(None));
+                    }
+                    notify.send(UiEvent::Engine(Box::new(event)));
+                }
                 None => break,
             },
         }
@@ -478,6 +554,34 @@ fn local_ip(handle: &Handle) -> String {
         .first()
         .map(|l| l.address.ip().to_string())
         .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+/// Finds the call's recording and starts playing it on the speaker; `done` hears when it
+/// ends by itself.
+async fn start_playback(
+    config: &BridgeConfig,
+    session_id: &str,
+    done: mpsc::UnboundedSender<()>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let dir = config
+        .recordings
+        .clone()
+        .ok_or("there is no built-in recorder folder")?;
+    let session_id = session_id.to_owned();
+    let recording = tokio::task::spawn_blocking(move || {
+        let folder = super::playback::call_folder(&dir, &session_id)?;
+        super::playback::Recording::open(&folder)
+    })
+    .await
+    .map_err(|e| format!("the recording could not be read: {e}"))??;
+    let control = config
+        .audio_control
+        .clone()
+        .ok_or("the recording is there, but playing it needs a sound card and none is in use")?;
+    Ok(tokio::spawn(async move {
+        super::playback::play(recording, control.ports, control.volumes).await;
+        let _ = done.send(());
+    }))
 }
 
 /// We are being transferred: call the target as the account (the window shows the new
@@ -617,10 +721,14 @@ async fn carry_out(
                 },
             }
         }
-        // Handled by the loop, which owns the history file, the policy and the devices.
-        UiCommand::SaveHistory(_) | UiCommand::SaveSettings { .. } | UiCommand::ListDevices => {
-            return Ok(());
-        }
+        // Handled by the loop, which owns the history file, the policy, the devices and
+        // the player.
+        UiCommand::SaveHistory(_)
+        | UiCommand::SaveSettings { .. }
+        | UiCommand::ListDevices
+        | UiCommand::PlayRecording(_)
+        | UiCommand::StopPlayback
+        | UiCommand::OpenRecording(_) => return Ok(()),
     };
     handle
         .commands

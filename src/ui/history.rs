@@ -42,6 +42,10 @@ pub struct HistoryEntry {
     /// The stretches the recording missed: when, until when, why.
     #[serde(default)]
     pub gaps: Vec<crate::recording::metadata::Gap>,
+    /// The call's metadata session ID: how its recordings are found in the built-in
+    /// recorder's folder.
+    #[serde(default)]
+    pub recording_session: Option<String>,
 }
 
 /// The history file: `history.jsonl` in `dir`.
@@ -106,6 +110,7 @@ mod tests {
             failure: None,
             recording,
             gaps: Vec::new(),
+            recording_session: Some("c2Vzc2lvbg==".into()),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod app;
 pub mod bridge;
 pub mod history;
 pub mod model;
+mod playback;
 mod settings_view;
 
 use eframe::egui;

@@ -42,6 +42,8 @@ pub struct CallView {
     pub transfer: Option<String>,
     /// The last minute of quality samples, for the plot.
     pub quality_history: std::collections::VecDeque<QualitySample>,
+    /// The metadata session ID its recordings carry.
+    recording_session: Option<String>,
 }
 
 /// One statistics report of a call, placed in time for the quality plot.
@@ -167,6 +169,11 @@ impl Model {
                     view.far_end_preference = Some(preference.clone());
                 }
             }
+            Event::RecordingSessionId { call, session_id } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.recording_session = Some(session_id.clone());
+                }
+            }
             Event::RecordingGaps { call, gaps } => {
                 if let Some(view) = self.call_mut(*call) {
                     view.gap_list = gaps.clone();
@@ -276,6 +283,7 @@ impl CallView {
             gap_list: Vec::new(),
             transfer: None,
             quality_history: std::collections::VecDeque::new(),
+            recording_session: None,
         }
     }
 
@@ -296,6 +304,7 @@ impl CallView {
             failure,
             recording,
             gaps: self.gap_list.clone(),
+            recording_session: self.recording_session.clone(),
         }
     }
 
