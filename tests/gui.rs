@@ -47,15 +47,24 @@ fn app(recordings: &std::path::Path, srs: Option<&str>) -> VerbatimApp {
 }
 
 fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> VerbatimApp {
+    let recording = verbatim::settings::Recording {
+        srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
+        ..verbatim::settings::RecordingSettings::default()
+            .validate()
+            .unwrap()
+    };
+    app_recording(recordings, recording, listen)
+}
+
+fn app_recording(
+    recordings: &std::path::Path,
+    recording: verbatim::settings::Recording,
+    listen: &str,
+) -> VerbatimApp {
     let config = BridgeConfig {
         listen: listen.parse().unwrap(),
         recordings: Some(recordings.to_owned()),
-        recording: verbatim::settings::Recording {
-            srs: srs.map(|uri| verbatim::sip::uri::Uri::parse(uri).unwrap()),
-            ..verbatim::settings::RecordingSettings::default()
-                .validate()
-                .unwrap()
-        },
+        recording,
         engine: EngineConfig {
             wall_clock_at_start: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -623,4 +632,72 @@ fn the_echo_test_answers_and_its_call_is_recorded() {
     std::fs::remove_dir_all(&folders[0]).unwrap();
     harness.get_by_label("Play").click();
     wait_for(&mut harness, "this call's recording is not in");
+}
+
+/// A recorder over TLS that demands a client certificate: with the recording settings' CA
+/// and client certificate the call is recorded; without the certificate the recorder turns
+/// the phone away and the indicator says the recording is not running.
+#[test]
+fn a_recorder_over_mutual_tls_records_with_the_settings_certificate() {
+    let pki = support::Pki::new(&["127.0.0.1"]);
+    let srs_dir = tempfile::tempdir().unwrap();
+    let srs_port = free_port();
+    let mut srs = Peer::new("gui-tls-recorder");
+    start_verbatim(
+        &mut srs,
+        [
+            "srs",
+            "--listen",
+            &format!("127.0.0.1:{srs_port}"),
+            "--transport",
+            "tls",
+            "--tls-cert",
+            pki.path("server.pem").to_str().unwrap(),
+            "--tls-key",
+            pki.path("server.key").to_str().unwrap(),
+            "--tls-client-ca",
+            pki.path("ca.pem").to_str().unwrap(),
+            "--dir",
+            srs_dir.path().to_str().unwrap(),
+        ],
+    );
+    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
+    let settings = |with_certificate: bool| {
+        let mut settings = verbatim::settings::RecordingSettings {
+            srs: Some(format!("sips:srs@127.0.0.1:{srs_port}")),
+            tls_ca_file: Some(pki.path("ca.pem")),
+            ..Default::default()
+        };
+        if with_certificate {
+            settings.tls_client_certificate = Some(pki.path("client.pem"));
+            settings.tls_client_key = Some(pki.path("client.key"));
+        }
+        settings.validate().unwrap()
+    };
+    for with_certificate in [true, false] {
+        let recordings = tempfile::tempdir().unwrap();
+        let (mut far, far_port) = far_end("gui-tls-far-end");
+        let mut harness = Harness::new_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            app_recording(recordings.path(), settings(with_certificate), "127.0.0.1:0"),
+        );
+        wait_for(&mut harness, "Ready on");
+        dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
+        wait_for(&mut harness, "Connected");
+        harness.get_by_label("Record").click();
+        if with_certificate {
+            wait_for(&mut harness, "Recording 0:");
+        } else {
+            wait_for(&mut harness, "retrying");
+        }
+        harness.get_by_label("Hang up").click();
+        wait_for(&mut harness, "ended");
+        far.expect_success(Duration::from_secs(20));
+    }
+    srs.stop();
+    assert_eq!(
+        verbatim::srs::session_folders(srs_dir.path()).len(),
+        1,
+        "only the phone with the certificate got in"
+    );
 }

@@ -711,6 +711,7 @@ async fn start_driver(
             listen: Some(listen),
             route_probe,
             tls: Some(client),
+            recorder_tls: loaded.recording.tls.as_ref().map(|t| t.driver_settings()),
             tls_server: server,
             audio: loaded.audio.clone(),
             frame_latency: None,

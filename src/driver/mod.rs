@@ -41,6 +41,9 @@ pub struct DriverConfig {
     /// addresses to put in Via, Contact and SDP (no packet is sent to find out).
     pub route_probe: Option<SocketAddr>,
     pub tls: Option<tls::TlsSettings>,
+    /// TLS towards recorders when it differs from `tls` (their own CA, a client
+    /// certificate for mutual TLS).
+    pub recorder_tls: Option<tls::TlsSettings>,
     /// Accept SIP over TLS too (needs a certificate).
     pub tls_server: Option<tls::TlsServerSettings>,
     /// Audio for each call; silence when None.
@@ -178,6 +181,10 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         Some(settings) => Some(tls::connector(settings).map_err(DriverError::Tls)?),
         None => tls::connector(&tls::TlsSettings::default()).ok(),
     };
+    let recorder_connector = match &driver.recorder_tls {
+        Some(settings) => Some(tls::connector(settings).map_err(DriverError::Tls)?),
+        None => None,
+    };
     let tls_listener = match &driver.tls_server {
         Some(settings) => {
             let acceptor = tls::acceptor(settings).map_err(DriverError::Tls)?;
@@ -235,6 +242,8 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         tls_connector,
         server_name,
         tls_names: HashMap::new(),
+        recorder_connector,
+        tls_connectors: HashMap::new(),
         recording_latency: driver.recording_latency.clone(),
         recordings: HashMap::new(),
         events: event_tx,
@@ -266,6 +275,10 @@ struct DriverLoop {
     /// The host names TLS certificates are checked against, for destinations that are not
     /// the call's own server (recorders).
     tls_names: HashMap<SocketAddr, String>,
+    /// The connector for recorders, when they have their own TLS settings.
+    recorder_connector: Option<tokio_rustls::TlsConnector>,
+    /// Peers that get another connector than the calls' (recorders).
+    tls_connectors: HashMap<SocketAddr, tokio_rustls::TlsConnector>,
     recording_latency: Option<Arc<RecordingLatency>>,
     /// The recordings' media ids, with when each was asked for until its first packet.
     recordings: HashMap<CallId, Option<Instant>>,
@@ -469,6 +482,10 @@ impl DriverLoop {
             if destination.transport == Transport::Tls {
                 let host = uri.host.trim_matches(['[', ']']).to_owned();
                 self.tls_names.insert(destination.address, host);
+                if let Some(connector) = &self.recorder_connector {
+                    self.tls_connectors
+                        .insert(destination.address, connector.clone());
+                }
             }
         }
     }
@@ -644,7 +661,11 @@ impl DriverLoop {
         let first = !self.pending.contains_key(&destination);
         self.pending.entry(destination).or_default().push(data);
         if first {
-            let connector = self.tls_connector.clone();
+            let connector = self
+                .tls_connectors
+                .get(&destination.address)
+                .cloned()
+                .or_else(|| self.tls_connector.clone());
             let server_name = self
                 .tls_names
                 .get(&destination.address)

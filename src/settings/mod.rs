@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use recording::{Recording, RecordingSettings};
+pub use recording::{RecorderTls, Recording, RecordingSettings};
 
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;

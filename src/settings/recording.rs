@@ -1,6 +1,7 @@
 //! `[recording]`: where calls are recorded and by what policy.
 
 use core::net::IpAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,11 @@ pub struct RecordingSettings {
     pub allow_recorders: Vec<String>,
     /// Honour the other side's `a=recordpref` (ignored anyway when the policy is mandatory).
     pub honour_preference: bool,
+    /// TLS to the recorder: trust this CA instead of the system's roots, and present this
+    /// client certificate (mutual TLS).
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_client_certificate: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
 }
 
 impl Default for RecordingSettings {
@@ -47,6 +53,9 @@ impl Default for RecordingSettings {
             password: None,
             allow_recorders: Vec::new(),
             honour_preference: true,
+            tls_ca_file: None,
+            tls_client_certificate: None,
+            tls_client_key: None,
         }
     }
 }
@@ -63,6 +72,29 @@ pub struct Recording {
     pub credentials: Option<Credentials>,
     pub allow_recorders: Vec<IpAddr>,
     pub honour_preference: bool,
+    /// TLS towards the recorder, when any of its files is set.
+    pub tls: Option<RecorderTls>,
+}
+
+/// The files for TLS towards the recorder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecorderTls {
+    pub ca_file: Option<PathBuf>,
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+impl RecorderTls {
+    /// What the driver needs for its recorder connections (the name to check comes from
+    /// each recorder's URI).
+    pub fn driver_settings(&self) -> crate::driver::tls::TlsSettings {
+        crate::driver::tls::TlsSettings {
+            ca_file: self.ca_file.clone(),
+            client_certificate: self.client_certificate.clone(),
+            client_key: self.client_key.clone(),
+            server_name: None,
+        }
+    }
 }
 
 impl RecordingSettings {
@@ -109,7 +141,33 @@ impl RecordingSettings {
                     .map_err(|_| format!("recording.allow_recorders: {a:?} is not an IP address"))
             })
             .collect::<Result<_, _>>()?;
+        for (field, path) in [
+            ("tls_ca_file", &self.tls_ca_file),
+            ("tls_client_certificate", &self.tls_client_certificate),
+            ("tls_client_key", &self.tls_client_key),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(format!(
+                    "recording.{field}: {} is not a readable file",
+                    path.display()
+                ));
+            }
+        }
+        if self.tls_client_certificate.is_some() != self.tls_client_key.is_some() {
+            return Err(
+                "recording.tls_client_certificate and recording.tls_client_key go together".into(),
+            );
+        }
+        let any_tls = self.tls_ca_file.is_some() || self.tls_client_certificate.is_some();
+        let tls = any_tls.then(|| RecorderTls {
+            ca_file: self.tls_ca_file.clone(),
+            client_certificate: self.tls_client_certificate.clone(),
+            client_key: self.tls_client_key.clone(),
+        });
         Ok(Recording {
+            tls,
             auto,
             srs: uri("srs", &self.srs)?,
             srs_secondary: uri("srs_secondary", &self.srs_secondary)?,
@@ -157,6 +215,29 @@ mod tests {
             r.allow_recorders,
             vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn recorder_tls_files_must_exist_and_the_client_pair_go_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-").unwrap();
+        let missing = dir.path().join("nope.pem");
+        let with = |ca: Option<&std::path::Path>, cert: Option<&std::path::Path>| {
+            RecordingSettings {
+                tls_ca_file: ca.map(Into::into),
+                tls_client_certificate: cert.map(Into::into),
+                ..Default::default()
+            }
+            .validate()
+        };
+        let tls = with(Some(&ca), None).unwrap().tls.unwrap();
+        assert_eq!(tls.ca_file.as_deref(), Some(ca.as_path()));
+        assert!(with(None, None).unwrap().tls.is_none());
+        let err = with(Some(&missing), None).unwrap_err();
+        assert!(err.starts_with("recording.tls_ca_file"), "{err}");
+        let err = with(None, Some(&ca)).unwrap_err();
+        assert!(err.contains("go together"), "{err}");
     }
 
     #[test]

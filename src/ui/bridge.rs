@@ -290,6 +290,7 @@ async fn run(
             audio: config.audio.clone(),
             ringer: config.ringer.clone(),
             tls,
+            recorder_tls: config.recording.tls.as_ref().map(|t| t.driver_settings()),
             ..DriverConfig::default()
         },
     )

@@ -25,6 +25,10 @@ pub(super) struct SettingsEditor {
     mixed: bool,
     srtp: bool,
     honour: bool,
+    /// TLS files towards the recorder, as typed paths.
+    recorder_ca: String,
+    recorder_certificate: String,
+    recorder_key: String,
     /// Why the last Save was refused; it starts with the field's name (`account.uri: ...`),
     /// so it is drawn under that field.
     error: Option<String>,
@@ -121,6 +125,13 @@ fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_default()
 }
 
+fn path_text(value: &Option<std::path::PathBuf>) -> String {
+    value
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 fn optional(value: &str) -> Option<String> {
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_owned())
@@ -192,6 +203,9 @@ impl SettingsEditor {
             mixed: recording.mode.eq_ignore_ascii_case("mixed"),
             srtp: recording.srtp,
             honour: recording.honour_preference,
+            recorder_ca: path_text(&recording.tls_ca_file),
+            recorder_certificate: path_text(&recording.tls_client_certificate),
+            recorder_key: path_text(&recording.tls_client_key),
             path,
             base,
             error: None,
@@ -239,6 +253,9 @@ impl SettingsEditor {
         recording.mode = if self.mixed { "mixed" } else { "separate" }.into();
         recording.srtp = self.srtp;
         recording.honour_preference = self.honour;
+        recording.tls_ca_file = optional(&self.recorder_ca).map(Into::into);
+        recording.tls_client_certificate = optional(&self.recorder_certificate).map(Into::into);
+        recording.tls_client_key = optional(&self.recorder_key).map(Into::into);
         recording.validate()?;
         Ok(settings)
     }
@@ -351,6 +368,31 @@ impl SettingsEditor {
             "tried when the first fails (optional)",
             error_for(&error, "recording.srs_secondary"),
         );
+        changed |= field(
+            ui,
+            "Recorder CA file",
+            &mut self.recorder_ca,
+            "PEM; empty: the system's roots",
+            error_for(&error, "recording.tls_ca_file"),
+        );
+        changed |= field(
+            ui,
+            "Recorder client certificate",
+            &mut self.recorder_certificate,
+            "PEM, for mutual TLS (optional)",
+            error_for(&error, "recording.tls_client_certificate"),
+        );
+        changed |= field(
+            ui,
+            "Recorder client key",
+            &mut self.recorder_key,
+            "PEM, with the certificate",
+            error_for(&error, "recording.tls_client_key"),
+        );
+        ui.label(
+            RichText::new("TLS files are used from the next start; sips: or ;transport=tls in the URI selects TLS")
+                .small(),
+        );
         ui.horizontal(|ui| {
             let running = matches!(self.check, Some(RecorderCheckView::Running));
             if ui
@@ -405,6 +447,7 @@ impl SettingsEditor {
         if let Some(error) = &self.error
             && !error.starts_with("account.")
             && !error.starts_with("recording.srs")
+            && !error.starts_with("recording.tls")
             && !error.starts_with("media.codecs")
             && !error.starts_with("audio.")
         {
