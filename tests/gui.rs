@@ -140,6 +140,18 @@ fn ready_window(recordings: &std::path::Path, srs: Option<&str>) -> Harness<'sta
     harness
 }
 
+/// Starts `verbatim srs` on a free port, writing into `dir`; returns it and its port.
+fn recorder(name: &str, dir: &std::path::Path, extra: &[&str]) -> (Peer, u16) {
+    let port = free_port();
+    let mut srs = Peer::new(name);
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["srs", "--listen", &listen, "--dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    start_verbatim(&mut srs, args);
+    srs.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
+    (srs, port)
+}
+
 /// Starts `verbatim answer` on a free port for one call; returns it and its port.
 fn far_end(name: &str) -> (Peer, u16) {
     let port = free_port();
@@ -164,19 +176,7 @@ fn far_end(name: &str) -> (Peer, u16) {
 fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     let recordings = tempfile::tempdir().unwrap();
     let srs_dir = tempfile::tempdir().unwrap();
-    let srs_port = free_port();
-    let mut srs = Peer::new("gui-recorder");
-    start_verbatim(
-        &mut srs,
-        [
-            "srs",
-            "--listen",
-            &format!("127.0.0.1:{srs_port}"),
-            "--dir",
-            srs_dir.path().to_str().unwrap(),
-        ],
-    );
-    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
+    let (mut srs, srs_port) = recorder("gui-recorder", srs_dir.path(), &[]);
     let (mut far, far_port) = far_end("gui-far-end-2");
     let srs_uri = format!("sip:srs@127.0.0.1:{srs_port};transport=tcp");
     let mut harness = ready_window(recordings.path(), Some(&srs_uri));
@@ -266,19 +266,7 @@ fn recording_settings_are_checked_saved_and_applied() {
     let config_dir = tempfile::tempdir().unwrap();
     let path = config_dir.path().join("config.toml");
     let srs_dir = tempfile::tempdir().unwrap();
-    let srs_port = free_port();
-    let mut srs = Peer::new("gui-settings-recorder");
-    start_verbatim(
-        &mut srs,
-        [
-            "srs",
-            "--listen",
-            &format!("127.0.0.1:{srs_port}"),
-            "--dir",
-            srs_dir.path().to_str().unwrap(),
-        ],
-    );
-    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
+    let (mut srs, srs_port) = recorder("gui-settings-recorder", srs_dir.path(), &[]);
     let mut harness = settings_window(recordings.path(), &path);
     let field = harness.get_by_label("Recorder URI");
     field.focus();
@@ -641,14 +629,10 @@ fn the_echo_test_answers_and_its_call_is_recorded() {
 fn a_recorder_over_mutual_tls_records_with_the_settings_certificate() {
     let pki = support::Pki::new(&["127.0.0.1"]);
     let srs_dir = tempfile::tempdir().unwrap();
-    let srs_port = free_port();
-    let mut srs = Peer::new("gui-tls-recorder");
-    start_verbatim(
-        &mut srs,
-        [
-            "srs",
-            "--listen",
-            &format!("127.0.0.1:{srs_port}"),
+    let (mut srs, srs_port) = recorder(
+        "gui-tls-recorder",
+        srs_dir.path(),
+        &[
             "--transport",
             "tls",
             "--tls-cert",
@@ -657,11 +641,8 @@ fn a_recorder_over_mutual_tls_records_with_the_settings_certificate() {
             pki.path("server.key").to_str().unwrap(),
             "--tls-client-ca",
             pki.path("ca.pem").to_str().unwrap(),
-            "--dir",
-            srs_dir.path().to_str().unwrap(),
         ],
     );
-    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
     let settings = |with_certificate: bool| {
         let mut settings = verbatim::settings::RecordingSettings {
             srs: Some(format!("sips:srs@127.0.0.1:{srs_port}")),
