@@ -58,3 +58,38 @@ fn the_echo_test_plays_back_what_it_hears_a_second_later_and_records() {
     assert_eq!(folders.len(), 1, "{}", caller.report());
     assert!(folders[0].join("summary.json").exists());
 }
+
+/// `[recording] folder` moves the built-in recorder's files.
+#[test]
+fn the_built_in_recorder_writes_where_the_settings_say() {
+    let mut caller = Peer::new("verbatim-echo-folder");
+    let folder = caller.path("elsewhere");
+    let config = caller.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[recording]\nfolder = {:?}\n", folder.to_str().unwrap()),
+    )
+    .unwrap();
+    let data = caller.path("data");
+    start_verbatim_with_env(
+        &mut caller,
+        [
+            "call",
+            "sip:echo@verbatim.invalid",
+            "--config",
+            config.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--record",
+        ],
+        &[("XDG_DATA_HOME", data.to_str().unwrap())],
+    );
+    caller.expect_success(Duration::from_secs(20));
+    assert_eq!(
+        verbatim::srs::session_folders(&folder).len(),
+        1,
+        "{}",
+        caller.report()
+    );
+    assert!(!data.join("verbatim/recordings").exists());
+}

@@ -229,7 +229,7 @@ fn gui(args: GuiArgs) -> ExitCode {
     };
     let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
         .map(|dirs| dirs.data_dir().to_owned());
-    let recordings = data.as_ref().map(|dir| dir.join("recordings"));
+    let recordings = recording.folder.clone();
     let account = match settings.account.as_ref().map(|a| a.validate()).transpose() {
         Ok(account) => account,
         Err(error) => {
@@ -435,8 +435,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
         } => {
             let dir = match dir {
                 Some(dir) => dir,
-                None => directories::ProjectDirs::from("org", "Verbatim", "verbatim")
-                    .map(|dirs| dirs.data_dir().join("recordings"))
+                None => crate::settings::default_recordings_folder()
                     .ok_or_else(|| Failure::usage("srs: no --dir and no data directory"))?,
             };
             let mut config = crate::srs::SrsConfig::new(listen, dir);
@@ -1217,8 +1216,10 @@ async fn start_builtin_recorder(
     if plan.srs.is_some() {
         return Ok(None);
     }
-    let dir = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
-        .map(|dirs| dirs.data_dir().join("recordings"))
+    let dir = loaded
+        .recording
+        .folder
+        .clone()
         .ok_or_else(|| Failure::new("no data directory for the built-in recorder"))?;
     let handle = crate::srs::run(crate::srs::SrsConfig::new(
         SocketAddr::from(([127, 0, 0, 1], 0)),

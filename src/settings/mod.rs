@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use recording::{RecorderTls, Recording, RecordingSettings};
+pub use recording::{RecorderTls, Recording, RecordingSettings, default_recordings_folder};
 
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;

@@ -17,6 +17,8 @@ pub struct RecordingSettings {
     pub auto: String,
     /// The recorder (SRS); absent: the built-in recorder.
     pub srs: Option<String>,
+    /// Where the built-in recorder writes; absent: `recordings` in the OS data directory.
+    pub folder: Option<PathBuf>,
     /// A second recorder, tried in turn with the first after a failure.
     pub srs_secondary: Option<String>,
     /// "optional" (a call goes on without its recording) or "mandatory" (no call without
@@ -45,6 +47,7 @@ impl Default for RecordingSettings {
         RecordingSettings {
             auto: "none".into(),
             srs: None,
+            folder: None,
             srs_secondary: None,
             policy: "optional".into(),
             mode: "separate".into(),
@@ -74,6 +77,14 @@ pub struct Recording {
     pub honour_preference: bool,
     /// TLS towards the recorder, when any of its files is set.
     pub tls: Option<RecorderTls>,
+    /// Where the built-in recorder writes (None: no folder could be found).
+    pub folder: Option<PathBuf>,
+}
+
+/// `recordings` in the OS data directory (`~/.local/share/verbatim/recordings` on Linux).
+pub fn default_recordings_folder() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+        .map(|dirs| dirs.data_dir().join("recordings"))
 }
 
 /// The files for TLS towards the recorder.
@@ -166,8 +177,16 @@ impl RecordingSettings {
             client_certificate: self.tls_client_certificate.clone(),
             client_key: self.tls_client_key.clone(),
         });
+        if self
+            .folder
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return Err("recording.folder: empty; leave it out for the default".into());
+        }
         Ok(Recording {
             tls,
+            folder: self.folder.clone().or_else(default_recordings_folder),
             auto,
             srs: uri("srs", &self.srs)?,
             srs_secondary: uri("srs_secondary", &self.srs_secondary)?,

@@ -25,6 +25,8 @@ pub(super) struct SettingsEditor {
     mixed: bool,
     srtp: bool,
     honour: bool,
+    /// Where the built-in recorder writes (empty: the default).
+    folder: String,
     /// TLS files towards the recorder, as typed paths.
     recorder_ca: String,
     recorder_certificate: String,
@@ -203,6 +205,7 @@ impl SettingsEditor {
             mixed: recording.mode.eq_ignore_ascii_case("mixed"),
             srtp: recording.srtp,
             honour: recording.honour_preference,
+            folder: path_text(&recording.folder),
             recorder_ca: path_text(&recording.tls_ca_file),
             recorder_certificate: path_text(&recording.tls_client_certificate),
             recorder_key: path_text(&recording.tls_client_key),
@@ -253,6 +256,7 @@ impl SettingsEditor {
         recording.mode = if self.mixed { "mixed" } else { "separate" }.into();
         recording.srtp = self.srtp;
         recording.honour_preference = self.honour;
+        recording.folder = optional(&self.folder).map(Into::into);
         recording.tls_ca_file = optional(&self.recorder_ca).map(Into::into);
         recording.tls_client_certificate = optional(&self.recorder_certificate).map(Into::into);
         recording.tls_client_key = optional(&self.recorder_key).map(Into::into);
@@ -361,6 +365,16 @@ impl SettingsEditor {
             "empty: the built-in recorder",
             error_for(&error, "recording.srs:"),
         );
+        let default_folder = crate::settings::default_recordings_folder()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        changed |= field(
+            ui,
+            "Built-in recorder folder",
+            &mut self.folder,
+            &format!("empty: {default_folder}"),
+            error_for(&error, "recording.folder"),
+        );
         changed |= field(
             ui,
             "Secondary recorder URI",
@@ -390,8 +404,11 @@ impl SettingsEditor {
             error_for(&error, "recording.tls_client_key"),
         );
         ui.label(
-            RichText::new("TLS files are used from the next start; sips: or ;transport=tls in the URI selects TLS")
-                .small(),
+            RichText::new(
+                "The folder and the TLS files are used from the next start; sips: or \
+                 ;transport=tls in the URI selects TLS",
+            )
+            .small(),
         );
         ui.horizontal(|ui| {
             let running = matches!(self.check, Some(RecorderCheckView::Running));
@@ -448,6 +465,7 @@ impl SettingsEditor {
             && !error.starts_with("account.")
             && !error.starts_with("recording.srs")
             && !error.starts_with("recording.tls")
+            && !error.starts_with("recording.folder")
             && !error.starts_with("media.codecs")
             && !error.starts_with("audio.")
         {
@@ -543,18 +561,11 @@ impl SettingsEditor {
         for (index, (name, on)) in self.audio.codecs.iter_mut().enumerate() {
             ui.horizontal(|ui| {
                 changed |= ui.checkbox(on, name.to_uppercase()).changed();
-                if ui
-                    .add_enabled(index > 0, egui::Button::new("Up"))
-                    .on_hover_text(format!("Prefer {name} more"))
-                    .clicked()
-                {
+                let upper = name.to_uppercase();
+                if move_button(ui, "Up", index > 0, &format!("Move {upper} up")) {
                     swap = Some(index - 1);
                 }
-                if ui
-                    .add_enabled(index + 1 < count, egui::Button::new("Down"))
-                    .on_hover_text(format!("Prefer {name} less"))
-                    .clicked()
-                {
+                if move_button(ui, "Down", index + 1 < count, &format!("Move {upper} down")) {
                     swap = Some(index);
                 }
             });
@@ -597,6 +608,14 @@ fn field(
         ui.colored_label(ERROR, error);
     }
     changed
+}
+
+/// A small button whose screen-reader label says what it moves; true when clicked.
+fn move_button(ui: &mut egui::Ui, text: &str, enabled: bool, label: &str) -> bool {
+    let response = ui.add_enabled(enabled, egui::Button::new(text));
+    response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::accesskit::Role::Button, enabled, label));
+    response.on_hover_text(label).clicked()
 }
 
 /// A labelled drop-down over (stored value, shown name) pairs; true when it changed.
