@@ -682,3 +682,39 @@ fn a_recorder_over_mutual_tls_records_with_the_settings_certificate() {
         "only the phone with the certificate got in"
     );
 }
+
+/// The first start (no settings file): a welcome panel offers the echo test, an account and
+/// a recorder; it goes away once the settings are saved.
+#[test]
+fn the_first_start_welcomes_with_the_echo_test_an_account_and_a_recorder() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 1800.0))
+        .build_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            app(recordings.path(), None)
+                .with_settings(path.clone(), verbatim::settings::Settings::default()),
+        );
+    wait_for(&mut harness, "Welcome to Verbatim");
+    harness.get_by_label("Try the echo test").click();
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    assert!(
+        harness.query_by_label("SIP address").is_none(),
+        "settings folded"
+    );
+    harness.get_by_label("Add a SIP account").click();
+    harness.step();
+    harness.step();
+    assert!(
+        harness.query_by_label("SIP address").is_some(),
+        "settings opened"
+    );
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    assert!(harness.query_by_label("Welcome to Verbatim").is_none());
+    assert!(path.exists());
+}

@@ -24,6 +24,10 @@ pub struct VerbatimApp {
     transfer_targets: std::collections::HashMap<CallId, String>,
     /// The recording playing from the history (its session ID).
     playing: Option<String>,
+    /// No settings file yet: the welcome panel shows until it is dismissed or saved.
+    first_run: bool,
+    /// Open the settings on the next frame (from the welcome panel).
+    open_settings: bool,
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -45,11 +49,14 @@ impl VerbatimApp {
             settings: None,
             transfer_targets: Default::default(),
             playing: None,
+            first_run: false,
+            open_settings: false,
         }
     }
 
     /// Lets the window edit the recording settings kept in `path` (now `settings`).
     pub fn with_settings(mut self, path: std::path::PathBuf, settings: Settings) -> VerbatimApp {
+        self.first_run = !path.exists();
         self.settings = Some(SettingsEditor::new(path, settings));
         self
     }
@@ -85,6 +92,7 @@ impl VerbatimApp {
                     }
                 }
                 UiEvent::SettingsSaved => {
+                    self.first_run = false;
                     if let Some(editor) = self.settings.as_mut() {
                         editor.on_saved();
                     }
@@ -118,6 +126,9 @@ impl VerbatimApp {
             ui.colored_label(colour, account);
         }
         ui.separator();
+        if self.first_run {
+            self.welcome(ui);
+        }
         self.dial_row(ui);
         for problem in &self.problems {
             ui.colored_label(Color32::from_rgb(200, 60, 40), problem);
@@ -144,8 +155,37 @@ impl VerbatimApp {
         self.history(ui);
         if self.settings.is_some() {
             ui.separator();
-            ui.collapsing("Settings", |ui| self.settings_panel(ui));
+            let open = core::mem::take(&mut self.open_settings).then_some(true);
+            egui::CollapsingHeader::new("Settings")
+                .open(open)
+                .show(ui, |ui| self.settings_panel(ui));
         }
+    }
+
+    /// The first start: three ways in, each one click.
+    fn welcome(&mut self, ui: &mut egui::Ui) {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.label(RichText::new("Welcome to Verbatim").strong());
+            ui.label(
+                "Try a call right away: the echo test answers and plays you back a second \
+                 later, and Record keeps the call in the built-in recorder. No account needed.",
+            );
+            ui.horizontal_wrapped(|ui| {
+                if ui.button("Try the echo test").clicked() {
+                    self.bridge
+                        .send(UiCommand::Dial(crate::echo::ECHO_URI.to_owned()));
+                }
+                if ui.button("Add a SIP account").clicked() {
+                    self.open_settings = true;
+                }
+                if ui.button("Set a recorder (SRS)").clicked() {
+                    self.open_settings = true;
+                }
+                if ui.button("Dismiss").clicked() {
+                    self.first_run = false;
+                }
+            });
+        });
     }
 
     fn settings_panel(&mut self, ui: &mut egui::Ui) {
