@@ -156,6 +156,13 @@ enum CliCommand {
     },
     /// List the sound devices; their names go in the configuration's [audio] section.
     Devices,
+    /// Print the shell completion script for SHELL (packages install it).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) for `man`.
+    Manpage,
     /// Open the desktop app (also what `verbatim` alone does).
     Gui(GuiArgs),
     /// Run the built-in recorder (a SIPREC Session Recording Server) until Ctrl+C.
@@ -465,6 +472,17 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             crate::srs::serve(config)
                 .await
                 .map_err(|e| Failure::new(format!("srs: {e}")))
+        }
+        CliCommand::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "verbatim", &mut std::io::stdout());
+            Ok(())
+        }
+        CliCommand::Manpage => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .map_err(|e| Failure::new(format!("manpage: {e}")))
         }
         CliCommand::Devices => {
             let devices = crate::audio::list_devices()
