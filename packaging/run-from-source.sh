@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 export DEBIAN_FRONTEND=noninteractive
 as_root apt-get update -qq
-# Build packages, then what the window loads at run time (X11 or Wayland, OpenGL via EGL).
+# Build packages, then what the window loads at run time (X11 or Wayland, OpenGL via EGL),
+# and xdg-open, with which the history opens a recording's folder.
 as_root apt-get install -y -qq --no-install-recommends \
     ca-certificates curl build-essential pkg-config cmake libasound2-dev \
     libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0 \
     libwayland-client0 libwayland-cursor0 libwayland-egl1 \
-    libgl1 libegl1 libgl1-mesa-dri >/dev/null
+    libgl1 libegl1 libgl1-mesa-dri xdg-utils >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal

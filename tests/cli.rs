@@ -65,7 +65,10 @@ fn completions_and_the_manual_cover_the_subcommands() {
         assert!(verbatim(&["completions", shell]).contains("transfer-to"));
     }
     let man = verbatim(&["manpage"]);
-    assert!(man.starts_with(".ie") || man.contains(".TH verbatim"), "{man}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH verbatim"),
+        "{man}"
+    );
     for subcommand in ["call", "answer", "srs", "bench"] {
         assert!(man.contains(subcommand), "{subcommand} in the manual");
     }

@@ -230,7 +230,10 @@ fn gui(args: GuiArgs) -> ExitCode {
     let audio = match media::device_audio(settings.audio.devices(), volumes) {
         Ok(setup) => setup,
         Err(error) => {
-            problems.push(format!("{error}: calls will be silent"));
+            problems.push(format!(
+                "{}; calls will be silent",
+                error.trim_end_matches('.')
+            ));
             media::AudioSetup::default()
         }
     };

@@ -21,8 +21,16 @@ pub fn run(
     config: BridgeConfig,
     settings: Option<(std::path::PathBuf, crate::settings::Settings)>,
 ) -> Result<(), String> {
+    let mut viewport = egui::ViewportBuilder::default();
+    // The same icon the desktop entry names; a window without it still opens.
+    if let Ok(icon) = eframe::icon_data::from_png_bytes(include_bytes!(
+        "../../assets/icons/256x256/org.verbatim.Verbatim.png"
+    )) {
+        viewport = viewport.with_icon(std::sync::Arc::new(icon));
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
+        viewport: viewport
+            .with_app_id("org.verbatim.Verbatim")
             .with_title("Verbatim")
             .with_inner_size([460.0, 560.0])
             .with_min_inner_size([360.0, 420.0]),
