@@ -18,6 +18,7 @@ pub mod cli;
 pub mod driver;
 pub mod echo;
 pub mod engine;
+pub mod logging;
 pub mod media;
 pub mod recording;
 pub mod sdp;

@@ -73,3 +73,62 @@ fn completions_and_the_manual_cover_the_subcommands() {
         assert!(man.contains(subcommand), "{subcommand} in the manual");
     }
 }
+
+/// Runs a one-second call to the echo test with these extra flags and returns what the log
+/// file in a fresh data directory holds.
+fn log_of_echo_call(flags: &[&str]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "call",
+        "sip:echo@verbatim.invalid",
+        "--duration",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(flags);
+    let output = Command::new(env!("CARGO_BIN_EXE_verbatim"))
+        .args(&args)
+        .env("XDG_DATA_HOME", data.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let logs = data.path().join("verbatim/logs");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    text
+}
+
+/// `--sip-trace` puts every SIP message in the daily log file, with who called whom hidden;
+/// `--log-reveal` keeps it; without either, no SIP message is logged.
+#[test]
+fn sip_traces_go_to_the_log_file_redacted_unless_revealed() {
+    let traced = log_of_echo_call(&["--sip-trace"]);
+    assert!(
+        traced.contains("INVITE sip:***@verbatim.invalid SIP/2.0"),
+        "{traced}"
+    );
+    assert!(traced.contains("SIP/2.0 200 OK"), "{traced}");
+    assert!(!traced.contains("sip:echo@"), "{traced}");
+    assert!(
+        traced
+            .split("inline:")
+            .skip(1)
+            .all(|key| key.starts_with("***")),
+        "no SRTP keys: {traced}"
+    );
+    let revealed = log_of_echo_call(&["--sip-trace", "--log-reveal"]);
+    assert!(
+        revealed.contains("INVITE sip:echo@verbatim.invalid SIP/2.0"),
+        "{revealed}"
+    );
+    let quiet = log_of_echo_call(&[]);
+    assert!(!quiet.contains("INVITE"), "{quiet}");
+}

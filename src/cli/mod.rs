@@ -37,6 +37,12 @@ pub struct Cli {
     /// More log output on stderr (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Log every SIP message sent and received (stderr and the log file).
+    #[arg(long, global = true)]
+    sip_trace: bool,
+    /// Keep addresses, numbers, names and keys in the logs (they are hidden otherwise).
+    #[arg(long, global = true)]
+    log_reveal: bool,
     #[command(subcommand)]
     command: Option<CliCommand>,
 }
@@ -321,7 +327,13 @@ impl Failure {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    if let Some(problem) = crate::logging::init(crate::logging::LogOptions {
+        verbose: cli.verbose,
+        sip_trace: cli.sip_trace,
+        reveal: cli.log_reveal,
+    }) {
+        eprintln!("verbatim: no log file: {problem}");
+    }
     let command = match cli.command {
         // The desktop app runs on the main thread, as windowing systems want.
         None => {
@@ -351,20 +363,6 @@ pub fn run() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "verbatim=debug",
-        _ => "verbatim=trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn execute(command: CliCommand) -> Result<(), Failure> {

@@ -558,11 +558,15 @@ impl DriverLoop {
     ) -> Instant {
         let turn_started = Instant::now();
         if let Some(input) = input {
+            if let Input::Datagram { source, data } | Input::Stream { source, data } = &input {
+                trace_sip("in", *source, data);
+            }
             self.engine.handle_input(turn_started, input);
         }
         loop {
             match self.engine.poll_output() {
                 Output::Transmit { destination, data } => {
+                    trace_sip("out", destination, &data);
                     self.transmit(destination, data, stream_tx)
                 }
                 Output::Media {
@@ -797,4 +801,12 @@ async fn outbound_ip(probe: Option<SocketAddr>) -> Option<core::net::IpAddr> {
     let socket = UdpSocket::bind(any).await.ok()?;
     socket.connect(probe).await.ok()?;
     socket.local_addr().ok().map(|a| a.ip())
+}
+
+/// Logs a SIP message under `--sip-trace` (the log writers redact it unless asked not to).
+fn trace_sip(direction: &str, peer: Destination, data: &[u8]) {
+    if tracing::enabled!(target: crate::logging::SIP_TRACE, tracing::Level::INFO) {
+        let text = String::from_utf8_lossy(data);
+        tracing::info!(target: crate::logging::SIP_TRACE, %direction, %peer, "\n{text}");
+    }
 }
