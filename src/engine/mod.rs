@@ -750,6 +750,8 @@ impl Engine {
     }
 
     fn on_command(&mut self, command: Command) {
+        let span = command_span(&command);
+        let _in_span = span.enter();
         match command {
             Command::Register { account, config } => self.register(account, config),
             Command::Unregister { account } => self.unregister(account),
@@ -849,6 +851,8 @@ impl Engine {
     }
 
     fn on_timer(&mut self, timer: Timer) {
+        let span = timer_span(timer);
+        let _in_span = span.enter();
         match timer {
             Timer::RegisterRefresh(account) => self.refresh_registration(account),
             Timer::KeepAlive(account) => self.send_keepalive(account),
@@ -928,6 +932,8 @@ impl Engine {
     }
 
     fn on_response(&mut self, owner: Option<TxOwner>, key: TxKey, response: Message) {
+        let span = owner_span(owner);
+        let _in_span = span.enter();
         match owner {
             Some(TxOwner::Register(account)) => self.on_register_response(account, response),
             Some(TxOwner::Invite(call)) => self.on_invite_response(call, key, response),
@@ -966,6 +972,8 @@ impl Engine {
     }
 
     fn on_tx_timeout(&mut self, owner: Option<TxOwner>, key: TxKey) {
+        let span = owner_span(owner);
+        let _in_span = span.enter();
         match owner {
             Some(TxOwner::Register(account)) => self.on_register_timeout(account),
             Some(TxOwner::Invite(call)) => self.on_invite_timeout(call, key),
@@ -1208,6 +1216,80 @@ fn sanitize_reason(text: &str) -> String {
         .take(120)
         .collect();
     format!("Bad Request ({cleaned})")
+}
+
+/// Log lines of work on one call, account or recording carry its id (a span), so a log
+/// of many calls can be read one call at a time.
+fn call_span(call: CallId) -> tracing::Span {
+    tracing::info_span!("call", id = call.0)
+}
+
+fn account_span(account: AccountId) -> tracing::Span {
+    tracing::info_span!("account", id = account.0)
+}
+
+fn recording_span(call: CallId) -> tracing::Span {
+    tracing::info_span!("recording", call = call.0)
+}
+
+fn command_span(command: &Command) -> tracing::Span {
+    match command {
+        Command::Register { account, .. } | Command::Unregister { account } => {
+            account_span(*account)
+        }
+        Command::StartRecording { call, .. }
+        | Command::StopRecording { call }
+        | Command::AcceptRecorder { call, .. }
+        | Command::DeclineRecorder { call }
+        | Command::PauseRecording { call }
+        | Command::ResumeRecording { call } => recording_span(*call),
+        Command::Dial { call, .. }
+        | Command::Answer { call, .. }
+        | Command::Reject { call, .. }
+        | Command::Hangup { call }
+        | Command::Hold { call }
+        | Command::Resume { call }
+        | Command::Ping { call }
+        | Command::RequestOffer { call }
+        | Command::SendDtmf { call, .. }
+        | Command::Mute { call, .. }
+        | Command::Transfer { call, .. }
+        | Command::FollowTransfer { call, .. }
+        | Command::DeclineTransfer { call, .. } => call_span(*call),
+        Command::CheckRecorder { check, .. } => tracing::info_span!("recorder_check", id = check.0),
+        Command::SetCodecs(_) | Command::Shutdown => tracing::Span::none(),
+    }
+}
+
+fn timer_span(timer: Timer) -> tracing::Span {
+    match timer {
+        Timer::RegisterRefresh(account) | Timer::KeepAlive(account) => account_span(account),
+        Timer::RecorderRetransmit2xx(call)
+        | Timer::RecordingRetry(call)
+        | Timer::RecordingDeadline(call) => recording_span(call),
+        Timer::Retransmit2xx(call) | Timer::GlareRetry(call) | Timer::MediaCheck(call) => {
+            call_span(call)
+        }
+        Timer::ShutdownDeadline => tracing::Span::none(),
+    }
+}
+
+fn owner_span(owner: Option<TxOwner>) -> tracing::Span {
+    match owner {
+        Some(TxOwner::Register(account)) => account_span(account),
+        Some(
+            TxOwner::Invite(call)
+            | TxOwner::ReInvite(call)
+            | TxOwner::Update(call)
+            | TxOwner::Bye(call)
+            | TxOwner::Cancel(call)
+            | TxOwner::Ping(call)
+            | TxOwner::Refer(call),
+        ) => call_span(call),
+        Some(TxOwner::Recording(call) | TxOwner::RecordingClose(call)) => recording_span(call),
+        Some(TxOwner::RecorderCheck(check)) => tracing::info_span!("recorder_check", id = check.0),
+        Some(TxOwner::RecordingBye | TxOwner::Stateless) | None => tracing::Span::none(),
+    }
 }
 
 #[cfg(test)]
