@@ -718,3 +718,32 @@ fn the_first_start_welcomes_with_the_echo_test_an_account_and_a_recorder() {
     assert!(harness.query_by_label("Welcome to Verbatim").is_none());
     assert!(path.exists());
 }
+
+/// "Test recorder" against a recorder nobody here wrote: sipp answers the OPTIONS with
+/// siprec and takes the test session (checking its Require, Contact, inactive labelled
+/// streams and metadata), which the phone then ends.
+#[test]
+fn the_recorder_test_works_against_sipp_as_the_recorder() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut sipp = Peer::new("gui-sipp-recorder-check");
+    start_sipp_uas(
+        &mut sipp,
+        &Scenario::File(sipp_scenario("srs_check.xml")),
+        port,
+        "t1",
+        &["-m", "2"],
+    );
+    let mut harness = settings_window(recordings.path(), &config_dir.path().join("config.toml"));
+    retype(
+        &mut harness,
+        "Recorder URI",
+        &format!("sip:srs@127.0.0.1:{port};transport=tcp"),
+    );
+    harness.get_by_label("Test recorder").click_accesskit();
+    wait_for(&mut harness, "The recorder works");
+    assert!(harness.query_by_label_contains("supports siprec").is_some());
+    assert!(harness.query_by_label_contains("ended (200)").is_some());
+    sipp.expect_success(Duration::from_secs(20));
+}
