@@ -133,16 +133,21 @@ impl AccountLink {
         }
     }
 
+    /// Who we are: the account's address, or `verbatim@` this machine without an account.
+    pub(super) fn identity(&self, local_ip: &str) -> NameAddr {
+        match self.account.as_ref() {
+            Some(account) => account.aor.clone(),
+            None => NameAddr::new(Uri::sip(Some("verbatim"), local_ip, None)),
+        }
+    }
+
     /// The dial field's text as a target, and the caller identity, route, first hop and
     /// credentials of a call through the account (or straight to the URI without one).
     pub(super) async fn dial(&self, input: &str, local_ip: &str) -> Result<Dial, String> {
         let target = self.complete(input)?;
+        let from = self.identity(local_ip);
         if crate::echo::is_echo(&target) {
             let destination = self.echo.ok_or("the echo test is not running")?;
-            let from = match self.account.as_ref() {
-                Some(account) => account.aor.clone(),
-                None => NameAddr::new(Uri::sip(Some("verbatim"), local_ip, None)),
-            };
             return Ok(Dial {
                 target,
                 from,
@@ -152,17 +157,15 @@ impl AccountLink {
             });
         }
         let Some(account) = self.account.as_ref() else {
-            let target = self.complete(input)?;
             let destination = driver::dns::first_hop(&target, None).await?;
             return Ok(Dial {
-                from: NameAddr::new(Uri::sip(Some("verbatim"), local_ip, None)),
+                from,
                 destination,
                 route: None,
                 credentials: None,
                 target,
             });
         };
-        let target = self.complete(input)?;
         // Through the outbound proxy when there is one; else to the target's own servers
         // (RFC 3263), which for the account's domain are the provider's.
         let destination = match &account.outbound_proxy {
@@ -170,7 +173,7 @@ impl AccountLink {
             None => driver::dns::first_hop(&target, account.transport).await?,
         };
         Ok(Dial {
-            from: account.aor.clone(),
+            from,
             destination,
             route: account.outbound_proxy.clone(),
             credentials: self.credentials(),

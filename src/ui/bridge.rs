@@ -704,14 +704,7 @@ async fn carry_out(
             };
             let destination =
                 driver::dns::first_hop(&srs, crate::recording::recorder_transport(&srs)).await?;
-            let identity = match account.account() {
-                Some(a) => a.aor.clone(),
-                None => crate::sip::uri::NameAddr::new(Uri::sip(
-                    Some("verbatim"),
-                    &local_ip(handle),
-                    None,
-                )),
-            };
+            let identity = account.identity(&local_ip(handle));
             Command::CheckRecorder {
                 check: CallId::new(),
                 request: RecorderCheckRequest {
