@@ -16,7 +16,9 @@ as_root apt-get install -y -qq --no-install-recommends \
     libgl1 libegl1 libgl1-mesa-dri xdg-utils >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1; then
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    # rustup-init.sh from its canonical location (sh.rustup.rs serves the same script).
+    curl --proto '=https' --tlsv1.2 -sSf https://static.rust-lang.org/rustup/rustup-init.sh |
+        sh -s -- -y --profile minimal --default-toolchain 1.95.0
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
 fi
