@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine to build Verbatim from this checkout, then opens the
-# desktop app (arguments go to it, e.g. --listen 127.0.0.1:5070).
+# desktop app (arguments go to the window, e.g. --listen 127.0.0.1:5070).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +24,4 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo build --release
-exec target/release/verbatim "$@"
+exec target/release/verbatim gui "$@"
