@@ -75,7 +75,7 @@ pub fn init(options: LogOptions) -> Option<String> {
 /// buffered lines an exit could lose); nothing logs from the audio callback.
 fn file_writer() -> Result<tracing_appender::rolling::RollingFileAppender, String> {
     let folder = log_folder().ok_or("no data directory for the log file")?;
-    std::fs::create_dir_all(&folder)
+    crate::private_fs::create_dir_all(&folder)
         .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)

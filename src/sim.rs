@@ -85,6 +85,8 @@ pub struct SimRecorder {
     /// Answer every new INVITE with this status instead (a recorder that is busy, or is no
     /// SIPREC recorder at all).
     pub refuse_with: Option<u16>,
+    /// With `refuse_with`: the Retry-After (seconds) the refusals carry.
+    pub retry_after: Option<u32>,
 }
 
 /// One recording session the simulated recorder accepted.
@@ -120,7 +122,7 @@ impl SimRecording {
 }
 
 /// The refusal a misbehaving recorder sends for a new INVITE; its ACK is swallowed.
-fn refusal(data: &[u8], status: u16) -> Option<Vec<u8>> {
+fn refusal(data: &[u8], status: u16, retry_after: Option<u32>) -> Option<Vec<u8>> {
     let request = crate::sip::message::Message::parse(data).ok()?;
     let initial = request.to_header().ok()?.tag().is_none();
     if request.method() != Some(&crate::sip::message::Method::Invite) || !initial {
@@ -133,6 +135,11 @@ fn refusal(data: &[u8], status: u16) -> Option<Vec<u8>> {
     );
     if status == 420 {
         response.headers.push("Unsupported", "siprec");
+    }
+    if let Some(seconds) = retry_after {
+        response
+            .headers
+            .push("Retry-After", format!("{seconds} (maintenance)"));
     }
     Some(response.to_bytes())
 }
@@ -198,6 +205,8 @@ pub struct SimNet {
     pub media_sent: u64,
     pub media_dropped: u64,
     pub recorders: Vec<SimRecorder>,
+    /// The path to the recorders, when it differs from the phones' link.
+    pub recorder_link: Option<LinkConfig>,
 }
 
 impl SimNet {
@@ -218,6 +227,7 @@ impl SimNet {
             next_media_tick: None,
             media_sent: 0,
             media_dropped: 0,
+            recorder_link: None,
             recorders: Vec::new(),
         }
     }
@@ -242,6 +252,7 @@ impl SimNet {
             recordings: Vec::new(),
             refused: Vec::new(),
             refuse_with: None,
+            retry_after: None,
         });
         RECORDER_BASE + index
     }
@@ -282,7 +293,7 @@ impl SimNet {
             }
             None => {
                 if let Some(status) = r.refuse_with
-                    && let Some(response) = refusal(&packet.data, status)
+                    && let Some(response) = refusal(&packet.data, status, r.retry_after)
                 {
                     let source = Destination::new(packet.source.transport, r.address);
                     r.refused.push(status);
@@ -374,6 +385,18 @@ impl SimNet {
                 }
                 RecorderOutput::Rejected { status, .. } => r.refused.push(status),
             }
+        }
+    }
+
+    /// Changes the link from now on (a network that drops out and comes back).
+    pub fn set_link(&mut self, link: LinkConfig) {
+        self.link = link;
+    }
+
+    fn link_to(&self, recorder: bool) -> LinkConfig {
+        match self.recorder_link {
+            Some(link) if recorder => link,
+            _ => self.link,
         }
     }
 
@@ -649,7 +672,8 @@ impl SimNet {
             .position(|r| r.address.ip() == destination.ip())
         {
             self.media_sent += 1;
-            if self.rng.random_bool(self.link.loss.clamp(0.0, 1.0)) {
+            let link = self.link_to(true);
+            if self.rng.random_bool(link.loss.clamp(0.0, 1.0)) {
                 self.media_dropped += 1;
                 return;
             }
@@ -662,7 +686,7 @@ impl SimNet {
             );
             self.seq += 1;
             self.in_flight.push(Reverse(InFlight {
-                at: self.now + self.link.latency,
+                at: self.now + link.latency,
                 seq: self.seq,
                 to: RECORDER_BASE + index,
                 source,
@@ -743,24 +767,25 @@ impl SimNet {
             return;
         };
         let unreliable = destination.transport == Transport::Udp;
-        if unreliable && self.rng.random_bool(self.link.loss.clamp(0.0, 1.0)) {
+        let link = self.link_to(recorder.is_some());
+        if unreliable && self.rng.random_bool(link.loss.clamp(0.0, 1.0)) {
             return;
         }
-        let copies = if unreliable && self.rng.random_bool(self.link.duplicate.clamp(0.0, 1.0)) {
+        let copies = if unreliable && self.rng.random_bool(link.duplicate.clamp(0.0, 1.0)) {
             2
         } else {
             1
         };
         for _ in 0..copies {
-            let jitter = if self.link.jitter.is_zero() || !unreliable {
+            let jitter = if link.jitter.is_zero() || !unreliable {
                 Duration::ZERO
             } else {
-                let micros = u64::try_from(self.link.jitter.as_micros()).unwrap_or(u64::MAX);
+                let micros = u64::try_from(link.jitter.as_micros()).unwrap_or(u64::MAX);
                 Duration::from_micros(self.rng.random_range(0..micros))
             };
             self.seq += 1;
             self.in_flight.push(Reverse(InFlight {
-                at: self.now + self.link.latency + jitter,
+                at: self.now + link.latency + jitter,
                 seq: self.seq,
                 to,
                 source,

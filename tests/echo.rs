@@ -92,4 +92,23 @@ fn the_built_in_recorder_writes_where_the_settings_say() {
         caller.report()
     );
     assert!(!data.join("verbatim/recordings").exists());
+
+    // Recordings are the user's alone: the folders 0700, every file in them 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let session = &verbatim::srs::session_folders(&folder)[0];
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(session), 0o700);
+        let files: Vec<_> = std::fs::read_dir(session)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        assert!(files.len() >= 4, "{files:?}");
+        for file in files {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
 }

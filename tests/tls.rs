@@ -99,6 +99,47 @@ fn certificate_for_another_host_is_refused() {
     assert!(stderr.contains("not valid for name"), "{stderr}");
 }
 
+/// TLS was asked for and could not be had: the phone says so and never sends the call in the
+/// clear, though the same port would have taken it over TCP or UDP.
+#[test]
+fn a_failed_tls_connection_is_never_retried_in_the_clear() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let mut answer = Peer::new("verbatim-answer-plain");
+    let plain_port = start_answerer(&mut answer, &pki, None) - 1;
+    let ca = pki.path("ca.pem");
+    let mut caller = Peer::new("verbatim-call-tls-to-plain");
+    let target = format!("sip:bob@127.0.0.1:{plain_port}");
+    let listen = format!("127.0.0.1:{}", free_port());
+    start_verbatim(
+        &mut caller,
+        [
+            "call",
+            &target,
+            "--transport",
+            "tls",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--duration",
+            "1",
+        ],
+    );
+    caller.expect_failure(CALL_TIMEOUT);
+    let stderr = caller.stderr();
+    assert!(
+        stderr.contains("call failed") && stderr.contains("TLS handshake"),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    answer.stop();
+    let answered = answer.stderr();
+    assert!(
+        !answered.contains("incoming call"),
+        "the call went out unencrypted:\n{answered}"
+    );
+}
+
 #[test]
 fn mutual_tls_needs_the_client_certificate() {
     let pki = Pki::new(&["127.0.0.1"]);

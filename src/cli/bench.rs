@@ -406,6 +406,8 @@ async fn start(
         // A bench call is silent on the far side only if something is broken; do not let
         // the no-media guard end it.
         no_media_timeout: None,
+        // A load tool: every call it places or receives is wanted.
+        admission: crate::engine::AdmissionConfig::unlimited(),
         wall_clock_at_start: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default(),

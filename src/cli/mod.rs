@@ -520,6 +520,7 @@ struct Loaded {
     record: Option<RecordPlan>,
     /// Recorders that may start recording a call themselves.
     recorders_allowed: Vec<core::net::IpAddr>,
+    admission: crate::engine::AdmissionConfig,
     /// `[recording]` from the configuration file.
     recording: crate::settings::Recording,
 }
@@ -658,6 +659,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         devices: settings.audio.devices(),
         record: None,
         recorders_allowed: Vec::new(),
+        admission: crate::engine::AdmissionConfig::default(),
         recording: settings.recording.validate().map_err(Failure::usage)?,
     })
 }
@@ -717,6 +719,7 @@ async fn start_driver(
         codecs: loaded.codecs.clone(),
         srtp: loaded.srtp,
         recorders_allowed: loaded.recorders_allowed.clone(),
+        admission: loaded.admission,
         honour_recordpref: loaded.recording.honour_preference,
         wall_clock_at_start: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1116,6 +1119,9 @@ async fn answer(
             listen.ip()
         );
     }
+    // It answers every call at once, so as many may ring together as it is asked to take.
+    let expected = usize::try_from(calls).unwrap_or(usize::MAX);
+    loaded.admission.max_ringing_calls = loaded.admission.max_ringing_calls.max(expected);
     let mut handle = start_driver(listen, &loaded, None, &tls, probe).await?;
     let dtmf = loaded.dtmf.clone();
     let record = loaded.record.clone();

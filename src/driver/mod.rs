@@ -691,6 +691,8 @@ impl DriverLoop {
     }
 }
 
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn connect(
     destination: Destination,
     connector: Option<tokio_rustls::TlsConnector>,
@@ -711,10 +713,18 @@ async fn connect(
             let name = server_name.unwrap_or_else(|| destination.address.ip().to_string());
             let server_name = rustls::pki_types::ServerName::try_from(name.clone())
                 .map_err(|e| format!("bad TLS server name {name:?}: {e}"))?;
-            let stream = connector
-                .connect(server_name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake with {name} failed: {e}"))?;
+            // A peer that is not speaking TLS (a plain SIP port, a firewall's black hole)
+            // never answers the ClientHello; without a bound the call would wait for Timer B.
+            let stream =
+                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, connector.connect(server_name, tcp))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "TLS handshake with {name} timed out after {} s (is it a TLS port?)",
+                            TLS_HANDSHAKE_TIMEOUT.as_secs()
+                        )
+                    })?
+                    .map_err(|e| format!("TLS handshake with {name} failed: {e}"))?;
             Ok(spawn_stream(stream, destination, notes))
         }
         _ => Ok(spawn_stream(tcp, destination, notes)),

@@ -5,6 +5,7 @@
 //! Input::Timeout)` when that instant arrives. Given the same seed and the same inputs, the
 //! engine produces the same bytes.
 
+mod admission;
 mod call;
 mod ids;
 mod media;
@@ -37,6 +38,7 @@ use crate::sip::transaction::{
 use crate::sip::transport::{Destination, Transport};
 use crate::sip::uri::{NameAddr, Uri};
 
+pub use admission::{AdmissionConfig, AdmissionStats};
 use call::Call;
 use registration::Registration;
 
@@ -110,6 +112,8 @@ pub struct EngineConfig {
     /// Recorders (by source address) whose INVITEs may start recording a call
     /// (SRS-initiated recording, RFC 7866); everyone else gets 403.
     pub recorders_allowed: Vec<IpAddr>,
+    /// How much unsolicited traffic is taken before refusing it.
+    pub admission: AdmissionConfig,
 }
 
 impl Default for EngineConfig {
@@ -128,6 +132,7 @@ impl Default for EngineConfig {
             modify_with_update: false,
             honour_recordpref: true,
             recorders_allowed: Vec::new(),
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -542,6 +547,7 @@ pub struct Engine {
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
+    admission: admission::Admission,
 }
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
@@ -550,6 +556,7 @@ const ACCEPT: &str = "application/sdp";
 impl Engine {
     pub fn new(config: EngineConfig, now: Instant) -> Engine {
         Engine {
+            admission: admission::Admission::new(&config.admission, now),
             rng: EngineRng::new(config.seed),
             transactions: TransactionLayer::new(config.timers),
             config,
@@ -676,18 +683,65 @@ impl Engine {
                 } else {
                     400
                 };
-                self.reject_unparseable(source, data, status, &error.to_string());
+                if self.admission.may_answer_junk(self.now) {
+                    self.reject_unparseable(source, data, status, &error.to_string());
+                }
                 return;
             }
         };
         if let Err(error) = message.validate() {
             tracing::debug!(%source, %error, "invalid message");
-            if message.is_request() && message.method() != Some(&Method::Ack) {
+            if message.is_request()
+                && message.method() != Some(&Method::Ack)
+                && self.admission.may_answer_junk(self.now)
+            {
                 self.respond_stateless(&message, source, 400, &sanitize_reason(&error.to_string()));
             }
             return;
         }
+        if self.needs_admission(&message) {
+            match self.admission.judge(self.now) {
+                admission::Verdict::Admit => {}
+                admission::Verdict::Refuse => {
+                    self.refuse_overloaded(&message, source);
+                    return;
+                }
+                admission::Verdict::Drop => return,
+            }
+        }
         self.transactions.on_message(self.now, message, source);
+    }
+
+    /// A request that would open a transaction outside every dialog we have: the kind a
+    /// flood is made of. Our calls' and recordings' own requests, ACK, CANCEL and
+    /// retransmissions always pass.
+    fn needs_admission(&self, message: &Message) -> bool {
+        if !message.is_request()
+            || matches!(message.method(), Some(Method::Ack | Method::Cancel))
+            || !self.transactions.is_new_request(message)
+        {
+            return false;
+        }
+        let Some(call_id) = message.call_id() else {
+            return true;
+        };
+        !(self.is_call_dialog(call_id) || self.is_recording_dialog(call_id))
+    }
+
+    fn refuse_overloaded(&mut self, request: &Message, source: Destination) {
+        let tag = self.rng.token(8);
+        let mut response = request.response(503, reason_phrase(503), Some(&tag));
+        response
+            .headers
+            .push("Retry-After", admission::RETRY_AFTER_SECONDS.to_string());
+        self.decorate_response(&mut response);
+        self.transmits
+            .push_back((response_destination(request, source), response.to_bytes()));
+    }
+
+    /// Requests admitted, refused and dropped since the start (see [`AdmissionConfig`]).
+    pub fn admission_stats(&self) -> AdmissionStats {
+        self.admission.stats
     }
 
     /// A request we could not parse still gets a 400 when its Via, From, To, Call-ID and CSeq

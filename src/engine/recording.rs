@@ -132,11 +132,20 @@ pub(super) struct RetryPlan {
     gate: Option<Gate>,
     /// The recorder started this recording: it is not ours to retry.
     recorder_initiated: bool,
+    /// The last refusal's Retry-After (seconds): no new attempt at that recorder before.
+    retry_after: Option<u64>,
 }
 
 /// Backoff between attempts: 2 s doubling to a minute.
 fn retry_delay(failures: u32) -> u64 {
     (1u64 << failures.min(6)).min(60)
+}
+
+/// The seconds of a Retry-After header (RFC 3261 20.33): `120 (maintenance);duration=60`.
+fn retry_after_seconds(response: &Message) -> Option<u64> {
+    let value = response.headers.get("Retry-After")?.trim_start();
+    let digits = value.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 /// One stream towards the recorder.
@@ -236,6 +245,7 @@ impl Engine {
                 record,
                 gate,
                 recorder_initiated: false,
+                retry_after: None,
             },
         );
         self.attempt_recording(call, media_id, request);
@@ -647,7 +657,17 @@ impl Engine {
                     .reason()
                     .unwrap_or(reason_phrase(status))
                     .to_owned();
-                self.recording_failed(call, format!("the recorder refused: {status} {reason}"));
+                let retry_after = retry_after_seconds(&response);
+                if let Some(plan) = self.recording_plans.get_mut(&call) {
+                    plan.retry_after = retry_after;
+                }
+                let asked = retry_after
+                    .map(|s| format!(", asked to retry after {s} s"))
+                    .unwrap_or_default();
+                self.recording_failed(
+                    call,
+                    format!("the recorder refused: {status} {reason}{asked}"),
+                );
             }
         }
     }
@@ -1274,7 +1294,14 @@ impl Engine {
         };
         plan.failures += 1;
         let attempt = plan.failures;
-        let in_seconds = retry_delay(attempt);
+        // A recorder's Retry-After holds the next attempt back, unless that attempt goes to
+        // the other recorder.
+        let asked = plan
+            .retry_after
+            .take()
+            .filter(|_| plan.request.secondary.is_none())
+            .unwrap_or(0);
+        let in_seconds = retry_delay(attempt).max(asked);
         let at = self.now + core::time::Duration::from_secs(in_seconds);
         self.set_timer(at, Timer::RecordingRetry(call));
         self.recording_event(
@@ -1319,6 +1346,14 @@ impl Engine {
             recording: media_id,
             state,
         });
+    }
+
+    /// Whether `call_id` is one of our recording sessions' dialogs, open or closing.
+    pub(super) fn is_recording_dialog(&self, call_id: &str) -> bool {
+        self.recordings
+            .values()
+            .chain(self.closing_recordings.values())
+            .any(|r| r.dialog.call_id == call_id)
     }
 
     /// A request within a recording dialog: which call's recording it is.
@@ -1432,6 +1467,7 @@ impl Engine {
                 record,
                 gate: None,
                 recorder_initiated: true,
+                retry_after: None,
             },
         );
         self.recordings.insert(

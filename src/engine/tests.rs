@@ -916,6 +916,93 @@ mod media {
         assert!(stats.srtp && stats.srtp_failures == 0 && stats.packets_received > 50);
     }
 
+    /// The SDES master keys (`inline:`) in a message's body.
+    fn inline_keys(message: &Message) -> Vec<String> {
+        String::from_utf8_lossy(&message.body)
+            .split("inline:")
+            .skip(1)
+            .map(|rest| rest.chars().take_while(|c| !c.is_whitespace()).collect())
+            .collect()
+    }
+
+    /// RFC 7866 12.2: the recording session must not reuse the call's SRTP keys, or the
+    /// recorder could decrypt the call itself, and each recorded stream gets its own.
+    #[test]
+    fn the_recording_gets_srtp_keys_of_its_own_never_the_calls() {
+        let mut net = SimNet::new(7, LinkConfig::default());
+        for seed in [40, 41] {
+            // The real key source (the OS CSPRNG), as a user's phone has it.
+            net.add_node(EngineConfig {
+                codecs: vec![Codec::Pcmu],
+                srtp: SrtpPolicy::Mandatory,
+                ..config(seed)
+            });
+        }
+        let recorder = net.add_recorder(vec![CodecKind::Pcmu]);
+        let (a, _) = talk(&mut net);
+        let mut request = to_recorder(&net, recorder);
+        request.srtp = true;
+        net.command(
+            0,
+            Command::StartRecording {
+                call: a,
+                recording: CallId::new(),
+                request,
+            },
+        );
+        net.run_for(Duration::from_secs(3));
+
+        let messages: Vec<Message> = net
+            .trace
+            .iter()
+            .filter_map(|(_, _, _, data)| Message::parse(data).ok())
+            .collect();
+        let recording_call_id = messages
+            .iter()
+            .find(|m| {
+                m.headers
+                    .get("Require")
+                    .is_some_and(|r| r.contains("siprec"))
+            })
+            .and_then(|m| m.headers.get("Call-ID"))
+            .expect("a recording session was offered")
+            .to_owned();
+        let keys_of = |recording: bool| -> Vec<String> {
+            messages
+                .iter()
+                .filter(|m| {
+                    (m.headers.get("Call-ID") == Some(recording_call_id.as_str())) == recording
+                })
+                .flat_map(inline_keys)
+                .collect()
+        };
+        let call_keys = keys_of(false);
+        let recording_keys = keys_of(true);
+        assert!(call_keys.len() >= 2, "{call_keys:?}");
+        assert!(recording_keys.len() >= 2, "{recording_keys:?}");
+        for key in &recording_keys {
+            assert!(
+                !call_keys.contains(key),
+                "the recording reuses a call key {key}"
+            );
+        }
+        let ours: std::collections::HashSet<_> = messages
+            .iter()
+            .filter(|m| m.is_request())
+            .filter(|m| {
+                m.headers
+                    .get("Require")
+                    .is_some_and(|r| r.contains("siprec"))
+            })
+            .flat_map(inline_keys)
+            .collect();
+        assert_eq!(ours.len(), 2, "one key per recorded stream: {ours:?}");
+        // And the recorder, holding only its own keys, recorded both voices.
+        let recording = &net.recorder(recorder).unwrap().recordings[0];
+        assert!(amplitude_at(recording.audio("1"), 1.5, 2.5, 1000.0) > 0.3);
+        assert!(amplitude_at(recording.audio("2"), 1.5, 2.5, 440.0) > 0.3);
+    }
+
     #[test]
     fn srtp_survives_hold_and_resume_with_the_same_keys() {
         let mut net = phones(
@@ -1631,6 +1718,253 @@ fn every_refusal_of_the_recorder_is_reported_and_retried_while_the_call_goes_on(
         let first = crate::recording::metadata::parse(&recording.metadata[0]).unwrap();
         assert!(first.gaps[0].reason.contains(expected), "{status}");
     }
+}
+
+#[test]
+fn loss_on_the_way_to_the_recorder_costs_the_recording_only_the_lost_packets() {
+    for loss in [0.05, 0.20] {
+        let mut net = two_phones(LinkConfig::default());
+        net.recorder_link = Some(LinkConfig {
+            loss,
+            ..LinkConfig::default()
+        });
+        let recorder = net.add_recorder(Vec::new());
+        let (a, _) = record_call(&mut net, recorder, false);
+        net.run_for(Duration::from_secs(6));
+        let dropped = net.media_dropped as f64 / net.media_sent as f64;
+        assert!(dropped > loss / 3.0, "{loss}: the link dropped {dropped}");
+
+        // The indicator says recording throughout: the session stays up, nothing to retry.
+        let states = recording_states(&net, 0);
+        assert_eq!(states.last(), Some(&RecordingState::Recording), "{loss}");
+        assert!(
+            !states.iter().any(|s| matches!(
+                s,
+                RecordingState::Retrying { .. } | RecordingState::Failed { .. }
+            )),
+            "{loss}: {states:?}"
+        );
+        // The call does not notice.
+        assert!(ended(&net, 0).is_none());
+        assert!(
+            amplitude_at(net.heard(0, a), 4.0, 6.0, 440.0) > 0.3,
+            "{loss}"
+        );
+        // Both voices are in the recording from start to end, time-aligned.
+        let recording = &net.recorder(recorder).unwrap().recordings[0];
+        for (label, frequency) in [("1", 1000.0), ("2", 440.0)] {
+            let audio = recording.audio(label);
+            assert!(
+                audio.len() as f64 > 5.0 * f64::from(crate::media::SAMPLE_RATE),
+                "{loss}: label {label} is {} samples",
+                audio.len()
+            );
+            for second in 1..5 {
+                let start = f64::from(second);
+                assert!(
+                    amplitude_at(audio, start, start + 1.0, frequency) > 0.15,
+                    "{loss}: label {label} is missing in second {second}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_call_outlives_ten_seconds_without_network_and_is_recorded_again_after() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    let (a, b) = record_call(&mut net, recorder, false);
+    net.run_for(Duration::from_secs(3));
+    net.set_link(LinkConfig {
+        loss: 1.0,
+        ..LinkConfig::default()
+    });
+    net.run_for(Duration::from_secs(10));
+    net.set_link(LinkConfig::default());
+    net.run_for(Duration::from_secs(4));
+
+    assert!(ended(&net, 0).is_none() && ended(&net, 1).is_none());
+    let heard_by_a = net.heard(0, a);
+    let heard_by_b = net.heard(1, b);
+    assert!(
+        amplitude_at(heard_by_a, 7.0, 11.0, 440.0) < 0.02,
+        "silence while down"
+    );
+    assert!(
+        amplitude_at(heard_by_a, 15.0, 17.0, 440.0) > 0.3,
+        "A hears B again"
+    );
+    assert!(
+        amplitude_at(heard_by_b, 15.0, 17.0, 1000.0) > 0.3,
+        "B hears A again"
+    );
+    // The recording session (over TCP) stayed up; what reached the recorder is there, in
+    // its place in time.
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    let far = recording.audio("2");
+    assert!(amplitude_at(far, 1.0, 2.5, 440.0) > 0.3);
+    assert!(amplitude_at(far, 7.0, 11.0, 440.0) < 0.02);
+    assert!(amplitude_at(far, 15.0, 16.5, 440.0) > 0.3);
+    assert_eq!(
+        recording_states(&net, 0).last(),
+        Some(&RecordingState::Recording)
+    );
+}
+
+/// New requests from a flooder: INVITEs and OPTIONS, each a transaction of its own, and
+/// junk with a Via (which would earn a 400).
+fn flood_request(index: usize, to: Destination) -> Vec<u8> {
+    let branch = format!("z9hG4bKflood{index}");
+    let via = format!("Via: SIP/2.0/UDP 127.0.0.66:5060;branch={branch}");
+    match index % 3 {
+        0 => format!(
+            "INVITE sip:x@{addr} SIP/2.0\r\n{via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:flood@127.0.0.66>;tag=f{index}\r\nTo: <sip:x@{addr}>\r\n\
+             Call-ID: flood-{index}\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@127.0.0.66>\r\n\
+             Content-Length: 0\r\n\r\n",
+            addr = to.address
+        ),
+        1 => format!(
+            "OPTIONS sip:x@{addr} SIP/2.0\r\n{via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:flood@127.0.0.66>;tag=f{index}\r\nTo: <sip:x@{addr}>\r\n\
+             Call-ID: flood-{index}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            addr = to.address
+        ),
+        _ => format!("GARBAGE \u{1}\r\n{via}\r\nCSeq: x\r\n\r\n"),
+    }
+    .into_bytes()
+}
+
+#[test]
+fn a_flood_of_new_requests_is_refused_while_the_recorded_call_goes_on() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    let (a, _) = record_call(&mut net, recorder, false);
+    net.run_for(Duration::from_secs(1));
+    let flooder = Destination::new(Transport::Udp, "127.0.0.66:5060".parse().unwrap());
+    let target = net.address(0, Transport::Udp).unwrap();
+    // 20 s at 500 requests a second, on the phone that records.
+    let mut sent = 0;
+    for _ in 0..1000 {
+        for _ in 0..10 {
+            net.input(
+                0,
+                Input::Datagram {
+                    source: flooder,
+                    data: flood_request(sent, target),
+                },
+            );
+            sent += 1;
+        }
+        net.run_for(Duration::from_millis(20));
+    }
+
+    // What the flooder got back.
+    let statuses: Vec<u16> = net
+        .trace
+        .iter()
+        .filter(|(_, _, to, _)| *to == flooder)
+        .filter_map(|(_, _, _, data)| Message::parse(data).ok())
+        .filter_map(|m| m.status())
+        .collect();
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    let refusals: Vec<Message> = net
+        .trace
+        .iter()
+        .filter(|(_, _, to, _)| *to == flooder)
+        .filter_map(|(_, _, _, data)| Message::parse(data).ok())
+        .filter(|m| m.status() == Some(503))
+        .collect();
+    assert!(count(503) > 1000, "refused: {}", count(503));
+    assert!(
+        refusals
+            .iter()
+            .all(|m| m.headers.get("Retry-After") == Some("5")),
+        "every refusal says when to come back"
+    );
+    assert!(count(486) > 100, "busy: {}", count(486));
+    let stats = net.engine(0).unwrap().admission_stats();
+    assert!(
+        stats.admitted < 1300,
+        "the bucket admitted {}",
+        stats.admitted
+    );
+    // Every response is an answer to a request: nothing is amplified.
+    assert!(
+        statuses.len() < sent,
+        "{} responses to {sent}",
+        statuses.len()
+    );
+    // At most 16 flood calls ring; the rest were never calls at all.
+    let ringing = net
+        .events(0)
+        .iter()
+        .filter(|e| matches!(e, Event::IncomingCall { .. }))
+        .count();
+    assert!(ringing <= 16, "{ringing} calls ring");
+
+    // The call and its recording went on, every second of the flood.
+    assert!(ended(&net, 0).is_none() && ended(&net, 1).is_none());
+    assert_eq!(
+        recording_states(&net, 0).last(),
+        Some(&RecordingState::Recording)
+    );
+    let heard = net.heard(0, a);
+    let recording = &net.recorder(recorder).unwrap().recordings[0];
+    for second in 2..20 {
+        let from = f64::from(second);
+        assert!(
+            amplitude_at(heard, from, from + 1.0, 440.0) > 0.3,
+            "{second}"
+        );
+        assert!(
+            amplitude_at(recording.audio("1"), from, from + 1.0, 1000.0) > 0.3,
+            "{second}"
+        );
+        assert!(
+            amplitude_at(recording.audio("2"), from, from + 1.0, 440.0) > 0.3,
+            "{second}"
+        );
+    }
+    // The call's own requests still pass: hanging up reaches the far end.
+    net.command(0, Command::Hangup { call: a });
+    net.run_for(Duration::from_secs(2));
+    assert!(ended(&net, 1).is_some());
+}
+
+#[test]
+fn a_recorders_retry_after_holds_the_next_attempt_back() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(Vec::new());
+    net.recorder_mut(recorder).unwrap().refuse_with = Some(503);
+    net.recorder_mut(recorder).unwrap().retry_after = Some(30);
+    let (a, _) = record_call(&mut net, recorder, false);
+    net.run_for(Duration::from_secs(1));
+    let first = recording_states(&net, 0)
+        .into_iter()
+        .find_map(|s| match s {
+            RecordingState::Retrying {
+                reason, in_seconds, ..
+            } => Some((reason, in_seconds)),
+            _ => None,
+        })
+        .expect("the refusal is reported");
+    assert_eq!(first.1, 30, "{first:?}");
+    assert!(first.0.contains("retry after 30 s"), "{}", first.0);
+    // Nothing is sent to the recorder before the 30 s are up, however short the backoff.
+    net.run_for(Duration::from_secs(27));
+    assert_eq!(net.recorder(recorder).unwrap().refused.len(), 1);
+    net.recorder_mut(recorder).unwrap().refuse_with = None;
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        recording_states(n, 0).contains(&RecordingState::RecordingWithGaps)
+    }));
+    assert!(
+        ended(&net, 0).is_none(),
+        "an optional recording keeps the call"
+    );
+    net.command(0, Command::Hangup { call: a });
+    net.run_for(Duration::from_secs(2));
 }
 
 #[test]

@@ -305,19 +305,12 @@ impl Settings {
             message: e.to_string(),
         })?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(write_error)?;
+            crate::private_fs::create_dir_all(dir).map_err(write_error)?;
         }
         let temporary = path.with_extension("toml.tmp");
         {
             use std::io::Write as _;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&temporary).map_err(write_error)?;
+            let mut file = crate::private_fs::create(&temporary).map_err(write_error)?;
             file.write_all(text.as_bytes()).map_err(write_error)?;
             file.sync_all().map_err(write_error)?;
         }

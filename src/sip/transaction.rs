@@ -289,6 +289,18 @@ impl TransactionLayer {
         Ok(())
     }
 
+    /// Whether `request` would open a new server transaction (not a retransmission, not an
+    /// ACK). Its top Via must parse; one that does not is not new either.
+    pub fn is_new_request(&self, request: &Message) -> bool {
+        let (Some(method), Ok(via)) = (request.method(), request.top_via()) else {
+            return false;
+        };
+        *method != Method::Ack
+            && !self
+                .transactions
+                .contains_key(&server_key(request, &via, method))
+    }
+
     /// Feeds one message that arrived from `source`.
     pub fn on_message(&mut self, now: Instant, message: Message, source: Destination) {
         if message.is_request() {

@@ -27,7 +27,7 @@ pub struct WavWriter {
 impl WavWriter {
     pub fn create(path: impl AsRef<Path>) -> std::io::Result<WavWriter> {
         let path = path.as_ref().to_path_buf();
-        let file = File::create(&path)?;
+        let file = crate::private_fs::create(&path)?;
         let mut writer = WavWriter {
             path,
             file: BufWriter::new(file),
@@ -166,7 +166,7 @@ impl Summary {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let temporary = dir.join("summary.json.tmp");
-        std::fs::write(&temporary, text)?;
+        crate::private_fs::write(&temporary, text)?;
         std::fs::rename(&temporary, dir.join("summary.json"))
     }
 }

@@ -133,7 +133,7 @@ impl SrsHandle {
 
 /// Starts the recorder: binds the sockets and returns once it listens.
 pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
-    std::fs::create_dir_all(&config.dir).map_err(|source| SrsError::Directory {
+    crate::private_fs::create_dir_all(&config.dir).map_err(|source| SrsError::Directory {
         path: config.dir.clone(),
         source,
     })?;
@@ -492,8 +492,8 @@ impl Driver {
             .collect();
         let short: String = format!("{:08x}", rand::random::<u32>());
         let folder = self.dir.join(format!("{stamp}Z-{short}"));
-        std::fs::create_dir_all(&folder)?;
-        std::fs::write(folder.join("metadata-1.xml"), metadata_xml)?;
+        crate::private_fs::create_dir_all(&folder)?;
+        crate::private_fs::write(&folder.join("metadata-1.xml"), metadata_xml)?;
         let started = Instant::now();
         let mut shared = Vec::new();
         let mut tasks = Vec::new();
@@ -591,7 +591,7 @@ impl Driver {
         if let Some(xml) = metadata_xml {
             session.summary.metadata_versions += 1;
             let name = format!("metadata-{}.xml", session.summary.metadata_versions);
-            if let Err(error) = std::fs::write(session.folder.join(name), xml) {
+            if let Err(error) = crate::private_fs::write(&session.folder.join(name), xml) {
                 tracing::error!(%error, "srs: cannot write metadata");
             }
             // The core accepted it, so it parses; a partial update keeps what we knew.

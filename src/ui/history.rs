@@ -67,14 +67,11 @@ impl HistoryFile {
     /// Appends one call (the file and its folder are created as needed).
     pub fn append(&self, entry: &HistoryEntry) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private_fs::create_dir_all(dir)?;
         }
         let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         line.push('\n');
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut file = crate::private_fs::append(&self.path)?;
         file.write_all(line.as_bytes())
     }
 
