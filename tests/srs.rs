@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{
-    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, free_port, start_baresip_with,
-    start_sipp_far_end, start_sipp_uas, start_verbatim, write_tone_wav,
+    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, free_port, recorded_call_args,
+    start_baresip_with, start_sipp_far_end, start_sipp_uas, start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata;
 use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
@@ -90,21 +90,12 @@ fn phone_records_call_into_builtin_srs() {
         write_tone_wav(&tone, 8000, 6000, 1000.0);
         start_verbatim(
             &mut phone,
-            [
-                "call",
+            recorded_call_args(
                 &format!("sip:service@127.0.0.1:{peer_port}"),
-                "--codec",
-                "pcmu",
-                "--srtp",
-                "off",
-                "--play",
-                tone.to_str().unwrap(),
-                "--duration",
-                "3",
-                "--record",
-                "--srs",
+                &tone,
+                3,
                 &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
-            ],
+            ),
         );
         let (mut phone, status) = wait_peer(phone, VERBATIM_TIMEOUT).await;
         if !status.success() {
@@ -525,6 +516,17 @@ fn recording_over_tls_checks_the_recorders_certificate() {
         assert!(!stderr.contains("recording: recording"), "{stderr}");
         assert!(
             stderr.contains("recording: retrying") && stderr.contains("TLS"),
+            "{stderr}"
+        );
+
+        let expired = Pki::with_expired_server(&["127.0.0.1"]);
+        let srs = start_tls_srs(out.path(), &expired).await;
+        let tls_port = srs.tls_addr().unwrap().port();
+        let stderr = record_over_tls(&format!("sips:srs@127.0.0.1:{tls_port}"), &expired).await;
+        srs.stop().await;
+        assert!(!stderr.contains("recording: recording"), "{stderr}");
+        assert!(
+            stderr.contains("recording: retrying") && stderr.contains("expired"),
             "{stderr}"
         );
     });

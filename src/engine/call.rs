@@ -1271,7 +1271,7 @@ impl Engine {
     pub(super) fn on_bye(&mut self, key: TxKey, request: Message) {
         if let Some(call) = self.recording_for_dialog(&request) {
             self.respond(&key, &request, 200, None);
-            self.recorder_hung_up(call);
+            self.recorder_hung_up(call, super::recording::reason_text(&request));
             return;
         }
         if self.closing_recording_for_dialog(&request) {

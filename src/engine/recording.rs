@@ -590,7 +590,17 @@ impl Engine {
                 assoc.disassociate_time = Some(end.clone());
             }
         }
-        snapshot.gaps = record.gaps.clone();
+        // A snapshot goes to a recording session that is starting or running, so a gap
+        // still open is the one this session ends: it ends now.
+        let now = metadata::format_time(self.wall_clock());
+        snapshot.gaps = record
+            .gaps
+            .iter()
+            .map(|gap| Gap {
+                to: gap.to.clone().or_else(|| Some(now.clone())),
+                ..gap.clone()
+            })
+            .collect();
         snapshot.to_xml().into_bytes()
     }
 
@@ -1410,7 +1420,8 @@ impl Engine {
         self.check_shutdown_complete();
     }
 
-    pub(super) fn recorder_hung_up(&mut self, call: CallId) {
+    /// The recorder sent BYE, with the text of its Reason header if it gave one.
+    pub(super) fn recorder_hung_up(&mut self, call: CallId, reason: Option<String>) {
         if let Some(r) = self.recordings.get_mut(&call) {
             r.connected = false;
         }
@@ -1429,8 +1440,21 @@ impl Engine {
             }
             return;
         }
-        self.recording_failed(call, "the recorder ended the recording".into());
+        let reason = match reason {
+            Some(text) => format!("the recorder ended the recording: {text}"),
+            None => "the recorder ended the recording".into(),
+        };
+        self.recording_failed(call, reason);
     }
+}
+
+/// The `text` of a request's Reason header (RFC 3326), as a peer explains a BYE.
+pub(super) fn reason_text(request: &Message) -> Option<String> {
+    let value = request.headers.get("Reason")?;
+    let start = value.find("text=\"")? + "text=\"".len();
+    let rest = value.get(start..)?;
+    let text = rest.get(..rest.find('"')?)?;
+    (!text.is_empty()).then(|| text.chars().filter(|c| !c.is_control()).take(200).collect())
 }
 
 /// A recording session the recorder opened, as the engine keeps it.

@@ -1508,7 +1508,7 @@ fn a_gap_while_the_recorder_was_down_is_in_the_next_recordings_metadata() {
     let last = crate::recording::metadata::parse(recording.metadata.last().unwrap()).unwrap();
     assert!(
         last.gaps[0].to.is_some(),
-        "closed by the call's end: {last:?}"
+        "closed when recording came back: {last:?}"
     );
     let gaps = net.events(0).iter().find_map(|e| match e {
         Event::RecordingGaps { gaps, .. } => Some(gaps.clone()),

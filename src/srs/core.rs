@@ -368,6 +368,12 @@ impl Recorder {
     /// The recorder ends a session itself (it is shutting down, or out of space): BYE to
     /// the client, and the session ends here at once.
     pub fn hang_up(&mut self, now: Instant, key: &str) {
+        self.hang_up_because(now, key, None);
+    }
+
+    /// Ends a session with BYE, saying why in a Reason header (RFC 3326) when there is a
+    /// why the client should show (the recorder cannot write, say).
+    pub fn hang_up_because(&mut self, now: Instant, key: &str, reason: Option<&str>) {
         let Some(mut session) = self.sessions.remove(key) else {
             return;
         };
@@ -392,6 +398,11 @@ impl Recorder {
                 self.requests_sent
             ),
         );
+        if let Some(reason) = reason {
+            let text: String = reason.chars().filter(|c| *c != '"' && *c != '\\').collect();
+            bye.headers
+                .push("Reason", format!("SIP;cause=500;text=\"{text}\""));
+        }
         if let Err(error) = self.transactions.send_request(now, bye, session.peer) {
             tracing::debug!(%error, "srs: BYE not sent");
         }

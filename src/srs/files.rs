@@ -75,20 +75,7 @@ impl WavWriter {
     /// Rewrites the header for the samples written so far and flushes everything to the file.
     pub fn write_header(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
-        let data_bytes = u32::try_from(self.samples * 2).unwrap_or(u32::MAX - 64);
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        header.extend_from_slice(b"RIFF");
-        header.extend_from_slice(&(data_bytes + 36).to_le_bytes());
-        header.extend_from_slice(b"WAVEfmt ");
-        header.extend_from_slice(&16u32.to_le_bytes());
-        header.extend_from_slice(&1u16.to_le_bytes()); // PCM
-        header.extend_from_slice(&1u16.to_le_bytes()); // mono
-        header.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
-        header.extend_from_slice(&(SAMPLE_RATE * 2).to_le_bytes());
-        header.extend_from_slice(&2u16.to_le_bytes());
-        header.extend_from_slice(&16u16.to_le_bytes());
-        header.extend_from_slice(b"data");
-        header.extend_from_slice(&data_bytes.to_le_bytes());
+        let header = wav_header(self.samples);
         let file = self.file.get_mut();
         let end = HEADER_LEN + self.samples * 2;
         file.seek(SeekFrom::Start(0))?;
@@ -99,10 +86,42 @@ impl WavWriter {
         Ok(())
     }
 
+    /// Closes the file with a header that matches it. When the last samples cannot be
+    /// written (a full disk), what did reach the disk is kept and described, so the file
+    /// still plays; the write error is returned all the same.
     pub fn finish(mut self) -> std::io::Result<()> {
-        self.write_header()?;
-        self.file.get_ref().sync_all()
+        match self.write_header() {
+            Ok(()) => self.file.get_ref().sync_all(),
+            Err(error) => {
+                let (mut file, _unwritten) = self.file.into_parts();
+                let on_disk = file.metadata()?.len().saturating_sub(HEADER_LEN) / 2;
+                // Rewriting the header grows nothing, so it succeeds on a full disk.
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(&wav_header(on_disk))?;
+                file.sync_all()?;
+                Err(error)
+            }
+        }
     }
+}
+
+/// A 48 kHz mono 16-bit PCM header for `samples` samples.
+fn wav_header(samples: u64) -> Vec<u8> {
+    let data_bytes = u32::try_from(samples * 2).unwrap_or(u32::MAX - 64);
+    let mut header = Vec::with_capacity(HEADER_LEN as usize);
+    header.extend_from_slice(b"RIFF");
+    header.extend_from_slice(&(data_bytes + 36).to_le_bytes());
+    header.extend_from_slice(b"WAVEfmt ");
+    header.extend_from_slice(&16u32.to_le_bytes());
+    header.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    header.extend_from_slice(&1u16.to_le_bytes()); // mono
+    header.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+    header.extend_from_slice(&(SAMPLE_RATE * 2).to_le_bytes());
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&16u16.to_le_bytes());
+    header.extend_from_slice(b"data");
+    header.extend_from_slice(&data_bytes.to_le_bytes());
+    header
 }
 
 /// A pause of the recording, times as RFC 3339 UTC strings.

@@ -167,6 +167,7 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
         .and_then(|(listener, _)| listener.local_addr().ok());
     let (events_tx, events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
+    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let driver = Driver {
         recorder: match tls_addr {
             Some(tls) => Recorder::new(ip, contact)
@@ -187,8 +188,9 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
         writers: HashMap::new(),
         sessions: HashMap::new(),
         events: events_tx,
+        inbound_tx,
     };
-    let task = tokio::spawn(driver.run(tcp, tls, stop_rx));
+    let task = tokio::spawn(driver.run(tcp, tls, stop_rx, inbound_rx));
     Ok(SrsHandle {
         local_addr,
         tls_addr,
@@ -296,6 +298,11 @@ enum Inbound {
     Connected(Destination, mpsc::UnboundedSender<Vec<u8>>),
     Message(Destination, Vec<u8>),
     Closed(Destination),
+    /// A session's audio could not be written (a full disk): the session ends with BYE.
+    WriteFailed {
+        key: String,
+        error: String,
+    },
 }
 
 type SharedStream = Arc<Mutex<Option<StreamRecorder>>>;
@@ -316,6 +323,8 @@ struct Driver {
     writers: HashMap<Destination, mpsc::UnboundedSender<Vec<u8>>>,
     sessions: HashMap<String, ActiveSession>,
     events: mpsc::UnboundedSender<SrsEvent>,
+    /// Connections and media tasks report to the loop through this.
+    inbound_tx: mpsc::UnboundedSender<Inbound>,
 }
 
 impl Driver {
@@ -324,8 +333,9 @@ impl Driver {
         tcp: TcpListener,
         tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
         mut stop: oneshot::Receiver<()>,
+        mut inbound: mpsc::UnboundedReceiver<Inbound>,
     ) {
-        let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
+        let inbound_tx = self.inbound_tx.clone();
         let mut buffer = vec![0u8; 65_535];
         loop {
             let deadline = self.recorder.next_deadline();
@@ -384,6 +394,9 @@ impl Driver {
                     }
                     Some(Inbound::Closed(peer)) => {
                         self.writers.remove(&peer);
+                    }
+                    Some(Inbound::WriteFailed { key, error }) => {
+                        self.cannot_store(&key, &error);
                     }
                     None => {}
                 },
@@ -447,9 +460,7 @@ impl Driver {
                                 folder,
                             });
                         }
-                        Err(error) => {
-                            tracing::error!(%error, "srs: cannot write the recording");
-                        }
+                        Err(error) => self.cannot_store(&key, &error.to_string()),
                     }
                 }
                 RecorderOutput::SessionUpdated {
@@ -528,6 +539,8 @@ impl Driver {
                     socket,
                     Arc::clone(&recorder),
                     started,
+                    key.to_owned(),
+                    self.inbound_tx.clone(),
                 )));
             }
             shared.push(recorder);
@@ -560,6 +573,19 @@ impl Driver {
             },
         );
         Ok(folder)
+    }
+
+    /// The recording cannot be stored: the session ends now with BYE and the reason, so the
+    /// client's indicator shows it and the client can retry or fail over, instead of
+    /// sending audio that is lost.
+    fn cannot_store(&mut self, key: &str, error: &str) {
+        tracing::error!(%error, "srs: cannot store the recording; ending the session");
+        let reason = format!("the recorder cannot store the recording: {error}");
+        self.recorder
+            .hang_up_because(Instant::now(), key, Some(&reason));
+        self.after_core();
+        // Closes the files even when the core had already let the session go.
+        self.end_session(key);
     }
 
     /// Notes a pause, a resume or new metadata; true when the pause state changed.
@@ -684,7 +710,13 @@ fn safe_name(text: &str) -> String {
     }
 }
 
-async fn receive_media(socket: UdpSocket, recorder: SharedStream, started: Instant) {
+async fn receive_media(
+    socket: UdpSocket,
+    recorder: SharedStream,
+    started: Instant,
+    key: String,
+    report: mpsc::UnboundedSender<Inbound>,
+) {
     let mut buffer = vec![0u8; 2048];
     while let Ok(len) = socket.recv(&mut buffer).await {
         let Some(datagram) = buffer.get(..len) else {
@@ -697,7 +729,10 @@ async fn receive_media(socket: UdpSocket, recorder: SharedStream, started: Insta
             return;
         };
         if let Err(error) = stream.on_datagram(datagram, started.elapsed()) {
-            tracing::error!(%error, "srs: cannot write audio");
+            let _ = report.send(Inbound::WriteFailed {
+                key,
+                error: error.to_string(),
+            });
             return;
         }
     }

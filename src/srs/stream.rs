@@ -224,10 +224,14 @@ impl<S: SampleSink> StreamRecorder<S> {
         let stats = self.stats();
         let target = (session_length.as_secs_f64() * f64::from(SAMPLE_RATE)) as u64;
         let written = self.wav.samples();
-        if target > written {
-            self.wav.write_silence(target - written)?;
-        }
+        // A failed pad (a full disk) must not keep the file from being closed properly.
+        let padded = if target > written {
+            self.wav.write_silence(target - written)
+        } else {
+            Ok(())
+        };
         self.wav.finish()?;
+        padded?;
         Ok(stats)
     }
 

@@ -1115,6 +1115,15 @@ pub struct Pki {
 impl Pki {
     /// A CA, a server certificate for `server_names`, and a client certificate.
     pub fn new(server_names: &[&str]) -> Pki {
+        Pki::issue(server_names, false)
+    }
+
+    /// As [`Pki::new`], but the server certificate expired in 2021.
+    pub fn with_expired_server(server_names: &[&str]) -> Pki {
+        Pki::issue(server_names, true)
+    }
+
+    fn issue(server_names: &[&str], server_expired: bool) -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -1133,10 +1142,12 @@ impl Pki {
             ("client", vec!["alice.client".to_string()]),
         ] {
             let key = rcgen::KeyPair::generate().unwrap();
-            let cert = rcgen::CertificateParams::new(sans)
-                .unwrap()
-                .signed_by(&key, &ca)
-                .unwrap();
+            let mut params = rcgen::CertificateParams::new(sans).unwrap();
+            if server_expired && name == "server" {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            }
+            let cert = params.signed_by(&key, &ca).unwrap();
             std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
             std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
         }
@@ -1146,6 +1157,28 @@ impl Pki {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// `verbatim call` arguments for a recorded PCMU call without SRTP to `target`, playing
+/// `tone` for `seconds`, recorded by `srs` (a SIP URI).
+pub fn recorded_call_args(target: &str, tone: &Path, seconds: u32, srs: &str) -> Vec<String> {
+    [
+        "call",
+        target,
+        "--codec",
+        "pcmu",
+        "--srtp",
+        "off",
+        "--play",
+        tone.to_str().unwrap_or_default(),
+        "--duration",
+        &seconds.to_string(),
+        "--record",
+        "--srs",
+        srs,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// sipp's built-in `uas` on a free port over UDP: the far end of a call that only needs to

@@ -1,0 +1,156 @@
+//! Faults on the recorder's side, with real processes on 127.0.0.1: a recorder killed in the
+//! middle of a call and started again, and a recorder that can no longer write. In each, the
+//! call goes on (the policy is optional), the phone says what happened, and what was
+//! recorded stays playable.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{
+    Audio, Peer, Proto, START_TIMEOUT, free_port, recorded_call_args, start_sipp_far_end,
+    start_verbatim, write_tone_wav,
+};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `verbatim srs` on `port`, writing into `dir`; `shell` wraps it (resource limits).
+fn recorder(name: &str, port: u16, dir: &Path, limit_file_kib: Option<u32>) -> Peer {
+    let mut srs = Peer::new(name);
+    let listen = format!("127.0.0.1:{port}");
+    let bin = support::verbatim_bin();
+    let args = ["srs", "--listen", &listen, "--dir", dir.to_str().unwrap()];
+    match limit_file_kib {
+        None => start_verbatim(&mut srs, args),
+        Some(kib) => {
+            // A file-size limit makes writes fail mid-recording as a full disk does
+            // (EFBIG instead of ENOSPC); the signal it would raise is ignored so the write
+            // returns the error instead of killing the process.
+            let mut command = srs.command("bash");
+            command
+                .arg("-c")
+                .arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\""))
+                .arg(bin)
+                .args(args)
+                .env("RUST_LOG", "info,verbatim=debug");
+            srs.start(command);
+        }
+    }
+    srs.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
+    srs
+}
+
+/// A recorded call of `seconds` to sipp's UAS, sending a 1 kHz tone.
+fn recorded_call(name: &str, srs_port: u16, seconds: u32) -> (Peer, Peer) {
+    let (far_end, peer_port) = start_sipp_far_end(&format!("{name}-far-end"));
+    let mut phone = Peer::new(name);
+    let tone = phone.path("tone.wav");
+    write_tone_wav(&tone, 8000, (seconds + 2) * 1000, 1000.0);
+    start_verbatim(
+        &mut phone,
+        recorded_call_args(
+            &format!("sip:service@127.0.0.1:{peer_port}"),
+            &tone,
+            seconds,
+            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+        ),
+    );
+    (phone, far_end)
+}
+
+fn session_folders(dir: &Path) -> Vec<std::path::PathBuf> {
+    verbatim::srs::session_folders(dir)
+}
+
+fn label_wav(folder: &Path, label: &str) -> std::path::PathBuf {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("label-{label}-")) && n.ends_with(".wav"))
+        })
+        .unwrap_or_else(|| panic!("no label {label} WAV in {}", folder.display()))
+}
+
+#[test]
+fn a_recorder_killed_mid_call_and_started_again_records_the_rest_with_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut first = recorder("faults-srs-killed", port, dir.path(), None);
+    let (mut phone, _far_end) = recorded_call("faults-call-killed", port, 14);
+    phone.wait_for_output("recording: recording", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = first.pid().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = first.try_status();
+    phone.wait_for_output("recording: retrying", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    let mut second = recorder("faults-srs-restarted", port, dir.path(), None);
+    phone.wait_for_output("recording: recording with gaps", Duration::from_secs(20));
+    phone.expect_success(CALL_TIMEOUT);
+    second.stop();
+
+    let stderr = phone.stderr();
+    assert!(stderr.contains("call ended"), "{stderr}");
+    let folders = session_folders(dir.path());
+    assert_eq!(folders.len(), 2, "{folders:?}\n{}", phone.report());
+    // The killed recorder's files play, up to the moment it died.
+    let before = Audio::read_wav(&label_wav(&folders[0], "1"));
+    assert!(before.seconds() > 2.0, "{} s", before.seconds());
+    assert!(before.tone(1000.0) > 0.1);
+    // The new session says what is missing, and records the rest.
+    let metadata = std::fs::read_to_string(folders[1].join("metadata-1.xml")).unwrap();
+    let parsed = verbatim::recording::metadata::parse(&metadata).unwrap();
+    assert_eq!(parsed.gaps.len(), 1, "{metadata}");
+    assert!(parsed.gaps[0].to.is_some(), "{metadata}");
+    let after = Audio::read_wav(&label_wav(&folders[1], "1"));
+    assert!(after.seconds() > 2.0, "{} s", after.seconds());
+    assert!(after.tone(1000.0) > 0.1);
+}
+
+#[test]
+fn a_recorder_that_cannot_write_ends_the_recording_saying_why_and_keeps_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // 160 KiB per file: about 1.7 s of 48 kHz 16-bit audio.
+    let mut srs = recorder("faults-srs-full", port, dir.path(), Some(160));
+    let (mut phone, _far_end) = recorded_call("faults-call-full", port, 6);
+    phone.expect_success(CALL_TIMEOUT);
+    srs.stop();
+
+    let stderr = phone.stderr();
+    assert!(stderr.contains("call ended"), "the call went on: {stderr}");
+    assert!(
+        stderr.contains("recording: retrying")
+            && stderr.contains("the recorder cannot store the recording"),
+        "the phone says why: {stderr}"
+    );
+    let srs_log = srs.stderr();
+    assert!(
+        srs_log.contains("cannot store the recording"),
+        "the recorder logs it: {srs_log}"
+    );
+    // What reached the disk is a WAV that plays, with the call's tone in it.
+    let folders = session_folders(dir.path());
+    assert!(!folders.is_empty(), "{}", phone.report());
+    let partial = Audio::read_wav(&label_wav(&folders[0], "1"));
+    assert!(
+        partial.seconds() > 1.0 && partial.seconds() < 2.0,
+        "{} s",
+        partial.seconds()
+    );
+    assert!(partial.tone(1000.0) > 0.1);
+}
