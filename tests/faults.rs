@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{
-    Audio, Peer, Proto, START_TIMEOUT, free_port, recorded_call_args, start_sipp_far_end,
+    Audio, Peer, Proto, START_TIMEOUT, find_wav, free_port, recorded_call_args, start_sipp_far_end,
     start_verbatim, write_tone_wav,
 };
 
@@ -69,18 +69,6 @@ fn session_folders(dir: &Path) -> Vec<std::path::PathBuf> {
     verbatim::srs::session_folders(dir)
 }
 
-fn label_wav(folder: &Path, label: &str) -> std::path::PathBuf {
-    std::fs::read_dir(folder)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("label-{label}-")) && n.ends_with(".wav"))
-        })
-        .unwrap_or_else(|| panic!("no label {label} WAV in {}", folder.display()))
-}
-
 #[test]
 fn a_recorder_killed_mid_call_and_started_again_records_the_rest_with_the_gap() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,7 +96,7 @@ fn a_recorder_killed_mid_call_and_started_again_records_the_rest_with_the_gap() 
     let folders = session_folders(dir.path());
     assert_eq!(folders.len(), 2, "{folders:?}\n{}", phone.report());
     // The killed recorder's files play, up to the moment it died.
-    let before = Audio::read_wav(&label_wav(&folders[0], "1"));
+    let before = Audio::read_wav(&find_wav(&folders[0], "label-1-"));
     assert!(before.seconds() > 2.0, "{} s", before.seconds());
     assert!(before.tone(1000.0) > 0.1);
     // The new session says what is missing, and records the rest.
@@ -116,7 +104,7 @@ fn a_recorder_killed_mid_call_and_started_again_records_the_rest_with_the_gap() 
     let parsed = verbatim::recording::metadata::parse(&metadata).unwrap();
     assert_eq!(parsed.gaps.len(), 1, "{metadata}");
     assert!(parsed.gaps[0].to.is_some(), "{metadata}");
-    let after = Audio::read_wav(&label_wav(&folders[1], "1"));
+    let after = Audio::read_wav(&find_wav(&folders[1], "label-1-"));
     assert!(after.seconds() > 2.0, "{} s", after.seconds());
     assert!(after.tone(1000.0) > 0.1);
 }
@@ -146,7 +134,7 @@ fn a_recorder_that_cannot_write_ends_the_recording_saying_why_and_keeps_what_it_
     // What reached the disk is a WAV that plays, with the call's tone in it.
     let folders = session_folders(dir.path());
     assert!(!folders.is_empty(), "{}", phone.report());
-    let partial = Audio::read_wav(&label_wav(&folders[0], "1"));
+    let partial = Audio::read_wav(&find_wav(&folders[0], "label-1-"));
     assert!(
         partial.seconds() > 1.0 && partial.seconds() < 2.0,
         "{} s",

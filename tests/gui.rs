@@ -747,3 +747,80 @@ fn the_recorder_test_works_against_sipp_as_the_recorder() {
     assert!(harness.query_by_label_contains("ended (200)").is_some());
     sipp.expect_success(Duration::from_secs(20));
 }
+
+/// A flood of INVITEs and OPTIONS (500 a second for 8 s) reaches the window's phone during a
+/// recorded call: at most 16 of them ring, the rest are refused by the phone before the
+/// window hears of them, the window keeps drawing, and the call's own buttons still work.
+#[test]
+fn the_window_stays_usable_under_a_sip_flood() {
+    let recordings = tempfile::tempdir().unwrap();
+    let (mut far, far_port) = far_end("gui-flood-far-end");
+    let port = free_port();
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app_on(recordings.path(), None, &format!("127.0.0.1:{port}")),
+    );
+    wait_for(&mut harness, "Ready on");
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Record").click();
+    wait_for(&mut harness, "Recording 0:");
+
+    let flood = std::thread::spawn(move || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = socket.local_addr().unwrap();
+        let started = Instant::now();
+        let mut sent = 0u32;
+        while started.elapsed() < Duration::from_secs(8) {
+            for _ in 0..10 {
+                let (method, cseq) = if sent.is_multiple_of(2) {
+                    ("INVITE", "1 INVITE")
+                } else {
+                    ("OPTIONS", "1 OPTIONS")
+                };
+                let request = format!(
+                    "{method} sip:x@127.0.0.1:{port} SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP {local};branch=z9hG4bKgui{sent}\r\nMax-Forwards: 70\r\n\
+                     From: <sip:flood@{local}>;tag=g{sent}\r\nTo: <sip:x@127.0.0.1:{port}>\r\n\
+                     Call-ID: gui-flood-{sent}\r\nCSeq: {cseq}\r\nContact: <sip:flood@{local}>\r\n\
+                     Content-Length: 0\r\n\r\n"
+                );
+                let _ = socket.send_to(request.as_bytes(), ("127.0.0.1", port));
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sent
+    });
+
+    let mut slowest = Duration::ZERO;
+    let mut frames = 0u32;
+    let mut most_ringing = 0;
+    while !flood.is_finished() {
+        let frame = Instant::now();
+        harness.step();
+        slowest = slowest.max(frame.elapsed());
+        frames += 1;
+        most_ringing = most_ringing.max(harness.query_all_by_label("Answer").count());
+        assert!(
+            harness.query_by_label_contains("Recording 0:").is_some(),
+            "the recorded call's indicator went away during the flood"
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    let sent = flood.join().unwrap();
+    println!(
+        "window under a flood of {sent} requests in 8 s: {frames} frames, slowest {slowest:?}, \
+         at most {most_ringing} calls ringing"
+    );
+    assert!(
+        most_ringing <= 16,
+        "{most_ringing} calls ring in the window"
+    );
+    assert!(frames > 100, "only {frames} frames in 8 s");
+
+    // The call's own controls still answer.
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    far.expect_success(Duration::from_secs(20));
+}

@@ -9,11 +9,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use support::{
-    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, free_port, recorded_call_args,
+    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, find_wav, free_port, recorded_call_args,
     start_baresip_with, start_sipp_far_end, start_sipp_uas, start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata;
@@ -52,18 +52,6 @@ async fn next_event(handle: &mut SrsHandle) -> SrsEvent {
         .await
         .expect("an SRS event in time")
         .expect("the SRS is running")
-}
-
-fn find_file(folder: &Path, prefix: &str) -> PathBuf {
-    std::fs::read_dir(folder)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".wav"))
-        })
-        .unwrap_or_else(|| panic!("no {prefix}*.wav in {}", folder.display()))
 }
 
 /// A 3 s call playing a 1 kHz tone is recorded: one folder, the tone on label 1 for about
@@ -122,12 +110,12 @@ fn phone_records_call_into_builtin_srs() {
         let folders = verbatim::srs::session_folders(out.path());
         assert_eq!(folders, vec![folder.clone()]);
 
-        let label1 = Audio::read_wav(&find_file(&folder, "label-1-"));
+        let label1 = Audio::read_wav(&find_wav(&folder, "label-1-"));
         let seconds = label1.seconds();
         assert!((2.5..=5.0).contains(&seconds), "label 1 lasts {seconds} s");
         let amplitude = label1.tone(1000.0);
         assert!(amplitude > 0.1, "1 kHz on label 1 at {amplitude}");
-        let label2 = Audio::read_wav(&find_file(&folder, "label-2-"));
+        let label2 = Audio::read_wav(&find_wav(&folder, "label-2-"));
         assert!(
             label2.tone(1000.0) < 0.02,
             "label 2 should not carry the tone"
@@ -271,7 +259,7 @@ fn paused_recording_keeps_time_alignment() {
         assert_eq!(recorded_pauses.len(), 1, "{summary}");
         assert!(recorded_pauses[0]["end"].is_string(), "{summary}");
 
-        let label1 = Audio::read_wav(&find_file(&folder, "label-1-"));
+        let label1 = Audio::read_wav(&find_wav(&folder, "label-1-"));
         let rate = label1.sample_rate as usize;
         let seconds = label1.seconds();
         assert!((3.5..=6.0).contains(&seconds), "label 1 lasts {seconds} s");
@@ -369,8 +357,8 @@ fn record_baresip_call(srtp: bool) -> serde_json::Value {
         };
         srs.stop().await;
         baresip.stop();
-        let local = Audio::read_wav(&find_file(&folder, "label-1-"));
-        let far = Audio::read_wav(&find_file(&folder, "label-2-"));
+        let local = Audio::read_wav(&find_wav(&folder, "label-1-"));
+        let far = Audio::read_wav(&find_wav(&folder, "label-2-"));
         let (l1k, l440) = (local.tone(1000.0), local.tone(440.0));
         let (f440, f1k) = (far.tone(440.0), far.tone(1000.0));
         eprintln!(
@@ -432,7 +420,7 @@ fn record_without_a_recorder_uses_the_builtin_one() {
     let recordings = data.path().join("verbatim").join("recordings");
     let folders = verbatim::srs::session_folders(&recordings);
     assert_eq!(folders.len(), 1, "{}", phone.stderr());
-    let local = Audio::read_wav(&find_file(&folders[0], "label-1-"));
+    let local = Audio::read_wav(&find_wav(&folders[0], "label-1-"));
     assert!(
         local.tone(1000.0) > 0.1,
         "label 1 should hold the 1 kHz we sent"
@@ -505,7 +493,7 @@ fn recording_over_tls_checks_the_recorders_certificate() {
             }
         };
         srs.stop().await;
-        let label1 = Audio::read_wav(&find_file(&folder, "label-1-"));
+        let label1 = Audio::read_wav(&find_wav(&folder, "label-1-"));
         assert!(label1.seconds() > 1.0);
 
         let wrong_host = Pki::new(&["recorder.example"]);

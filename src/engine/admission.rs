@@ -28,7 +28,9 @@ impl Default for AdmissionConfig {
         AdmissionConfig {
             requests_per_second: 50.0,
             burst: 200.0,
-            refusals_per_second: 200.0,
+            // A refusal is about as big as the request, so at most this many a second can
+            // be reflected at a forged source: 1000 of ~500 bytes is 0.5 MB/s.
+            refusals_per_second: 1000.0,
             max_ringing_calls: 16,
         }
     }
@@ -124,9 +126,10 @@ impl Admission {
         }
     }
 
-    /// Whether an error response to a malformed request may go out: those share the
-    /// refusals' budget, so junk cannot make us send more than a flood of INVITEs can.
-    pub(super) fn may_answer_junk(&mut self, now: Instant) -> bool {
+    /// Whether a stateless refusal other than the 503 may go out (a 400 to junk, a 486 when
+    /// too many calls ring): those share the refusals' budget, so no kind of flood makes us
+    /// send more than another.
+    pub(super) fn may_refuse(&mut self, now: Instant) -> bool {
         if self.refusals.take(now) {
             true
         } else {

@@ -783,6 +783,14 @@ impl Engine {
         }
     }
 
+    /// Incoming calls waiting for the user's answer.
+    pub(super) fn ringing_calls(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|c| c.state == CallState::Incoming)
+            .count()
+    }
+
     /// Whether `call_id` is one of our calls' dialogs.
     pub(super) fn is_call_dialog(&self, call_id: &str) -> bool {
         self.calls.values().any(|c| c.dialog.call_id == call_id)
@@ -802,16 +810,6 @@ impl Engine {
         }
         if super::recorder_invite::is_recorder_invite(&request) {
             self.on_recorder_invite(key, request, source);
-            return;
-        }
-        let ringing = self
-            .calls
-            .values()
-            .filter(|c| c.state() == CallState::Incoming)
-            .count();
-        if ringing >= self.config.admission.max_ringing_calls {
-            self.admission.stats.busy += 1;
-            self.respond(&key, &request, 486, None);
             return;
         }
         let Ok(from) = request.from_header() else {

@@ -683,7 +683,7 @@ impl Engine {
                 } else {
                     400
                 };
-                if self.admission.may_answer_junk(self.now) {
+                if self.admission.may_refuse(self.now) {
                     self.reject_unparseable(source, data, status, &error.to_string());
                 }
                 return;
@@ -693,7 +693,7 @@ impl Engine {
             tracing::debug!(%source, %error, "invalid message");
             if message.is_request()
                 && message.method() != Some(&Method::Ack)
-                && self.admission.may_answer_junk(self.now)
+                && self.admission.may_refuse(self.now)
             {
                 self.respond_stateless(&message, source, 400, &sanitize_reason(&error.to_string()));
             }
@@ -707,6 +707,14 @@ impl Engine {
                     return;
                 }
                 admission::Verdict::Drop => return,
+            }
+            if self.ringing_is_full(&message) {
+                // Statelessly, so a flooder that never ACKs gets no retransmissions.
+                self.admission.stats.busy += 1;
+                if self.admission.may_refuse(self.now) {
+                    self.respond_stateless(&message, source, 486, reason_phrase(486));
+                }
+                return;
             }
         }
         self.transactions.on_message(self.now, message, source);
@@ -726,6 +734,15 @@ impl Engine {
             return true;
         };
         !(self.is_call_dialog(call_id) || self.is_recording_dialog(call_id))
+    }
+
+    /// A new call while as many ring as the admission config allows (a recorder's INVITE
+    /// is no call that rings, and passes).
+    fn ringing_is_full(&self, request: &Message) -> bool {
+        request.method() == Some(&Method::Invite)
+            && request.to_header().is_ok_and(|to| to.tag().is_none())
+            && !recorder_invite::is_recorder_invite(request)
+            && self.ringing_calls() >= self.config.admission.max_ringing_calls
     }
 
     fn refuse_overloaded(&mut self, request: &Message, source: Destination) {

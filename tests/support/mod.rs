@@ -1181,6 +1181,19 @@ pub fn recorded_call_args(target: &str, tone: &Path, seconds: u32, srs: &str) ->
     .to_vec()
 }
 
+/// The WAV in a recording folder whose name starts with `prefix` (`label-1-`, say).
+pub fn find_wav(folder: &Path, prefix: &str) -> PathBuf {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".wav"))
+        })
+        .unwrap_or_else(|| panic!("no {prefix}*.wav in {}", folder.display()))
+}
+
 /// sipp's built-in `uas` on a free port over UDP: the far end of a call that only needs to
 /// answer. Returns the peer and its port.
 pub fn start_sipp_far_end(name: &str) -> (Peer, u16) {
