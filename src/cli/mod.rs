@@ -231,6 +231,13 @@ fn gui(args: GuiArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let notice = match recording.notice.load() {
+        Ok(notice) => notice,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let mut problems = Vec::new();
     let volumes = std::sync::Arc::new(settings.audio.volumes());
     let audio = match media::device_audio(settings.audio.devices(), volumes) {
@@ -269,6 +276,7 @@ fn gui(args: GuiArgs) -> ExitCode {
             codecs: settings.media.codecs().unwrap_or_default(),
             srtp: account.as_ref().and_then(|a| a.srtp).unwrap_or(media_srtp),
             honour_recordpref: recording.honour_preference,
+            notice,
             recorders_allowed: recording.allow_recorders,
             wall_clock_at_start: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -720,6 +728,7 @@ async fn start_driver(
         srtp: loaded.srtp,
         recorders_allowed: loaded.recorders_allowed.clone(),
         admission: loaded.admission,
+        notice: loaded.recording.notice.load().map_err(Failure::usage)?,
         honour_recordpref: loaded.recording.honour_preference,
         wall_clock_at_start: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

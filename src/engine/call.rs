@@ -783,6 +783,12 @@ impl Engine {
         }
     }
 
+    /// The far end said `Supported: record-aware`: it is told of recording in SDP and shows
+    /// it to its user.
+    pub(super) fn peer_is_record_aware(&self, id: CallId) -> bool {
+        self.calls.get(&id).is_some_and(|c| c.peer_record_aware)
+    }
+
     /// Incoming calls waiting for the user's answer.
     pub(super) fn ringing_calls(&self) -> usize {
         self.calls

@@ -3,11 +3,12 @@
 
 use core::net::SocketAddr;
 
-use super::{CallId, Engine, Event, Output};
+use super::{CallId, Engine, Event, Output, RecordingState};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
 use crate::media::session::{MediaConfig, MediaOutput, MediaSession};
 use crate::media::srtp::SrtpSession;
+use crate::recording::notice::{Cue, FarEndNotice, LocalCue};
 use crate::sdp::Negotiated;
 
 /// Statistics go to the UI every this many ticks (0.5 s).
@@ -21,6 +22,13 @@ pub(super) struct CallMedia {
     srtp: Option<crate::sdp::NegotiatedSrtp>,
     /// The last offer/answer outcome: the recording offers the same codec.
     pub(super) negotiated: Option<Negotiated>,
+    /// The audible recording notice mixed into what we send.
+    notice: FarEndNotice,
+    /// The cue the local user hears on a recording change.
+    cue: LocalCue,
+    /// Whether the recording is on, as the notice and the cues last heard it.
+    recording_on: bool,
+    recorded_before: bool,
 }
 
 impl Engine {
@@ -95,6 +103,10 @@ impl Engine {
                             ticks: 0,
                             srtp: negotiated.srtp.clone(),
                             negotiated: Some(negotiated.clone()),
+                            notice: FarEndNotice::new(self.config.notice.clone()),
+                            cue: LocalCue::default(),
+                            recording_on: false,
+                            recorded_before: false,
                         },
                     );
                 }
@@ -184,7 +196,14 @@ impl Engine {
             silence = [0.0f32; FRAME_SAMPLES];
             &silence
         };
-        media.session.tick(now, captured, &mut frame);
+        // The notice goes out even while the microphone is muted: it is the phone speaking.
+        let mut notice = [0.0f32; FRAME_SAMPLES];
+        let noticing = media.notice.is_active();
+        media.notice.mix_into(&mut notice);
+        media
+            .session
+            .tick_with_overlay(now, captured, noticing.then_some(&notice[..]), &mut frame);
+        media.cue.mix_into(&mut frame);
         let sends_voice = media.session.sends_voice();
         media.ticks += 1;
         if media.ticks % STATS_EVERY_TICKS == 0 {
@@ -195,11 +214,60 @@ impl Engine {
         if self.recording_wants_pcm(id) {
             // The recording hears what the far end heard: nothing while muted or on hold.
             let silence = [0.0f32; FRAME_SAMPLES];
-            let local = if sends_voice { captured } else { &silence };
-            self.encode_for_recording(id, local, &frame);
+            let mut local = silence;
+            if sends_voice {
+                for (out, sample) in local.iter_mut().zip(captured) {
+                    *out = *sample;
+                }
+            }
+            if noticing {
+                for (out, extra) in local.iter_mut().zip(notice) {
+                    *out = (*out + extra).clamp(-1.0, 1.0);
+                }
+            }
+            self.encode_for_recording(id, &local, &frame);
         }
         self.media_outputs
             .push_back(Output::Playback { call: id, frame });
+    }
+
+    /// The recording changed state: the far end's notice starts when recording starts or
+    /// resumes and stops otherwise, and the local user hears a cue for each change.
+    pub(super) fn notice_recording_state(&mut self, id: CallId, state: &RecordingState) {
+        let skip_notice = self.config.notice.skip_for_record_aware && self.peer_is_record_aware(id);
+        let cues = self.config.notice.local_cues;
+        let Some(media) = self.media.get_mut(&id) else {
+            return;
+        };
+        let on = match state {
+            RecordingState::Starting => return,
+            RecordingState::Recording | RecordingState::RecordingWithGaps => true,
+            RecordingState::Paused { .. }
+            | RecordingState::Off
+            | RecordingState::Failed { .. }
+            | RecordingState::Retrying { .. } => false,
+        };
+        if on == media.recording_on {
+            return;
+        }
+        media.recording_on = on;
+        let cue = match state {
+            _ if on && media.recorded_before => Cue::Resumed,
+            _ if on => Cue::Started,
+            RecordingState::Failed { .. } | RecordingState::Retrying { .. } => Cue::Failed,
+            _ => Cue::Paused,
+        };
+        if on {
+            media.recorded_before = true;
+            if !skip_notice {
+                media.notice.start();
+            }
+        } else {
+            media.notice.stop();
+        }
+        if cues {
+            media.cue.play(cue);
+        }
     }
 
     pub(super) fn send_dtmf(&mut self, id: CallId, digits: &str) {

@@ -114,6 +114,8 @@ pub struct EngineConfig {
     pub recorders_allowed: Vec<IpAddr>,
     /// How much unsolicited traffic is taken before refusing it.
     pub admission: AdmissionConfig,
+    /// What tells the far end, by ear, that the call is recorded, and the local user's cues.
+    pub notice: crate::recording::notice::NoticeConfig,
 }
 
 impl Default for EngineConfig {
@@ -133,6 +135,7 @@ impl Default for EngineConfig {
             honour_recordpref: true,
             recorders_allowed: Vec::new(),
             admission: AdmissionConfig::default(),
+            notice: crate::recording::notice::NoticeConfig::default(),
         }
     }
 }

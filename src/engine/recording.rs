@@ -1351,6 +1351,7 @@ impl Engine {
         if let Some(value) = indication {
             self.indicate_recording(call, value);
         }
+        self.notice_recording_state(call, &state);
         self.events.push_back(Event::Recording {
             call,
             recording: media_id,

@@ -916,6 +916,135 @@ mod media {
         assert!(stats.srtp && stats.srtp_failures == 0 && stats.packets_received > 50);
     }
 
+    fn noticing_phones(skip_for_record_aware: bool) -> SimNet {
+        use crate::recording::notice::{NoticeConfig, WarningTone};
+        let announcement: std::sync::Arc<[f32]> = (0..SAMPLE_RATE as usize)
+            .map(|i| 0.3 * (core::f32::consts::TAU * 500.0 * i as f32 / SAMPLE_RATE as f32).sin())
+            .collect();
+        let mut net = SimNet::new(7, LinkConfig::default());
+        net.add_node(EngineConfig {
+            codecs: vec![Codec::Pcmu],
+            notice: NoticeConfig {
+                announcement: Some(announcement),
+                tone: Some(WarningTone {
+                    interval: Duration::from_secs(3),
+                    ..WarningTone::default()
+                }),
+                skip_for_record_aware,
+                local_cues: true,
+            },
+            ..config(40)
+        });
+        net.add_node(EngineConfig {
+            codecs: vec![Codec::Pcmu],
+            ..config(41)
+        });
+        net
+    }
+
+    /// Starts recording A's call and returns, in seconds, where A's and B's heard audio
+    /// stood when the recorder answered.
+    fn record_until_recording(net: &mut SimNet, a: CallId, b: CallId) -> (NodeId, f64, f64) {
+        let recorder = net.add_recorder(vec![CodecKind::Pcmu]);
+        let request = to_recorder(net, recorder);
+        net.command(
+            0,
+            Command::StartRecording {
+                call: a,
+                recording: CallId::new(),
+                request,
+            },
+        );
+        assert!(net.run_until(Duration::from_secs(5), |n| {
+            recording_states(n, 0).contains(&RecordingState::Recording)
+        }));
+        let seconds = |samples: usize| samples as f64 / f64::from(SAMPLE_RATE);
+        let at_a = seconds(net.heard(0, a).len());
+        let at_b = seconds(net.heard(1, b).len());
+        (recorder, at_a, at_b)
+    }
+
+    fn level(audio: &[f32], from: f64, to: f64, frequency: f32) -> f32 {
+        let a = (from * f64::from(SAMPLE_RATE)) as usize;
+        let b = ((to * f64::from(SAMPLE_RATE)) as usize).min(audio.len());
+        goertzel_amplitude(audio.get(a..b).unwrap_or(&[]), SAMPLE_RATE, frequency)
+    }
+
+    /// RFC 7245 3.4: the far end hears the announcement when recording starts, then the
+    /// warning tone every interval; the recorder's stream of our side has them too; our own
+    /// user hears a rising cue. Pausing stops the notice; resuming announces again.
+    #[test]
+    fn the_far_end_and_the_recorder_hear_the_notice_and_we_hear_the_cue() {
+        let mut net = noticing_phones(false);
+        let (a, b) = talk(&mut net);
+        net.run_for(Duration::from_secs(1));
+        let (recorder, at_a, at_b) = record_until_recording(&mut net, a, b);
+        net.run_for(Duration::from_secs(6));
+
+        let heard_by_b = net.heard(1, b);
+        assert!(
+            level(heard_by_b, at_b + 0.2, at_b + 0.9, 500.0) > 0.2,
+            "announcement"
+        );
+        assert!(level(heard_by_b, at_b + 0.2, at_b + 0.9, 1400.0) < 0.02);
+        for start in [1.0, 4.0] {
+            let tone = level(heard_by_b, at_b + start + 0.15, at_b + start + 0.45, 1400.0);
+            assert!(tone > 0.07, "tone at +{start} s: {tone}");
+        }
+        assert!(
+            level(heard_by_b, at_b + 1.8, at_b + 3.9, 1400.0) < 0.01,
+            "quiet between"
+        );
+        assert!(
+            level(heard_by_b, at_b + 1.8, at_b + 3.9, 1000.0) > 0.3,
+            "A still heard"
+        );
+
+        let ours = net.recorder(recorder).unwrap().recordings[0].audio("1");
+        assert!(
+            level(ours, 0.2, 0.9, 500.0) > 0.2,
+            "the recorder has the announcement"
+        );
+        assert!(level(ours, 4.15, 4.45, 1400.0) > 0.07, "and the tone");
+        let theirs = net.recorder(recorder).unwrap().recordings[0].audio("2");
+        assert!(
+            level(theirs, 0.2, 5.0, 1400.0) < 0.01,
+            "not on the far end's stream"
+        );
+
+        let heard_by_a = net.heard(0, a);
+        assert!(
+            level(heard_by_a, at_a, at_a + 0.09, 660.0) > 0.1,
+            "the cue rises"
+        );
+        assert!(level(heard_by_a, at_a + 0.15, at_a + 0.27, 990.0) > 0.1);
+
+        net.command(0, Command::PauseRecording { call: a });
+        net.run_for(Duration::from_secs(1));
+        let paused_at = net.heard(1, b).len() as f64 / f64::from(SAMPLE_RATE);
+        net.run_for(Duration::from_secs(4));
+        let heard_by_b = net.heard(1, b);
+        assert!(
+            level(heard_by_b, paused_at, paused_at + 4.0, 1400.0) < 0.01,
+            "paused"
+        );
+        assert!(level(heard_by_b, paused_at, paused_at + 4.0, 500.0) < 0.01);
+    }
+
+    #[test]
+    fn a_record_aware_far_end_gets_no_audio_notice_when_the_setting_says_so() {
+        let mut net = noticing_phones(true);
+        let (a, b) = talk(&mut net);
+        net.run_for(Duration::from_secs(1));
+        let (_, at_a, at_b) = record_until_recording(&mut net, a, b);
+        net.run_for(Duration::from_secs(5));
+        let heard_by_b = net.heard(1, b);
+        assert!(level(heard_by_b, at_b, at_b + 5.0, 500.0) < 0.01);
+        assert!(level(heard_by_b, at_b, at_b + 5.0, 1400.0) < 0.01);
+        // Our own user still hears the cue.
+        assert!(level(net.heard(0, a), at_a, at_a + 0.09, 660.0) > 0.1);
+    }
+
     /// The SDES master keys (`inline:`) in a message's body.
     fn inline_keys(message: &Message) -> Vec<String> {
         String::from_utf8_lossy(&message.body)

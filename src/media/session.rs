@@ -267,14 +267,26 @@ impl MediaSession {
     /// One 20 ms tick: sends the captured frame (or a DTMF packet in its place) and writes
     /// the frame to play into `playback`.
     pub fn tick(&mut self, now: Instant, captured: &[f32], playback: &mut [f32]) {
-        self.send_frame(captured);
+        self.tick_with_overlay(now, captured, None, playback);
+    }
+
+    /// [`MediaSession::tick`], with `overlay` added to what is sent whether or not the
+    /// microphone is muted (the recording notice).
+    pub fn tick_with_overlay(
+        &mut self,
+        now: Instant,
+        captured: &[f32],
+        overlay: Option<&[f32]>,
+        playback: &mut [f32],
+    ) {
+        self.send_frame(captured, overlay);
         self.play_frame(now, playback);
         if self.next_rtcp_at.is_some_and(|at| now >= at) {
             self.send_report(now);
         }
     }
 
-    fn send_frame(&mut self, captured: &[f32]) {
+    fn send_frame(&mut self, captured: &[f32], overlay: Option<&[f32]>) {
         let timestamp = self.next_timestamp;
         self.next_timestamp = self
             .next_timestamp
@@ -300,12 +312,18 @@ impl MediaSession {
             return;
         }
         self.scratch.clear();
-        let encoded = if self.muted {
-            let silence = [0.0f32; FRAME_SAMPLES];
-            self.encoder.encode(&silence, &mut self.scratch)
-        } else {
-            self.encoder.encode(captured, &mut self.scratch)
-        };
+        let mut mixed = [0.0f32; FRAME_SAMPLES];
+        if !self.muted {
+            for (out, sample) in mixed.iter_mut().zip(captured) {
+                *out = *sample;
+            }
+        }
+        if let Some(overlay) = overlay {
+            for (out, extra) in mixed.iter_mut().zip(overlay) {
+                *out = (*out + extra).clamp(-1.0, 1.0);
+            }
+        }
+        let encoded = self.encoder.encode(&mixed, &mut self.scratch);
         if let Err(error) = encoded {
             tracing::warn!(%error, "frame not encoded");
             return;

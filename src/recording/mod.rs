@@ -3,6 +3,7 @@
 
 pub mod forwarder;
 pub mod metadata;
+pub mod notice;
 pub mod rs_sdp;
 pub mod transcoder;
 

@@ -40,6 +40,125 @@ pub struct RecordingSettings {
     pub tls_ca_file: Option<PathBuf>,
     pub tls_client_certificate: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
+    /// `[recording.notice]`: telling the far end by ear.
+    pub notice: NoticeSettings,
+}
+
+/// `[recording.notice]`: what tells the far end, in the audio, that the call is recorded
+/// (RFC 7245 3.4), and the cues the local user hears.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoticeSettings {
+    /// Play a spoken announcement to the far end when recording starts or resumes.
+    pub announcement: bool,
+    /// Your own announcement (a 48 kHz mono 16-bit WAV) instead of the bundled one.
+    pub announcement_file: Option<PathBuf>,
+    /// Mix a warning tone into what the far end hears, periodically.
+    pub tone: bool,
+    pub tone_every_seconds: u32,
+    pub tone_hz: u32,
+    pub tone_milliseconds: u32,
+    /// Loudness of the tone in thousandths of full scale (100 is -20 dBFS).
+    pub tone_level_permille: u16,
+    /// No audio notice for a far end that is record-aware (it shows recording itself).
+    pub skip_for_record_aware: bool,
+    /// Short cues for you when recording starts, pauses, resumes or fails.
+    pub local_cues: bool,
+}
+
+impl Default for NoticeSettings {
+    fn default() -> Self {
+        let tone = crate::recording::notice::WarningTone::default();
+        NoticeSettings {
+            announcement: false,
+            announcement_file: None,
+            tone: false,
+            tone_every_seconds: u32::try_from(tone.interval.as_secs()).unwrap_or(15),
+            tone_hz: tone.frequency_hz,
+            tone_milliseconds: u32::try_from(tone.duration.as_millis()).unwrap_or(500),
+            tone_level_permille: tone.level_permille,
+            skip_for_record_aware: true,
+            local_cues: true,
+        }
+    }
+}
+
+/// Where the announcement comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnouncementSource {
+    Bundled,
+    File(PathBuf),
+}
+
+/// `[recording.notice]` checked; [`NoticeChoice::load`] reads the announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NoticeChoice {
+    pub announcement: Option<AnnouncementSource>,
+    pub tone: Option<crate::recording::notice::WarningTone>,
+    pub skip_for_record_aware: bool,
+    pub local_cues: bool,
+}
+
+impl NoticeChoice {
+    /// The engine's notice, with the announcement read (the bundled one is in the binary).
+    pub fn load(&self) -> Result<crate::recording::notice::NoticeConfig, String> {
+        use crate::recording::notice;
+        let announcement = match &self.announcement {
+            None => None,
+            Some(AnnouncementSource::Bundled) => Some(notice::bundled_announcement()?),
+            Some(AnnouncementSource::File(path)) => {
+                let bytes = std::fs::read(path).map_err(|e| {
+                    format!("recording.notice.announcement_file {}: {e}", path.display())
+                })?;
+                Some(notice::read_announcement(&bytes).map_err(|e| {
+                    format!("recording.notice.announcement_file {}: {e}", path.display())
+                })?)
+            }
+        };
+        Ok(notice::NoticeConfig {
+            announcement,
+            tone: self.tone,
+            skip_for_record_aware: self.skip_for_record_aware,
+            local_cues: self.local_cues,
+        })
+    }
+}
+
+impl NoticeSettings {
+    /// A mandatory policy forces an audible notice: the announcement, when neither is on.
+    fn validate(&self, mandatory: bool) -> Result<NoticeChoice, String> {
+        if self.tone {
+            if !(1..=3600).contains(&self.tone_every_seconds) {
+                return Err("recording.notice.tone_every_seconds: 1 to 3600".into());
+            }
+            if !(100..=4000).contains(&self.tone_hz) {
+                return Err("recording.notice.tone_hz: 100 to 4000".into());
+            }
+            if !(50..=5000).contains(&self.tone_milliseconds) {
+                return Err("recording.notice.tone_milliseconds: 50 to 5000".into());
+            }
+            if !(1..=1000).contains(&self.tone_level_permille) {
+                return Err("recording.notice.tone_level_permille: 1 to 1000".into());
+            }
+        }
+        let tone = self.tone.then(|| crate::recording::notice::WarningTone {
+            frequency_hz: self.tone_hz,
+            duration: core::time::Duration::from_millis(u64::from(self.tone_milliseconds)),
+            interval: core::time::Duration::from_secs(u64::from(self.tone_every_seconds)),
+            level_permille: self.tone_level_permille,
+        });
+        let announce = self.announcement || (mandatory && tone.is_none());
+        let announcement = announce.then(|| match &self.announcement_file {
+            Some(path) => AnnouncementSource::File(path.clone()),
+            None => AnnouncementSource::Bundled,
+        });
+        Ok(NoticeChoice {
+            announcement,
+            tone,
+            skip_for_record_aware: self.skip_for_record_aware,
+            local_cues: self.local_cues,
+        })
+    }
 }
 
 impl Default for RecordingSettings {
@@ -59,6 +178,7 @@ impl Default for RecordingSettings {
             tls_ca_file: None,
             tls_client_certificate: None,
             tls_client_key: None,
+            notice: NoticeSettings::default(),
         }
     }
 }
@@ -79,6 +199,7 @@ pub struct Recording {
     pub tls: Option<RecorderTls>,
     /// Where the built-in recorder writes (None: no folder could be found).
     pub folder: Option<PathBuf>,
+    pub notice: NoticeChoice,
 }
 
 /// `recordings` in the OS data directory (`~/.local/share/verbatim/recordings` on Linux).
@@ -185,6 +306,7 @@ impl RecordingSettings {
             return Err("recording.folder: empty; leave it out for the default".into());
         }
         Ok(Recording {
+            notice: self.notice.validate(mandatory)?,
             tls,
             folder: self.folder.clone().or_else(default_recordings_folder),
             auto,

@@ -42,7 +42,7 @@ for target in "${targets[@]}"; do
         >"$log" 2>&1
     rc=$?
     set -e
-    executions=$(awk -F: '/stat::number_of_executed_units/ { gsub(/ /, "", $2); print $2 }' "$log")
+    executions=$(awk '/stat::number_of_executed_units/ { print $NF }' "$log")
     crashes=$(find "tests/fuzz/artifacts/$target" -type f | wc -l)
     corpus_size=$(find "$corpus" -type f | wc -l)
     verdict=ok
