@@ -824,3 +824,33 @@ fn the_window_stays_usable_under_a_sip_flood() {
     wait_for(&mut harness, "ended");
     far.expect_success(Duration::from_secs(20));
 }
+
+/// The recording notice is set in the settings: a bad interval is refused with the field's
+/// name, a good one is saved under `[recording.notice]`.
+#[test]
+fn the_recording_notice_is_set_in_the_settings() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let mut harness = settings_window(recordings.path(), &path);
+    harness.step();
+    harness.get_by_label("Warning tone every").click();
+    harness.step();
+    harness
+        .get_by_label("Announce \"This call is being recorded\" when recording starts")
+        .click();
+    harness.step();
+    retype(&mut harness, "seconds", "ten");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "recording.notice.tone_every_seconds");
+    assert!(!path.exists());
+
+    retype(&mut harness, "seconds", "10");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    let notice = &written.recording.notice;
+    assert!(notice.tone && notice.announcement, "{notice:?}");
+    assert_eq!(notice.tone_every_seconds, 10);
+    assert!(notice.skip_for_record_aware && notice.local_cues);
+}

@@ -277,6 +277,8 @@ pub enum Command {
     },
     /// Offer these codecs, best first, from the next offer or answer on.
     SetCodecs(Vec<crate::sdp::Codec>),
+    /// The recording notice and cues for calls from now on (calls in progress keep theirs).
+    SetNotice(crate::recording::notice::NoticeConfig),
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }
@@ -856,6 +858,7 @@ impl Engine {
                     self.config.codecs = codecs;
                 }
             }
+            Command::SetNotice(notice) => self.config.notice = notice,
             Command::Mute { call, muted } => self.set_muted(call, muted),
             Command::StartRecording {
                 call,
@@ -1331,7 +1334,7 @@ fn command_span(command: &Command) -> tracing::Span {
         | Command::FollowTransfer { call, .. }
         | Command::DeclineTransfer { call, .. } => call_span(*call),
         Command::CheckRecorder { check, .. } => tracing::info_span!("recorder_check", id = check.0),
-        Command::SetCodecs(_) | Command::Shutdown => tracing::Span::none(),
+        Command::SetCodecs(_) | Command::SetNotice(_) | Command::Shutdown => tracing::Span::none(),
     }
 }
 

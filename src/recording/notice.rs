@@ -49,6 +49,30 @@ pub struct NoticeConfig {
     pub local_cues: bool,
 }
 
+/// Announcements compare sample by sample (bit for bit), so the same file read twice is
+/// the same notice.
+impl PartialEq for NoticeConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let same_announcement = match (&self.announcement, &other.announcement) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.len() == b.len()
+                        && a.iter()
+                            .zip(b.iter())
+                            .all(|(x, y)| x.to_bits() == y.to_bits()))
+            }
+            _ => false,
+        };
+        same_announcement
+            && self.tone == other.tone
+            && self.skip_for_record_aware == other.skip_for_record_aware
+            && self.local_cues == other.local_cues
+    }
+}
+
+impl Eq for NoticeConfig {}
+
 impl NoticeConfig {
     /// Whether anything at all is sent to the far end.
     pub fn tells_far_end(&self) -> bool {

@@ -407,6 +407,12 @@ async fn run(
                     let codecs = settings.media.codecs();
                     match save_settings(path, *settings).await {
                         Ok((recording, saved_account)) => {
+                            match recording.notice.load() {
+                                Ok(notice) => {
+                                    let _ = handle.commands.send(Command::SetNotice(notice));
+                                }
+                                Err(problem) => notify.send(UiEvent::Problem(problem)),
+                            }
                             policy.recording = recording;
                             if let Some(control) = &config.audio_control {
                                 control.use_devices(audio.devices());

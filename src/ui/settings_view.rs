@@ -25,6 +25,12 @@ pub(super) struct SettingsEditor {
     mixed: bool,
     srtp: bool,
     honour: bool,
+    /// `[recording.notice]`: what tells the other side by ear.
+    announce: bool,
+    warning_tone: bool,
+    tone_every: String,
+    skip_record_aware: bool,
+    cues: bool,
     /// Where the built-in recorder writes (empty: the default).
     folder: String,
     /// TLS files towards the recorder, as typed paths.
@@ -205,6 +211,11 @@ impl SettingsEditor {
             mixed: recording.mode.eq_ignore_ascii_case("mixed"),
             srtp: recording.srtp,
             honour: recording.honour_preference,
+            announce: recording.notice.announcement,
+            warning_tone: recording.notice.tone,
+            tone_every: recording.notice.tone_every_seconds.to_string(),
+            skip_record_aware: recording.notice.skip_for_record_aware,
+            cues: recording.notice.local_cues,
             folder: path_text(&recording.folder),
             recorder_ca: path_text(&recording.tls_ca_file),
             recorder_certificate: path_text(&recording.tls_client_certificate),
@@ -256,11 +267,22 @@ impl SettingsEditor {
         recording.mode = if self.mixed { "mixed" } else { "separate" }.into();
         recording.srtp = self.srtp;
         recording.honour_preference = self.honour;
+        recording.notice.announcement = self.announce;
+        recording.notice.tone = self.warning_tone;
+        recording.notice.tone_every_seconds = self.tone_every.trim().parse().map_err(|_| {
+            format!(
+                "recording.notice.tone_every_seconds: {:?} is not a number of seconds",
+                self.tone_every
+            )
+        })?;
+        recording.notice.skip_for_record_aware = self.skip_record_aware;
+        recording.notice.local_cues = self.cues;
         recording.folder = optional(&self.folder).map(Into::into);
         recording.tls_ca_file = optional(&self.recorder_ca).map(Into::into);
         recording.tls_client_certificate = optional(&self.recorder_certificate).map(Into::into);
         recording.tls_client_key = optional(&self.recorder_key).map(Into::into);
-        recording.validate()?;
+        // The announcement file is read now, so a bad one is refused here, not at the next call.
+        recording.validate()?.notice.load()?;
         Ok(settings)
     }
 
@@ -452,6 +474,39 @@ impl SettingsEditor {
             .checkbox(
                 &mut self.honour,
                 "Honour the other side's wish not to be recorded",
+            )
+            .changed();
+        ui.add_space(6.0);
+        ui.label(RichText::new("Telling the other side").strong());
+        changed |= ui
+            .checkbox(
+                &mut self.announce,
+                "Announce \"This call is being recorded\" when recording starts",
+            )
+            .changed();
+        ui.horizontal(|ui| {
+            changed |= ui
+                .checkbox(&mut self.warning_tone, "Warning tone every")
+                .changed();
+            changed |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.tone_every)
+                        .desired_width(40.0)
+                        .id_salt("tone_every"),
+                )
+                .labelled_by(ui.label("seconds").id)
+                .changed();
+        });
+        changed |= ui
+            .checkbox(
+                &mut self.skip_record_aware,
+                "Not for phones that show recording themselves",
+            )
+            .changed();
+        changed |= ui
+            .checkbox(
+                &mut self.cues,
+                "Beep for me when recording starts, pauses or fails",
             )
             .changed();
         ui.add_space(6.0);
