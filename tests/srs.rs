@@ -567,3 +567,45 @@ fn the_configuration_records_every_call_without_the_flag() {
         srs.stop().await;
     });
 }
+
+/// `--keep-days`: recordings older than that are deleted when the recorder starts, and the
+/// log says which; newer ones and folders that are not recordings stay.
+#[test]
+fn the_recorder_deletes_recordings_past_their_retention_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    let make = |name: &str, age: Duration| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("metadata-1.xml"), "<recording/>").unwrap();
+        std::fs::File::create(folder.join("summary.json"))
+            .unwrap()
+            .set_modified(now - age)
+            .unwrap();
+        folder
+    };
+    let old = make("20251001T090000Z-0a0b0c0d", 40 * day);
+    let recent = make("20261120T090000Z-1a1b1c1d", 2 * day);
+    let mine = make("my-notes", 400 * day);
+
+    let port = free_port();
+    let mut srs = Peer::new("srs-retention");
+    start_verbatim(
+        &mut srs,
+        [
+            "srs",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--keep-days",
+            "30",
+        ],
+    );
+    srs.wait_for_output("past its retention", Duration::from_secs(10));
+    srs.stop();
+    assert!(!old.exists(), "{}", srs.report());
+    assert!(recent.exists() && mine.exists());
+    assert!(srs.stderr().contains("20251001T090000Z-0a0b0c0d"));
+}

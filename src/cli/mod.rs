@@ -195,6 +195,9 @@ enum CliCommand {
         /// by default the client's first choice.
         #[arg(long, value_enum, value_delimiter = ',')]
         codec: Vec<CodecArg>,
+        /// Delete recordings older than this many days (at start and every hour; logged).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        keep_days: Option<u32>,
     },
     /// Register the configured account, print the result, unregister and exit.
     Register {
@@ -448,6 +451,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             tls_key,
             tls_client_ca,
             codec,
+            keep_days,
         } => {
             let dir = match dir {
                 Some(dir) => dir,
@@ -456,6 +460,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             };
             let mut config = crate::srs::SrsConfig::new(listen, dir);
             config.codecs = codec.into_iter().map(CodecArg::kind).collect();
+            config.keep = keep_days.map(|days| Duration::from_secs(u64::from(days) * 86_400));
             match (transport, tls_cert, tls_key) {
                 (SrsTransportArg::Tls, Some(certificate), Some(key)) => {
                     config.listen = SocketAddr::new(listen.ip(), 0);
@@ -1255,12 +1260,11 @@ async fn start_builtin_recorder(
         .folder
         .clone()
         .ok_or_else(|| Failure::new("no data directory for the built-in recorder"))?;
-    let handle = crate::srs::run(crate::srs::SrsConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        dir.clone(),
-    ))
-    .await
-    .map_err(|e| Failure::new(format!("the built-in recorder did not start: {e}")))?;
+    let mut config = crate::srs::SrsConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.clone());
+    config.keep = loaded.recording.keep;
+    let handle = crate::srs::run(config)
+        .await
+        .map_err(|e| Failure::new(format!("the built-in recorder did not start: {e}")))?;
     let port = handle.local_addr().port();
     let uri = format!("sip:recorder@127.0.0.1:{port};transport=tcp");
     plan.srs = Some(Uri::parse(&uri).map_err(|e| Failure::new(e.to_string()))?);

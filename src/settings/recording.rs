@@ -42,6 +42,8 @@ pub struct RecordingSettings {
     pub tls_client_key: Option<PathBuf>,
     /// `[recording.notice]`: telling the far end by ear.
     pub notice: NoticeSettings,
+    /// The built-in recorder deletes recordings older than this many days; absent: kept.
+    pub keep_days: Option<u32>,
 }
 
 /// `[recording.notice]`: what tells the far end, in the audio, that the call is recorded
@@ -179,6 +181,7 @@ impl Default for RecordingSettings {
             tls_client_certificate: None,
             tls_client_key: None,
             notice: NoticeSettings::default(),
+            keep_days: None,
         }
     }
 }
@@ -200,6 +203,8 @@ pub struct Recording {
     /// Where the built-in recorder writes (None: no folder could be found).
     pub folder: Option<PathBuf>,
     pub notice: NoticeChoice,
+    /// How long the built-in recorder keeps recordings; None: for ever.
+    pub keep: Option<core::time::Duration>,
 }
 
 /// `recordings` in the OS data directory (`~/.local/share/verbatim/recordings` on Linux).
@@ -305,7 +310,13 @@ impl RecordingSettings {
         {
             return Err("recording.folder: empty; leave it out for the default".into());
         }
+        if self.keep_days == Some(0) {
+            return Err("recording.keep_days: at least 1; leave it out to keep recordings".into());
+        }
         Ok(Recording {
+            keep: self
+                .keep_days
+                .map(|days| core::time::Duration::from_secs(u64::from(days) * 86_400)),
             notice: self.notice.validate(mandatory)?,
             tls,
             folder: self.folder.clone().or_else(default_recordings_folder),

@@ -12,13 +12,14 @@
 
 pub mod core;
 pub mod files;
+pub mod retention;
 pub mod stream;
 
 use ::core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -69,6 +70,8 @@ pub struct SrsConfig {
     pub tls: Option<TlsServerSettings>,
     /// The codecs this recorder prefers, best first; empty takes the offerer's first choice.
     pub codecs: Vec<CodecKind>,
+    /// Delete recordings older than this (checked at start and every hour); None keeps them.
+    pub keep: Option<Duration>,
 }
 
 impl SrsConfig {
@@ -79,6 +82,7 @@ impl SrsConfig {
             advertise: None,
             tls: None,
             codecs: Vec::new(),
+            keep: None,
         }
     }
 }
@@ -189,6 +193,7 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
         sessions: HashMap::new(),
         events: events_tx,
         inbound_tx,
+        keep: config.keep,
     };
     let task = tokio::spawn(driver.run(tcp, tls, stop_rx, inbound_rx));
     Ok(SrsHandle {
@@ -325,6 +330,7 @@ struct Driver {
     events: mpsc::UnboundedSender<SrsEvent>,
     /// Connections and media tasks report to the loop through this.
     inbound_tx: mpsc::UnboundedSender<Inbound>,
+    keep: Option<Duration>,
 }
 
 impl Driver {
@@ -337,6 +343,8 @@ impl Driver {
     ) {
         let inbound_tx = self.inbound_tx.clone();
         let mut buffer = vec![0u8; 65_535];
+        // The first tick is at once: retention is applied when the recorder starts.
+        let mut retention = tokio::time::interval(Duration::from_secs(3600));
         loop {
             let deadline = self.recorder.next_deadline();
             let sleep = async {
@@ -403,6 +411,15 @@ impl Driver {
                 () = sleep => {
                     self.recorder.on_timeout(Instant::now(), &mut self.resources);
                     self.after_core();
+                }
+                _ = retention.tick(), if self.keep.is_some() => {
+                    if let Some(keep) = self.keep {
+                        let dir = self.dir.clone();
+                        // Deleting a large archive is slow disk work: off the loop.
+                        tokio::task::spawn_blocking(move || {
+                            retention::delete_older_than(&dir, keep, SystemTime::now())
+                        });
+                    }
                 }
             }
         }

@@ -250,12 +250,9 @@ async fn run(
 ) {
     let recorder = match (&config.recording.srs, &config.recordings) {
         (None, Some(dir)) => {
-            match crate::srs::run(SrsConfig::new(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                dir.clone(),
-            ))
-            .await
-            {
+            let mut srs = SrsConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.clone());
+            srs.keep = config.recording.keep;
+            match crate::srs::run(srs).await {
                 Ok(handle) => Some(handle),
                 Err(error) => {
                     notify.send(UiEvent::Problem(format!(
