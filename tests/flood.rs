@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     Audio, Peer, Proto, START_TIMEOUT, Scenario, find_wav, free_port, recorded_call_args,
-    sipp_scenario, start_sipp, start_verbatim, tone_amplitude, write_tone_wav,
+    sipp_scenario, start_recorder, start_sipp, start_verbatim, tone_amplitude, write_tone_wav,
 };
 
 const FLOOD: Duration = Duration::from_secs(15);
@@ -91,19 +91,7 @@ fn options_probe(port: u16, sequence: u32) -> Vec<u8> {
 #[test]
 fn a_sip_flood_is_refused_while_the_recorded_call_and_its_recording_go_on() {
     let recordings = tempfile::tempdir().unwrap();
-    let srs_port = free_port();
-    let mut srs = Peer::new("flood-srs");
-    start_verbatim(
-        &mut srs,
-        [
-            "srs",
-            "--listen",
-            &format!("127.0.0.1:{srs_port}"),
-            "--dir",
-            recordings.path().to_str().unwrap(),
-        ],
-    );
-    srs.wait_until_listening(Proto::Tcp, srs_port, START_TIMEOUT);
+    let (mut srs, srs_port) = start_recorder("flood-srs", recordings.path(), &[]);
 
     let far_port = free_port();
     let mut far_end = Peer::new("flood-far-end");

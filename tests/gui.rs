@@ -16,7 +16,8 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use support::{
-    Peer, Proto, START_TIMEOUT, Scenario, free_port, sipp_scenario, start_sipp_uas, start_verbatim,
+    Peer, Proto, START_TIMEOUT, Scenario, free_port, sipp_scenario, start_recorder, start_sipp_uas,
+    start_verbatim,
 };
 use verbatim::engine::EngineConfig;
 use verbatim::ui::{Bridge, BridgeConfig, VerbatimApp};
@@ -140,18 +141,6 @@ fn ready_window(recordings: &std::path::Path, srs: Option<&str>) -> Harness<'sta
     harness
 }
 
-/// Starts `verbatim srs` on a free port, writing into `dir`; returns it and its port.
-fn recorder(name: &str, dir: &std::path::Path, extra: &[&str]) -> (Peer, u16) {
-    let port = free_port();
-    let mut srs = Peer::new(name);
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["srs", "--listen", &listen, "--dir", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    start_verbatim(&mut srs, args);
-    srs.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
-    (srs, port)
-}
-
 /// Starts `verbatim answer` on a free port for one call; returns it and its port.
 fn far_end(name: &str) -> (Peer, u16) {
     let port = free_port();
@@ -176,7 +165,7 @@ fn far_end(name: &str) -> (Peer, u16) {
 fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     let recordings = tempfile::tempdir().unwrap();
     let srs_dir = tempfile::tempdir().unwrap();
-    let (mut srs, srs_port) = recorder("gui-recorder", srs_dir.path(), &[]);
+    let (mut srs, srs_port) = start_recorder("gui-recorder", srs_dir.path(), &[]);
     let (mut far, far_port) = far_end("gui-far-end-2");
     let srs_uri = format!("sip:srs@127.0.0.1:{srs_port};transport=tcp");
     let mut harness = ready_window(recordings.path(), Some(&srs_uri));
@@ -266,7 +255,7 @@ fn recording_settings_are_checked_saved_and_applied() {
     let config_dir = tempfile::tempdir().unwrap();
     let path = config_dir.path().join("config.toml");
     let srs_dir = tempfile::tempdir().unwrap();
-    let (mut srs, srs_port) = recorder("gui-settings-recorder", srs_dir.path(), &[]);
+    let (mut srs, srs_port) = start_recorder("gui-settings-recorder", srs_dir.path(), &[]);
     let mut harness = settings_window(recordings.path(), &path);
     let field = harness.get_by_label("Recorder URI");
     field.focus();
@@ -629,7 +618,7 @@ fn the_echo_test_answers_and_its_call_is_recorded() {
 fn a_recorder_over_mutual_tls_records_with_the_settings_certificate() {
     let pki = support::Pki::new(&["127.0.0.1"]);
     let srs_dir = tempfile::tempdir().unwrap();
-    let (mut srs, srs_port) = recorder(
+    let (mut srs, srs_port) = start_recorder(
         "gui-tls-recorder",
         srs_dir.path(),
         &[

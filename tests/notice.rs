@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use support::{
     Audio, Baresip, BaresipMedia, Peer, Proto, START_TIMEOUT, baresip_recording, find_wav,
-    free_port, start_baresip_with, start_verbatim, tone_amplitude, write_tone_wav,
+    free_port, start_baresip_with, start_recorder, start_verbatim, tone_amplitude, write_tone_wav,
     write_tone_wav_channels,
 };
 
@@ -57,27 +57,10 @@ fn notice_config(peer: &Peer, skip_for_record_aware: bool) -> std::path::PathBuf
     )
 }
 
-fn recorder(name: &str, dir: &std::path::Path) -> (Peer, u16) {
-    let port = free_port();
-    let mut srs = Peer::new(name);
-    start_verbatim(
-        &mut srs,
-        [
-            "srs",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--dir",
-            dir.to_str().unwrap(),
-        ],
-    );
-    srs.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
-    (srs, port)
-}
-
 #[test]
 fn baresip_hears_the_announcement_and_the_warning_tone_and_so_does_the_recorder() {
     let recordings = tempfile::tempdir().unwrap();
-    let (mut srs, srs_port) = recorder("notice-srs", recordings.path());
+    let (mut srs, srs_port) = start_recorder("notice-srs", recordings.path(), &[]);
 
     let baresip_port = free_port();
     let mut baresip = Peer::new("notice-baresip");
@@ -159,7 +142,7 @@ fn baresip_hears_the_announcement_and_the_warning_tone_and_so_does_the_recorder(
 #[test]
 fn a_record_aware_peer_gets_no_audio_notice_when_the_setting_says_so() {
     let recordings = tempfile::tempdir().unwrap();
-    let (mut srs, srs_port) = recorder("notice-srs-aware", recordings.path());
+    let (mut srs, srs_port) = start_recorder("notice-srs-aware", recordings.path(), &[]);
     let far_port = free_port();
     let mut far = Peer::new("notice-record-aware");
     let heard = far.path("heard.wav");

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use support::{
     Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, find_wav, free_port, recorded_call_args,
-    start_baresip_with, start_sipp_far_end, start_sipp_uas, start_verbatim, write_tone_wav,
+    start_baresip_with, start_recorder, start_sipp_far_end, start_sipp_uas, start_verbatim,
+    write_tone_wav,
 };
 use verbatim::recording::metadata;
 use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
@@ -589,20 +590,7 @@ fn the_recorder_deletes_recordings_past_their_retention_and_logs_it() {
     let recent = make("20261120T090000Z-1a1b1c1d", 2 * day);
     let mine = make("my-notes", 400 * day);
 
-    let port = free_port();
-    let mut srs = Peer::new("srs-retention");
-    start_verbatim(
-        &mut srs,
-        [
-            "srs",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--keep-days",
-            "30",
-        ],
-    );
+    let (mut srs, _) = start_recorder("srs-retention", dir.path(), &["--keep-days", "30"]);
     srs.wait_for_output("past its retention", Duration::from_secs(10));
     srs.stop();
     assert!(!old.exists(), "{}", srs.report());

@@ -1181,6 +1181,25 @@ pub fn recorded_call_args(target: &str, tone: &Path, seconds: u32, srs: &str) ->
     .to_vec()
 }
 
+/// Starts `verbatim srs` (the built-in recorder as a process of its own) on a free port,
+/// writing into `dir`, with `extra` arguments; returns it and its port once it listens.
+pub fn start_recorder(name: &str, dir: &Path, extra: &[&str]) -> (Peer, u16) {
+    let port = free_port();
+    let mut srs = Peer::new(name);
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "srs",
+        "--listen",
+        &listen,
+        "--dir",
+        dir.to_str().unwrap_or_default(),
+    ];
+    args.extend_from_slice(extra);
+    start_verbatim(&mut srs, args);
+    srs.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
+    (srs, port)
+}
+
 /// The WAV in a recording folder whose name starts with `prefix` (`label-1-`, say).
 pub fn find_wav(folder: &Path, prefix: &str) -> PathBuf {
     std::fs::read_dir(folder)
