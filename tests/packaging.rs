@@ -138,9 +138,16 @@ fn the_debian_package_installs_cleanly_and_runs() {
     std::fs::create_dir_all(admin.join("info")).unwrap();
     std::fs::create_dir_all(admin.join("updates")).unwrap();
     std::fs::write(admin.join("status"), "").unwrap();
+    // dpkg wants ldconfig and start-stop-daemon on the PATH, which for a user who is not
+    // root lacks the sbin folders (found on a fresh Debian).
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/sbin:/sbin",
+        std::env::var("PATH").unwrap_or_default()
+    );
     let dpkg = |args: &[&str]| {
         stdout_of(
             Command::new("dpkg")
+                .env("PATH", &path)
                 .arg(format!("--root={}", root.display()))
                 // The fresh root has no libc6 and friends registered; apt resolved them above.
                 .args(["--force-not-root", "--force-depends", "--log=/dev/null"])
