@@ -460,7 +460,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             };
             let mut config = crate::srs::SrsConfig::new(listen, dir);
             config.codecs = codec.into_iter().map(CodecArg::kind).collect();
-            config.keep = keep_days.map(|days| Duration::from_secs(u64::from(days) * 86_400));
+            config.keep = keep_days.map(crate::srs::retention::days);
             match (transport, tls_cert, tls_key) {
                 (SrsTransportArg::Tls, Some(certificate), Some(key)) => {
                     config.listen = SocketAddr::new(listen.ip(), 0);

@@ -4,10 +4,10 @@
 use core::net::SocketAddr;
 
 use super::{CallId, Engine, Event, Output, RecordingState};
-use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
 use crate::media::session::{MediaConfig, MediaOutput, MediaSession};
 use crate::media::srtp::SrtpSession;
+use crate::media::{FRAME_SAMPLES, mix_into};
 use crate::recording::notice::{Cue, FarEndNotice, LocalCue};
 use crate::sdp::Negotiated;
 
@@ -213,17 +213,12 @@ impl Engine {
         self.drain_media(id);
         if self.recording_wants_pcm(id) {
             // The recording hears what the far end heard: nothing while muted or on hold.
-            let silence = [0.0f32; FRAME_SAMPLES];
-            let mut local = silence;
+            let mut local = [0.0f32; FRAME_SAMPLES];
             if sends_voice {
-                for (out, sample) in local.iter_mut().zip(captured) {
-                    *out = *sample;
-                }
+                mix_into(&mut local, captured);
             }
             if noticing {
-                for (out, extra) in local.iter_mut().zip(notice) {
-                    *out = (*out + extra).clamp(-1.0, 1.0);
-                }
+                mix_into(&mut local, &notice);
             }
             self.encode_for_recording(id, &local, &frame);
         }

@@ -700,7 +700,13 @@ impl Engine {
                 && message.method() != Some(&Method::Ack)
                 && self.admission.may_refuse(self.now)
             {
-                self.respond_stateless(&message, source, 400, &sanitize_reason(&error.to_string()));
+                self.respond_stateless(
+                    &message,
+                    source,
+                    400,
+                    &sanitize_reason(&error.to_string()),
+                    &[],
+                );
             }
             return;
         }
@@ -708,7 +714,14 @@ impl Engine {
             match self.admission.judge(self.now) {
                 admission::Verdict::Admit => {}
                 admission::Verdict::Refuse => {
-                    self.refuse_overloaded(&message, source);
+                    let retry_after = admission::RETRY_AFTER_SECONDS.to_string();
+                    self.respond_stateless(
+                        &message,
+                        source,
+                        503,
+                        reason_phrase(503),
+                        &[("Retry-After", &retry_after)],
+                    );
                     return;
                 }
                 admission::Verdict::Drop => return,
@@ -717,7 +730,7 @@ impl Engine {
                 // Statelessly, so a flooder that never ACKs gets no retransmissions.
                 self.admission.stats.busy += 1;
                 if self.admission.may_refuse(self.now) {
-                    self.respond_stateless(&message, source, 486, reason_phrase(486));
+                    self.respond_stateless(&message, source, 486, reason_phrase(486), &[]);
                 }
                 return;
             }
@@ -748,17 +761,6 @@ impl Engine {
             && request.to_header().is_ok_and(|to| to.tag().is_none())
             && !recorder_invite::is_recorder_invite(request)
             && self.ringing_calls() >= self.config.admission.max_ringing_calls
-    }
-
-    fn refuse_overloaded(&mut self, request: &Message, source: Destination) {
-        let tag = self.rng.token(8);
-        let mut response = request.response(503, reason_phrase(503), Some(&tag));
-        response
-            .headers
-            .push("Retry-After", admission::RETRY_AFTER_SECONDS.to_string());
-        self.decorate_response(&mut response);
-        self.transmits
-            .push_back((response_destination(request, source), response.to_bytes()));
     }
 
     /// Requests admitted, refused and dropped since the start (see [`AdmissionConfig`]).
@@ -817,9 +819,13 @@ impl Engine {
         source: Destination,
         status: u16,
         reason: &str,
+        headers: &[(&str, &str)],
     ) {
         let tag = self.rng.token(8);
         let mut response = request.response(status, reason, Some(&tag));
+        for (name, value) in headers {
+            response.headers.push(name, *value);
+        }
         self.decorate_response(&mut response);
         self.transmits
             .push_back((response_destination(request, source), response.to_bytes()));

@@ -947,14 +947,7 @@ mod media {
     fn record_until_recording(net: &mut SimNet, a: CallId, b: CallId) -> (NodeId, f64, f64) {
         let recorder = net.add_recorder(vec![CodecKind::Pcmu]);
         let request = to_recorder(net, recorder);
-        net.command(
-            0,
-            Command::StartRecording {
-                call: a,
-                recording: CallId::new(),
-                request,
-            },
-        );
+        start_recording(net, a, request);
         assert!(net.run_until(Duration::from_secs(5), |n| {
             recording_states(n, 0).contains(&RecordingState::Recording)
         }));
@@ -1071,14 +1064,7 @@ mod media {
         let (a, _) = talk(&mut net);
         let mut request = to_recorder(&net, recorder);
         request.srtp = true;
-        net.command(
-            0,
-            Command::StartRecording {
-                call: a,
-                recording: CallId::new(),
-                request,
-            },
-        );
+        start_recording(&mut net, a, request);
         net.run_for(Duration::from_secs(3));
 
         let messages: Vec<Message> = net
@@ -1441,6 +1427,18 @@ fn to_recorder(net: &SimNet, recorder: NodeId) -> RecordingRequest {
     }
 }
 
+/// Node 0 starts recording `call` as `request` says.
+fn start_recording(net: &mut SimNet, call: CallId, request: RecordingRequest) {
+    net.command(
+        0,
+        Command::StartRecording {
+            call,
+            recording: CallId::new(),
+            request,
+        },
+    );
+}
+
 fn recording_states(net: &SimNet, node: NodeId) -> Vec<RecordingState> {
     net.events(node)
         .iter()
@@ -1468,14 +1466,7 @@ fn recorded_call(codecs: Vec<CodecKind>, mode: RecordingMode) -> (SimNet, NodeId
     net.attach_media(1, b, Some(440.0));
     let mut request = to_recorder(&net, recorder);
     request.mode = mode;
-    net.command(
-        0,
-        Command::StartRecording {
-            call: a,
-            recording: CallId::new(),
-            request,
-        },
-    );
+    start_recording(&mut net, a, request);
     net.run_for(Duration::from_secs(3));
     net.command(0, Command::Hangup { call: a });
     net.run_for(Duration::from_secs(2));
@@ -1551,14 +1542,7 @@ fn the_recorder_hears_of_hold_and_of_the_call_end_in_the_metadata() {
     net.attach_media(0, a, Some(1000.0));
     net.attach_media(1, b, Some(440.0));
     let request = to_recorder(&net, recorder);
-    net.command(
-        0,
-        Command::StartRecording {
-            call: a,
-            recording: CallId::new(),
-            request,
-        },
-    );
+    start_recording(&mut net, a, request);
     net.run_for(Duration::from_secs(1));
     net.command(0, Command::Hold { call: a });
     net.run_for(Duration::from_secs(1));
@@ -1608,14 +1592,7 @@ fn a_gap_while_the_recorder_was_down_is_in_the_next_recordings_metadata() {
     net.attach_media(1, b, Some(440.0));
     net.recorder_mut(recorder).unwrap().down = true;
     let request = to_recorder(&net, recorder);
-    net.command(
-        0,
-        Command::StartRecording {
-            call: a,
-            recording: CallId::new(),
-            request,
-        },
-    );
+    start_recording(&mut net, a, request);
     // Timer B ends the first attempt; the recorder is back before the retry.
     net.run_for(Duration::from_secs(33));
     net.recorder_mut(recorder).unwrap().down = false;
@@ -1788,14 +1765,7 @@ fn record_call(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> (CallId, 
     net.attach_media(1, b, Some(440.0));
     let mut request = to_recorder(net, recorder);
     request.mandatory = mandatory;
-    net.command(
-        0,
-        Command::StartRecording {
-            call: a,
-            recording: CallId::new(),
-            request,
-        },
-    );
+    start_recording(net, a, request);
     (a, b)
 }
 
@@ -2117,14 +2087,7 @@ fn a_recorder_that_hangs_up_mid_call_is_replaced_by_the_secondary() {
     let mut request = to_recorder(&net, primary);
     let second = to_recorder(&net, secondary);
     request.secondary = Some((second.srs, second.destination));
-    net.command(
-        0,
-        Command::StartRecording {
-            call: a,
-            recording: CallId::new(),
-            request,
-        },
-    );
+    start_recording(&mut net, a, request);
     net.run_for(Duration::from_secs(2));
     net.recorder_mut(primary).unwrap().refuse_with = Some(503);
     net.recorder_hang_up(primary);

@@ -16,3 +16,11 @@ pub mod tone;
 pub const SAMPLE_RATE: u32 = 48_000;
 /// Samples in one 20 ms frame at [`SAMPLE_RATE`].
 pub const FRAME_SAMPLES: usize = 960;
+
+/// Adds `extra` into `out` sample by sample, clipping at full scale: how two sounds play
+/// together (the local voice and the recording notice, two sides of a recording).
+pub fn mix_into(out: &mut [f32], extra: &[f32]) {
+    for (sample, added) in out.iter_mut().zip(extra) {
+        *sample = (*sample + added).clamp(-1.0, 1.0);
+    }
+}

@@ -314,14 +314,10 @@ impl MediaSession {
         self.scratch.clear();
         let mut mixed = [0.0f32; FRAME_SAMPLES];
         if !self.muted {
-            for (out, sample) in mixed.iter_mut().zip(captured) {
-                *out = *sample;
-            }
+            super::mix_into(&mut mixed, captured);
         }
         if let Some(overlay) = overlay {
-            for (out, extra) in mixed.iter_mut().zip(overlay) {
-                *out = (*out + extra).clamp(-1.0, 1.0);
-            }
+            super::mix_into(&mut mixed, overlay);
         }
         let encoded = self.encoder.encode(&mixed, &mut self.scratch);
         if let Err(error) = encoded {

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::media::SAMPLE_RATE;
+use crate::media::tone::Cadence;
+use crate::media::{FRAME_SAMPLES, SAMPLE_RATE, mix_into};
 
 /// The periodic warning tone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +111,20 @@ pub fn read_announcement(wav: &[u8]) -> Result<Arc<[f32]>, String> {
         .map_err(|e| format!("the announcement cannot be read: {e}"))
 }
 
-fn samples(duration: Duration) -> u64 {
-    (duration.as_secs_f64() * f64::from(SAMPLE_RATE)).round() as u64
+impl WarningTone {
+    /// The tone as a repeating cadence: on for its duration, off for the rest of the interval.
+    fn cadence(&self) -> Cadence {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        let on = ms(self.duration).min(ms(self.interval));
+        let off = ms(self.interval) - on;
+        let level = f32::from(self.level_permille.min(1000)) / 1000.0;
+        Cadence::new(
+            &[self.frequency_hz as f32],
+            level,
+            &[(on, off)],
+            SAMPLE_RATE,
+        )
+    }
 }
 
 /// The far end's notice for one call.
@@ -121,9 +134,8 @@ pub struct FarEndNotice {
     active: bool,
     /// Where the announcement is, while it plays.
     announcement_at: Option<usize>,
-    /// Samples since the current tone period began.
-    in_period: u64,
-    phase: f32,
+    /// The warning tone, from its first burst at each start.
+    tone: Option<Cadence>,
 }
 
 impl FarEndNotice {
@@ -132,8 +144,7 @@ impl FarEndNotice {
             config,
             active: false,
             announcement_at: None,
-            in_period: 0,
-            phase: 0.0,
+            tone: None,
         }
     }
 
@@ -149,13 +160,14 @@ impl FarEndNotice {
         }
         self.active = true;
         self.announcement_at = self.config.announcement.as_ref().map(|_| 0);
-        self.in_period = 0;
+        self.tone = self.config.tone.as_ref().map(WarningTone::cadence);
     }
 
     /// Recording paused, stopped or failed: no more notices until it starts again.
     pub fn stop(&mut self) {
         self.active = false;
         self.announcement_at = None;
+        self.tone = None;
     }
 
     /// Adds this frame's share of the notice to `frame` (what the far end is sent).
@@ -166,28 +178,22 @@ impl FarEndNotice {
         if let (Some(at), Some(announcement)) =
             (self.announcement_at, self.config.announcement.as_ref())
         {
-            let rest = announcement.get(at..).unwrap_or(&[]);
-            for (out, sample) in frame.iter_mut().zip(rest) {
-                *out = (*out + sample).clamp(-1.0, 1.0);
-            }
+            mix_into(frame, announcement.get(at..).unwrap_or(&[]));
             let next = at + frame.len();
             self.announcement_at = (next < announcement.len()).then_some(next);
             // The tone waits for the announcement, so the two never talk over each other.
             return;
         }
-        let Some(tone) = self.config.tone else {
+        let Some(tone) = self.tone.as_mut() else {
             return;
         };
-        let period = samples(tone.interval).max(1);
-        let length = samples(tone.duration).min(period);
-        let step = core::f32::consts::TAU * tone.frequency_hz as f32 / SAMPLE_RATE as f32;
-        let level = f32::from(tone.level_permille.min(1000)) / 1000.0;
-        for out in frame.iter_mut() {
-            if self.in_period < length {
-                *out = (*out + level * self.phase.sin()).clamp(-1.0, 1.0);
-                self.phase = (self.phase + step) % core::f32::consts::TAU;
-            }
-            self.in_period = (self.in_period + 1) % period;
+        let mut sound = [0.0f32; FRAME_SAMPLES];
+        for chunk in frame.chunks_mut(FRAME_SAMPLES) {
+            let Some(part) = sound.get_mut(..chunk.len()) else {
+                return;
+            };
+            tone.fill(part);
+            mix_into(chunk, part);
         }
     }
 }
@@ -257,7 +263,6 @@ impl LocalCue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::FRAME_SAMPLES;
     use crate::media::tone::goertzel_amplitude;
 
     fn run(notice: &mut FarEndNotice, seconds: f32) -> Vec<f32> {

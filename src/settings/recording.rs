@@ -314,9 +314,7 @@ impl RecordingSettings {
             return Err("recording.keep_days: at least 1; leave it out to keep recordings".into());
         }
         Ok(Recording {
-            keep: self
-                .keep_days
-                .map(|days| core::time::Duration::from_secs(u64::from(days) * 86_400)),
+            keep: self.keep_days.map(crate::srs::retention::days),
             notice: self.notice.validate(mandatory)?,
             tls,
             folder: self.folder.clone().or_else(default_recordings_folder),

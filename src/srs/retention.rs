@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+/// How long `days` of retention keep a recording.
+pub fn days(days: u32) -> Duration {
+    Duration::from_secs(u64::from(days) * 86_400)
+}
+
 /// A folder the recorder made: `20261126T143000Z-0a1b2c3d` with its metadata inside. A
 /// user's own folder beside them is never deleted, however old.
 fn is_session_folder(folder: &Path) -> bool {

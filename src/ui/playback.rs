@@ -86,9 +86,7 @@ impl Recording {
             self.side.fill(0.0);
             if side.next_frame(&mut self.side) {
                 any = true;
-                for (mixed, sample) in out.iter_mut().zip(&self.side) {
-                    *mixed = (*mixed + sample).clamp(-1.0, 1.0);
-                }
+                crate::media::mix_into(out, &self.side);
             }
         }
         any
