@@ -13,6 +13,7 @@
     )
 )]
 
+pub mod archive;
 pub mod audio;
 pub mod cli;
 pub mod driver;

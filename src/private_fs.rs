@@ -33,6 +33,11 @@ pub fn create(path: &Path) -> io::Result<File> {
     owner_only(OpenOptions::new().write(true).create(true).truncate(true)).open(path)
 }
 
+/// Creates a file owner-only, failing when it exists already (never replaces a key).
+pub fn create_new(path: &Path) -> io::Result<File> {
+    owner_only(OpenOptions::new().write(true).create_new(true)).open(path)
+}
+
 /// Opens a file for appending, creating it owner-only when it is new.
 pub fn append(path: &Path) -> io::Result<File> {
     owner_only(OpenOptions::new().create(true).append(true)).open(path)

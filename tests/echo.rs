@@ -56,7 +56,14 @@ fn the_echo_test_plays_back_what_it_hears_a_second_later_and_records() {
     let recordings = data.join("verbatim/recordings");
     let folders = verbatim::srs::session_folders(&recordings);
     assert_eq!(folders.len(), 1, "{}", caller.report());
-    assert!(folders[0].join("summary.json").exists());
+    // Encrypted, as every recording is unless the user asks for plain files.
+    let summary = verbatim::archive::session::stored(&folders[0], "summary.json").unwrap();
+    assert!(
+        summary.to_string_lossy().ends_with("summary.json.age"),
+        "{}",
+        summary.display()
+    );
+    assert!(!folders[0].join("summary.json").exists());
 }
 
 /// `[recording] folder` moves the built-in recorder's files.

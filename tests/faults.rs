@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{
-    Audio, Peer, Proto, START_TIMEOUT, find_wav, free_port, recorded_call_args, start_sipp_far_end,
-    start_verbatim, write_tone_wav,
+    Audio, Peer, Proto, START_TIMEOUT, find_wav, free_port, read_recorded, recorded_call_args,
+    start_sipp_far_end, start_verbatim, write_tone_wav,
 };
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,7 +26,16 @@ fn recorder(name: &str, port: u16, dir: &Path, limit_file_kib: Option<u32>) -> P
     let mut srs = Peer::new(name);
     let listen = format!("127.0.0.1:{port}");
     let bin = support::verbatim_bin();
-    let args = ["srs", "--listen", &listen, "--dir", dir.to_str().unwrap()];
+    let key_file = support::test_key_file();
+    let args = [
+        "srs",
+        "--listen",
+        &listen,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--key-file",
+        key_file.to_str().unwrap(),
+    ];
     match limit_file_kib {
         None => start_verbatim(&mut srs, args),
         Some(kib) => {
@@ -100,7 +109,7 @@ fn a_recorder_killed_mid_call_and_started_again_records_the_rest_with_the_gap() 
     assert!(before.seconds() > 2.0, "{} s", before.seconds());
     assert!(before.tone(1000.0) > 0.1);
     // The new session says what is missing, and records the rest.
-    let metadata = std::fs::read_to_string(folders[1].join("metadata-1.xml")).unwrap();
+    let metadata = read_recorded(&folders[1], "metadata-1.xml");
     let parsed = verbatim::recording::metadata::parse(&metadata).unwrap();
     assert_eq!(parsed.gaps.len(), 1, "{metadata}");
     assert!(parsed.gaps[0].to.is_some(), "{metadata}");

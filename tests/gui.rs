@@ -16,8 +16,8 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use support::{
-    Peer, Proto, START_TIMEOUT, Scenario, free_port, sipp_scenario, start_recorder, start_sipp_uas,
-    start_verbatim,
+    Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario, start_recorder,
+    start_sipp_uas, start_verbatim,
 };
 use verbatim::engine::EngineConfig;
 use verbatim::ui::{Bridge, BridgeConfig, VerbatimApp};
@@ -59,9 +59,13 @@ fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> Verb
 
 fn app_recording(
     recordings: &std::path::Path,
-    recording: verbatim::settings::Recording,
+    mut recording: verbatim::settings::Recording,
     listen: &str,
 ) -> VerbatimApp {
+    // The window's recorder encrypts to the test key, never the user's.
+    if recording.storage.key_file.is_none() {
+        recording.storage.key_file = Some(support::test_key_file());
+    }
     let config = BridgeConfig {
         listen: listen.parse().unwrap(),
         recordings: Some(recordings.to_owned()),
@@ -116,7 +120,7 @@ fn call_record_pause_and_resume_from_the_window() {
     drop(harness);
     let folders = verbatim::srs::session_folders(recordings.path());
     assert_eq!(folders.len(), 1, "one recording");
-    let summary = std::fs::read_to_string(folders[0].join("summary.json")).unwrap();
+    let summary = read_recorded(&folders[0], "summary.json");
     assert!(summary.contains("\"pauses\""), "{summary}");
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["pauses"].as_array().unwrap().len(), 1, "{summary}");
@@ -606,6 +610,13 @@ fn the_echo_test_answers_and_its_call_is_recorded() {
     );
     let folders = verbatim::srs::session_folders(recordings.path());
     assert_eq!(folders.len(), 1);
+    // Out of the box the recording is encrypted: the history opened it with the key.
+    let label = support::find_wav(&folders[0], "label-1-");
+    assert!(
+        label.to_string_lossy().ends_with(".wav.age"),
+        "{}",
+        label.display()
+    );
     std::fs::remove_dir_all(&folders[0]).unwrap();
     harness.get_by_label("Play").click();
     wait_for(&mut harness, "this call's recording is not in");
@@ -842,4 +853,57 @@ fn the_recording_notice_is_set_in_the_settings() {
     assert!(notice.tone && notice.announcement, "{notice:?}");
     assert_eq!(notice.tone_every_seconds, 10);
     assert!(notice.skip_for_record_aware && notice.local_cues);
+}
+
+/// Plain files are a deliberate choice: unticking encryption shows the warning at once, and
+/// the file says `encrypt = false` once saved.
+#[test]
+fn plain_recordings_are_chosen_in_the_settings_with_a_warning() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let mut harness = settings_window(recordings.path(), &path);
+    let warning = "Recordings will be stored as plain files";
+    assert!(harness.query_by_label_contains(warning).is_none());
+    harness
+        .get_by_label_contains("Encrypt stored recordings")
+        .click();
+    harness.step();
+    assert!(harness.query_by_label_contains(warning).is_some());
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    assert!(!written.recording.encrypt);
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("encrypt = false")
+    );
+}
+
+/// The first start makes the recordings key and says where it is kept, and that without
+/// it the recordings cannot be played.
+#[test]
+fn a_new_recordings_key_is_announced_with_where_it_is_kept() {
+    let recordings = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("new.key");
+    let mut recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    recording.storage.key_file = Some(key_file.clone());
+    let app = app_recording(recordings.path(), recording, "127.0.0.1:0");
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 900.0))
+        .build_ui_state(|ui, app: &mut VerbatimApp| app.show(ui), app);
+    wait_for(
+        &mut harness,
+        "Recordings are encrypted with a new key kept in",
+    );
+    assert!(
+        harness
+            .query_by_label_contains(key_file.to_str().unwrap())
+            .is_some()
+    );
+    assert!(key_file.is_file());
 }

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{
-    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, find_wav, free_port, recorded_call_args,
-    start_baresip_with, start_recorder, start_sipp_far_end, start_sipp_uas, start_verbatim,
-    write_tone_wav,
+    Audio, Baresip, BaresipMedia, Peer, Pki, Scenario, find_wav, free_port, read_recorded,
+    recorded_call_args, start_baresip_with, start_recorder, start_sipp_far_end, start_sipp_uas,
+    start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata;
 use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
@@ -123,15 +123,14 @@ fn phone_records_call_into_builtin_srs() {
         );
         assert!((label2.seconds() - seconds).abs() < 0.5, "labels aligned");
 
-        let xml = std::fs::read_to_string(folder.join("metadata-1.xml")).unwrap();
+        let xml = read_recorded(&folder, "metadata-1.xml");
         let parsed = metadata::parse(&xml).unwrap();
         parsed
             .validate_against_labels(&["1".to_owned(), "2".to_owned()])
             .unwrap();
 
         let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&read_recorded(&folder, "summary.json")).unwrap();
         let labels: Vec<&str> = summary["labels"]
             .as_array()
             .unwrap()
@@ -254,8 +253,7 @@ fn paused_recording_keeps_time_alignment() {
         assert_eq!(pauses, vec![true, false]);
 
         let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&read_recorded(&folder, "summary.json")).unwrap();
         let recorded_pauses = summary["pauses"].as_array().unwrap();
         assert_eq!(recorded_pauses.len(), 1, "{summary}");
         assert!(recorded_pauses[0]["end"].is_string(), "{summary}");
@@ -373,13 +371,12 @@ fn record_baresip_call(srtp: bool) -> serde_json::Value {
             f440 > 0.1 && f1k < f440 / 4.0,
             "label 2 must be the far end's 440 Hz"
         );
-        let xml = std::fs::read_to_string(folder.join("metadata-1.xml")).unwrap();
+        let xml = read_recorded(&folder, "metadata-1.xml");
         metadata::parse(&xml)
             .unwrap()
             .validate_against_labels(&["1".to_owned(), "2".to_owned()])
             .unwrap();
-        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
-            .unwrap()
+        serde_json::from_str(&read_recorded(&folder, "summary.json")).unwrap()
     })
 }
 
@@ -400,12 +397,20 @@ fn record_without_a_recorder_uses_the_builtin_one() {
     let mut phone = Peer::new("builtin-verbatim-call");
     let tone = phone.path("tone1000.wav");
     write_tone_wav(&tone, 8000, 4000, 1000.0);
+    // The built-in recorder encrypts to the key the settings name: the test's.
+    let config = phone.write_file(
+        "config.toml",
+        format!("[recording]\nkey_file = {:?}\n", support::test_key_file()),
+    );
     let mut command = phone.command(support::verbatim_bin());
     command
         .env("XDG_DATA_HOME", data.path())
         .env("RUST_LOG", "info,verbatim=debug")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .args([
             "call",
+            "--config",
+            config.to_str().unwrap(),
             &format!("sip:service@127.0.0.1:{peer_port}"),
             "--codec",
             "pcmu",

@@ -53,10 +53,12 @@ struct BenchReport {
     record_to_first_rs_packet_ms_p99: Option<f64>,
 }
 
-/// `verbatim srs` in a child process, recording into a temporary folder.
+/// `verbatim srs` in a child process, recording into a temporary folder, encrypted as by
+/// default (to a key of its own, deleted with the folder).
 struct Recorder {
     child: tokio::process::Child,
     dir: std::path::PathBuf,
+    key_file: std::path::PathBuf,
     address: SocketAddr,
     uri: Uri,
 }
@@ -67,9 +69,12 @@ impl Recorder {
         let exe = std::env::current_exe()
             .map_err(|e| Failure::new(format!("bench: cannot find our own binary: {e}")))?;
         let dir = std::env::temp_dir().join(format!("verbatim-bench-{}", std::process::id()));
+        let key_file = dir.with_extension("key");
         let mut child = tokio::process::Command::new(exe)
             .args(["srs", "--listen", "127.0.0.1:0", "--dir"])
             .arg(&dir)
+            .arg("--key-file")
+            .arg(&key_file)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -97,6 +102,7 @@ impl Recorder {
         Ok(Recorder {
             child,
             dir,
+            key_file,
             address,
             uri,
         })
@@ -108,21 +114,24 @@ impl Recorder {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _ = self.child.kill().await;
         let mut totals = (0, 0);
+        let source = crate::archive::key::KeySource::File(self.key_file.clone());
+        let keys: Vec<_> = crate::archive::key::RecordingsKey::load(&source)
+            .ok()
+            .flatten()
+            .map(|key| key.identity().clone())
+            .into_iter()
+            .collect();
         for folder in crate::srs::session_folders(&self.dir) {
-            let Ok(text) = std::fs::read_to_string(folder.join("summary.json")) else {
+            let Ok(summary) = crate::archive::session::read_summary(&folder, &keys) else {
                 continue;
             };
-            let Ok(summary) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
-            let labels = summary.get("labels").and_then(|l| l.as_array());
-            for label in labels.into_iter().flatten() {
-                let count = |field: &str| label.get(field).and_then(|v| v.as_u64()).unwrap_or(0);
-                totals.0 += count("packets_received");
-                totals.1 += count("packets_lost");
+            for label in &summary.labels {
+                totals.0 += label.packets_received;
+                totals.1 += label.packets_lost;
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.key_file);
         totals
     }
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod media;
+mod recordings;
 
 use media::{CodecArg, MediaArgs, RecordArgs, SrtpArg};
 
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::archive::sealed::Sealing;
 use crate::driver::media::AudioFactory;
 use crate::driver::tls::{TlsServerSettings, TlsSettings};
 use crate::driver::{self, DriverConfig, Handle};
@@ -198,6 +200,21 @@ enum CliCommand {
         /// Delete recordings older than this many days (at start and every hour; logged).
         #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         keep_days: Option<u32>,
+        /// Store plain files instead of encrypting them (anyone who can read the folder can
+        /// play them).
+        #[arg(long, conflicts_with_all = ["key_file", "recipient"])]
+        plain: bool,
+        /// Encrypt to the key in this file (made if missing) instead of the keyring's.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Also encrypt every recording to this public key (age1…); repeatable.
+        #[arg(long, value_name = "AGE1…")]
+        recipient: Vec<String>,
+    },
+    /// The recordings the built-in recorder keeps: list, export, verify, and their key.
+    Recordings {
+        #[command(subcommand)]
+        command: recordings::RecordingsCommand,
     },
     /// Register the configured account, print the result, unregister and exit.
     Register {
@@ -452,7 +469,25 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             tls_client_ca,
             codec,
             keep_days,
+            plain,
+            key_file,
+            recipient,
         } => {
+            let extra_recipients = recipient
+                .iter()
+                .map(|text| {
+                    text.parse::<age::x25519::Recipient>().map_err(|_| {
+                        Failure::usage(format!(
+                            "srs: --recipient {text:?} is not an age public key"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let storage = crate::archive::Storage {
+                encrypt: !plain,
+                key_file,
+                extra_recipients,
+            };
             let dir = match dir {
                 Some(dir) => dir,
                 None => crate::settings::default_recordings_folder()
@@ -461,6 +496,9 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             let mut config = crate::srs::SrsConfig::new(listen, dir);
             config.codecs = codec.into_iter().map(CodecArg::kind).collect();
             config.keep = keep_days.map(crate::srs::retention::days);
+            config.sealing = prepare_storage(storage)
+                .await
+                .map_err(|f| Failure::new(format!("srs: {}", f.message)))?;
             match (transport, tls_cert, tls_key) {
                 (SrsTransportArg::Tls, Some(certificate), Some(key)) => {
                     config.listen = SocketAddr::new(listen.ip(), 0);
@@ -487,6 +525,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::new(format!("srs: {e}")))
         }
+        CliCommand::Recordings { command } => recordings::run(command).await,
         CliCommand::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "verbatim", &mut std::io::stdout());
@@ -1262,6 +1301,7 @@ async fn start_builtin_recorder(
         .ok_or_else(|| Failure::new("no data directory for the built-in recorder"))?;
     let mut config = crate::srs::SrsConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.clone());
     config.keep = loaded.recording.keep;
+    config.sealing = prepare_storage(loaded.recording.storage.clone()).await?;
     let handle = crate::srs::run(config)
         .await
         .map_err(|e| Failure::new(format!("the built-in recorder did not start: {e}")))?;
@@ -1270,6 +1310,28 @@ async fn start_builtin_recorder(
     plan.srs = Some(Uri::parse(&uri).map_err(|e| Failure::new(e.to_string()))?);
     eprintln!("recording to the built-in recorder: {}", dir.display());
     Ok(Some(handle))
+}
+
+/// The sealing for the built-in recorder: the recordings key found or made (the keyring
+/// may block, so off the runtime's workers); failing that, no recording rather than plain
+/// files nobody asked for.
+async fn prepare_storage(storage: crate::archive::Storage) -> Result<Sealing, Failure> {
+    let prepared = tokio::task::spawn_blocking(move || storage.prepare())
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let prepared =
+        prepared.map_err(|e| Failure::new(format!("recordings cannot be encrypted: {e}")))?;
+    if let Some(key) = &prepared.key {
+        eprintln!(
+            "recordings are encrypted to {} (key in {})",
+            key.recipient(),
+            key.place()
+        );
+    }
+    if let Some(advice) = prepared.advice() {
+        eprintln!("{advice}");
+    }
+    Ok(prepared.sealing)
 }
 
 fn recording_word(state: &crate::engine::RecordingState) -> &'static str {

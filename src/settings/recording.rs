@@ -44,6 +44,13 @@ pub struct RecordingSettings {
     pub notice: NoticeSettings,
     /// The built-in recorder deletes recordings older than this many days; absent: kept.
     pub keep_days: Option<u32>,
+    /// The built-in recorder encrypts what it stores (to the recordings key in the OS
+    /// keyring). false: plain files anyone who can read the folder can play.
+    pub encrypt: bool,
+    /// Keep the recordings key in this file instead of the keyring.
+    pub key_file: Option<PathBuf>,
+    /// More public keys (age1…) each recording is also encrypted to.
+    pub extra_recipients: Vec<String>,
 }
 
 /// `[recording.notice]`: what tells the far end, in the audio, that the call is recorded
@@ -182,6 +189,9 @@ impl Default for RecordingSettings {
             tls_client_key: None,
             notice: NoticeSettings::default(),
             keep_days: None,
+            encrypt: true,
+            key_file: None,
+            extra_recipients: Vec::new(),
         }
     }
 }
@@ -205,6 +215,8 @@ pub struct Recording {
     pub notice: NoticeChoice,
     /// How long the built-in recorder keeps recordings; None: for ever.
     pub keep: Option<core::time::Duration>,
+    /// Encrypted or plain, and with which keys.
+    pub storage: crate::archive::Storage,
 }
 
 /// `recordings` in the OS data directory (`~/.local/share/verbatim/recordings` on Linux).
@@ -313,7 +325,28 @@ impl RecordingSettings {
         if self.keep_days == Some(0) {
             return Err("recording.keep_days: at least 1; leave it out to keep recordings".into());
         }
+        if self
+            .key_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return Err("recording.key_file: empty; leave it out to use the keyring".into());
+        }
+        let extra_recipients = self
+            .extra_recipients
+            .iter()
+            .map(|text| {
+                text.trim().parse::<age::x25519::Recipient>().map_err(|_| {
+                    format!("recording.extra_recipients: {text:?} is not an age public key (age1…)")
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Recording {
+            storage: crate::archive::Storage {
+                encrypt: self.encrypt,
+                key_file: self.key_file.clone(),
+                extra_recipients,
+            },
             keep: self.keep_days.map(crate::srs::retention::days),
             notice: self.notice.validate(mandatory)?,
             tls,

@@ -11,12 +11,15 @@ const SERVICE: &str = "verbatim";
 pub enum SecretKey {
     /// A SIP account's, by its address of record.
     Account(String),
+    /// The secret half of the key the built-in recorder encrypts recordings to.
+    RecordingsKey,
 }
 
 impl SecretKey {
     fn entry_name(&self) -> String {
         match self {
             SecretKey::Account(aor) => format!("account {aor}"),
+            SecretKey::RecordingsKey => "recordings key".to_owned(),
         }
     }
 }

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::archive::sealed::Sealing;
 use crate::driver::tls::{TlsServerSettings, acceptor};
 use crate::media::codec::CodecKind;
 use crate::media::srtp::KEY_SALT_LEN;
@@ -72,6 +73,8 @@ pub struct SrsConfig {
     pub codecs: Vec<CodecKind>,
     /// Delete recordings older than this (checked at start and every hour); None keeps them.
     pub keep: Option<Duration>,
+    /// Plain files, or encrypted to the recordings key (the front ends' default).
+    pub sealing: Sealing,
 }
 
 impl SrsConfig {
@@ -83,6 +86,7 @@ impl SrsConfig {
             tls: None,
             codecs: Vec::new(),
             keep: None,
+            sealing: Sealing::Plain,
         }
     }
 }
@@ -194,6 +198,7 @@ pub async fn run(config: SrsConfig) -> Result<SrsHandle, SrsError> {
         events: events_tx,
         inbound_tx,
         keep: config.keep,
+        sealing: config.sealing,
     };
     let task = tokio::spawn(driver.run(tcp, tls, stop_rx, inbound_rx));
     Ok(SrsHandle {
@@ -331,6 +336,7 @@ struct Driver {
     /// Connections and media tasks report to the loop through this.
     inbound_tx: mpsc::UnboundedSender<Inbound>,
     keep: Option<Duration>,
+    sealing: Sealing,
 }
 
 impl Driver {
@@ -502,6 +508,10 @@ impl Driver {
         self.resources.pending.clear();
     }
 
+    fn write_metadata(&self, folder: &Path, version: usize, xml: &str) -> std::io::Result<()> {
+        write_metadata(&self.sealing, folder, version, xml)
+    }
+
     fn start_session(
         &mut self,
         key: &str,
@@ -521,14 +531,16 @@ impl Driver {
         let short: String = format!("{:08x}", rand::random::<u32>());
         let folder = self.dir.join(format!("{stamp}Z-{short}"));
         crate::private_fs::create_dir_all(&folder)?;
-        crate::private_fs::write(&folder.join("metadata-1.xml"), metadata_xml)?;
+        self.write_metadata(&folder, 1, metadata_xml)?;
         let started = Instant::now();
         let mut shared = Vec::new();
         let mut tasks = Vec::new();
         let mut labels = Vec::new();
         for setup in streams {
             let label = safe_name(&setup.label);
-            let file = format!("label-{label}-{}.wav", setup.participant);
+            let file = self
+                .sealing
+                .file_name(&format!("label-{label}-{}.wav", setup.participant));
             labels.push(LabelSummary {
                 label: setup.label.clone(),
                 participant: setup.participant.clone(),
@@ -545,7 +557,7 @@ impl Driver {
                 .iter()
                 .position(|(port, _)| *port == setup.local_port)
                 .map(|index| self.resources.pending.swap_remove(index).1);
-            let wav = WavWriter::create(folder.join(&file))?;
+            let wav = WavWriter::create_sealed(folder.join(&file), &self.sealing)?;
             let recorder = StreamRecorder::new(setup, wav).map_err(std::io::Error::other)?;
             let recorder = Arc::new(Mutex::new(Some(recorder)));
             if let Some(socket) = socket
@@ -577,7 +589,7 @@ impl Driver {
             call_end: None,
             metadata_versions: 1,
         };
-        summary.write(&folder)?;
+        summary.write(&folder, &self.sealing)?;
         tracing::info!(folder = %folder.display(), "srs: recording session started");
         self.sessions.insert(
             key.to_owned(),
@@ -633,8 +645,8 @@ impl Driver {
         }
         if let Some(xml) = metadata_xml {
             session.summary.metadata_versions += 1;
-            let name = format!("metadata-{}.xml", session.summary.metadata_versions);
-            if let Err(error) = crate::private_fs::write(&session.folder.join(name), xml) {
+            let version = session.summary.metadata_versions;
+            if let Err(error) = write_metadata(&self.sealing, &session.folder, version, xml) {
                 tracing::error!(%error, "srs: cannot write metadata");
             }
             // The core accepted it, so it parses; a partial update keeps what we knew.
@@ -645,7 +657,7 @@ impl Driver {
             }
         }
         refresh_stats(session);
-        if let Err(error) = session.summary.write(&session.folder) {
+        if let Err(error) = session.summary.write(&session.folder, &self.sealing) {
             tracing::error!(%error, "srs: cannot write summary");
         }
         paused != open
@@ -687,7 +699,7 @@ impl Driver {
             pause.end = Some(end.clone());
         }
         session.summary.end = Some(end);
-        if let Err(error) = session.summary.write(&session.folder) {
+        if let Err(error) = session.summary.write(&session.folder, &self.sealing) {
             tracing::error!(%error, "srs: cannot write summary");
         }
         tracing::info!(folder = %session.folder.display(), "srs: recording session ended");
@@ -696,6 +708,17 @@ impl Driver {
             folder: session.folder,
         });
     }
+}
+
+/// `metadata-<version>.xml`, as `sealing` stores it.
+fn write_metadata(
+    sealing: &Sealing,
+    folder: &Path,
+    version: usize,
+    xml: &str,
+) -> std::io::Result<()> {
+    let name = sealing.file_name(&format!("metadata-{version}.xml"));
+    crate::private_fs::write(&folder.join(name), sealing.seal(xml.as_bytes())?)
 }
 
 fn refresh_stats(session: &mut ActiveSession) {
@@ -831,23 +854,7 @@ fn note_call_facts(summary: &mut Summary, metadata: &crate::recording::metadata:
     }
 }
 
-/// The folder of a session is named after its start; this helps tests find it.
-/// The folders of every recording session of the call whose metadata session ID is
-/// `session_id`, oldest first (a call recorded again after a failure has several).
-pub fn folders_of_call(dir: &Path, session_id: &str) -> Vec<PathBuf> {
-    session_folders(dir)
-        .into_iter()
-        .filter(|folder| {
-            std::fs::read_to_string(folder.join("summary.json"))
-                .ok()
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-                .is_some_and(|summary| {
-                    summary.get("session_id").and_then(|id| id.as_str()) == Some(session_id)
-                })
-        })
-        .collect()
-}
-
+/// Every recording session folder in `dir`, oldest first (their names start with the time).
 pub fn session_folders(dir: &Path) -> Vec<PathBuf> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {

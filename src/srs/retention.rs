@@ -22,14 +22,14 @@ fn is_session_folder(folder: &Path) -> bool {
         && stamp.ends_with('Z')
         && short.len() == 8
         && short.bytes().all(|b| b.is_ascii_hexdigit())
-        && folder.join("metadata-1.xml").is_file()
+        && crate::archive::session::stored(folder, "metadata-1.xml").is_some()
 }
 
 /// When a session folder was last written: its summary, which is rewritten last at the
 /// session's end, or else the folder itself.
 fn last_written(folder: &Path) -> Option<SystemTime> {
-    std::fs::metadata(folder.join("summary.json"))
-        .or_else(|_| std::fs::metadata(folder))
+    crate::archive::session::stored(folder, super::files::SUMMARY)
+        .map_or_else(|| std::fs::metadata(folder), std::fs::metadata)
         .and_then(|meta| meta.modified())
         .ok()
 }

@@ -91,6 +91,7 @@ impl VerbatimApp {
                         self.problems.push(problem);
                     }
                 }
+                UiEvent::Notice(notice) => self.model.notices.push(notice),
                 UiEvent::SettingsSaved => {
                     self.first_run = false;
                     if let Some(editor) = self.settings.as_mut() {

@@ -87,6 +87,8 @@ pub enum UiEvent {
     History(Vec<HistoryEntry>),
     /// Something the user must read (a bad URI, a recorder that did not start).
     Problem(String),
+    /// Something worth knowing that is not wrong (where the recordings key is kept).
+    Notice(String),
     /// The settings were written (and apply now).
     SettingsSaved,
     /// The account calls go through (its address of record); None: no account.
@@ -252,7 +254,23 @@ async fn run(
         (None, Some(dir)) => {
             let mut srs = SrsConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.clone());
             srs.keep = config.recording.keep;
-            match crate::srs::run(srs).await {
+            let storage = config.recording.storage.clone();
+            // The keyring may ask the user to unlock it: off the runtime's workers.
+            let sealing = tokio::task::spawn_blocking(move || storage.prepare())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|prepared| prepared.map_err(|e| e.to_string()));
+            let started = match sealing {
+                Ok(prepared) => {
+                    if let Some(advice) = prepared.advice() {
+                        notify.send(UiEvent::Notice(advice));
+                    }
+                    srs.sealing = prepared.sealing;
+                    crate::srs::run(srs).await.map_err(|e| e.to_string())
+                }
+                Err(why) => Err(format!("recordings cannot be encrypted: {why}")),
+            };
+            match started {
                 Ok(handle) => Some(handle),
                 Err(error) => {
                     notify.send(UiEvent::Problem(format!(
@@ -371,9 +389,14 @@ async fn run(
                 }
                 Some(UiCommand::OpenRecording(session_id)) => {
                     let dir = config.recordings.clone();
+                    let storage = config.recording.storage.clone();
                     let opened = tokio::task::spawn_blocking(move || {
                         let dir = dir.ok_or("there is no built-in recorder folder")?;
-                        super::playback::open_folder(&super::playback::call_folder(&dir, &session_id)?)
+                        super::playback::open_folder(&super::playback::call_folder(
+                            &dir,
+                            &session_id,
+                            &storage,
+                        )?)
                     })
                     .await;
                     if let Ok(Err(problem)) = opened {
@@ -572,9 +595,10 @@ async fn start_playback(
         .clone()
         .ok_or("there is no built-in recorder folder")?;
     let session_id = session_id.to_owned();
+    let storage = config.recording.storage.clone();
     let recording = tokio::task::spawn_blocking(move || {
-        let folder = super::playback::call_folder(&dir, &session_id)?;
-        super::playback::Recording::open(&folder)
+        let folder = super::playback::call_folder(&dir, &session_id, &storage)?;
+        super::playback::Recording::open(&folder, &storage)
     })
     .await
     .map_err(|e| format!("the recording could not be read: {e}"))??;

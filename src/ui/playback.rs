@@ -5,40 +5,39 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::audio::{AudioPorts, Volumes, WavSource};
+use crate::archive::Storage;
+use crate::archive::session::{self, LabelAudio};
+use crate::audio::{AudioPorts, Volumes};
 use crate::media::FRAME_SAMPLES;
 
 /// The newest recording session folder of the call, or why there is none.
-pub(super) fn call_folder(dir: &Path, session_id: &str) -> Result<PathBuf, String> {
-    crate::srs::folders_of_call(dir, session_id)
-        .pop()
-        .ok_or_else(|| {
-            format!(
-                "this call's recording is not in {} (moved or deleted?)",
-                dir.display()
-            )
-        })
-}
-
-/// The WAV files of a session folder, one per label.
-fn label_files(folder: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries =
-        std::fs::read_dir(folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.extension().is_some_and(|e| e == "wav")
-                && path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("label-"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("{} holds no audio", folder.display()));
+pub(super) fn call_folder(
+    dir: &Path,
+    session_id: &str,
+    storage: &Storage,
+) -> Result<PathBuf, String> {
+    let keys = storage.keys().map_err(|e| e.to_string())?;
+    if let Some(folder) = session::folders_of_call(dir, session_id, &keys).pop() {
+        return Ok(folder);
     }
-    Ok(files)
+    let sealed_summaries = crate::srs::session_folders(dir).iter().any(|folder| {
+        session::stored(folder, crate::srs::files::SUMMARY)
+            .is_some_and(|path| path.extension().is_some_and(|e| e == "age"))
+    });
+    if keys.is_empty() && sealed_summaries {
+        return Err(format!(
+            "the recordings in {} are encrypted and the recordings key is missing ({})",
+            dir.display(),
+            storage
+                .key_source()
+                .map(|source| format!("looked in {source}"))
+                .unwrap_or_default()
+        ));
+    }
+    Err(format!(
+        "this call's recording is not in {} (moved or deleted?)",
+        dir.display()
+    ))
 }
 
 /// Opens the folder in the desktop's file manager.
@@ -60,17 +59,20 @@ pub(super) fn open_folder(folder: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot open {} with {opener}: {e}", folder.display()))
 }
 
-/// Both sides of a recording, mixed, 48 kHz mono, as the speaker wants it.
+/// Both sides of a recording, mixed, 48 kHz mono, as the speaker wants it; decrypted as
+/// it plays when the recording is encrypted.
 pub(super) struct Recording {
-    sides: Vec<WavSource>,
+    sides: Vec<LabelAudio>,
     side: Vec<f32>,
 }
 
 impl Recording {
-    pub(super) fn open(folder: &Path) -> Result<Recording, String> {
-        let sides = label_files(folder)?
+    pub(super) fn open(folder: &Path, storage: &Storage) -> Result<Recording, String> {
+        let keys = storage.keys().map_err(|e| e.to_string())?;
+        let sides = session::label_files(folder)
+            .map_err(|e| e.to_string())?
             .iter()
-            .map(|path| WavSource::open(path).map_err(|e| e.to_string()))
+            .map(|path| LabelAudio::open(path, &keys).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Recording {
             sides,
@@ -83,7 +85,6 @@ impl Recording {
         out.fill(0.0);
         let mut any = false;
         for side in &mut self.sides {
-            self.side.fill(0.0);
             if side.next_frame(&mut self.side) {
                 any = true;
                 crate::media::mix_into(out, &self.side);
@@ -115,28 +116,21 @@ pub(super) async fn play(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::key::{KeySource, RecordingsKey};
+    use crate::archive::sealed::Sealing;
+    use crate::srs::files::WavWriter;
 
-    fn write_wav(path: &Path, rate: u32, value: i16, seconds: f64) {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut writer = hound::WavWriter::create(path, spec).unwrap();
-        for _ in 0..(f64::from(rate) * seconds) as usize {
-            writer.write_sample(value).unwrap();
-        }
-        writer.finalize().unwrap();
+    fn write_label(folder: &Path, name: &str, sealing: &Sealing, value: f32, seconds: f64) {
+        let mut writer =
+            WavWriter::create_sealed(folder.join(sealing.file_name(name)), sealing).unwrap();
+        writer
+            .write_samples(&vec![value; (48_000.0 * seconds) as usize])
+            .unwrap();
+        writer.finish().unwrap();
     }
 
-    #[test]
-    fn both_sides_are_mixed_at_48_khz_until_the_longer_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        write_wav(&dir.path().join("label-1-alice.wav"), 8000, 8192, 0.2);
-        write_wav(&dir.path().join("label-2-bob.wav"), 48000, 4096, 0.4);
-        std::fs::write(dir.path().join("summary.json"), "{}").unwrap();
-        let mut recording = Recording::open(dir.path()).unwrap();
+    fn mixed_frames(folder: &Path, storage: &Storage) -> (usize, f32) {
+        let mut recording = Recording::open(folder, storage).unwrap();
         let mut frame = vec![0.0f32; FRAME_SAMPLES];
         let mut frames = 0;
         let mut middle = 0.0;
@@ -146,8 +140,42 @@ mod tests {
                 middle = frame[FRAME_SAMPLES / 2];
             }
         }
-        assert_eq!(frames, 20, "0.4 s of the longer side");
-        assert!((middle - 0.375).abs() < 0.01, "0.25 + 0.125 = {middle}");
-        assert!(Recording::open(&dir.path().join("nothing")).is_err());
+        (frames, middle)
+    }
+
+    #[test]
+    fn both_sides_are_mixed_until_the_longer_ends_plain_or_encrypted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("recordings.key");
+        let storage = Storage {
+            key_file: Some(key_file.clone()),
+            ..Storage::default()
+        };
+        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file)).unwrap();
+        for sealing in [Sealing::Plain, Sealing::Encrypted(vec![key.recipient()])] {
+            let folder = tempfile::tempdir().unwrap();
+            write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 0.2);
+            write_label(folder.path(), "label-2-bob.wav", &sealing, 0.125, 0.4);
+            let (frames, middle) = mixed_frames(folder.path(), &storage);
+            assert_eq!(frames, 20, "0.4 s of the longer side ({sealing:?})");
+            assert!((middle - 0.375).abs() < 0.01, "0.25 + 0.125 = {middle}");
+        }
+        assert!(Recording::open(&dir.path().join("nothing"), &storage).is_err());
+    }
+
+    #[test]
+    fn an_encrypted_recording_without_its_key_says_the_key_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) =
+            RecordingsKey::load_or_create(&KeySource::File(dir.path().join("made.key"))).unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        let sealing = Sealing::Encrypted(vec![key.recipient()]);
+        write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 0.2);
+        let elsewhere = Storage {
+            key_file: Some(dir.path().join("absent.key")),
+            ..Storage::default()
+        };
+        let error = Recording::open(folder.path(), &elsewhere).err().unwrap();
+        assert!(error.contains("no recordings key"), "{error}");
     }
 }

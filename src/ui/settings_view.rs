@@ -31,6 +31,7 @@ pub(super) struct SettingsEditor {
     tone_every: String,
     skip_record_aware: bool,
     cues: bool,
+    encrypt: bool,
     /// Where the built-in recorder writes (empty: the default).
     folder: String,
     /// TLS files towards the recorder, as typed paths.
@@ -216,6 +217,7 @@ impl SettingsEditor {
             tone_every: recording.notice.tone_every_seconds.to_string(),
             skip_record_aware: recording.notice.skip_for_record_aware,
             cues: recording.notice.local_cues,
+            encrypt: recording.encrypt,
             folder: path_text(&recording.folder),
             recorder_ca: path_text(&recording.tls_ca_file),
             recorder_certificate: path_text(&recording.tls_client_certificate),
@@ -278,6 +280,7 @@ impl SettingsEditor {
         recording.notice.skip_for_record_aware = self.skip_record_aware;
         recording.notice.local_cues = self.cues;
         recording.folder = optional(&self.folder).map(Into::into);
+        recording.encrypt = self.encrypt;
         recording.tls_ca_file = optional(&self.recorder_ca).map(Into::into);
         recording.tls_client_certificate = optional(&self.recorder_certificate).map(Into::into);
         recording.tls_client_key = optional(&self.recorder_key).map(Into::into);
@@ -397,6 +400,19 @@ impl SettingsEditor {
             &format!("empty: {default_folder}"),
             error_for(&error, "recording.folder"),
         );
+        changed |= ui
+            .checkbox(
+                &mut self.encrypt,
+                "Encrypt stored recordings (the key stays in the system keyring)",
+            )
+            .changed();
+        if !self.encrypt {
+            ui.colored_label(
+                ERROR,
+                "Recordings will be stored as plain files: anyone who can read the folder \
+                 can play them",
+            );
+        }
         changed |= field(
             ui,
             "Secondary recorder URI",
@@ -427,7 +443,7 @@ impl SettingsEditor {
         );
         ui.label(
             RichText::new(
-                "The folder and the TLS files are used from the next start; sips: or \
+                "The folder, encryption and the TLS files are used from the next start; sips: or \
                  ;transport=tls in the URI selects TLS",
             )
             .small(),

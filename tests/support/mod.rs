@@ -588,6 +588,10 @@ where
 {
     let mut command = peer.command(verbatim_bin());
     command.args(args);
+    // The recordings key a test's phone or recorder makes stays in the test's folder, never
+    // in the user's keyring or settings.
+    command.env_remove("DBUS_SESSION_BUS_ADDRESS");
+    command.env("XDG_CONFIG_HOME", peer.path("config"));
     command.envs(env.iter().copied());
     if std::env::var_os("RUST_LOG").is_none() {
         command.env("RUST_LOG", "info,verbatim=debug");
@@ -1035,6 +1039,9 @@ impl Audio {
     }
 
     pub fn try_read_wav(path: &Path) -> Result<Audio, String> {
+        if path.extension().is_some_and(|e| e == "age") {
+            return Audio::try_read_recording(path);
+        }
         let error = |e: hound::Error| format!("cannot read WAV {}: {e}", path.display());
         let mut reader = hound::WavReader::open(path).map_err(error)?;
         let spec = reader.spec();
@@ -1060,6 +1067,26 @@ impl Audio {
             .collect();
         Ok(Audio {
             sample_rate: spec.sample_rate,
+            samples,
+        })
+    }
+
+    /// A label file the recorder encrypted, read with the test key up to its end or its
+    /// first damaged byte.
+    fn try_read_recording(path: &Path) -> Result<Audio, String> {
+        let mut label = verbatim::archive::session::LabelAudio::open(path, &test_keys())
+            .map_err(|e| e.to_string())?;
+        let mut samples = Vec::new();
+        let mut block = vec![0.0f32; 4800];
+        loop {
+            let n = label.read(&mut block);
+            if n == 0 {
+                break;
+            }
+            samples.extend(block[..n].iter().map(|s| f64::from(*s)));
+        }
+        Ok(Audio {
+            sample_rate: 48_000,
             samples,
         })
     }
@@ -1187,6 +1214,7 @@ pub fn start_recorder(name: &str, dir: &Path, extra: &[&str]) -> (Peer, u16) {
     let port = free_port();
     let mut srs = Peer::new(name);
     let listen = format!("127.0.0.1:{port}");
+    let key_file = test_key_file();
     let mut args = vec![
         "srs",
         "--listen",
@@ -1194,23 +1222,69 @@ pub fn start_recorder(name: &str, dir: &Path, extra: &[&str]) -> (Peer, u16) {
         "--dir",
         dir.to_str().unwrap_or_default(),
     ];
+    if !extra.contains(&"--plain") && !extra.contains(&"--key-file") {
+        args.extend(["--key-file", key_file.to_str().unwrap_or_default()]);
+    }
     args.extend_from_slice(extra);
     start_verbatim(&mut srs, args);
     srs.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
     (srs, port)
 }
 
-/// The WAV in a recording folder whose name starts with `prefix` (`label-1-`, say).
+/// The WAV in a recording folder whose name starts with `prefix` (`label-1-`, say),
+/// encrypted (`.wav.age`) or plain.
 pub fn find_wav(folder: &Path, prefix: &str) -> PathBuf {
     std::fs::read_dir(folder)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".wav"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(prefix) && (n.ends_with(".wav") || n.ends_with(".wav.age"))
+            })
         })
         .unwrap_or_else(|| panic!("no {prefix}*.wav in {}", folder.display()))
+}
+
+/// The recordings key every recorder a test starts encrypts to (made once per test run,
+/// in a folder of its own): tests read what recorders wrote with it.
+pub fn test_key_file() -> PathBuf {
+    static KEY: OnceLock<PathBuf> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("verbatim-test-key-{}", std::process::id()));
+        let path = dir.join("recordings.key");
+        let source = verbatim::archive::key::KeySource::File(path.clone());
+        verbatim::archive::key::RecordingsKey::load_or_create(&source).unwrap();
+        path
+    })
+    .clone()
+}
+
+/// An empty configuration folder for commands that would otherwise read the user's.
+pub fn temp_config_home() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("verbatim-test-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The identity in [`test_key_file`].
+pub fn test_keys() -> Vec<age::x25519::Identity> {
+    let source = verbatim::archive::key::KeySource::File(test_key_file());
+    vec![
+        verbatim::archive::key::RecordingsKey::require(&source)
+            .unwrap()
+            .identity()
+            .clone(),
+    ]
+}
+
+/// A text file the recorder wrote in `folder` (`summary.json`, `metadata-1.xml`),
+/// decrypted with the test key when it is encrypted.
+pub fn read_recorded(folder: &Path, name: &str) -> String {
+    let path = verbatim::archive::session::stored(folder, name)
+        .unwrap_or_else(|| panic!("no {name} in {}", folder.display()));
+    let bytes =
+        verbatim::archive::sealed::read_all(&path, &test_keys()).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8(bytes).unwrap()
 }
 
 /// sipp's built-in `uas` on a free port over UDP: the far end of a call that only needs to
