@@ -142,12 +142,15 @@ impl RecordingsKey {
             return Ok((key, false));
         }
         let identity = age::x25519::Identity::generate();
-        let place = match source {
+        let key = match source {
             KeySource::File(path) => store_file(path, &identity)?,
             KeySource::Keyring { fallback } => {
                 let text = identity.to_string();
                 match secrets::store(&SecretKey::RecordingsKey, text.expose_secret()) {
-                    Ok(()) => KeyPlace::Keyring,
+                    Ok(()) => RecordingsKey {
+                        identity,
+                        place: KeyPlace::Keyring,
+                    },
                     Err(SecretError::Unavailable(why)) => {
                         tracing::warn!(
                             %why,
@@ -160,8 +163,8 @@ impl RecordingsKey {
                 }
             }
         };
-        tracing::info!(recipient = %identity.to_public(), %place, "made a new recordings key");
-        Ok((RecordingsKey { identity, place }, true))
+        tracing::info!(recipient = %key.recipient(), place = %key.place, "recordings key ready");
+        Ok((key, true))
     }
 }
 
@@ -189,7 +192,10 @@ fn parse(text: &str, place: KeyPlace) -> Result<RecordingsKey, KeyError> {
         .ok_or(KeyError::Invalid { place })
 }
 
-fn store_file(path: &Path, identity: &age::x25519::Identity) -> Result<KeyPlace, KeyError> {
+/// Writes a new key file whole, then links it into place: a link never replaces a file,
+/// so of two processes making a key at once one wins and the other reads the winner's,
+/// and nobody ever reads half a key.
+fn store_file(path: &Path, identity: &age::x25519::Identity) -> Result<RecordingsKey, KeyError> {
     let error = |source| KeyError::File {
         path: path.to_owned(),
         source,
@@ -197,7 +203,11 @@ fn store_file(path: &Path, identity: &age::x25519::Identity) -> Result<KeyPlace,
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::private_fs::create_dir_all(parent).map_err(error)?;
     }
-    let mut file = crate::private_fs::create_new(path).map_err(error)?;
+    let temporary = path.with_extension(format!(
+        "new-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let text = format!(
         "# The key that opens recordings made by Verbatim. Keep a copy somewhere safe:\n\
          # without it they cannot be played.\n\
@@ -205,10 +215,24 @@ fn store_file(path: &Path, identity: &age::x25519::Identity) -> Result<KeyPlace,
         identity.to_public(),
         identity.to_string().expose_secret()
     );
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(error)?;
-    Ok(KeyPlace::File(path.to_owned()))
+    let written = crate::private_fs::create(&temporary).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(RecordingsKey {
+            identity: identity.clone(),
+            place: KeyPlace::File(path.to_owned()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_file(path)?.ok_or_else(|| KeyError::Missing {
+                looked: path.display().to_string(),
+            })
+        }
+        Err(e) => Err(error(e)),
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +266,24 @@ mod tests {
             !format!("{made:?}").contains("AGE-SECRET-KEY"),
             "never in logs"
         );
+    }
+
+    #[test]
+    fn processes_making_the_key_at_once_all_end_up_with_the_same_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KeySource::File(dir.path().join("recordings.key"));
+        let made: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| RecordingsKey::load_or_create(&source).unwrap().0))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().recipient().to_string())
+                .collect()
+        });
+        assert!(made.iter().all(|r| r == &made[0]), "{made:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary files left");
     }
 
     #[test]

@@ -361,12 +361,15 @@ async fn run(
     }
     // At most one recording plays; it stops when it ends, on Stop, or when a call starts.
     let mut player: Option<tokio::task::JoinHandle<()>> = None;
-    let (played_tx, mut played) = mpsc::unbounded_channel::<()>();
+    let (played_tx, mut played) = mpsc::unbounded_channel::<Option<String>>();
     loop {
         tokio::select! {
-            Some(()) = played.recv() => {
+            Some(damage) = played.recv() => {
                 player = None;
                 notify.send(UiEvent::Playing(None));
+                if let Some(damage) = damage {
+                    notify.send(UiEvent::Problem(damage));
+                }
             }
             command = commands.recv() => match command {
                 Some(UiCommand::PlayRecording(session_id)) => {
@@ -584,11 +587,11 @@ fn local_ip(handle: &Handle) -> String {
 }
 
 /// Finds the call's recording and starts playing it on the speaker; `done` hears when it
-/// ends by itself.
+/// ends by itself, with why it stopped early when a file was damaged.
 async fn start_playback(
     config: &BridgeConfig,
     session_id: &str,
-    done: mpsc::UnboundedSender<()>,
+    done: mpsc::UnboundedSender<Option<String>>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let dir = config
         .recordings
@@ -607,8 +610,8 @@ async fn start_playback(
         .clone()
         .ok_or("the recording is there, but playing it needs a sound card and none is in use")?;
     Ok(tokio::spawn(async move {
-        super::playback::play(recording, control.ports, control.volumes).await;
-        let _ = done.send(());
+        let damage = super::playback::play(recording, control.ports, control.volumes).await;
+        let _ = done.send(damage);
     }))
 }
 

@@ -92,15 +92,23 @@ impl Recording {
         }
         any
     }
+
+    /// Why a side stopped before its file's end, when one did.
+    pub(super) fn damage(&self) -> Option<String> {
+        self.sides
+            .iter()
+            .find_map(|side| side.damage())
+            .map(|why| format!("the recording stops early: the rest is damaged ({why})"))
+    }
 }
 
 /// Plays `recording` into the speaker's ring, one frame per 20 ms, until it ends or the
-/// task is aborted (a call starts, or Stop).
+/// task is aborted (a call starts, or Stop); returns why it ended early, when it did.
 pub(super) async fn play(
     mut recording: Recording,
     ports: Arc<Mutex<AudioPorts>>,
     volumes: Arc<Volumes>,
-) {
+) -> Option<String> {
     let mut frame = vec![0.0f32; FRAME_SAMPLES];
     let mut ticks = tokio::time::interval(core::time::Duration::from_millis(20));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -111,6 +119,7 @@ pub(super) async fn play(
             let _ = ports.write_playback(&frame);
         }
     }
+    recording.damage()
 }
 
 #[cfg(test)]
@@ -161,6 +170,38 @@ mod tests {
             assert!((middle - 0.375).abs() < 0.01, "0.25 + 0.125 = {middle}");
         }
         assert!(Recording::open(&dir.path().join("nothing"), &storage).is_err());
+    }
+
+    #[test]
+    fn a_damaged_recording_plays_up_to_the_damage_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("recordings.key");
+        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file.clone())).unwrap();
+        let storage = Storage {
+            key_file: Some(key_file),
+            ..Storage::default()
+        };
+        let folder = tempfile::tempdir().unwrap();
+        let sealing = Sealing::Encrypted(vec![key.recipient()]);
+        write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 3.0);
+        let path = folder.path().join("label-1-alice.wav.age");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 70_000;
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, bytes).unwrap();
+        let mut recording = Recording::open(folder.path(), &storage).unwrap();
+        assert_eq!(recording.damage(), None);
+        let mut frame = vec![0.0f32; FRAME_SAMPLES];
+        let mut frames = 0;
+        while recording.next_frame(&mut frame) {
+            frames += 1;
+        }
+        assert!(
+            (50..150).contains(&frames),
+            "played the intact part: {frames} frames"
+        );
+        let damage = recording.damage().unwrap();
+        assert!(damage.contains("stops early"), "{damage}");
     }
 
     #[test]
