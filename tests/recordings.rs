@@ -12,7 +12,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{
     Audio, Peer, find_wav, read_recorded, recorded_call_args, start_recorder, start_sipp_far_end,
@@ -42,7 +42,12 @@ fn text(output: &Output) -> (String, String) {
 /// A 3 s recorded call playing 1 kHz, through a recorder started with `recorder_args`;
 /// returns its session folder once the recorder has closed it.
 fn record_a_call(name: &str, dir: &Path, recorder_args: &[&str]) -> (PathBuf, Peer) {
-    let (mut srs, srs_port) = start_recorder(&format!("{name}-srs"), dir, recorder_args);
+    let (srs, srs_port) = start_recorder(&format!("{name}-srs"), dir, recorder_args);
+    record_with(name, dir, srs, srs_port)
+}
+
+/// The same through a recorder already listening on `srs_port`.
+fn record_with(name: &str, dir: &Path, mut srs: Peer, srs_port: u16) -> (PathBuf, Peer) {
     let (mut far_end, far_port) = start_sipp_far_end(&format!("{name}-far-end"));
     let mut phone = Peer::new(name);
     let tone = phone.path("tone.wav");
@@ -58,27 +63,12 @@ fn record_a_call(name: &str, dir: &Path, recorder_args: &[&str]) -> (PathBuf, Pe
     );
     phone.expect_success(CALL_TIMEOUT);
     far_end.expect_success(CALL_TIMEOUT);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let folder = loop {
-        let folders = verbatim::srs::session_folders(dir);
-        let ended = folders.first().filter(|folder| {
-            verbatim::archive::session::stored(folder, "summary.json").is_some_and(|path| {
-                verbatim::archive::sealed::read_all(&path, &support::test_keys())
-                    .is_ok_and(|json| String::from_utf8_lossy(&json).contains("\"end\": \"2"))
-            })
-        });
-        if let Some(folder) = ended {
-            break folder.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no finished recording\n{}",
-            srs.report()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // The recorder prints each recording it has finished.
+    let output = srs.wait_for_output("srs: recorded ", Duration::from_secs(10));
     srs.stop();
-    (folder, srs)
+    let folders = verbatim::srs::session_folders(dir);
+    assert_eq!(folders.len(), 1, "{output}");
+    (folders[0].clone(), srs)
 }
 
 #[test]
@@ -232,4 +222,71 @@ fn plain_files_when_asked_for_with_a_warning() {
     let (stdout, stderr) = text(&verified);
     assert!(verified.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("cannot be checked"), "{stderr}");
+}
+
+/// Runs `verbatim ARGS` inside a D-Bus session of its own with GNOME Keyring running and
+/// unlocked, HOME and the XDG folders in `home` (the keyring's file persists there between
+/// sessions, as a login keyring does).
+fn in_keyring_session(command: &mut Command, home: &Path, args: &[&str]) {
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_RUNTIME_DIR", home)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .args(["--", "sh", "-c"])
+        .arg(
+            "printf verbatim-test | gnome-keyring-daemon --unlock --components=secrets \
+             >/dev/null && exec \"$0\" \"$@\"",
+        )
+        .arg(support::verbatim_bin())
+        .args(args);
+}
+
+/// Where a keyring service runs, the recordings key goes there and nowhere on disk, and a
+/// later session (after a "reboot": every process gone) opens the recordings with it.
+#[test]
+fn the_recordings_key_lives_in_the_keyring_where_one_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("recordings");
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut srs = Peer::new("rec-keyring-srs");
+    let mut command = srs.command("dbus-run-session");
+    in_keyring_session(
+        &mut command,
+        home.path(),
+        &["srs", "--listen", &listen, "--dir", dir.to_str().unwrap()],
+    );
+    srs.start(command);
+    srs.wait_until_listening(support::Proto::Tcp, port, support::START_TIMEOUT);
+    let (folder, srs) = record_with("rec-keyring", &dir, srs, port);
+    assert!(
+        srs.stderr().contains("new key kept in the system keyring"),
+        "{}",
+        srs.stderr()
+    );
+    assert!(!home.path().join("config/verbatim/recordings.key").exists());
+    assert!(
+        find_wav(&folder, "label-1-")
+            .to_string_lossy()
+            .ends_with(".age")
+    );
+
+    let mut verify = Command::new("dbus-run-session");
+    in_keyring_session(
+        &mut verify,
+        home.path(),
+        &["recordings", "verify", "--dir", dir.to_str().unwrap()],
+    );
+    let verified = verify.output().unwrap();
+    let (stdout, stderr) = text(&verified);
+    assert!(verified.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("all intact"), "{stdout}");
+
+    // Outside the keyring's session there is no key: a clear refusal.
+    let outside = recordings(&["verify", "--dir", dir.to_str().unwrap()]);
+    let (_, stderr) = text(&outside);
+    assert_eq!(outside.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no recordings key"), "{stderr}");
 }
