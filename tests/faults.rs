@@ -143,7 +143,20 @@ fn a_recorder_that_cannot_write_ends_the_recording_saying_why_and_keeps_what_it_
     // What reached the disk is a WAV that plays, with the call's tone in it.
     let folders = session_folders(dir.path());
     assert!(!folders.is_empty(), "{}", phone.report());
-    let partial = Audio::read_wav(&find_wav(&folders[0], "label-1-"));
+    let label = find_wav(&folders[0], "label-1-");
+    // Encrypted, the file reads as cut short where the disk filled, never as altered.
+    let integrity = verbatim::archive::sealed::check(&label, &support::test_keys()).unwrap();
+    assert!(
+        matches!(
+            integrity,
+            verbatim::archive::sealed::Integrity::Damaged(
+                verbatim::archive::sealed::Damage::Truncated { .. }
+                    | verbatim::archive::sealed::Damage::TruncatedOrAlteredEnd { .. }
+            )
+        ),
+        "{integrity:?}"
+    );
+    let partial = Audio::read_wav(&label);
     assert!(
         partial.seconds() > 1.0 && partial.seconds() < 2.0,
         "{} s",

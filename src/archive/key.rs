@@ -129,6 +129,30 @@ impl RecordingsKey {
         }
     }
 
+    /// Every key in `source`: the keyring's and the fallback file's, when a recorder once
+    /// ran where no keyring service did and made its key in the file; reading needs both.
+    pub fn load_all(source: &KeySource) -> Result<Vec<RecordingsKey>, KeyError> {
+        let KeySource::Keyring { fallback } = source else {
+            return Ok(RecordingsKey::load(source)?.into_iter().collect());
+        };
+        let mut keys = Vec::new();
+        let mut refused = None;
+        match secrets::load(&SecretKey::RecordingsKey) {
+            Ok(Some(text)) => keys.push(parse(&text, KeyPlace::Keyring)?),
+            Ok(None) | Err(SecretError::Unavailable(_)) => {}
+            Err(SecretError::Refused(why)) => refused = Some(KeyError::Keyring(why)),
+        }
+        if let Some(file_key) = load_file(fallback)?
+            && keys.iter().all(|k| k.recipient() != file_key.recipient())
+        {
+            keys.push(file_key);
+        }
+        match refused {
+            Some(error) if keys.is_empty() => Err(error),
+            _ => Ok(keys),
+        }
+    }
+
     /// The key in `source`, or an error naming every place looked.
     pub fn require(source: &KeySource) -> Result<RecordingsKey, KeyError> {
         RecordingsKey::load(source)?.ok_or_else(|| KeyError::Missing {
@@ -147,9 +171,14 @@ impl RecordingsKey {
             KeySource::Keyring { fallback } => {
                 let text = identity.to_string();
                 match secrets::store(&SecretKey::RecordingsKey, text.expose_secret()) {
-                    Ok(()) => RecordingsKey {
-                        identity,
-                        place: KeyPlace::Keyring,
+                    // Read back: a keyring entry is replaced, not refused, so of two phones
+                    // making the key at once the last one stored is the key for both.
+                    Ok(()) => match secrets::load(&SecretKey::RecordingsKey) {
+                        Ok(Some(stored)) => parse(&stored, KeyPlace::Keyring)?,
+                        _ => RecordingsKey {
+                            identity,
+                            place: KeyPlace::Keyring,
+                        },
                     },
                     Err(SecretError::Unavailable(why)) => {
                         tracing::warn!(
@@ -220,6 +249,17 @@ fn store_file(path: &Path, identity: &age::x25519::Identity) -> Result<Recording
         file.sync_all()
     });
     let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let linked = match linked {
+        // A file system without hard links (FAT on a USB stick): create it in place,
+        // still never over an existing key.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && temporary.is_file() => {
+            crate::private_fs::create_new(path).and_then(|mut file| {
+                file.write_all(text.as_bytes())?;
+                file.sync_all()
+            })
+        }
+        other => other,
+    };
     let _ = std::fs::remove_file(&temporary);
     match linked {
         Ok(()) => Ok(RecordingsKey {

@@ -98,8 +98,9 @@ impl Storage {
     /// The identities that open recordings: the user's key when there is one. None found
     /// is not an error here; opening a sealed file then says there is no key.
     pub fn keys(&self) -> Result<Vec<age::x25519::Identity>, KeyError> {
-        Ok(RecordingsKey::load(&self.key_source()?)?
-            .map(|key| vec![key.identity().clone()])
-            .unwrap_or_default())
+        Ok(RecordingsKey::load_all(&self.key_source()?)?
+            .into_iter()
+            .map(|key| key.identity().clone())
+            .collect())
     }
 }

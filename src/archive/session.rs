@@ -41,6 +41,10 @@ pub enum SessionError {
     BadSummary { path: String, why: String },
     #[error("{0} holds no audio")]
     NoAudio(String),
+    #[error("{path} is not audio as the recorder writes it: {why}")]
+    BadAudio { path: String, why: String },
+    #[error("{0} exists already: export into a folder that does not hold this session yet")]
+    Exists(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -131,12 +135,12 @@ impl LabelAudio {
         let shown = || path.display().to_string();
         reader
             .read_exact(&mut header)
-            .map_err(|e| SessionError::BadSummary {
+            .map_err(|e| SessionError::BadAudio {
                 path: shown(),
                 why: format!("no WAV header: {e}"),
             })?;
         if !is_recorder_header(&header) {
-            return Err(SessionError::BadSummary {
+            return Err(SessionError::BadAudio {
                 path: shown(),
                 why: "not a 48 kHz mono 16-bit WAV as the recorder writes them".into(),
             });
@@ -260,9 +264,10 @@ pub fn verify(folder: &Path, keys: &[Identity]) -> Result<Vec<FileReport>, Sessi
         .collect())
 }
 
-/// Writes the session's files decrypted into `to/<folder name>/`, owner-only. WAVs get a
-/// header with their true length. A damaged file is exported up to its damage, and
-/// reported.
+/// Writes the session's files decrypted into `to/<folder name>/`, a new folder, owner-only
+/// (never into one that exists: not over the recording itself, not into files or links
+/// someone else prepared). WAVs get a header with their true length. A damaged file is
+/// exported up to its damage, and reported.
 pub fn export(
     folder: &Path,
     keys: &[Identity],
@@ -288,11 +293,18 @@ pub fn export(
             path: sealed_file.display().to_string(),
         })));
     }
-    crate::private_fs::create_dir_all(&target).map_err(write_error(&target))?;
+    crate::private_fs::create_dir_all(to).map_err(write_error(to))?;
+    crate::private_fs::create_dir_new(&target).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            SessionError::Exists(target.display().to_string())
+        } else {
+            write_error(&target)(e)
+        }
+    })?;
     let mut reports = Vec::new();
     for path in files {
         let out_path = target.join(plain_name(&path));
-        let mut out = crate::private_fs::create(&out_path).map_err(write_error(&out_path))?;
+        let mut out = crate::private_fs::create_new(&out_path).map_err(write_error(&out_path))?;
         let outcome: FileOutcome = sealed::check_into(&path, keys, &mut out).into();
         if plain_name(&path).ends_with(".wav") {
             fix_wav_length(&mut out).map_err(write_error(&out_path))?;
@@ -448,6 +460,31 @@ mod tests {
         assert!(matches!(outcome(&header), FileOutcome::Unreadable(_)));
 
         assert_eq!(outcome(&original), FileOutcome::Intact);
+    }
+
+    #[test]
+    fn export_never_writes_into_an_existing_folder_least_of_all_the_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let recordings = dir.path().join("recordings");
+        let folder = recordings.join("20261126T120000Z-0a1b2c3d");
+        let wav = record(&folder, &Sealing::Plain, &speech(), true);
+        let before = std::fs::read(&wav).unwrap();
+        let into_itself = export(&folder, &[], &recordings).unwrap_err();
+        assert!(
+            matches!(into_itself, SessionError::Exists(_)),
+            "{into_itself}"
+        );
+        assert_eq!(
+            std::fs::read(&wav).unwrap(),
+            before,
+            "the recording is untouched"
+        );
+        let out = dir.path().join("out");
+        export(&folder, &[], &out).unwrap();
+        assert!(matches!(
+            export(&folder, &[], &out),
+            Err(SessionError::Exists(_))
+        ));
     }
 
     #[test]

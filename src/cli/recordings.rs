@@ -88,7 +88,7 @@ fn execute(command: RecordingsCommand) -> Result<(), Failure> {
     match command {
         RecordingsCommand::List { archive } => {
             let (dir, storage) = archive.resolve()?;
-            list(&dir, &keys(&storage)?)
+            list(&dir, &keys(&storage).0)
         }
         RecordingsCommand::Export {
             sessions,
@@ -96,13 +96,12 @@ fn execute(command: RecordingsCommand) -> Result<(), Failure> {
             archive,
         } => {
             let (dir, storage) = archive.resolve()?;
-            let keys = keys(&storage)?;
+            let (keys, looked) = keys(&storage);
             let folders = chosen(&dir, &sessions, &keys)?;
             if keys.is_empty() && any_sealed(&folders) {
                 return Err(Failure::new(format!(
                     "export: the recordings are encrypted and there is no recordings key \
-                     (looked in {}); nothing was exported",
-                    source_text(&storage)
+                     ({looked}); nothing was exported"
                 )));
             }
             let mut reports = Vec::new();
@@ -116,13 +115,12 @@ fn execute(command: RecordingsCommand) -> Result<(), Failure> {
         }
         RecordingsCommand::Verify { sessions, archive } => {
             let (dir, storage) = archive.resolve()?;
-            let keys = keys(&storage)?;
+            let (keys, looked) = keys(&storage);
             let folders = chosen(&dir, &sessions, &keys)?;
             if keys.is_empty() && any_sealed(&folders) {
                 return Err(Failure::new(format!(
                     "verify: the recordings are encrypted and only their key can check them; \
-                     there is no recordings key (looked in {})",
-                    source_text(&storage)
+                     there is no recordings key ({looked})"
                 )));
             }
             let mut reports = Vec::new();
@@ -155,10 +153,13 @@ fn execute(command: RecordingsCommand) -> Result<(), Failure> {
     }
 }
 
-fn keys(storage: &Storage) -> Result<Vec<Identity>, Failure> {
-    storage
-        .keys()
-        .map_err(|e| Failure::new(format!("the recordings key: {e}")))
+/// The keys that open recordings, and where they were looked for (or why they could not be
+/// had): plain recordings need none, so a missing key only matters for encrypted ones.
+fn keys(storage: &Storage) -> (Vec<Identity>, String) {
+    match storage.keys() {
+        Ok(keys) => (keys, format!("looked in {}", source_text(storage))),
+        Err(error) => (Vec::new(), error.to_string()),
+    }
 }
 
 fn source_text(storage: &Storage) -> String {

@@ -27,6 +27,9 @@ pub struct WavWriter {
     samples: u64,
     since_header: u64,
     bytes: Vec<u8>,
+    /// A write failed: nothing more is written, so what is on disk stays as it was (an age
+    /// stream written past a failure would no longer line up and read as altered).
+    failed: bool,
 }
 
 #[derive(Debug)]
@@ -58,6 +61,7 @@ impl WavWriter {
             samples: 0,
             since_header: 0,
             bytes: Vec::new(),
+            failed: false,
         };
         writer.write_header()?;
         Ok(writer)
@@ -73,14 +77,23 @@ impl WavWriter {
     }
 
     pub fn write_samples(&mut self, samples: &[f32]) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::other(
+                "an earlier write to this file failed",
+            ));
+        }
         self.bytes.clear();
         for sample in samples {
             let value = (sample.clamp(-1.0, 1.0) * 32767.0).round() as i16;
             self.bytes.extend_from_slice(&value.to_le_bytes());
         }
-        match &mut self.sink {
-            Sink::Plain(file) => file.write_all(&self.bytes)?,
-            Sink::Sealed(sealed) => sealed.write_all(&self.bytes)?,
+        let written = match &mut self.sink {
+            Sink::Plain(file) => file.write_all(&self.bytes),
+            Sink::Sealed(sealed) => sealed.write_all(&self.bytes),
+        };
+        if let Err(error) = written {
+            self.failed = true;
+            return Err(error);
         }
         let count = samples.len() as u64;
         self.samples += count;
@@ -106,22 +119,40 @@ impl WavWriter {
     /// the file. Sealed: the complete chunks are on disk already; nothing to do.
     pub fn write_header(&mut self) -> std::io::Result<()> {
         self.since_header = 0;
-        match &mut self.sink {
+        let rewritten = match &mut self.sink {
             Sink::Plain(writer) => rewrite_header(writer, self.samples),
             Sink::Sealed(_) => Ok(()),
+        };
+        if rewritten.is_err() {
+            self.failed = true;
         }
+        rewritten
     }
 
     /// Closes the file so it is complete. Plain: when the last samples cannot be written
     /// (a full disk), what did reach the disk is kept and described, so the file still
     /// plays; the write error is returned all the same. Sealed: the last chunk marks the
-    /// file complete; without it (a full disk) the chunks before it still decrypt.
+    /// file complete; after a failed write it is not written, and the chunks before the
+    /// failure still decrypt (the file reads as truncated, which it is).
     pub fn finish(self) -> std::io::Result<()> {
+        let failed = self.failed;
         let mut writer = match self.sink {
+            Sink::Sealed(_) if failed => {
+                return Err(std::io::Error::other(
+                    "the file was cut short by a failed write",
+                ));
+            }
             Sink::Sealed(sealed) => return sealed.finish(),
             Sink::Plain(writer) => writer,
         };
-        match rewrite_header(&mut writer, self.samples) {
+        let header = if failed {
+            Err(std::io::Error::other(
+                "the file was cut short by a failed write",
+            ))
+        } else {
+            rewrite_header(&mut writer, self.samples)
+        };
+        match header {
             Ok(()) => writer.get_ref().sync_all(),
             Err(error) => {
                 let (mut file, _unwritten) = writer.into_parts();

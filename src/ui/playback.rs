@@ -10,13 +10,22 @@ use crate::archive::session::{self, LabelAudio};
 use crate::audio::{AudioPorts, Volumes};
 use crate::media::FRAME_SAMPLES;
 
+/// The keys that open recordings; none when there is no key (or the keyring would not
+/// give it), which only matters for encrypted files, and opening those then says so.
+fn storage_keys(storage: &Storage) -> Vec<age::x25519::Identity> {
+    storage.keys().unwrap_or_else(|error| {
+        tracing::warn!(%error, "no recordings key");
+        Vec::new()
+    })
+}
+
 /// The newest recording session folder of the call, or why there is none.
 pub(super) fn call_folder(
     dir: &Path,
     session_id: &str,
     storage: &Storage,
 ) -> Result<PathBuf, String> {
-    let keys = storage.keys().map_err(|e| e.to_string())?;
+    let keys = storage_keys(storage);
     if let Some(folder) = session::folders_of_call(dir, session_id, &keys).pop() {
         return Ok(folder);
     }
@@ -64,19 +73,30 @@ pub(super) fn open_folder(folder: &Path) -> Result<(), String> {
 pub(super) struct Recording {
     sides: Vec<LabelAudio>,
     side: Vec<f32>,
+    /// Sides that could not be opened at all, and why.
+    unplayable: Vec<String>,
 }
 
 impl Recording {
+    /// Every side that opens; one that does not (a side killed before its first chunk
+    /// reached the disk) leaves the others playing, and is reported at the end.
     pub(super) fn open(folder: &Path, storage: &Storage) -> Result<Recording, String> {
-        let keys = storage.keys().map_err(|e| e.to_string())?;
-        let sides = session::label_files(folder)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|path| LabelAudio::open(path, &keys).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = storage_keys(storage);
+        let mut sides = Vec::new();
+        let mut unplayable = Vec::new();
+        for path in session::label_files(folder).map_err(|e| e.to_string())? {
+            match LabelAudio::open(&path, &keys) {
+                Ok(side) => sides.push(side),
+                Err(error) => unplayable.push(error.to_string()),
+            }
+        }
+        if sides.is_empty() {
+            return Err(unplayable.join("; "));
+        }
         Ok(Recording {
             sides,
             side: vec![0.0; FRAME_SAMPLES],
+            unplayable,
         })
     }
 
@@ -93,8 +113,11 @@ impl Recording {
         any
     }
 
-    /// Why a side stopped before its file's end, when one did.
+    /// Why a side stopped before its file's end, or did not play, when one did.
     pub(super) fn damage(&self) -> Option<String> {
+        if let Some(why) = self.unplayable.first() {
+            return Some(format!("part of the recording could not be played: {why}"));
+        }
         self.sides
             .iter()
             .find_map(|side| side.damage())
@@ -202,6 +225,33 @@ mod tests {
         );
         let damage = recording.damage().unwrap();
         assert!(damage.contains("stops early"), "{damage}");
+    }
+
+    #[test]
+    fn a_side_that_never_reached_the_disk_leaves_the_other_playing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("recordings.key");
+        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file.clone())).unwrap();
+        let storage = Storage {
+            key_file: Some(key_file),
+            ..Storage::default()
+        };
+        let folder = tempfile::tempdir().unwrap();
+        let sealing = Sealing::Encrypted(vec![key.recipient()]);
+        write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 0.4);
+        // A recorder killed before the other side's first chunk: its header only.
+        let path = folder.path().join("label-2-bob.wav.age");
+        let whole = std::fs::read(folder.path().join("label-1-alice.wav.age")).unwrap();
+        std::fs::write(&path, &whole[..200]).unwrap();
+        let mut recording = Recording::open(folder.path(), &storage).unwrap();
+        let mut frame = vec![0.0f32; FRAME_SAMPLES];
+        let mut frames = 0;
+        while recording.next_frame(&mut frame) {
+            frames += 1;
+        }
+        assert_eq!(frames, 20, "alice's 0.4 s");
+        let damage = recording.damage().unwrap();
+        assert!(damage.contains("could not be played"), "{damage}");
     }
 
     #[test]
