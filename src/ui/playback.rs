@@ -161,6 +161,27 @@ mod tests {
         writer.finish().unwrap();
     }
 
+    /// Storage with a key file of its own in `dir`, and that key.
+    fn keyed_storage(dir: &Path) -> (Storage, RecordingsKey) {
+        let key_file = dir.join("recordings.key");
+        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file.clone())).unwrap();
+        let storage = Storage {
+            key_file: Some(key_file),
+            ..Storage::default()
+        };
+        (storage, key)
+    }
+
+    /// Plays the whole recording; how many frames it had.
+    fn play_all(recording: &mut Recording) -> usize {
+        let mut frame = vec![0.0f32; FRAME_SAMPLES];
+        let mut frames = 0;
+        while recording.next_frame(&mut frame) {
+            frames += 1;
+        }
+        frames
+    }
+
     fn mixed_frames(folder: &Path, storage: &Storage) -> (usize, f32) {
         let mut recording = Recording::open(folder, storage).unwrap();
         let mut frame = vec![0.0f32; FRAME_SAMPLES];
@@ -178,12 +199,7 @@ mod tests {
     #[test]
     fn both_sides_are_mixed_until_the_longer_ends_plain_or_encrypted() {
         let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("recordings.key");
-        let storage = Storage {
-            key_file: Some(key_file.clone()),
-            ..Storage::default()
-        };
-        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file)).unwrap();
+        let (storage, key) = keyed_storage(dir.path());
         for sealing in [Sealing::Plain, Sealing::Encrypted(vec![key.recipient()])] {
             let folder = tempfile::tempdir().unwrap();
             write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 0.2);
@@ -198,12 +214,7 @@ mod tests {
     #[test]
     fn a_damaged_recording_plays_up_to_the_damage_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("recordings.key");
-        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file.clone())).unwrap();
-        let storage = Storage {
-            key_file: Some(key_file),
-            ..Storage::default()
-        };
+        let (storage, key) = keyed_storage(dir.path());
         let folder = tempfile::tempdir().unwrap();
         let sealing = Sealing::Encrypted(vec![key.recipient()]);
         write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 3.0);
@@ -214,11 +225,7 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let mut recording = Recording::open(folder.path(), &storage).unwrap();
         assert_eq!(recording.damage(), None);
-        let mut frame = vec![0.0f32; FRAME_SAMPLES];
-        let mut frames = 0;
-        while recording.next_frame(&mut frame) {
-            frames += 1;
-        }
+        let frames = play_all(&mut recording);
         assert!(
             (50..150).contains(&frames),
             "played the intact part: {frames} frames"
@@ -230,12 +237,7 @@ mod tests {
     #[test]
     fn a_side_that_never_reached_the_disk_leaves_the_other_playing() {
         let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("recordings.key");
-        let (key, _) = RecordingsKey::load_or_create(&KeySource::File(key_file.clone())).unwrap();
-        let storage = Storage {
-            key_file: Some(key_file),
-            ..Storage::default()
-        };
+        let (storage, key) = keyed_storage(dir.path());
         let folder = tempfile::tempdir().unwrap();
         let sealing = Sealing::Encrypted(vec![key.recipient()]);
         write_label(folder.path(), "label-1-alice.wav", &sealing, 0.25, 0.4);
@@ -244,12 +246,7 @@ mod tests {
         let whole = std::fs::read(folder.path().join("label-1-alice.wav.age")).unwrap();
         std::fs::write(&path, &whole[..200]).unwrap();
         let mut recording = Recording::open(folder.path(), &storage).unwrap();
-        let mut frame = vec![0.0f32; FRAME_SAMPLES];
-        let mut frames = 0;
-        while recording.next_frame(&mut frame) {
-            frames += 1;
-        }
-        assert_eq!(frames, 20, "alice's 0.4 s");
+        assert_eq!(play_all(&mut recording), 20, "alice's 0.4 s");
         let damage = recording.damage().unwrap();
         assert!(damage.contains("could not be played"), "{damage}");
     }
