@@ -445,7 +445,8 @@ fn session_dir() -> PathBuf {
 fn in_session_loopback() {
     let dir = session_dir();
     let tone_file = dir.join("tone.wav");
-    write_tone(&tone_file, 4.0);
+    // Long enough for a loaded machine (the loop below goes on until the speaker heard it).
+    write_tone(&tone_file, 10.0);
 
     let mut audio = start_devices(DeviceConfig::default()).unwrap();
     // Null sinks wake up slowly: their first blocks can take a second or two to arrive.
@@ -470,8 +471,8 @@ fn in_session_loopback() {
     let mut frame = vec![0.0_f32; 960];
     let mut moved = 0;
     let mut loudest = 0;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
+    let mut heard_enough = HeardEnough::new(Duration::from_secs(2));
+    while !heard_enough.enough(&recording) {
         while audio.ports.read_capture(&mut frame) {
             if audio.ports.write_playback(&frame) {
                 moved += 1;
@@ -491,7 +492,7 @@ fn in_session_loopback() {
     let _ = player.wait();
     let heard = recording.stop();
 
-    assert!(moved >= 75, "only {moved} frames went round in 2 s");
+    assert!(moved >= 75, "only {moved} frames went round in 2 s or more");
     assert!(quiet < 20, "the meter shows {quiet}/1000 in silence");
     assert!(
         loudest > 200,
@@ -591,7 +592,12 @@ fn in_session_device_loss() {
 
     // The same engine ring goes on feeding the speaker, now on the default device.
     let recording = Recording::start(&dir, "spk.monitor");
-    play_for(&mut audio, &mut tone, Duration::from_millis(1500));
+    play_until_heard(
+        &mut audio,
+        &mut tone,
+        &recording,
+        Duration::from_millis(1500),
+    );
     let stats = audio.thread.stats();
     println!("after the fallback: {stats:#?}");
     drop(audio);
@@ -621,8 +627,10 @@ fn in_session_ringer() {
     let on_headset = Recording::start(&dir, "headset.monitor");
     let on_speaker = Recording::start(&dir, "spk.monitor");
     let mut tone = ToneWriter::default();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(1500) {
+    // Ring until the headset has carried a second of it (a loaded machine delays the sound
+    // server's start), for 1.5 s at least and 10 s at most.
+    let mut heard = HeardEnough::new(Duration::from_millis(1500));
+    while !heard.enough(&on_headset) {
         while wants_more(&audio.ringer) {
             let frame = tone.next_frame();
             audio.ringer.push_entire_slice(&frame).unwrap();
@@ -659,7 +667,12 @@ fn in_session_switching() {
 
     run_ok(pulse_command(&dir, "pactl").args(["set-default-sink", "headset"]));
     let on_headset = Recording::start(&dir, "headset.monitor");
-    play_for(&mut audio, &mut tone, Duration::from_millis(1200));
+    play_until_heard(
+        &mut audio,
+        &mut tone,
+        &on_headset,
+        Duration::from_millis(1200),
+    );
     assert_tone(&on_headset.stop(), 0.8, "the new default sink");
 
     run_ok(pulse_command(&dir, "pactl").args(["set-default-sink", "spk"]));
@@ -677,7 +690,12 @@ fn in_session_switching() {
     });
     let on_headset = Recording::start(&dir, "headset.monitor");
     let on_speaker = Recording::start(&dir, "spk.monitor");
-    play_for(&mut audio, &mut tone, Duration::from_millis(1200));
+    play_until_heard(
+        &mut audio,
+        &mut tone,
+        &on_headset,
+        Duration::from_millis(1200),
+    );
     let events: Vec<AudioEvent> = audio.events.try_iter().collect();
     drop(audio);
     assert_tone(&on_headset.stop(), 0.8, "the newly chosen device");
@@ -693,11 +711,47 @@ fn in_session_switching() {
 // ---------------------------------------------------------------------------------------------
 // Helpers for the child side.
 
-fn play_for(audio: &mut DeviceAudio, tone: &mut ToneWriter, how_long: Duration) {
-    let started = Instant::now();
-    while started.elapsed() < how_long {
+/// Plays the tone for `at_least`, and on until `heard_on` has recorded a second of it: a
+/// loaded machine can hold the sound server back, and the check is where the sound goes,
+/// not how soon (10 s at most).
+fn play_until_heard(
+    audio: &mut DeviceAudio,
+    tone: &mut ToneWriter,
+    heard_on: &Recording,
+    at_least: Duration,
+) {
+    let mut heard = HeardEnough::new(at_least);
+    while !heard.enough(heard_on) {
         tone.feed(audio);
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// "Played for at least this long, and a second of it is in the recording" (or 10 s
+/// have passed), looking at the recording every 100 ms.
+struct HeardEnough {
+    started: Instant,
+    at_least: Duration,
+    last_look: Instant,
+}
+
+impl HeardEnough {
+    fn new(at_least: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            at_least,
+            last_look: now,
+        }
+    }
+
+    fn enough(&mut self, recording: &Recording) -> bool {
+        let elapsed = self.started.elapsed();
+        if elapsed < self.at_least || self.last_look.elapsed() < Duration::from_millis(100) {
+            return false;
+        }
+        self.last_look = Instant::now();
+        elapsed > Duration::from_secs(10) || loud_seconds(&recording.so_far()) >= 1.0
     }
 }
 
@@ -825,6 +879,11 @@ impl Recording {
     fn stop(mut self) -> Vec<f32> {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.so_far()
+    }
+
+    /// What parec has written so far (it keeps recording).
+    fn so_far(&self) -> Vec<f32> {
         let mut bytes = Vec::new();
         fs::File::open(&self.path)
             .unwrap()
@@ -866,15 +925,24 @@ fn goertzel(signal: &[f32], frequency: f64) -> f64 {
     4.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / len
 }
 
-/// Asserts that `heard` holds at least `seconds` of a clean 1 kHz tone: its loud 20 ms blocks
-/// add up to that long, and in them 1 kHz carries nearly all the energy.
-fn assert_tone(heard: &[f32], seconds: f64, place: &str) {
-    let loud: Vec<f32> = heard
+/// The loud 20 ms blocks of `heard`.
+fn loud_blocks(heard: &[f32]) -> Vec<f32> {
+    heard
         .chunks_exact(960)
         .filter(|block| rms(block) > 0.05)
         .flatten()
         .copied()
-        .collect();
+        .collect()
+}
+
+fn loud_seconds(heard: &[f32]) -> f64 {
+    loud_blocks(heard).len() as f64 / f64::from(RATE)
+}
+
+/// Asserts that `heard` holds at least `seconds` of a clean 1 kHz tone: its loud 20 ms blocks
+/// add up to that long, and in them 1 kHz carries nearly all the energy.
+fn assert_tone(heard: &[f32], seconds: f64, place: &str) {
+    let loud = loud_blocks(heard);
     let loud_seconds = loud.len() as f64 / f64::from(RATE);
     assert!(
         loud_seconds >= seconds,
