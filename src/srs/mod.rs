@@ -508,10 +508,6 @@ impl Driver {
         self.resources.pending.clear();
     }
 
-    fn write_metadata(&self, folder: &Path, version: usize, xml: &str) -> std::io::Result<()> {
-        write_metadata(&self.sealing, folder, version, xml)
-    }
-
     fn start_session(
         &mut self,
         key: &str,
@@ -531,7 +527,7 @@ impl Driver {
         let short: String = format!("{:08x}", rand::random::<u32>());
         let folder = self.dir.join(format!("{stamp}Z-{short}"));
         crate::private_fs::create_dir_all(&folder)?;
-        self.write_metadata(&folder, 1, metadata_xml)?;
+        write_metadata(&self.sealing, &folder, 1, metadata_xml)?;
         let started = Instant::now();
         let mut shared = Vec::new();
         let mut tasks = Vec::new();

@@ -395,9 +395,11 @@ async fn run(
                     let storage = config.recording.storage.clone();
                     let opened = tokio::task::spawn_blocking(move || {
                         let dir = dir.ok_or("there is no built-in recorder folder")?;
+                        let keys = super::playback::keys(&storage);
                         super::playback::open_folder(&super::playback::call_folder(
                             &dir,
                             &session_id,
+                            &keys,
                             &storage,
                         )?)
                     })
@@ -600,8 +602,10 @@ async fn start_playback(
     let session_id = session_id.to_owned();
     let storage = config.recording.storage.clone();
     let recording = tokio::task::spawn_blocking(move || {
-        let folder = super::playback::call_folder(&dir, &session_id, &storage)?;
-        super::playback::Recording::open(&folder, &storage)
+        // One look in the keyring for both finding and opening the recording.
+        let keys = super::playback::keys(&storage);
+        let folder = super::playback::call_folder(&dir, &session_id, &keys, &storage)?;
+        super::playback::Recording::open(&folder, &keys)
     })
     .await
     .map_err(|e| format!("the recording could not be read: {e}"))??;

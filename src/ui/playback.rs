@@ -12,7 +12,7 @@ use crate::media::FRAME_SAMPLES;
 
 /// The keys that open recordings; none when there is no key (or the keyring would not
 /// give it), which only matters for encrypted files, and opening those then says so.
-fn storage_keys(storage: &Storage) -> Vec<age::x25519::Identity> {
+pub(super) fn keys(storage: &Storage) -> Vec<age::x25519::Identity> {
     storage.keys().unwrap_or_else(|error| {
         tracing::warn!(%error, "no recordings key");
         Vec::new()
@@ -20,13 +20,14 @@ fn storage_keys(storage: &Storage) -> Vec<age::x25519::Identity> {
 }
 
 /// The newest recording session folder of the call, or why there is none.
+/// `storage` only names where the key was looked for when there is none.
 pub(super) fn call_folder(
     dir: &Path,
     session_id: &str,
+    keys: &[age::x25519::Identity],
     storage: &Storage,
 ) -> Result<PathBuf, String> {
-    let keys = storage_keys(storage);
-    if let Some(folder) = session::folders_of_call(dir, session_id, &keys).pop() {
+    if let Some(folder) = session::folders_of_call(dir, session_id, keys).pop() {
         return Ok(folder);
     }
     let sealed_summaries = crate::srs::session_folders(dir).iter().any(|folder| {
@@ -80,12 +81,11 @@ pub(super) struct Recording {
 impl Recording {
     /// Every side that opens; one that does not (a side killed before its first chunk
     /// reached the disk) leaves the others playing, and is reported at the end.
-    pub(super) fn open(folder: &Path, storage: &Storage) -> Result<Recording, String> {
-        let keys = storage_keys(storage);
+    pub(super) fn open(folder: &Path, keys: &[age::x25519::Identity]) -> Result<Recording, String> {
         let mut sides = Vec::new();
         let mut unplayable = Vec::new();
         for path in session::label_files(folder).map_err(|e| e.to_string())? {
-            match LabelAudio::open(&path, &keys) {
+            match LabelAudio::open(&path, keys) {
                 Ok(side) => sides.push(side),
                 Err(error) => unplayable.push(error.to_string()),
             }
@@ -183,7 +183,7 @@ mod tests {
     }
 
     fn mixed_frames(folder: &Path, storage: &Storage) -> (usize, f32) {
-        let mut recording = Recording::open(folder, storage).unwrap();
+        let mut recording = Recording::open(folder, &keys(storage)).unwrap();
         let mut frame = vec![0.0f32; FRAME_SAMPLES];
         let mut frames = 0;
         let mut middle = 0.0;
@@ -208,7 +208,7 @@ mod tests {
             assert_eq!(frames, 20, "0.4 s of the longer side ({sealing:?})");
             assert!((middle - 0.375).abs() < 0.01, "0.25 + 0.125 = {middle}");
         }
-        assert!(Recording::open(&dir.path().join("nothing"), &storage).is_err());
+        assert!(Recording::open(&dir.path().join("nothing"), &keys(&storage)).is_err());
     }
 
     #[test]
@@ -223,7 +223,7 @@ mod tests {
         let at = bytes.len() - 70_000;
         bytes[at] ^= 0x01;
         std::fs::write(&path, bytes).unwrap();
-        let mut recording = Recording::open(folder.path(), &storage).unwrap();
+        let mut recording = Recording::open(folder.path(), &keys(&storage)).unwrap();
         assert_eq!(recording.damage(), None);
         let frames = play_all(&mut recording);
         assert!(
@@ -245,7 +245,7 @@ mod tests {
         let path = folder.path().join("label-2-bob.wav.age");
         let whole = std::fs::read(folder.path().join("label-1-alice.wav.age")).unwrap();
         std::fs::write(&path, &whole[..200]).unwrap();
-        let mut recording = Recording::open(folder.path(), &storage).unwrap();
+        let mut recording = Recording::open(folder.path(), &keys(&storage)).unwrap();
         assert_eq!(play_all(&mut recording), 20, "alice's 0.4 s");
         let damage = recording.damage().unwrap();
         assert!(damage.contains("could not be played"), "{damage}");
@@ -263,7 +263,9 @@ mod tests {
             key_file: Some(dir.path().join("absent.key")),
             ..Storage::default()
         };
-        let error = Recording::open(folder.path(), &elsewhere).err().unwrap();
+        let error = Recording::open(folder.path(), &keys(&elsewhere))
+            .err()
+            .unwrap();
         assert!(error.contains("no recordings key"), "{error}");
     }
 }
