@@ -752,6 +752,8 @@ async fn start_driver(
             .clone()
             .or_else(|| account.and_then(|a| a.tls_client_key.clone())),
         server_name,
+        pinned_sha256: None,
+        peer: crate::driver::tls::TlsPeer::Server,
     };
     let server = match (tls.tls_listen, &tls.tls_cert, &tls.tls_key) {
         (Some(listen), Some(certificate), Some(key)) => Some(TlsServerSettings {

@@ -724,7 +724,12 @@ async fn connect(
                             TLS_HANDSHAKE_TIMEOUT.as_secs()
                         )
                     })?
-                    .map_err(|e| format!("TLS handshake with {name} failed: {e}"))?;
+                    .map_err(|e| {
+                        format!(
+                            "TLS handshake with {name} failed: {}",
+                            tls::handshake_failure(&e)
+                        )
+                    })?;
             Ok(spawn_stream(stream, destination, notes))
         }
         _ => Ok(spawn_stream(tcp, destination, notes)),

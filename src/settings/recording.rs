@@ -40,6 +40,9 @@ pub struct RecordingSettings {
     pub tls_ca_file: Option<PathBuf>,
     pub tls_client_certificate: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
+    /// Accept the recorder's certificate by its SHA-256 fingerprint alone (for a recorder
+    /// with a self-signed certificate) instead of checking who issued it.
+    pub tls_certificate_sha256: Option<String>,
     /// `[recording.notice]`: telling the far end by ear.
     pub notice: NoticeSettings,
     /// The built-in recorder deletes recordings older than this many days; absent: kept.
@@ -187,6 +190,7 @@ impl Default for RecordingSettings {
             tls_ca_file: None,
             tls_client_certificate: None,
             tls_client_key: None,
+            tls_certificate_sha256: None,
             notice: NoticeSettings::default(),
             keep_days: None,
             encrypt: true,
@@ -208,7 +212,7 @@ pub struct Recording {
     pub credentials: Option<Credentials>,
     pub allow_recorders: Vec<IpAddr>,
     pub honour_preference: bool,
-    /// TLS towards the recorder, when any of its files is set.
+    /// TLS towards the recorder, when any of its files or the pin is set.
     pub tls: Option<RecorderTls>,
     /// Where the built-in recorder writes (None: no folder could be found).
     pub folder: Option<PathBuf>,
@@ -225,12 +229,13 @@ pub fn default_recordings_folder() -> Option<PathBuf> {
         .map(|dirs| dirs.data_dir().join("recordings"))
 }
 
-/// The files for TLS towards the recorder.
+/// How TLS towards the recorder is set up: its files, and the pinned certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecorderTls {
     pub ca_file: Option<PathBuf>,
     pub client_certificate: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    pub pinned_sha256: Option<crate::driver::tls::Sha256Fingerprint>,
 }
 
 impl RecorderTls {
@@ -242,6 +247,8 @@ impl RecorderTls {
             client_certificate: self.client_certificate.clone(),
             client_key: self.client_key.clone(),
             server_name: None,
+            pinned_sha256: self.pinned_sha256,
+            peer: crate::driver::tls::TlsPeer::Recorder,
         }
     }
 }
@@ -309,11 +316,30 @@ impl RecordingSettings {
                 "recording.tls_client_certificate and recording.tls_client_key go together".into(),
             );
         }
-        let any_tls = self.tls_ca_file.is_some() || self.tls_client_certificate.is_some();
+        let pinned_sha256 = self
+            .tls_certificate_sha256
+            .as_deref()
+            .map(|text| {
+                crate::driver::tls::Sha256Fingerprint::parse(text)
+                    .map_err(|e| format!("recording.tls_certificate_sha256: {e}"))
+            })
+            .transpose()?;
+        if pinned_sha256.is_some() && self.tls_ca_file.is_some() {
+            // The pin replaces the CA check; a CA file beside it would be silently unused.
+            return Err(
+                "recording.tls_certificate_sha256: a pinned certificate needs no CA; leave \
+                 tls_ca_file out"
+                    .into(),
+            );
+        }
+        let any_tls = self.tls_ca_file.is_some()
+            || self.tls_client_certificate.is_some()
+            || pinned_sha256.is_some();
         let tls = any_tls.then(|| RecorderTls {
             ca_file: self.tls_ca_file.clone(),
             client_certificate: self.tls_client_certificate.clone(),
             client_key: self.tls_client_key.clone(),
+            pinned_sha256,
         });
         if self
             .folder
@@ -421,6 +447,56 @@ mod tests {
         assert!(err.starts_with("recording.tls_ca_file"), "{err}");
         let err = with(None, Some(&ca)).unwrap_err();
         assert!(err.contains("go together"), "{err}");
+    }
+
+    #[test]
+    fn a_pinned_recorder_certificate_reaches_the_driver_and_a_bad_pin_names_its_key() {
+        let colons = (0..32)
+            .map(|i| format!("{:02x}", i * 7))
+            .collect::<Vec<_>>();
+        let pinned = |text: &str| {
+            RecordingSettings {
+                tls_certificate_sha256: Some(text.to_owned()),
+                ..Default::default()
+            }
+            .validate()
+        };
+        let tls = pinned(&colons.join(":")).unwrap().tls.unwrap();
+        let driver = tls.driver_settings();
+        assert_eq!(driver.peer, crate::driver::tls::TlsPeer::Recorder);
+        assert_eq!(
+            driver.pinned_sha256.map(|pin| pin.to_string()),
+            Some(colons.join(":").to_ascii_uppercase())
+        );
+        assert_eq!(
+            pinned(&colons.concat()).unwrap().tls.unwrap().pinned_sha256,
+            tls.pinned_sha256
+        );
+        for bad in ["", "AB:CD", &colons.concat()[1..], "zz".repeat(32).as_str()] {
+            let err = pinned(bad).unwrap_err();
+            assert!(
+                err.starts_with("recording.tls_certificate_sha256:") && err.contains("64 hex"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pin_and_a_ca_file_together_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-").unwrap();
+        let err = RecordingSettings {
+            tls_certificate_sha256: Some("ab".repeat(32)),
+            tls_ca_file: Some(ca),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.starts_with("recording.tls_certificate_sha256:") && err.contains("tls_ca_file"),
+            "{err}"
+        );
     }
 
     #[test]

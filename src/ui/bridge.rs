@@ -297,6 +297,8 @@ async fn run(
             client_certificate: account.tls_client_certificate.clone(),
             client_key: account.tls_client_key.clone(),
             server_name: None,
+            pinned_sha256: None,
+            peer: crate::driver::tls::TlsPeer::Server,
         });
     let mut handle = match driver::start(
         config.engine.clone(),

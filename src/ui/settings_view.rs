@@ -38,6 +38,8 @@ pub(super) struct SettingsEditor {
     recorder_ca: String,
     recorder_certificate: String,
     recorder_key: String,
+    /// The recorder's certificate fingerprint, pinned (empty: checked by its CA).
+    recorder_pin: String,
     /// Why the last Save was refused; it starts with the field's name (`account.uri: ...`),
     /// so it is drawn under that field.
     error: Option<String>,
@@ -222,6 +224,7 @@ impl SettingsEditor {
             recorder_ca: path_text(&recording.tls_ca_file),
             recorder_certificate: path_text(&recording.tls_client_certificate),
             recorder_key: path_text(&recording.tls_client_key),
+            recorder_pin: text(&recording.tls_certificate_sha256),
             path,
             base,
             error: None,
@@ -284,6 +287,7 @@ impl SettingsEditor {
         recording.tls_ca_file = optional(&self.recorder_ca).map(Into::into);
         recording.tls_client_certificate = optional(&self.recorder_certificate).map(Into::into);
         recording.tls_client_key = optional(&self.recorder_key).map(Into::into);
+        recording.tls_certificate_sha256 = optional(&self.recorder_pin);
         // The announcement file is read now, so a bad one is refused here, not at the next call.
         recording.validate()?.notice.load()?;
         Ok(settings)
@@ -441,9 +445,16 @@ impl SettingsEditor {
             "PEM, with the certificate",
             error_for(&error, "recording.tls_client_key"),
         );
+        changed |= field(
+            ui,
+            "Recorder certificate SHA-256",
+            &mut self.recorder_pin,
+            "AB:CD:…, pins a self-signed certificate; empty: checked by its CA",
+            error_for(&error, "recording.tls_certificate_sha256"),
+        );
         ui.label(
             RichText::new(
-                "The folder, encryption and the TLS files are used from the next start; sips: or \
+                "The folder, encryption and the TLS settings are used from the next start; sips: or \
                  ;transport=tls in the URI selects TLS",
             )
             .small(),
