@@ -11,7 +11,7 @@ use super::{
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
 use crate::sip::auth::{DigestSession, challenge_in};
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, DialogSecurity, LEAVES_TLS_PHRASE, LeavesTls, UasDialogError};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::transaction::{TxKey, response_destination};
 use crate::sip::transport::Destination;
@@ -205,8 +205,13 @@ impl Engine {
                 .map(|r| format!("<{}>", r.clone().with_param("lr", None)))
                 .collect(),
             local_contact: self.contact_for(request.destination.transport, &user),
+            security: DialogSecurity::of(&request.target, request.destination.transport),
         };
-        let offer_answer = self.new_offer_answer(request.media_port);
+        let srtp = self.srtp_policy_towards(request.destination);
+        let offer_answer = self.new_offer_answer(
+            request.media_port,
+            *srtp.as_ref().unwrap_or(&SrtpPolicy::Off),
+        );
         let mut call = Call::new(
             Role::Caller,
             CallState::Calling,
@@ -221,6 +226,10 @@ impl Engine {
             call: id,
             state: CallState::Calling,
         });
+        if let Err(reason) = srtp {
+            self.end_call(id, None, &reason, Party::Local);
+            return;
+        }
         match request.record {
             Some(start) if start.request.mandatory => {
                 // The INVITE waits until the recording is up (or the call is refused).
@@ -265,14 +274,29 @@ impl Engine {
         }
     }
 
-    fn new_offer_answer(&mut self, media_port: u16) -> OfferAnswer {
-        let key = match self.config.srtp {
+    /// The SRTP policy for a call whose signalling goes through `hop`. SDES puts the keys in
+    /// the SDP, so a hop anyone else can read gets no keys: SRTP is dropped where it is
+    /// optional, and the call refused where it is mandatory.
+    fn srtp_policy_towards(&self, hop: Destination) -> Result<SrtpPolicy, String> {
+        match self.config.srtp {
+            _ if hop.is_confidential() => Ok(self.config.srtp),
+            SrtpPolicy::Mandatory => Err(format!(
+                "SRTP is mandatory, but its keys would travel in the clear over {} to {}: \
+                 use TLS (a sips: URI or transport tls)",
+                hop.transport, hop.address
+            )),
+            _ => Ok(SrtpPolicy::Off),
+        }
+    }
+
+    fn new_offer_answer(&mut self, media_port: u16, srtp: SrtpPolicy) -> OfferAnswer {
+        let key = match srtp {
             SrtpPolicy::Off => None,
             _ => self.config.key_source.key_salt(),
         };
         let mut caps =
             LocalCapabilities::new(self.local_ip(), media_port, self.config.codecs.clone());
-        caps.srtp = self.config.srtp;
+        caps.srtp = srtp;
         caps.srtp_key_salt = key;
         // RFC 4566 suggests an NTP timestamp for the session id; a random one serves the same
         // purpose (uniqueness) without a clock.
@@ -335,7 +359,8 @@ impl Engine {
             101..=199 => {
                 call.provisional_received = true;
                 if response.to_header().is_ok_and(|t| t.tag().is_some()) {
-                    call.dialog.establish_as_uac(&response);
+                    // A target that would leave TLS is not taken; the 2xx decides the call.
+                    let _ = call.dialog.establish_as_uac(&response);
                 }
                 if call.cancel_when_possible {
                     self.send_cancel(id);
@@ -381,7 +406,7 @@ impl Engine {
             }
             return;
         }
-        call.dialog.establish_as_uac(&response);
+        let leaves_tls = call.dialog.establish_as_uac(&response).err();
         call.peer_allows_update = response.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = response.headers.has_token("Supported", "record-aware");
         call.connected = true;
@@ -406,6 +431,10 @@ impl Engine {
         };
         let destination = self.next_hop(id);
         self.send_ack(id, ack, destination, false);
+        if let Some(error) = leaves_tls {
+            self.end_call_leaving_tls(id, &error);
+            return;
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -646,6 +675,17 @@ impl Engine {
         self.end_call(id, None, &text, Party::Local);
     }
 
+    /// The far end asked to move the call off TLS: the call ends, its BYE still over TLS.
+    fn end_call_leaving_tls(&mut self, id: CallId, error: &LeavesTls) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.bye_text = Some(format!(
+                "the far end would move the call off TLS ({}), so it was ended",
+                error.uri
+            ));
+        }
+        self.send_bye(id);
+    }
+
     /// The far end took the call over to the transfer target: our part ends.
     pub(super) fn hang_up_transferred(&mut self, id: CallId) {
         if let Some(call) = self.calls.get_mut(&id) {
@@ -739,6 +779,12 @@ impl Engine {
         let Some(local_tag) = from.tag().map(str::to_owned) else {
             return;
         };
+        // Our own top Via says how the INVITE went out; a TLS one keeps the orphan on TLS.
+        let sent_over = response
+            .top_via()
+            .ok()
+            .and_then(|via| crate::sip::Transport::from_token(&via.transport))
+            .unwrap_or(crate::sip::Transport::Udp);
         let mut dialog = Dialog {
             call_id: call_id.to_owned(),
             local_tag,
@@ -750,9 +796,11 @@ impl Engine {
             remote_target: to.uri.clone(),
             route_set: Vec::new(),
             local_contact: String::new(),
+            security: DialogSecurity::of(&to.uri, sent_over),
         };
-        dialog.establish_as_uac(response);
-        let Some(destination) = dialog.next_hop(crate::sip::Transport::Udp) else {
+        // A target that would leave TLS is not taken: the ACK and BYE go to the To URI.
+        let _ = dialog.establish_as_uac(response);
+        let Some(destination) = dialog.next_hop(sent_over) else {
             return;
         };
         let mut ack = dialog.request_with_cseq(Method::Ack, dialog.local_cseq);
@@ -849,6 +897,16 @@ impl Engine {
             self.respond(&key, &request, 406, None);
             return;
         }
+        let srtp = match self.srtp_policy_towards(source) {
+            Ok(srtp) => srtp,
+            Err(reason) => {
+                tracing::warn!(%reason, "incoming call refused");
+                let tag = self.rng.token(8);
+                let response = request.response(488, super::SDES_NEEDS_TLS_PHRASE, Some(&tag));
+                self.send_response(&key, response);
+                return;
+            }
+        };
         let remote_offer = if request.body.is_empty() {
             None
         } else {
@@ -862,7 +920,7 @@ impl Engine {
             match SessionDescription::parse(&String::from_utf8_lossy(&request.body)) {
                 Ok(offer) => {
                     // Refuse at once what could never be answered, rather than ring the user.
-                    let mut probe = self.new_offer_answer(9);
+                    let mut probe = self.new_offer_answer(9, srtp);
                     if let Err(error) = probe.receive_offer(&offer, Direction::SendRecv) {
                         let tag = self.rng.token(8);
                         let response =
@@ -881,40 +939,34 @@ impl Engine {
             }
         };
         let local_tag = self.rng.token(10);
-        let mut local_uri = to.clone();
-        local_uri.params.clear();
-        let mut remote_uri = from.clone();
-        remote_uri.params.clear();
-        let remote_target = request
-            .contacts()
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.uri)
-            .unwrap_or_else(|| from.uri.clone());
         let user = to
             .uri
             .user
             .clone()
             .unwrap_or_else(|| self.config.contact_user.clone());
-        let dialog = Dialog {
-            call_id,
-            local_tag: local_tag.clone(),
-            remote_tag: from.tag().map(str::to_owned),
-            local_uri,
-            remote_uri,
-            local_cseq: 0,
-            remote_cseq: request.cseq().ok().map(|c| c.number),
-            remote_target,
-            route_set: request
-                .headers
-                .list("Record-Route")
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            local_contact: self.contact_for(source.transport, &user),
+        let contact = self.contact_for(source.transport, &user);
+        let mut dialog = match Dialog::from_request_as_uas(
+            &request,
+            local_tag.clone(),
+            contact,
+            source.transport,
+        ) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                let phrase = match error {
+                    UasDialogError::Malformed => "Missing From, To or Call-ID",
+                    UasDialogError::LeavesTls(_) => LEAVES_TLS_PHRASE,
+                };
+                let response = request.response(400, phrase, Some(&local_tag));
+                self.send_response(&key, response);
+                return;
+            }
         };
+        // Identities are shown and recorded without their header parameters.
+        dialog.local_uri.params.clear();
+        dialog.remote_uri.params.clear();
         let id = CallId::new();
-        let offer_answer = self.new_offer_answer(9);
+        let offer_answer = self.new_offer_answer(9, srtp);
         let mut call = Call::new(
             Role::Callee,
             CallState::Incoming,
@@ -944,7 +996,12 @@ impl Engine {
     }
 
     pub(super) fn answer(&mut self, id: CallId, media_port: u16) {
-        let mut offer_answer = self.new_offer_answer(media_port);
+        let Some(hop) = self.calls.get(&id).map(|c| c.first_hop) else {
+            return;
+        };
+        // The caller's hop was judged when its INVITE came; a refusal then never rang.
+        let srtp = self.srtp_policy_towards(hop).unwrap_or(SrtpPolicy::Off);
+        let mut offer_answer = self.new_offer_answer(media_port, srtp);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1150,7 +1207,12 @@ impl Engine {
             self.respond(&key, &request, 491, Some(&tag));
             return;
         }
-        call.dialog.refresh_target(&request);
+        if call.dialog.refresh_target(&request).is_err() {
+            // Taking the new target would send the call's next requests in the clear.
+            let response = request.response(400, LEAVES_TLS_PHRASE, Some(&tag));
+            self.send_response(&key, response);
+            return;
+        }
         let wish = if call.local_hold {
             Direction::SendOnly
         } else {
@@ -1223,7 +1285,12 @@ impl Engine {
             self.respond(&key, &request, 500, Some(&tag));
             return;
         }
-        call.dialog.refresh_target(&request);
+        if call.dialog.refresh_target(&request).is_err() {
+            // Taking the new target would send the call's next requests in the clear.
+            let response = request.response(400, LEAVES_TLS_PHRASE, Some(&tag));
+            self.send_response(&key, response);
+            return;
+        }
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers
             .push("Contact", call.dialog.local_contact.clone());
@@ -1414,7 +1481,7 @@ impl Engine {
         };
         match status {
             200..=299 => {
-                call.dialog.refresh_target(&response);
+                let leaves_tls = call.dialog.refresh_target(&response).err();
                 let cseq = response
                     .cseq()
                     .map(|c| c.number)
@@ -1451,6 +1518,10 @@ impl Engine {
                 if with_ack {
                     let destination = self.next_hop(id);
                     self.send_ack(id, ack, destination, true);
+                }
+                if let Some(error) = leaves_tls {
+                    self.end_call_leaving_tls(id, &error);
+                    return;
                 }
                 match result {
                     Ok(negotiated) => {

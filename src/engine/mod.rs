@@ -557,6 +557,9 @@ pub struct Engine {
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
 const ACCEPT: &str = "application/sdp";
+/// The reason phrase for refusing an offer whose answer would put our SRTP keys (SDES) on a
+/// hop that is neither TLS nor loopback.
+const SDES_NEEDS_TLS_PHRASE: &str = "SRTP Keys Need TLS";
 
 impl Engine {
     pub fn new(config: EngineConfig, now: Instant) -> Engine {
@@ -1377,3 +1380,6 @@ fn owner_span(owner: Option<TxOwner>) -> tracing::Span {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod secure_signalling_tests;

@@ -9,7 +9,7 @@ use crate::recording::metadata;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::Direction;
 use crate::sip::auth::{Credentials, DigestSession, challenge_in};
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
 use crate::sip::transport::Destination;
@@ -68,6 +68,7 @@ impl Engine {
             remote_target: request.srs.clone(),
             route_set: Vec::new(),
             local_contact: contact,
+            security: DialogSecurity::of(&request.srs, request.destination.transport),
         };
         let session_id = self.rng.next_u64() >> 2;
         let (codecs, telephone_event) = self.recording_codecs(check, Default::default());
@@ -255,7 +256,8 @@ impl Engine {
         let Some(state) = self.recorder_checks.get_mut(&check) else {
             return String::new();
         };
-        state.dialog.establish_as_uac(response);
+        // The answer would take the session off TLS: it is still ACKed and ended, over TLS.
+        let leaves_tls = state.dialog.establish_as_uac(response).err();
         let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
         let mut ack = state.dialog.request_with_cseq(Method::Ack, cseq);
         if let (Some(via), Some(destination)) = (via, destination) {
@@ -263,6 +265,13 @@ impl Engine {
             let bytes = ack.to_bytes();
             state.ack = Some(bytes.clone());
             self.transmits.push_back((destination, bytes));
+        }
+        if let Some(error) = leaves_tls {
+            return format!(
+                "test recording session refused here: the recorder's answer names {}, \
+                 which is not TLS; a recording would send its SRTP keys in the clear",
+                error.uri
+            );
         }
         let Some(state) = self.recorder_checks.get(&check) else {
             return String::new();

@@ -4,11 +4,11 @@
 //! (binding the recording's port) or refuses, and the session records the call in progress.
 
 use super::recording::{AdoptedSession, RecordingMode, RecordingRequest};
-use super::{CallId, CallState, Engine, Event};
+use super::{CallId, CallState, Engine, Event, SDES_NEEDS_TLS_PHRASE};
 use crate::media::srtp::SrtpPolicy;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::{Direction, SessionDescription};
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, LEAVES_TLS_PHRASE, UasDialogError};
 use crate::sip::message::{Message, reason_phrase};
 use crate::sip::multipart;
 use crate::sip::transaction::TxKey;
@@ -131,13 +131,21 @@ impl Engine {
             .is_some_and(|n| n.srtp.is_some());
         let offered = offer_in(&request);
         let streams = offered.as_ref().map_or(2, |sdp| sdp.media.len()).max(1);
-        let secure = call_srtp
-            || self.config.srtp != SrtpPolicy::Off
-            || offered.as_ref().is_some_and(|sdp| {
-                sdp.media
-                    .iter()
-                    .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"))
-            });
+        let offered_srtp = offered.as_ref().is_some_and(|sdp| {
+            sdp.media
+                .iter()
+                .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"))
+        });
+        let needs_srtp = call_srtp || offered_srtp || self.config.srtp == SrtpPolicy::Mandatory;
+        let secure = if source.is_confidential() {
+            needs_srtp || self.config.srtp != SrtpPolicy::Off
+        } else if needs_srtp {
+            // Our keys would go back in the clear, for anyone on the path to decrypt.
+            self.refuse_recorder_invite(&key, &request, 488, SDES_NEEDS_TLS_PHRASE);
+            return;
+        } else {
+            false
+        };
         let mut keys = Vec::new();
         if secure {
             for _ in 0..streams {
@@ -183,11 +191,21 @@ impl Engine {
         Self::set_record_labels(&mut record, description.labels.clone(), ids);
         let user = record_user(&request).unwrap_or_else(|| self.config.contact_user.clone());
         let contact = format!("{};+sip.src", self.contact_for(source.transport, &user));
-        let Some(dialog) =
-            Dialog::from_request_as_uas(&request, self.rng.token(10), contact.clone())
-        else {
-            self.refuse_recorder_invite(&key, &request, 400, "Missing From, To or Call-ID");
-            return;
+        let dialog = match Dialog::from_request_as_uas(
+            &request,
+            self.rng.token(10),
+            contact.clone(),
+            source.transport,
+        ) {
+            Ok(dialog) => dialog,
+            Err(UasDialogError::Malformed) => {
+                self.refuse_recorder_invite(&key, &request, 400, "Missing From, To or Call-ID");
+                return;
+            }
+            Err(UasDialogError::LeavesTls(_)) => {
+                self.refuse_recorder_invite(&key, &request, 400, LEAVES_TLS_PHRASE);
+                return;
+            }
         };
         let srs = request
             .from_header()

@@ -14,7 +14,7 @@ use crate::recording::rs_sdp::{self, AnsweredStream, RsOffer};
 use crate::recording::transcoder::{PcmSource, Transcoder, TranscoderSetup};
 use crate::sdp::{Direction, PayloadFormat, SessionDescription};
 use crate::sip::auth::{Credentials, DigestSession, challenge_in};
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
 use crate::sip::transaction::TxKey;
@@ -322,6 +322,23 @@ impl Engine {
             RecordingMode::Separate => vec!["1".into(), "2".into()],
             RecordingMode::Mixed => vec!["1".into()],
         };
+        if (call_srtp || request.srtp) && !request.destination.is_confidential() {
+            let why = if call_srtp {
+                "the call is encrypted (SRTP)"
+            } else {
+                "the recording must be encrypted (SRTP)"
+            };
+            self.attempt_failed(
+                call,
+                media_id,
+                format!(
+                    "{why}, but the recorder is reached over {} at {}, where its SRTP keys \
+                     would travel in the clear: use a sips: recorder URI",
+                    request.destination.transport, request.destination.address
+                ),
+            );
+            return;
+        }
         let keys = if call_srtp || request.srtp {
             // Never the call's keys: fresh ones for each recording stream (RFC 7866 12.2).
             let mut keys = Vec::new();
@@ -329,7 +346,7 @@ impl Engine {
                 match self.config.key_source.key_salt() {
                     Some(key) => keys.push(key),
                     None => {
-                        self.recording_failed(call, "no randomness for SRTP keys".into());
+                        self.attempt_failed(call, media_id, "no randomness for SRTP keys".into());
                         return;
                     }
                 }
@@ -382,6 +399,7 @@ impl Engine {
             remote_target: request.srs.clone(),
             route_set: Vec::new(),
             local_contact: contact,
+            security: DialogSecurity::of(&request.srs, request.destination.transport),
         };
         let xml = self.metadata_snapshot(call);
         let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
@@ -628,7 +646,7 @@ impl Engine {
                 }
             }
             200..=299 => {
-                recording.dialog.establish_as_uac(&response);
+                let leaves_tls = recording.dialog.establish_as_uac(&response).err();
                 recording.connected = true;
                 let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
                 let ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
@@ -641,6 +659,20 @@ impl Engine {
                     if let Some(r) = self.recordings.get_mut(&call) {
                         r.ack = Some((destination, bytes));
                     }
+                }
+                if let Some(error) = leaves_tls {
+                    // Pause, resume and metadata re-INVITEs would carry the streams' SRTP keys
+                    // in the clear: the session ends here, its BYE over TLS like its ACK.
+                    self.stop_recording_dialog(call);
+                    self.recording_failed(
+                        call,
+                        format!(
+                            "the recorder would move the recording session off TLS ({}), \
+                             so it was ended",
+                            error.uri
+                        ),
+                    );
+                    return;
                 }
                 match answer_sdp(&response).and_then(|answer| {
                     let offer = &self.recordings.get(&call)?.offer;
@@ -1252,18 +1284,24 @@ impl Engine {
     }
 
     pub(super) fn recording_failed(&mut self, call: CallId, reason: String) {
-        if let Some(media) = self.media.get_mut(&call) {
-            media.session.set_tapping(false);
-        }
         let Some(recording) = self.recordings.remove(&call) else {
             return;
         };
+        self.attempt_failed(call, recording.media_id, reason);
+    }
+
+    /// An attempt at recording the call failed, before or after its INVITE left: retry,
+    /// fail over, open a gap or give up, as the plan says.
+    fn attempt_failed(&mut self, call: CallId, media_id: CallId, reason: String) {
+        if let Some(media) = self.media.get_mut(&call) {
+            media.session.set_tapping(false);
+        }
         let call_goes_on = self.calls.contains_key(&call);
         let now = metadata::format_time(self.wall_clock());
         let retry = |plan: &&mut RetryPlan| call_goes_on && !plan.recorder_initiated;
         let Some(plan) = self.recording_plans.get_mut(&call).filter(retry) else {
             self.recording_plans.remove(&call);
-            self.recording_event(call, recording.media_id, RecordingState::Failed { reason });
+            self.recording_event(call, media_id, RecordingState::Failed { reason });
             return;
         };
         if plan.gate.is_some() {
@@ -1278,7 +1316,7 @@ impl Engine {
             self.recording_plans.remove(&call);
             self.recording_event(
                 call,
-                recording.media_id,
+                media_id,
                 RecordingState::Failed {
                     reason: reason.clone(),
                 },
@@ -1316,7 +1354,7 @@ impl Engine {
         self.set_timer(at, Timer::RecordingRetry(call));
         self.recording_event(
             call,
-            recording.media_id,
+            media_id,
             RecordingState::Retrying {
                 reason,
                 attempt,

@@ -68,6 +68,12 @@ impl Destination {
     pub fn new(transport: Transport, address: SocketAddr) -> Destination {
         Destination { transport, address }
     }
+
+    /// Whether what is sent here is seen by nobody but the peer: over TLS, or over loopback,
+    /// which never leaves this machine. SRTP keys (SDES) travel in SDP only on such a hop.
+    pub fn is_confidential(&self) -> bool {
+        self.transport == Transport::Tls || self.address.ip().is_loopback()
+    }
 }
 
 impl fmt::Display for Destination {

@@ -13,7 +13,7 @@ use crate::media::codec::CodecKind;
 use crate::media::srtp::{CryptoAttribute, CryptoSuite, KEY_SALT_LEN};
 use crate::recording::metadata::{self, Metadata};
 use crate::sdp::{Attribute, Direction, MediaDescription, Origin, SessionDescription};
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, LEAVES_TLS_PHRASE, UasDialogError};
 use crate::sip::message::{Message, Method};
 use crate::sip::multipart;
 use crate::sip::transaction::{TimerConfig, TransactionLayer, Transmit, TxEvent, TxKey};
@@ -536,8 +536,14 @@ impl Recorder {
         let local_tag = format!("srs{:x}", resources.token());
         let contact = format!("<{}>", self.contact(source.transport));
         let result = validate_invite(request).and_then(|offer| {
-            let dialog = Dialog::from_request_as_uas(request, local_tag.clone(), contact)
-                .ok_or_else(|| refuse(400, "Missing From, To or Call-ID".to_owned()))?;
+            let dialog =
+                Dialog::from_request_as_uas(request, local_tag.clone(), contact, source.transport)
+                    .map_err(|error| match error {
+                        UasDialogError::Malformed => {
+                            refuse(400, "Missing From, To or Call-ID".to_owned())
+                        }
+                        UasDialogError::LeavesTls(_) => refuse(400, LEAVES_TLS_PHRASE.to_owned()),
+                    })?;
             self.accept(offer, dialog, source, resources)
         });
         match result {

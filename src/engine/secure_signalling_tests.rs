@@ -1,0 +1,346 @@
+//! What may travel where: SRTP keys (SDES) only on a confidential hop, and a dialog set up
+//! over TLS never sends anything off it. One engine, with the far end and the recorder
+//! written by the test on documentation addresses, so "not loopback" is real to the engine.
+
+use core::time::Duration;
+
+use super::*;
+use crate::media::srtp::SrtpPolicy;
+
+const LOCAL: &str = "192.0.2.10";
+const FAR_TLS: &str = "192.0.2.1:5061";
+const FAR_UDP: &str = "192.0.2.1:5060";
+const RECORDER_TCP: &str = "192.0.2.7:5060";
+const FAR_KEY: &str = "dGxzLWRpYWxvZy10ZXN0LWtleS1vZi0zMC1ieXRl";
+
+/// One engine and everything it has said, in virtual time.
+struct Phone {
+    engine: Engine,
+    now: Instant,
+    sent: Vec<(Destination, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+impl Phone {
+    fn new(srtp: SrtpPolicy) -> Phone {
+        let now = Instant::now();
+        let listeners = [Transport::Udp, Transport::Tcp, Transport::Tls].map(|transport| {
+            let port = transport.default_port();
+            Destination::new(transport, format!("{LOCAL}:{port}").parse().unwrap())
+        });
+        let engine = Engine::new(
+            EngineConfig {
+                listeners: listeners.to_vec(),
+                srtp,
+                key_source: KeySource::new(|buffer: &mut [u8]| buffer.fill(7)),
+                seed: 3,
+                ..EngineConfig::default()
+            },
+            now,
+        );
+        let mut phone = Phone {
+            engine,
+            now,
+            sent: Vec::new(),
+            events: Vec::new(),
+        };
+        phone.drain();
+        phone
+    }
+
+    fn drain(&mut self) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Transmit { destination, data } => self.sent.push((destination, data)),
+                Output::Event(event) => self.events.push(event),
+                Output::Media { .. } | Output::Playback { .. } => {}
+                Output::Timeout(_) => return,
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        self.engine.handle_input(self.now, input);
+        self.drain();
+    }
+
+    fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += Duration::from_millis(100);
+            self.input(Input::Timeout);
+        }
+    }
+
+    fn receive_from_far_end(&mut self, over: Destination, message: &Message) {
+        let data = message.to_bytes();
+        self.input(match over.transport {
+            Transport::Udp => Input::Datagram { source: over, data },
+            _ => Input::Stream { source: over, data },
+        });
+    }
+
+    fn dial(&mut self, target: &str, destination: Destination) -> CallId {
+        let call = CallId::new();
+        self.input(Input::Command(Command::Dial {
+            call,
+            request: DialRequest {
+                target: Uri::parse(target).unwrap(),
+                from: NameAddr::parse("<sip:alice@example.com>").unwrap(),
+                destination,
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: None,
+            },
+        }));
+        call
+    }
+
+    /// The messages sent so far, parsed, with where each went.
+    fn messages(&self) -> Vec<(Destination, Message)> {
+        self.sent
+            .iter()
+            .map(|(d, data)| (*d, Message::parse(data).unwrap()))
+            .collect()
+    }
+
+    fn end_reason(&self, call: CallId) -> Option<String> {
+        self.events.iter().find_map(|e| match e {
+            Event::CallEnded { call: c, reason } if *c == call => Some(reason.text.clone()),
+            _ => None,
+        })
+    }
+}
+
+fn tls(address: &str) -> Destination {
+    Destination::new(Transport::Tls, address.parse().unwrap())
+}
+
+fn udp(address: &str) -> Destination {
+    Destination::new(Transport::Udp, address.parse().unwrap())
+}
+
+fn body(message: &Message) -> String {
+    String::from_utf8_lossy(&message.body).into_owned()
+}
+
+/// The far end's 2xx to `invite`: PCMU, SRTP when offered, `contact` as its Contact.
+fn answer(invite: &Message, contact: &str) -> Message {
+    let mut ok = invite.response(200, "OK", Some("far1"));
+    ok.headers.push("Contact", contact);
+    let offer = body(invite);
+    let (proto, crypto) = if offer.contains("RTP/SAVP") {
+        (
+            "RTP/SAVP",
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{FAR_KEY}\r\n"),
+        )
+    } else {
+        ("RTP/AVP", String::new())
+    };
+    let sdp = format!(
+        "v=0\r\no=far 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 30000 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n{crypto}a=sendrecv\r\n"
+    );
+    ok.set_body("application/sdp", sdp.into_bytes());
+    ok
+}
+
+fn invite_sent(phone: &Phone) -> Message {
+    phone
+        .messages()
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .map(|(_, m)| m)
+        .unwrap()
+}
+
+/// A call to the far end over TLS with mandatory SRTP, answered with `contact`.
+fn tls_call_answered_with(contact: &str) -> (Phone, CallId) {
+    let mut phone = Phone::new(SrtpPolicy::Mandatory);
+    let call = phone.dial(&format!("sips:bob@{FAR_TLS}"), tls(FAR_TLS));
+    let invite = invite_sent(&phone);
+    assert!(
+        body(&invite).contains("inline:"),
+        "SRTP is offered over TLS"
+    );
+    phone.receive_from_far_end(tls(FAR_TLS), &answer(&invite, contact));
+    (phone, call)
+}
+
+#[test]
+fn mandatory_srtp_over_a_plain_hop_is_refused_before_anything_is_sent() {
+    let mut phone = Phone::new(SrtpPolicy::Mandatory);
+    let call = phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
+    assert!(
+        phone.sent.is_empty(),
+        "nothing may leave: {:?}",
+        phone.messages()
+    );
+    let reason = phone.end_reason(call).unwrap();
+    assert!(
+        reason.contains("SRTP is mandatory") && reason.contains("in the clear over udp"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn optional_srtp_offers_keys_over_tls_and_none_over_a_plain_hop() {
+    let mut phone = Phone::new(SrtpPolicy::Optional);
+    phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
+    let offer = body(&invite_sent(&phone));
+    assert!(!offer.contains("a=crypto"), "{offer}");
+    assert!(offer.contains("RTP/AVP"), "{offer}");
+    let mut phone = Phone::new(SrtpPolicy::Optional);
+    phone.dial(&format!("sip:bob@{FAR_TLS};transport=tls"), tls(FAR_TLS));
+    assert!(body(&invite_sent(&phone)).contains("a=crypto:"));
+}
+
+#[test]
+fn an_incoming_call_that_would_need_keys_on_a_plain_hop_is_refused_with_488() {
+    let mut phone = Phone::new(SrtpPolicy::Mandatory);
+    let invite = format!(
+        "INVITE sip:alice@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKin1\r\nMax-Forwards: 70\r\nFrom: <sip:bob@192.0.2.1>;tag=b1\r\nTo: <sip:alice@{LOCAL}>\r\nCall-ID: in1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.0.2.1:5060>\r\nContent-Length: 0\r\n\r\n"
+    );
+    phone.input(Input::Datagram {
+        source: udp(FAR_UDP),
+        data: invite.into_bytes(),
+    });
+    let refusal = phone
+        .messages()
+        .into_iter()
+        .find_map(|(_, m)| m.status().filter(|s| *s >= 200).map(|s| (s, m)))
+        .unwrap();
+    assert_eq!(refusal.0, 488);
+    assert_eq!(refusal.1.reason(), Some("SRTP Keys Need TLS"));
+    assert!(
+        !phone
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::IncomingCall { .. })),
+        "the phone must not ring for a call it cannot take"
+    );
+}
+
+#[test]
+fn an_answer_that_would_leave_tls_is_acked_and_ended_over_tls() {
+    let (mut phone, call) = tls_call_answered_with("<sip:bob@192.0.2.1:5060;transport=tcp>");
+    let reason = phone.end_reason(call);
+    assert!(reason.is_none(), "the BYE is still out: {reason:?}");
+    let sent = phone.messages();
+    let ack = sent
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Ack))
+        .unwrap();
+    let (bye_to, bye) = sent
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Bye))
+        .unwrap();
+    assert_eq!(ack.0, tls(FAR_TLS));
+    assert_eq!(*bye_to, tls(FAR_TLS));
+    phone.receive_from_far_end(tls(FAR_TLS), &bye.response(200, "OK", None));
+    let reason = phone.end_reason(call).unwrap();
+    assert!(reason.contains("would move the call off TLS"), "{reason}");
+    assert!(
+        phone.sent.iter().all(|(d, _)| *d == tls(FAR_TLS)),
+        "everything went over TLS to the far end: {:?}",
+        phone.sent.iter().map(|(d, _)| d).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_target_refresh_that_would_leave_tls_is_refused_and_the_call_goes_on() {
+    let (mut phone, call) = tls_call_answered_with("<sips:bob@192.0.2.1:5061>");
+    let invite = invite_sent(&phone);
+    let reinvite = format!(
+        "INVITE sips:alice@{LOCAL}:5061 SIP/2.0\r\nVia: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bKre1\r\nMax-Forwards: 70\r\nFrom: {};tag=far1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 INVITE\r\nContact: <sip:bob@192.0.2.1:5060;transport=udp>\r\nContent-Length: 0\r\n\r\n",
+        invite.headers.get("To").unwrap(),
+        invite.headers.get("From").unwrap(),
+        invite.call_id().unwrap(),
+    );
+    phone.sent.clear();
+    phone.input(Input::Stream {
+        source: tls(FAR_TLS),
+        data: reinvite.into_bytes(),
+    });
+    let (to, refusal) = phone
+        .messages()
+        .into_iter()
+        .find(|(_, m)| m.status().is_some_and(|s| s >= 200))
+        .unwrap();
+    assert_eq!(to, tls(FAR_TLS));
+    assert_eq!(refusal.status(), Some(400));
+    assert_eq!(refusal.reason(), Some("Contact Would Leave TLS"));
+    phone.input(Input::Command(Command::Hangup { call }));
+    let (bye_to, bye) = phone.messages().into_iter().last().unwrap();
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    assert_eq!(bye_to, tls(FAR_TLS), "the dialog kept its TLS target");
+}
+
+#[test]
+fn an_encrypted_call_is_not_recorded_through_a_plain_hop() {
+    let (mut phone, call) = tls_call_answered_with("<sips:bob@192.0.2.1:5061>");
+    phone.run_for(Duration::from_millis(200));
+    let recorder = udp(RECORDER_TCP);
+    let recorder = Destination::new(Transport::Tcp, recorder.address);
+    phone.input(Input::Command(Command::StartRecording {
+        call,
+        recording: CallId::new(),
+        request: RecordingRequest {
+            srs: Uri::parse(&format!("sip:srs@{RECORDER_TCP};transport=tcp")).unwrap(),
+            destination: recorder,
+            media_port: 42000,
+            secondary: None,
+            mandatory: false,
+            mode: RecordingMode::Separate,
+            srtp: false,
+            credentials: None,
+        },
+    }));
+    assert!(
+        phone.sent.iter().all(|(d, _)| *d != recorder),
+        "nothing may go to the recorder"
+    );
+    let reason = phone
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Recording {
+                state: RecordingState::Retrying { reason, .. },
+                ..
+            } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason.contains("the call is encrypted") && reason.contains("sips:"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_tls_account_registers_a_sips_contact_over_tls() {
+    let mut phone = Phone::new(SrtpPolicy::Optional);
+    let registrar = tls(FAR_TLS);
+    phone.input(Input::Command(Command::Register {
+        account: AccountId(1),
+        config: AccountConfig {
+            aor: NameAddr::parse("<sip:alice@example.com>").unwrap(),
+            registrar: Uri::parse("sip:example.com;transport=tls").unwrap(),
+            destination: registrar,
+            credentials: None,
+            expires: 600,
+            route: None,
+        },
+    }));
+    let (to, register) = phone.messages().into_iter().next().unwrap();
+    assert_eq!(to, registrar);
+    let contact = register.headers.get("Contact").unwrap();
+    assert!(contact.starts_with("<sips:"), "{contact}");
+    assert!(
+        register
+            .headers
+            .get("Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TLS")
+    );
+}
