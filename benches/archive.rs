@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use verbatim::archive::files::WavWriter;
 use verbatim::archive::key::{KeySource, RecordingsKey};
 use verbatim::archive::sealed::Sealing;
 use verbatim::archive::session::LabelAudio;
-use verbatim::srs::files::WavWriter;
 
 const SECONDS: usize = 60;
 

@@ -54,7 +54,7 @@ fn the_echo_test_plays_back_what_it_hears_a_second_later_and_records() {
     );
     // The recording of the call is in the built-in recorder's folder.
     let recordings = data.join("verbatim/recordings");
-    let folders = verbatim::srs::session_folders(&recordings);
+    let folders = verbatim::archive::session::session_folders(&recordings);
     assert_eq!(folders.len(), 1, "{}", caller.report());
     // Encrypted, as every recording is unless the user asks for plain files.
     let summary = verbatim::archive::session::stored(&folders[0], "summary.json").unwrap();
@@ -93,7 +93,7 @@ fn the_built_in_recorder_writes_where_the_settings_say() {
     );
     caller.expect_success(Duration::from_secs(20));
     assert_eq!(
-        verbatim::srs::session_folders(&folder).len(),
+        verbatim::archive::session::session_folders(&folder).len(),
         1,
         "{}",
         caller.report()
@@ -106,7 +106,7 @@ fn the_built_in_recorder_writes_where_the_settings_say() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode =
             |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-        let session = &verbatim::srs::session_folders(&folder)[0];
+        let session = &verbatim::archive::session::session_folders(&folder)[0];
         assert_eq!(mode(&folder), 0o700);
         assert_eq!(mode(session), 0o700);
         let files: Vec<_> = std::fs::read_dir(session)

@@ -75,7 +75,7 @@ fn recorded_call(name: &str, srs_port: u16, seconds: u32) -> (Peer, Peer) {
 }
 
 fn session_folders(dir: &Path) -> Vec<std::path::PathBuf> {
-    verbatim::srs::session_folders(dir)
+    verbatim::archive::session::session_folders(dir)
 }
 
 #[test]

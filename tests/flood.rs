@@ -258,7 +258,7 @@ fn a_sip_flood_is_refused_while_the_recorded_call_and_its_recording_go_on() {
     let received = Audio::read_wav(&heard);
     let gaps = windows_without(&received, flood_from, flood_to, 440.0);
     assert!(gaps.is_empty(), "the phone heard nothing at {gaps:?}");
-    let folders = verbatim::srs::session_folders(recordings.path());
+    let folders = verbatim::archive::session::session_folders(recordings.path());
     assert_eq!(folders.len(), 1, "one recording, never interrupted");
     for (label, frequency) in [("1", 1000.0), ("2", 440.0)] {
         let audio = Audio::read_wav(&find_wav(&folders[0], &format!("label-{label}-")));

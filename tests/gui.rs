@@ -118,7 +118,7 @@ fn call_record_pause_and_resume_from_the_window() {
     far_end.expect_success(Duration::from_secs(20));
     // Dropping the window stops the phone and its recorder, which finishes the files.
     drop(harness);
-    let folders = verbatim::srs::session_folders(recordings.path());
+    let folders = verbatim::archive::session::session_folders(recordings.path());
     assert_eq!(folders.len(), 1, "one recording");
     let summary = read_recorded(&folders[0], "summary.json");
     assert!(summary.contains("\"pauses\""), "{summary}");
@@ -300,7 +300,7 @@ fn recording_settings_are_checked_saved_and_applied() {
     far.expect_success(Duration::from_secs(20));
     srs.stop();
     assert_eq!(
-        verbatim::srs::session_folders(srs_dir.path()).len(),
+        verbatim::archive::session::session_folders(srs_dir.path()).len(),
         1,
         "recorded by the recorder the settings name"
     );
@@ -608,7 +608,7 @@ fn the_echo_test_answers_and_its_call_is_recorded() {
         &mut harness,
         "the recording is there, but playing it needs a sound card",
     );
-    let folders = verbatim::srs::session_folders(recordings.path());
+    let folders = verbatim::archive::session::session_folders(recordings.path());
     assert_eq!(folders.len(), 1);
     // Out of the box the recording is encrypted: the history opened it with the key.
     let label = support::find_wav(&folders[0], "label-1-");
@@ -677,7 +677,7 @@ fn a_recorder_over_mutual_tls_records_with_the_settings_certificate() {
     }
     srs.stop();
     assert_eq!(
-        verbatim::srs::session_folders(srs_dir.path()).len(),
+        verbatim::archive::session::session_folders(srs_dir.path()).len(),
         1,
         "only the phone with the certificate got in"
     );

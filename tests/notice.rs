@@ -124,7 +124,7 @@ fn baresip_hears_the_announcement_and_the_warning_tone_and_so_does_the_recorder(
         "the tone repeats every 3 s: {tones:?}"
     );
 
-    let folders = verbatim::srs::session_folders(recordings.path());
+    let folders = verbatim::archive::session::session_folders(recordings.path());
     assert_eq!(folders.len(), 1);
     let ours = Audio::read_wav(&find_wav(&folders[0], "label-1-"));
     let (announced, _) = bursts(&ours, ANNOUNCEMENT_HZ, 0.1);

@@ -110,7 +110,7 @@ fn recorded_echo_call(name: &str, srs_port: u16, tls_lines: &str) -> Peer {
 fn finished_sessions(dir: &Path, timeout: Duration) -> Vec<PathBuf> {
     let deadline = Instant::now() + timeout;
     loop {
-        let folders = verbatim::srs::session_folders(dir);
+        let folders = verbatim::archive::session::session_folders(dir);
         let written = !folders.is_empty()
             && folders
                 .iter()
@@ -203,7 +203,7 @@ fn a_self_signed_recorder_certificate_without_a_pin_is_refused_saying_what_to_do
     // The debugging form rustls would give on its own is not what the user reads.
     assert!(!told.contains("CaUsedAsEndEntity"), "{told}");
     assert!(
-        verbatim::srs::session_folders(recordings.path()).is_empty(),
+        verbatim::archive::session::session_folders(recordings.path()).is_empty(),
         "{}",
         srs.report()
     );
@@ -238,7 +238,7 @@ fn a_wrong_pin_is_refused_showing_the_fingerprint_the_recorder_presented() {
     );
     assert!(stderr.contains(&expected), "{expected}\nnot in\n{stderr}");
     assert!(
-        verbatim::srs::session_folders(recordings.path()).is_empty(),
+        verbatim::archive::session::session_folders(recordings.path()).is_empty(),
         "{}",
         srs.report()
     );

@@ -66,7 +66,7 @@ fn record_with(name: &str, dir: &Path, mut srs: Peer, srs_port: u16) -> (PathBuf
     // The recorder prints each recording it has finished.
     let output = srs.wait_for_output("srs: recorded ", Duration::from_secs(10));
     srs.stop();
-    let folders = verbatim::srs::session_folders(dir);
+    let folders = verbatim::archive::session::session_folders(dir);
     assert_eq!(folders.len(), 1, "{output}");
     (folders[0].clone(), srs)
 }

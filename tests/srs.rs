@@ -108,7 +108,7 @@ fn phone_records_call_into_builtin_srs() {
         assert_eq!(folder, ended);
         srs.stop().await;
 
-        let folders = verbatim::srs::session_folders(out.path());
+        let folders = verbatim::archive::session::session_folders(out.path());
         assert_eq!(folders, vec![folder.clone()]);
 
         let label1 = Audio::read_wav(&find_wav(&folder, "label-1-"));
@@ -185,7 +185,7 @@ fn plain_invite_to_srs_is_refused() {
             other => panic!("unexpected {other:?}"),
         }
         srs.stop().await;
-        assert!(verbatim::srs::session_folders(out.path()).is_empty());
+        assert!(verbatim::archive::session::session_folders(out.path()).is_empty());
     });
 }
 
@@ -424,7 +424,7 @@ fn record_without_a_recorder_uses_the_builtin_one() {
     phone.expect_success(VERBATIM_TIMEOUT);
     far_end.expect_success(SIPP_TIMEOUT);
     let recordings = data.path().join("verbatim").join("recordings");
-    let folders = verbatim::srs::session_folders(&recordings);
+    let folders = verbatim::archive::session::session_folders(&recordings);
     assert_eq!(folders.len(), 1, "{}", phone.stderr());
     let local = Audio::read_wav(&find_wav(&folders[0], "label-1-"));
     assert!(

@@ -3,9 +3,14 @@
 //! those allowed), or plain when the user chose plain files.
 //!
 //! [`sealed`] is the encryption (the age format), [`key`] the key pair and where its secret
-//! half lives, and [`session`] a session folder: its summary, its audio, export, verify.
+//! half lives, [`files`] what a recording session leaves on disk (WAV per label, metadata,
+//! summary) as the recorder writes it, [`session`] a session folder as readers find it: its
+//! summary, its audio, export, verify, and [`retention`] deleting what is past keeping. The
+//! recorder (`crate::srs`) writes through this module; nothing here depends on it.
 
+pub mod files;
 pub mod key;
+pub mod retention;
 pub mod sealed;
 pub mod session;
 

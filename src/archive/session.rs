@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use age::x25519::Identity;
 
+use super::files::{HEADER_LEN, SUMMARY, Summary, is_recorder_header, wav_header};
 use super::sealed::{self, Integrity, OpenError, ReadError, SEALED_EXTENSION};
-use crate::srs::files::{HEADER_LEN, SUMMARY, Summary, is_recorder_header, wav_header};
 
 /// The file `plain_name` in `folder` as stored: sealed when it is, else plain.
 pub fn stored(folder: &Path, plain_name: &str) -> Option<PathBuf> {
@@ -63,11 +63,26 @@ pub fn read_summary(folder: &Path, keys: &[Identity]) -> Result<Summary, Session
     })
 }
 
+/// Every recording session folder in `dir`, oldest first (their names start with the time).
+pub fn session_folders(dir: &Path) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    folders.sort();
+    folders
+}
+
 /// The folders in `dir` of every recording session of the call whose metadata session ID
 /// is `session_id`, oldest first (a call recorded again after a failure has several).
 /// Folders whose summary does not open are passed over.
 pub fn folders_of_call(dir: &Path, session_id: &str, keys: &[Identity]) -> Vec<PathBuf> {
-    crate::srs::session_folders(dir)
+    session_folders(dir)
         .into_iter()
         .filter(|folder| {
             read_summary(folder, keys)
@@ -330,9 +345,9 @@ fn fix_wav_length(file: &mut std::fs::File) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::files::WavWriter;
     use crate::archive::key::{KeySource, RecordingsKey};
     use crate::archive::sealed::{Damage, Sealing};
-    use crate::srs::files::WavWriter;
 
     fn key(dir: &Path) -> RecordingsKey {
         RecordingsKey::load_or_create(&KeySource::File(dir.join("recordings.key")))

@@ -121,7 +121,7 @@ impl Recorder {
             .map(|key| key.identity().clone())
             .into_iter()
             .collect();
-        for folder in crate::srs::session_folders(&self.dir) {
+        for folder in crate::archive::session::session_folders(&self.dir) {
             let Ok(summary) = crate::archive::session::read_summary(&folder, &keys) else {
                 continue;
             };

@@ -495,7 +495,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             };
             let mut config = crate::srs::SrsConfig::new(listen, dir);
             config.codecs = codec.into_iter().map(CodecArg::kind).collect();
-            config.keep = keep_days.map(crate::srs::retention::days);
+            config.keep = keep_days.map(crate::archive::retention::days);
             config.sealing = prepare_storage(storage)
                 .await
                 .map_err(|f| Failure::new(format!("srs: {}", f.message)))?;

@@ -191,7 +191,7 @@ fn any_sealed(folders: &[PathBuf]) -> bool {
 
 /// The session folders named (by folder name or call session ID), or all of them.
 fn chosen(dir: &Path, names: &[String], keys: &[Identity]) -> Result<Vec<PathBuf>, Failure> {
-    let all = crate::srs::session_folders(dir);
+    let all = crate::archive::session::session_folders(dir);
     if names.is_empty() {
         return Ok(all);
     }
@@ -219,7 +219,7 @@ fn chosen(dir: &Path, names: &[String], keys: &[Identity]) -> Result<Vec<PathBuf
 }
 
 fn list(dir: &Path, keys: &[Identity]) -> Result<(), Failure> {
-    let folders = crate::srs::session_folders(dir);
+    let folders = crate::archive::session::session_folders(dir);
     if folders.is_empty() {
         println!("no recordings in {}", dir.display());
         return Ok(());

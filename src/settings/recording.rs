@@ -373,7 +373,7 @@ impl RecordingSettings {
                 key_file: self.key_file.clone(),
                 extra_recipients,
             },
-            keep: self.keep_days.map(crate::srs::retention::days),
+            keep: self.keep_days.map(crate::archive::retention::days),
             notice: self.notice.validate(mandatory)?,
             tls,
             folder: self.folder.clone().or_else(default_recordings_folder),

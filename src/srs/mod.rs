@@ -2,8 +2,9 @@
 //! that SIPREC clients (this phone with `--record --srs`, or others) open, and writes what
 //! they send to disk.
 //!
-//! [`core`] is the sans-IO SIP side, [`stream`] turns one stream's packets into a WAV,
-//! [`files`] holds the on-disk formats, and this module is the tokio driver around them.
+//! [`core`] is the sans-IO SIP side, [`stream`] turns one stream's packets into a WAV (in the
+//! on-disk formats of [`crate::archive::files`]), and this module is the tokio driver around
+//! them.
 //!
 //! Per recording session a folder `<start time>-<short id>` under the output directory holds
 //! `label-<N>-<participant>.wav` (48 kHz 16-bit mono, header kept valid every second),
@@ -11,8 +12,6 @@
 //! setup, on every pause/resume and at the end).
 
 pub mod core;
-pub mod files;
-pub mod retention;
 pub mod stream;
 
 use ::core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,8 +34,11 @@ use crate::sip::framing::{Frame, StreamFramer};
 use crate::sip::transport::{Destination, Transport};
 
 use self::core::{Recorder, RecorderOutput, SrsResources, StreamSetup};
-use self::files::{GapSummary, LabelSummary, ParticipantSummary, PauseSummary, Summary, WavWriter};
 use self::stream::StreamRecorder;
+use crate::archive::files::{
+    GapSummary, LabelSummary, ParticipantSummary, PauseSummary, Summary, WavWriter,
+};
+use crate::archive::retention;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SrsError {
@@ -848,19 +850,4 @@ fn note_call_facts(summary: &mut Summary, metadata: &crate::recording::metadata:
     if let Some(end) = metadata.sessions.iter().find_map(|s| s.end_time.clone()) {
         summary.call_end = Some(end);
     }
-}
-
-/// Every recording session folder in `dir`, oldest first (their names start with the time).
-pub fn session_folders(dir: &Path) -> Vec<PathBuf> {
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| path.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    folders.sort();
-    folders
 }

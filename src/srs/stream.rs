@@ -13,7 +13,7 @@ use crate::media::srtp::SrtpSession;
 use crate::media::{FRAME_SAMPLES, SAMPLE_RATE};
 
 use super::core::StreamSetup;
-use super::files::WavWriter;
+use crate::archive::files::WavWriter;
 
 /// A timestamp jump beyond this is treated as a new timeline, not as a gap to fill.
 const MAX_GAP_SAMPLES: i64 = SAMPLE_RATE as i64 * 600;

@@ -30,10 +30,12 @@ pub(super) fn call_folder(
     if let Some(folder) = session::folders_of_call(dir, session_id, keys).pop() {
         return Ok(folder);
     }
-    let sealed_summaries = crate::srs::session_folders(dir).iter().any(|folder| {
-        session::stored(folder, crate::srs::files::SUMMARY)
-            .is_some_and(|path| path.extension().is_some_and(|e| e == "age"))
-    });
+    let sealed_summaries = crate::archive::session::session_folders(dir)
+        .iter()
+        .any(|folder| {
+            session::stored(folder, crate::archive::files::SUMMARY)
+                .is_some_and(|path| path.extension().is_some_and(|e| e == "age"))
+        });
     if keys.is_empty() && sealed_summaries {
         return Err(format!(
             "the recordings in {} are encrypted and the recordings key is missing ({})",
@@ -148,9 +150,9 @@ pub(super) async fn play(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::files::WavWriter;
     use crate::archive::key::{KeySource, RecordingsKey};
     use crate::archive::sealed::Sealing;
-    use crate::srs::files::WavWriter;
 
     fn write_label(folder: &Path, name: &str, sealing: &Sealing, value: f32, seconds: f64) {
         let mut writer =

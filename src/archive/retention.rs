@@ -38,7 +38,7 @@ fn last_written(folder: &Path) -> Option<SystemTime> {
 /// `now`; returns the folders deleted. A folder that cannot be deleted is logged and left.
 pub fn delete_older_than(dir: &Path, keep: Duration, now: SystemTime) -> Vec<PathBuf> {
     let mut deleted = Vec::new();
-    for folder in super::session_folders(dir) {
+    for folder in super::session::session_folders(dir) {
         if !is_session_folder(&folder) {
             continue;
         }
