@@ -1380,6 +1380,3 @@ fn owner_span(owner: Option<TxOwner>) -> tracing::Span {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod secure_signalling_tests;

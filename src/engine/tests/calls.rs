@@ -1,0 +1,493 @@
+//! Calls between simulated phones: setup, teardown, CANCEL, retransmissions, glare, loss,
+//! and the requests inside a call (re-INVITE with and without an offer, UPDATE, OPTIONS).
+
+use super::*;
+
+#[test]
+fn call_connects_negotiates_media_and_ends_with_bye() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    assert!(net.events(0).iter().any(|e| matches!(e, Event::Media { negotiated, .. } if negotiated.codec.encoding.eq_ignore_ascii_case("opus"))));
+    assert!(net.events(1).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 40000)
+    ));
+    net.command(0, Command::Hangup { call: a });
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some()
+            && ended(n, 1).is_some())
+    );
+    let caller = ended(&net, 0).unwrap();
+    assert_eq!((caller.by, caller.was_connected), (Party::Local, true));
+    assert_eq!(ended(&net, 1).unwrap().by, Party::Remote);
+    assert_eq!(net.engine(0).unwrap().active_calls(), 0);
+    assert_eq!(net.engine(1).unwrap().active_calls(), 0);
+}
+
+#[test]
+fn call_over_tcp_connects() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Tcp);
+    assert!(
+        net.trace
+            .iter()
+            .all(|(_, _, to, _)| to.transport == Transport::Tcp)
+    );
+}
+
+#[test]
+fn busy_callee_ends_the_call_with_486() {
+    let mut net = two_phones(LinkConfig::default());
+    dial(&mut net, 0, 1, Transport::Udp);
+    assert!(net.run_until(Duration::from_secs(5), |n| incoming(n, 1).is_some()));
+    let call = incoming(&net, 1).unwrap();
+    net.command(1, Command::Reject { call, status: 486 });
+    assert!(net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some()));
+    let reason = ended(&net, 0).unwrap();
+    assert_eq!(reason.status, Some(486));
+    assert_eq!(reason.text, "486 Busy Here");
+    assert!(!reason.was_connected);
+}
+
+#[test]
+fn caller_hanging_up_while_ringing_cancels() {
+    let mut net = two_phones(LinkConfig::default());
+    let a = dial(&mut net, 0, 1, Transport::Udp);
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| n.events(0).iter().any(
+            |e| matches!(
+                e,
+                Event::CallState {
+                    state: CallState::Ringing,
+                    ..
+                }
+            )
+        ))
+    );
+    net.command(0, Command::Hangup { call: a });
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| ended(n, 0).is_some()
+            && ended(n, 1).is_some())
+    );
+    assert_eq!(ended(&net, 1).unwrap().status, Some(487));
+    assert_eq!(ended(&net, 0).unwrap().text, "cancelled");
+    let cancels = net
+        .trace
+        .iter()
+        .filter(|(_, _, _, d)| d.starts_with(b"CANCEL "))
+        .count();
+    assert_eq!(cancels, 1);
+}
+
+#[test]
+fn unanswered_invite_retransmits_seven_times_then_times_out_at_32_s() {
+    let mut net = SimNet::new(3, LinkConfig::default());
+    net.add_node(config(1));
+    let call = CallId::new();
+    let nowhere = Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap());
+    net.command(
+        0,
+        Command::Dial {
+            call,
+            request: DialRequest {
+                target: Uri::parse("sip:nobody@127.0.0.9").unwrap(),
+                from: NameAddr::parse("<sip:alice@127.0.0.1>").unwrap(),
+                destination: nowhere,
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: None,
+            },
+        },
+    );
+    assert!(net.run_until(Duration::from_secs(60), |n| ended(n, 0).is_some()));
+    assert_eq!(net.elapsed(), Duration::from_secs(32));
+    assert_eq!(net.trace.len(), 7);
+    let reason = ended(&net, 0).unwrap();
+    assert_eq!(reason.status, Some(408));
+}
+
+#[test]
+fn hold_and_resume_use_reinvite_directions() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.take_events(1);
+    net.command(0, Command::Hold { call: a });
+    assert!(net.run_until(Duration::from_secs(5), |n| n.events(1).iter().any(|e| matches!(e, Event::CallState { call, state: CallState::Connected { remote_hold: true, .. } } if *call == b))));
+    assert!(
+        net.trace
+            .iter()
+            .any(|(_, _, _, d)| d.starts_with(b"INVITE ")
+                && String::from_utf8_lossy(d).contains("a=sendonly"))
+    );
+    net.command(0, Command::Resume { call: a });
+    assert!(net.run_until(Duration::from_secs(5), |n| n.events(1).iter().any(|e| matches!(e, Event::CallState { call, state: CallState::Connected { remote_hold: false, .. } } if *call == b))));
+}
+
+#[test]
+fn glare_is_resolved_with_491_and_a_retry() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.command(0, Command::Hold { call: a });
+    net.command(1, Command::Hold { call: b });
+    net.run_for(Duration::from_secs(10));
+    let glares = net
+        .trace
+        .iter()
+        .filter(|(_, _, _, d)| d.starts_with(b"SIP/2.0 491"))
+        .count();
+    assert!(glares >= 1, "both re-INVITEs crossed, so at least one 491");
+    let last_state = |node| {
+        net.events(node).iter().rev().find_map(|e| match e {
+            Event::CallState { state, .. } => Some(*state),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        last_state(0),
+        Some(CallState::Connected {
+            local_hold: true,
+            remote_hold: true
+        })
+    );
+    assert_eq!(
+        last_state(1),
+        Some(CallState::Connected {
+            local_hold: true,
+            remote_hold: true
+        })
+    );
+}
+
+#[test]
+fn calls_survive_loss_jitter_and_duplication() {
+    for seed in 0..20 {
+        let mut net = SimNet::new(
+            seed,
+            LinkConfig {
+                latency: Duration::from_millis(30),
+                jitter: Duration::from_millis(80),
+                loss: 0.2,
+                duplicate: 0.1,
+            },
+        );
+        net.add_node(config(seed * 2));
+        net.add_node(config(seed * 2 + 1));
+        let a = dial(&mut net, 0, 1, Transport::Udp);
+        assert!(
+            net.run_until(Duration::from_secs(20), |n| incoming(n, 1).is_some()),
+            "seed {seed}: never rang"
+        );
+        let b = incoming(&net, 1).unwrap();
+        net.command(
+            1,
+            Command::Answer {
+                call: b,
+                media_port: 41000,
+                record: None,
+            },
+        );
+        assert!(
+            net.run_until(Duration::from_secs(20), |n| connected(n, 0)),
+            "seed {seed}: never connected"
+        );
+        net.command(0, Command::Hangup { call: a });
+        assert!(
+            net.run_until(Duration::from_secs(40), |n| ended(n, 0).is_some()
+                && ended(n, 1).is_some()),
+            "seed {seed}: did not end cleanly"
+        );
+        assert!(ended(&net, 1).unwrap().was_connected, "seed {seed}");
+    }
+}
+
+#[test]
+fn silent_call_is_ended_after_the_media_timeout() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    // Only the caller sends: the callee hears it, the caller hears nothing.
+    net.attach_media(0, a, Some(440.0));
+    net.run_for(Duration::from_secs(40));
+    let reason = ended(&net, 0).expect("caller ended the silent call");
+    assert_eq!(reason.text, "no media received for 30 s");
+    assert_eq!(ended(&net, 1).unwrap().by, Party::Remote);
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let run = || {
+        let mut net = two_phones(LinkConfig {
+            jitter: Duration::from_millis(50),
+            loss: 0.1,
+            ..LinkConfig::default()
+        });
+        let (a, _) = establish(&mut net, Transport::Udp);
+        net.command(0, Command::Hangup { call: a });
+        net.run_for(Duration::from_secs(40));
+        net.trace
+            .iter()
+            .map(|(t, _, _, d)| (*t, d.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn large_request_moves_from_udp_to_tcp() {
+    let mut net = two_phones(LinkConfig::default());
+    let destination = net.address(1, Transport::Udp).unwrap();
+    let long_name = "x".repeat(1400);
+    net.command(
+        0,
+        Command::Dial {
+            call: CallId::new(),
+            request: DialRequest {
+                target: Uri::parse(&format!("sip:bob@{}", destination.address)).unwrap(),
+                from: NameAddr::parse(&format!("\"{long_name}\" <sip:alice@127.0.0.1>")).unwrap(),
+                destination,
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: None,
+            },
+        },
+    );
+    assert!(net.run_until(Duration::from_secs(5), |n| incoming(n, 1).is_some()));
+    let (_, _, to, data) = &net.trace[0];
+    assert!(data.starts_with(b"INVITE "));
+    assert_eq!(to.transport, Transport::Tcp);
+    assert!(String::from_utf8_lossy(data).contains("SIP/2.0/TCP"));
+}
+
+#[test]
+fn unknown_dialog_requests_get_481_and_bad_requests_400() {
+    let mut net = two_phones(LinkConfig::default());
+    let from = net.address(0, Transport::Udp).unwrap();
+    let bye = "BYE sip:bob@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKzzz\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.2>;tag=2\r\nCall-ID: nope\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+    net.input(
+        1,
+        Input::Datagram {
+            source: from,
+            data: bye.as_bytes().to_vec(),
+        },
+    );
+    let no_cseq = "OPTIONS sip:bob@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKyyy\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.2>\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";
+    net.input(
+        1,
+        Input::Datagram {
+            source: from,
+            data: no_cseq.as_bytes().to_vec(),
+        },
+    );
+    let replies: Vec<String> = net
+        .trace
+        .iter()
+        .map(|(_, _, _, d)| {
+            String::from_utf8_lossy(d)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(replies[0], "SIP/2.0 481 Call/Transaction Does Not Exist");
+    assert!(replies[1].starts_with("SIP/2.0 400 Bad Request (missing mandatory header CSeq"));
+}
+
+#[test]
+fn offerless_reinvite_gets_an_offer_in_200_and_the_answer_from_ack() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    let reinvite = callee_request(&net, "INVITE", 100, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: reinvite,
+        },
+    );
+    let offer = net
+        .trace
+        .iter()
+        .rev()
+        .find(|(_, _, _, d)| d.starts_with(b"SIP/2.0 200"))
+        .map(|(_, _, _, d)| Message::parse(d).unwrap())
+        .unwrap();
+    assert_eq!(offer.cseq().unwrap().number, 100);
+    let sdp = String::from_utf8(offer.body.clone()).unwrap();
+    assert!(sdp.contains("m=audio 40000"), "{sdp}");
+    // Without the ACK the 2xx is retransmitted.
+    net.run_for(Duration::from_millis(600));
+    let retransmitted = net
+        .trace
+        .iter()
+        .filter(|(_, _, _, d)| {
+            d.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(d).contains("CSeq: 100 INVITE")
+        })
+        .count();
+    assert!(retransmitted >= 2, "2xx not retransmitted before the ACK");
+    let answer = "v=0\r\no=bob 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 42000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendonly\r\n";
+    let ack = callee_request(&net, "ACK", 100, answer);
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: ack,
+        },
+    );
+    let media = net.events(0).iter().find_map(|e| match e {
+        Event::Media { negotiated, .. } => Some(negotiated.clone()),
+        _ => None,
+    });
+    let media = media.expect("answer in ACK applied");
+    assert_eq!(media.remote_rtp_port, 42000);
+    assert!(
+        media.remote_on_hold,
+        "the peer answered sendonly: it holds us"
+    );
+    let sent_before = net.trace.len();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(
+        net.trace.len(),
+        sent_before,
+        "retransmissions stop after the ACK"
+    );
+}
+
+#[test]
+fn update_with_sdp_is_answered_and_out_of_dialog_update_gets_481() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    let offer = "v=0\r\no=bob 1 3 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 43000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    let update = callee_request(&net, "UPDATE", 101, offer);
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: update,
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(reply.status(), Some(200));
+    assert!(String::from_utf8_lossy(&reply.body).contains("PCMA/8000"));
+    assert!(net.events(0).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 43000)
+    ));
+    let mut stray = String::from_utf8(callee_request(&net, "UPDATE", 102, "")).unwrap();
+    stray = stray.replace("Call-ID: ", "Call-ID: other-");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: stray.into_bytes(),
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(reply.status(), Some(481));
+}
+
+#[test]
+fn in_dialog_options_and_out_of_order_cseq() {
+    let mut net = two_phones(LinkConfig::default());
+    establish(&mut net, Transport::Udp);
+    let options = callee_request(&net, "OPTIONS", 50, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: options,
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(reply.status(), Some(200));
+    assert!(reply.headers.get("Allow").unwrap().contains("UPDATE"));
+    let update = callee_request(&net, "UPDATE", 60, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: update,
+        },
+    );
+    let late = callee_request(&net, "UPDATE", 59, "");
+    net.input(
+        0,
+        Input::Datagram {
+            source: callee_source(&net),
+            data: late,
+        },
+    );
+    let reply = Message::parse(&net.trace.last().unwrap().3).unwrap();
+    assert_eq!(
+        reply.status(),
+        Some(500),
+        "a lower CSeq than the last one is out of order"
+    );
+}
+
+#[test]
+fn hold_uses_update_when_configured_and_the_peer_allows_it() {
+    let mut net = SimNet::new(2, LinkConfig::default());
+    net.add_node(EngineConfig {
+        modify_with_update: true,
+        ..config(30)
+    });
+    net.add_node(config(31));
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.command(0, Command::Hold { call: a });
+    assert!(net.run_until(Duration::from_secs(5), |n| n.events(1).iter().any(|e| matches!(e, Event::CallState { call, state: CallState::Connected { remote_hold: true, .. } } if *call == b))));
+    assert!(
+        net.run_until(Duration::from_secs(5), |n| n.events(0).iter().any(
+            |e| matches!(
+                e,
+                Event::CallState {
+                    state: CallState::Connected {
+                        local_hold: true,
+                        ..
+                    },
+                    ..
+                }
+            )
+        ))
+    );
+    let methods: Vec<String> = net
+        .trace
+        .iter()
+        .filter_map(|(_, _, _, d)| Message::parse(d).ok())
+        .filter_map(|m| m.method().map(|m| m.to_string()))
+        .collect();
+    assert_eq!(methods, vec!["INVITE", "ACK", "UPDATE"]);
+}
+
+#[test]
+fn offerless_reinvite_sent_takes_the_offer_from_200_and_answers_in_ack() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    net.take_events(0);
+    net.command(0, Command::RequestOffer { call: a });
+    net.run_for(Duration::from_secs(2));
+    let messages: Vec<Message> = net
+        .trace
+        .iter()
+        .filter_map(|(_, _, _, d)| Message::parse(d).ok())
+        .collect();
+    let reinvite = messages
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Invite))
+        .nth(1)
+        .expect("a second INVITE");
+    assert!(reinvite.body.is_empty());
+    let ack = messages
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Ack))
+        .nth(1)
+        .expect("a second ACK");
+    assert!(String::from_utf8_lossy(&ack.body).contains("m=audio 40000"));
+    assert!(net.events(0).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 41000)
+    ));
+    assert!(net.events(1).iter().any(
+        |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 40000)
+    ));
+}

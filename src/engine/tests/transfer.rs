@@ -1,0 +1,210 @@
+//! Blind transfer (REFER) both ways.
+
+use super::*;
+
+fn transfer_states(net: &SimNet, node: NodeId) -> Vec<TransferState> {
+    net.events(node)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transfer { state, .. } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice (0) talks to Bob (1) and transfers him to Carol (2); `carol_answers` decides how
+/// Carol takes the call. Returns the network once the outcome is known, and Bob's new call.
+fn transfer_bob_to_carol(carol_answers: bool) -> (SimNet, CallId, CallId) {
+    let mut net = two_phones(LinkConfig::default());
+    net.add_node(config(30));
+    let (a, b) = establish(&mut net, Transport::Udp);
+    let carol = net.address(2, Transport::Udp).unwrap();
+    let target = Uri::parse(&format!("sip:carol@{}", carol.address)).unwrap();
+    net.command(
+        0,
+        Command::Transfer {
+            call: a,
+            target: target.clone(),
+        },
+    );
+    assert!(net.run_until(Duration::from_secs(2), |n| {
+        n.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::TransferRequested { .. }))
+    }));
+    let asked = net.events(1).iter().find_map(|e| match e {
+        Event::TransferRequested {
+            call,
+            target,
+            referred_by,
+        } => Some((*call, target.clone(), referred_by.clone())),
+        _ => None,
+    });
+    let (asked_call, asked_target, referred_by) = asked.unwrap();
+    assert_eq!((asked_call, &asked_target), (b, &target));
+    assert!(referred_by.unwrap().contains("alice"));
+    let new_call = CallId::new();
+    net.command(
+        1,
+        Command::FollowTransfer {
+            call: b,
+            new_call,
+            request: DialRequest {
+                target,
+                from: NameAddr::parse("<sip:bob@127.0.0.1>").unwrap(),
+                destination: carol,
+                route: None,
+                credentials: None,
+                media_port: 42000,
+                record: None,
+            },
+        },
+    );
+    assert!(net.run_until(Duration::from_secs(5), |n| incoming(n, 2).is_some()));
+    let at_carol = incoming(&net, 2).unwrap();
+    net.run_for(Duration::from_millis(300));
+    if carol_answers {
+        net.command(
+            2,
+            Command::Answer {
+                call: at_carol,
+                media_port: 43000,
+                record: None,
+            },
+        );
+    } else {
+        net.command(
+            2,
+            Command::Reject {
+                call: at_carol,
+                status: 486,
+            },
+        );
+    }
+    net.run_for(Duration::from_secs(3));
+    (net, a, new_call)
+}
+
+#[test]
+fn a_blind_transfer_hands_the_far_end_to_the_target_and_ends_our_call() {
+    let (net, a, new_call) = transfer_bob_to_carol(true);
+    let states = transfer_states(&net, 0);
+    assert_eq!(
+        states.first(),
+        Some(&TransferState::Requested),
+        "{states:?}"
+    );
+    assert!(states.contains(&TransferState::Accepted), "{states:?}");
+    assert!(
+        states.contains(&TransferState::Progress { status: 100 }),
+        "{states:?}"
+    );
+    assert_eq!(states.last(), Some(&TransferState::Succeeded), "{states:?}");
+    let ours = net.events(0).iter().find_map(|e| match e {
+        Event::CallEnded { call, reason } if *call == a => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(ours.map(|r| r.text), Some("transferred".to_owned()));
+    // Bob's old call ended (our BYE); his call with Carol goes on.
+    let bob_new_connected = net.events(1).iter().any(|e| {
+        matches!(e, Event::CallState { call, state: CallState::Connected { .. } } if *call == new_call)
+    });
+    assert!(bob_new_connected);
+    assert!(
+        !net.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::CallEnded { call, .. } if *call == new_call))
+    );
+    assert_eq!(net.engine(1).unwrap().active_calls(), 1);
+    assert_eq!(net.engine(2).unwrap().active_calls(), 1);
+    // The transferor heard the new call ring before it was answered.
+    let notifies: Vec<String> = net
+        .trace
+        .iter()
+        .filter(|(_, _, _, data)| data.starts_with(b"NOTIFY "))
+        .map(|(_, _, _, data)| String::from_utf8_lossy(data).into_owned())
+        .collect();
+    assert!(
+        notifies.iter().any(|n| n.contains("SIP/2.0 180 Ringing")),
+        "{notifies:?}"
+    );
+    assert!(
+        notifies
+            .iter()
+            .any(|n| n.contains("SIP/2.0 200 OK") && n.contains("Subscription-State: terminated")),
+        "{notifies:?}"
+    );
+}
+
+#[test]
+fn a_transfer_to_a_busy_target_fails_and_our_call_goes_on() {
+    let (net, a, _) = transfer_bob_to_carol(false);
+    let states = transfer_states(&net, 0);
+    assert!(
+        matches!(
+            states.last(),
+            Some(TransferState::Failed { reason }) if reason.contains("486")
+        ),
+        "{states:?}"
+    );
+    assert!(
+        !net.events(0)
+            .iter()
+            .any(|e| matches!(e, Event::CallEnded { call, .. } if *call == a)),
+        "the call with Bob goes on"
+    );
+    assert_eq!(net.engine(0).unwrap().active_calls(), 1);
+}
+
+#[test]
+fn a_refer_without_a_sip_target_or_outside_a_call_is_refused() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    net.command(
+        0,
+        Command::Transfer {
+            call: a,
+            target: Uri::parse("tel:+15551234567").unwrap(),
+        },
+    );
+    net.run_for(Duration::from_secs(1));
+    let states = transfer_states(&net, 0);
+    assert!(
+        matches!(
+            states.last(),
+            Some(TransferState::Failed { reason }) if reason.contains("400")
+        ),
+        "{states:?}"
+    );
+    assert_eq!(net.engine(0).unwrap().active_calls(), 1);
+    let stray = "REFER sip:bob@127.0.0.2:5060 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKstrayrefer\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:mallory@127.0.0.9>;tag=m1\r\n\
+                 To: <sip:bob@127.0.0.2>;tag=nosuch\r\n\
+                 Call-ID: no-such-call@127.0.0.9\r\n\
+                 CSeq: 1 REFER\r\n\
+                 Refer-To: <sip:premium@127.0.0.9>\r\n\
+                 Content-Length: 0\r\n\r\n";
+    let mallory: core::net::SocketAddr = "127.0.0.9:5060".parse().unwrap();
+    net.input(
+        1,
+        Input::Datagram {
+            source: Destination::new(Transport::Udp, mallory),
+            data: stray.as_bytes().to_vec(),
+        },
+    );
+    net.run_for(Duration::from_millis(100));
+    assert!(
+        responses_to(&net, mallory)
+            .iter()
+            .any(|r| r.starts_with("SIP/2.0 481")),
+        "{:?}",
+        responses_to(&net, mallory)
+    );
+    assert!(
+        !net.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::TransferRequested { .. }))
+    );
+}
