@@ -4,13 +4,14 @@
 use core::time::Duration;
 use std::time::Instant;
 
+use super::invite_session::{InviteSession, Unacked, UnackedStep};
 use super::recording::Gate;
 use super::{
     CallId, CallState, DialRequest, EndReason, Engine, Event, Party, RecordingStart, Timer, TxOwner,
 };
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
-use crate::sip::auth::{DigestSession, challenge_in};
+use crate::sip::auth::{ChallengeError, DigestSession, Retried, answer_challenge};
 use crate::sip::dialog::{Dialog, DialogSecurity, LEAVES_TLS_PHRASE, LeavesTls, UasDialogError};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::transaction::{TxKey, response_destination};
@@ -27,30 +28,19 @@ pub(super) enum Role {
 pub(super) struct Call {
     role: Role,
     state: CallState,
-    dialog: Dialog,
-    /// Where requests go when the dialog's next hop needs DNS: the INVITE's first hop.
-    first_hop: Destination,
+    session: InviteSession,
     offer_answer: OfferAnswer,
-    digest: Option<DigestSession>,
-    /// Caller: the current INVITE client transaction.
-    invite_key: Option<TxKey>,
     /// Callee: the INVITE server transaction and where its responses go.
     server_key: Option<TxKey>,
     remote_offer: Option<SessionDescription>,
-    /// Caller: the ACK for the 2xx, resent when the 2xx is retransmitted.
-    ack: Option<(Destination, Vec<u8>)>,
-    /// Callee: our 2xx until its ACK arrives.
-    unacked_2xx: Option<Unacked>,
     /// We offered in a 2xx; the answer comes in the ACK.
     answer_in_ack: bool,
     provisional_received: bool,
     cancel_when_possible: bool,
-    reinvite_key: Option<TxKey>,
     /// The user changed hold while a re-INVITE was in flight: offer again when it completes.
     reinvite_queued: bool,
     /// Our pending re-INVITE carries no SDP: the 2xx offers and the ACK answers.
     reinvite_offerless: bool,
-    reinvite_ack: Option<(Destination, Vec<u8>)>,
     local_hold: bool,
     remote_hold: bool,
     /// The peer listed UPDATE in its Allow (RFC 3311), so a session change may use it.
@@ -62,56 +52,8 @@ pub(super) struct Call {
     /// which replaces the From/To identity when it comes, e.g. after a transfer.
     asserted_remote: Option<NameAddr>,
     pub(super) last_media: Instant,
-    connected: bool,
     /// What the user is told when our BYE completes ("hung up" unless said otherwise).
     bye_text: Option<String>,
-}
-
-/// A 2xx to an INVITE that the UAS core resends until its ACK comes (RFC 3261 13.3.1.4):
-/// over UDP at T1, doubling up to T2, for 64*T1; over TCP/TLS only the deadline matters.
-#[derive(Debug)]
-pub(super) struct Unacked {
-    destination: Destination,
-    bytes: Vec<u8>,
-    interval: Duration,
-    give_up_at: Instant,
-}
-
-/// What to do when an unacknowledged 2xx's timer fires.
-pub(super) enum UnackedStep {
-    GiveUp,
-    /// Send these bytes (UDP only) and come back at this time.
-    Resend(Option<(Destination, Vec<u8>)>, Instant),
-}
-
-impl Unacked {
-    pub(super) fn new(
-        destination: Destination,
-        bytes: Vec<u8>,
-        now: Instant,
-        t1: Duration,
-    ) -> Self {
-        Unacked {
-            destination,
-            bytes,
-            interval: t1,
-            give_up_at: now + 64 * t1,
-        }
-    }
-
-    pub(super) fn first_resend(&self, now: Instant) -> Instant {
-        now + self.interval
-    }
-
-    pub(super) fn step(&mut self, now: Instant, t2: Duration) -> UnackedStep {
-        if now >= self.give_up_at {
-            return UnackedStep::GiveUp;
-        }
-        let resend = (!self.destination.transport.is_reliable())
-            .then(|| (self.destination, self.bytes.clone()));
-        self.interval = (self.interval * 2).min(t2);
-        UnackedStep::Resend(resend, (now + self.interval).min(self.give_up_at))
-    }
 }
 
 impl Call {
@@ -126,29 +68,21 @@ impl Call {
         Call {
             role,
             state,
-            dialog,
-            first_hop,
+            session: InviteSession::new(dialog, first_hop),
             offer_answer,
-            digest: None,
-            invite_key: None,
             server_key: None,
             remote_offer: None,
-            ack: None,
-            unacked_2xx: None,
             answer_in_ack: false,
             provisional_received: false,
             cancel_when_possible: false,
-            reinvite_key: None,
             reinvite_queued: false,
             reinvite_offerless: false,
-            reinvite_ack: None,
             local_hold: false,
             remote_hold: false,
             peer_allows_update: false,
             peer_record_aware: false,
             asserted_remote: None,
             last_media: now,
-            connected: false,
             bye_text: None,
         }
     }
@@ -169,12 +103,12 @@ impl Call {
     pub(super) fn remote_identity(&self) -> NameAddr {
         self.asserted_remote
             .clone()
-            .unwrap_or_else(|| self.dialog.remote_uri.clone())
+            .unwrap_or_else(|| self.session.dialog.remote_uri.clone())
     }
 
     /// Our identity in the call (From as caller, To as callee), without tag.
     pub(super) fn local_identity(&self) -> NameAddr {
-        self.dialog.local_uri.clone()
+        self.session.dialog.local_uri.clone()
     }
 }
 
@@ -220,7 +154,7 @@ impl Engine {
             offer_answer,
             self.now,
         );
-        call.digest = request.credentials.map(DigestSession::new);
+        call.session.digest = request.credentials.map(DigestSession::new);
         self.calls.insert(id, call);
         self.events.push_back(Event::CallState {
             call: id,
@@ -313,8 +247,8 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let cseq = call.dialog.local_cseq;
-        let mut invite = call.dialog.request_with_cseq(Method::Invite, cseq);
+        let cseq = call.session.dialog.local_cseq;
+        let mut invite = call.session.dialog.request_with_cseq(Method::Invite, cseq);
         invite.headers.push("Allow", super::ALLOW);
         let offer = match call.offer_answer.local_description() {
             Some(previous) if call.offer_answer.offer_pending() => previous.clone(),
@@ -324,11 +258,11 @@ impl Engine {
         if let Some((name, value)) = authorization {
             invite.headers.push(name, value);
         }
-        let destination = call.first_hop;
+        let destination = call.session.first_hop;
         match self.start_client_tx(invite, destination, TxOwner::Invite(id)) {
             Some(key) => {
                 if let Some(call) = self.calls.get_mut(&id) {
-                    call.invite_key = Some(key);
+                    call.session.invite_key = Some(key);
                 }
             }
             None => self.end_call(
@@ -351,7 +285,7 @@ impl Engine {
             }
             return;
         };
-        if call.invite_key.as_ref() != Some(&key) {
+        if call.session.invite_key.as_ref() != Some(&key) {
             return;
         }
         match status {
@@ -360,7 +294,7 @@ impl Engine {
                 call.provisional_received = true;
                 if response.to_header().is_ok_and(|t| t.tag().is_some()) {
                     // A target that would leave TLS is not taken; the 2xx decides the call.
-                    let _ = call.dialog.establish_as_uac(&response);
+                    let _ = call.session.dialog.establish_as_uac(&response);
                 }
                 if call.cancel_when_possible {
                     self.send_cancel(id);
@@ -399,19 +333,19 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.connected {
+        if call.session.connected {
             // A retransmitted 2xx: our ACK was lost.
-            if let Some((destination, bytes)) = call.ack.clone() {
+            if let Some((destination, bytes)) = call.session.ack.clone() {
                 self.transmits.push_back((destination, bytes));
             }
             return;
         }
-        let leaves_tls = call.dialog.establish_as_uac(&response).err();
+        let leaves_tls = call.session.dialog.establish_as_uac(&response).err();
         call.peer_allows_update = response.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = response.headers.has_token("Supported", "record-aware");
-        call.connected = true;
+        call.session.connected = true;
         call.last_media = now;
-        if let Some(digest) = call.digest.as_mut() {
+        if let Some(digest) = call.session.digest.as_mut() {
             let realms: Vec<String> = digest.realms().map(str::to_owned).collect();
             for realm in realms {
                 digest.accepted(&realm);
@@ -420,8 +354,8 @@ impl Engine {
         let cseq = response
             .cseq()
             .map(|c| c.number)
-            .unwrap_or(call.dialog.local_cseq);
-        let ack = call.dialog.request_with_cseq(Method::Ack, cseq);
+            .unwrap_or(call.session.dialog.local_cseq);
+        let ack = call.session.dialog.request_with_cseq(Method::Ack, cseq);
         let negotiated = match SessionDescription::parse(&String::from_utf8_lossy(&response.body)) {
             Ok(answer) if !response.body.is_empty() => call
                 .offer_answer
@@ -487,15 +421,14 @@ impl Engine {
         self.transmits.push_back((destination, bytes.clone()));
         if let Some(call) = self.calls.get_mut(&id) {
             if reinvite {
-                call.reinvite_ack = Some((destination, bytes));
+                call.session.reinvite_ack = Some((destination, bytes));
             } else {
-                call.ack = Some((destination, bytes));
+                call.session.ack = Some((destination, bytes));
             }
         }
     }
 
     fn retry_invite_with_credentials(&mut self, id: CallId, status: u16, response: &Message) {
-        let challenge = challenge_in(response);
         let cnonce = self.rng.token(16);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -504,49 +437,30 @@ impl Engine {
             "{status} {}",
             response.reason().unwrap_or(reason_phrase(status))
         );
-        let Some(digest) = call.digest.as_mut() else {
-            self.end_call(
-                id,
-                Some(status),
-                &format!("{reason}: no password configured"),
-                Party::Remote,
-            );
-            return;
-        };
-        let Some((target, challenge)) = challenge else {
-            self.end_call(
-                id,
-                Some(status),
-                &format!("{reason}: no usable digest challenge"),
-                Party::Remote,
-            );
-            return;
-        };
-        let realm = challenge.realm.clone();
-        if let Err(error) = digest.handle_challenge(target, challenge) {
-            self.end_call(
-                id,
-                Some(status),
-                &format!("{reason}: {error}"),
-                Party::Remote,
-            );
-            return;
-        }
-        call.dialog.local_cseq += 1;
-        let uri = call.dialog.remote_target.to_string();
+        let uri = call.session.dialog.remote_target.to_string();
         let body = call
             .offer_answer
             .local_description()
             .map(|d| d.to_string().into_bytes())
             .unwrap_or_default();
-        match digest.authorize(&realm, "INVITE", &uri, &body, &cnonce) {
-            Ok(auth) => self.send_invite(id, Some((auth.name(), auth.value()))),
-            Err(error) => self.end_call(
-                id,
-                Some(status),
-                &format!("{reason}: {error}"),
-                Party::Remote,
-            ),
+        let retried = Retried {
+            method: "INVITE",
+            uri: &uri,
+            body: &body,
+            cnonce: &cnonce,
+        };
+        match answer_challenge(call.session.digest.as_mut(), response, retried) {
+            Ok(auth) => {
+                call.session.dialog.local_cseq += 1;
+                self.send_invite(id, Some((auth.name(), auth.value())));
+            }
+            Err(error) => {
+                let why = match error {
+                    ChallengeError::NoCredentials => "no password configured".to_owned(),
+                    other => other.to_string(),
+                };
+                self.end_call(id, Some(status), &format!("{reason}: {why}"), Party::Remote);
+            }
         }
     }
 
@@ -554,7 +468,7 @@ impl Engine {
         let current = self
             .calls
             .get(&id)
-            .is_some_and(|c| c.invite_key.as_ref() == Some(&key) && !c.connected);
+            .is_some_and(|c| c.session.invite_key.as_ref() == Some(&key) && !c.session.connected);
         if current {
             self.end_call(id, Some(503), &reason, Party::Local);
         }
@@ -564,7 +478,7 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.invite_key.as_ref() == Some(&key) && !call.connected {
+        if call.session.invite_key.as_ref() == Some(&key) && !call.session.connected {
             let text = if call.provisional_received {
                 "no final answer (timed out while ringing)"
             } else {
@@ -580,7 +494,7 @@ impl Engine {
         };
         call.cancel_when_possible = true;
         call.state = CallState::Terminating;
-        let Some(key) = call.invite_key.clone() else {
+        let Some(key) = call.session.invite_key.clone() else {
             return;
         };
         let Some(invite) = self.transactions.request(&key).cloned() else {
@@ -605,7 +519,7 @@ impl Engine {
         for route in invite.headers.all("Route") {
             cancel.headers.push("Route", route);
         }
-        let destination = call.first_hop;
+        let destination = call.session.first_hop;
         if let Ok(key) = self
             .transactions
             .send_request(self.now, cancel, destination)
@@ -619,8 +533,10 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let gated = call.role == Role::Caller && call.invite_key.is_none() && !call.connected;
-        match (call.role, call.connected, call.state) {
+        let gated = call.role == Role::Caller
+            && call.session.invite_key.is_none()
+            && !call.session.connected;
+        match (call.role, call.session.connected, call.state) {
             (_, _, CallState::Terminating) => {}
             (Role::Caller, false, _) if gated => {
                 // Still waiting for its mandatory recording: the INVITE never left.
@@ -649,8 +565,8 @@ impl Engine {
             return;
         };
         call.state = CallState::Terminating;
-        call.unacked_2xx = None;
-        let bye = call.dialog.request(Method::Bye);
+        call.session.unacked_2xx = None;
+        let bye = call.session.dialog.request(Method::Bye);
         self.cancel_timer(Timer::Retransmit2xx(id));
         self.cancel_timer(Timer::MediaCheck(id));
         self.events.push_back(Event::CallState {
@@ -706,11 +622,13 @@ impl Engine {
     }
 
     pub(super) fn call_dialog_mut(&mut self, id: CallId) -> Option<&mut Dialog> {
-        self.calls.get_mut(&id).map(|c| &mut c.dialog)
+        self.calls.get_mut(&id).map(|c| &mut c.session.dialog)
     }
 
     pub(super) fn call_local_tag(&self, id: CallId) -> Option<String> {
-        self.calls.get(&id).map(|c| c.dialog.local_tag.clone())
+        self.calls
+            .get(&id)
+            .map(|c| c.session.dialog.local_tag.clone())
     }
 
     pub(super) fn reject(&mut self, id: CallId, status: u16) {
@@ -722,13 +640,13 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.role != Role::Callee || call.connected {
+        if call.role != Role::Callee || call.session.connected {
             return;
         }
         let Some(key) = call.server_key.clone() else {
             return;
         };
-        let tag = call.dialog.local_tag.clone();
+        let tag = call.session.dialog.local_tag.clone();
         if let Some(request) = self.transactions.request(&key).cloned() {
             let mut response = request.response(status, phrase, Some(&tag));
             self.decorate_response(&mut response);
@@ -760,7 +678,7 @@ impl Engine {
                 status,
                 text: text.to_owned(),
                 by,
-                was_connected: call.connected,
+                was_connected: call.session.connected,
             },
         });
         self.check_shutdown_complete();
@@ -817,13 +735,12 @@ impl Engine {
         match self.calls.get(&id) {
             // A call that came in over TCP/TLS keeps using that connection: the caller's
             // Contact is often not reachable (NAT, or no listening socket for TLS at all).
-            Some(call) if call.role == Role::Callee && call.first_hop.transport.is_reliable() => {
-                call.first_hop
+            Some(call)
+                if call.role == Role::Callee && call.session.first_hop.transport.is_reliable() =>
+            {
+                call.session.first_hop
             }
-            Some(call) => call
-                .dialog
-                .next_hop(call.first_hop.transport)
-                .unwrap_or(call.first_hop),
+            Some(call) => call.session.next_hop(),
             None => Destination::new(
                 crate::sip::Transport::Udp,
                 core::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
@@ -847,7 +764,9 @@ impl Engine {
 
     /// Whether `call_id` is one of our calls' dialogs.
     pub(super) fn is_call_dialog(&self, call_id: &str) -> bool {
-        self.calls.values().any(|c| c.dialog.call_id == call_id)
+        self.calls
+            .values()
+            .any(|c| c.session.dialog.call_id == call_id)
     }
 
     pub(super) fn on_invite(&mut self, key: TxKey, request: Message, source: Destination) {
@@ -872,8 +791,8 @@ impl Engine {
         let call_id = request.call_id().unwrap_or("").to_owned();
         // A second copy of an INVITE that forked back to us (RFC 3261 8.2.2.2).
         let merged = self.calls.values().any(|c| {
-            c.dialog.call_id == call_id
-                && c.dialog.remote_tag.as_deref() == from.tag()
+            c.session.dialog.call_id == call_id
+                && c.session.dialog.remote_tag.as_deref() == from.tag()
                 && c.server_key.as_ref() != Some(&key)
         });
         if merged {
@@ -977,7 +896,7 @@ impl Engine {
         );
         call.server_key = Some(key.clone());
         call.remote_offer = remote_offer;
-        let contact = call.dialog.local_contact.clone();
+        let contact = call.session.dialog.local_contact.clone();
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = request.headers.has_token("Supported", "record-aware");
         self.calls.insert(id, call);
@@ -996,7 +915,7 @@ impl Engine {
     }
 
     pub(super) fn answer(&mut self, id: CallId, media_port: u16) {
-        let Some(hop) = self.calls.get(&id).map(|c| c.first_hop) else {
+        let Some(hop) = self.calls.get(&id).map(|c| c.session.first_hop) else {
             return;
         };
         // The caller's hop was judged when its INVITE came; a refusal then never rang.
@@ -1005,7 +924,8 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.role != Role::Callee || call.connected || call.state != CallState::Incoming {
+        if call.role != Role::Callee || call.session.connected || call.state != CallState::Incoming
+        {
             return;
         }
         let Some(key) = call.server_key.clone() else {
@@ -1024,7 +944,7 @@ impl Engine {
             Some(offer) => match offer_answer.receive_offer(offer, Direction::SendRecv) {
                 Ok(answer) => (answer, offer_answer.negotiated().cloned()),
                 Err(error) => {
-                    let tag = call.dialog.local_tag.clone();
+                    let tag = call.session.dialog.local_tag.clone();
                     let response =
                         request.response(error.sip_status(), &error.to_string(), Some(&tag));
                     self.send_response(&key, response);
@@ -1038,15 +958,15 @@ impl Engine {
             }
         };
         call.offer_answer = offer_answer;
-        call.connected = true;
+        call.session.connected = true;
         call.last_media = self.now;
         call.state = CallState::Connected {
             local_hold: false,
             remote_hold: negotiated.as_ref().is_some_and(|n| n.remote_on_hold),
         };
-        let tag = call.dialog.local_tag.clone();
-        let contact = call.dialog.local_contact.clone();
-        let destination = call.first_hop;
+        let tag = call.session.dialog.local_tag.clone();
+        let contact = call.session.dialog.local_contact.clone();
+        let destination = call.session.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Supported", "record-aware");
@@ -1072,7 +992,7 @@ impl Engine {
         let unacked = Unacked::new(destination, bytes, now, t1);
         let at = unacked.first_resend(now);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.unacked_2xx = Some(unacked);
+            call.session.unacked_2xx = Some(unacked);
         }
         self.cancel_timer(Timer::Retransmit2xx(id));
         self.set_timer(at, Timer::Retransmit2xx(id));
@@ -1084,12 +1004,12 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(unacked) = call.unacked_2xx.as_mut() else {
+        let Some(unacked) = call.session.unacked_2xx.as_mut() else {
             return;
         };
         match unacked.step(now, t2) {
             UnackedStep::GiveUp => {
-                call.unacked_2xx = None;
+                call.session.unacked_2xx = None;
                 self.send_bye(id);
                 self.end_call(
                     id,
@@ -1117,7 +1037,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.unacked_2xx = None;
+        call.session.unacked_2xx = None;
         if !call.answer_in_ack {
             return;
         }
@@ -1174,7 +1094,7 @@ impl Engine {
     pub(super) fn find_dialog(&self, request: &Message) -> Option<CallId> {
         self.calls
             .iter()
-            .find(|(_, c)| c.dialog.matches_request(request))
+            .find(|(_, c)| c.session.dialog.matches_request(request))
             .map(|(id, _)| *id)
     }
 
@@ -1196,18 +1116,21 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let tag = call.dialog.local_tag.clone();
+        let tag = call.session.dialog.local_tag.clone();
         let cseq = request.cseq().map(|c| c.number).unwrap_or(0);
-        if !call.dialog.accept_remote_cseq(cseq) {
+        if !call.session.dialog.accept_remote_cseq(cseq) {
             self.respond(&key, &request, 500, Some(&tag));
             return;
         }
-        if call.reinvite_key.is_some() || call.offer_answer.offer_pending() || !call.connected {
+        if call.session.reinvite_key.is_some()
+            || call.offer_answer.offer_pending()
+            || !call.session.connected
+        {
             // Glare: both sides offered at once (RFC 3261 14.2).
             self.respond(&key, &request, 491, Some(&tag));
             return;
         }
-        if call.dialog.refresh_target(&request).is_err() {
+        if call.session.dialog.refresh_target(&request).is_err() {
             // Taking the new target would send the call's next requests in the clear.
             let response = request.response(400, LEAVES_TLS_PHRASE, Some(&tag));
             self.send_response(&key, response);
@@ -1250,8 +1173,8 @@ impl Engine {
             remote_hold: call.remote_hold,
         };
         let state = call.state;
-        let contact = call.dialog.local_contact.clone();
-        let destination = call.first_hop;
+        let contact = call.session.dialog.local_contact.clone();
+        let destination = call.session.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
@@ -1279,13 +1202,13 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let tag = call.dialog.local_tag.clone();
+        let tag = call.session.dialog.local_tag.clone();
         let cseq = request.cseq().map(|c| c.number).unwrap_or(0);
-        if !call.dialog.accept_remote_cseq(cseq) {
+        if !call.session.dialog.accept_remote_cseq(cseq) {
             self.respond(&key, &request, 500, Some(&tag));
             return;
         }
-        if call.dialog.refresh_target(&request).is_err() {
+        if call.session.dialog.refresh_target(&request).is_err() {
             // Taking the new target would send the call's next requests in the clear.
             let response = request.response(400, LEAVES_TLS_PHRASE, Some(&tag));
             self.send_response(&key, response);
@@ -1293,7 +1216,7 @@ impl Engine {
         }
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers
-            .push("Contact", call.dialog.local_contact.clone());
+            .push("Contact", call.session.dialog.local_contact.clone());
         let mut negotiated = None;
         if !request.body.is_empty() {
             if call.offer_answer.offer_pending() {
@@ -1357,16 +1280,16 @@ impl Engine {
         let tag = self
             .calls
             .get(&id)
-            .map(|c| c.dialog.local_tag.clone())
+            .map(|c| c.session.dialog.local_tag.clone())
             .unwrap_or_default();
         self.respond(&key, &request, 200, Some(&tag));
         // A BYE before our 2xx was acknowledged still ends the call; answer the INVITE if it
         // is somehow still pending.
-        if let Some(server_key) = self
-            .calls
-            .get(&id)
-            .and_then(|c| (!c.connected).then(|| c.server_key.clone()).flatten())
-            && let Some(invite) = self.transactions.request(&server_key).cloned()
+        if let Some(server_key) = self.calls.get(&id).and_then(|c| {
+            (!c.session.connected)
+                .then(|| c.server_key.clone())
+                .flatten()
+        }) && let Some(invite) = self.transactions.request(&server_key).cloned()
         {
             self.respond(&server_key, &invite, 487, Some(&tag));
         }
@@ -1382,7 +1305,7 @@ impl Engine {
             .calls
             .iter()
             .find(|(_, c)| c.server_key.as_ref() == Some(&invite_key))
-            .map(|(id, c)| (*id, c.dialog.local_tag.clone(), c.connected));
+            .map(|(id, c)| (*id, c.session.dialog.local_tag.clone(), c.session.connected));
         let tag = found.as_ref().map(|(_, t, _)| t.clone());
         self.respond(&key, &request, 200, tag.as_deref());
         let Some((id, tag, connected)) = found else {
@@ -1405,7 +1328,10 @@ impl Engine {
     pub(super) fn respond_in_dialog_or_481(&mut self, key: TxKey, request: Message) {
         match self.find_dialog(&request) {
             Some(id) => {
-                let tag = self.calls.get(&id).map(|c| c.dialog.local_tag.clone());
+                let tag = self
+                    .calls
+                    .get(&id)
+                    .map(|c| c.session.dialog.local_tag.clone());
                 self.respond(&key, &request, 200, tag.as_deref());
             }
             None => self.respond(&key, &request, 481, None),
@@ -1416,7 +1342,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if !call.connected || call.local_hold == hold {
+        if !call.session.connected || call.local_hold == hold {
             return;
         }
         call.local_hold = hold;
@@ -1428,11 +1354,11 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.reinvite_key.is_some() {
+        if call.session.reinvite_key.is_some() {
             call.reinvite_queued = true;
             return;
         }
-        if !call.connected || call.state == CallState::Terminating {
+        if !call.session.connected || call.state == CallState::Terminating {
             return;
         }
         let direction = call.offer_answer.offer_direction(call.local_hold);
@@ -1444,13 +1370,13 @@ impl Engine {
         } else {
             (Method::Invite, TxOwner::ReInvite(id))
         };
-        let mut request = call.dialog.request(method);
+        let mut request = call.session.dialog.request(method);
         request.headers.push("Allow", super::ALLOW);
         request.set_body("application/sdp", offer.to_string().into_bytes());
         let destination = self.next_hop(id);
         let key = self.start_client_tx(request, destination, owner);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.reinvite_key = key;
+            call.session.reinvite_key = key;
         }
     }
 
@@ -1465,13 +1391,13 @@ impl Engine {
         if status < 200 {
             return;
         }
-        if (200..300).contains(&status) && call.reinvite_key.is_none() && with_ack {
-            if let Some((destination, bytes)) = call.reinvite_ack.clone() {
+        if (200..300).contains(&status) && call.session.reinvite_key.is_none() && with_ack {
+            if let Some((destination, bytes)) = call.session.reinvite_ack.clone() {
                 self.transmits.push_back((destination, bytes));
             }
             return;
         }
-        call.reinvite_key = None;
+        call.session.reinvite_key = None;
         if std::mem::take(&mut call.reinvite_queued) && status != 491 {
             let at = self.now;
             self.set_timer(at, Timer::GlareRetry(id));
@@ -1481,12 +1407,12 @@ impl Engine {
         };
         match status {
             200..=299 => {
-                let leaves_tls = call.dialog.refresh_target(&response).err();
+                let leaves_tls = call.session.dialog.refresh_target(&response).err();
                 let cseq = response
                     .cseq()
                     .map(|c| c.number)
-                    .unwrap_or(call.dialog.local_cseq);
-                let mut ack = call.dialog.request_with_cseq(Method::Ack, cseq);
+                    .unwrap_or(call.session.dialog.local_cseq);
+                let mut ack = call.session.dialog.request_with_cseq(Method::Ack, cseq);
                 let sdp = SessionDescription::parse(&String::from_utf8_lossy(&response.body))
                     .map_err(|e| e.to_string());
                 let result = if std::mem::take(&mut call.reinvite_offerless) {
@@ -1574,16 +1500,19 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.reinvite_key.is_some() || !call.connected || call.state == CallState::Terminating {
+        if call.session.reinvite_key.is_some()
+            || !call.session.connected
+            || call.state == CallState::Terminating
+        {
             return;
         }
-        let mut invite = call.dialog.request(Method::Invite);
+        let mut invite = call.session.dialog.request(Method::Invite);
         invite.headers.push("Allow", super::ALLOW);
         call.reinvite_offerless = true;
         let destination = self.next_hop(id);
         let key = self.start_client_tx(invite, destination, TxOwner::ReInvite(id));
         if let Some(call) = self.calls.get_mut(&id) {
-            call.reinvite_key = key;
+            call.session.reinvite_key = key;
         }
     }
 
@@ -1596,7 +1525,7 @@ impl Engine {
         };
         call.offer_answer.capabilities_mut().session_attributes =
             vec![crate::sdp::Attribute::new("record", value)];
-        if call.connected && call.peer_record_aware {
+        if call.session.connected && call.peer_record_aware {
             self.send_reinvite(id);
         }
     }
@@ -1605,10 +1534,10 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if !call.connected {
+        if !call.session.connected {
             return;
         }
-        let options = call.dialog.request(Method::Options);
+        let options = call.session.dialog.request(Method::Options);
         let destination = self.next_hop(id);
         self.start_client_tx(options, destination, TxOwner::Ping(id));
     }
@@ -1632,16 +1561,18 @@ impl Engine {
             return;
         };
         let found = self.calls.values().find(|c| {
-            c.dialog.call_id == call_id
-                && from.tag() == Some(c.dialog.local_tag.as_str())
-                && to.tag() == c.dialog.remote_tag.as_deref()
+            c.session.dialog.call_id == call_id
+                && from.tag() == Some(c.session.dialog.local_tag.as_str())
+                && to.tag() == c.session.dialog.remote_tag.as_deref()
         });
         match found {
             Some(call) => {
-                let ack = if call.dialog.local_cseq == cseq.number && call.reinvite_ack.is_some() {
-                    call.reinvite_ack.clone()
+                let ack = if call.session.dialog.local_cseq == cseq.number
+                    && call.session.reinvite_ack.is_some()
+                {
+                    call.session.reinvite_ack.clone()
                 } else {
-                    call.ack.clone()
+                    call.session.ack.clone()
                 };
                 if let Some((destination, bytes)) = ack {
                     self.transmits.push_back((destination, bytes));
@@ -1670,7 +1601,7 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if !call.connected || call.state == CallState::Terminating {
+        if !call.session.connected || call.state == CallState::Terminating {
             return;
         }
         // A held call legitimately carries no media from the other side.

@@ -8,6 +8,7 @@
 mod admission;
 mod call;
 mod ids;
+mod invite_session;
 mod media;
 mod recorder_check;
 mod recorder_invite;

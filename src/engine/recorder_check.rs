@@ -8,7 +8,7 @@ use super::{CallId, Engine, Event, TxOwner};
 use crate::recording::metadata;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::Direction;
-use crate::sip::auth::{Credentials, DigestSession, challenge_in};
+use crate::sip::auth::{ChallengeError, Credentials, DigestSession, Retried, answer_challenge};
 use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
@@ -295,40 +295,41 @@ impl Engine {
     }
 
     fn answer_check_challenge(&mut self, check: CallId, status: u16, response: &Message) {
-        let challenge = challenge_in(response);
         let cnonce = self.rng.token(16);
         let Some(state) = self.recorder_checks.get_mut(&check) else {
             return;
         };
-        let Some(digest) = state.digest.as_mut() else {
-            self.note_check(
-                check,
-                format!("it asks for a password ({status}) and none is configured"),
-            );
-            self.finish_check(check, "");
-            return;
-        };
-        let Some((target, challenge)) = challenge else {
-            self.finish_check(check, "its challenge has no usable digest");
-            return;
-        };
-        let realm = challenge.realm.clone();
-        if let Err(error) = digest.handle_challenge(target, challenge) {
-            self.finish_check(check, &format!("it refused our credentials: {error}"));
-            return;
-        }
         let (method, body) = match state.stage {
             Stage::Invite => ("INVITE", state.body.1.clone()),
             _ => ("OPTIONS", Vec::new()),
         };
         let uri = state.dialog.remote_target.to_string();
-        match digest.authorize(&realm, method, &uri, &body, &cnonce) {
+        let retried = Retried {
+            method,
+            uri: &uri,
+            body: &body,
+            cnonce: &cnonce,
+        };
+        match answer_challenge(state.digest.as_mut(), response, retried) {
             Ok(auth) => {
                 let header = (auth.name().to_owned(), auth.value());
                 self.send_check_request(check, Some(header));
             }
-            Err(error) => {
-                self.finish_check(check, &format!("cannot answer its challenge: {error}"))
+            Err(ChallengeError::NoCredentials) => {
+                self.note_check(
+                    check,
+                    format!("it asks for a password ({status}) and none is configured"),
+                );
+                self.finish_check(check, "");
+            }
+            Err(ChallengeError::NoUsableChallenge) => {
+                self.finish_check(check, "its challenge has no usable digest");
+            }
+            Err(ChallengeError::Refused(error)) => {
+                self.finish_check(check, &format!("it refused our credentials: {error}"));
+            }
+            Err(ChallengeError::CannotAnswer(error)) => {
+                self.finish_check(check, &format!("cannot answer its challenge: {error}"));
             }
         }
     }

@@ -2,7 +2,7 @@
 //! recorded call, whose streams carry copies of both sides of the call, and the RFC 7865
 //! metadata that says whose voice each stream is, kept current while the call changes.
 
-use super::call::{Unacked, UnackedStep};
+use super::invite_session::{InviteSession, Unacked, UnackedStep};
 use super::{CallId, Engine, Event, Party, Timer, TxOwner};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
@@ -13,7 +13,7 @@ use crate::recording::metadata::{self, Gap};
 use crate::recording::rs_sdp::{self, AnsweredStream, RsOffer};
 use crate::recording::transcoder::{PcmSource, Transcoder, TranscoderSetup};
 use crate::sdp::{Direction, PayloadFormat, SessionDescription};
-use crate::sip::auth::{Credentials, DigestSession, challenge_in};
+use crate::sip::auth::{ChallengeError, Credentials, DigestSession, Retried, answer_challenge};
 use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
@@ -170,13 +170,9 @@ impl RsStream {
 pub(super) struct Recording {
     /// The id the driver knows the recording's media sockets by.
     media_id: CallId,
-    dialog: Dialog,
-    first_hop: Destination,
-    invite_key: Option<TxKey>,
-    reinvite_key: Option<TxKey>,
+    session: InviteSession,
     /// The INVITE's body, sent again when the recorder challenges.
     invite_body: (String, Vec<u8>),
-    digest: Option<DigestSession>,
     offer: RsOffer,
     streams: Vec<RsStream>,
     /// The recorder's answer while the call has no media yet: streams are built from it
@@ -184,23 +180,11 @@ pub(super) struct Recording {
     answered: Option<Vec<AnsweredStream>>,
     /// Some stream encodes the call's audio, so every tick's PCM is wanted.
     wants_pcm: bool,
-    ack: Option<(Destination, Vec<u8>)>,
     state: RecordingState,
-    connected: bool,
     /// A pause was asked while the resume (or the reverse) was in flight.
     want_paused: bool,
     /// The metadata changed since the recorder last heard it.
     metadata_dirty: bool,
-    /// Our 2xx to the recorder's INVITE or re-INVITE, until its ACK comes.
-    unacked_2xx: Option<Unacked>,
-}
-
-impl Recording {
-    fn next_hop(&self) -> Destination {
-        self.dialog
-            .next_hop(self.first_hop.transport)
-            .unwrap_or(self.first_hop)
-    }
 }
 
 impl Engine {
@@ -404,24 +388,19 @@ impl Engine {
         let xml = self.metadata_snapshot(call);
         let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
         let invite_body = self.sdp_and_metadata(sdp, xml);
+        let mut session = InviteSession::new(dialog, request.destination);
+        session.digest = request.credentials.clone().map(DigestSession::new);
         let recording = Recording {
             media_id,
-            dialog,
-            first_hop: request.destination,
-            invite_key: None,
-            reinvite_key: None,
+            session,
             invite_body,
-            digest: request.credentials.clone().map(DigestSession::new),
             offer,
             streams: Vec::new(),
             answered: None,
             wants_pcm: false,
-            ack: None,
             state: RecordingState::Starting,
-            connected: false,
             want_paused: false,
             metadata_dirty: false,
-            unacked_2xx: None,
         };
         self.recordings.insert(call, recording);
         self.recording_event(call, media_id, RecordingState::Starting);
@@ -437,8 +416,11 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let cseq = recording.dialog.local_cseq;
-        let mut invite = recording.dialog.request_with_cseq(Method::Invite, cseq);
+        let cseq = recording.session.dialog.local_cseq;
+        let mut invite = recording
+            .session
+            .dialog
+            .request_with_cseq(Method::Invite, cseq);
         invite.headers.push("Require", "siprec");
         invite.headers.push(
             "Accept",
@@ -450,11 +432,11 @@ impl Engine {
         }
         let (content_type, body) = recording.invite_body.clone();
         invite.set_body(&content_type, body);
-        let destination = recording.first_hop;
+        let destination = recording.session.first_hop;
         match self.start_client_tx(invite, destination, TxOwner::Recording(call)) {
             Some(key) => {
                 if let Some(r) = self.recordings.get_mut(&call) {
-                    r.invite_key = Some(key);
+                    r.session.invite_key = Some(key);
                 }
             }
             None => self.recording_failed(call, format!("cannot send to {destination}")),
@@ -632,32 +614,35 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        if recording.reinvite_key.as_ref() == Some(&key) {
+        if recording.session.reinvite_key.as_ref() == Some(&key) {
             self.on_recording_reinvite_response(call, status, response);
             return;
         }
-        if recording.invite_key.as_ref() != Some(&key) {
+        if recording.session.invite_key.as_ref() != Some(&key) {
             return;
         }
         match status {
-            200..=299 if recording.connected => {
-                if let Some((destination, bytes)) = recording.ack.clone() {
+            200..=299 if recording.session.connected => {
+                if let Some((destination, bytes)) = recording.session.ack.clone() {
                     self.transmits.push_back((destination, bytes));
                 }
             }
             200..=299 => {
-                let leaves_tls = recording.dialog.establish_as_uac(&response).err();
-                recording.connected = true;
+                let leaves_tls = recording.session.dialog.establish_as_uac(&response).err();
+                recording.session.connected = true;
                 let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-                let ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
-                let destination = recording.next_hop();
+                let ack = recording
+                    .session
+                    .dialog
+                    .request_with_cseq(Method::Ack, cseq);
+                let destination = recording.session.next_hop();
                 if let Some(via) = self.via_for(destination.transport) {
                     let mut ack = ack;
                     ack.headers.insert_first("Via", via);
                     let bytes = ack.to_bytes();
                     self.transmits.push_back((destination, bytes.clone()));
                     if let Some(r) = self.recordings.get_mut(&call) {
-                        r.ack = Some((destination, bytes));
+                        r.session.ack = Some((destination, bytes));
                     }
                 }
                 if let Some(error) = leaves_tls {
@@ -717,44 +702,40 @@ impl Engine {
     /// A recorder that challenges gets the INVITE again with credentials; a second
     /// challenge for the same realm means they were wrong.
     fn retry_recording_with_credentials(&mut self, call: CallId, status: u16, response: &Message) {
-        let challenge = challenge_in(response);
         let cnonce = self.rng.token(16);
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let Some(digest) = recording.digest.as_mut() else {
-            self.recording_failed(
-                call,
-                format!("the recorder asks for a password ({status}) and none is configured"),
-            );
-            return;
-        };
-        let Some((target, challenge)) = challenge else {
-            self.recording_failed(
-                call,
-                format!("the recorder's challenge ({status}) has no usable digest"),
-            );
-            return;
-        };
-        let realm = challenge.realm.clone();
-        if let Err(error) = digest.handle_challenge(target, challenge) {
-            self.recording_failed(
-                call,
-                format!("the recorder refused our credentials: {error}"),
-            );
-            return;
-        }
-        let uri = recording.dialog.remote_target.to_string();
+        let uri = recording.session.dialog.remote_target.to_string();
         let body = recording.invite_body.1.clone();
-        match digest.authorize(&realm, "INVITE", &uri, &body, &cnonce) {
+        let retried = Retried {
+            method: "INVITE",
+            uri: &uri,
+            body: &body,
+            cnonce: &cnonce,
+        };
+        match answer_challenge(recording.session.digest.as_mut(), response, retried) {
             Ok(auth) => {
-                recording.dialog.local_cseq += 1;
+                recording.session.dialog.local_cseq += 1;
                 self.send_recording_invite(call, Some((auth.name(), auth.value())));
             }
-            Err(error) => self.recording_failed(
-                call,
-                format!("cannot answer the recorder's challenge: {error}"),
-            ),
+            Err(error) => {
+                let why = match error {
+                    ChallengeError::NoCredentials => format!(
+                        "the recorder asks for a password ({status}) and none is configured"
+                    ),
+                    ChallengeError::NoUsableChallenge => {
+                        format!("the recorder's challenge ({status}) has no usable digest")
+                    }
+                    ChallengeError::Refused(error) => {
+                        format!("the recorder refused our credentials: {error}")
+                    }
+                    ChallengeError::CannotAnswer(error) => {
+                        format!("cannot answer the recorder's challenge: {error}")
+                    }
+                };
+                self.recording_failed(call, why);
+            }
         }
     }
 
@@ -1058,7 +1039,7 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        if !recording.connected || recording.reinvite_key.is_some() {
+        if !recording.session.connected || recording.session.reinvite_key.is_some() {
             return;
         }
         let waiting_for_media = recording.answered.is_some() || recording.streams.is_empty();
@@ -1069,10 +1050,10 @@ impl Engine {
         };
         recording.offer.session_version += 1;
         let with_metadata = core::mem::take(&mut recording.metadata_dirty);
-        let mut invite = recording.dialog.request(Method::Invite);
+        let mut invite = recording.session.dialog.request(Method::Invite);
         invite.headers.push("Require", "siprec");
         let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
-        let destination = recording.next_hop();
+        let destination = recording.session.next_hop();
         if with_metadata {
             let xml = self.metadata_snapshot(call);
             let (content_type, body) = self.sdp_and_metadata(sdp, xml);
@@ -1082,7 +1063,7 @@ impl Engine {
         }
         let key = self.start_client_tx(invite, destination, TxOwner::Recording(call));
         if let Some(r) = self.recordings.get_mut(&call) {
-            r.reinvite_key = key;
+            r.session.reinvite_key = key;
         }
     }
 
@@ -1090,11 +1071,14 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        recording.reinvite_key = None;
+        recording.session.reinvite_key = None;
         if (200..300).contains(&status) {
             let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-            let mut ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
-            let destination = recording.next_hop();
+            let mut ack = recording
+                .session
+                .dialog
+                .request_with_cseq(Method::Ack, cseq);
+            let destination = recording.session.next_hop();
             let sending = recording.offer.direction == Direction::SendOnly;
             let wanted_paused = recording.want_paused;
             if sending {
@@ -1159,7 +1143,7 @@ impl Engine {
             return;
         };
         let media_id = recording.media_id;
-        if call_ended && recording.connected && recording.reinvite_key.is_none() {
+        if call_ended && recording.session.connected && recording.session.reinvite_key.is_none() {
             self.close_with_metadata(call, final_metadata);
         } else {
             self.stop_recording_dialog(call);
@@ -1181,12 +1165,12 @@ impl Engine {
         recording.wants_pcm = false;
         // The same SDP, unchanged version (RFC 3264 8): only the metadata is news, and a
         // recorder must not read the end of the call as a pause.
-        let mut invite = recording.dialog.request(Method::Invite);
+        let mut invite = recording.session.dialog.request(Method::Invite);
         invite.headers.push("Require", "siprec");
         let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
         let (content_type, body) = self.sdp_and_metadata(sdp, xml);
         invite.set_body(&content_type, body);
-        let destination = recording.next_hop();
+        let destination = recording.session.next_hop();
         let closing = recording.media_id;
         match self.start_client_tx(invite, destination, TxOwner::RecordingClose(closing)) {
             Some(_) => {
@@ -1207,19 +1191,22 @@ impl Engine {
             return;
         };
         self.recording_byes = self.recording_byes.saturating_sub(1);
-        let destination = recording.next_hop();
+        let destination = recording.session.next_hop();
         if let Some(response) = &response
             && response.status().is_some_and(|s| (200..300).contains(&s))
         {
             let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-            let mut ack = recording.dialog.request_with_cseq(Method::Ack, cseq);
+            let mut ack = recording
+                .session
+                .dialog
+                .request_with_cseq(Method::Ack, cseq);
             if let Some(via) = self.via_for(destination.transport) {
                 ack.headers.insert_first("Via", via);
                 self.transmits.push_back((destination, ack.to_bytes()));
             }
         }
-        let bye = recording.dialog.request(Method::Bye);
-        recording.connected = false;
+        let bye = recording.session.dialog.request(Method::Bye);
+        recording.session.connected = false;
         if self
             .start_client_tx(bye, destination, TxOwner::RecordingBye)
             .is_some()
@@ -1238,17 +1225,17 @@ impl Engine {
         };
         recording.streams.clear();
         recording.wants_pcm = false;
-        if !recording.connected {
+        if !recording.session.connected {
             // Not answered yet: stop retransmitting; should the 2xx still come, the stray
             // response path ACKs and BYEs it.
-            if let Some(key) = recording.invite_key.take() {
+            if let Some(key) = recording.session.invite_key.take() {
                 self.transactions.abandon(&key);
             }
             return;
         }
-        recording.connected = false;
-        let bye = recording.dialog.request(Method::Bye);
-        let destination = recording.next_hop();
+        recording.session.connected = false;
+        let bye = recording.session.dialog.request(Method::Bye);
+        let destination = recording.session.next_hop();
         if self
             .start_client_tx(bye, destination, TxOwner::RecordingBye)
             .is_some()
@@ -1402,14 +1389,14 @@ impl Engine {
         self.recordings
             .values()
             .chain(self.closing_recordings.values())
-            .any(|r| r.dialog.call_id == call_id)
+            .any(|r| r.session.dialog.call_id == call_id)
     }
 
     /// A request within a recording dialog: which call's recording it is.
     pub(super) fn recording_for_dialog(&self, request: &Message) -> Option<CallId> {
         self.recordings
             .iter()
-            .find(|(_, r)| r.dialog.matches_request(request))
+            .find(|(_, r)| r.session.dialog.matches_request(request))
             .map(|(call, _)| *call)
     }
 
@@ -1417,7 +1404,7 @@ impl Engine {
     pub(super) fn closing_recording_for_dialog(&self, request: &Message) -> bool {
         self.closing_recordings
             .values()
-            .any(|r| r.dialog.matches_request(request))
+            .any(|r| r.session.dialog.matches_request(request))
     }
 
     /// A recording's TCP or TLS connection closed: its recorder is gone (a killed process
@@ -1429,13 +1416,15 @@ impl Engine {
         let lost: Vec<CallId> = self
             .recordings
             .iter()
-            .filter(|(_, r)| r.connected && (r.next_hop() == peer || r.first_hop == peer))
+            .filter(|(_, r)| {
+                r.session.connected && (r.session.next_hop() == peer || r.session.first_hop == peer)
+            })
             .map(|(call, _)| *call)
             .collect();
         for call in lost {
             if let Some(r) = self.recordings.get_mut(&call) {
                 // Nothing more can be said on that connection, BYE included.
-                r.connected = false;
+                r.session.connected = false;
             }
             self.recording_failed(
                 call,
@@ -1449,7 +1438,7 @@ impl Engine {
         let closing: Vec<CallId> = self
             .closing_recordings
             .iter()
-            .filter(|(_, r)| r.dialog.matches_request(request))
+            .filter(|(_, r)| r.session.dialog.matches_request(request))
             .map(|(id, _)| *id)
             .collect();
         for id in closing {
@@ -1462,7 +1451,7 @@ impl Engine {
     /// The recorder sent BYE, with the text of its Reason header if it gave one.
     pub(super) fn recorder_hung_up(&mut self, call: CallId, reason: Option<String>) {
         if let Some(r) = self.recordings.get_mut(&call) {
-            r.connected = false;
+            r.session.connected = false;
         }
         let started_by_recorder = self
             .recording_plans
@@ -1537,22 +1526,18 @@ impl Engine {
             call,
             Recording {
                 media_id,
-                dialog,
-                first_hop,
-                invite_key: None,
-                reinvite_key: None,
+                session: InviteSession {
+                    connected: true,
+                    ..InviteSession::new(dialog, first_hop)
+                },
                 invite_body: (String::new(), Vec::new()),
-                digest: None,
                 offer: description,
                 streams: Vec::new(),
                 answered: None,
                 wants_pcm: false,
-                ack: None,
                 state: RecordingState::Starting,
-                connected: true,
                 want_paused: false,
                 metadata_dirty: false,
-                unacked_2xx: None,
             },
         );
         self.recording_event(call, media_id, RecordingState::Starting);
@@ -1567,7 +1552,7 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        recording.unacked_2xx = None;
+        recording.session.unacked_2xx = None;
         if !recording.streams.is_empty() || recording.answered.is_some() {
             return;
         }
@@ -1591,9 +1576,9 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let unacked = Unacked::new(recording.first_hop, bytes, now, t1);
+        let unacked = Unacked::new(recording.session.first_hop, bytes, now, t1);
         let at = unacked.first_resend(now);
-        recording.unacked_2xx = Some(unacked);
+        recording.session.unacked_2xx = Some(unacked);
         self.cancel_timer(Timer::RecorderRetransmit2xx(call));
         self.set_timer(at, Timer::RecorderRetransmit2xx(call));
     }
@@ -1603,7 +1588,7 @@ impl Engine {
         let Some(unacked) = self
             .recordings
             .get_mut(&call)
-            .and_then(|r| r.unacked_2xx.as_mut())
+            .and_then(|r| r.session.unacked_2xx.as_mut())
         else {
             return;
         };
@@ -1697,8 +1682,8 @@ impl Engine {
         }
         recording.offer.session_version += 1;
         let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
-        let tag = recording.dialog.local_tag.clone();
-        let contact = recording.dialog.local_contact.clone();
+        let tag = recording.session.dialog.local_tag.clone();
+        let contact = recording.session.dialog.local_contact.clone();
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Require", "siprec");

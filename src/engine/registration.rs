@@ -3,7 +3,9 @@
 use core::time::Duration;
 
 use super::{AccountConfig, AccountId, Engine, Event, RegistrationState, Timer, TxOwner};
-use crate::sip::auth::{DigestSession, challenge_in};
+use crate::sip::auth::{
+    AuthorizationHeader, ChallengeError, DigestSession, Retried, answer_challenge,
+};
 use crate::sip::message::{Message, Method};
 
 #[derive(Debug)]
@@ -69,6 +71,12 @@ impl Engine {
     }
 
     fn send_register(&mut self, account: AccountId) {
+        self.send_register_with(account, None);
+    }
+
+    /// REGISTER with `answer` to a challenge, or else with credentials for the realm we
+    /// already know (a refresh reuses the nonce, counting up).
+    fn send_register_with(&mut self, account: AccountId, answer: Option<AuthorizationHeader>) {
         let Some(reg) = self.registrations.get_mut(&account) else {
             return;
         };
@@ -96,7 +104,8 @@ impl Engine {
         let registrar = reg.config.registrar.to_string();
         let route = reg.config.route.clone();
         let user = aor.uri.user.clone().unwrap_or_else(|| "verbatim".into());
-        let authorization = reg.digest.as_mut().and_then(|digest| {
+        let authorization = answer.or_else(|| {
+            let digest = reg.digest.as_mut()?;
             let realm = digest.realms().next()?.to_owned();
             let cnonce = self.rng.token(16);
             digest
@@ -134,27 +143,30 @@ impl Engine {
         match status {
             200..=299 => self.registration_succeeded(account, &response),
             401 | 407 => {
-                let challenge = challenge_in(&response);
+                let cnonce = self.rng.token(16);
                 let Some(reg) = self.registrations.get_mut(&account) else {
                     return;
                 };
-                let Some(digest) = reg.digest.as_mut() else {
-                    self.registration_failed(
+                let registrar = reg.config.registrar.to_string();
+                let retried = Retried {
+                    method: "REGISTER",
+                    uri: &registrar,
+                    body: &[],
+                    cnonce: &cnonce,
+                };
+                match answer_challenge(reg.digest.as_mut(), &response, retried) {
+                    Ok(answer) => self.send_register_with(account, Some(answer)),
+                    Err(ChallengeError::NoCredentials) => self.registration_failed(
                         account,
                         "authentication failed: the registrar asks for a password and none is configured".into(),
-                    );
-                    return;
-                };
-                let Some((target, challenge)) = challenge else {
-                    self.registration_failed(
+                    ),
+                    Err(ChallengeError::NoUsableChallenge) => self.registration_failed(
                         account,
                         "authentication failed: no usable digest challenge".into(),
-                    );
-                    return;
-                };
-                match digest.handle_challenge(target, challenge) {
-                    Ok(()) => self.send_register(account),
-                    Err(error) => self.registration_failed(account, error.to_string()),
+                    ),
+                    Err(ChallengeError::Refused(error) | ChallengeError::CannotAnswer(error)) => {
+                        self.registration_failed(account, error.to_string())
+                    }
                 }
             }
             423 => {

@@ -587,6 +587,55 @@ pub fn challenge_in(response: &crate::sip::message::Message) -> Option<(AuthTarg
     Challenge::choose(&challenges).cloned().map(|c| (target, c))
 }
 
+/// Why a 401 or 407 could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChallengeError {
+    #[error("no password is configured")]
+    NoCredentials,
+    #[error("no usable digest challenge")]
+    NoUsableChallenge,
+    /// The challenge says our last answer was wrong (or cannot be taken).
+    #[error("{0}")]
+    Refused(AuthError),
+    /// The challenge was taken but no answer could be computed for it.
+    #[error("{0}")]
+    CannotAnswer(AuthError),
+}
+
+/// The request to send again with credentials: what the digest covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Retried<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub body: &'a [u8],
+    pub cnonce: &'a str,
+}
+
+/// The one routine that answers a challenge, whatever the request (REGISTER, INVITE,
+/// OPTIONS, ...): takes in the best digest challenge of `response` (RFC 3261 22.2, 22.3) and
+/// builds the header for `retried`.
+pub fn answer_challenge(
+    digest: Option<&mut DigestSession>,
+    response: &crate::sip::message::Message,
+    retried: Retried<'_>,
+) -> Result<AuthorizationHeader, ChallengeError> {
+    let digest = digest.ok_or(ChallengeError::NoCredentials)?;
+    let (target, challenge) = challenge_in(response).ok_or(ChallengeError::NoUsableChallenge)?;
+    let realm = challenge.realm.clone();
+    digest
+        .handle_challenge(target, challenge)
+        .map_err(ChallengeError::Refused)?;
+    digest
+        .authorize(
+            &realm,
+            retried.method,
+            retried.uri,
+            retried.body,
+            retried.cnonce,
+        )
+        .map_err(ChallengeError::CannotAnswer)
+}
+
 /// Where a realm stands, which decides whether a new challenge means "wrong password".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -1031,6 +1080,54 @@ mod tests {
 
     fn bob() -> Credentials {
         Credentials::new("bob", "zanzibar")
+    }
+
+    fn unauthorized(challenges: &[&str]) -> crate::sip::message::Message {
+        let mut text = String::from(
+            "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:bob@biloxi.com>;tag=1\r\nTo: <sip:bob@biloxi.com>;tag=2\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n",
+        );
+        for challenge in challenges {
+            text.push_str(&format!("WWW-Authenticate: {challenge}\r\n"));
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        crate::sip::message::Message::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn one_routine_answers_a_challenge_or_says_why_not() {
+        let challenge = Challenge::new("biloxi.com", "n1", DigestAlgorithm::Md5).to_string();
+        let response = unauthorized(&[&challenge]);
+        let retried = Retried {
+            method: "REGISTER",
+            uri: "sip:biloxi.com",
+            body: &[],
+            cnonce: "c1",
+        };
+        assert_eq!(
+            answer_challenge(None, &response, retried),
+            Err(ChallengeError::NoCredentials)
+        );
+        let mut digest = DigestSession::new(bob());
+        assert_eq!(
+            answer_challenge(
+                Some(&mut digest),
+                &unauthorized(&["Basic realm=\"x\""]),
+                retried
+            ),
+            Err(ChallengeError::NoUsableChallenge)
+        );
+        let answer = answer_challenge(Some(&mut digest), &response, retried).unwrap();
+        assert_eq!(answer.name(), "Authorization");
+        assert!(
+            answer.authorization.verify("zanzibar", "REGISTER", &[]),
+            "{}",
+            answer.value()
+        );
+        // The same nonce again right after our answer: the password was wrong.
+        assert!(matches!(
+            answer_challenge(Some(&mut digest), &response, retried),
+            Err(ChallengeError::Refused(AuthError::WrongCredentials(_)))
+        ));
     }
 
     fn biloxi(qop: &str, algorithm: &str) -> Challenge {

@@ -1,0 +1,104 @@
+//! What every INVITE dialog of the engine shares, calls and recording sessions alike: the
+//! dialog itself, where its requests go, the INVITE and re-INVITE client transactions, the
+//! digest state for challenges, the ACK kept for a retransmitted 2xx, and our own 2xx kept
+//! until its ACK comes (RFC 3261 13-14).
+
+use core::time::Duration;
+use std::time::Instant;
+
+use crate::sip::auth::DigestSession;
+use crate::sip::dialog::Dialog;
+use crate::sip::transaction::TxKey;
+use crate::sip::transport::Destination;
+
+#[derive(Debug)]
+pub(super) struct InviteSession {
+    pub(super) dialog: Dialog,
+    /// Where requests go when the dialog's next hop needs DNS: the INVITE's first hop.
+    pub(super) first_hop: Destination,
+    /// UAC: the current INVITE client transaction.
+    pub(super) invite_key: Option<TxKey>,
+    /// Our re-INVITE in flight.
+    pub(super) reinvite_key: Option<TxKey>,
+    /// For a peer that challenges (digest, RFC 3261 22).
+    pub(super) digest: Option<DigestSession>,
+    /// UAC: the ACK for the 2xx, resent when the 2xx is retransmitted.
+    pub(super) ack: Option<(Destination, Vec<u8>)>,
+    /// The ACK for the 2xx to our re-INVITE, resent likewise.
+    pub(super) reinvite_ack: Option<(Destination, Vec<u8>)>,
+    /// UAS: our 2xx until its ACK arrives.
+    pub(super) unacked_2xx: Option<Unacked>,
+    /// The INVITE was answered with a 2xx (sent or received).
+    pub(super) connected: bool,
+}
+
+impl InviteSession {
+    pub(super) fn new(dialog: Dialog, first_hop: Destination) -> InviteSession {
+        InviteSession {
+            dialog,
+            first_hop,
+            invite_key: None,
+            reinvite_key: None,
+            digest: None,
+            ack: None,
+            reinvite_ack: None,
+            unacked_2xx: None,
+            connected: false,
+        }
+    }
+
+    /// Where the next in-dialog request goes: the dialog's next hop when it is an address,
+    /// else the INVITE's first hop.
+    pub(super) fn next_hop(&self) -> Destination {
+        self.dialog
+            .next_hop(self.first_hop.transport)
+            .unwrap_or(self.first_hop)
+    }
+}
+
+/// A 2xx to an INVITE that the UAS core resends until its ACK comes (RFC 3261 13.3.1.4):
+/// over UDP at T1, doubling up to T2, for 64*T1; over TCP/TLS only the deadline matters.
+#[derive(Debug)]
+pub(super) struct Unacked {
+    destination: Destination,
+    bytes: Vec<u8>,
+    interval: Duration,
+    give_up_at: Instant,
+}
+
+/// What to do when an unacknowledged 2xx's timer fires.
+pub(super) enum UnackedStep {
+    GiveUp,
+    /// Send these bytes (UDP only) and come back at this time.
+    Resend(Option<(Destination, Vec<u8>)>, Instant),
+}
+
+impl Unacked {
+    pub(super) fn new(
+        destination: Destination,
+        bytes: Vec<u8>,
+        now: Instant,
+        t1: Duration,
+    ) -> Self {
+        Unacked {
+            destination,
+            bytes,
+            interval: t1,
+            give_up_at: now + 64 * t1,
+        }
+    }
+
+    pub(super) fn first_resend(&self, now: Instant) -> Instant {
+        now + self.interval
+    }
+
+    pub(super) fn step(&mut self, now: Instant, t2: Duration) -> UnackedStep {
+        if now >= self.give_up_at {
+            return UnackedStep::GiveUp;
+        }
+        let resend = (!self.destination.transport.is_reliable())
+            .then(|| (self.destination, self.bytes.clone()));
+        self.interval = (self.interval * 2).min(t2);
+        UnackedStep::Resend(resend, (now + self.interval).min(self.give_up_at))
+    }
+}
