@@ -1194,6 +1194,10 @@ impl Engine {
     }
 
     pub(super) fn on_update(&mut self, key: TxKey, request: Message) {
+        if let Some(call) = self.recording_for_dialog(&request) {
+            self.on_recorder_update(call, key, request);
+            return;
+        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;

@@ -512,6 +512,10 @@ enum Timer {
     MediaCheck(CallId),
     RecordingRetry(CallId),
     RecordingDeadline(CallId),
+    /// Our re-INVITE to the recorder met 491: send it again (RFC 3261 14.1).
+    RecordingGlareRetry(CallId),
+    /// A recorder that refreshes its session (RFC 4028) must have done so by now.
+    RecorderSessionExpiry(CallId),
     ShutdownDeadline,
 }
 
@@ -949,6 +953,8 @@ impl Engine {
             Timer::MediaCheck(call) => self.check_media(call),
             Timer::RecordingRetry(call) => self.retry_recording(call),
             Timer::RecordingDeadline(call) => self.recording_deadline(call),
+            Timer::RecorderSessionExpiry(call) => self.recorder_session_expired(call),
+            Timer::RecordingGlareRetry(call) => self.send_recording_reinvite(call),
             Timer::ShutdownDeadline => {
                 let calls: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in calls {
@@ -1110,7 +1116,11 @@ impl Engine {
                 .headers
                 .list("Require")
                 .into_iter()
-                .filter(|tag| !(in_recording && tag.eq_ignore_ascii_case("siprec")))
+                .filter(|tag| {
+                    !(in_recording
+                        && (tag.eq_ignore_ascii_case("siprec")
+                            || tag.eq_ignore_ascii_case("timer")))
+                })
                 .map(str::to_owned)
                 .collect();
             if !unsupported.is_empty() {
@@ -1353,7 +1363,9 @@ fn timer_span(timer: Timer) -> tracing::Span {
         Timer::RegisterRefresh(account) | Timer::KeepAlive(account) => account_span(account),
         Timer::RecorderRetransmit2xx(call)
         | Timer::RecordingRetry(call)
-        | Timer::RecordingDeadline(call) => recording_span(call),
+        | Timer::RecordingDeadline(call)
+        | Timer::RecordingGlareRetry(call)
+        | Timer::RecorderSessionExpiry(call) => recording_span(call),
         Timer::Retransmit2xx(call) | Timer::GlareRetry(call) | Timer::MediaCheck(call) => {
             call_span(call)
         }

@@ -17,6 +17,7 @@ use crate::sip::auth::{ChallengeError, Credentials, DigestSession, Retried, answ
 use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
+use crate::sip::session_timer::{MIN_SE, SessionExpires};
 use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
@@ -1035,7 +1036,7 @@ impl Engine {
         self.metadata_changed(call);
     }
 
-    fn send_recording_reinvite(&mut self, call: CallId) {
+    pub(super) fn send_recording_reinvite(&mut self, call: CallId) {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
@@ -1111,6 +1112,20 @@ impl Engine {
             }
         } else if matches!(status, 408 | 481) {
             self.recording_failed(call, format!("the recorder lost the session ({status})"));
+        } else if status == 491 {
+            // Our re-INVITE crossed one of the recorder's (RFC 3261 14.1): the Call-ID's
+            // owner waits 2.1-4 s, the other side 0-2 s, then offers again.
+            let ours = self
+                .recording_plans
+                .get(&call)
+                .is_some_and(|plan| !plan.recorder_initiated);
+            let wait = if ours {
+                self.rng.millis_between(2100, 4000)
+            } else {
+                self.rng.millis_between(0, 2000)
+            };
+            let at = self.now + core::time::Duration::from_millis(wait);
+            self.set_timer(at, Timer::RecordingGlareRetry(call));
         } else if self.recordings.get(&call).is_some_and(|r| r.metadata_dirty) {
             self.send_recording_reinvite(call);
         }
@@ -1217,6 +1232,8 @@ impl Engine {
     }
 
     fn stop_recording_dialog(&mut self, call: CallId) {
+        self.cancel_timer(Timer::RecorderSessionExpiry(call));
+        self.cancel_timer(Timer::RecordingGlareRetry(call));
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);
         }
@@ -1641,10 +1658,33 @@ impl RetryPlan {
 }
 
 impl Engine {
-    /// The recorder re-INVITEs (RFC 7866 7.1.2, 9.1): every stream inactive pauses the
-    /// recording, recvonly resumes it, and a metadata request gets a fresh snapshot.
+    /// The recorder re-INVITEs (RFC 7866 7.1.2, 9.1): its 2xx waits for the ACK.
     pub(super) fn on_recorder_reinvite(&mut self, call: CallId, key: TxKey, request: Message) {
-        let offer = answer_sdp(&request);
+        if let Some(ok) = self.recorder_session_change(call, &key, &request) {
+            self.send_recorder_2xx(call, &key, ok);
+        }
+    }
+
+    /// The recorder sends UPDATE (RFC 3311): with an offer as a re-INVITE would, without one
+    /// as a session refresh or a request for the metadata.
+    pub(super) fn on_recorder_update(&mut self, call: CallId, key: TxKey, request: Message) {
+        if let Some(ok) = self.recorder_session_change(call, &key, &request) {
+            self.send_response(&key, ok);
+        }
+    }
+
+    /// What a recorder's re-INVITE or UPDATE changes, and the 2xx that answers it (None when
+    /// it was refused here): every stream inactive pauses the recording, recvonly resumes
+    /// it, a metadata request gets a fresh snapshot, and a Session-Expires moves the time by
+    /// which the recorder must refresh again (RFC 4028).
+    fn recorder_session_change(
+        &mut self,
+        call: CallId,
+        key: &TxKey,
+        request: &Message,
+    ) -> Option<Message> {
+        let is_invite = request.method() == Some(&Method::Invite);
+        let offer = answer_sdp(request);
         let wants_metadata = request
             .content_type()
             .is_some_and(|t| t == multipart::METADATA_REQUEST_CONTENT_TYPE)
@@ -1653,9 +1693,23 @@ impl Engine {
                     multipart::find(&parts, multipart::METADATA_REQUEST_CONTENT_TYPE).is_some()
                 })
             });
-        let Some(recording) = self.recordings.get_mut(&call) else {
-            return;
-        };
+        let session_expires = SessionExpires::of(request);
+        let recording = self.recordings.get_mut(&call)?;
+        let tag = recording.session.dialog.local_tag.clone();
+        let offers = is_invite || offer.is_some();
+        if offers && recording.session.reinvite_key.is_some() {
+            // Both sides offered at once (RFC 3261 14.2, RFC 3311 5.2).
+            self.respond(key, request, 491, Some(&tag));
+            return None;
+        }
+        if let Some(expires) = session_expires
+            && expires.seconds < MIN_SE
+        {
+            let mut too_small = request.response(422, reason_phrase(422), Some(&tag));
+            too_small.headers.push("Min-SE", MIN_SE.to_string());
+            self.send_response(key, too_small);
+            return None;
+        }
         let media_id = recording.media_id;
         let mut new_state = None;
         if let Some(sdp) = &offer {
@@ -1680,24 +1734,46 @@ impl Engine {
                 None
             });
         }
-        recording.offer.session_version += 1;
-        let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
-        let tag = recording.session.dialog.local_tag.clone();
+        // An UPDATE without an offer gets no SDP back; an offerless re-INVITE gets ours.
+        let sdp = offers.then(|| {
+            recording.offer.session_version += 1;
+            rs_sdp::offer(&recording.offer).to_string().into_bytes()
+        });
         let contact = recording.session.dialog.local_contact.clone();
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Require", "siprec");
-        if wants_metadata {
+        if let Some(expires) = session_expires {
+            ok.headers.push("Session-Expires", expires.answer());
+            if request.headers.has_token("Supported", "timer")
+                || request.headers.has_token("Require", "timer")
+            {
+                ok.headers.push("Require", "timer");
+            }
+            let at = self.now + expires.give_up_after();
+            self.set_timer(at, Timer::RecorderSessionExpiry(call));
+        }
+        let metadata = wants_metadata.then(|| {
             if let Some(r) = self.recordings.get_mut(&call) {
                 r.metadata_dirty = false;
             }
-            let xml = self.metadata_snapshot(call);
-            let (content_type, body) = self.sdp_and_metadata(sdp, xml);
-            ok.set_body(&content_type, body);
-        } else {
-            ok.set_body(multipart::SDP_CONTENT_TYPE, sdp);
+            self.metadata_snapshot(call)
+        });
+        match (sdp, metadata) {
+            (Some(sdp), Some(xml)) => {
+                let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+                ok.set_body(&content_type, body);
+            }
+            (Some(sdp), None) => ok.set_body(multipart::SDP_CONTENT_TYPE, sdp),
+            (None, Some(xml)) => {
+                ok.headers.push(
+                    "Content-Disposition",
+                    multipart::RECORDING_SESSION_DISPOSITION,
+                );
+                ok.set_body(multipart::METADATA_CONTENT_TYPE, xml);
+            }
+            (None, None) => {}
         }
-        self.send_recorder_2xx(call, &key, ok);
         if let Some(state) = new_state {
             let state = state.unwrap_or_else(|| self.live_state(call));
             if let Some(r) = self.recordings.get_mut(&call) {
@@ -1705,6 +1781,20 @@ impl Engine {
             }
             self.recording_event(call, media_id, state);
         }
+        Some(ok)
+    }
+
+    /// The recorder refreshes the session and stopped doing so: it is gone, whatever the
+    /// transport says (RFC 4028 10). The session ends with BYE and the reason.
+    pub(super) fn recorder_session_expired(&mut self, call: CallId) {
+        if !self.recordings.contains_key(&call) {
+            return;
+        }
+        self.stop_recording_dialog(call);
+        self.recording_failed(
+            call,
+            "the recorder stopped refreshing the recording session (session timer expired)".into(),
+        );
     }
 }
 

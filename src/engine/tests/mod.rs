@@ -12,7 +12,9 @@ mod media;
 mod recorder_check;
 mod recorder_initiated;
 mod recording;
+mod recording_dialog;
 mod registration;
+mod scripted;
 mod secure_signalling;
 mod transfer;
 

@@ -1,0 +1,273 @@
+//! A recording session's dialog behaves as a call's does: the recorder's UPDATE (with and
+//! without SDP, a metadata request, a session-timer refresh), its refreshes stopping, and
+//! re-INVITEs that cross. The recorder is played by the test.
+
+use core::time::Duration;
+
+use super::scripted::*;
+use super::*;
+use crate::media::srtp::SrtpPolicy;
+
+const RECORDER: &str = "192.0.2.7:5060";
+
+fn recorder() -> Destination {
+    Destination::new(Transport::Tcp, RECORDER.parse().unwrap())
+}
+
+/// A connected call, recorded to the scripted recorder, which has answered: the phone, our
+/// INVITE to the recorder and the call.
+fn recording_up() -> (Phone, Message, CallId) {
+    let mut phone = Phone::new(SrtpPolicy::Off);
+    let call = phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
+    let invite = invite_sent(&phone);
+    phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, "<sip:bob@192.0.2.1:5060>"));
+    phone.input(Input::Command(Command::StartRecording {
+        call,
+        recording: CallId::new(),
+        request: RecordingRequest {
+            srs: Uri::parse(&format!("sip:srs@{RECORDER};transport=tcp")).unwrap(),
+            destination: recorder(),
+            media_port: 42000,
+            secondary: None,
+            mandatory: false,
+            mode: RecordingMode::Separate,
+            srtp: false,
+            credentials: None,
+        },
+    }));
+    let to_recorder = requests_to_recorder(&phone);
+    let rs_invite = to_recorder.first().unwrap().clone();
+    assert_eq!(rs_invite.method(), Some(&Method::Invite));
+    let mut ok = rs_invite.response(200, "OK", Some("srs1"));
+    ok.headers
+        .push("Contact", format!("<sip:srs@{RECORDER};transport=tcp>"));
+    let sdp = "v=0\r\no=srs 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+               m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\na=label:1\r\n\
+               m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\na=label:2\r\n";
+    ok.set_body("application/sdp", sdp.as_bytes().to_vec());
+    phone.receive_from_far_end(recorder(), &ok);
+    assert!(
+        requests_to_recorder(&phone)
+            .iter()
+            .any(|m| m.method() == Some(&Method::Ack)),
+        "the recorder's 2xx is acknowledged"
+    );
+    (phone, rs_invite, call)
+}
+
+fn requests_to_recorder(phone: &Phone) -> Vec<Message> {
+    phone
+        .messages()
+        .into_iter()
+        .filter(|(to, m)| *to == recorder() && m.method().is_some())
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// The phone's final responses to the recorder, newest last.
+fn responses_to_recorder(phone: &Phone) -> Vec<Message> {
+    phone
+        .messages()
+        .into_iter()
+        .filter(|(to, m)| *to == recorder() && m.status().is_some_and(|s| s >= 200))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// A request from the recorder inside the recording dialog our `rs_invite` opened.
+fn from_recorder(
+    rs_invite: &Message,
+    method: &str,
+    cseq: u32,
+    headers: &str,
+    body: Option<(&str, &str)>,
+) -> Message {
+    let our_contact = rs_invite.contacts().unwrap()[0].uri.to_string();
+    let (content_type, body) = match body {
+        Some((content_type, body)) => (format!("Content-Type: {content_type}\r\n"), body),
+        None => (String::new(), ""),
+    };
+    let text = format!(
+        "{method} {our_contact} SIP/2.0\r\nVia: SIP/2.0/TCP {RECORDER};branch=z9hG4bKsrs{method}{cseq}\r\nMax-Forwards: 70\r\nFrom: {};tag=srs1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:srs@{RECORDER};transport=tcp>\r\n{headers}{content_type}Content-Length: {}\r\n\r\n{body}",
+        rs_invite.headers.get("To").unwrap(),
+        rs_invite.headers.get("From").unwrap(),
+        rs_invite.call_id().unwrap(),
+        body.len()
+    );
+    Message::parse(text.as_bytes()).unwrap()
+}
+
+const BOTH_INACTIVE: &str = "v=0\r\no=srs 1 2 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+    m=audio 30000 RTP/AVP 0\r\na=inactive\r\na=label:1\r\n\
+    m=audio 30002 RTP/AVP 0\r\na=inactive\r\na=label:2\r\n";
+
+fn states(phone: &Phone) -> Vec<RecordingState> {
+    phone
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Recording { state, .. } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recorders_update_is_answered_with_and_without_sdp() {
+    let (mut phone, rs_invite, _) = recording_up();
+    // A session-timer refresh: no SDP, and it asks for `timer`.
+    let refresh = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        2,
+        "Session-Expires: 120;refresher=uac\r\nRequire: timer\r\n",
+        None,
+    );
+    phone.receive_from_far_end(recorder(), &refresh);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert_eq!(ok.headers.get("Session-Expires"), Some("120;refresher=uac"));
+    assert!(ok.headers.has_token("Require", "timer"));
+    assert!(ok.body.is_empty(), "no offer, no answer");
+    // An offer by UPDATE: every stream inactive pauses the recording.
+    let pause = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        3,
+        "",
+        Some(("application/sdp", BOTH_INACTIVE)),
+    );
+    phone.receive_from_far_end(recorder(), &pause);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    let answer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert_eq!(answer.matches("a=inactive").count(), 2, "{answer}");
+    assert_eq!(
+        states(&phone).last(),
+        Some(&RecordingState::Paused { by: Party::Remote })
+    );
+    // A snapshot request by UPDATE gets the complete metadata, and no SDP.
+    let snapshot = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        4,
+        "",
+        Some(("application/rs-metadata-request", "")),
+    );
+    phone.receive_from_far_end(recorder(), &snapshot);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(
+        ok.content_type().as_deref(),
+        Some("application/rs-metadata+xml")
+    );
+    let xml = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(
+        xml.contains("<participant") && xml.contains("<stream"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_session_interval_under_90_s_is_refused_with_422() {
+    let (mut phone, rs_invite, _) = recording_up();
+    let refresh = from_recorder(&rs_invite, "UPDATE", 2, "Session-Expires: 30\r\n", None);
+    phone.receive_from_far_end(recorder(), &refresh);
+    let refusal = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(refusal.status(), Some(422));
+    assert_eq!(refusal.headers.get("Min-SE"), Some("90"));
+}
+
+#[test]
+fn a_recording_whose_recorder_stops_refreshing_ends_with_the_reason() {
+    let (mut phone, rs_invite, _) = recording_up();
+    let refresh = |cseq| {
+        from_recorder(
+            &rs_invite,
+            "UPDATE",
+            cseq,
+            "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
+            None,
+        )
+    };
+    phone.receive_from_far_end(recorder(), &refresh(2));
+    // Refreshed in time (every 50 s), the session stays up well past one interval.
+    for cseq in 3..6 {
+        phone.run_for(Duration::from_secs(50));
+        phone.receive_from_far_end(recorder(), &refresh(cseq));
+    }
+    assert!(
+        !requests_to_recorder(&phone)
+            .iter()
+            .any(|m| m.method() == Some(&Method::Bye)),
+        "refreshed sessions stay up"
+    );
+    // Then the refreshes stop: 90 s less 30 s after the last one the session is gone.
+    phone.run_for(Duration::from_secs(59));
+    assert!(
+        !requests_to_recorder(&phone)
+            .iter()
+            .any(|m| m.method() == Some(&Method::Bye))
+    );
+    phone.run_for(Duration::from_secs(2));
+    assert!(
+        requests_to_recorder(&phone)
+            .iter()
+            .any(|m| m.method() == Some(&Method::Bye)),
+        "the session is ended with BYE"
+    );
+    let reason = states(&phone)
+        .into_iter()
+        .find_map(|s| match s {
+            RecordingState::Retrying { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.contains("session timer expired"), "{reason}");
+}
+
+#[test]
+fn glare_on_a_recording_dialog_gets_491_and_our_reinvite_is_retried() {
+    let (mut phone, rs_invite, call) = recording_up();
+    phone.input(Input::Command(Command::PauseRecording { call }));
+    let ours = requests_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ours.method(), Some(&Method::Invite));
+    // The recorder's own re-INVITE and an offer by UPDATE cross ours: both get 491.
+    for (method, cseq) in [("INVITE", 2), ("UPDATE", 3)] {
+        let crossing = from_recorder(
+            &rs_invite,
+            method,
+            cseq,
+            "",
+            Some(("application/sdp", BOTH_INACTIVE)),
+        );
+        phone.receive_from_far_end(recorder(), &crossing);
+        let refusal = responses_to_recorder(&phone).pop().unwrap();
+        assert_eq!(refusal.status(), Some(491), "{method}");
+    }
+    // The recorder refuses ours with 491 too; ours goes again after 2.1 to 4 s.
+    phone.receive_from_far_end(
+        recorder(),
+        &ours.response(491, "Request Pending", Some("srs1")),
+    );
+    let invites = |phone: &Phone| {
+        requests_to_recorder(phone)
+            .into_iter()
+            .filter(|m| m.method() == Some(&Method::Invite))
+            .count()
+    };
+    let before = invites(&phone);
+    phone.run_for(Duration::from_secs(2));
+    assert_eq!(invites(&phone), before, "not before 2.1 s");
+    phone.run_for(Duration::from_millis(2100));
+    assert_eq!(invites(&phone), before + 1, "retried within 4 s");
+    let again = requests_to_recorder(&phone).pop().unwrap();
+    assert!(again.cseq().unwrap().number > ours.cseq().unwrap().number);
+    assert_eq!(
+        String::from_utf8_lossy(&again.body)
+            .matches("a=inactive")
+            .count(),
+        2,
+        "the retry still pauses"
+    );
+}

@@ -1,0 +1,156 @@
+//! One engine driven directly, with every peer (far end, registrar, recorder) played by the
+//! test on documentation addresses: for what a simulated phone or recorder would not do.
+
+use core::time::Duration;
+
+use super::*;
+use crate::media::srtp::SrtpPolicy;
+
+pub(super) const LOCAL: &str = "192.0.2.10";
+pub(super) const FAR_TLS: &str = "192.0.2.1:5061";
+pub(super) const FAR_UDP: &str = "192.0.2.1:5060";
+pub(super) const RECORDER_TCP: &str = "192.0.2.7:5060";
+pub(super) const FAR_KEY: &str = "dGxzLWRpYWxvZy10ZXN0LWtleS1vZi0zMC1ieXRl";
+
+/// One engine and everything it has said, in virtual time.
+pub(super) struct Phone {
+    pub(super) engine: Engine,
+    pub(super) now: Instant,
+    pub(super) sent: Vec<(Destination, Vec<u8>)>,
+    pub(super) events: Vec<Event>,
+}
+
+impl Phone {
+    pub(super) fn new(srtp: SrtpPolicy) -> Phone {
+        let now = Instant::now();
+        let listeners = [Transport::Udp, Transport::Tcp, Transport::Tls].map(|transport| {
+            let port = transport.default_port();
+            Destination::new(transport, format!("{LOCAL}:{port}").parse().unwrap())
+        });
+        let engine = Engine::new(
+            EngineConfig {
+                listeners: listeners.to_vec(),
+                srtp,
+                key_source: KeySource::new(|buffer: &mut [u8]| buffer.fill(7)),
+                seed: 3,
+                // Scripted peers send no RTP; the call must outlast minutes of virtual time.
+                no_media_timeout: None,
+                ..EngineConfig::default()
+            },
+            now,
+        );
+        let mut phone = Phone {
+            engine,
+            now,
+            sent: Vec::new(),
+            events: Vec::new(),
+        };
+        phone.drain();
+        phone
+    }
+
+    pub(super) fn drain(&mut self) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Transmit { destination, data } => self.sent.push((destination, data)),
+                Output::Event(event) => self.events.push(event),
+                Output::Media { .. } | Output::Playback { .. } => {}
+                Output::Timeout(_) => return,
+            }
+        }
+    }
+
+    pub(super) fn input(&mut self, input: Input) {
+        self.engine.handle_input(self.now, input);
+        self.drain();
+    }
+
+    pub(super) fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += Duration::from_millis(100);
+            self.input(Input::Timeout);
+        }
+    }
+
+    pub(super) fn receive_from_far_end(&mut self, over: Destination, message: &Message) {
+        let data = message.to_bytes();
+        self.input(match over.transport {
+            Transport::Udp => Input::Datagram { source: over, data },
+            _ => Input::Stream { source: over, data },
+        });
+    }
+
+    pub(super) fn dial(&mut self, target: &str, destination: Destination) -> CallId {
+        let call = CallId::new();
+        self.input(Input::Command(Command::Dial {
+            call,
+            request: DialRequest {
+                target: Uri::parse(target).unwrap(),
+                from: NameAddr::parse("<sip:alice@example.com>").unwrap(),
+                destination,
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: None,
+            },
+        }));
+        call
+    }
+
+    /// The messages sent so far, parsed, with where each went.
+    pub(super) fn messages(&self) -> Vec<(Destination, Message)> {
+        self.sent
+            .iter()
+            .map(|(d, data)| (*d, Message::parse(data).unwrap()))
+            .collect()
+    }
+
+    pub(super) fn end_reason(&self, call: CallId) -> Option<String> {
+        self.events.iter().find_map(|e| match e {
+            Event::CallEnded { call: c, reason } if *c == call => Some(reason.text.clone()),
+            _ => None,
+        })
+    }
+}
+
+pub(super) fn tls(address: &str) -> Destination {
+    Destination::new(Transport::Tls, address.parse().unwrap())
+}
+
+pub(super) fn udp(address: &str) -> Destination {
+    Destination::new(Transport::Udp, address.parse().unwrap())
+}
+
+pub(super) fn body(message: &Message) -> String {
+    String::from_utf8_lossy(&message.body).into_owned()
+}
+
+/// The far end's 2xx to `invite`: PCMU, SRTP when offered, `contact` as its Contact.
+pub(super) fn answer(invite: &Message, contact: &str) -> Message {
+    let mut ok = invite.response(200, "OK", Some("far1"));
+    ok.headers.push("Contact", contact);
+    let offer = body(invite);
+    let (proto, crypto) = if offer.contains("RTP/SAVP") {
+        (
+            "RTP/SAVP",
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{FAR_KEY}\r\n"),
+        )
+    } else {
+        ("RTP/AVP", String::new())
+    };
+    let sdp = format!(
+        "v=0\r\no=far 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 30000 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n{crypto}a=sendrecv\r\n"
+    );
+    ok.set_body("application/sdp", sdp.into_bytes());
+    ok
+}
+
+pub(super) fn invite_sent(phone: &Phone) -> Message {
+    phone
+        .messages()
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .map(|(_, m)| m)
+        .unwrap()
+}
