@@ -781,7 +781,7 @@ impl Engine {
             self.respond(&key, &request, 503, None);
             return;
         }
-        if super::recorder_invite::is_recorder_invite(&request) {
+        if super::recording::is_recorder_invite(&request) {
             self.on_recorder_invite(key, request, source);
             return;
         }

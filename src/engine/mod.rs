@@ -10,8 +10,6 @@ mod call;
 mod ids;
 mod invite_session;
 mod media;
-mod recorder_check;
-mod recorder_invite;
 mod recording;
 mod registration;
 mod rng;
@@ -23,8 +21,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 pub use ids::{AccountId, CallId};
-pub use recorder_check::RecorderCheckRequest;
-pub use recording::{RecordingMode, RecordingRequest, RecordingStart, RecordingState};
+pub use recording::{
+    RecorderCheckRequest, RecordingMode, RecordingRequest, RecordingStart, RecordingState,
+};
 pub use rng::EngineRng;
 pub use transfer::TransferState;
 
@@ -547,13 +546,13 @@ pub struct Engine {
     /// Optional recordings asked for with the dial or answer, started once the call has media.
     pending_recordings: HashMap<CallId, RecordingStart>,
     /// Recorders' INVITEs waiting for the front end.
-    recorder_invites: HashMap<CallId, recorder_invite::RecorderInvite>,
+    recorder_invites: HashMap<CallId, recording::RecorderInvite>,
     /// Calls whose far end we asked to transfer, until the outcome.
     transfers_out: std::collections::HashSet<CallId>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
     transfers_in: HashMap<CallId, transfer::Followed>,
     /// "Test recorder" checks in progress.
-    recorder_checks: HashMap<CallId, recorder_check::RecorderCheck>,
+    recorder_checks: HashMap<CallId, recording::RecorderCheck>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
@@ -767,7 +766,7 @@ impl Engine {
     fn ringing_is_full(&self, request: &Message) -> bool {
         request.method() == Some(&Method::Invite)
             && request.to_header().is_ok_and(|to| to.tag().is_none())
-            && !recorder_invite::is_recorder_invite(request)
+            && !recording::is_recorder_invite(request)
             && self.ringing_calls() >= self.config.admission.max_ringing_calls
     }
 
@@ -1111,7 +1110,7 @@ impl Engine {
             // Inside a recording session the recorder may require siprec; nowhere else.
             let in_recording = self.recording_for_dialog(&request).is_some()
                 || self.closing_recording_for_dialog(&request)
-                || (method == Method::Invite && recorder_invite::is_recorder_invite(&request));
+                || (method == Method::Invite && recording::is_recorder_invite(&request));
             let unsupported: Vec<String> = request
                 .headers
                 .list("Require")

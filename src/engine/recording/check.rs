@@ -3,8 +3,8 @@
 //! INVITE for a made-up call with both streams inactive (no media is sent), answered, ACKed
 //! and ended with BYE. Each step's finding is reported in words.
 
-use super::recording::answer_sdp;
-use super::{CallId, Engine, Event, TxOwner};
+use super::answer_sdp;
+use crate::engine::{CallId, Engine, Event, TxOwner};
 use crate::recording::metadata;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::Direction;
@@ -26,7 +26,7 @@ pub struct RecorderCheckRequest {
 }
 
 #[derive(Debug)]
-pub(super) struct RecorderCheck {
+pub(in crate::engine) struct RecorderCheck {
     request: RecorderCheckRequest,
     dialog: Dialog,
     digest: Option<DigestSession>,
@@ -46,7 +46,11 @@ enum Stage {
 }
 
 impl Engine {
-    pub(super) fn check_recorder(&mut self, check: CallId, request: RecorderCheckRequest) {
+    pub(in crate::engine) fn check_recorder(
+        &mut self,
+        check: CallId,
+        request: RecorderCheckRequest,
+    ) {
         let user = request
             .identity
             .uri
@@ -180,7 +184,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_check_response(&mut self, check: CallId, response: &Message) {
+    pub(in crate::engine) fn on_check_response(&mut self, check: CallId, response: &Message) {
         let Some(status) = response.status() else {
             return;
         };
@@ -334,7 +338,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_check_timeout(&mut self, check: CallId) {
+    pub(in crate::engine) fn on_check_timeout(&mut self, check: CallId) {
         let Some(stage) = self.recorder_checks.get(&check).map(|s| s.stage) else {
             return;
         };

@@ -3,8 +3,8 @@
 //! streams or none. Only recorders the policy lists may ask; the front end then accepts
 //! (binding the recording's port) or refuses, and the session records the call in progress.
 
-use super::recording::{AdoptedSession, RecordingMode, RecordingRequest};
-use super::{CallId, CallState, Engine, Event, SDES_NEEDS_TLS_PHRASE};
+use super::{AdoptedSession, RecordingMode, RecordingRequest};
+use crate::engine::{CallId, CallState, Engine, Event, SDES_NEEDS_TLS_PHRASE};
 use crate::media::srtp::SrtpPolicy;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::{Direction, SessionDescription};
@@ -16,7 +16,7 @@ use crate::sip::transport::Destination;
 
 /// A recorder's INVITE waiting for the front end's yes or no.
 #[derive(Debug)]
-pub(super) struct RecorderInvite {
+pub(in crate::engine) struct RecorderInvite {
     key: TxKey,
     request: Message,
     source: Destination,
@@ -24,7 +24,7 @@ pub(super) struct RecorderInvite {
 
 /// Whether an initial INVITE comes from a recorder: it requires siprec and its Contact says
 /// `+sip.srs`.
-pub(super) fn is_recorder_invite(request: &Message) -> bool {
+pub(in crate::engine) fn is_recorder_invite(request: &Message) -> bool {
     let requires_siprec = request
         .headers
         .list("Require")
@@ -40,7 +40,12 @@ pub(super) fn is_recorder_invite(request: &Message) -> bool {
 impl Engine {
     /// A recorder asks to record: allowed recorders are put to the front end, with the call
     /// they would record; anyone else is refused with the reason.
-    pub(super) fn on_recorder_invite(&mut self, key: TxKey, request: Message, source: Destination) {
+    pub(in crate::engine) fn on_recorder_invite(
+        &mut self,
+        key: TxKey,
+        request: Message,
+        source: Destination,
+    ) {
         let allowed = self.config.recorders_allowed.contains(&source.address.ip());
         if !allowed {
             self.refuse_recorder_invite(&key, &request, 403, "Recorder Not Allowed");
@@ -98,7 +103,7 @@ impl Engine {
     }
 
     /// The front end refused the recorder.
-    pub(super) fn decline_recorder(&mut self, call: CallId) {
+    pub(in crate::engine) fn decline_recorder(&mut self, call: CallId) {
         if let Some(pending) = self.recorder_invites.remove(&call) {
             let status = 603;
             self.refuse_recorder_invite(
@@ -111,7 +116,12 @@ impl Engine {
     }
 
     /// The front end accepted: answer the recorder and start its streams.
-    pub(super) fn accept_recorder(&mut self, call: CallId, media_id: CallId, media_port: u16) {
+    pub(in crate::engine) fn accept_recorder(
+        &mut self,
+        call: CallId,
+        media_id: CallId,
+        media_port: u16,
+    ) {
         let Some(pending) = self.recorder_invites.remove(&call) else {
             return;
         };

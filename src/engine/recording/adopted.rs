@@ -1,0 +1,149 @@
+//! A recording session the recorder opened, once accepted: adopted as one of ours, its 2xx
+//! kept until the ACK that may carry its answer.
+
+use super::*;
+
+/// A recording session the recorder opened, as the engine keeps it.
+pub(in crate::engine) struct AdoptedSession {
+    pub(in crate::engine) media_id: CallId,
+    pub(in crate::engine) request: RecordingRequest,
+    pub(in crate::engine) record: CallRecord,
+    pub(in crate::engine) dialog: Dialog,
+    /// What we described in our 200 OK (an answer to the recorder's offer, or our offer).
+    pub(in crate::engine) description: RsOffer,
+    /// The recorder's streams when it offered; None when its answer comes in the ACK.
+    pub(in crate::engine) answered: Option<Vec<AnsweredStream>>,
+}
+
+impl Engine {
+    /// Takes on a recording session the recorder started (its 200 OK is on its way): the
+    /// call's metadata and streams from now on, as for one we started, never retried.
+    pub(in crate::engine) fn adopt_recorder_session(
+        &mut self,
+        call: CallId,
+        session: AdoptedSession,
+    ) {
+        let AdoptedSession {
+            media_id,
+            request,
+            record,
+            dialog,
+            description,
+            answered,
+        } = session;
+        let first_hop = request.destination;
+        self.recording_plans.insert(
+            call,
+            RetryPlan {
+                media_id,
+                request,
+                failures: 0,
+                record,
+                gate: None,
+                recorder_initiated: true,
+                retry_after: None,
+            },
+        );
+        self.recordings.insert(
+            call,
+            Recording {
+                media_id,
+                session: InviteSession {
+                    connected: true,
+                    ..InviteSession::new(dialog, first_hop)
+                },
+                invite_body: (String::new(), Vec::new()),
+                offer: description,
+                streams: Vec::new(),
+                answered: None,
+                wants_pcm: false,
+                state: RecordingState::Starting,
+                want_paused: false,
+                metadata_dirty: false,
+            },
+        );
+        self.recording_event(call, media_id, RecordingState::Starting);
+        if let Some(streams) = answered {
+            self.on_recorder_answer(call, streams);
+        }
+    }
+
+    /// The ACK of a recording the recorder started without an offer carries its answer.
+    pub(in crate::engine) fn on_recorder_ack(&mut self, call: CallId, ack: &Message) {
+        self.cancel_timer(Timer::RecorderRetransmit2xx(call));
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        recording.session.unacked_2xx = None;
+        if !recording.streams.is_empty() || recording.answered.is_some() {
+            return;
+        }
+        let Some(sdp) = answer_sdp(ack) else {
+            return;
+        };
+        match rs_sdp::read_answer(&recording.offer, &sdp) {
+            Ok(streams) => self.on_recorder_answer(call, streams),
+            Err(error) => {
+                self.stop_recording_dialog(call);
+                self.recording_failed(call, format!("the recorder's answer: {error}"));
+            }
+        }
+    }
+
+    /// A 2xx to the recorder's INVITE or re-INVITE, kept until its ACK comes.
+    pub(in crate::engine) fn send_recorder_2xx(&mut self, call: CallId, key: &TxKey, ok: Message) {
+        let bytes = ok.to_bytes();
+        self.send_response(key, ok);
+        let (now, t1) = (self.now, self.config.timers.t1);
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let unacked = Unacked::new(recording.session.first_hop, bytes, now, t1);
+        let at = unacked.first_resend(now);
+        recording.session.unacked_2xx = Some(unacked);
+        self.cancel_timer(Timer::RecorderRetransmit2xx(call));
+        self.set_timer(at, Timer::RecorderRetransmit2xx(call));
+    }
+
+    pub(in crate::engine) fn retransmit_recorder_2xx(&mut self, call: CallId) {
+        let (now, t2) = (self.now, self.config.timers.t2);
+        let Some(unacked) = self
+            .recordings
+            .get_mut(&call)
+            .and_then(|r| r.session.unacked_2xx.as_mut())
+        else {
+            return;
+        };
+        match unacked.step(now, t2) {
+            UnackedStep::GiveUp => {
+                self.stop_recording_dialog(call);
+                self.recording_failed(call, "the recorder never acknowledged our answer".into());
+            }
+            UnackedStep::Resend(resend, at) => {
+                self.transmits.extend(resend);
+                self.set_timer(at, Timer::RecorderRetransmit2xx(call));
+            }
+        }
+    }
+
+    /// The metadata snapshot and SDP pair for a 200 OK.
+    pub(in crate::engine) fn recorder_session_body(
+        &mut self,
+        call: CallId,
+        description: &RsOffer,
+    ) -> (String, Vec<u8>) {
+        let xml = self.metadata_snapshot(call);
+        let sdp = rs_sdp::offer(description).to_string().into_bytes();
+        self.sdp_and_metadata(sdp, xml)
+    }
+
+    /// The labels and stream IDs of a call record follow the recorder's m-lines.
+    pub(in crate::engine) fn set_record_labels(
+        record: &mut CallRecord,
+        labels: Vec<String>,
+        ids: Vec<String>,
+    ) {
+        record.labels = labels;
+        record.stream_ids = ids;
+    }
+}

@@ -1,0 +1,192 @@
+//! Recording sessions (RFC 7866 SRC side): an INVITE dialog towards the recorder beside each
+//! recorded call, whose streams carry copies of both sides of the call, and the RFC 7865
+//! metadata that says whose voice each stream is, kept current while the call changes.
+
+mod adopted;
+mod attempt;
+mod check;
+mod recorder_initiated;
+mod requests;
+mod session;
+mod snapshot;
+mod streams;
+
+use super::invite_session::{InviteSession, Unacked, UnackedStep};
+use super::{CallId, Engine, Event, Party, Timer, TxOwner};
+use crate::media::FRAME_SAMPLES;
+use crate::media::codec::CodecKind;
+use crate::media::session::{TapSide, TappedPacket};
+use crate::media::srtp::SrtpSession;
+use crate::recording::forwarder::Forwarder;
+use crate::recording::metadata::{self, Gap};
+use crate::recording::rs_sdp::{self, AnsweredStream, RsOffer};
+use crate::recording::transcoder::{PcmSource, Transcoder, TranscoderSetup};
+use crate::sdp::{Direction, PayloadFormat, SessionDescription};
+use crate::sip::auth::{ChallengeError, Credentials, DigestSession, Retried, answer_challenge};
+use crate::sip::dialog::{Dialog, DialogSecurity};
+use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::multipart;
+use crate::sip::session_timer::{MIN_SE, SessionExpires};
+use crate::sip::transaction::TxKey;
+use crate::sip::transport::Destination;
+use crate::sip::uri::{NameAddr, Uri};
+
+pub(in crate::engine) use adopted::AdoptedSession;
+pub(in crate::engine) use check::RecorderCheck;
+pub use check::RecorderCheckRequest;
+pub(in crate::engine) use recorder_initiated::{RecorderInvite, is_recorder_invite};
+pub(in crate::engine) use session::{answer_sdp, reason_text};
+
+/// What the indicator shows. It follows the recording dialog and its media, never the button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingState {
+    Off,
+    /// The INVITE to the recorder is out, or the recorder accepted and the call's media is
+    /// not flowing yet.
+    Starting,
+    /// The recorder accepted and media flows to it.
+    Recording,
+    Paused {
+        by: Party,
+    },
+    /// The recording failed and will be tried again (the next attempt alternates with the
+    /// secondary recorder when there is one).
+    Retrying {
+        reason: String,
+        attempt: u32,
+        in_seconds: u64,
+    },
+    /// Recording again after a failure: what was said meanwhile is missing.
+    RecordingWithGaps,
+    Failed {
+        reason: String,
+    },
+}
+
+/// How the call's two voices reach the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingMode {
+    /// One stream per side (label 1 = the local user, label 2 = the far end).
+    #[default]
+    Separate,
+    /// One stream with both voices mixed (label 1).
+    Mixed,
+}
+
+/// Where and how to record a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRequest {
+    /// The recorder's URI (To and Request-URI).
+    pub srs: Uri,
+    /// Its first hop, already resolved.
+    pub destination: Destination,
+    /// The local RTP port the driver bound for the recording's streams.
+    pub media_port: u16,
+    /// A second recorder, tried in turn with the first after a failure.
+    pub secondary: Option<(Uri, Destination)>,
+    /// Recording is mandatory: a call is not placed or answered before its recording is up,
+    /// and a call whose recording is lost and not back within [`MANDATORY_GRACE`] is ended.
+    pub mandatory: bool,
+    pub mode: RecordingMode,
+    /// SRTP on the recording even when the call itself is plain RTP.
+    pub srtp: bool,
+    /// For a recorder that challenges (digest, RFC 3261 22).
+    pub credentials: Option<Credentials>,
+}
+
+/// A recording that starts with the call: given with the dial or the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStart {
+    /// The id the driver knows the recording's media sockets by.
+    pub recording: CallId,
+    pub request: RecordingRequest,
+}
+
+/// How long a mandatory recording may be down before the call is ended.
+pub const MANDATORY_GRACE: core::time::Duration = core::time::Duration::from_secs(10);
+
+/// What waits for a mandatory recording to be up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::engine) enum Gate {
+    /// The call's INVITE.
+    Dial,
+    /// The 200 OK to the caller, with media on this port.
+    Answer { media_port: u16 },
+}
+
+/// The call as the metadata describes it, across all its recording sessions: the same IDs
+/// in every snapshot, so a recorder can join the pieces of a call with gaps.
+#[derive(Debug)]
+pub(in crate::engine) struct CallRecord {
+    session_id: String,
+    local_id: String,
+    remote_id: String,
+    stream_ids: Vec<String>,
+    /// The streams' labels, in m-line order: the first carries the local user (or both,
+    /// when there is only one).
+    labels: Vec<String>,
+    start_time: String,
+    local: NameAddr,
+    remote: NameAddr,
+    /// When the current far end joined (the start, or a change of identity).
+    remote_since: String,
+    /// Far ends that were replaced (transfer, a new asserted identity): id, identity,
+    /// joined, left.
+    former_remotes: Vec<(String, NameAddr, String, String)>,
+    gaps: Vec<Gap>,
+    on_hold: bool,
+    end_time: Option<String>,
+}
+
+/// How a recording is re-established after failures, for as long as the call lasts.
+#[derive(Debug)]
+pub(in crate::engine) struct RetryPlan {
+    media_id: CallId,
+    request: RecordingRequest,
+    failures: u32,
+    record: CallRecord,
+    gate: Option<Gate>,
+    /// The recorder started this recording: it is not ours to retry.
+    recorder_initiated: bool,
+    /// The last refusal's Retry-After (seconds): no new attempt at that recorder before.
+    retry_after: Option<u64>,
+}
+
+/// One stream towards the recorder.
+#[derive(Debug)]
+enum RsStream {
+    /// The recorder takes the call's codec: packets are copied.
+    Forward(Forwarder),
+    /// Another codec, or mixed mode: the call's audio is encoded afresh.
+    Transcode(Transcoder),
+}
+
+impl RsStream {
+    fn set_paused(&mut self, paused: bool) {
+        match self {
+            RsStream::Forward(f) => f.set_paused(paused),
+            RsStream::Transcode(t) => t.set_paused(paused),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(in crate::engine) struct Recording {
+    /// The id the driver knows the recording's media sockets by.
+    media_id: CallId,
+    session: InviteSession,
+    /// The INVITE's body, sent again when the recorder challenges.
+    invite_body: (String, Vec<u8>),
+    offer: RsOffer,
+    streams: Vec<RsStream>,
+    /// The recorder's answer while the call has no media yet: streams are built from it
+    /// once the call's codec is known.
+    answered: Option<Vec<AnsweredStream>>,
+    /// Some stream encodes the call's audio, so every tick's PCM is wanted.
+    wants_pcm: bool,
+    state: RecordingState,
+    /// A pause was asked while the resume (or the reverse) was in flight.
+    want_paused: bool,
+    /// The metadata changed since the recorder last heard it.
+    metadata_dirty: bool,
+}

@@ -1,0 +1,155 @@
+//! What the recorder asks inside the session: re-INVITE, UPDATE, metadata snapshots and
+//! session-timer refreshes (RFC 7866 7.1.2, RFC 3311, RFC 4028).
+
+use super::*;
+
+impl Engine {
+    /// The recorder re-INVITEs (RFC 7866 7.1.2, 9.1): its 2xx waits for the ACK.
+    pub(in crate::engine) fn on_recorder_reinvite(
+        &mut self,
+        call: CallId,
+        key: TxKey,
+        request: Message,
+    ) {
+        if let Some(ok) = self.recorder_session_change(call, &key, &request) {
+            self.send_recorder_2xx(call, &key, ok);
+        }
+    }
+
+    /// The recorder sends UPDATE (RFC 3311): with an offer as a re-INVITE would, without one
+    /// as a session refresh or a request for the metadata.
+    pub(in crate::engine) fn on_recorder_update(
+        &mut self,
+        call: CallId,
+        key: TxKey,
+        request: Message,
+    ) {
+        if let Some(ok) = self.recorder_session_change(call, &key, &request) {
+            self.send_response(&key, ok);
+        }
+    }
+
+    /// What a recorder's re-INVITE or UPDATE changes, and the 2xx that answers it (None when
+    /// it was refused here): every stream inactive pauses the recording, recvonly resumes
+    /// it, a metadata request gets a fresh snapshot, and a Session-Expires moves the time by
+    /// which the recorder must refresh again (RFC 4028).
+    pub(super) fn recorder_session_change(
+        &mut self,
+        call: CallId,
+        key: &TxKey,
+        request: &Message,
+    ) -> Option<Message> {
+        let is_invite = request.method() == Some(&Method::Invite);
+        let offer = answer_sdp(request);
+        let wants_metadata = request
+            .content_type()
+            .is_some_and(|t| t == multipart::METADATA_REQUEST_CONTENT_TYPE)
+            || request.headers.get("Content-Type").is_some_and(|ct| {
+                multipart::parse(ct, &request.body).is_ok_and(|parts| {
+                    multipart::find(&parts, multipart::METADATA_REQUEST_CONTENT_TYPE).is_some()
+                })
+            });
+        let session_expires = SessionExpires::of(request);
+        let recording = self.recordings.get_mut(&call)?;
+        let tag = recording.session.dialog.local_tag.clone();
+        let offers = is_invite || offer.is_some();
+        if offers && recording.session.reinvite_key.is_some() {
+            // Both sides offered at once (RFC 3261 14.2, RFC 3311 5.2).
+            self.respond(key, request, 491, Some(&tag));
+            return None;
+        }
+        if let Some(expires) = session_expires
+            && expires.seconds < MIN_SE
+        {
+            let mut too_small = request.response(422, reason_phrase(422), Some(&tag));
+            too_small.headers.push("Min-SE", MIN_SE.to_string());
+            self.send_response(key, too_small);
+            return None;
+        }
+        let media_id = recording.media_id;
+        let mut new_state = None;
+        if let Some(sdp) = &offer {
+            let recorder_pauses = sdp
+                .media
+                .iter()
+                .all(|m| m.port == 0 || m.direction == Direction::Inactive);
+            let paused = recorder_pauses || recording.want_paused;
+            for stream in &mut recording.streams {
+                stream.set_paused(paused);
+            }
+            recording.offer.direction = if paused {
+                Direction::Inactive
+            } else {
+                Direction::SendOnly
+            };
+            new_state = Some(if recorder_pauses {
+                Some(RecordingState::Paused { by: Party::Remote })
+            } else if paused {
+                Some(RecordingState::Paused { by: Party::Local })
+            } else {
+                None
+            });
+        }
+        // An UPDATE without an offer gets no SDP back; an offerless re-INVITE gets ours.
+        let sdp = offers.then(|| {
+            recording.offer.session_version += 1;
+            rs_sdp::offer(&recording.offer).to_string().into_bytes()
+        });
+        let contact = recording.session.dialog.local_contact.clone();
+        let mut ok = request.response(200, "OK", Some(&tag));
+        ok.headers.push("Contact", contact);
+        ok.headers.push("Require", "siprec");
+        if let Some(expires) = session_expires {
+            ok.headers.push("Session-Expires", expires.answer());
+            if request.headers.has_token("Supported", "timer")
+                || request.headers.has_token("Require", "timer")
+            {
+                ok.headers.push("Require", "timer");
+            }
+            let at = self.now + expires.give_up_after();
+            self.set_timer(at, Timer::RecorderSessionExpiry(call));
+        }
+        let metadata = wants_metadata.then(|| {
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.metadata_dirty = false;
+            }
+            self.metadata_snapshot(call)
+        });
+        match (sdp, metadata) {
+            (Some(sdp), Some(xml)) => {
+                let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+                ok.set_body(&content_type, body);
+            }
+            (Some(sdp), None) => ok.set_body(multipart::SDP_CONTENT_TYPE, sdp),
+            (None, Some(xml)) => {
+                ok.headers.push(
+                    "Content-Disposition",
+                    multipart::RECORDING_SESSION_DISPOSITION,
+                );
+                ok.set_body(multipart::METADATA_CONTENT_TYPE, xml);
+            }
+            (None, None) => {}
+        }
+        if let Some(state) = new_state {
+            let state = state.unwrap_or_else(|| self.live_state(call));
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.state = state.clone();
+            }
+            self.recording_event(call, media_id, state);
+        }
+        Some(ok)
+    }
+
+    /// The recorder refreshes the session and stopped doing so: it is gone, whatever the
+    /// transport says (RFC 4028 10). The session ends with BYE and the reason.
+    pub(in crate::engine) fn recorder_session_expired(&mut self, call: CallId) {
+        if !self.recordings.contains_key(&call) {
+            return;
+        }
+        self.stop_recording_dialog(call);
+        self.recording_failed(
+            call,
+            "the recorder stopped refreshing the recording session (session timer expired)".into(),
+        );
+    }
+}

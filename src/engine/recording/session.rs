@@ -1,0 +1,442 @@
+//! A recording session once it is up: pause and resume, metadata changes by re-INVITE, the
+//! end (with the call's end times), and the dialog's bookkeeping.
+
+use super::*;
+
+/// The SDP of a response: the whole body, or its application/sdp part in a multipart body.
+pub(in crate::engine) fn answer_sdp(response: &Message) -> Option<SessionDescription> {
+    if response.content_type().as_deref() == Some("application/sdp") {
+        return SessionDescription::parse(&String::from_utf8_lossy(&response.body)).ok();
+    }
+    let content_type = response.headers.get("Content-Type")?;
+    let parts = crate::sip::multipart::parse(content_type, &response.body).ok()?;
+    let sdp = crate::sip::multipart::find(&parts, "application/sdp")?;
+    SessionDescription::parse(&String::from_utf8_lossy(&sdp.body)).ok()
+}
+
+/// The `text` of a request's Reason header (RFC 3326), as a peer explains a BYE.
+pub(in crate::engine) fn reason_text(request: &Message) -> Option<String> {
+    let value = request.headers.get("Reason")?;
+    let start = value.find("text=\"")? + "text=\"".len();
+    let rest = value.get(start..)?;
+    let text = rest.get(..rest.find('"')?)?;
+    (!text.is_empty()).then(|| text.chars().filter(|c| !c.is_control()).take(200).collect())
+}
+
+impl Engine {
+    pub(in crate::engine) fn pause_recording(&mut self, call: CallId, paused: bool) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        recording.want_paused = paused;
+        if paused {
+            // Local sending stops first, then the recorder is told (RFC 7245 3.2.3).
+            for stream in &mut recording.streams {
+                stream.set_paused(true);
+            }
+            let media_id = recording.media_id;
+            recording.state = RecordingState::Paused { by: Party::Local };
+            self.recording_event(call, media_id, RecordingState::Paused { by: Party::Local });
+        }
+        self.send_recording_reinvite(call);
+    }
+
+    /// Something the metadata describes changed: the recorder hears of it by re-INVITE.
+    pub(super) fn metadata_changed(&mut self, call: CallId) {
+        if let Some(r) = self.recordings.get_mut(&call) {
+            r.metadata_dirty = true;
+        }
+        self.send_recording_reinvite(call);
+    }
+
+    /// The call went on or off hold (either side).
+    pub(in crate::engine) fn recording_hold_changed(&mut self, call: CallId, on_hold: bool) {
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        if plan.record.on_hold == on_hold {
+            return;
+        }
+        plan.record.on_hold = on_hold;
+        self.metadata_changed(call);
+    }
+
+    /// The far end is someone else now (a transfer, a new asserted identity): the old
+    /// participant leaves the session and the new one joins (RFC 7865 6.6).
+    pub(in crate::engine) fn recording_identity_changed(&mut self, call: CallId, remote: NameAddr) {
+        let now = metadata::format_time(self.wall_clock());
+        let new_id = self.new_id();
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        let record = &mut plan.record;
+        if record.remote.uri == remote.uri && record.remote.display_name == remote.display_name {
+            return;
+        }
+        if record.remote.uri == remote.uri {
+            // Only the display name changed: the same participant.
+            record.remote = remote;
+        } else {
+            let old_id = core::mem::replace(&mut record.remote_id, new_id);
+            let old = core::mem::replace(&mut record.remote, remote);
+            let joined = core::mem::replace(&mut record.remote_since, now.clone());
+            record.former_remotes.push((old_id, old, joined, now));
+        }
+        self.metadata_changed(call);
+    }
+
+    pub(in crate::engine) fn send_recording_reinvite(&mut self, call: CallId) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        if !recording.session.connected || recording.session.reinvite_key.is_some() {
+            return;
+        }
+        let waiting_for_media = recording.answered.is_some() || recording.streams.is_empty();
+        recording.offer.direction = if recording.want_paused || waiting_for_media {
+            Direction::Inactive
+        } else {
+            Direction::SendOnly
+        };
+        recording.offer.session_version += 1;
+        let with_metadata = core::mem::take(&mut recording.metadata_dirty);
+        let mut invite = recording.session.dialog.request(Method::Invite);
+        invite.headers.push("Require", "siprec");
+        let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
+        let destination = recording.session.next_hop();
+        if with_metadata {
+            let xml = self.metadata_snapshot(call);
+            let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+            invite.set_body(&content_type, body);
+        } else {
+            invite.set_body(multipart::SDP_CONTENT_TYPE, sdp);
+        }
+        let key = self.start_client_tx(invite, destination, TxOwner::Recording(call));
+        if let Some(r) = self.recordings.get_mut(&call) {
+            r.session.reinvite_key = key;
+        }
+    }
+
+    pub(super) fn on_recording_reinvite_response(
+        &mut self,
+        call: CallId,
+        status: u16,
+        response: Message,
+    ) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        recording.session.reinvite_key = None;
+        if (200..300).contains(&status) {
+            let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
+            let mut ack = recording
+                .session
+                .dialog
+                .request_with_cseq(Method::Ack, cseq);
+            let destination = recording.session.next_hop();
+            let sending = recording.offer.direction == Direction::SendOnly;
+            let wanted_paused = recording.want_paused;
+            if sending {
+                for stream in &mut recording.streams {
+                    stream.set_paused(false);
+                }
+            }
+            let media_id = recording.media_id;
+            let was = recording.state.clone();
+            if let Some(via) = self.via_for(destination.transport) {
+                ack.headers.insert_first("Via", via);
+                self.transmits.push_back((destination, ack.to_bytes()));
+            }
+            if sending {
+                let state = self.live_state(call);
+                if state != was {
+                    self.cancel_timer(Timer::RecordingDeadline(call));
+                    if let Some(r) = self.recordings.get_mut(&call) {
+                        r.state = state.clone();
+                    }
+                    self.recording_event(call, media_id, state);
+                }
+            }
+            let again = self.recordings.get(&call).is_some_and(|r| {
+                r.metadata_dirty
+                    || (sending == wanted_paused && r.answered.is_none() && !r.streams.is_empty())
+            });
+            if again {
+                self.send_recording_reinvite(call);
+            }
+        } else if matches!(status, 408 | 481) {
+            self.recording_failed(call, format!("the recorder lost the session ({status})"));
+        } else if status == 491 {
+            // Our re-INVITE crossed one of the recorder's (RFC 3261 14.1): the Call-ID's
+            // owner waits 2.1-4 s, the other side 0-2 s, then offers again.
+            let ours = self
+                .recording_plans
+                .get(&call)
+                .is_some_and(|plan| !plan.recorder_initiated);
+            let wait = if ours {
+                self.rng.millis_between(2100, 4000)
+            } else {
+                self.rng.millis_between(0, 2000)
+            };
+            let at = self.now + core::time::Duration::from_millis(wait);
+            self.set_timer(at, Timer::RecordingGlareRetry(call));
+        } else if self.recordings.get(&call).is_some_and(|r| r.metadata_dirty) {
+            self.send_recording_reinvite(call);
+        }
+    }
+
+    /// Ends the recording (the user's stop or the call's end): media first; then, when the
+    /// call ended, the recorder gets the metadata's end times; then BYE.
+    pub(in crate::engine) fn stop_recording(&mut self, call: CallId) {
+        self.cancel_timer(Timer::RecordingRetry(call));
+        let call_ended = !self.calls.contains_key(&call);
+        let now = metadata::format_time(self.wall_clock());
+        if call_ended && let Some(plan) = self.recording_plans.get_mut(&call) {
+            plan.record.end_time = Some(now);
+        }
+        let final_metadata = self.metadata_snapshot(call);
+        let plan = self.recording_plans.remove(&call);
+        if let Some(plan) = &plan
+            && !plan.record.gaps.is_empty()
+        {
+            self.events.push_back(Event::RecordingGaps {
+                call,
+                gaps: plan.record.gaps.clone(),
+            });
+        }
+        let Some(recording) = self.recordings.get(&call) else {
+            // Between attempts there is no dialog, only the plan.
+            if let Some(plan) = plan {
+                self.recording_event(call, plan.media_id, RecordingState::Off);
+            }
+            return;
+        };
+        let media_id = recording.media_id;
+        if call_ended && recording.session.connected && recording.session.reinvite_key.is_none() {
+            self.close_with_metadata(call, final_metadata);
+        } else {
+            self.stop_recording_dialog(call);
+            self.recordings.remove(&call);
+        }
+        self.recording_event(call, media_id, RecordingState::Off);
+    }
+
+    /// The call ended: one last re-INVITE carries the end times, and its answer (or its
+    /// failure) brings the BYE. The recording moves out of the call's way meanwhile.
+    pub(super) fn close_with_metadata(&mut self, call: CallId, xml: Vec<u8>) {
+        if let Some(media) = self.media.get_mut(&call) {
+            media.session.set_tapping(false);
+        }
+        let Some(mut recording) = self.recordings.remove(&call) else {
+            return;
+        };
+        recording.streams.clear();
+        recording.wants_pcm = false;
+        // The same SDP, unchanged version (RFC 3264 8): only the metadata is news, and a
+        // recorder must not read the end of the call as a pause.
+        let mut invite = recording.session.dialog.request(Method::Invite);
+        invite.headers.push("Require", "siprec");
+        let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
+        let (content_type, body) = self.sdp_and_metadata(sdp, xml);
+        invite.set_body(&content_type, body);
+        let destination = recording.session.next_hop();
+        let closing = recording.media_id;
+        match self.start_client_tx(invite, destination, TxOwner::RecordingClose(closing)) {
+            Some(_) => {
+                self.recording_byes += 1;
+                self.closing_recordings.insert(closing, recording);
+            }
+            None => {
+                self.recordings.insert(call, recording);
+                self.stop_recording_dialog(call);
+                self.recordings.remove(&call);
+            }
+        }
+    }
+
+    /// The closing re-INVITE was answered (or not): ACK a 2xx, then BYE.
+    pub(in crate::engine) fn on_closing_response(
+        &mut self,
+        closing: CallId,
+        response: Option<Message>,
+    ) {
+        let Some(mut recording) = self.closing_recordings.remove(&closing) else {
+            return;
+        };
+        self.recording_byes = self.recording_byes.saturating_sub(1);
+        let destination = recording.session.next_hop();
+        if let Some(response) = &response
+            && response.status().is_some_and(|s| (200..300).contains(&s))
+        {
+            let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
+            let mut ack = recording
+                .session
+                .dialog
+                .request_with_cseq(Method::Ack, cseq);
+            if let Some(via) = self.via_for(destination.transport) {
+                ack.headers.insert_first("Via", via);
+                self.transmits.push_back((destination, ack.to_bytes()));
+            }
+        }
+        let bye = recording.session.dialog.request(Method::Bye);
+        recording.session.connected = false;
+        if self
+            .start_client_tx(bye, destination, TxOwner::RecordingBye)
+            .is_some()
+        {
+            self.recording_byes += 1;
+        }
+        self.check_shutdown_complete();
+    }
+
+    pub(super) fn stop_recording_dialog(&mut self, call: CallId) {
+        self.cancel_timer(Timer::RecorderSessionExpiry(call));
+        self.cancel_timer(Timer::RecordingGlareRetry(call));
+        if let Some(media) = self.media.get_mut(&call) {
+            media.session.set_tapping(false);
+        }
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        recording.streams.clear();
+        recording.wants_pcm = false;
+        if !recording.session.connected {
+            // Not answered yet: stop retransmitting; should the 2xx still come, the stray
+            // response path ACKs and BYEs it.
+            if let Some(key) = recording.session.invite_key.take() {
+                self.transactions.abandon(&key);
+            }
+            return;
+        }
+        recording.session.connected = false;
+        let bye = recording.session.dialog.request(Method::Bye);
+        let destination = recording.session.next_hop();
+        if self
+            .start_client_tx(bye, destination, TxOwner::RecordingBye)
+            .is_some()
+        {
+            self.recording_byes += 1;
+        }
+    }
+
+    pub(in crate::engine) fn recording_bye_done(&mut self) {
+        self.recording_byes = self.recording_byes.saturating_sub(1);
+        self.check_shutdown_complete();
+    }
+
+    pub(super) fn recording_event(
+        &mut self,
+        call: CallId,
+        media_id: CallId,
+        state: RecordingState,
+    ) {
+        let indication = match &state {
+            RecordingState::Starting => None,
+            RecordingState::Recording | RecordingState::RecordingWithGaps => Some("on"),
+            RecordingState::Paused { .. } => Some("paused"),
+            RecordingState::Off
+            | RecordingState::Failed { .. }
+            | RecordingState::Retrying { .. } => Some("off"),
+        };
+        if let Some(value) = indication {
+            self.indicate_recording(call, value);
+        }
+        self.notice_recording_state(call, &state);
+        self.events.push_back(Event::Recording {
+            call,
+            recording: media_id,
+            state,
+        });
+    }
+
+    /// Whether `call_id` is one of our recording sessions' dialogs, open or closing.
+    pub(in crate::engine) fn is_recording_dialog(&self, call_id: &str) -> bool {
+        self.recordings
+            .values()
+            .chain(self.closing_recordings.values())
+            .any(|r| r.session.dialog.call_id == call_id)
+    }
+
+    /// A request within a recording dialog: which call's recording it is.
+    pub(in crate::engine) fn recording_for_dialog(&self, request: &Message) -> Option<CallId> {
+        self.recordings
+            .iter()
+            .find(|(_, r)| r.session.dialog.matches_request(request))
+            .map(|(call, _)| *call)
+    }
+
+    /// A request within a recording that is closing (the call ended, BYE pending).
+    pub(in crate::engine) fn closing_recording_for_dialog(&self, request: &Message) -> bool {
+        self.closing_recordings
+            .values()
+            .any(|r| r.session.dialog.matches_request(request))
+    }
+
+    /// A recording's TCP or TLS connection closed: its recorder is gone (a killed process
+    /// says nothing else), so the recording has failed, even with no request in flight.
+    pub(in crate::engine) fn recording_connection_lost(&mut self, peer: Destination, reason: &str) {
+        if !peer.transport.is_reliable() {
+            return;
+        }
+        let lost: Vec<CallId> = self
+            .recordings
+            .iter()
+            .filter(|(_, r)| {
+                r.session.connected && (r.session.next_hop() == peer || r.session.first_hop == peer)
+            })
+            .map(|(call, _)| *call)
+            .collect();
+        for call in lost {
+            if let Some(r) = self.recordings.get_mut(&call) {
+                // Nothing more can be said on that connection, BYE included.
+                r.session.connected = false;
+            }
+            self.recording_failed(
+                call,
+                format!("the connection to the recorder closed ({reason})"),
+            );
+        }
+    }
+
+    /// The recorder hung up on a closing recording itself: no BYE of ours is needed.
+    pub(in crate::engine) fn closing_recording_ended(&mut self, request: &Message) {
+        let closing: Vec<CallId> = self
+            .closing_recordings
+            .iter()
+            .filter(|(_, r)| r.session.dialog.matches_request(request))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closing {
+            self.closing_recordings.remove(&id);
+            self.recording_byes = self.recording_byes.saturating_sub(1);
+        }
+        self.check_shutdown_complete();
+    }
+
+    /// The recorder sent BYE, with the text of its Reason header if it gave one.
+    pub(in crate::engine) fn recorder_hung_up(&mut self, call: CallId, reason: Option<String>) {
+        if let Some(r) = self.recordings.get_mut(&call) {
+            r.session.connected = false;
+        }
+        let started_by_recorder = self
+            .recording_plans
+            .get(&call)
+            .is_some_and(|p| p.recorder_initiated);
+        if started_by_recorder {
+            // The recorder started it and ended it: that is the end, not a failure.
+            if let Some(media) = self.media.get_mut(&call) {
+                media.session.set_tapping(false);
+            }
+            self.recording_plans.remove(&call);
+            if let Some(r) = self.recordings.remove(&call) {
+                self.recording_event(call, r.media_id, RecordingState::Off);
+            }
+            return;
+        }
+        let reason = match reason {
+            Some(text) => format!("the recorder ended the recording: {text}"),
+            None => "the recorder ended the recording".into(),
+        };
+        self.recording_failed(call, reason);
+    }
+}

@@ -1,0 +1,163 @@
+//! The RFC 7865 metadata snapshot of a call, from its record.
+
+use super::*;
+
+impl Engine {
+    /// The snapshot of `call` as of now; empty when the call has no record.
+    pub(super) fn metadata_snapshot(&self, call: CallId) -> Vec<u8> {
+        let Some(plan) = self.recording_plans.get(&call) else {
+            return Vec::new();
+        };
+        snapshot(&plan.record, metadata::format_time(self.wall_clock())).into_bytes()
+    }
+}
+
+/// The complete RFC 7865 snapshot of a call (XML) from its record alone: who is in it, which
+/// labelled stream carries whose voice, who left, and the stretches no recording captured.
+/// `now` (RFC 3339) closes a gap still open: the session it goes to is starting or running.
+pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
+    let party = |who: &NameAddr, participant_id: &str| metadata::Party {
+        participant_id: participant_id.to_owned(),
+        aor: who.uri.to_string(),
+        name: who.display_name.clone(),
+    };
+    let senders: &[metadata::StreamSender] = match record.labels.len() {
+        1 => &[metadata::StreamSender::Both],
+        _ => &[
+            metadata::StreamSender::Local,
+            metadata::StreamSender::Remote,
+        ],
+    };
+    let streams = record
+        .stream_ids
+        .iter()
+        .zip(&record.labels)
+        .zip(senders)
+        .map(|((id, label), sender)| metadata::StreamSpec {
+            stream_id: id.clone(),
+            label: label.clone(),
+            sender: *sender,
+        })
+        .collect();
+    let mut snapshot = metadata::two_party_snapshot(metadata::TwoParty {
+        session_id: record.session_id.clone(),
+        sip_session_id: String::new(),
+        start_time: record.start_time.clone(),
+        local: party(&record.local, &record.local_id),
+        remote: party(&record.remote, &record.remote_id),
+        streams,
+        associate_time: record.start_time.clone(),
+    });
+    if let Some(assoc) = snapshot
+        .participant_session_assocs
+        .iter_mut()
+        .find(|a| a.participant_id == record.remote_id)
+    {
+        assoc.associate_time = Some(record.remote_since.clone());
+    }
+    if record.on_hold {
+        // On hold nobody's voice crosses the call.
+        for assoc in &mut snapshot.participant_stream_assocs {
+            assoc.send.clear();
+            assoc.recv.clear();
+        }
+    }
+    for (id, who, joined, left) in &record.former_remotes {
+        snapshot.participants.push(metadata::Participant {
+            id: id.clone(),
+            aor: who.uri.to_string(),
+            name: who.display_name.clone(),
+        });
+        snapshot
+            .participant_session_assocs
+            .push(metadata::ParticipantSessionAssoc {
+                participant_id: id.clone(),
+                session_id: record.session_id.clone(),
+                associate_time: Some(joined.clone()),
+                disassociate_time: Some(left.clone()),
+            });
+    }
+    if let Some(end) = &record.end_time {
+        if let Some(session) = snapshot.sessions.first_mut() {
+            session.end_time = Some(end.clone());
+        }
+        for assoc in &mut snapshot.participant_session_assocs {
+            assoc.disassociate_time.get_or_insert_with(|| end.clone());
+        }
+        for assoc in &mut snapshot.session_recording_assocs {
+            assoc.disassociate_time = Some(end.clone());
+        }
+    }
+    snapshot.gaps = record
+        .gaps
+        .iter()
+        .map(|gap| Gap {
+            to: gap.to.clone().or_else(|| Some(now.clone())),
+            ..gap.clone()
+        })
+        .collect();
+    snapshot.to_xml()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> CallRecord {
+        let who = |uri: &str| NameAddr::parse(uri).unwrap();
+        CallRecord {
+            session_id: "c2Vzc2lvbg".into(),
+            local_id: "bG9jYWw".into(),
+            remote_id: "cmVtb3Rl".into(),
+            stream_ids: vec!["czE".into(), "czI".into()],
+            labels: vec!["1".into(), "2".into()],
+            start_time: "2026-12-07T10:00:00Z".into(),
+            local: who("\"Alice\" <sip:alice@example.com>"),
+            remote: who("<sip:bob@example.com>"),
+            remote_since: "2026-12-07T10:00:00Z".into(),
+            former_remotes: Vec::new(),
+            gaps: vec![Gap {
+                from: "2026-12-07T10:01:00Z".into(),
+                to: None,
+                reason: "the recorder refused".into(),
+            }],
+            on_hold: false,
+            end_time: None,
+        }
+    }
+
+    #[test]
+    fn the_snapshot_is_the_record_as_of_now() {
+        let now = "2026-12-07T10:02:00Z".to_owned();
+        let parsed = metadata::parse(&snapshot(&record(), now.clone())).unwrap();
+        assert_eq!(parsed.gaps.len(), 1);
+        assert_eq!(
+            parsed.gaps[0].to.as_deref(),
+            Some(now.as_str()),
+            "an open gap ends now"
+        );
+        let alice = parsed
+            .participant_stream_assocs
+            .iter()
+            .find(|a| a.participant_id == "bG9jYWw")
+            .unwrap();
+        assert_eq!(alice.send, vec!["czE".to_owned()]);
+        let held = CallRecord {
+            on_hold: true,
+            end_time: Some("2026-12-07T10:03:00Z".into()),
+            ..record()
+        };
+        let parsed = metadata::parse(&snapshot(&held, now)).unwrap();
+        assert!(
+            parsed
+                .participant_stream_assocs
+                .iter()
+                .all(|a| a.send.is_empty() && a.recv.is_empty()),
+            "on hold nobody's voice crosses the call"
+        );
+        assert_eq!(
+            parsed.sessions[0].end_time.as_deref(),
+            Some("2026-12-07T10:03:00Z")
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! The recording's streams: the call's packets forwarded, or its audio encoded afresh.
+
+use super::*;
+
+impl Engine {
+    /// The call's media is up or changed: a recording waiting for it builds its streams and
+    /// tells the recorder media is coming (inactive becomes sendonly).
+    pub(in crate::engine) fn recording_media_ready(&mut self, call: CallId) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let Some(answered) = recording.answered.take() else {
+            return;
+        };
+        self.build_streams(call, answered);
+        if let Some(r) = self.recordings.get_mut(&call) {
+            for stream in &mut r.streams {
+                // Nothing goes out before the recorder agreed to sendonly.
+                stream.set_paused(true);
+            }
+        }
+        self.send_recording_reinvite(call);
+    }
+
+    pub(super) fn build_streams(&mut self, call: CallId, answered: Vec<AnsweredStream>) {
+        let Some(recording) = self.recordings.get(&call) else {
+            return;
+        };
+        let mode = self
+            .recording_plans
+            .get(&call)
+            .map(|p| p.request.mode)
+            .unwrap_or_default();
+        let call_formats = self.media.get(&call).and_then(|m| {
+            let n = m.negotiated.as_ref()?;
+            Some((n.codec.clone(), n.telephone_event.clone()))
+        });
+        let keys = recording.offer.keys.clone();
+        let mut streams = Vec::new();
+        for (index, stream) in answered.into_iter().enumerate() {
+            if !stream.accepted {
+                continue;
+            }
+            let srtp = match (keys.as_ref().and_then(|k| k.get(index)), &stream.crypto) {
+                (Some(ours), Some(theirs)) => {
+                    match SrtpSession::new(theirs.suite, ours, &theirs.key_salt) {
+                        Ok(session) => Some(session),
+                        Err(error) => {
+                            self.recording_failed(call, format!("recording SRTP: {error}"));
+                            return;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let local = stream.label == "1";
+            let copy = match (&call_formats, mode) {
+                (Some((codec, _)), RecordingMode::Separate) => codec.same_codec(&stream.codec),
+                _ => false,
+            };
+            if copy && let Some((codec, telephone_event)) = &call_formats {
+                let mut payload_types = vec![(codec.payload_type, stream.codec.payload_type)];
+                if let (Some(ours), Some(theirs)) = (telephone_event, stream.telephone_event) {
+                    payload_types.push((ours.payload_type, theirs));
+                }
+                streams.push(RsStream::Forward(Forwarder::new(
+                    if local {
+                        TapSide::Local
+                    } else {
+                        TapSide::Remote
+                    },
+                    stream.destination,
+                    self.rng.next_u64() as u32,
+                    self.rng.next_u64() as u16,
+                    self.rng.next_u64() as u32,
+                    payload_types,
+                    srtp,
+                )));
+                continue;
+            }
+            let Some(kind) = CodecKind::from_encoding(&stream.codec.encoding) else {
+                self.recording_failed(
+                    call,
+                    format!(
+                        "the recorder chose {}, which we cannot encode",
+                        stream.codec.encoding
+                    ),
+                );
+                return;
+            };
+            let source = match (mode, local) {
+                (RecordingMode::Mixed, _) => PcmSource::Mixed,
+                (_, true) => PcmSource::Local,
+                (_, false) => PcmSource::Remote,
+            };
+            let setup = TranscoderSetup {
+                source,
+                destination: stream.destination,
+                codec: kind,
+                payload_type: stream.codec.payload_type,
+                fmtp: stream.codec.fmtp.clone(),
+                ssrc: self.rng.next_u64() as u32,
+                initial_sequence: self.rng.next_u64() as u16,
+                initial_timestamp: self.rng.next_u64() as u32,
+                srtp,
+            };
+            match Transcoder::new(setup) {
+                Ok(transcoder) => streams.push(RsStream::Transcode(transcoder)),
+                Err(error) => {
+                    self.recording_failed(call, format!("recording encoder: {error}"));
+                    return;
+                }
+            }
+        }
+        let copies = streams.iter().any(|s| matches!(s, RsStream::Forward(_)));
+        let wants_pcm = streams.iter().any(|s| matches!(s, RsStream::Transcode(_)));
+        let media_id = match self.recordings.get_mut(&call) {
+            Some(r) => {
+                r.streams = streams;
+                r.wants_pcm = wants_pcm;
+                r.media_id
+            }
+            None => return,
+        };
+        if let Some(media) = self.media.get_mut(&call) {
+            media.session.set_tapping(copies);
+        }
+        let sending = self
+            .recordings
+            .get(&call)
+            .is_some_and(|r| r.offer.direction == Direction::SendOnly);
+        if sending {
+            self.cancel_timer(Timer::RecordingDeadline(call));
+            let state = self.live_state(call);
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.state = state.clone();
+            }
+            self.recording_event(call, media_id, state);
+        }
+    }
+
+    /// Recording, or recording with gaps once any attempt failed during the call.
+    pub(super) fn live_state(&self, call: CallId) -> RecordingState {
+        let had_gaps = self
+            .recording_plans
+            .get(&call)
+            .is_some_and(|plan| plan.failures > 0);
+        if had_gaps {
+            RecordingState::RecordingWithGaps
+        } else {
+            RecordingState::Recording
+        }
+    }
+
+    pub(in crate::engine) fn forward_to_recording(&mut self, call: CallId, tapped: &TappedPacket) {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let media_id = recording.media_id;
+        for stream in &mut recording.streams {
+            let RsStream::Forward(forwarder) = stream else {
+                continue;
+            };
+            if let Some(data) = forwarder.forward(tapped) {
+                self.media_outputs.push_back(crate::engine::Output::Media {
+                    call: media_id,
+                    destination: forwarder.destination,
+                    data,
+                    rtcp: false,
+                });
+            }
+        }
+    }
+
+    pub(in crate::engine) fn recording_is_mandatory(&self, call: CallId) -> bool {
+        self.recording_plans
+            .get(&call)
+            .is_some_and(|plan| plan.request.mandatory)
+    }
+
+    /// Whether the call's recording wants every tick's audio (it encodes some stream).
+    pub(in crate::engine) fn recording_wants_pcm(&self, call: CallId) -> bool {
+        self.recordings.get(&call).is_some_and(|r| r.wants_pcm)
+    }
+
+    /// One tick of the call's audio for streams that encode: what the user sent and what
+    /// the far end's audio decoded to.
+    pub(in crate::engine) fn encode_for_recording(
+        &mut self,
+        call: CallId,
+        local: &[f32],
+        remote: &[f32],
+    ) {
+        if local.len() != FRAME_SAMPLES || remote.len() != FRAME_SAMPLES {
+            return;
+        }
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let media_id = recording.media_id;
+        for stream in &mut recording.streams {
+            let RsStream::Transcode(transcoder) = stream else {
+                continue;
+            };
+            if let Some(data) = transcoder.encode(local, remote) {
+                self.media_outputs.push_back(crate::engine::Output::Media {
+                    call: media_id,
+                    destination: transcoder.destination,
+                    data,
+                    rtcp: false,
+                });
+            }
+        }
+    }
+}
