@@ -14,6 +14,7 @@ use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionD
 use crate::sip::auth::{ChallengeError, DigestSession, Retried, answer_challenge};
 use crate::sip::dialog::{Dialog, DialogSecurity, LEAVES_TLS_PHRASE, LeavesTls, UasDialogError};
 use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::session_timer::{self, PeerTimer};
 use crate::sip::transaction::{TxKey, response_destination};
 use crate::sip::transport::Destination;
 use crate::sip::uri::NameAddr;
@@ -602,6 +603,26 @@ impl Engine {
         self.send_bye(id);
     }
 
+    /// We refresh the call's session (RFC 4028): a re-INVITE (or UPDATE) with the session as
+    /// it is, then the next one half an interval later.
+    pub(super) fn refresh_call_session(&mut self, id: CallId) {
+        let Some(timer) = self.calls.get(&id).and_then(|c| c.session.timer) else {
+            return;
+        };
+        self.send_reinvite(id);
+        self.set_timer(self.now + timer.refresh_after(), Timer::SessionRefresh(id));
+    }
+
+    /// The far end refreshes the session and stopped doing so: it is gone (RFC 4028 10).
+    pub(super) fn call_session_expired(&mut self, id: CallId) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.bye_text = Some(
+                "the far end stopped refreshing the session (session timer expired)".to_owned(),
+            );
+            self.send_bye(id);
+        }
+    }
+
     /// The far end took the call over to the transfer target: our part ends.
     pub(super) fn hang_up_transferred(&mut self, id: CallId) {
         if let Some(call) = self.calls.get_mut(&id) {
@@ -669,6 +690,8 @@ impl Engine {
             Timer::Retransmit2xx(id),
             Timer::GlareRetry(id),
             Timer::MediaCheck(id),
+            Timer::SessionRefresh(id),
+            Timer::SessionExpiry(id),
         ] {
             self.cancel_timer(timer);
         }
@@ -814,6 +837,11 @@ impl Engine {
             });
         if !takes_sdp {
             self.respond(&key, &request, 406, None);
+            return;
+        }
+        if session_timer::as_uas(&request) == PeerTimer::TooSmall {
+            let tag = self.rng.token(8);
+            self.refuse_session_too_small(&key, &request, &tag);
             return;
         }
         let srtp = match self.srtp_policy_towards(source) {
@@ -970,6 +998,12 @@ impl Engine {
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Supported", "record-aware");
+        // An interval too small was refused before the phone rang.
+        let asked_timer = session_timer::as_uas(&request);
+        if let Some(call) = self.calls.get_mut(&id) {
+            let change = call.session.agree_timer(asked_timer, &mut ok);
+            self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
+        }
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
         self.decorate_response(&mut ok);
         let bytes = ok.to_bytes();
@@ -1130,6 +1164,14 @@ impl Engine {
             self.respond(&key, &request, 491, Some(&tag));
             return;
         }
+        let asked_timer = session_timer::as_uas(&request);
+        if asked_timer == PeerTimer::TooSmall {
+            self.refuse_session_too_small(&key, &request, &tag);
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.session.dialog.refresh_target(&request).is_err() {
             // Taking the new target would send the call's next requests in the clear.
             let response = request.response(400, LEAVES_TLS_PHRASE, Some(&tag));
@@ -1177,6 +1219,8 @@ impl Engine {
         let destination = call.session.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
+        let change = call.session.agree_timer(asked_timer, &mut ok);
+        self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
         self.decorate_response(&mut ok);
         let bytes = ok.to_bytes();
@@ -1218,6 +1262,14 @@ impl Engine {
             self.send_response(&key, response);
             return;
         }
+        let asked_timer = session_timer::as_uas(&request);
+        if asked_timer == PeerTimer::TooSmall {
+            self.refuse_session_too_small(&key, &request, &tag);
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers
             .push("Contact", call.session.dialog.local_contact.clone());
@@ -1259,6 +1311,8 @@ impl Engine {
             };
         }
         let state = call.state;
+        let change = call.session.agree_timer(asked_timer, &mut ok);
+        self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
         self.send_response(&key, ok);
         if let Some(negotiated) = negotiated {
             self.events.push_back(Event::CallState { call: id, state });
@@ -1376,6 +1430,7 @@ impl Engine {
         };
         let mut request = call.session.dialog.request(method);
         request.headers.push("Allow", super::ALLOW);
+        call.session.stamp_timer(&mut request);
         request.set_body("application/sdp", offer.to_string().into_bytes());
         let destination = self.next_hop(id);
         let key = self.start_client_tx(request, destination, owner);

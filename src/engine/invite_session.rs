@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use crate::sip::auth::DigestSession;
 use crate::sip::dialog::Dialog;
+use crate::sip::message::Message;
+use crate::sip::session_timer::{Agreed, PeerTimer};
 use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 
@@ -30,6 +32,20 @@ pub(super) struct InviteSession {
     pub(super) unacked_2xx: Option<Unacked>,
     /// The INVITE was answered with a 2xx (sent or received).
     pub(super) connected: bool,
+    /// The session timer in force (RFC 4028), and who refreshes.
+    pub(super) timer: Option<Agreed>,
+}
+
+/// Which session timer to arm after a peer's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TimerChange {
+    Unchanged,
+    /// No session timer any more: disarm both.
+    Off,
+    /// The peer refreshes: give up on the session if nothing comes within this.
+    Watch(Duration),
+    /// We refresh, next after this.
+    Refresh(Duration),
 }
 
 impl InviteSession {
@@ -44,6 +60,46 @@ impl InviteSession {
             reinvite_ack: None,
             unacked_2xx: None,
             connected: false,
+            timer: None,
+        }
+    }
+
+    /// Puts what we agreed of the peer's session timer in our 2xx to its request, keeps it,
+    /// and says which timer to arm (RFC 4028 9). A request without Session-Expires turns the
+    /// timer off (RFC 4028 7.4).
+    pub(super) fn agree_timer(&mut self, asked: PeerTimer, ok: &mut Message) -> TimerChange {
+        match asked {
+            PeerTimer::Agreed {
+                header,
+                require_timer,
+                agreed,
+            } => {
+                ok.headers.push("Session-Expires", header);
+                if require_timer {
+                    ok.headers.push("Require", "timer");
+                }
+                self.timer = Some(agreed);
+                if agreed.we_refresh {
+                    TimerChange::Refresh(agreed.refresh_after())
+                } else {
+                    TimerChange::Watch(agreed.interval.give_up_after())
+                }
+            }
+            PeerTimer::None | PeerTimer::TooSmall => match self.timer.take() {
+                Some(_) => TimerChange::Off,
+                None => TimerChange::Unchanged,
+            },
+        }
+    }
+
+    /// Adds the session timer in force to a refresh or other session change we send, which
+    /// would otherwise turn the timer off.
+    pub(super) fn stamp_timer(&self, request: &mut Message) {
+        if let Some(timer) = self.timer {
+            request
+                .headers
+                .push("Session-Expires", timer.in_our_request());
+            request.headers.push("Supported", "timer");
         }
     }
 

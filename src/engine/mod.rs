@@ -513,6 +513,12 @@ enum Timer {
     RecordingDeadline(CallId),
     /// Our re-INVITE to the recorder met 491: send it again (RFC 3261 14.1).
     RecordingGlareRetry(CallId),
+    /// We refresh the recording session (RFC 4028): time for the next refresh.
+    RecordingRefresh(CallId),
+    /// We refresh the call's session: time for the next refresh.
+    SessionRefresh(CallId),
+    /// The far end refreshes the call's session and must have done so by now.
+    SessionExpiry(CallId),
     /// A recorder that refreshes its session (RFC 4028) must have done so by now.
     RecorderSessionExpiry(CallId),
     ShutdownDeadline,
@@ -954,6 +960,9 @@ impl Engine {
             Timer::RecordingDeadline(call) => self.recording_deadline(call),
             Timer::RecorderSessionExpiry(call) => self.recorder_session_expired(call),
             Timer::RecordingGlareRetry(call) => self.send_recording_reinvite(call),
+            Timer::RecordingRefresh(call) => self.refresh_recording_session(call),
+            Timer::SessionRefresh(call) => self.refresh_call_session(call),
+            Timer::SessionExpiry(call) => self.call_session_expired(call),
             Timer::ShutdownDeadline => {
                 let calls: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in calls {
@@ -1115,10 +1124,10 @@ impl Engine {
                 .headers
                 .list("Require")
                 .into_iter()
+                // Session timers are ours everywhere (RFC 4028); siprec only in recordings.
                 .filter(|tag| {
-                    !(in_recording
-                        && (tag.eq_ignore_ascii_case("siprec")
-                            || tag.eq_ignore_ascii_case("timer")))
+                    !(tag.eq_ignore_ascii_case("timer")
+                        || (in_recording && tag.eq_ignore_ascii_case("siprec")))
                 })
                 .map(str::to_owned)
                 .collect();
@@ -1286,6 +1295,41 @@ impl Engine {
         self.timer_index.insert(timer, (at, self.timer_seq));
     }
 
+    /// Refuses a request whose session interval is under our minimum (RFC 4028 6).
+    fn refuse_session_too_small(&mut self, key: &TxKey, request: &Message, tag: &str) {
+        let mut too_small = request.response(422, reason_phrase(422), Some(tag));
+        too_small
+            .headers
+            .push("Min-SE", crate::sip::session_timer::MIN_SE.to_string());
+        self.send_response(key, too_small);
+    }
+
+    /// Arms the refresh or the expiry timer of a session as `change` says, and disarms the
+    /// other.
+    fn arm_session_timer(
+        &mut self,
+        change: invite_session::TimerChange,
+        refresh: Timer,
+        expiry: Timer,
+    ) {
+        use invite_session::TimerChange;
+        match change {
+            TimerChange::Unchanged => {}
+            TimerChange::Off => {
+                self.cancel_timer(refresh);
+                self.cancel_timer(expiry);
+            }
+            TimerChange::Watch(after) => {
+                self.cancel_timer(refresh);
+                self.set_timer(self.now + after, expiry);
+            }
+            TimerChange::Refresh(after) => {
+                self.cancel_timer(expiry);
+                self.set_timer(self.now + after, refresh);
+            }
+        }
+    }
+
     fn timer_armed(&self, timer: Timer) -> bool {
         self.timer_index.contains_key(&timer)
     }
@@ -1364,10 +1408,13 @@ fn timer_span(timer: Timer) -> tracing::Span {
         | Timer::RecordingRetry(call)
         | Timer::RecordingDeadline(call)
         | Timer::RecordingGlareRetry(call)
+        | Timer::RecordingRefresh(call)
         | Timer::RecorderSessionExpiry(call) => recording_span(call),
-        Timer::Retransmit2xx(call) | Timer::GlareRetry(call) | Timer::MediaCheck(call) => {
-            call_span(call)
-        }
+        Timer::Retransmit2xx(call)
+        | Timer::GlareRetry(call)
+        | Timer::MediaCheck(call)
+        | Timer::SessionRefresh(call)
+        | Timer::SessionExpiry(call) => call_span(call),
         Timer::ShutdownDeadline => tracing::Span::none(),
     }
 }

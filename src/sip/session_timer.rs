@@ -70,6 +70,75 @@ impl SessionExpires {
     }
 }
 
+/// A session timer both sides agreed on: its interval, and whether we are the refresher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Agreed {
+    pub interval: SessionExpires,
+    pub we_refresh: bool,
+}
+
+impl Agreed {
+    /// When we send our next refresh (half the interval, RFC 4028 7.4 and 9).
+    pub fn refresh_after(&self) -> Duration {
+        Duration::from_secs(u64::from(self.interval.seconds) / 2)
+    }
+
+    /// The Session-Expires of a request we send in this session (a refresh, a pause...): a
+    /// re-INVITE or UPDATE without one would turn the timer off (RFC 4028 7.4).
+    pub fn in_our_request(&self) -> String {
+        let refresher = if self.we_refresh { "uac" } else { "uas" };
+        format!("{};refresher={refresher}", self.interval.seconds)
+    }
+}
+
+/// What we answer to a request that may carry a session timer (RFC 4028 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerTimer {
+    /// The request asks for no timer.
+    None,
+    /// Its interval is under [`MIN_SE`]: answer 422 with `Min-SE`.
+    TooSmall,
+    /// Put `header` in our 2xx (and `Require: timer` when the peer supports it); `agreed`
+    /// says who refreshes from now on.
+    Agreed {
+        header: String,
+        require_timer: bool,
+        agreed: Agreed,
+    },
+}
+
+/// Reads a request's Session-Expires as its UAS: the refresher is the one it names, or else
+/// the requester when it supports timers, or else us (a requester without timer support
+/// cannot refresh).
+pub fn as_uas(request: &Message) -> PeerTimer {
+    let Some(asked) = SessionExpires::of(request) else {
+        return PeerTimer::None;
+    };
+    if asked.seconds < MIN_SE {
+        return PeerTimer::TooSmall;
+    }
+    let supports_timer = request.headers.has_token("Supported", "timer")
+        || request.headers.has_token("Require", "timer")
+        || request.headers.has_token("k", "timer");
+    let refresher = match asked.refresher {
+        Some(refresher) => refresher,
+        None if supports_timer => Refresher::Uac,
+        None => Refresher::Uas,
+    };
+    let interval = SessionExpires {
+        seconds: asked.seconds,
+        refresher: Some(refresher),
+    };
+    PeerTimer::Agreed {
+        header: interval.answer(),
+        require_timer: supports_timer,
+        agreed: Agreed {
+            interval,
+            we_refresh: refresher == Refresher::Uas,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +180,43 @@ mod tests {
         assert_eq!(
             SessionExpires::parse("300").unwrap().answer(),
             "300;refresher=uac"
+        );
+    }
+
+    fn request(headers: &str) -> Message {
+        let text = format!(
+            "UPDATE sip:a@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\nCall-ID: c\r\nCSeq: 2 UPDATE\r\n{headers}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn as_uas_we_refresh_when_asked_or_when_the_requester_cannot() {
+        assert_eq!(as_uas(&request("")), PeerTimer::None);
+        assert_eq!(
+            as_uas(&request("Session-Expires: 60\r\n")),
+            PeerTimer::TooSmall
+        );
+        let agreed = |headers| match as_uas(&request(headers)) {
+            PeerTimer::Agreed {
+                header,
+                require_timer,
+                agreed,
+            } => (header, require_timer, agreed.we_refresh),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            agreed("Session-Expires: 600\r\nSupported: timer\r\n"),
+            ("600;refresher=uac".to_owned(), true, false)
+        );
+        assert_eq!(
+            agreed("Session-Expires: 600;refresher=uas\r\nSupported: timer\r\n"),
+            ("600;refresher=uas".to_owned(), true, true)
+        );
+        // A requester without timer support cannot refresh: we do, and require nothing.
+        assert_eq!(
+            agreed("Session-Expires: 600\r\n"),
+            ("600;refresher=uas".to_owned(), false, true)
         );
     }
 }

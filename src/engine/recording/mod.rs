@@ -26,7 +26,7 @@ use crate::sip::auth::{ChallengeError, Credentials, DigestSession, Retried, answ
 use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
-use crate::sip::session_timer::{MIN_SE, SessionExpires};
+use crate::sip::session_timer::{self, PeerTimer};
 use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};

@@ -49,7 +49,7 @@ impl Engine {
                     multipart::find(&parts, multipart::METADATA_REQUEST_CONTENT_TYPE).is_some()
                 })
             });
-        let session_expires = SessionExpires::of(request);
+        let asked_timer = session_timer::as_uas(request);
         let recording = self.recordings.get_mut(&call)?;
         let tag = recording.session.dialog.local_tag.clone();
         let offers = is_invite || offer.is_some();
@@ -58,12 +58,8 @@ impl Engine {
             self.respond(key, request, 491, Some(&tag));
             return None;
         }
-        if let Some(expires) = session_expires
-            && expires.seconds < MIN_SE
-        {
-            let mut too_small = request.response(422, reason_phrase(422), Some(&tag));
-            too_small.headers.push("Min-SE", MIN_SE.to_string());
-            self.send_response(key, too_small);
+        if asked_timer == PeerTimer::TooSmall {
+            self.refuse_session_too_small(key, request, &tag);
             return None;
         }
         let media_id = recording.media_id;
@@ -99,16 +95,12 @@ impl Engine {
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Require", "siprec");
-        if let Some(expires) = session_expires {
-            ok.headers.push("Session-Expires", expires.answer());
-            if request.headers.has_token("Supported", "timer")
-                || request.headers.has_token("Require", "timer")
-            {
-                ok.headers.push("Require", "timer");
-            }
-            let at = self.now + expires.give_up_after();
-            self.set_timer(at, Timer::RecorderSessionExpiry(call));
-        }
+        let change = recording.session.agree_timer(asked_timer, &mut ok);
+        self.arm_session_timer(
+            change,
+            Timer::RecordingRefresh(call),
+            Timer::RecorderSessionExpiry(call),
+        );
         let metadata = wants_metadata.then(|| {
             if let Some(r) = self.recordings.get_mut(&call) {
                 r.metadata_dirty = false;
@@ -138,6 +130,19 @@ impl Engine {
             self.recording_event(call, media_id, state);
         }
         Some(ok)
+    }
+
+    /// We refresh the recording session (the recorder asked us to, RFC 4028): a re-INVITE
+    /// with the session as it is, then the next one half an interval later.
+    pub(in crate::engine) fn refresh_recording_session(&mut self, call: CallId) {
+        let Some(timer) = self.recordings.get(&call).and_then(|r| r.session.timer) else {
+            return;
+        };
+        self.send_recording_reinvite(call);
+        self.set_timer(
+            self.now + timer.refresh_after(),
+            Timer::RecordingRefresh(call),
+        );
     }
 
     /// The recorder refreshes the session and stopped doing so: it is gone, whatever the

@@ -102,6 +102,7 @@ impl Engine {
         let with_metadata = core::mem::take(&mut recording.metadata_dirty);
         let mut invite = recording.session.dialog.request(Method::Invite);
         invite.headers.push("Require", "siprec");
+        recording.session.stamp_timer(&mut invite);
         let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
         let destination = recording.session.next_hop();
         if with_metadata {
@@ -236,6 +237,7 @@ impl Engine {
         // recorder must not read the end of the call as a pause.
         let mut invite = recording.session.dialog.request(Method::Invite);
         invite.headers.push("Require", "siprec");
+        recording.session.stamp_timer(&mut invite);
         let sdp = rs_sdp::offer(&recording.offer).to_string().into_bytes();
         let (content_type, body) = self.sdp_and_metadata(sdp, xml);
         invite.set_body(&content_type, body);
@@ -291,6 +293,7 @@ impl Engine {
 
     pub(super) fn stop_recording_dialog(&mut self, call: CallId) {
         self.cancel_timer(Timer::RecorderSessionExpiry(call));
+        self.cancel_timer(Timer::RecordingRefresh(call));
         self.cancel_timer(Timer::RecordingGlareRetry(call));
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);

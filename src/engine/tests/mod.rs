@@ -16,6 +16,7 @@ mod recording_dialog;
 mod registration;
 mod scripted;
 mod secure_signalling;
+mod session_timers;
 mod transfer;
 
 fn config(seed: u64) -> EngineConfig {

@@ -271,3 +271,42 @@ fn glare_on_a_recording_dialog_gets_491_and_our_reinvite_is_retried() {
         "the retry still pauses"
     );
 }
+
+#[test]
+fn a_recorder_that_asks_us_to_refresh_gets_a_reinvite_every_half_interval() {
+    let (mut phone, rs_invite, _) = recording_up();
+    let asks = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        2,
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+        None,
+    );
+    phone.receive_from_far_end(recorder(), &asks);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.headers.get("Session-Expires"), Some("120;refresher=uas"));
+    let invites = |phone: &Phone| {
+        requests_to_recorder(phone)
+            .into_iter()
+            .filter(|m| m.method() == Some(&Method::Invite))
+            .collect::<Vec<_>>()
+    };
+    let before = invites(&phone).len();
+    phone.run_for(Duration::from_secs(59));
+    assert_eq!(invites(&phone).len(), before);
+    phone.run_for(Duration::from_secs(2));
+    let refresh = invites(&phone).pop().unwrap();
+    assert_eq!(invites(&phone).len(), before + 1);
+    assert_eq!(
+        refresh.headers.get("Session-Expires"),
+        Some("120;refresher=uac")
+    );
+    assert!(refresh.headers.has_token("Supported", "timer"));
+    phone.receive_from_far_end(recorder(), &refresh.response(200, "OK", Some("srs1")));
+    phone.run_for(Duration::from_secs(61));
+    assert_eq!(
+        invites(&phone).len(),
+        before + 2,
+        "and again half an interval later"
+    );
+}
