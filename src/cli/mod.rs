@@ -1118,7 +1118,7 @@ async fn run_call(
             event = handle.events.recv() => match event {
                 Some(Event::CallEnded { call: c, reason }) if c == call => {
                     report.print(call, loaded.print_stats);
-                    if reason.text == "transferred" {
+                    if reason.kind == crate::engine::EndKind::Transferred {
                         eprintln!("call transferred");
                         return Ok(());
                     }

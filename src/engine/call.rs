@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::invite_session::{InviteSession, Unacked, UnackedStep};
 use super::recording::Gate;
 use super::{
-    CallId, CallState, DialRequest, EndReason, Engine, Event, Party, RecordingStart, Timer, TxOwner,
+    CallId, CallState, DialRequest, EndKind, EndReason, Engine, Event, Party, RecordingStart,
+    Timer, TxOwner,
 };
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
@@ -55,6 +56,8 @@ pub(super) struct Call {
     pub(super) last_media: Instant,
     /// What the user is told when our BYE completes ("hung up" unless said otherwise).
     bye_text: Option<String>,
+    /// Our part ended because the far end went to a transfer target.
+    transferred: bool,
 }
 
 impl Call {
@@ -85,6 +88,7 @@ impl Call {
             asserted_remote: None,
             last_media: now,
             bye_text: None,
+            transferred: false,
         }
     }
 
@@ -627,6 +631,7 @@ impl Engine {
     pub(super) fn hang_up_transferred(&mut self, id: CallId) {
         if let Some(call) = self.calls.get_mut(&id) {
             call.bye_text = Some("transferred".to_owned());
+            call.transferred = true;
         }
         self.send_bye(id);
     }
@@ -702,6 +707,11 @@ impl Engine {
                 text: text.to_owned(),
                 by,
                 was_connected: call.session.connected,
+                kind: if call.transferred {
+                    EndKind::Transferred
+                } else {
+                    EndKind::Ended
+                },
             },
         });
         self.check_shutdown_complete();

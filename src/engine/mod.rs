@@ -171,6 +171,7 @@ pub struct DialRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command {
     Register {
         account: AccountId,
@@ -356,9 +357,22 @@ pub struct EndReason {
     pub by: Party,
     /// True when the call had been connected (a normal hang-up rather than a failure).
     pub was_connected: bool,
+    pub kind: EndKind,
+}
+
+/// How a call ended, for what a front end does next (the words are in [`EndReason::text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EndKind {
+    /// Hung up, refused or failed: `text` says which.
+    #[default]
+    Ended,
+    /// The far end was handed to a transfer target: our part is over, the call goes on.
+    Transferred,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     Registration {
         account: AccountId,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::history::{HistoryEntry, RecordingOutcome};
 use crate::engine::{
-    CallId, CallState, Event, Party, RecordingState, RegistrationState, TransferState,
+    CallId, CallState, EndKind, Event, Party, RecordingState, RegistrationState, TransferState,
 };
 use crate::media::session::MediaStats;
 
@@ -197,7 +197,7 @@ impl Model {
                     self.unsaved.push(entry);
                 }
                 self.calls.retain(|c| c.id != *call);
-                self.last_outcome = Some(if reason.text == "transferred" {
+                self.last_outcome = Some(if reason.kind == EndKind::Transferred {
                     format!("Call with {remote} transferred")
                 } else if reason.was_connected {
                     format!("Call with {remote} ended")
@@ -593,6 +593,7 @@ mod tests {
                     text: "Busy Here".into(),
                     by: Party::Remote,
                     was_connected: false,
+                    kind: EndKind::Ended,
                 },
             },
             Instant::now(),
@@ -628,6 +629,7 @@ mod tests {
                         text: "hung up".into(),
                         by: Party::Local,
                         was_connected: true,
+                        kind: EndKind::Ended,
                     },
                 },
                 at(10),
@@ -684,6 +686,7 @@ mod tests {
                     text: "hung up".into(),
                     by: Party::Local,
                     was_connected: true,
+                    kind: EndKind::Ended,
                 },
             },
             now,

@@ -104,7 +104,10 @@ fn a_blind_transfer_hands_the_far_end_to_the_target_and_ends_our_call() {
         Event::CallEnded { call, reason } if *call == a => Some(reason.clone()),
         _ => None,
     });
-    assert_eq!(ours.map(|r| r.text), Some("transferred".to_owned()));
+    assert_eq!(
+        ours.map(|r| (r.kind, r.text)),
+        Some((EndKind::Transferred, "transferred".to_owned()))
+    );
     // Bob's old call ended (our BYE); his call with Carol goes on.
     let bob_new_connected = net.events(1).iter().any(|e| {
         matches!(e, Event::CallState { call, state: CallState::Connected { .. } } if *call == new_call)
