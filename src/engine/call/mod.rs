@@ -1,0 +1,125 @@
+//! INVITE sessions: placing and receiving calls, re-INVITE and UPDATE in both directions, hold,
+//! CANCEL, BYE, the UAS's 2xx retransmission and the caller's ACK (RFC 3261 13-15, RFC 3311).
+
+mod ending;
+mod in_dialog;
+mod incoming;
+mod offer;
+mod outgoing;
+mod queries;
+
+use core::time::Duration;
+use std::time::Instant;
+
+use super::invite_session::{InviteSession, Unacked, UnackedStep};
+use super::{
+    CallId, CallState, DialRequest, EndKind, EndReason, Engine, Event, Party, RecordingStart,
+    Timer, TxOwner,
+};
+use crate::engine::recording::Gate;
+use crate::media::srtp::SrtpPolicy;
+use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
+use crate::sip::auth::{ChallengeError, DigestSession, Retried, answer_challenge};
+use crate::sip::dialog::{Dialog, DialogSecurity, LEAVES_TLS_PHRASE, LeavesTls, UasDialogError};
+use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::session_timer::{self, PeerTimer};
+use crate::sip::transaction::{TxKey, response_destination};
+use crate::sip::transport::Destination;
+use crate::sip::uri::NameAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Caller,
+    Callee,
+}
+
+#[derive(Debug)]
+pub(super) struct Call {
+    role: Role,
+    state: CallState,
+    session: InviteSession,
+    offer_answer: OfferAnswer,
+    /// Callee: the INVITE server transaction and where its responses go.
+    server_key: Option<TxKey>,
+    remote_offer: Option<SessionDescription>,
+    /// We offered in a 2xx; the answer comes in the ACK.
+    answer_in_ack: bool,
+    provisional_received: bool,
+    cancel_when_possible: bool,
+    /// The user changed hold while a re-INVITE was in flight: offer again when it completes.
+    reinvite_queued: bool,
+    /// Our pending re-INVITE carries no SDP: the 2xx offers and the ACK answers.
+    reinvite_offerless: bool,
+    local_hold: bool,
+    remote_hold: bool,
+    /// The peer listed UPDATE in its Allow (RFC 3311), so a session change may use it.
+    peer_allows_update: bool,
+    /// The peer said `Supported: record-aware` (RFC 7866 6.1.2): it wants to hear about
+    /// recording by re-INVITE or UPDATE.
+    peer_record_aware: bool,
+    /// The far end's identity asserted by a trusted proxy (P-Asserted-Identity, RFC 3325),
+    /// which replaces the From/To identity when it comes, e.g. after a transfer.
+    asserted_remote: Option<NameAddr>,
+    pub(super) last_media: Instant,
+    /// What the user is told when our BYE completes ("hung up" unless said otherwise).
+    bye_text: Option<String>,
+    /// Our part ended because the far end went to a transfer target.
+    transferred: bool,
+}
+
+impl Call {
+    fn new(
+        role: Role,
+        state: CallState,
+        dialog: Dialog,
+        first_hop: Destination,
+        offer_answer: OfferAnswer,
+        now: Instant,
+    ) -> Call {
+        Call {
+            role,
+            state,
+            session: InviteSession::new(dialog, first_hop),
+            offer_answer,
+            server_key: None,
+            remote_offer: None,
+            answer_in_ack: false,
+            provisional_received: false,
+            cancel_when_possible: false,
+            reinvite_queued: false,
+            reinvite_offerless: false,
+            local_hold: false,
+            remote_hold: false,
+            peer_allows_update: false,
+            peer_record_aware: false,
+            asserted_remote: None,
+            last_media: now,
+            bye_text: None,
+            transferred: false,
+        }
+    }
+
+    pub(super) fn state(&self) -> CallState {
+        self.state
+    }
+
+    pub(super) fn is_caller(&self) -> bool {
+        self.role == Role::Caller
+    }
+
+    pub(super) fn is_local_hold(&self) -> bool {
+        self.local_hold
+    }
+
+    /// The far end's identity, without tag.
+    pub(super) fn remote_identity(&self) -> NameAddr {
+        self.asserted_remote
+            .clone()
+            .unwrap_or_else(|| self.session.dialog.remote_uri.clone())
+    }
+
+    /// Our identity in the call (From as caller, To as callee), without tag.
+    pub(super) fn local_identity(&self) -> NameAddr {
+        self.session.dialog.local_uri.clone()
+    }
+}

@@ -1,0 +1,51 @@
+//! The call's offer/answer setup: the SRTP policy a hop allows, and applying what was agreed.
+
+use super::*;
+
+impl Engine {
+    /// The SRTP policy for a call whose signalling goes through `hop`. SDES puts the keys in
+    /// the SDP, so a hop anyone else can read gets no keys: SRTP is dropped where it is
+    /// optional, and the call refused where it is mandatory.
+    pub(super) fn srtp_policy_towards(&self, hop: Destination) -> Result<SrtpPolicy, String> {
+        match self.config.srtp {
+            _ if hop.is_confidential() => Ok(self.config.srtp),
+            SrtpPolicy::Mandatory => Err(format!(
+                "SRTP is mandatory, but its keys would travel in the clear over {} to {}: \
+                 use TLS (a sips: URI or transport tls)",
+                hop.transport, hop.address
+            )),
+            _ => Ok(SrtpPolicy::Off),
+        }
+    }
+
+    pub(super) fn new_offer_answer(&mut self, media_port: u16, srtp: SrtpPolicy) -> OfferAnswer {
+        let key = match srtp {
+            SrtpPolicy::Off => None,
+            _ => self.config.key_source.key_salt(),
+        };
+        let mut caps =
+            LocalCapabilities::new(self.local_ip(), media_port, self.config.codecs.clone());
+        caps.srtp = srtp;
+        caps.srtp_key_salt = key;
+        // RFC 4566 suggests an NTP timestamp for the session id; a random one serves the same
+        // purpose (uniqueness) without a clock.
+        let session_id = self.rng.next_u64() >> 2;
+        OfferAnswer::new(caps, session_id, session_id)
+    }
+
+    /// Applies a completed offer/answer: the peer's hold state, the call state, and the media
+    /// the driver should now use.
+    pub(super) fn apply_negotiated(&mut self, id: CallId, negotiated: Negotiated) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.remote_hold = negotiated.remote_on_hold;
+        call.state = CallState::Connected {
+            local_hold: call.local_hold,
+            remote_hold: call.remote_hold,
+        };
+        let state = call.state;
+        self.events.push_back(Event::CallState { call: id, state });
+        self.on_media_negotiated(id, negotiated);
+    }
+}
