@@ -3,6 +3,7 @@
 
 use core::net::SocketAddr;
 
+use super::notes::CallNote;
 use super::{CallId, Engine, Event, Output, RecordingState};
 use crate::media::codec::CodecKind;
 use crate::media::session::{MediaConfig, MediaOutput, MediaSession};
@@ -123,11 +124,10 @@ impl Engine {
         if let Some(start) = self.pending_recordings.remove(&id) {
             self.start_recording(id, start.recording, start.request);
             if paused_by_far_end {
-                self.pause_recording(id, true);
+                self.tell_recordings(id, CallNote::FarEndAsksPause);
             }
         }
-        self.recording_media_ready(id);
-        self.recording_hold_changed(id, on_hold);
+        self.tell_recordings(id, CallNote::Media { on_hold });
     }
 
     /// Reports the far end's `a=record` and `a=recordpref` when they change, and honours a
@@ -157,9 +157,9 @@ impl Engine {
             match preference.as_str() {
                 "off" => {
                     self.pending_recordings.remove(&id);
-                    self.stop_recording(id);
+                    self.tell_recordings(id, CallNote::FarEndRefuses);
                 }
-                "pause" => self.pause_recording(id, true),
+                "pause" => self.tell_recordings(id, CallNote::FarEndAsksPause),
                 _ => {}
             }
         }

@@ -11,6 +11,7 @@ mod call;
 mod ids;
 mod invite_session;
 mod media;
+mod notes;
 mod recording;
 mod registration;
 mod rng;

@@ -118,8 +118,7 @@ impl Engine {
         };
         self.pending_recordings.remove(&id);
         self.forget_transfers(id);
-        self.decline_recorder(id);
-        self.stop_recording(id);
+        self.tell_recordings(id, CallNote::Ended);
         self.cancel_timer(Timer::RecordingDeadline(id));
         self.end_media(id);
         for timer in [

@@ -426,7 +426,7 @@ impl Engine {
     /// Puts `a=record:VALUE` in every SDP of the call from now on (RFC 7866 6.1.2) and, when
     /// the far end asked to be told (record-aware), tells it at once by re-INVITE or UPDATE.
     /// Other peers see it in the next SDP exchange; the audible notice is for them.
-    pub(in crate::engine) fn indicate_recording(&mut self, id: CallId, value: &str) {
+    pub(super) fn indicate_recording(&mut self, id: CallId, value: &str) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -473,7 +473,7 @@ impl Engine {
             return;
         }
         call.asserted_remote = Some(asserted.clone());
-        self.recording_identity_changed(id, asserted);
+        self.tell_recordings(id, CallNote::FarEndIs(Box::new(asserted)));
     }
 
     /// The call whose dialog an in-dialog request belongs to.

@@ -16,6 +16,7 @@ use super::{
     CallId, CallState, DialRequest, EndKind, EndReason, Engine, Event, Party, RecordingStart,
     Timer, TxOwner,
 };
+use crate::engine::notes::{CallNote, RecordingNote};
 use crate::engine::recording::Gate;
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
@@ -121,5 +122,40 @@ impl Call {
     /// Our identity in the call (From as caller, To as callee), without tag.
     pub(super) fn local_identity(&self) -> NameAddr {
         self.session.dialog.local_uri.clone()
+    }
+}
+
+impl Engine {
+    /// The one way a recording tells its call what to do.
+    pub(in crate::engine) fn tell_call(&mut self, call: CallId, note: RecordingNote) {
+        match note {
+            RecordingNote::GateOpen(Gate::Dial) => self.send_invite(call, None),
+            RecordingNote::GateOpen(Gate::Answer { media_port }) => self.answer(call, media_port),
+            RecordingNote::GateShut { reason } => {
+                let text =
+                    format!("recording is mandatory and the recorder is unavailable: {reason}");
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
+                if c.is_caller() {
+                    // The INVITE never left: nothing to cancel on the wire.
+                    self.end_call(call, None, &text, Party::Local);
+                } else {
+                    self.reject_because(call, 480, "Recording Unavailable", &text);
+                }
+            }
+            RecordingNote::MandatoryLost { seconds } => {
+                self.send_bye(call);
+                self.end_call(
+                    call,
+                    None,
+                    &format!(
+                        "recording is mandatory and the recorder was unreachable for {seconds} s"
+                    ),
+                    Party::Local,
+                );
+            }
+            RecordingNote::Indicate(value) => self.indicate_recording(call, value),
+        }
     }
 }

@@ -521,10 +521,8 @@ impl Engine {
             .recording_plans
             .get_mut(&call)
             .and_then(|plan| plan.gate.take());
-        match gate {
-            Some(Gate::Dial) => self.send_invite(call, None),
-            Some(Gate::Answer { media_port }) => self.answer(call, media_port),
-            None => {}
+        if let Some(gate) = gate {
+            self.tell_call(call, RecordingNote::GateOpen(gate));
         }
     }
 
@@ -549,14 +547,8 @@ impl Engine {
         if recording || !self.calls.contains_key(&call) {
             return;
         }
-        let secs = MANDATORY_GRACE.as_secs();
-        self.send_bye(call);
-        self.end_call(
-            call,
-            None,
-            &format!("recording is mandatory and the recorder was unreachable for {secs} s"),
-            Party::Local,
-        );
+        let seconds = MANDATORY_GRACE.as_secs();
+        self.tell_call(call, RecordingNote::MandatoryLost { seconds });
     }
 
     pub(in crate::engine) fn recording_failed(&mut self, call: CallId, reason: String) {
@@ -597,7 +589,7 @@ impl Engine {
                     reason: reason.clone(),
                 },
             );
-            self.refuse_gated_call(call, &reason);
+            self.tell_call(call, RecordingNote::GateShut { reason });
             return;
         }
         // A stretch of the call from now on is not recorded, unless one is already open.
@@ -637,19 +629,5 @@ impl Engine {
                 in_seconds,
             },
         );
-    }
-
-    /// A call that waited for its mandatory recording cannot go ahead.
-    pub(super) fn refuse_gated_call(&mut self, call: CallId, reason: &str) {
-        let text = format!("recording is mandatory and the recorder is unavailable: {reason}");
-        let Some(c) = self.calls.get(&call) else {
-            return;
-        };
-        if c.is_caller() {
-            // The INVITE never left: nothing to cancel on the wire.
-            self.end_call(call, None, &text, Party::Local);
-        } else {
-            self.reject_because(call, 480, "Recording Unavailable", &text);
-        }
     }
 }

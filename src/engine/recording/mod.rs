@@ -31,6 +31,8 @@ use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
 
+use crate::engine::notes::{CallNote, RecordingNote};
+
 pub(in crate::engine) use adopted::AdoptedSession;
 pub(in crate::engine) use check::RecorderCheck;
 pub use check::RecorderCheckRequest;
@@ -189,4 +191,23 @@ pub(in crate::engine) struct Recording {
     want_paused: bool,
     /// The metadata changed since the recorder last heard it.
     metadata_dirty: bool,
+}
+
+impl Engine {
+    /// The one way a call tells its recordings what happened to it.
+    pub(in crate::engine) fn tell_recordings(&mut self, call: CallId, note: CallNote) {
+        match note {
+            CallNote::Media { on_hold } => {
+                self.recording_media_ready(call);
+                self.recording_hold_changed(call, on_hold);
+            }
+            CallNote::FarEndIs(remote) => self.recording_identity_changed(call, *remote),
+            CallNote::FarEndAsksPause => self.pause_recording(call, true),
+            CallNote::FarEndRefuses => self.stop_recording(call),
+            CallNote::Ended => {
+                self.decline_recorder(call);
+                self.stop_recording(call);
+            }
+        }
+    }
 }

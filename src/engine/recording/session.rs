@@ -50,7 +50,7 @@ impl Engine {
     }
 
     /// The call went on or off hold (either side).
-    pub(in crate::engine) fn recording_hold_changed(&mut self, call: CallId, on_hold: bool) {
+    pub(super) fn recording_hold_changed(&mut self, call: CallId, on_hold: bool) {
         let Some(plan) = self.recording_plans.get_mut(&call) else {
             return;
         };
@@ -63,7 +63,7 @@ impl Engine {
 
     /// The far end is someone else now (a transfer, a new asserted identity): the old
     /// participant leaves the session and the new one joins (RFC 7865 6.6).
-    pub(in crate::engine) fn recording_identity_changed(&mut self, call: CallId, remote: NameAddr) {
+    pub(super) fn recording_identity_changed(&mut self, call: CallId, remote: NameAddr) {
         let now = metadata::format_time(self.wall_clock());
         let new_id = self.new_id();
         let Some(plan) = self.recording_plans.get_mut(&call) else {
@@ -342,7 +342,7 @@ impl Engine {
             | RecordingState::Retrying { .. } => Some("off"),
         };
         if let Some(value) = indication {
-            self.indicate_recording(call, value);
+            self.tell_call(call, RecordingNote::Indicate(value));
         }
         self.notice_recording_state(call, &state);
         self.events.push_back(Event::Recording {

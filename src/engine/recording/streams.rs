@@ -5,7 +5,7 @@ use super::*;
 impl Engine {
     /// The call's media is up or changed: a recording waiting for it builds its streams and
     /// tells the recorder media is coming (inactive becomes sendonly).
-    pub(in crate::engine) fn recording_media_ready(&mut self, call: CallId) {
+    pub(super) fn recording_media_ready(&mut self, call: CallId) {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };

@@ -1,0 +1,34 @@
+//! The small typed notes calls and their recordings send each other, so neither reaches into
+//! the other's state: a call says what happened to it, a recording says what its call must do.
+
+use super::recording::Gate;
+use crate::sip::uri::NameAddr;
+
+/// What happened to a call that its recordings follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum CallNote {
+    /// The call's media was (re)negotiated: a recording waiting for media starts its streams,
+    /// and the metadata says whether the call is on hold.
+    Media { on_hold: bool },
+    /// A trusted proxy asserted who the far end is now (after a transfer, say).
+    FarEndIs(Box<NameAddr>),
+    /// The far end prefers not to be recorded (`a=recordpref:pause`), and the policy agrees.
+    FarEndAsksPause,
+    /// The far end refuses to be recorded (`a=recordpref:off`), and the policy agrees.
+    FarEndRefuses,
+    /// The call is over: its recordings end, and a recorder still asking is declined.
+    Ended,
+}
+
+/// What a recording needs its call to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RecordingNote {
+    /// The mandatory recording is up: the call waiting at `gate` goes ahead.
+    GateOpen(Gate),
+    /// The mandatory recording could not be had: the waiting call is not placed, or refused.
+    GateShut { reason: String },
+    /// The mandatory recording stayed down past its grace: the call ends.
+    MandatoryLost { seconds: u64 },
+    /// Tell a record-aware far end the recording's state (`a=record`, RFC 7866 6.1.2).
+    Indicate(&'static str),
+}
