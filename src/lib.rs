@@ -22,6 +22,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod logging;
 pub mod media;
+pub mod phone;
 pub mod private_fs;
 pub mod recording;
 pub mod sdp;

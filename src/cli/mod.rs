@@ -23,6 +23,7 @@ use crate::engine::{
     RegistrationState, TransferState,
 };
 use crate::media::srtp::SrtpPolicy;
+use crate::phone::builtin_recorder;
 use crate::sdp::Codec;
 use crate::settings::{Account, Settings};
 use crate::sip::auth::Credentials;
@@ -1301,28 +1302,22 @@ async fn start_builtin_recorder(
         .folder
         .clone()
         .ok_or_else(|| Failure::new("no data directory for the built-in recorder"))?;
-    let mut config = crate::srs::SrsConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.clone());
-    config.keep = loaded.recording.keep;
-    config.sealing = prepare_storage(loaded.recording.storage.clone()).await?;
-    let handle = crate::srs::run(config)
+    let sealing = prepare_storage(loaded.recording.storage.clone()).await?;
+    let recorder = builtin_recorder::start(dir.clone(), loaded.recording.keep, sealing)
         .await
-        .map_err(|e| Failure::new(format!("the built-in recorder did not start: {e}")))?;
-    let port = handle.local_addr().port();
-    let uri = format!("sip:recorder@127.0.0.1:{port};transport=tcp");
-    plan.srs = Some(Uri::parse(&uri).map_err(|e| Failure::new(e.to_string()))?);
+        .map_err(Failure::new)?;
+    plan.srs = Some(recorder.uri);
     eprintln!("recording to the built-in recorder: {}", dir.display());
-    Ok(Some(handle))
+    Ok(Some(recorder.handle))
 }
 
 /// The sealing for the built-in recorder: the recordings key found or made (the keyring
 /// may block, so off the runtime's workers); failing that, no recording rather than plain
 /// files nobody asked for.
 async fn prepare_storage(storage: crate::archive::Storage) -> Result<Sealing, Failure> {
-    let prepared = tokio::task::spawn_blocking(move || storage.prepare())
+    let prepared = builtin_recorder::prepare_storage(storage)
         .await
-        .map_err(|e| Failure::new(e.to_string()))?;
-    let prepared =
-        prepared.map_err(|e| Failure::new(format!("recordings cannot be encrypted: {e}")))?;
+        .map_err(Failure::new)?;
     if let Some(key) = &prepared.key {
         eprintln!(
             "recordings are encrypted to {} (key in {})",

@@ -16,9 +16,9 @@ use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{
     CallId, Command, EngineConfig, Event, RecorderCheckRequest, RecordingRequest, RecordingStart,
 };
+use crate::phone::builtin_recorder;
 use crate::settings::{Account, Recording, Settings};
 use crate::sip::uri::Uri;
-use crate::srs::{SrsConfig, SrsHandle};
 
 /// What the window asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,39 +252,30 @@ async fn run(
 ) {
     let recorder = match (&config.recording.srs, &config.recordings) {
         (None, Some(dir)) => {
-            let mut srs = SrsConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), dir.clone());
-            srs.keep = config.recording.keep;
-            let storage = config.recording.storage.clone();
-            // The keyring may ask the user to unlock it: off the runtime's workers.
-            let sealing = tokio::task::spawn_blocking(move || storage.prepare())
+            let started = match builtin_recorder::prepare_storage(config.recording.storage.clone())
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|prepared| prepared.map_err(|e| e.to_string()));
-            let started = match sealing {
+            {
                 Ok(prepared) => {
                     if let Some(advice) = prepared.advice() {
                         notify.send(UiEvent::Notice(advice));
                     }
-                    srs.sealing = prepared.sealing;
-                    crate::srs::run(srs).await.map_err(|e| e.to_string())
+                    builtin_recorder::start(dir.clone(), config.recording.keep, prepared.sealing)
+                        .await
                 }
-                Err(why) => Err(format!("recordings cannot be encrypted: {why}")),
+                Err(why) => Err(format!("the built-in recorder did not start: {why}")),
             };
             match started {
-                Ok(handle) => Some(handle),
+                Ok(recorder) => Some(recorder),
                 Err(error) => {
-                    notify.send(UiEvent::Problem(format!(
-                        "the built-in recorder did not start: {error}"
-                    )));
+                    notify.send(UiEvent::Problem(error));
                     None
                 }
             }
         }
         _ => None,
     };
-    let builtin = recorder.as_ref().and_then(|r: &SrsHandle| {
-        Uri::parse(&format!("sip:recorder@{};transport=tcp", r.local_addr())).ok()
-    });
+    let builtin = recorder.as_ref().map(|r| r.uri.clone());
+    let recorder = recorder.map(|r| r.handle);
     let mut policy = Policy {
         recording: config.recording.clone(),
         builtin,
