@@ -582,7 +582,10 @@ impl Engine {
                     }
                     self.on_response(owner, key, response);
                 }
-                TxEvent::Ack { request, source } => self.on_ack(request, source),
+                TxEvent::Ack { request, source } => match self.recording_for_dialog(&request) {
+                    Some(call) => self.on_recorder_ack(call, &request),
+                    None => self.on_ack(request, source),
+                },
                 TxEvent::StrayResponse { response } => self.on_stray_response(response),
                 TxEvent::Timeout { key } => {
                     let owner = self.tx_owner.remove(&key);
@@ -710,6 +713,11 @@ impl Engine {
                 return;
             }
         }
+        // Recording sessions and calls are told apart here, so neither looks at the other's
+        // requests.
+        if method != Method::Cancel && self.route_to_recording(&key, &request, &method, source) {
+            return;
+        }
         match method {
             Method::Invite => self.on_invite(key, request, source),
             Method::Bye => self.on_bye(key, request),
@@ -727,6 +735,48 @@ impl Engine {
                 self.send_response(&key, response);
             }
         }
+    }
+
+    /// Hands a request of a recording session (ours, one closing, or a recorder's new one)
+    /// to the recording side; false when it is not one.
+    fn route_to_recording(
+        &mut self,
+        key: &TxKey,
+        request: &Message,
+        method: &Method,
+        source: Destination,
+    ) -> bool {
+        if let Some(call) = self.recording_for_dialog(request) {
+            match method {
+                Method::Invite => self.on_recorder_reinvite(call, key.clone(), request.clone()),
+                Method::Update => self.on_recorder_update(call, key.clone(), request.clone()),
+                Method::Bye => {
+                    self.respond(key, request, 200, None);
+                    self.recorder_hung_up(call, recording::reason_text(request));
+                }
+                _ => return false,
+            }
+            return true;
+        }
+        if self.closing_recording_for_dialog(request) {
+            match method {
+                // Our closing re-INVITE is in flight (RFC 3261 14.2).
+                Method::Invite => self.respond(key, request, 491, None),
+                Method::Bye => {
+                    self.respond(key, request, 200, None);
+                    self.closing_recording_ended(request);
+                }
+                _ => return false,
+            }
+            return true;
+        }
+        let new_invite =
+            *method == Method::Invite && request.to_header().is_ok_and(|to| to.tag().is_none());
+        if new_invite && !self.shutting_down && recording::is_recorder_invite(request) {
+            self.on_recorder_invite(key.clone(), request.clone(), source);
+            return true;
+        }
+        false
     }
 
     fn on_options(&mut self, key: TxKey, request: Message) {

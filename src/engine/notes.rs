@@ -1,8 +1,16 @@
 //! The small typed notes calls and their recordings send each other, so neither reaches into
 //! the other's state: a call says what happened to it, a recording says what its call must do.
 
-use super::recording::Gate;
 use crate::sip::uri::NameAddr;
+
+/// What waits for a mandatory recording to be up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gate {
+    /// The call's INVITE.
+    Dial,
+    /// The 200 OK to the caller, with media on this port.
+    Answer { media_port: u16 },
+}
 
 /// What happened to a call that its recordings follow.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,15 +5,6 @@ use super::*;
 
 impl Engine {
     pub(super) fn on_reinvite(&mut self, key: TxKey, request: Message) {
-        if let Some(call) = self.recording_for_dialog(&request) {
-            self.on_recorder_reinvite(call, key, request);
-            return;
-        }
-        if self.closing_recording_for_dialog(&request) {
-            // Our closing re-INVITE is in flight (RFC 3261 14.2).
-            self.respond(&key, &request, 491, None);
-            return;
-        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;
@@ -110,10 +101,6 @@ impl Engine {
     }
 
     pub(in crate::engine) fn on_update(&mut self, key: TxKey, request: Message) {
-        if let Some(call) = self.recording_for_dialog(&request) {
-            self.on_recorder_update(call, key, request);
-            return;
-        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;
@@ -193,16 +180,6 @@ impl Engine {
     }
 
     pub(in crate::engine) fn on_bye(&mut self, key: TxKey, request: Message) {
-        if let Some(call) = self.recording_for_dialog(&request) {
-            self.respond(&key, &request, 200, None);
-            self.recorder_hung_up(call, crate::engine::recording::reason_text(&request));
-            return;
-        }
-        if self.closing_recording_for_dialog(&request) {
-            self.respond(&key, &request, 200, None);
-            self.closing_recording_ended(&request);
-            return;
-        }
         let Some(id) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;

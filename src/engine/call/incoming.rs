@@ -21,10 +21,6 @@ impl Engine {
             self.respond(&key, &request, 503, None);
             return;
         }
-        if crate::engine::recording::is_recorder_invite(&request) {
-            self.on_recorder_invite(key, request, source);
-            return;
-        }
         let Ok(from) = request.from_header() else {
             return;
         };
@@ -344,10 +340,6 @@ impl Engine {
     }
 
     pub(in crate::engine) fn on_ack(&mut self, request: Message, _source: Destination) {
-        if let Some(call) = self.recording_for_dialog(&request) {
-            self.on_recorder_ack(call, &request);
-            return;
-        }
         let Some(id) = self.find_dialog(&request) else {
             return;
         };

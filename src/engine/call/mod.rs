@@ -16,8 +16,7 @@ use super::{
     CallId, CallState, DialRequest, EndKind, EndReason, Engine, Event, Party, RecordingStart,
     Timer, TxOwner,
 };
-use crate::engine::notes::{CallNote, RecordingNote};
-use crate::engine::recording::Gate;
+use crate::engine::notes::{CallNote, Gate, RecordingNote};
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
 use crate::sip::auth::{ChallengeError, DigestSession, Retried, answer_challenge};

@@ -31,7 +31,7 @@ use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
 
-use crate::engine::notes::{CallNote, RecordingNote};
+use crate::engine::notes::{CallNote, Gate, RecordingNote};
 
 pub(in crate::engine) use adopted::AdoptedSession;
 pub(in crate::engine) use check::RecorderCheck;
@@ -106,15 +106,6 @@ pub struct RecordingStart {
 
 /// How long a mandatory recording may be down before the call is ended.
 pub const MANDATORY_GRACE: core::time::Duration = core::time::Duration::from_secs(10);
-
-/// What waits for a mandatory recording to be up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::engine) enum Gate {
-    /// The call's INVITE.
-    Dial,
-    /// The 200 OK to the caller, with media on this port.
-    Answer { media_port: u16 },
-}
 
 /// The call as the metadata describes it, across all its recording sessions: the same IDs
 /// in every snapshot, so a recorder can join the pieces of a call with gaps.
