@@ -140,7 +140,11 @@ fn callee_source(net: &SimNet) -> Destination {
 
 /// A recording request towards the simulated recorder `recorder` (TCP, as the CLI does).
 fn to_recorder(net: &SimNet, recorder: NodeId) -> RecordingRequest {
-    let destination = net.recorder_address(recorder, Transport::Tcp).unwrap();
+    recording_request(net.recorder_address(recorder, Transport::Tcp).unwrap())
+}
+
+/// An optional, separate-streams, plain recording to the recorder at `destination` (TCP).
+fn recording_request(destination: Destination) -> RecordingRequest {
     RecordingRequest {
         srs: Uri::parse(&format!("sip:srs@{};transport=tcp", destination.address)).unwrap(),
         destination,

@@ -24,16 +24,7 @@ fn recording_up() -> (Phone, Message, CallId) {
     phone.input(Input::Command(Command::StartRecording {
         call,
         recording: CallId::new(),
-        request: RecordingRequest {
-            srs: Uri::parse(&format!("sip:srs@{RECORDER};transport=tcp")).unwrap(),
-            destination: recorder(),
-            media_port: 42000,
-            secondary: None,
-            mandatory: false,
-            mode: RecordingMode::Separate,
-            srtp: false,
-            credentials: None,
-        },
+        request: recording_request(recorder()),
     }));
     let to_recorder = requests_to_recorder(&phone);
     let rs_invite = to_recorder.first().unwrap().clone();

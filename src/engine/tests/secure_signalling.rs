@@ -139,16 +139,7 @@ fn an_encrypted_call_is_not_recorded_through_a_plain_hop() {
     phone.input(Input::Command(Command::StartRecording {
         call,
         recording: CallId::new(),
-        request: RecordingRequest {
-            srs: Uri::parse(&format!("sip:srs@{RECORDER_TCP};transport=tcp")).unwrap(),
-            destination: recorder,
-            media_port: 42000,
-            secondary: None,
-            mandatory: false,
-            mode: RecordingMode::Separate,
-            srtp: false,
-            credentials: None,
-        },
+        request: recording_request(recorder),
     }));
     assert!(
         phone.sent.iter().all(|(d, _)| *d != recorder),
