@@ -4,21 +4,32 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn on_reinvite(&mut self, key: TxKey, request: Message) {
-        let Some(id) = self.find_dialog(&request) else {
-            self.respond(&key, &request, 481, None);
-            return;
+    /// The call a session-changing request belongs to, and our tag in it: 481 outside any
+    /// call, 500 for a CSeq out of order (RFC 3261 12.2.2). The far end's asserted identity
+    /// is taken on the way.
+    fn accept_in_call(&mut self, key: &TxKey, request: &Message) -> Option<(CallId, String)> {
+        let Some(id) = self.find_dialog(request) else {
+            self.respond(key, request, 481, None);
+            return None;
         };
-        self.note_asserted_identity(id, &request);
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
+        self.note_asserted_identity(id, request);
+        let call = self.calls.get_mut(&id)?;
         let tag = call.session.dialog.local_tag.clone();
         let cseq = request.cseq().map(|c| c.number).unwrap_or(0);
         if !call.session.dialog.accept_remote_cseq(cseq) {
-            self.respond(&key, &request, 500, Some(&tag));
-            return;
+            self.respond(key, request, 500, Some(&tag));
+            return None;
         }
+        Some((id, tag))
+    }
+
+    pub(super) fn on_reinvite(&mut self, key: TxKey, request: Message) {
+        let Some((id, tag)) = self.accept_in_call(&key, &request) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         if call.session.reinvite_key.is_some()
             || call.offer_answer.offer_pending()
             || !call.session.connected
@@ -101,20 +112,12 @@ impl Engine {
     }
 
     pub(in crate::engine) fn on_update(&mut self, key: TxKey, request: Message) {
-        let Some(id) = self.find_dialog(&request) else {
-            self.respond(&key, &request, 481, None);
+        let Some((id, tag)) = self.accept_in_call(&key, &request) else {
             return;
         };
-        self.note_asserted_identity(id, &request);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let tag = call.session.dialog.local_tag.clone();
-        let cseq = request.cseq().map(|c| c.number).unwrap_or(0);
-        if !call.session.dialog.accept_remote_cseq(cseq) {
-            self.respond(&key, &request, 500, Some(&tag));
-            return;
-        }
         if call.session.dialog.refresh_target(&request).is_err() {
             // Taking the new target would send the call's next requests in the clear.
             let response = request.response(400, LEAVES_TLS_PHRASE, Some(&tag));

@@ -46,21 +46,15 @@ impl Engine {
         );
         self.recordings.insert(
             call,
-            Recording {
+            Recording::new(
                 media_id,
-                session: InviteSession {
+                InviteSession {
                     connected: true,
                     ..InviteSession::new(dialog, first_hop)
                 },
-                invite_body: (String::new(), Vec::new()),
-                offer: description,
-                streams: Vec::new(),
-                answered: None,
-                wants_pcm: false,
-                state: RecordingState::Starting,
-                want_paused: false,
-                metadata_dirty: false,
-            },
+                (String::new(), Vec::new()),
+                description,
+            ),
         );
         self.recording_event(call, media_id, RecordingState::Starting);
         if let Some(streams) = answered {

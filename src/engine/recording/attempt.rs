@@ -238,18 +238,7 @@ impl Engine {
         let invite_body = self.sdp_and_metadata(sdp, xml);
         let mut session = InviteSession::new(dialog, request.destination);
         session.digest = request.credentials.clone().map(DigestSession::new);
-        let recording = Recording {
-            media_id,
-            session,
-            invite_body,
-            offer,
-            streams: Vec::new(),
-            answered: None,
-            wants_pcm: false,
-            state: RecordingState::Starting,
-            want_paused: false,
-            metadata_dirty: false,
-        };
+        let recording = Recording::new(media_id, session, invite_body, offer);
         self.recordings.insert(call, recording);
         self.recording_event(call, media_id, RecordingState::Starting);
         self.send_recording_invite(call, None);

@@ -184,6 +184,29 @@ pub(in crate::engine) struct Recording {
     metadata_dirty: bool,
 }
 
+impl Recording {
+    /// A session about to start (its INVITE going out, or the recorder's being answered).
+    fn new(
+        media_id: CallId,
+        session: InviteSession,
+        invite_body: (String, Vec<u8>),
+        offer: RsOffer,
+    ) -> Recording {
+        Recording {
+            media_id,
+            session,
+            invite_body,
+            offer,
+            streams: Vec::new(),
+            answered: None,
+            wants_pcm: false,
+            state: RecordingState::Starting,
+            want_paused: false,
+            metadata_dirty: false,
+        }
+    }
+}
+
 impl Engine {
     /// The one way a call tells its recordings what happened to it.
     pub(in crate::engine) fn tell_recordings(&mut self, call: CallId, note: CallNote) {
