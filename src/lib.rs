@@ -17,7 +17,6 @@ pub mod archive;
 pub mod audio;
 pub mod cli;
 pub mod driver;
-pub mod echo;
 pub mod engine;
 pub mod fuzzing;
 pub mod logging;

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use std::collections::HashMap;
 
-use crate::engine::{CallId, Command, Engine, EngineConfig, Event, Input, Output};
+use crate::engine::{CallId, Command, Engine, EngineConfig, Event, Input, MediaSocket, Output};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
 use crate::media::srtp::KEY_SALT_LEN;
@@ -584,7 +584,7 @@ impl SimNet {
             }
             if let Some(call) = packet.media_call {
                 let input = Input::MediaPacket {
-                    call,
+                    socket: MediaSocket::Call(call),
                     source: packet.source.address,
                     data: packet.data,
                 };
@@ -637,13 +637,13 @@ impl SimNet {
                 }
                 Output::Event(event) => n.events.push(event),
                 Output::Media {
-                    call,
+                    socket,
                     destination,
                     data,
                     ..
                 } => {
                     let ip = n.listeners.first().map(|l| l.address.ip());
-                    self.send_media(node, call, ip, destination, data);
+                    self.send_media(node, socket, ip, destination, data);
                 }
                 Output::Playback { call, frame } => {
                     if let Some(endpoint) = self.endpoints.get_mut(&(node, call)) {
@@ -661,7 +661,7 @@ impl SimNet {
     fn send_media(
         &mut self,
         from: NodeId,
-        from_call: CallId,
+        from_socket: MediaSocket,
         from_ip: Option<core::net::IpAddr>,
         destination: core::net::SocketAddr,
         data: Vec<u8>,
@@ -729,7 +729,7 @@ impl SimNet {
         let from_port = self
             .media_ports
             .iter()
-            .find(|((node, _), owner)| *node == from && **owner == from_call)
+            .find(|((node, _), owner)| *node == from && MediaSocket::Call(**owner) == from_socket)
             .map(|((_, port), _)| *port)
             .unwrap_or(0);
         let source = Destination::new(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use verbatim::driver::media::Ringer;
 use verbatim::driver::{self, DriverConfig, Handle};
-use verbatim::engine::{CallId, Command, DialRequest, EngineConfig, Event};
+use verbatim::engine::{CallId, Command, DialRequest, EngineConfig, Event, MediaSocket};
 use verbatim::media::tone::goertzel_amplitude;
 use verbatim::sip::{Destination, NameAddr, Transport, Uri};
 
@@ -55,17 +55,21 @@ async fn incoming_call_rings_until_refused() {
     let mut callee = phone(Some(Ringer::new(producer))).await;
     let caller = phone(None).await;
     let target = callee.listeners[0].address;
+    let media_port = caller
+        .bind_media(MediaSocket::Call(CallId(718)))
+        .await
+        .unwrap();
     caller
         .commands
         .send(Command::Dial {
-            call: CallId::new(),
+            call: CallId(718),
             request: DialRequest {
                 target: Uri::sip(Some("bob"), "127.0.0.1", Some(target.port())),
                 from: NameAddr::new(Uri::sip(Some("alice"), "127.0.0.1", None)),
                 destination: Destination::new(Transport::Udp, target),
                 route: None,
                 credentials: None,
-                media_port: 0,
+                media_port,
                 record: None,
             },
         })

@@ -22,7 +22,7 @@ fn rsip_reads_every_message_of_a_call() {
         ..EngineConfig::default()
     });
     let destination = net.address(1, Transport::Udp).unwrap();
-    let call = CallId::new();
+    let call = CallId(717);
     net.command(
         0,
         Command::Dial {

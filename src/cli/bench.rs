@@ -10,14 +10,13 @@ use std::sync::Arc;
 use super::Failure;
 use crate::audio::WavSource;
 use crate::driver::media::{AudioFactory, CallAudio};
-use crate::driver::{self, DriverConfig, Handle, LatencyLog, RecordingLatency};
-use crate::engine::{
-    CallId, CallState, Command, DialRequest, EngineConfig, Event, RecordingRequest, RecordingState,
-};
+use crate::driver::{self, DriverConfig, LatencyLog, RecordingLatency};
+use crate::engine::{CallId, CallState, Command, EngineConfig, Event, RecordingState};
 use crate::media::SAMPLE_RATE;
 use crate::media::session::MediaStats;
 use crate::media::srtp::SrtpPolicy;
 use crate::media::tone::Sine;
+use crate::phone::{Outgoing, Phone, RecordFromStart, RecordingPolicy};
 use crate::sdp::Codec;
 use crate::sip::transport::{Destination, Transport};
 use crate::sip::uri::{NameAddr, Uri};
@@ -59,7 +58,6 @@ struct Recorder {
     child: tokio::process::Child,
     dir: std::path::PathBuf,
     key_file: std::path::PathBuf,
-    address: SocketAddr,
     uri: Uri,
 }
 
@@ -103,7 +101,6 @@ impl Recorder {
             child,
             dir,
             key_file,
-            address,
             uri,
         })
     }
@@ -204,6 +201,7 @@ pub(super) async fn run(
     )
     .await?;
     let target = answerer
+        .handle
         .listeners
         .first()
         .map(|l| l.address)
@@ -211,16 +209,18 @@ pub(super) async fn run(
 
     let mut dialled = HashSet::new();
     for _ in 0..calls {
-        let call = CallId::new();
+        let call = caller
+            .dial(outgoing(target), RecordFromStart::No)
+            .await
+            .map_err(Failure::new)?;
         dialled.insert(call);
-        super::send(&mut caller, dial(call, target))?;
     }
     // Both ends must be up before the clock starts.
     let mut connected = HashSet::new();
     let setup_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while connected.len() < dialled.len() {
         tokio::select! {
-            event = caller.events.recv() => match event {
+            event = caller.handle.events.recv() => match event {
                 Some(Event::CallState { call, state: CallState::Connected { .. } }) => {
                     connected.insert(call);
                 }
@@ -230,9 +230,9 @@ pub(super) async fn run(
                 Some(_) => {}
                 None => return Err(Failure::new("bench: the calling engine stopped")),
             },
-            event = answerer.events.recv() => {
+            event = answerer.handle.events.recv() => {
                 if let Some(Event::IncomingCall { call, .. }) = event {
-                    super::send(&mut answerer, Command::Answer { call, media_port: 0, record: None })?;
+                    answerer.answer(call).await.map_err(Failure::new)?;
                 }
             }
             () = tokio::time::sleep_until(setup_deadline) => {
@@ -244,29 +244,14 @@ pub(super) async fn run(
     }
     let mut recording = HashSet::new();
     if let Some(recorder) = &recorder {
+        caller.policy.srs = Some(recorder.uri.clone());
         for call in &dialled {
-            super::send(
-                &mut caller,
-                Command::StartRecording {
-                    call: *call,
-                    recording: CallId::new(),
-                    request: RecordingRequest {
-                        srs: recorder.uri.clone(),
-                        destination: Destination::new(Transport::Tcp, recorder.address),
-                        media_port: 0,
-                        secondary: None,
-                        mandatory: false,
-                        mode: Default::default(),
-                        srtp: false,
-                        credentials: None,
-                    },
-                },
-            )?;
+            caller.record(*call).await.map_err(Failure::new)?;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while recording.len() < dialled.len() {
             tokio::select! {
-                event = caller.events.recv() => match event {
+                event = caller.handle.events.recv() => match event {
                     Some(Event::Recording { call, state: RecordingState::Recording, .. }) => {
                         recording.insert(call);
                     }
@@ -277,7 +262,7 @@ pub(super) async fn run(
                     Some(_) => {}
                     None => return Err(Failure::new("bench: the calling engine stopped")),
                 },
-                _ = answerer.events.recv() => {}
+                _ = answerer.handle.events.recv() => {}
                 () = tokio::time::sleep_until(deadline) => {
                     return Err(Failure::new(format!(
                         "bench: only {} of {calls} recordings started in 60 s", recording.len()
@@ -292,8 +277,8 @@ pub(super) async fn run(
     let settle_until = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
         let event = tokio::select! {
-            event = caller.events.recv() => event,
-            event = answerer.events.recv() => event,
+            event = caller.handle.events.recv() => event,
+            event = answerer.handle.events.recv() => event,
             () = tokio::time::sleep_until(settle_until) => break,
         };
         if let Some(Event::MediaStats { call, stats }) = event {
@@ -304,8 +289,8 @@ pub(super) async fn run(
     let measure_until = tokio::time::Instant::now() + Duration::from_secs(duration);
     loop {
         tokio::select! {
-            _ = caller.events.recv() => {}
-            _ = answerer.events.recv() => {}
+            _ = caller.handle.events.recv() => {}
+            _ = answerer.handle.events.recv() => {}
             () = tokio::time::sleep_until(measure_until) => break,
         }
     }
@@ -319,8 +304,8 @@ pub(super) async fn run(
     // Each side sends a last MediaStats and then CallEnded per call.
     while ended < 2 * dialled.len() {
         let event = tokio::select! {
-            event = caller.events.recv() => event,
-            event = answerer.events.recv() => event,
+            event = caller.handle.events.recv() => event,
+            event = answerer.handle.events.recv() => event,
             () = tokio::time::sleep_until(end_deadline) => None,
         };
         match event {
@@ -332,8 +317,8 @@ pub(super) async fn run(
             None => break,
         }
     }
-    super::shutdown(&mut caller).await;
-    super::shutdown(&mut answerer).await;
+    caller.shut_down(super::SHUTDOWN_LIMIT).await;
+    answerer.shut_down(super::SHUTDOWN_LIMIT).await;
 
     let recorder_report = match recorder {
         Some(recorder) => Some(recorder.finish().await),
@@ -376,18 +361,13 @@ pub(super) async fn run(
     Ok(())
 }
 
-fn dial(call: CallId, target: SocketAddr) -> Command {
-    Command::Dial {
-        call,
-        request: DialRequest {
-            target: Uri::sip(Some("bench"), &target.ip().to_string(), Some(target.port())),
-            from: NameAddr::new(Uri::sip(Some("bench"), "127.0.0.1", None)),
-            destination: Destination::new(Transport::Udp, target),
-            route: None,
-            credentials: None,
-            media_port: 0,
-            record: None,
-        },
+fn outgoing(target: SocketAddr) -> Outgoing {
+    Outgoing {
+        target: Uri::sip(Some("bench"), &target.ip().to_string(), Some(target.port())),
+        from: NameAddr::new(Uri::sip(Some("bench"), "127.0.0.1", None)),
+        destination: Destination::new(Transport::Udp, target),
+        route: None,
+        credentials: None,
     }
 }
 
@@ -397,7 +377,7 @@ async fn start(
     play: Option<std::path::PathBuf>,
     latency: Option<Arc<LatencyLog>>,
     recording_latency: Option<Arc<RecordingLatency>>,
-) -> Result<Handle, Failure> {
+) -> Result<Phone, Failure> {
     let factory: AudioFactory = Arc::new(move |_call| {
         let source = play
             .as_ref()
@@ -408,8 +388,7 @@ async fn start(
             sine: Sine::new(1000.0, 0.3, SAMPLE_RATE),
         }) as Box<dyn CallAudio>
     });
-    let config = EngineConfig {
-        seed: rand::random(),
+    let config = crate::phone::live_engine_config(EngineConfig {
         codecs,
         srtp,
         // A bench call is silent on the far side only if something is broken; do not let
@@ -417,12 +396,9 @@ async fn start(
         no_media_timeout: None,
         // A load tool: every call it places or receives is wanted.
         admission: crate::engine::AdmissionConfig::unlimited(),
-        wall_clock_at_start: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default(),
         ..EngineConfig::default()
-    };
-    driver::start(
+    });
+    let handle = driver::start(
         config,
         DriverConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -433,7 +409,8 @@ async fn start(
         },
     )
     .await
-    .map_err(|e| Failure::new(e.to_string()))
+    .map_err(|e| Failure::new(e.to_string()))?;
+    Ok(Phone::new(handle, RecordingPolicy::default()))
 }
 
 /// A counter's growth over the measured time, summed over calls.

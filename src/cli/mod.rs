@@ -17,13 +17,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::archive::sealed::Sealing;
 use crate::driver::media::AudioFactory;
 use crate::driver::tls::{TlsServerSettings, TlsSettings};
-use crate::driver::{self, DriverConfig, Handle};
+use crate::driver::{self, DriverConfig};
 use crate::engine::{
-    AccountConfig, AccountId, CallId, CallState, Command, DialRequest, EngineConfig, Event,
-    RegistrationState, TransferState,
+    AccountConfig, AccountId, CallId, CallState, Command, EngineConfig, Event, RegistrationState,
+    TransferState,
 };
 use crate::media::srtp::SrtpPolicy;
-use crate::phone::builtin_recorder;
+use crate::phone::{Outgoing, Phone, RecordFromStart, RecordingPolicy, builtin_recorder};
 use crate::sdp::Codec;
 use crate::settings::{Account, Settings};
 use crate::sip::auth::Credentials;
@@ -288,8 +288,7 @@ fn gui(args: GuiArgs) -> ExitCode {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
         recordings,
         recording: recording.clone(),
-        engine: EngineConfig {
-            seed: seed(),
+        engine: crate::phone::live_engine_config(EngineConfig {
             contact_user: account
                 .as_ref()
                 .and_then(|a| a.aor.uri.user.clone())
@@ -299,11 +298,8 @@ fn gui(args: GuiArgs) -> ExitCode {
             honour_recordpref: recording.honour_preference,
             notice,
             recorders_allowed: recording.allow_recorders,
-            wall_clock_at_start: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default(),
             ..EngineConfig::default()
-        },
+        }),
         audio: audio.factory,
         ringer: audio.ringer,
         problems,
@@ -581,15 +577,9 @@ struct Loaded {
 /// Where and when to record, from the command line.
 #[derive(Clone)]
 struct RecordPlan {
-    /// None: the built-in recorder.
-    srs: Option<Uri>,
-    mandatory: bool,
-    secondary: Option<Uri>,
+    policy: RecordingPolicy,
     pause_at: Option<u64>,
     resume_at: Option<u64>,
-    mode: crate::engine::RecordingMode,
-    srtp: bool,
-    credentials: Option<Credentials>,
 }
 
 /// The recording plan: the command line's flags over `[recording]` (and the account's
@@ -622,20 +612,25 @@ fn recording_target(
         None => settings.credentials.clone(),
     };
     Ok(Some(RecordPlan {
-        srs,
-        mandatory: args.record_policy.map_or(settings.mandatory, |p| {
-            p == media::RecordPolicyArg::Mandatory
-        }),
-        secondary,
+        policy: RecordingPolicy {
+            // Every call this command places or answers is recorded.
+            auto: true,
+            srs,
+            secondary,
+            mandatory: args.record_policy.map_or(settings.mandatory, |p| {
+                p == media::RecordPolicyArg::Mandatory
+            }),
+            mode: match args.record_mode {
+                Some(media::RecordModeArg::Separate) => crate::engine::RecordingMode::Separate,
+                Some(media::RecordModeArg::Mixed) => crate::engine::RecordingMode::Mixed,
+                None => settings.mode,
+            },
+            srtp: args.srs_srtp || settings.srtp,
+            credentials,
+            builtin: None,
+        },
         pause_at: args.pause_at,
         resume_at: args.resume_at,
-        mode: match args.record_mode {
-            Some(media::RecordModeArg::Separate) => crate::engine::RecordingMode::Separate,
-            Some(media::RecordModeArg::Mixed) => crate::engine::RecordingMode::Mixed,
-            None => settings.mode,
-        },
-        srtp: args.srs_srtp || settings.srtp,
-        credentials,
     }))
 }
 
@@ -717,10 +712,6 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
     })
 }
 
-fn seed() -> u64 {
-    rand::random()
-}
-
 struct CallOptions {
     from: Option<String>,
     listen: SocketAddr,
@@ -731,13 +722,13 @@ struct CallOptions {
     transfer: Option<(Uri, Duration)>,
 }
 
-async fn start_driver(
+async fn start_phone(
     listen: SocketAddr,
     loaded: &Loaded,
     server_name: Option<String>,
     tls: &TlsArgs,
     route_probe: Option<SocketAddr>,
-) -> Result<Handle, Failure> {
+) -> Result<Phone, Failure> {
     let account = loaded.account.as_ref();
     let client = TlsSettings {
         ca_file: tls
@@ -765,8 +756,7 @@ async fn start_driver(
         }),
         _ => None,
     };
-    let config = EngineConfig {
-        seed: seed(),
+    let config = crate::phone::live_engine_config(EngineConfig {
         contact_user: account
             .and_then(|a| a.aor.uri.user.clone())
             .unwrap_or_else(|| "verbatim".into()),
@@ -777,12 +767,9 @@ async fn start_driver(
         admission: loaded.admission,
         notice: loaded.recording.notice.load().map_err(Failure::usage)?,
         honour_recordpref: loaded.recording.honour_preference,
-        wall_clock_at_start: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default(),
         ..EngineConfig::default()
-    };
-    driver::start(
+    });
+    let handle = driver::start(
         config,
         DriverConfig {
             listen: Some(listen),
@@ -797,7 +784,13 @@ async fn start_driver(
         },
     )
     .await
-    .map_err(|e| Failure::new(e.to_string()))
+    .map_err(|e| Failure::new(e.to_string()))?;
+    let policy = loaded
+        .record
+        .as_ref()
+        .map(|plan| plan.policy.clone())
+        .unwrap_or_default();
+    Ok(Phone::new(handle, policy))
 }
 
 /// Resolves a SIP URI to the first destination to try (RFC 3263).
@@ -820,7 +813,7 @@ async fn account_hop(account: &Account) -> Result<Option<(Destination, Uri)>, Fa
     Ok(Some((destination, uri)))
 }
 
-async fn register(handle: &mut Handle, account: &Account) -> Result<Option<AccountId>, Failure> {
+async fn register(phone: &mut Phone, account: &Account) -> Result<Option<AccountId>, Failure> {
     let Some(registrar) = account.registrar.clone() else {
         return Ok(None);
     };
@@ -834,7 +827,7 @@ async fn register(handle: &mut Handle, account: &Account) -> Result<Option<Accou
         .clone()
         .map(|p| Credentials::new(account.auth_user.clone(), p));
     send(
-        handle,
+        phone,
         Command::Register {
             account: id,
             config: AccountConfig {
@@ -848,7 +841,7 @@ async fn register(handle: &mut Handle, account: &Account) -> Result<Option<Accou
         },
     )?;
     loop {
-        match next_event(handle, Duration::from_secs(40)).await? {
+        match next_event(phone, Duration::from_secs(40)).await? {
             Event::Registration {
                 state: RegistrationState::Registered { expires },
                 ..
@@ -874,9 +867,9 @@ async fn register_only(listen: SocketAddr, loaded: Loaded) -> Result<(), Failure
         return Err(Failure::usage("register: the account has no registrar"));
     }
     let probe = account_hop(account).await?.map(|(d, _)| d.address);
-    let mut handle = start_driver(listen, &loaded, None, &TlsArgs::default(), probe).await?;
-    register(&mut handle, account).await?;
-    shutdown(&mut handle).await;
+    let mut phone = start_phone(listen, &loaded, None, &TlsArgs::default(), probe).await?;
+    register(&mut phone, account).await?;
+    phone.shut_down(SHUTDOWN_LIMIT).await;
     Ok(())
 }
 
@@ -894,14 +887,9 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
     let target = parse_target(&target, account.as_ref())?;
     let server_name = target.host.trim_matches(['[', ']']).to_owned();
     // The echo test answers in this process; it lives as long as the call.
-    let echo = if crate::echo::is_echo(&target) {
-        let engine = EngineConfig {
-            seed: seed(),
-            codecs: loaded.codecs.clone(),
-            ..EngineConfig::default()
-        };
+    let echo = if crate::phone::echo::is_echo(&target) {
         Some(
-            crate::echo::EchoPeer::start(engine)
+            crate::phone::echo::EchoPeer::start(loaded.codecs.clone())
                 .await
                 .map_err(Failure::new)?,
         )
@@ -925,7 +913,7 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
         Some(t) => Destination::new(t, destination.address),
         None => destination,
     };
-    let mut handle = start_driver(
+    let mut phone = start_phone(
         listen,
         &loaded,
         Some(server_name),
@@ -934,14 +922,15 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
     )
     .await?;
     if let Some(account) = &account {
-        register(&mut handle, account).await?;
+        register(&mut phone, account).await?;
     }
     let from = match from {
         Some(f) => NameAddr::parse(&f).map_err(|e| Failure::usage(format!("--from: {e}")))?,
         None => match &account {
             Some(a) => a.aor.clone(),
             None => {
-                let local = handle
+                let local = phone
+                    .handle
                     .listeners
                     .first()
                     .map(|l| l.address.ip().to_string())
@@ -955,24 +944,19 @@ async fn call(target: String, options: CallOptions, mut loaded: Loaded) -> Resul
             .clone()
             .map(|p| Credentials::new(a.auth_user.clone(), p))
     });
-    let call = CallId::new();
-    send(
-        &mut handle,
-        Command::Dial {
-            call,
-            request: DialRequest {
-                target,
-                from,
-                destination,
-                route,
-                credentials,
-                media_port: 0,
-                record: recording_start(loaded.record.as_ref()).await?.map(Box::new),
-            },
-        },
-    )?;
-    let outcome = run_call(&mut handle, call, duration, transfer, &loaded).await;
-    shutdown(&mut handle).await;
+    let outgoing = Outgoing {
+        target,
+        from,
+        destination,
+        route,
+        credentials,
+    };
+    let call = phone
+        .dial(outgoing, RecordFromStart::AsPolicySays)
+        .await
+        .map_err(Failure::new)?;
+    let outcome = run_call(&mut phone, call, duration, transfer, &loaded).await;
+    phone.shut_down(SHUTDOWN_LIMIT).await;
     if let Some(recorder) = recorder {
         recorder.stop().await;
     }
@@ -1044,7 +1028,7 @@ impl CallReport {
 }
 
 async fn run_call(
-    handle: &mut Handle,
+    phone: &mut Phone,
     call: CallId,
     duration: u64,
     transfer: Option<(Uri, Duration)>,
@@ -1052,7 +1036,7 @@ async fn run_call(
 ) -> Result<(), Failure> {
     let mut report = CallReport::default();
     loop {
-        let event = next_event(handle, Duration::from_secs(300)).await?;
+        let event = next_event(phone, Duration::from_secs(300)).await?;
         report.observe(call, &event);
         match event {
             Event::CallState {
@@ -1072,7 +1056,7 @@ async fn run_call(
     eprintln!("connected");
     if let Some(digits) = &loaded.dtmf {
         send(
-            handle,
+            phone,
             Command::SendDtmf {
                 call,
                 digits: digits.clone(),
@@ -1098,25 +1082,25 @@ async fn run_call(
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(hang_up_at) => {
-                send(handle, Command::Hangup { call })?;
+                send(phone, Command::Hangup { call })?;
                 break;
             }
             () = tokio::time::sleep_until(transfer_at) => {
                 transfer_at = far;
                 if let Some((target, _)) = &transfer {
                     eprintln!("transferring to {target}");
-                    send(handle, Command::Transfer { call, target: target.clone() })?;
+                    send(phone, Command::Transfer { call, target: target.clone() })?;
                 }
             }
             () = tokio::time::sleep_until(pause_at) => {
                 pause_at = far;
-                send(handle, Command::PauseRecording { call })?;
+                send(phone, Command::PauseRecording { call })?;
             }
             () = tokio::time::sleep_until(resume_at), if pause_at == far => {
                 resume_at = far;
-                send(handle, Command::ResumeRecording { call })?;
+                send(phone, Command::ResumeRecording { call })?;
             }
-            event = handle.events.recv() => match event {
+            event = phone.handle.events.recv() => match event {
                 Some(Event::CallEnded { call: c, reason }) if c == call => {
                     report.print(call, loaded.print_stats);
                     if reason.kind == crate::engine::EndKind::Transferred {
@@ -1126,7 +1110,7 @@ async fn run_call(
                     return Err(Failure::new(format!("call ended early: {}", reason.text)));
                 }
                 Some(event) => {
-                    accept_recorder(handle, &event)?;
+                    accept_recorder(phone, &event).await?;
                     report.observe(call, &event);
                 }
                 None => return Err(Failure::new("the engine stopped")),
@@ -1134,7 +1118,7 @@ async fn run_call(
         }
     }
     loop {
-        let event = next_event(handle, Duration::from_secs(40)).await?;
+        let event = next_event(phone, Duration::from_secs(40)).await?;
         report.observe(call, &event);
         if let Event::CallEnded { call: c, .. } = event
             && c == call
@@ -1178,17 +1162,17 @@ async fn answer(
     // It answers every call at once, so as many may ring together as it is asked to take.
     let expected = usize::try_from(calls).unwrap_or(usize::MAX);
     loaded.admission.max_ringing_calls = loaded.admission.max_ringing_calls.max(expected);
-    let mut handle = start_driver(listen, &loaded, None, &tls, probe).await?;
+    let mut phone = start_phone(listen, &loaded, None, &tls, probe).await?;
     let dtmf = loaded.dtmf.clone();
-    let record = loaded.record.clone();
     let print_stats = loaded.print_stats;
     let account = loaded.account;
     if let Some(account) = &account {
-        register(&mut handle, account).await?;
+        register(&mut phone, account).await?;
     }
     eprintln!(
         "answering {calls} call(s) on {}",
-        handle
+        phone
+            .handle
             .listeners
             .first()
             .map(|l| l.address.to_string())
@@ -1199,24 +1183,17 @@ async fn answer(
     // Digits go once per call, on its first connection (a re-INVITE reconnects too).
     let mut dtmf_sent = std::collections::HashSet::new();
     while finished < calls {
-        let Some(event) = handle.events.recv().await else {
+        let Some(event) = phone.handle.events.recv().await else {
             return Err(Failure::new("the engine stopped"));
         };
         if let Some(call) = event_call(&event) {
             reports.entry(call).or_default().observe(call, &event);
         }
-        accept_recorder(&mut handle, &event)?;
+        accept_recorder(&mut phone, &event).await?;
         match event {
             Event::IncomingCall { call, from, .. } => {
                 eprintln!("incoming call from {from}");
-                send(
-                    &mut handle,
-                    Command::Answer {
-                        call,
-                        media_port: 0,
-                        record: recording_start(record.as_ref()).await?.map(Box::new),
-                    },
-                )?;
+                phone.answer(call).await.map_err(Failure::new)?;
             }
             Event::CallState {
                 call,
@@ -1224,7 +1201,7 @@ async fn answer(
             } if dtmf_sent.insert(call) => {
                 if let Some(digits) = &dtmf {
                     send(
-                        &mut handle,
+                        &mut phone,
                         Command::SendDtmf {
                             call,
                             digits: digits.clone(),
@@ -1246,40 +1223,35 @@ async fn answer(
             } => {
                 let by = referred_by.unwrap_or_else(|| "the other side".into());
                 eprintln!("transferred to {target} by {by}");
-                let local = handle.listeners.first().map(|l| l.address.ip().to_string());
-                let command = match resolve(&target, None).await {
-                    Ok(destination) => {
-                        // The call to the target counts as one more call to see end.
-                        calls += 1;
-                        Command::FollowTransfer {
-                            call,
-                            new_call: CallId::new(),
-                            request: DialRequest {
-                                target,
-                                from: transferee_identity(account.as_ref(), local),
-                                destination,
-                                route: account.as_ref().and_then(|a| a.outbound_proxy.clone()),
-                                credentials: account.as_ref().and_then(|a| {
-                                    a.password
-                                        .clone()
-                                        .map(|p| Credentials::new(a.auth_user.clone(), p))
-                                }),
-                                media_port: 0,
-                                record: None,
-                            },
-                        }
-                    }
-                    Err(error) => {
-                        eprintln!("transfer not followed: {}", error.message);
-                        Command::DeclineTransfer { call, status: 404 }
-                    }
-                };
-                send(&mut handle, command)?;
+                let local = phone
+                    .handle
+                    .listeners
+                    .first()
+                    .map(|l| l.address.ip().to_string());
+                let outgoing = resolve(&target, None)
+                    .await
+                    .map(|destination| Outgoing {
+                        from: transferee_identity(account.as_ref(), local),
+                        destination,
+                        route: account.as_ref().and_then(|a| a.outbound_proxy.clone()),
+                        credentials: account.as_ref().and_then(|a| {
+                            a.password
+                                .clone()
+                                .map(|p| Credentials::new(a.auth_user.clone(), p))
+                        }),
+                        target,
+                    })
+                    .map_err(|failure| failure.message);
+                match phone.follow_transfer(call, outgoing).await {
+                    // The call to the target counts as one more call to see end.
+                    Ok(_) => calls += 1,
+                    Err(problem) => eprintln!("{problem}"),
+                }
             }
             _ => {}
         }
     }
-    shutdown(&mut handle).await;
+    phone.shut_down(SHUTDOWN_LIMIT).await;
     if let Some(recorder) = recorder {
         recorder.stop().await;
     }
@@ -1294,7 +1266,7 @@ async fn start_builtin_recorder(
     let Some(plan) = loaded.record.as_mut() else {
         return Ok(None);
     };
-    if plan.srs.is_some() {
+    if !plan.policy.wants_builtin() {
         return Ok(None);
     }
     let dir = loaded
@@ -1306,7 +1278,7 @@ async fn start_builtin_recorder(
     let recorder = builtin_recorder::start(dir.clone(), loaded.recording.keep, sealing)
         .await
         .map_err(Failure::new)?;
-    plan.srs = Some(recorder.uri);
+    plan.policy.builtin = Some(recorder.uri);
     eprintln!("recording to the built-in recorder: {}", dir.display());
     Ok(Some(recorder.handle))
 }
@@ -1344,53 +1316,17 @@ fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
     }
 }
 
-/// The recording that goes with a dial or an answer, its recorders resolved.
-async fn recording_start(
-    plan: Option<&RecordPlan>,
-) -> Result<Option<crate::engine::RecordingStart>, Failure> {
-    let Some(plan) = plan else {
-        return Ok(None);
-    };
-    let Some(srs) = plan.srs.clone() else {
-        return Err(Failure::new("no recorder to record to"));
-    };
-    let destination = resolve(&srs, crate::recording::recorder_transport(&srs)).await?;
-    let secondary = match &plan.secondary {
-        Some(uri) => Some((
-            uri.clone(),
-            resolve(uri, crate::recording::recorder_transport(uri)).await?,
-        )),
-        None => None,
-    };
-    Ok(Some(crate::engine::RecordingStart {
-        recording: CallId::new(),
-        request: crate::engine::RecordingRequest {
-            srs,
-            destination,
-            media_port: 0,
-            secondary,
-            mandatory: plan.mandatory,
-            mode: plan.mode,
-            srtp: plan.srtp,
-            credentials: plan.credentials.clone(),
-        },
-    }))
-}
-
 /// A recorder the policy (--allow-recorder) lets in asked to record: say yes.
-fn accept_recorder(handle: &mut Handle, event: &Event) -> Result<(), Failure> {
+async fn accept_recorder(phone: &mut Phone, event: &Event) -> Result<(), Failure> {
     let Event::RecorderAsks { call, recorder } = event else {
         return Ok(());
     };
     eprintln!("recording asked by {recorder}");
-    send(
-        handle,
-        Command::AcceptRecorder {
-            call: *call,
-            recording: CallId::new(),
-            media_port: 0,
-        },
-    )
+    phone
+        .accept_recorder(*call)
+        .await
+        .map(|_| ())
+        .map_err(Failure::new)
 }
 
 fn event_call(event: &Event) -> Option<CallId> {
@@ -1415,30 +1351,19 @@ fn parse_target(target: &str, account: Option<&Account>) -> Result<Uri, Failure>
     crate::settings::dial_uri(target, domain.as_deref()).map_err(Failure::usage)
 }
 
-fn send(handle: &mut Handle, command: Command) -> Result<(), Failure> {
-    handle
-        .commands
+fn send(phone: &mut Phone, command: Command) -> Result<(), Failure> {
+    phone
         .send(command)
         .map_err(|_| Failure::new("the engine stopped"))
 }
 
-async fn next_event(handle: &mut Handle, limit: Duration) -> Result<Event, Failure> {
-    match tokio::time::timeout(limit, handle.events.recv()).await {
+async fn next_event(phone: &mut Phone, limit: Duration) -> Result<Event, Failure> {
+    match tokio::time::timeout(limit, phone.handle.events.recv()).await {
         Ok(Some(event)) => Ok(event),
         Ok(None) => Err(Failure::new("the engine stopped")),
         Err(_) => Err(Failure::new("timed out waiting for the network")),
     }
 }
 
-/// Ends calls and registrations cleanly, but never waits more than a few seconds.
-async fn shutdown(handle: &mut Handle) {
-    if handle.commands.send(Command::Shutdown).is_err() {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, handle.events.recv()).await {
-        if event == Event::ShutdownComplete {
-            return;
-        }
-    }
-}
+/// How long ending calls and registrations may take when the command line is done.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(8);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::engine::CallId;
+use crate::engine::{CallId, MediaSocket};
 
 /// Where a call's audio comes from and goes to, on the driver side of the engine.
 pub trait CallAudio: Send {
@@ -35,7 +35,7 @@ impl CallAudio for Silence {
 }
 
 pub(super) struct MediaPacketNote {
-    pub call: CallId,
+    pub socket: MediaSocket,
     pub source: SocketAddr,
     pub data: Vec<u8>,
 }
@@ -54,7 +54,7 @@ pub(super) struct CallMediaIo {
 impl CallMediaIo {
     /// Binds an even RTP port and the odd RTCP port above it (RFC 3550 11) on `ip`.
     pub async fn bind(
-        call: CallId,
+        socket: MediaSocket,
         ip: IpAddr,
         audio: Box<dyn CallAudio>,
         notes: &mpsc::UnboundedSender<MediaPacketNote>,
@@ -71,8 +71,8 @@ impl CallMediaIo {
                     let rtp = Arc::new(rtp);
                     let rtcp = Arc::new(rtcp);
                     let readers = [
-                        spawn_reader(call, rtp.clone(), notes.clone()),
-                        spawn_reader(call, rtcp.clone(), notes.clone()),
+                        spawn_reader(socket, rtp.clone(), notes.clone()),
+                        spawn_reader(socket, rtcp.clone(), notes.clone()),
                     ];
                     return Ok(CallMediaIo {
                         rtp,
@@ -111,7 +111,7 @@ impl Drop for CallMediaIo {
 }
 
 fn spawn_reader(
-    call: CallId,
+    socket_id: MediaSocket,
     socket: Arc<UdpSocket>,
     notes: mpsc::UnboundedSender<MediaPacketNote>,
 ) -> tokio::task::JoinHandle<()> {
@@ -121,7 +121,12 @@ fn spawn_reader(
             match socket.recv_from(&mut buffer).await {
                 Ok((len, source)) => {
                     let data = buffer.get(..len).unwrap_or(&[]).to_vec();
-                    if notes.send(MediaPacketNote { call, source, data }).is_err() {
+                    let note = MediaPacketNote {
+                        socket: socket_id,
+                        source,
+                        data,
+                    };
+                    if notes.send(note).is_err() {
                         return;
                     }
                 }

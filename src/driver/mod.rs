@@ -18,7 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::engine::{CallId, Command, Engine, EngineConfig, Event, Input, Output};
+use crate::engine::{
+    CallId, Command, Engine, EngineConfig, Event, Input, MediaSocket, Output, RecordingId,
+};
 use crate::sip::transport::{Destination, Transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,28 @@ pub struct Handle {
     pub events: mpsc::UnboundedReceiver<Event>,
     /// The addresses the driver actually bound.
     pub listeners: Vec<Destination>,
+    binds: mpsc::UnboundedSender<MediaBind>,
+}
+
+impl Handle {
+    /// Binds the RTP/RTCP socket pair of a call or a recording and returns its RTP port,
+    /// which the command that starts it carries (the engine writes it into the SDP). The
+    /// sockets are released when the call ends or the recording stops.
+    pub async fn bind_media(&self, socket: MediaSocket) -> Result<u16, String> {
+        let (reply, bound) = tokio::sync::oneshot::channel();
+        self.binds
+            .send(MediaBind { socket, reply })
+            .map_err(|_| "the phone has stopped".to_owned())?;
+        bound
+            .await
+            .map_err(|_| "the phone has stopped".to_owned())?
+    }
+}
+
+/// A front end asks for a media socket pair ([`Handle::bind_media`]).
+struct MediaBind {
+    socket: MediaSocket,
+    reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
 }
 
 enum StreamNote {
@@ -226,6 +250,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
     config.listeners = listeners.clone();
     let engine = Engine::new(config, Instant::now());
     let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let (bind_tx, bind_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let server_name = driver.tls.as_ref().and_then(|t| t.server_name.clone());
     let driver_loop = DriverLoop {
@@ -249,8 +274,14 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         events: event_tx,
         advertised_ip,
     };
-    tokio::spawn(driver_loop.run(tcp, tls_listener.map(|(l, a, _)| (l, a)), command_rx));
+    tokio::spawn(driver_loop.run(
+        tcp,
+        tls_listener.map(|(l, a, _)| (l, a)),
+        command_rx,
+        bind_rx,
+    ));
     Ok(Handle {
+        binds: bind_tx,
         commands: command_tx,
         events: event_rx,
         listeners,
@@ -263,7 +294,7 @@ struct DriverLoop {
     connections: HashMap<Destination, mpsc::UnboundedSender<Vec<u8>>>,
     /// Bytes waiting for a connection being opened.
     pending: HashMap<Destination, Vec<Vec<u8>>>,
-    media: HashMap<CallId, media::CallMediaIo>,
+    media: HashMap<MediaSocket, media::CallMediaIo>,
     audio: Option<media::AudioFactory>,
     frame_latency: Option<Arc<LatencyLog>>,
     ringer: Option<media::Ringer>,
@@ -281,7 +312,7 @@ struct DriverLoop {
     tls_connectors: HashMap<SocketAddr, tokio_rustls::TlsConnector>,
     recording_latency: Option<Arc<RecordingLatency>>,
     /// The recordings' media ids, with when each was asked for until its first packet.
-    recordings: HashMap<CallId, Option<Instant>>,
+    recordings: HashMap<RecordingId, Option<Instant>>,
     events: mpsc::UnboundedSender<Event>,
     advertised_ip: core::net::IpAddr,
 }
@@ -292,6 +323,7 @@ impl DriverLoop {
         tcp: TcpListener,
         tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut binds: mpsc::UnboundedReceiver<MediaBind>,
     ) {
         let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<StreamNote>();
         if let Some((listener, acceptor)) = tls {
@@ -356,12 +388,21 @@ impl DriverLoop {
                     }
                     None => None,
                 },
+                Some(bind) = binds.recv() => {
+                    let bound = self.bind_media(bind.socket, &media_tx).await;
+                    // A caller that stopped waiting leaves the sockets to the engine's end of them.
+                    let _ = bind.reply.send(bound);
+                    None
+                }
                 command = commands.recv() => match command {
-                    Some(command) => Some(Input::Command(self.prepare(command, &media_tx).await)),
+                    Some(command) => {
+                        self.observe(&command);
+                        Some(Input::Command(command))
+                    }
                     None => break,
                 },
                 Some(note) = media_rx.recv() => Some(Input::MediaPacket {
-                    call: note.call,
+                    socket: note.socket,
                     source: note.source,
                     data: note.data,
                 }),
@@ -375,107 +416,34 @@ impl DriverLoop {
         }
     }
 
-    /// Binds the RTP socket a call needs before the engine writes its port into the SDP.
-    async fn prepare(
-        &mut self,
-        command: Command,
-        media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
-    ) -> Command {
-        let ip = self.advertised_ip;
-        match command {
-            Command::Dial { call, mut request } => {
-                if let Some(port) = self.bind_media(call, ip, media_tx).await {
-                    request.media_port = port;
-                }
-                if let Some(start) = request.record.as_mut() {
-                    self.bind_recording(start.recording, &mut start.request, ip, media_tx)
-                        .await;
-                }
-                Command::Dial { call, request }
-            }
-            Command::FollowTransfer {
-                call,
-                new_call,
-                mut request,
-            } => {
-                if let Some(port) = self.bind_media(new_call, ip, media_tx).await {
-                    request.media_port = port;
-                }
-                Command::FollowTransfer {
-                    call,
-                    new_call,
-                    request,
-                }
+    /// Readies the driver for what a command starts: the latency log of a recording, and the
+    /// host a recorder's TLS certificate is checked against. The command goes to the engine
+    /// as it was sent.
+    fn observe(&mut self, command: &Command) {
+        let recording = match command {
+            Command::Dial { request, .. } | Command::FollowTransfer { request, .. } => request
+                .record
+                .as_deref()
+                .map(|r| (r.recording, Some(&r.request))),
+            Command::Answer { record, .. } => {
+                record.as_deref().map(|r| (r.recording, Some(&r.request)))
             }
             Command::StartRecording {
-                call,
-                recording,
-                mut request,
-            } => {
-                self.bind_recording(recording, &mut request, ip, media_tx)
-                    .await;
-                Command::StartRecording {
-                    call,
-                    recording,
-                    request,
-                }
+                recording, request, ..
+            } => Some((*recording, Some(request))),
+            Command::AcceptRecorder { recording, .. } => Some((*recording, None)),
+            _ => None,
+        };
+        if let Some((recording, request)) = recording {
+            self.recordings.insert(recording, Some(Instant::now()));
+            if let Some(request) = request {
+                self.note_recorders(request);
             }
-            Command::AcceptRecorder {
-                call,
-                recording,
-                media_port,
-            } => {
-                self.recordings.insert(recording, Some(Instant::now()));
-                let saved = self.audio.take();
-                let port = self
-                    .bind_media(recording, ip, media_tx)
-                    .await
-                    .unwrap_or(media_port);
-                self.audio = saved;
-                Command::AcceptRecorder {
-                    call,
-                    recording,
-                    media_port: port,
-                }
-            }
-            Command::Answer {
-                call,
-                media_port,
-                mut record,
-            } => {
-                let port = self
-                    .bind_media(call, ip, media_tx)
-                    .await
-                    .unwrap_or(media_port);
-                if let Some(start) = record.as_mut() {
-                    self.bind_recording(start.recording, &mut start.request, ip, media_tx)
-                        .await;
-                }
-                Command::Answer {
-                    call,
-                    media_port: port,
-                    record,
-                }
-            }
-            other => other,
         }
     }
 
-    /// Binds a recording's sockets; they only send, so they carry no call audio.
-    async fn bind_recording(
-        &mut self,
-        recording: CallId,
-        request: &mut crate::engine::RecordingRequest,
-        ip: core::net::IpAddr,
-        media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
-    ) {
-        self.recordings.insert(recording, Some(Instant::now()));
-        let saved = self.audio.take();
-        if let Some(port) = self.bind_media(recording, ip, media_tx).await {
-            request.media_port = port;
-        }
-        self.audio = saved;
-        // A recorder's certificate is checked against the recorder's host, not the call's.
+    /// A recorder's certificate is checked against the recorder's host, not the call's.
+    fn note_recorders(&mut self, request: &crate::engine::RecordingRequest) {
         let recorders = std::iter::once((&request.srs, request.destination))
             .chain(request.secondary.iter().map(|(uri, d)| (uri, *d)));
         for (uri, destination) in recorders {
@@ -490,27 +458,24 @@ impl DriverLoop {
         }
     }
 
-    /// Binds the call's RTP/RTCP pair and makes its audio; returns the RTP port.
+    /// Binds the RTP/RTCP pair of a call (with its audio) or of a recording (which only
+    /// sends, so it carries no call audio); returns the RTP port.
     async fn bind_media(
         &mut self,
-        call: CallId,
-        ip: core::net::IpAddr,
+        socket: MediaSocket,
         media_tx: &mpsc::UnboundedSender<media::MediaPacketNote>,
-    ) -> Option<u16> {
-        let audio: Box<dyn media::CallAudio> = match &self.audio {
-            Some(factory) => factory(call),
-            None => Box::new(media::Silence),
+    ) -> Result<u16, String> {
+        let audio: Box<dyn media::CallAudio> = match (socket, &self.audio) {
+            (MediaSocket::Call(call), Some(factory)) => factory(call),
+            _ => Box::new(media::Silence),
         };
-        match media::CallMediaIo::bind(call, ip, audio, media_tx).await {
+        match media::CallMediaIo::bind(socket, self.advertised_ip, audio, media_tx).await {
             Ok(io) => {
                 let port = io.port();
-                self.media.insert(call, io);
-                Some(port)
+                self.media.insert(socket, io);
+                Ok(port)
             }
-            Err(error) => {
-                tracing::warn!(%error, "no RTP port for the call");
-                None
-            }
+            Err(error) => Err(format!("no RTP port for {socket}: {error}")),
         }
     }
 
@@ -534,12 +499,15 @@ impl DriverLoop {
             .media
             .iter()
             .filter(|(_, io)| io.ticking)
-            .map(|(call, _)| *call)
+            .filter_map(|(socket, _)| match socket {
+                MediaSocket::Call(call) => Some(*call),
+                MediaSocket::Recording(_) => None,
+            })
             .collect();
         for call in calls {
             let started = std::time::Instant::now();
             let mut captured = vec![0.0; crate::media::FRAME_SAMPLES];
-            if let Some(io) = self.media.get_mut(&call) {
+            if let Some(io) = self.media.get_mut(&MediaSocket::Call(call)) {
                 io.audio.capture(&mut captured);
             }
             self.feed(Some(Input::MediaTick { call, captured }), stream_tx);
@@ -570,16 +538,17 @@ impl DriverLoop {
                     self.transmit(destination, data, stream_tx)
                 }
                 Output::Media {
-                    call,
+                    socket,
                     destination,
                     data,
                     rtcp,
                 } => {
-                    if let Some(io) = self.media.get(&call) {
+                    if let Some(io) = self.media.get(&socket) {
                         io.send(destination, &data, rtcp);
                     }
-                    if let (Some(log), Some(asked)) =
-                        (&self.recording_latency, self.recordings.get_mut(&call))
+                    if let (Some(log), MediaSocket::Recording(recording)) =
+                        (&self.recording_latency, socket)
+                        && let Some(asked) = self.recordings.get_mut(&recording)
                     {
                         log.lag.record(turn_started.elapsed());
                         if let Some(at) = asked.take() {
@@ -588,14 +557,14 @@ impl DriverLoop {
                     }
                 }
                 Output::Playback { call, frame } => {
-                    if let Some(io) = self.media.get_mut(&call) {
+                    if let Some(io) = self.media.get_mut(&MediaSocket::Call(call)) {
                         io.audio.play(&frame);
                     }
                 }
                 Output::Event(event) => {
                     match &event {
                         Event::CallEnded { call, .. } => {
-                            self.media.remove(call);
+                            self.media.remove(&MediaSocket::Call(*call));
                             self.ringing.remove(call);
                         }
                         Event::IncomingCall { call, .. } => {
@@ -608,7 +577,7 @@ impl DriverLoop {
                                 | crate::engine::RecordingState::Failed { .. },
                             ..
                         } => {
-                            self.media.remove(recording);
+                            self.media.remove(&MediaSocket::Recording(*recording));
                             self.recordings.remove(recording);
                         }
                         Event::CallState { call, state }
@@ -618,7 +587,7 @@ impl DriverLoop {
                             self.ringing.remove(call);
                         }
                         Event::Media { call, .. } => {
-                            if let Some(io) = self.media.get_mut(call) {
+                            if let Some(io) = self.media.get_mut(&MediaSocket::Call(*call)) {
                                 io.ticking = true;
                                 io.ringback = None;
                             }
@@ -627,7 +596,7 @@ impl DriverLoop {
                             call,
                             state: crate::engine::CallState::Ringing,
                         } => {
-                            if let Some(io) = self.media.get_mut(call)
+                            if let Some(io) = self.media.get_mut(&MediaSocket::Call(*call))
                                 && !io.ticking
                             {
                                 io.ringback = Some(crate::media::tone::Cadence::ringback_eu(

@@ -10,16 +10,10 @@ pub struct KeySource(std::sync::Arc<FillSecret>);
 type FillSecret = dyn Fn(&mut [u8]) + Send + Sync;
 
 impl KeySource {
-    /// The operating system's CSPRNG.
-    pub fn os() -> KeySource {
-        KeySource(std::sync::Arc::new(|buffer: &mut [u8]| {
-            use rand::TryRngCore;
-            if rand::rngs::OsRng.try_fill_bytes(buffer).is_err() {
-                // Without entropy there is no safe key: leave zeros, which the SDP layer
-                // never sends because key generation is checked below.
-                buffer.fill(0);
-            }
-        }))
+    /// No keys at all: SRTP cannot be set up. The default, so that an engine nobody gave a
+    /// CSPRNG (the front ends give the OS's) fails loudly rather than using guessable keys.
+    pub fn unavailable() -> KeySource {
+        KeySource(std::sync::Arc::new(|buffer: &mut [u8]| buffer.fill(0)))
     }
 
     pub fn new(fill: impl Fn(&mut [u8]) + Send + Sync + 'static) -> KeySource {
@@ -61,8 +55,8 @@ pub struct EngineConfig {
     pub wall_clock_at_start: Duration,
     /// SRTP policy for calls (RFC 4568 SDES keys).
     pub srtp: SrtpPolicy,
-    /// Fills SRTP master keys and salts. Must be a CSPRNG in real use; tests may pass a
-    /// deterministic one.
+    /// Fills SRTP master keys and salts. Must be a CSPRNG in real use
+    /// (`phone::os_key_source`); tests may pass a deterministic one. None by default.
     pub key_source: KeySource,
     /// Change an established session (hold, resume) with UPDATE instead of re-INVITE when
     /// the peer allows it.
@@ -91,7 +85,7 @@ impl Default for EngineConfig {
             contact_user: "verbatim".into(),
             wall_clock_at_start: Duration::ZERO,
             srtp: SrtpPolicy::Off,
-            key_source: KeySource::os(),
+            key_source: KeySource::unavailable(),
             modify_with_update: false,
             honour_recordpref: true,
             recorders_allowed: Vec::new(),
@@ -189,7 +183,7 @@ pub enum Command {
     /// names the recording's media sockets in the driver.
     StartRecording {
         call: CallId,
-        recording: CallId,
+        recording: RecordingId,
         request: RecordingRequest,
     },
     StopRecording {
@@ -199,7 +193,7 @@ pub enum Command {
     /// names the recording's media sockets in the driver.
     AcceptRecorder {
         call: CallId,
-        recording: CallId,
+        recording: RecordingId,
         media_port: u16,
     },
     /// Refuse the recorder that asked (603).
@@ -234,7 +228,7 @@ pub enum Command {
     /// "Test recorder": OPTIONS to the recorder, then a short test recording session with
     /// no media; [`Event::RecorderChecked`] says what was found.
     CheckRecorder {
-        check: CallId,
+        check: CheckId,
         request: RecorderCheckRequest,
     },
     /// Offer these codecs, best first, from the next offer or answer on.
@@ -269,9 +263,9 @@ pub enum Input {
     /// The instant announced by [`Output::Timeout`] has come (or passed).
     Timeout,
     Command(Command),
-    /// A datagram on the call's RTP or RTCP socket.
+    /// A datagram on a call's or a recording's RTP or RTCP socket.
     MediaPacket {
-        call: CallId,
+        socket: MediaSocket,
         source: SocketAddr,
         data: Vec<u8>,
     },
@@ -360,7 +354,7 @@ pub enum Event {
     /// What a recorder check found, step by step; `works` when the recorder accepted a
     /// recording session.
     RecorderChecked {
-        check: CallId,
+        check: CheckId,
         works: bool,
         findings: Vec<String>,
     },
@@ -386,10 +380,10 @@ pub enum Event {
         call: CallId,
         stats: crate::media::session::MediaStats,
     },
-    /// The recording indicator's state for a call; `recording` is the recording's media id.
+    /// The recording indicator's state for a call; `recording` names the recording session.
     Recording {
         call: CallId,
-        recording: CallId,
+        recording: RecordingId,
         state: RecordingState,
     },
     /// The metadata session ID every recording session of this call carries: what a
@@ -434,9 +428,9 @@ pub enum Output {
         destination: Destination,
         data: Vec<u8>,
     },
-    /// A media packet for the call's RTP (or, with `rtcp`, RTCP) socket.
+    /// A media packet for a call's or a recording's RTP (or, with `rtcp`, RTCP) socket.
     Media {
-        call: CallId,
+        socket: MediaSocket,
         destination: SocketAddr,
         data: Vec<u8>,
         rtcp: bool,

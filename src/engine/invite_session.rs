@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use crate::sip::auth::DigestSession;
 use crate::sip::dialog::Dialog;
-use crate::sip::message::Message;
-use crate::sip::session_timer::{Agreed, PeerTimer};
+use crate::sip::message::{Message, Method};
+use crate::sip::session_timer::{self, Agreed, PeerTimer};
 use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
 
@@ -78,6 +78,27 @@ impl InviteSession {
                 if require_timer {
                     ok.headers.push("Require", "timer");
                 }
+                self.take_timer(Some(agreed))
+            }
+            PeerTimer::None | PeerTimer::TooSmall => self.take_timer(None),
+        }
+    }
+
+    /// Takes on the session timer that the 2xx to our INVITE or re-INVITE set (RFC 4028
+    /// 7.2; none without Session-Expires) and says which timer to arm. A 2xx without one
+    /// leaves a timer we refresh running: a peer that asked for refreshes and then forgot
+    /// the header in its 2xx loses nothing by getting them, where stopping would have it
+    /// end the call.
+    pub(super) fn adopt_timer(&mut self, ok: &Message) -> TimerChange {
+        match session_timer::as_uac(ok) {
+            None if self.timer.is_some_and(|t| t.we_refresh) => TimerChange::Unchanged,
+            set => self.take_timer(set),
+        }
+    }
+
+    fn take_timer(&mut self, agreed: Option<Agreed>) -> TimerChange {
+        match (agreed, self.timer.take()) {
+            (Some(agreed), _) => {
                 self.timer = Some(agreed);
                 if agreed.we_refresh {
                     TimerChange::Refresh(agreed.refresh_after())
@@ -85,10 +106,8 @@ impl InviteSession {
                     TimerChange::Watch(agreed.interval.give_up_after())
                 }
             }
-            PeerTimer::None | PeerTimer::TooSmall => match self.timer.take() {
-                Some(_) => TimerChange::Off,
-                None => TimerChange::Unchanged,
-            },
+            (None, Some(_)) => TimerChange::Off,
+            (None, None) => TimerChange::Unchanged,
         }
     }
 
@@ -99,8 +118,44 @@ impl InviteSession {
             request
                 .headers
                 .push("Session-Expires", timer.in_our_request());
-            request.headers.push("Supported", "timer");
+            if !request.headers.has_token("Supported", "timer") {
+                request.headers.push("Supported", "timer");
+            }
         }
+    }
+
+    /// The ACK for a 2xx to our INVITE or re-INVITE (RFC 3261 13.2.2.4): in the dialog, with
+    /// the 2xx's CSeq number. It is a transaction of its own: its Via is added as it is sent.
+    pub(super) fn ack_for(&self, response: &Message) -> Message {
+        let cseq = response
+            .cseq()
+            .map(|c| c.number)
+            .unwrap_or(self.dialog.local_cseq);
+        self.dialog.request_with_cseq(Method::Ack, cseq)
+    }
+
+    /// Keeps our 2xx until its ACK comes (RFC 3261 13.3.1.4); returns when to resend it
+    /// first.
+    pub(super) fn await_ack(
+        &mut self,
+        destination: Destination,
+        bytes: Vec<u8>,
+        now: Instant,
+        t1: Duration,
+    ) -> Instant {
+        let unacked = Unacked::new(destination, bytes, now, t1);
+        let at = unacked.first_resend(now);
+        self.unacked_2xx = Some(unacked);
+        at
+    }
+
+    /// The 2xx's resend timer fired: what to do, or None when its ACK already came.
+    pub(super) fn resend_2xx(&mut self, now: Instant, t2: Duration) -> Option<UnackedStep> {
+        let step = self.unacked_2xx.as_mut()?.step(now, t2);
+        if matches!(step, UnackedStep::GiveUp) {
+            self.unacked_2xx = None;
+        }
+        Some(step)
     }
 
     /// Where the next in-dialog request goes: the dialog's next hop when it is an address,
@@ -130,12 +185,7 @@ pub(super) enum UnackedStep {
 }
 
 impl Unacked {
-    pub(super) fn new(
-        destination: Destination,
-        bytes: Vec<u8>,
-        now: Instant,
-        t1: Duration,
-    ) -> Self {
+    fn new(destination: Destination, bytes: Vec<u8>, now: Instant, t1: Duration) -> Self {
         Unacked {
             destination,
             bytes,
@@ -144,11 +194,11 @@ impl Unacked {
         }
     }
 
-    pub(super) fn first_resend(&self, now: Instant) -> Instant {
+    fn first_resend(&self, now: Instant) -> Instant {
         now + self.interval
     }
 
-    pub(super) fn step(&mut self, now: Instant, t2: Duration) -> UnackedStep {
+    fn step(&mut self, now: Instant, t2: Duration) -> UnackedStep {
         if now >= self.give_up_at {
             return UnackedStep::GiveUp;
         }

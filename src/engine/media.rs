@@ -4,7 +4,7 @@
 use core::net::SocketAddr;
 
 use super::notes::CallNote;
-use super::{CallId, Engine, Event, Output, RecordingState};
+use super::{CallId, Engine, Event, MediaSocket, Output, RecordingState};
 use crate::media::codec::CodecKind;
 use crate::media::session::{MediaConfig, MediaOutput, MediaSession};
 use crate::media::srtp::SrtpSession;
@@ -316,7 +316,7 @@ impl Engine {
                     data,
                     rtcp,
                 } => self.media_outputs.push_back(Output::Media {
-                    call: id,
+                    socket: MediaSocket::Call(id),
                     destination,
                     data,
                     rtcp,

@@ -23,7 +23,7 @@ use core::time::Duration;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
-pub use ids::{AccountId, CallId};
+pub use ids::{AccountId, CallId, CheckId, Ids, MediaSocket, RecordingId};
 pub use recording::{
     RecorderCheckRequest, RecordingMode, RecordingRequest, RecordingStart, RecordingState,
 };
@@ -59,13 +59,13 @@ enum TxOwner {
     Ping(CallId),
     Recording(CallId),
     /// The last re-INVITE of a recording whose call ended (by the recording's media id).
-    RecordingClose(CallId),
+    RecordingClose(RecordingId),
     /// The BYE that ends a recording; shutdown waits for it.
     RecordingBye,
     /// Our REFER asking the far end of a call to call someone else.
     Refer(CallId),
     /// A request of a "Test recorder" check.
-    RecorderCheck(CallId),
+    RecorderCheck(CheckId),
     Stateless,
 }
 
@@ -119,7 +119,7 @@ pub struct Engine {
     recordings: HashMap<CallId, recording::Recording>,
     recording_plans: HashMap<CallId, recording::RetryPlan>,
     /// Recordings whose call ended, by their media id: the final metadata is out, BYE next.
-    closing_recordings: HashMap<CallId, recording::Recording>,
+    closing_recordings: HashMap<RecordingId, recording::Recording>,
     /// Optional recordings asked for with the dial or answer, started once the call has media.
     pending_recordings: HashMap<CallId, RecordingStart>,
     /// Recorders' INVITEs waiting for the front end.
@@ -129,7 +129,7 @@ pub struct Engine {
     /// Calls whose far end asked us to transfer, and the call we placed for it.
     transfers_in: HashMap<CallId, transfer::Followed>,
     /// "Test recorder" checks in progress.
-    recorder_checks: HashMap<CallId, recording::RecorderCheck>,
+    recorder_checks: HashMap<CheckId, recording::RecorderCheck>,
     /// Recording BYEs still waiting for their answer.
     recording_byes: usize,
     shutting_down: bool,
@@ -205,7 +205,16 @@ impl Engine {
             }
             Input::Timeout => {}
             Input::Command(command) => self.on_command(command),
-            Input::MediaPacket { call, source, data } => self.on_media_packet(call, source, &data),
+            Input::MediaPacket {
+                socket: MediaSocket::Call(call),
+                source,
+                data,
+            } => self.on_media_packet(call, source, &data),
+            // What a recorder sends back (RTCP receiver reports) is not read yet.
+            Input::MediaPacket {
+                socket: MediaSocket::Recording(_),
+                ..
+            } => {}
             Input::MediaTick { call, captured } => self.on_media_tick(call, &captured),
         }
         self.run_timers();
@@ -839,9 +848,17 @@ impl Engine {
                 .push("User-Agent", self.config.user_agent.clone());
         }
         // We understand a=record from the other side (RFC 7866 6.1.2). Never `siprec` here:
-        // ordinary calls must not look like recording sessions.
-        if request.method() == Some(&Method::Invite) && !request.headers.contains("Require") {
-            request.headers.push("Supported", "record-aware");
+        // ordinary calls must not look like recording sessions. We refresh sessions and
+        // watch those the peer refreshes (RFC 4028), recording sessions too.
+        if request.method() == Some(&Method::Invite) {
+            let record_aware = !request.headers.contains("Require");
+            let timer = !request.headers.has_token("Supported", "timer");
+            match (record_aware, timer) {
+                (true, true) => request.headers.push("Supported", "record-aware, timer"),
+                (true, false) => request.headers.push("Supported", "record-aware"),
+                (false, true) => request.headers.push("Supported", "timer"),
+                (false, false) => {}
+            }
         }
         if destination.transport == Transport::Udp
             && request.to_bytes().len() + 100 > UDP_SIZE_LIMIT
@@ -876,6 +893,22 @@ impl Engine {
             .iter()
             .find(|l| l.transport == transport)
             .map(|l| l.address)
+    }
+
+    /// Sends the ACK for a 2xx with a Via of its own and returns what was sent, which the
+    /// session keeps to answer a retransmitted 2xx. None when no transport can carry it.
+    fn send_2xx_ack(
+        &mut self,
+        mut ack: Message,
+        destination: Destination,
+    ) -> Option<(Destination, Vec<u8>)> {
+        let via = self.via_for(destination.transport)?;
+        ack.headers.insert_first("Via", via);
+        ack.headers
+            .push("User-Agent", self.config.user_agent.clone());
+        let bytes = ack.to_bytes();
+        self.transmits.push_back((destination, bytes.clone()));
+        Some((destination, bytes))
     }
 
     fn via_for(&mut self, transport: Transport) -> Option<String> {

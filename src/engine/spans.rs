@@ -75,7 +75,10 @@ pub(super) fn owner_span(owner: Option<TxOwner>) -> tracing::Span {
             | TxOwner::Ping(call)
             | TxOwner::Refer(call),
         ) => call_span(call),
-        Some(TxOwner::Recording(call) | TxOwner::RecordingClose(call)) => recording_span(call),
+        Some(TxOwner::Recording(call)) => recording_span(call),
+        Some(TxOwner::RecordingClose(recording)) => {
+            tracing::info_span!("closing_recording", id = recording.0)
+        }
         Some(TxOwner::RecorderCheck(check)) => tracing::info_span!("recorder_check", id = check.0),
         Some(TxOwner::RecordingBye | TxOwner::Stateless) | None => tracing::Span::none(),
     }

@@ -139,9 +139,53 @@ pub fn as_uas(request: &Message) -> PeerTimer {
     }
 }
 
+/// Reads the session timer a 2xx to our INVITE or re-INVITE sets, as its UAC (RFC 4028
+/// 7.2): none without Session-Expires; else the refresher it names, or us when it names
+/// none (we said `Supported: timer`, so we can).
+pub fn as_uac(response: &Message) -> Option<Agreed> {
+    let set = SessionExpires::of(response)?;
+    if set.seconds == 0 {
+        return None;
+    }
+    let refresher = set.refresher.unwrap_or(Refresher::Uac);
+    Some(Agreed {
+        interval: SessionExpires {
+            seconds: set.seconds,
+            refresher: Some(refresher),
+        },
+        we_refresh: refresher == Refresher::Uac,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ok_with(session_expires: Option<&str>) -> Message {
+        let mut ok = Message::parse(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa\r\n\
+              From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=2\r\n\
+              Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        if let Some(value) = session_expires {
+            ok.headers.push("Session-Expires", value);
+        }
+        ok
+    }
+
+    #[test]
+    fn a_2xx_to_our_invite_says_who_refreshes() {
+        assert_eq!(as_uac(&ok_with(None)), None);
+        assert_eq!(as_uac(&ok_with(Some("0"))), None);
+        let ours = as_uac(&ok_with(Some("1800;refresher=uac"))).unwrap();
+        assert!(ours.we_refresh);
+        assert_eq!(ours.refresh_after(), Duration::from_secs(900));
+        let theirs = as_uac(&ok_with(Some("600;refresher=uas"))).unwrap();
+        assert!(!theirs.we_refresh);
+        assert_eq!(theirs.interval.give_up_after(), Duration::from_secs(568));
+        assert!(as_uac(&ok_with(Some("300"))).unwrap().we_refresh);
+    }
 
     #[test]
     fn reads_the_interval_and_the_refresher() {

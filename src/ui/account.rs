@@ -3,7 +3,8 @@
 //! through it looks like.
 
 use crate::driver::{self, Handle};
-use crate::engine::{AccountConfig, AccountId, Command, DialRequest, RecordingStart};
+use crate::engine::{AccountConfig, AccountId, Command};
+use crate::phone::Outgoing;
 use crate::settings::Account;
 use crate::settings::secrets::{self, SecretError};
 use crate::sip::auth::Credentials;
@@ -143,12 +144,12 @@ impl AccountLink {
 
     /// The dial field's text as a target, and the caller identity, route, first hop and
     /// credentials of a call through the account (or straight to the URI without one).
-    pub(super) async fn dial(&self, input: &str, local_ip: &str) -> Result<Dial, String> {
+    pub(super) async fn dial(&self, input: &str, local_ip: &str) -> Result<Outgoing, String> {
         let target = self.complete(input)?;
         let from = self.identity(local_ip);
-        if crate::echo::is_echo(&target) {
+        if crate::phone::echo::is_echo(&target) {
             let destination = self.echo.ok_or("the echo test is not running")?;
-            return Ok(Dial {
+            return Ok(Outgoing {
                 target,
                 from,
                 destination,
@@ -158,7 +159,7 @@ impl AccountLink {
         }
         let Some(account) = self.account.as_ref() else {
             let destination = driver::dns::first_hop(&target, None).await?;
-            return Ok(Dial {
+            return Ok(Outgoing {
                 from,
                 destination,
                 route: None,
@@ -172,37 +173,12 @@ impl AccountLink {
             Some(hop) => driver::dns::first_hop(hop, account.transport).await?,
             None => driver::dns::first_hop(&target, account.transport).await?,
         };
-        Ok(Dial {
+        Ok(Outgoing {
             from,
             destination,
             route: account.outbound_proxy.clone(),
             credentials: self.credentials(),
             target,
         })
-    }
-}
-
-/// What a call through the account needs.
-#[derive(Debug)]
-pub(super) struct Dial {
-    pub target: Uri,
-    pub from: NameAddr,
-    pub destination: Destination,
-    pub route: Option<Uri>,
-    pub credentials: Option<Credentials>,
-}
-
-impl Dial {
-    /// The engine's request for this call (the driver binds its media port).
-    pub(super) fn request(self, record: Option<Box<RecordingStart>>) -> DialRequest {
-        DialRequest {
-            target: self.target,
-            from: self.from,
-            destination: self.destination,
-            route: self.route,
-            credentials: self.credentials,
-            media_port: 0,
-            record,
-        }
     }
 }

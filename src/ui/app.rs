@@ -174,7 +174,7 @@ impl VerbatimApp {
             ui.horizontal_wrapped(|ui| {
                 if ui.button("Try the echo test").clicked() {
                     self.bridge
-                        .send(UiCommand::Dial(crate::echo::ECHO_URI.to_owned()));
+                        .send(UiCommand::Dial(crate::phone::echo::ECHO_URI.to_owned()));
                 }
                 if ui.button("Add a SIP account").clicked() {
                     self.open_settings = true;
@@ -297,7 +297,7 @@ impl VerbatimApp {
             if echo.clicked() {
                 self.problems.clear();
                 self.bridge
-                    .send(UiCommand::Dial(crate::echo::ECHO_URI.to_owned()));
+                    .send(UiCommand::Dial(crate::phone::echo::ECHO_URI.to_owned()));
             }
         });
     }

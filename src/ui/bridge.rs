@@ -13,10 +13,8 @@ use super::account::AccountLink;
 use super::history::{HistoryEntry, HistoryFile};
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
-use crate::engine::{
-    CallId, Command, EngineConfig, Event, RecorderCheckRequest, RecordingRequest, RecordingStart,
-};
-use crate::phone::builtin_recorder;
+use crate::engine::{CallId, Command, EngineConfig, Event};
+use crate::phone::{Phone, RecordFromStart, RecordingPolicy, builtin_recorder};
 use crate::settings::{Account, Recording, Settings};
 use crate::sip::uri::Uri;
 
@@ -274,12 +272,9 @@ async fn run(
         }
         _ => None,
     };
-    let builtin = recorder.as_ref().map(|r| r.uri.clone());
+    let mut policy = RecordingPolicy::from_settings(&config.recording);
+    policy.builtin = recorder.as_ref().map(|r| r.uri.clone());
     let recorder = recorder.map(|r| r.handle);
-    let mut policy = Policy {
-        recording: config.recording.clone(),
-        builtin,
-    };
     let tls = config
         .account
         .as_ref()
@@ -291,7 +286,7 @@ async fn run(
             pinned_sha256: None,
             peer: crate::driver::tls::TlsPeer::Server,
         });
-    let mut handle = match driver::start(
+    let handle = match driver::start(
         config.engine.clone(),
         DriverConfig {
             listen: Some(config.listen),
@@ -310,7 +305,9 @@ async fn run(
             return;
         }
     };
-    let listen = handle
+    let mut phone = Phone::new(handle, policy);
+    let listen = phone
+        .handle
         .listeners
         .first()
         .map_or(config.listen, |l| l.address);
@@ -323,14 +320,7 @@ async fn run(
     }
     let mut account = AccountLink::default();
     // The echo test: a second phone on loopback, so a new user can call someone at once.
-    let echo = match crate::echo::EchoPeer::start(EngineConfig {
-        seed: rand::random(),
-        wall_clock_at_start: config.engine.wall_clock_at_start,
-        codecs: config.engine.codecs.clone(),
-        ..EngineConfig::default()
-    })
-    .await
-    {
+    let echo = match crate::phone::echo::EchoPeer::start(config.engine.codecs.clone()).await {
         Ok(echo) => Some(echo),
         Err(problem) => {
             notify.send(UiEvent::Problem(problem));
@@ -341,7 +331,7 @@ async fn run(
     if let Some(problem) = account.adopt(config.account.clone()).await {
         notify.send(UiEvent::Problem(problem));
     }
-    start_account(&mut account, &handle, &notify).await;
+    start_account(&mut account, &phone.handle, &notify).await;
     let history = config.history.as_deref().map(HistoryFile::new);
     if let Some(file) = history.clone() {
         match tokio::task::spawn_blocking(move || file.read()).await {
@@ -427,20 +417,20 @@ async fn run(
                         Ok((recording, saved_account)) => {
                             match recording.notice.load() {
                                 Ok(notice) => {
-                                    let _ = handle.commands.send(Command::SetNotice(notice));
+                                    let _ = phone.send(Command::SetNotice(notice));
                                 }
                                 Err(problem) => notify.send(UiEvent::Problem(problem)),
                             }
-                            policy.recording = recording;
+                            phone.policy.update(&recording);
                             if let Some(control) = &config.audio_control {
                                 control.use_devices(audio.devices());
                                 control.volumes.set(audio.input_volume, audio.output_volume);
                             }
                             if let Ok(codecs) = codecs {
-                                let _ = handle.commands.send(Command::SetCodecs(codecs));
+                                let _ = phone.send(Command::SetCodecs(codecs));
                             }
                             if account.account() != saved_account.as_ref() || password.is_some() {
-                                account.unregister(&handle);
+                                account.unregister(&phone.handle);
                                 let problem = match password {
                                     Some(Password(typed)) => {
                                         account.replace(saved_account);
@@ -451,7 +441,7 @@ async fn run(
                                 if let Some(problem) = problem {
                                     notify.send(UiEvent::Problem(problem));
                                 }
-                                start_account(&mut account, &handle, &notify).await;
+                                start_account(&mut account, &phone.handle, &notify).await;
                             }
                             notify.send(UiEvent::SettingsSaved);
                         }
@@ -467,12 +457,12 @@ async fn run(
                         task.abort();
                         notify.send(UiEvent::Playing(None));
                     }
-                    match carry_out(&mut handle, command, &policy, &account, &notify).await {
+                    match carry_out(&mut phone, command, &account, &notify).await {
                         Ok(()) => {}
                         // The settings screen waits for the check's answer: this is it.
                         Err(problem) if checking => {
                             notify.send(UiEvent::Engine(Box::new(Event::RecorderChecked {
-                                check: CallId::new(),
+                                check: phone.failed_check(),
                                 works: false,
                                 findings: vec![problem],
                             })));
@@ -482,19 +472,16 @@ async fn run(
                 }
                 None => break,
             },
-            event = handle.events.recv() => match event {
+            event = phone.handle.events.recv() => match event {
                 // A registration we replaced may still report; only the current one counts.
                 Some(Event::Registration { account: id, .. }) if !account.is_current(id) => {}
                 Some(Event::TransferRequested { call, target, referred_by }) => {
-                    let follow = follow_transfer(&handle, &account, call, &target, &notify).await;
+                    follow_transfer(&mut phone, &account, call, &target, &notify).await;
                     notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
                         call,
                         target,
                         referred_by,
                     })));
-                    if let Err(problem) = handle.commands.send(follow) {
-                        notify.send(UiEvent::Problem(format!("the phone has stopped: {problem}")));
-                    }
                 }
                 Some(event) => {
                     if matches!(event, Event::IncomingCall { .. })
@@ -509,66 +496,9 @@ async fn run(
             },
         }
     }
-    let _ = handle.commands.send(Command::Shutdown);
-    let deadline = tokio::time::Instant::now() + core::time::Duration::from_secs(5);
-    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, handle.events.recv()).await {
-        if matches!(event, Event::ShutdownComplete) {
-            break;
-        }
-    }
+    phone.shut_down(core::time::Duration::from_secs(5)).await;
     if let Some(recorder) = recorder {
         recorder.stop().await;
-    }
-}
-
-/// How calls are recorded (the `[recording]` settings, with the built-in recorder as the
-/// target when none is set); the settings screen changes it while the app runs.
-#[derive(Debug, Clone)]
-struct Policy {
-    recording: Recording,
-    builtin: Option<Uri>,
-}
-
-impl Policy {
-    /// The recording for a call, its recorders resolved.
-    async fn request(&self) -> Result<RecordingRequest, String> {
-        let recording = &self.recording;
-        let srs = recording
-            .srs
-            .clone()
-            .or_else(|| self.builtin.clone())
-            .ok_or("no recorder is configured and the built-in one is not running")?;
-        let resolve = |uri: Uri| async move {
-            let destination =
-                driver::dns::first_hop(&uri, crate::recording::recorder_transport(&uri)).await?;
-            Ok::<_, String>((uri, destination))
-        };
-        let (srs, destination) = resolve(srs).await?;
-        let secondary = match recording.srs_secondary.clone() {
-            Some(uri) => Some(resolve(uri).await?),
-            None => None,
-        };
-        Ok(RecordingRequest {
-            destination,
-            srs,
-            media_port: 0,
-            secondary,
-            mandatory: recording.mandatory,
-            mode: recording.mode,
-            srtp: recording.srtp,
-            credentials: recording.credentials.clone(),
-        })
-    }
-
-    /// With auto-record, the recording that goes with a dial or an answer.
-    async fn with_call(&self) -> Result<Option<Box<RecordingStart>>, String> {
-        if !self.recording.auto {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(RecordingStart {
-            recording: CallId::new(),
-            request: self.request().await?,
-        })))
     }
 }
 
@@ -615,32 +545,22 @@ async fn start_playback(
 /// We are being transferred: call the target as the account (the window shows the new
 /// call), or tell the transferor why not.
 async fn follow_transfer(
-    handle: &Handle,
+    phone: &mut Phone,
     account: &AccountLink,
     call: CallId,
     target: &Uri,
     notify: &Notifier,
-) -> Command {
-    let local = local_ip(handle);
-    match account.dial(&target.to_string(), &local).await {
-        Ok(dial) => {
-            let new_call = CallId::new();
-            notify.send(UiEvent::Dialled {
-                call: new_call,
-                target: dial.target.to_string(),
-            });
-            Command::FollowTransfer {
-                call,
-                new_call,
-                request: dial.request(None),
-            }
-        }
-        Err(problem) => {
-            notify.send(UiEvent::Problem(format!(
-                "the transfer was not followed: {problem}"
-            )));
-            Command::DeclineTransfer { call, status: 404 }
-        }
+) {
+    let local = local_ip(&phone.handle);
+    let outgoing = account.dial(&target.to_string(), &local).await;
+    let shown = outgoing.as_ref().map(|o| o.target.to_string()).ok();
+    match (phone.follow_transfer(call, outgoing).await, shown) {
+        (Ok(new_call), Some(target)) => notify.send(UiEvent::Dialled {
+            call: new_call,
+            target,
+        }),
+        (Ok(_), None) => {}
+        (Err(problem), _) => notify.send(UiEvent::Problem(problem)),
     }
 }
 
@@ -678,38 +598,28 @@ async fn save_settings(
 }
 
 async fn carry_out(
-    handle: &mut Handle,
+    phone: &mut Phone,
     command: UiCommand,
-    policy: &Policy,
     account: &AccountLink,
     notify: &Notifier,
 ) -> Result<(), String> {
     let engine_command = match command {
         UiCommand::Dial(input) => {
-            let local = local_ip(handle);
-            let dial = account.dial(&input, &local).await?;
-            let call = CallId::new();
-            notify.send(UiEvent::Dialled {
-                call,
-                target: dial.target.to_string(),
-            });
-            Command::Dial {
-                call,
-                request: dial.request(policy.with_call().await?),
-            }
+            let local = local_ip(&phone.handle);
+            let outgoing = account.dial(&input, &local).await?;
+            let target = outgoing.target.to_string();
+            let call = phone.dial(outgoing, RecordFromStart::AsPolicySays).await?;
+            notify.send(UiEvent::Dialled { call, target });
+            return Ok(());
         }
-        UiCommand::Answer(call) => Command::Answer {
-            call,
-            media_port: 0,
-            record: policy.with_call().await?,
-        },
+        UiCommand::Answer(call) => return phone.answer(call).await,
+        UiCommand::Record(call) => return phone.record(call).await.map(|_| ()),
+        UiCommand::CheckRecorder(typed) => {
+            let identity = account.identity(&local_ip(&phone.handle));
+            return phone.check_recorder(&typed, identity).await.map(|_| ());
+        }
         UiCommand::Decline(call) => Command::Reject { call, status: 603 },
         UiCommand::Hangup(call) => Command::Hangup { call },
-        UiCommand::Record(call) => Command::StartRecording {
-            call,
-            recording: CallId::new(),
-            request: policy.request().await?,
-        },
         UiCommand::StopRecording(call) => Command::StopRecording { call },
         UiCommand::PauseRecording(call) => Command::PauseRecording { call },
         UiCommand::ResumeRecording(call) => Command::ResumeRecording { call },
@@ -721,27 +631,6 @@ async fn carry_out(
             call,
             target: account.complete(&input)?,
         },
-        UiCommand::CheckRecorder(uri) => {
-            let srs = match uri.trim() {
-                "" => policy
-                    .builtin
-                    .clone()
-                    .ok_or("no recorder URI, and the built-in recorder is not running")?,
-                text => Uri::parse(text).map_err(|e| format!("recording.srs: {e}"))?,
-            };
-            let destination =
-                driver::dns::first_hop(&srs, crate::recording::recorder_transport(&srs)).await?;
-            let identity = account.identity(&local_ip(handle));
-            Command::CheckRecorder {
-                check: CallId::new(),
-                request: RecorderCheckRequest {
-                    srs,
-                    destination,
-                    credentials: policy.recording.credentials.clone(),
-                    identity,
-                },
-            }
-        }
         // Handled by the loop, which owns the history file, the policy, the devices and
         // the player.
         UiCommand::SaveHistory(_)
@@ -751,8 +640,5 @@ async fn carry_out(
         | UiCommand::StopPlayback
         | UiCommand::OpenRecording(_) => return Ok(()),
     };
-    handle
-        .commands
-        .send(engine_command)
-        .map_err(|_| "the phone has stopped".to_owned())
+    phone.send(engine_command)
 }

@@ -477,7 +477,7 @@ mod tests {
     fn the_quality_plot_keeps_the_last_minute() {
         let start = Instant::now();
         let mut model = Model::default();
-        let call = CallId::new();
+        let call = CallId(719);
         model.dialled(call, "sip:bob@example.com".into());
         model.on_event(
             &Event::CallState {
@@ -523,7 +523,7 @@ mod tests {
         model.on_event(
             &Event::Recording {
                 call: id,
-                recording: CallId(99),
+                recording: crate::engine::RecordingId(99),
                 state,
             },
             at,

@@ -87,6 +87,14 @@ impl Engine {
         self.set_timer(self.now + timer.refresh_after(), Timer::SessionRefresh(id));
     }
 
+    /// The session timer the 2xx to our INVITE, re-INVITE or UPDATE set, armed.
+    pub(super) fn adopt_call_timer(&mut self, id: CallId, ok: &Message) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            let change = call.session.adopt_timer(ok);
+            self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
+        }
+    }
+
     /// The far end refreshes the session and stopped doing so: it is gone (RFC 4028 10).
     pub(in crate::engine) fn call_session_expired(&mut self, id: CallId) {
         if let Some(call) = self.calls.get_mut(&id) {

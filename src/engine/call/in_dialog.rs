@@ -295,11 +295,7 @@ impl Engine {
         match status {
             200..=299 => {
                 let leaves_tls = call.session.dialog.refresh_target(&response).err();
-                let cseq = response
-                    .cseq()
-                    .map(|c| c.number)
-                    .unwrap_or(call.session.dialog.local_cseq);
-                let mut ack = call.session.dialog.request_with_cseq(Method::Ack, cseq);
+                let mut ack = call.session.ack_for(&response);
                 let sdp = SessionDescription::parse(&String::from_utf8_lossy(&response.body))
                     .map_err(|e| e.to_string());
                 let result = if std::mem::take(&mut call.reinvite_offerless) {
@@ -336,6 +332,7 @@ impl Engine {
                     self.end_call_leaving_tls(id, &error);
                     return;
                 }
+                self.adopt_call_timer(id, &response);
                 match result {
                     Ok(negotiated) => {
                         self.apply_negotiated(id, negotiated);

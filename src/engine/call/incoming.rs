@@ -126,7 +126,7 @@ impl Engine {
         // Identities are shown and recorded without their header parameters.
         dialog.local_uri.params.clear();
         dialog.remote_uri.params.clear();
-        let id = CallId::new();
+        let id = CallId(crate::engine::ids::engine_minted(self.rng.next_u64()));
         let offer_answer = self.new_offer_answer(9, srtp);
         let mut call = Call::new(
             Role::Callee,
@@ -303,11 +303,10 @@ impl Engine {
     ) {
         let t1 = self.config.timers.t1;
         let now = self.now;
-        let unacked = Unacked::new(destination, bytes, now, t1);
-        let at = unacked.first_resend(now);
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.session.unacked_2xx = Some(unacked);
-        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let at = call.session.await_ack(destination, bytes, now, t1);
         self.cancel_timer(Timer::Retransmit2xx(id));
         self.set_timer(at, Timer::Retransmit2xx(id));
     }
@@ -315,15 +314,15 @@ impl Engine {
     pub(in crate::engine) fn retransmit_2xx(&mut self, id: CallId) {
         let now = self.now;
         let t2 = self.config.timers.t2;
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(step) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.session.resend_2xx(now, t2))
+        else {
             return;
         };
-        let Some(unacked) = call.session.unacked_2xx.as_mut() else {
-            return;
-        };
-        match unacked.step(now, t2) {
+        match step {
             UnackedStep::GiveUp => {
-                call.session.unacked_2xx = None;
                 self.send_bye(id);
                 self.end_call(
                     id,

@@ -11,7 +11,7 @@ mod queries;
 use core::time::Duration;
 use std::time::Instant;
 
-use super::invite_session::{InviteSession, Unacked, UnackedStep};
+use super::invite_session::{InviteSession, UnackedStep};
 use super::{
     CallId, CallState, DialRequest, EndKind, EndReason, Engine, Event, Party, RecordingStart,
     Timer, TxOwner,

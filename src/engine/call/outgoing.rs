@@ -186,11 +186,7 @@ impl Engine {
                 digest.accepted(&realm);
             }
         }
-        let cseq = response
-            .cseq()
-            .map(|c| c.number)
-            .unwrap_or(call.session.dialog.local_cseq);
-        let ack = call.session.dialog.request_with_cseq(Method::Ack, cseq);
+        let ack = call.session.ack_for(&response);
         let negotiated = match SessionDescription::parse(&String::from_utf8_lossy(&response.body)) {
             Ok(answer) if !response.body.is_empty() => call
                 .offer_answer
@@ -214,6 +210,7 @@ impl Engine {
         }
         match negotiated {
             Ok(negotiated) => {
+                self.adopt_call_timer(id, &response);
                 self.apply_negotiated(id, negotiated);
                 self.schedule_media_check(id);
             }
@@ -232,23 +229,16 @@ impl Engine {
     pub(super) fn send_ack(
         &mut self,
         id: CallId,
-        mut ack: Message,
+        ack: Message,
         destination: Destination,
         reinvite: bool,
     ) {
-        let Some(via) = self.via_for(destination.transport) else {
-            return;
-        };
-        ack.headers.insert_first("Via", via);
-        ack.headers
-            .push("User-Agent", self.config.user_agent.clone());
-        let bytes = ack.to_bytes();
-        self.transmits.push_back((destination, bytes.clone()));
+        let sent = self.send_2xx_ack(ack, destination);
         if let Some(call) = self.calls.get_mut(&id) {
             if reinvite {
-                call.session.reinvite_ack = Some((destination, bytes));
+                call.session.reinvite_ack = sent;
             } else {
-                call.session.ack = Some((destination, bytes));
+                call.session.ack = sent;
             }
         }
     }

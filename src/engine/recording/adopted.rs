@@ -5,7 +5,7 @@ use super::*;
 
 /// A recording session the recorder opened, as the engine keeps it.
 pub(in crate::engine) struct AdoptedSession {
-    pub(in crate::engine) media_id: CallId,
+    pub(in crate::engine) media_id: RecordingId,
     pub(in crate::engine) request: RecordingRequest,
     pub(in crate::engine) record: CallRecord,
     pub(in crate::engine) dialog: Dialog,
@@ -92,23 +92,22 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let unacked = Unacked::new(recording.session.first_hop, bytes, now, t1);
-        let at = unacked.first_resend(now);
-        recording.session.unacked_2xx = Some(unacked);
+        let first_hop = recording.session.first_hop;
+        let at = recording.session.await_ack(first_hop, bytes, now, t1);
         self.cancel_timer(Timer::RecorderRetransmit2xx(call));
         self.set_timer(at, Timer::RecorderRetransmit2xx(call));
     }
 
     pub(in crate::engine) fn retransmit_recorder_2xx(&mut self, call: CallId) {
         let (now, t2) = (self.now, self.config.timers.t2);
-        let Some(unacked) = self
+        let Some(step) = self
             .recordings
             .get_mut(&call)
-            .and_then(|r| r.session.unacked_2xx.as_mut())
+            .and_then(|r| r.session.resend_2xx(now, t2))
         else {
             return;
         };
-        match unacked.step(now, t2) {
+        match step {
             UnackedStep::GiveUp => {
                 self.stop_recording_dialog(call);
                 self.recording_failed(call, "the recorder never acknowledged our answer".into());

@@ -35,7 +35,7 @@ impl Engine {
     pub(in crate::engine) fn start_recording(
         &mut self,
         call: CallId,
-        media_id: CallId,
+        media_id: RecordingId,
         request: RecordingRequest,
     ) {
         self.plan_recording(call, media_id, request, None);
@@ -46,7 +46,7 @@ impl Engine {
     pub(in crate::engine) fn plan_recording(
         &mut self,
         call: CallId,
-        media_id: CallId,
+        media_id: RecordingId,
         request: RecordingRequest,
         gate: Option<Gate>,
     ) {
@@ -138,7 +138,7 @@ impl Engine {
     pub(super) fn attempt_recording(
         &mut self,
         call: CallId,
-        media_id: CallId,
+        media_id: RecordingId,
         request: RecordingRequest,
     ) {
         if self.recordings.contains_key(&call) {
@@ -187,7 +187,7 @@ impl Engine {
         } else {
             None
         };
-        let (codecs, telephone_event) = self.recording_codecs(call, request.mode);
+        let (codecs, telephone_event) = self.recording_codecs(Some(call), request.mode);
         let session_id = self.rng.next_u64() >> 2;
         let offer = RsOffer {
             address: self.local_ip(),
@@ -285,10 +285,12 @@ impl Engine {
     /// with copied packets, so mixed mode offers none.
     pub(in crate::engine) fn recording_codecs(
         &self,
-        call: CallId,
+        call: Option<CallId>,
         mode: RecordingMode,
     ) -> (Vec<PayloadFormat>, Option<PayloadFormat>) {
-        let negotiated = self.media.get(&call).and_then(|m| m.negotiated.as_ref());
+        let negotiated = call
+            .and_then(|call| self.media.get(&call))
+            .and_then(|m| m.negotiated.as_ref());
         let mut codecs: Vec<PayloadFormat> = Vec::new();
         if let Some(n) = negotiated
             && CodecKind::from_encoding(&n.codec.encoding).is_some()
@@ -383,20 +385,11 @@ impl Engine {
             200..=299 => {
                 let leaves_tls = recording.session.dialog.establish_as_uac(&response).err();
                 recording.session.connected = true;
-                let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-                let ack = recording
-                    .session
-                    .dialog
-                    .request_with_cseq(Method::Ack, cseq);
+                let ack = recording.session.ack_for(&response);
                 let destination = recording.session.next_hop();
-                if let Some(via) = self.via_for(destination.transport) {
-                    let mut ack = ack;
-                    ack.headers.insert_first("Via", via);
-                    let bytes = ack.to_bytes();
-                    self.transmits.push_back((destination, bytes.clone()));
-                    if let Some(r) = self.recordings.get_mut(&call) {
-                        r.session.ack = Some((destination, bytes));
-                    }
+                let sent = self.send_2xx_ack(ack, destination);
+                if let Some(r) = self.recordings.get_mut(&call) {
+                    r.session.ack = sent;
                 }
                 if let Some(error) = leaves_tls {
                     // Pause, resume and metadata re-INVITEs would carry the streams' SRTP keys
@@ -412,6 +405,7 @@ impl Engine {
                     );
                     return;
                 }
+                self.adopt_recording_timer(call, &response);
                 match answer_sdp(&response).and_then(|answer| {
                     let offer = &self.recordings.get(&call)?.offer;
                     Some(rs_sdp::read_answer(offer, &answer).map_err(|e| e.to_string()))
@@ -549,7 +543,7 @@ impl Engine {
 
     /// An attempt at recording the call failed, before or after its INVITE left: retry,
     /// fail over, open a gap or give up, as the plan says.
-    pub(super) fn attempt_failed(&mut self, call: CallId, media_id: CallId, reason: String) {
+    pub(super) fn attempt_failed(&mut self, call: CallId, media_id: RecordingId, reason: String) {
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);
         }

@@ -4,7 +4,8 @@
 //! and ended with BYE. Each step's finding is reported in words.
 
 use super::answer_sdp;
-use crate::engine::{CallId, Engine, Event, TxOwner};
+use crate::engine::invite_session::InviteSession;
+use crate::engine::{CheckId, Engine, Event, TxOwner};
 use crate::recording::metadata;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::Direction;
@@ -27,15 +28,12 @@ pub struct RecorderCheckRequest {
 
 #[derive(Debug)]
 pub(in crate::engine) struct RecorderCheck {
-    request: RecorderCheckRequest,
-    dialog: Dialog,
-    digest: Option<DigestSession>,
+    /// The test session (the OPTIONS before it goes out of dialog, to the same first hop).
+    session: InviteSession,
     stage: Stage,
     offer: RsOffer,
     body: (String, Vec<u8>),
     findings: Vec<String>,
-    /// The ACK of the test session's 2xx, resent if the 2xx comes again.
-    ack: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +46,7 @@ enum Stage {
 impl Engine {
     pub(in crate::engine) fn check_recorder(
         &mut self,
-        check: CallId,
+        check: CheckId,
         request: RecorderCheckRequest,
     ) {
         let user = request
@@ -75,7 +73,8 @@ impl Engine {
             security: DialogSecurity::of(&request.srs, request.destination.transport),
         };
         let session_id = self.rng.next_u64() >> 2;
-        let (codecs, telephone_event) = self.recording_codecs(check, Default::default());
+        // A made-up call: no codec of its own comes first.
+        let (codecs, telephone_event) = self.recording_codecs(None, Default::default());
         let offer = RsOffer {
             address: self.local_ip(),
             // Inactive streams carry nothing; the discard port says so too.
@@ -91,17 +90,16 @@ impl Engine {
         let xml = self.test_metadata(&request.identity);
         let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
         let body = self.sdp_and_metadata(sdp, xml);
+        let mut session = InviteSession::new(dialog, request.destination);
+        session.digest = request.credentials.clone().map(DigestSession::new);
         self.recorder_checks.insert(
             check,
             RecorderCheck {
-                digest: request.credentials.clone().map(DigestSession::new),
-                request,
-                dialog,
+                session,
                 stage: Stage::Options,
                 offer,
                 body,
                 findings: Vec::new(),
-                ack: None,
             },
         );
         self.send_check_request(check, None);
@@ -141,7 +139,7 @@ impl Engine {
     }
 
     /// The current stage's request (again, with credentials, after a challenge).
-    fn send_check_request(&mut self, check: CallId, authorization: Option<(String, String)>) {
+    fn send_check_request(&mut self, check: CheckId, authorization: Option<(String, String)>) {
         let Some(state) = self.recorder_checks.get_mut(&check) else {
             return;
         };
@@ -150,7 +148,7 @@ impl Engine {
             Stage::Invite => Method::Invite,
             Stage::Bye => Method::Bye,
         };
-        let mut request = state.dialog.request(method);
+        let mut request = state.session.dialog.request(method);
         match state.stage {
             Stage::Options => {
                 request.headers.push(
@@ -171,11 +169,10 @@ impl Engine {
         if let Some((name, value)) = authorization {
             request.headers.push(&name, value);
         }
-        let destination = state
-            .dialog
-            .next_hop(state.request.destination.transport)
-            .filter(|_| state.stage == Stage::Bye)
-            .unwrap_or(state.request.destination);
+        let destination = match state.stage {
+            Stage::Bye => state.session.next_hop(),
+            Stage::Options | Stage::Invite => state.session.first_hop,
+        };
         if self
             .start_client_tx(request, destination, TxOwner::RecorderCheck(check))
             .is_none()
@@ -184,7 +181,7 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn on_check_response(&mut self, check: CallId, response: &Message) {
+    pub(in crate::engine) fn on_check_response(&mut self, check: CheckId, response: &Message) {
         let Some(status) = response.status() else {
             return;
         };
@@ -197,10 +194,10 @@ impl Engine {
         }
         if stage == Stage::Invite
             && (200..300).contains(&status)
-            && let Some(ack) = state.ack.clone()
+            && let Some(ack) = state.session.ack.clone()
         {
             // Our ACK was lost: the 2xx came again.
-            self.transmits.push_back((state.request.destination, ack));
+            self.transmits.push_back(ack);
             return;
         }
         if matches!(status, 401 | 407) && stage != Stage::Bye {
@@ -250,25 +247,18 @@ impl Engine {
     }
 
     /// The 2xx to the test INVITE: ACK it and say what the recorder answered.
-    fn accept_test_session(&mut self, check: CallId, response: &Message) -> String {
-        let destination = self.recorder_checks.get(&check).map(|s| {
-            s.dialog
-                .next_hop(s.request.destination.transport)
-                .unwrap_or(s.request.destination)
-        });
-        let via = destination.and_then(|d| self.via_for(d.transport));
+    fn accept_test_session(&mut self, check: CheckId, response: &Message) -> String {
         let Some(state) = self.recorder_checks.get_mut(&check) else {
             return String::new();
         };
         // The answer would take the session off TLS: it is still ACKed and ended, over TLS.
-        let leaves_tls = state.dialog.establish_as_uac(response).err();
-        let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-        let mut ack = state.dialog.request_with_cseq(Method::Ack, cseq);
-        if let (Some(via), Some(destination)) = (via, destination) {
-            ack.headers.insert_first("Via", via);
-            let bytes = ack.to_bytes();
-            state.ack = Some(bytes.clone());
-            self.transmits.push_back((destination, bytes));
+        let leaves_tls = state.session.dialog.establish_as_uac(response).err();
+        state.session.connected = true;
+        let ack = state.session.ack_for(response);
+        let destination = state.session.next_hop();
+        let sent = self.send_2xx_ack(ack, destination);
+        if let Some(state) = self.recorder_checks.get_mut(&check) {
+            state.session.ack = sent;
         }
         if let Some(error) = leaves_tls {
             return format!(
@@ -298,7 +288,7 @@ impl Engine {
         }
     }
 
-    fn answer_check_challenge(&mut self, check: CallId, status: u16, response: &Message) {
+    fn answer_check_challenge(&mut self, check: CheckId, status: u16, response: &Message) {
         let cnonce = self.rng.token(16);
         let Some(state) = self.recorder_checks.get_mut(&check) else {
             return;
@@ -307,14 +297,14 @@ impl Engine {
             Stage::Invite => ("INVITE", state.body.1.clone()),
             _ => ("OPTIONS", Vec::new()),
         };
-        let uri = state.dialog.remote_target.to_string();
+        let uri = state.session.dialog.remote_target.to_string();
         let retried = Retried {
             method,
             uri: &uri,
             body: &body,
             cnonce: &cnonce,
         };
-        match answer_challenge(state.digest.as_mut(), response, retried) {
+        match answer_challenge(state.session.digest.as_mut(), response, retried) {
             Ok(auth) => {
                 let header = (auth.name().to_owned(), auth.value());
                 self.send_check_request(check, Some(header));
@@ -338,7 +328,7 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn on_check_timeout(&mut self, check: CallId) {
+    pub(in crate::engine) fn on_check_timeout(&mut self, check: CheckId) {
         let Some(stage) = self.recorder_checks.get(&check).map(|s| s.stage) else {
             return;
         };
@@ -354,27 +344,27 @@ impl Engine {
         }
     }
 
-    fn next_check_stage(&mut self, check: CallId, finding: String, next: Stage) {
+    fn next_check_stage(&mut self, check: CheckId, finding: String, next: Stage) {
         self.note_check(check, finding);
         // The test session is a dialog of its own, not a sequel of the OPTIONS.
         let call_id = (next == Stage::Invite).then(|| format!("{}@verbatim", self.rng.token(20)));
         if let Some(state) = self.recorder_checks.get_mut(&check) {
             state.stage = next;
             if let Some(call_id) = call_id {
-                state.dialog.call_id = call_id;
+                state.session.dialog.call_id = call_id;
             }
         }
         self.send_check_request(check, None);
     }
 
-    fn note_check(&mut self, check: CallId, finding: String) {
+    fn note_check(&mut self, check: CheckId, finding: String) {
         if let Some(state) = self.recorder_checks.get_mut(&check) {
             state.findings.push(finding);
         }
     }
 
     /// Ends the check; `problem`, when not empty, is its last finding.
-    fn finish_check(&mut self, check: CallId, problem: &str) {
+    fn finish_check(&mut self, check: CheckId, problem: &str) {
         if !problem.is_empty() {
             self.note_check(check, problem.to_owned());
         }

@@ -11,8 +11,8 @@ mod session;
 mod snapshot;
 mod streams;
 
-use super::invite_session::{InviteSession, Unacked, UnackedStep};
-use super::{CallId, Engine, Event, Party, Timer, TxOwner};
+use super::invite_session::{InviteSession, UnackedStep};
+use super::{CallId, Engine, Event, Party, RecordingId, Timer, TxOwner};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
 use crate::media::session::{TapSide, TappedPacket};
@@ -99,8 +99,8 @@ pub struct RecordingRequest {
 /// A recording that starts with the call: given with the dial or the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingStart {
-    /// The id the driver knows the recording's media sockets by.
-    pub recording: CallId,
+    /// The recording session's id, which also names its media sockets in the driver.
+    pub recording: RecordingId,
     pub request: RecordingRequest,
 }
 
@@ -134,7 +134,7 @@ pub(in crate::engine) struct CallRecord {
 /// How a recording is re-established after failures, for as long as the call lasts.
 #[derive(Debug)]
 pub(in crate::engine) struct RetryPlan {
-    media_id: CallId,
+    media_id: RecordingId,
     request: RecordingRequest,
     failures: u32,
     record: CallRecord,
@@ -166,7 +166,7 @@ impl RsStream {
 #[derive(Debug)]
 pub(in crate::engine) struct Recording {
     /// The id the driver knows the recording's media sockets by.
-    media_id: CallId,
+    media_id: RecordingId,
     session: InviteSession,
     /// The INVITE's body, sent again when the recorder challenges.
     invite_body: (String, Vec<u8>),
@@ -187,7 +187,7 @@ pub(in crate::engine) struct Recording {
 impl Recording {
     /// A session about to start (its INVITE going out, or the recorder's being answered).
     fn new(
-        media_id: CallId,
+        media_id: RecordingId,
         session: InviteSession,
         invite_body: (String, Vec<u8>),
         offer: RsOffer,

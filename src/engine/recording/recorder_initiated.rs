@@ -4,7 +4,7 @@
 //! (binding the recording's port) or refuses, and the session records the call in progress.
 
 use super::{AdoptedSession, RecordingMode, RecordingRequest};
-use crate::engine::{CallId, CallState, Engine, Event, SDES_NEEDS_TLS_PHRASE};
+use crate::engine::{CallId, CallState, Engine, Event, RecordingId, SDES_NEEDS_TLS_PHRASE};
 use crate::media::srtp::SrtpPolicy;
 use crate::recording::rs_sdp::{self, RsOffer};
 use crate::sdp::{Direction, SessionDescription};
@@ -119,7 +119,7 @@ impl Engine {
     pub(in crate::engine) fn accept_recorder(
         &mut self,
         call: CallId,
-        media_id: CallId,
+        media_id: RecordingId,
         media_port: u16,
     ) {
         let Some(pending) = self.recorder_invites.remove(&call) else {
@@ -173,7 +173,7 @@ impl Engine {
         } else {
             RecordingMode::Separate
         };
-        let (codecs, telephone_event) = self.recording_codecs(call, mode);
+        let (codecs, telephone_event) = self.recording_codecs(Some(call), mode);
         let session_id = self.rng.next_u64() >> 2;
         let ours = RsOffer {
             address: self.local_ip(),

@@ -145,6 +145,18 @@ impl Engine {
         );
     }
 
+    /// The session timer the recorder's 2xx to our INVITE or re-INVITE set, armed.
+    pub(in crate::engine) fn adopt_recording_timer(&mut self, call: CallId, ok: &Message) {
+        if let Some(recording) = self.recordings.get_mut(&call) {
+            let change = recording.session.adopt_timer(ok);
+            self.arm_session_timer(
+                change,
+                Timer::RecordingRefresh(call),
+                Timer::RecorderSessionExpiry(call),
+            );
+        }
+    }
+
     /// The recorder refreshes the session and stopped doing so: it is gone, whatever the
     /// transport says (RFC 4028 10). The session ends with BYE and the reason.
     pub(in crate::engine) fn recorder_session_expired(&mut self, call: CallId) {

@@ -129,11 +129,7 @@ impl Engine {
         };
         recording.session.reinvite_key = None;
         if (200..300).contains(&status) {
-            let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-            let mut ack = recording
-                .session
-                .dialog
-                .request_with_cseq(Method::Ack, cseq);
+            let ack = recording.session.ack_for(&response);
             let destination = recording.session.next_hop();
             let sending = recording.offer.direction == Direction::SendOnly;
             let wanted_paused = recording.want_paused;
@@ -144,10 +140,8 @@ impl Engine {
             }
             let media_id = recording.media_id;
             let was = recording.state.clone();
-            if let Some(via) = self.via_for(destination.transport) {
-                ack.headers.insert_first("Via", via);
-                self.transmits.push_back((destination, ack.to_bytes()));
-            }
+            self.send_2xx_ack(ack, destination);
+            self.adopt_recording_timer(call, &response);
             if sending {
                 let state = self.live_state(call);
                 if state != was {
@@ -259,7 +253,7 @@ impl Engine {
     /// The closing re-INVITE was answered (or not): ACK a 2xx, then BYE.
     pub(in crate::engine) fn on_closing_response(
         &mut self,
-        closing: CallId,
+        closing: RecordingId,
         response: Option<Message>,
     ) {
         let Some(mut recording) = self.closing_recordings.remove(&closing) else {
@@ -270,15 +264,8 @@ impl Engine {
         if let Some(response) = &response
             && response.status().is_some_and(|s| (200..300).contains(&s))
         {
-            let cseq = response.cseq().map(|c| c.number).unwrap_or(1);
-            let mut ack = recording
-                .session
-                .dialog
-                .request_with_cseq(Method::Ack, cseq);
-            if let Some(via) = self.via_for(destination.transport) {
-                ack.headers.insert_first("Via", via);
-                self.transmits.push_back((destination, ack.to_bytes()));
-            }
+            let ack = recording.session.ack_for(response);
+            self.send_2xx_ack(ack, destination);
         }
         let bye = recording.session.dialog.request(Method::Bye);
         recording.session.connected = false;
@@ -330,7 +317,7 @@ impl Engine {
     pub(super) fn recording_event(
         &mut self,
         call: CallId,
-        media_id: CallId,
+        media_id: RecordingId,
         state: RecordingState,
     ) {
         let indication = match &state {
@@ -403,7 +390,7 @@ impl Engine {
 
     /// The recorder hung up on a closing recording itself: no BYE of ours is needed.
     pub(in crate::engine) fn closing_recording_ended(&mut self, request: &Message) {
-        let closing: Vec<CallId> = self
+        let closing: Vec<RecordingId> = self
             .closing_recordings
             .iter()
             .filter(|(_, r)| r.session.dialog.matches_request(request))

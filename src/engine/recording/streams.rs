@@ -163,7 +163,7 @@ impl Engine {
             };
             if let Some(data) = forwarder.forward(tapped) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
-                    call: media_id,
+                    socket: crate::engine::MediaSocket::Recording(media_id),
                     destination: forwarder.destination,
                     data,
                     rtcp: false,
@@ -204,7 +204,7 @@ impl Engine {
             };
             if let Some(data) = transcoder.encode(local, remote) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
-                    call: media_id,
+                    socket: crate::engine::MediaSocket::Recording(media_id),
                     destination: transcoder.destination,
                     data,
                     rtcp: false,

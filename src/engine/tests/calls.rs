@@ -82,7 +82,7 @@ fn caller_hanging_up_while_ringing_cancels() {
 fn unanswered_invite_retransmits_seven_times_then_times_out_at_32_s() {
     let mut net = SimNet::new(3, LinkConfig::default());
     net.add_node(config(1));
-    let call = CallId::new();
+    let call = CallId(702);
     let nowhere = Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap());
     net.command(
         0,
@@ -239,7 +239,7 @@ fn large_request_moves_from_udp_to_tcp() {
     net.command(
         0,
         Command::Dial {
-            call: CallId::new(),
+            call: CallId(703),
             request: DialRequest {
                 target: Uri::parse(&format!("sip:bob@{}", destination.address)).unwrap(),
                 from: NameAddr::parse(&format!("\"{long_name}\" <sip:alice@127.0.0.1>")).unwrap(),

@@ -213,6 +213,7 @@ fn the_recording_gets_srtp_keys_of_its_own_never_the_calls() {
         net.add_node(EngineConfig {
             codecs: vec![Codec::Pcmu],
             srtp: SrtpPolicy::Mandatory,
+            key_source: crate::phone::os_key_source(),
             ..config(seed)
         });
     }

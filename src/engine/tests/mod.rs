@@ -29,7 +29,7 @@ fn config(seed: u64) -> EngineConfig {
 fn dial(net: &mut SimNet, from: NodeId, to: NodeId, transport: Transport) -> CallId {
     let destination = net.address(to, transport).unwrap();
     let target = Uri::parse(&format!("sip:bob@{}", destination.address)).unwrap();
-    let call = CallId::new();
+    let call = CallId(713);
     net.command(
         from,
         Command::Dial {
@@ -163,7 +163,7 @@ fn start_recording(net: &mut SimNet, call: CallId, request: RecordingRequest) {
         0,
         Command::StartRecording {
             call,
-            recording: CallId::new(),
+            recording: RecordingId(711),
             request,
         },
     );
@@ -207,7 +207,7 @@ fn dial_recorded(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> CallId 
     let destination = net.address(1, Transport::Udp).unwrap();
     let mut request = to_recorder(net, recorder);
     request.mandatory = mandatory;
-    let call = CallId::new();
+    let call = CallId(714);
     net.command(
         0,
         Command::Dial {
@@ -220,7 +220,7 @@ fn dial_recorded(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> CallId 
                 credentials: None,
                 media_port: 40000,
                 record: Some(Box::new(RecordingStart {
-                    recording: CallId::new(),
+                    recording: RecordingId(712),
                     request,
                 })),
             },

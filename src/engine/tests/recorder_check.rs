@@ -4,7 +4,7 @@ use super::*;
 
 fn check_recorder(net: &mut SimNet, recorder: NodeId) -> (bool, Vec<String>) {
     let to = to_recorder(net, recorder);
-    let check = CallId::new();
+    let check = CheckId(705);
     net.command(
         0,
         Command::CheckRecorder {

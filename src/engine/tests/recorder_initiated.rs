@@ -116,7 +116,7 @@ fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
             0,
             Command::AcceptRecorder {
                 call: a,
-                recording: CallId::new(),
+                recording: RecordingId(706),
                 media_port: 42000,
             },
         );
@@ -231,7 +231,7 @@ fn our_answer_to_a_recorder_over_udp_is_resent_until_acknowledged() {
             0,
             Command::AcceptRecorder {
                 call: a,
-                recording: CallId::new(),
+                recording: RecordingId(707),
                 media_port: 42000,
             },
         );

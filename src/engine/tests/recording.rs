@@ -53,7 +53,7 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
         0,
         Command::StartRecording {
             call: a,
-            recording: CallId::new(),
+            recording: RecordingId(708),
             request: RecordingRequest {
                 srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
                 destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
@@ -145,7 +145,7 @@ fn a_mandatory_recording_that_stays_down_ends_the_call() {
         0,
         Command::StartRecording {
             call: a,
-            recording: CallId::new(),
+            recording: RecordingId(709),
             request: RecordingRequest {
                 srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
                 destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
@@ -398,7 +398,7 @@ fn a_mandatory_recording_that_cannot_start_refuses_the_incoming_call() {
             call: b,
             media_port: 41000,
             record: Some(Box::new(RecordingStart {
-                recording: CallId::new(),
+                recording: RecordingId(710),
                 request,
             })),
         },

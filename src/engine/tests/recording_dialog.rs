@@ -17,13 +17,18 @@ fn recorder() -> Destination {
 /// A connected call, recorded to the scripted recorder, which has answered: the phone, our
 /// INVITE to the recorder and the call.
 fn recording_up() -> (Phone, Message, CallId) {
+    recording_up_with(&[])
+}
+
+/// As [`recording_up`], with these headers in the recorder's 2xx.
+fn recording_up_with(headers: &[(&str, &str)]) -> (Phone, Message, CallId) {
     let mut phone = Phone::new(SrtpPolicy::Off);
     let call = phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
     let invite = invite_sent(&phone);
     phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, "<sip:bob@192.0.2.1:5060>"));
     phone.input(Input::Command(Command::StartRecording {
         call,
-        recording: CallId::new(),
+        recording: RecordingId(715),
         request: recording_request(recorder()),
     }));
     let to_recorder = requests_to_recorder(&phone);
@@ -32,6 +37,9 @@ fn recording_up() -> (Phone, Message, CallId) {
     let mut ok = rs_invite.response(200, "OK", Some("srs1"));
     ok.headers
         .push("Contact", format!("<sip:srs@{RECORDER};transport=tcp>"));
+    for (name, value) in headers {
+        ok.headers.push(name, *value);
+    }
     let sdp = "v=0\r\no=srs 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
                m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\na=label:1\r\n\
                m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\na=label:2\r\n";
@@ -101,6 +109,17 @@ fn states(phone: &Phone) -> Vec<RecordingState> {
             _ => None,
         })
         .collect()
+}
+
+/// Why the recording went to retrying.
+fn retry_reason(phone: &Phone) -> String {
+    states(phone)
+        .into_iter()
+        .find_map(|s| match s {
+            RecordingState::Retrying { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .unwrap()
 }
 
 #[test]
@@ -207,13 +226,28 @@ fn a_recording_whose_recorder_stops_refreshing_ends_with_the_reason() {
             .any(|m| m.method() == Some(&Method::Bye)),
         "the session is ended with BYE"
     );
-    let reason = states(&phone)
-        .into_iter()
-        .find_map(|s| match s {
-            RecordingState::Retrying { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .unwrap();
+    let reason = retry_reason(&phone);
+    assert!(reason.contains("session timer expired"), "{reason}");
+}
+
+#[test]
+fn a_recorder_whose_2xx_makes_it_refresher_and_that_never_refreshes_loses_the_session() {
+    let (mut phone, rs_invite, _) = recording_up_with(&[
+        ("Session-Expires", "90;refresher=uas"),
+        ("Require", "timer"),
+    ]);
+    assert!(rs_invite.headers.has_token("Supported", "timer"));
+    let byes = |phone: &Phone| {
+        requests_to_recorder(phone)
+            .iter()
+            .filter(|m| m.method() == Some(&Method::Bye))
+            .count()
+    };
+    phone.run_for(Duration::from_secs(59));
+    assert_eq!(byes(&phone), 0);
+    phone.run_for(Duration::from_secs(2));
+    assert_eq!(byes(&phone), 1, "the session is ended with BYE");
+    let reason = retry_reason(&phone);
     assert!(reason.contains("session timer expired"), "{reason}");
 }
 

@@ -82,7 +82,7 @@ impl Phone {
     }
 
     pub(super) fn dial(&mut self, target: &str, destination: Destination) -> CallId {
-        let call = CallId::new();
+        let call = CallId(704);
         self.input(Input::Command(Command::Dial {
             call,
             request: DialRequest {

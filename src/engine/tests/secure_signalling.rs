@@ -138,7 +138,7 @@ fn an_encrypted_call_is_not_recorded_through_a_plain_hop() {
     let recorder = Destination::new(Transport::Tcp, recorder.address);
     phone.input(Input::Command(Command::StartRecording {
         call,
-        recording: CallId::new(),
+        recording: RecordingId(701),
         request: recording_request(recorder),
     }));
     assert!(

@@ -55,6 +55,26 @@ fn last_final_response(phone: &Phone) -> Message {
         .unwrap()
 }
 
+/// Checks that exactly one refresh re-INVITE goes out `half` (half the interval) from now,
+/// carrying `session_expires`, and returns it.
+fn one_refresh_after(phone: &mut Phone, half: Duration, session_expires: &str) -> Message {
+    let before = sent_to_far_end(phone, Method::Invite).len();
+    phone.run_for(half - Duration::from_secs(1));
+    assert_eq!(sent_to_far_end(phone, Method::Invite).len(), before);
+    phone.run_for(Duration::from_secs(2));
+    let refresh = sent_to_far_end(phone, Method::Invite).pop().unwrap();
+    assert_eq!(
+        sent_to_far_end(phone, Method::Invite).len(),
+        before + 1,
+        "one refresh at half the interval"
+    );
+    assert_eq!(
+        refresh.headers.get("Session-Expires"),
+        Some(session_expires)
+    );
+    refresh
+}
+
 #[test]
 fn a_call_whose_far_end_stops_refreshing_ends_with_the_reason() {
     let (mut phone, invite, call) = call_up();
@@ -92,19 +112,7 @@ fn a_far_end_that_asks_us_to_refresh_gets_a_reinvite_every_half_interval() {
         Some("100;refresher=uas")
     );
     let before = sent_to_far_end(&phone, Method::Invite).len();
-    phone.run_for(Duration::from_secs(49));
-    assert_eq!(sent_to_far_end(&phone, Method::Invite).len(), before);
-    phone.run_for(Duration::from_secs(2));
-    let refresh = sent_to_far_end(&phone, Method::Invite).pop().unwrap();
-    assert_eq!(
-        sent_to_far_end(&phone, Method::Invite).len(),
-        before + 1,
-        "one refresh at half the interval"
-    );
-    assert_eq!(
-        refresh.headers.get("Session-Expires"),
-        Some("100;refresher=uac")
-    );
+    let refresh = one_refresh_after(&mut phone, Duration::from_secs(50), "100;refresher=uac");
     // Answered, the next refresh comes 50 s later.
     let mut ok = refresh.response(200, "OK", None);
     let sdp = "v=0\r\no=far 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
@@ -112,6 +120,64 @@ fn a_far_end_that_asks_us_to_refresh_gets_a_reinvite_every_half_interval() {
     phone.receive_from_far_end(udp(FAR_UDP), &ok);
     phone.run_for(Duration::from_secs(51));
     assert_eq!(sent_to_far_end(&phone, Method::Invite).len(), before + 2);
+}
+
+/// A call we place whose far end puts `session_expires` in its 2xx.
+fn call_up_with_timer(session_expires: &str) -> (Phone, Message, CallId) {
+    let mut phone = Phone::new(SrtpPolicy::Off);
+    let call = phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
+    let invite = invite_sent(&phone);
+    let mut ok = answer(&invite, "<sip:bob@192.0.2.1:5060>");
+    ok.headers.push("Session-Expires", session_expires);
+    ok.headers.push("Require", "timer");
+    phone.receive_from_far_end(udp(FAR_UDP), &ok);
+    (phone, invite, call)
+}
+
+#[test]
+fn our_invite_says_we_do_session_timers_and_a_2xx_that_makes_us_refresher_is_obeyed() {
+    let (mut phone, invite, _) = call_up_with_timer("120;refresher=uac");
+    assert!(invite.headers.has_token("Supported", "timer"));
+    assert!(invite.headers.has_token("Supported", "record-aware"));
+    one_refresh_after(&mut phone, Duration::from_secs(60), "120;refresher=uac");
+}
+
+#[test]
+fn a_call_whose_2xx_makes_the_far_end_refresher_ends_when_it_does_not() {
+    let (mut phone, invite, call) = call_up_with_timer("90;refresher=uas");
+    // A refresh within the interval keeps the call up.
+    phone.run_for(Duration::from_secs(50));
+    let refresh = from_far_end(
+        &invite,
+        "UPDATE",
+        2,
+        "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
+    );
+    phone.receive_from_far_end(udp(FAR_UDP), &refresh);
+    phone.run_for(Duration::from_secs(50));
+    assert!(sent_to_far_end(&phone, Method::Bye).is_empty());
+    assert_eq!(
+        sent_to_far_end(&phone, Method::Invite).len(),
+        1,
+        "we never refresh a session the far end refreshes"
+    );
+    // Then nothing: 90 s less 30 s after the last refresh, the call is taken as gone.
+    phone.run_for(Duration::from_secs(11));
+    let bye = sent_to_far_end(&phone, Method::Bye).pop().expect("BYE");
+    phone.receive_from_far_end(udp(FAR_UDP), &bye.response(200, "OK", None));
+    let reason = phone.end_reason(call).unwrap();
+    assert!(reason.contains("session timer expired"), "{reason}");
+}
+
+#[test]
+fn a_2xx_without_session_expires_sets_no_timer() {
+    let mut phone = Phone::new(SrtpPolicy::Off);
+    phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
+    let invite = invite_sent(&phone);
+    phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, "<sip:bob@192.0.2.1:5060>"));
+    phone.run_for(Duration::from_secs(3600));
+    assert_eq!(sent_to_far_end(&phone, Method::Invite).len(), 1);
+    assert!(sent_to_far_end(&phone, Method::Bye).is_empty());
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn transfer_bob_to_carol(carol_answers: bool) -> (SimNet, CallId, CallId) {
     let (asked_call, asked_target, referred_by) = asked.unwrap();
     assert_eq!((asked_call, &asked_target), (b, &target));
     assert!(referred_by.unwrap().contains("alice"));
-    let new_call = CallId::new();
+    let new_call = CallId(716);
     net.command(
         1,
         Command::FollowTransfer {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::driver::media::{AudioFactory, CallAudio};
 use crate::driver::{self, DriverConfig};
-use crate::engine::{Command, EngineConfig, Event};
+use crate::engine::{EngineConfig, Event};
 use crate::media::FRAME_SAMPLES;
+use crate::sdp::Codec;
 use crate::sip::transport::Destination;
 use crate::sip::uri::Uri;
 
@@ -40,14 +41,16 @@ impl Drop for EchoPeer {
 }
 
 impl EchoPeer {
-    /// Starts the echo phone on 127.0.0.1 (a free port), answering every call.
-    pub async fn start(config: EngineConfig) -> Result<EchoPeer, String> {
+    /// Starts the echo phone on 127.0.0.1 (a free port), answering every call in one of
+    /// `codecs`.
+    pub async fn start(codecs: Vec<Codec>) -> Result<EchoPeer, String> {
         let audio: AudioFactory = Arc::new(|_call| Box::new(EchoAudio::default()));
-        let mut handle = driver::start(
-            EngineConfig {
+        let handle = driver::start(
+            super::live_engine_config(EngineConfig {
                 contact_user: "echo".into(),
-                ..config
-            },
+                codecs,
+                ..EngineConfig::default()
+            }),
             DriverConfig {
                 listen: Some(core::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 audio: Some(audio),
@@ -61,17 +64,13 @@ impl EchoPeer {
             .first()
             .copied()
             .ok_or("the echo test has no address")?;
+        let mut phone = super::Phone::new(handle, super::RecordingPolicy::default());
         let task = tokio::spawn(async move {
-            while let Some(event) = handle.events.recv().await {
-                if let Event::IncomingCall { call, .. } = event {
-                    let answer = Command::Answer {
-                        call,
-                        media_port: 0,
-                        record: None,
-                    };
-                    if handle.commands.send(answer).is_err() {
-                        break;
-                    }
+            while let Some(event) = phone.handle.events.recv().await {
+                if let Event::IncomingCall { call, .. } = event
+                    && let Err(problem) = phone.answer(call).await
+                {
+                    tracing::warn!(%problem, "the echo test could not answer");
                 }
             }
         });
