@@ -25,6 +25,7 @@ pub mod phone;
 pub mod private_fs;
 pub mod recording;
 pub mod sdp;
+pub mod secrets;
 pub mod settings;
 pub mod sim;
 pub mod sip;

@@ -453,15 +453,13 @@ fn an_account_registers_from_the_settings_and_calls_a_number_in_its_domain() {
         .query_all_by_label_contains("no keyring service")
         .next()
         .is_some();
-    let key = verbatim::settings::secrets::SecretKey::Account(format!(
-        "sip:alice@127.0.0.1:{domain_port}"
-    ));
-    let stored = verbatim::settings::secrets::load(&key);
+    let key = verbatim::secrets::SecretKey::Account(format!("sip:alice@127.0.0.1:{domain_port}"));
+    let stored = verbatim::secrets::load(&key);
     assert!(
         keyring_missing || stored == Ok(Some("gui-secret".into())),
         "the password is in the keyring, or the window says why not: {stored:?}"
     );
-    let _ = verbatim::settings::secrets::forget(&key);
+    let _ = verbatim::secrets::forget(&key);
 
     let dial = harness.get_by_label("Dial");
     dial.focus();

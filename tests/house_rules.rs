@@ -1,6 +1,7 @@
-//! The rule of the house: the protocol core is sans-IO. engine, sip, sdp, media, recording
-//! and the recorder's SIP side (srs/core.rs) never import tokio, cpal, egui or std::net, and never read a clock, so that every test can
-//! drive them in virtual time.
+//! The rules of the house: the protocol core is sans-IO. engine, sip, sdp, media, recording
+//! and the recorder's SIP side (srs/core.rs) never import tokio, cpal, egui or std::net, and
+//! never read a clock, so that every test can drive them in virtual time. And the top-level
+//! modules depend on each other in one direction only: no cycles.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,4 +85,91 @@ fn sans_io_modules_do_no_io_and_read_no_clock() {
         "sans-IO rule broken:\n{}",
         violations.join("\n")
     );
+}
+
+/// The top-level module a `src/` file belongs to (`engine` for src/engine/call/mod.rs, `sim`
+/// for src/sim.rs); None for the crate roots.
+fn top_level_module(src: &Path, path: &Path) -> Option<String> {
+    let first = path.strip_prefix(src).ok()?.components().next()?;
+    let name = first.as_os_str().to_str()?.trim_end_matches(".rs");
+    (name != "lib" && name != "main").then(|| name.to_owned())
+}
+
+/// Which top-level modules each one's shipped code names through `crate::` (comments left
+/// out: naming a module in prose is no dependency).
+fn module_dependencies() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let modules: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| top_level_module(&src, f))
+        .collect();
+    let mut graph: std::collections::BTreeMap<_, std::collections::BTreeSet<_>> = modules
+        .iter()
+        .map(|m| (m.clone(), Default::default()))
+        .collect();
+    for file in &files {
+        let Some(from) = top_level_module(&src, file) else {
+            continue;
+        };
+        for line in shipped_code(file).lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (at, _) in code.match_indices("crate::") {
+                let name: String = code
+                    .get(at + "crate::".len()..)
+                    .unwrap_or_default()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name != from && modules.contains(&name) {
+                    graph.entry(from.clone()).or_default().insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn top_level_modules_depend_on_each_other_without_cycles() {
+    let graph = module_dependencies();
+    assert!(
+        graph.get("engine").is_some_and(|d| d.contains("sip")),
+        "the scan sees the engine's use of sip: {graph:?}"
+    );
+    // Depth-first search; a module met again while it is still on the path closes a cycle.
+    fn visit(
+        module: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut cycle = path.get(start..).unwrap_or_default().to_vec();
+            cycle.push(module.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in graph.get(module).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for module in graph.keys() {
+        let cycle = visit(module, &graph, &mut Vec::new(), &mut done);
+        assert!(
+            cycle.is_none(),
+            "a module cycle: {}",
+            cycle.unwrap_or_default().join(" -> ")
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::str::FromStr as _;
 
 use age::secrecy::ExposeSecret as _;
 
-use crate::settings::secrets::{self, SecretError, SecretKey};
+use crate::secrets::{self, SecretError, SecretKey};
 
 /// Where the secret half is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

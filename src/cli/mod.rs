@@ -681,7 +681,7 @@ fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
     if let Some(account) = account.as_mut().filter(|a| a.password.is_none()) {
         // Saved from the app: the password is in the keyring. Without a keyring the
         // account goes on without one and a challenge will say so.
-        match crate::settings::secrets::load(&account.secret_key()) {
+        match crate::secrets::load(&account.secret_key()) {
             Ok(password) => account.password = password,
             Err(error) => tracing::info!(%error, "no password for the account"),
         }

@@ -1,8 +1,7 @@
-//! The configuration file (TOML). Passwords belong in the OS keyring ([`secrets`]); a
+//! The configuration file (TOML). Passwords belong in the OS keyring ([`crate::secrets`]); a
 //! password written in the file by hand is still read, for headless use.
 
 mod recording;
-pub mod secrets;
 
 use std::path::{Path, PathBuf};
 
@@ -219,8 +218,8 @@ impl Account {
     }
 
     /// Where this account keeps its password in the keyring.
-    pub fn secret_key(&self) -> secrets::SecretKey {
-        secrets::SecretKey::Account(self.aor.uri.to_string())
+    pub fn secret_key(&self) -> crate::secrets::SecretKey {
+        crate::secrets::SecretKey::Account(self.aor.uri.to_string())
     }
 }
 

@@ -5,8 +5,8 @@
 use crate::driver::{self, Handle};
 use crate::engine::{AccountConfig, AccountId, Command};
 use crate::phone::Outgoing;
+use crate::secrets::{self, SecretError};
 use crate::settings::Account;
-use crate::settings::secrets::{self, SecretError};
 use crate::sip::auth::Credentials;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
