@@ -296,7 +296,7 @@ pub(super) async fn run(
     }
     let cpu_used = process_cpu().saturating_sub(cpu_before);
     for call in &dialled {
-        super::send(&mut caller, Command::Hangup { call: *call })?;
+        super::calls::send(&mut caller, Command::Hangup { call: *call })?;
     }
     let mut stats = HashMap::new();
     let mut ended = 0;
@@ -317,8 +317,8 @@ pub(super) async fn run(
             None => break,
         }
     }
-    caller.shut_down(super::SHUTDOWN_LIMIT).await;
-    answerer.shut_down(super::SHUTDOWN_LIMIT).await;
+    caller.shut_down(super::calls::SHUTDOWN_LIMIT).await;
+    answerer.shut_down(super::calls::SHUTDOWN_LIMIT).await;
 
     let recorder_report = match recorder {
         Some(recorder) => Some(recorder.finish().await),

@@ -1,0 +1,171 @@
+//! What a command runs with: the settings file's account, call and recording sections, with
+//! the command line's flags over them.
+
+use core::time::Duration;
+
+use super::Failure;
+use super::media::{self, MediaArgs, RecordArgs};
+use crate::driver::media::AudioFactory;
+use crate::media::srtp::SrtpPolicy;
+use crate::phone::RecordingPolicy;
+use crate::sdp::Codec;
+use crate::settings::{Account, Settings};
+use crate::sip::auth::Credentials;
+use crate::sip::uri::Uri;
+
+/// The configuration's account (checked) and call settings.
+pub(super) struct Loaded {
+    pub(super) account: Option<Account>,
+    pub(super) no_media_timeout: Option<Duration>,
+    pub(super) codecs: Vec<Codec>,
+    pub(super) srtp: SrtpPolicy,
+    pub(super) audio: Option<AudioFactory>,
+    pub(super) ringer: Option<crate::driver::media::Ringer>,
+    pub(super) dtmf: Option<String>,
+    pub(super) print_stats: bool,
+    pub(super) devices: crate::audio::DeviceConfig,
+    pub(super) record: Option<RecordPlan>,
+    /// Recorders that may start recording a call themselves.
+    pub(super) recorders_allowed: Vec<core::net::IpAddr>,
+    pub(super) admission: crate::engine::AdmissionConfig,
+    /// `[recording]` from the configuration file.
+    pub(super) recording: crate::settings::Recording,
+}
+
+/// Where and when to record, from the command line.
+#[derive(Clone)]
+pub(super) struct RecordPlan {
+    pub(super) policy: RecordingPolicy,
+    pub(super) pause_at: Option<u64>,
+    pub(super) resume_at: Option<u64>,
+}
+
+/// The recording plan: the command line's flags over `[recording]` (and the account's
+/// `record`), which also decide whether calls are recorded without `--record`.
+fn recording_target(
+    args: &RecordArgs,
+    settings: &crate::settings::Recording,
+    account_records: Option<bool>,
+) -> Result<Option<RecordPlan>, Failure> {
+    if !args.record && !account_records.unwrap_or(settings.auto) {
+        return Ok(None);
+    }
+    let uri = |flag: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|s| Uri::parse(s).map_err(|e| Failure::usage(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    // Without any recorder the built-in one takes the recording (started when needed).
+    let srs = uri("--srs", &args.srs)?.or_else(|| settings.srs.clone());
+    let secondary =
+        uri("--srs-secondary", &args.srs_secondary)?.or_else(|| settings.srs_secondary.clone());
+    let credentials = match &args.srs_user {
+        Some(user) => {
+            let password = std::env::var("VERBATIM_SRS_PASSWORD").map_err(|_| {
+                Failure::usage("--srs-user needs the password in VERBATIM_SRS_PASSWORD")
+            })?;
+            Some(Credentials::new(user.clone(), password))
+        }
+        None => settings.credentials.clone(),
+    };
+    Ok(Some(RecordPlan {
+        policy: RecordingPolicy {
+            // Every call this command places or answers is recorded.
+            auto: true,
+            srs,
+            secondary,
+            mandatory: args.record_policy.map_or(settings.mandatory, |p| {
+                p == media::RecordPolicyArg::Mandatory
+            }),
+            mode: match args.record_mode {
+                Some(media::RecordModeArg::Separate) => crate::engine::RecordingMode::Separate,
+                Some(media::RecordModeArg::Mixed) => crate::engine::RecordingMode::Mixed,
+                None => settings.mode,
+            },
+            srtp: args.srs_srtp || settings.srtp,
+            credentials,
+            builtin: None,
+        },
+        pause_at: args.pause_at,
+        resume_at: args.resume_at,
+    }))
+}
+
+impl Loaded {
+    /// Recording from the command line over the configuration file.
+    pub(super) fn apply_recording(&mut self, args: &RecordArgs) -> Result<(), Failure> {
+        let account_records = self.account.as_ref().and_then(|a| a.record);
+        self.record = recording_target(args, &self.recording, account_records)?;
+        self.recorders_allowed = args.allow_recorder.clone();
+        self.recorders_allowed
+            .extend(self.recording.allow_recorders.iter().copied());
+        Ok(())
+    }
+
+    /// Command-line media flags override the configuration file.
+    pub(super) fn apply(&mut self, media: &MediaArgs) -> Result<(), Failure> {
+        if let Some(codecs) = media.codecs() {
+            self.codecs = codecs;
+        }
+        if let Some(srtp) = media.srtp() {
+            self.srtp = srtp;
+        }
+        let setup = media.audio(&self.devices).map_err(Failure::usage)?;
+        self.audio = setup.factory;
+        self.ringer = setup.ringer;
+        self.dtmf = media.dtmf().map(str::to_owned);
+        if let Some(digits) = &self.dtmf
+            && let Some(bad) = digits
+                .chars()
+                .find(|c| crate::media::dtmf::event_code(*c).is_none())
+        {
+            return Err(Failure::usage(format!(
+                "--dtmf: {bad:?} is not a DTMF digit (0-9, *, #, A-D)"
+            )));
+        }
+        self.print_stats = media.stats;
+        Ok(())
+    }
+}
+
+pub(super) fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
+    let settings = Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut account = settings
+        .account
+        .map(|a| a.validate())
+        .transpose()
+        .map_err(Failure::usage)?;
+    if let Some(account) = account.as_mut().filter(|a| a.password.is_none()) {
+        // Saved from the app: the password is in the keyring. Without a keyring the
+        // account goes on without one and a challenge will say so.
+        match crate::secrets::load(&account.secret_key()) {
+            Ok(password) => account.password = password,
+            Err(error) => tracing::info!(%error, "no password for the account"),
+        }
+    }
+    let no_media_timeout = match settings.call.no_media_timeout {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
+    let codecs = settings.media.codecs().map_err(Failure::usage)?;
+    let srtp = account
+        .as_ref()
+        .and_then(|a| a.srtp)
+        .map_or_else(|| settings.media.srtp().map_err(Failure::usage), Ok)?;
+    Ok(Loaded {
+        account,
+        no_media_timeout,
+        codecs,
+        srtp,
+        audio: None,
+        ringer: None,
+        dtmf: None,
+        print_stats: false,
+        devices: settings.audio.devices(),
+        record: None,
+        recorders_allowed: Vec::new(),
+        admission: crate::engine::AdmissionConfig::default(),
+        recording: settings.recording.validate().map_err(Failure::usage)?,
+    })
+}

@@ -1,0 +1,95 @@
+//! `verbatim run`: the desktop app, its phone set up from the settings file.
+
+use core::net::SocketAddr;
+use std::process::ExitCode;
+
+use super::GuiArgs;
+use super::media;
+use crate::engine::EngineConfig;
+use crate::media::srtp::SrtpPolicy;
+
+/// Opens the window with the phone behind it: the sound card when there is one, the built-in
+/// recorder in the data directory unless `[recording] srs` names another.
+pub(super) fn gui(args: GuiArgs) -> ExitCode {
+    let settings = match crate::settings::Settings::load_or_default(args.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let recording = match settings.recording.validate() {
+        Ok(recording) => recording,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let notice = match recording.notice.load() {
+        Ok(notice) => notice,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut problems = Vec::new();
+    let volumes = std::sync::Arc::new(settings.audio.volumes());
+    let audio = match media::device_audio(settings.audio.devices(), volumes) {
+        Ok(setup) => setup,
+        Err(error) => {
+            problems.push(format!(
+                "{}; calls will be silent",
+                error.trim_end_matches('.')
+            ));
+            media::AudioSetup::default()
+        }
+    };
+    let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
+        .map(|dirs| dirs.data_dir().to_owned());
+    let recordings = recording.folder.clone();
+    let account = match settings.account.as_ref().map(|a| a.validate()).transpose() {
+        Ok(account) => account,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let media_srtp = settings.media.srtp().unwrap_or(SrtpPolicy::Optional);
+    let config = crate::ui::BridgeConfig {
+        listen: args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
+        recordings,
+        recording: recording.clone(),
+        engine: crate::phone::live_engine_config(EngineConfig {
+            contact_user: account
+                .as_ref()
+                .and_then(|a| a.aor.uri.user.clone())
+                .unwrap_or_else(|| "verbatim".into()),
+            codecs: settings.media.codecs().unwrap_or_default(),
+            srtp: account.as_ref().and_then(|a| a.srtp).unwrap_or(media_srtp),
+            honour_recordpref: recording.honour_preference,
+            notice,
+            recorders_allowed: recording.allow_recorders,
+            ..EngineConfig::default()
+        }),
+        audio: audio.factory,
+        ringer: audio.ringer,
+        problems,
+        history: data,
+        account,
+        audio_control: audio.control,
+    };
+    let editable = args
+        .config
+        .clone()
+        .or_else(crate::settings::Settings::default_path)
+        .map(|path| (path, settings.clone()));
+    match crate::ui::run(config, editable) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
