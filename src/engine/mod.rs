@@ -12,10 +12,12 @@ mod ids;
 mod invite_session;
 mod media;
 mod notes;
+mod outbound;
 mod recording;
 mod registration;
 mod rng;
 mod spans;
+mod timers;
 mod transfer;
 
 use core::net::{IpAddr, SocketAddr};
@@ -35,17 +37,17 @@ use crate::sdp::{Codec, Negotiated};
 use crate::sip::auth::Credentials;
 use crate::sip::framing::{Frame, StreamFramer};
 use crate::sip::message::{Message, Method, reason_phrase};
-use crate::sip::transaction::{
-    TimerConfig, TransactionLayer, TxEvent, TxKey, response_destination,
-};
-use crate::sip::transport::{Destination, Transport};
+use crate::sip::transaction::{TimerConfig, TransactionLayer, TxEvent, TxKey};
+use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
 
 pub use admission::{AdmissionConfig, AdmissionStats};
 pub use api::*;
 use call::Call;
+use outbound::sanitize_reason;
 use registration::Registration;
-use spans::{command_span, owner_span, timer_span};
+use spans::{command_span, owner_span};
+use timers::Timer;
 
 /// Who a client transaction belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,32 +69,6 @@ enum TxOwner {
     /// A request of a "Test recorder" check.
     RecorderCheck(CheckId),
     Stateless,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Timer {
-    RegisterRefresh(AccountId),
-    /// RFC 5626 3.5.1 CRLF ping on a registration's TCP/TLS connection, so NATs and the
-    /// registrar keep the flow that carries our incoming calls.
-    KeepAlive(AccountId),
-    Retransmit2xx(CallId),
-    /// Our 2xx to a recorder's INVITE or re-INVITE, resent until its ACK.
-    RecorderRetransmit2xx(CallId),
-    GlareRetry(CallId),
-    MediaCheck(CallId),
-    RecordingRetry(CallId),
-    RecordingDeadline(CallId),
-    /// Our re-INVITE to the recorder met 491: send it again (RFC 3261 14.1).
-    RecordingGlareRetry(CallId),
-    /// We refresh the recording session (RFC 4028): time for the next refresh.
-    RecordingRefresh(CallId),
-    /// We refresh the call's session: time for the next refresh.
-    SessionRefresh(CallId),
-    /// The far end refreshes the call's session and must have done so by now.
-    SessionExpiry(CallId),
-    /// A recorder that refreshes its session (RFC 4028) must have done so by now.
-    RecorderSessionExpiry(CallId),
-    ShutdownDeadline,
 }
 
 /// The user agent core.
@@ -361,69 +337,6 @@ impl Engine {
         self.admission.stats
     }
 
-    /// A request we could not parse still gets a 400 when its Via, From, To, Call-ID and CSeq
-    /// can be recovered (RFC 4475 asks for it); otherwise it is dropped.
-    fn reject_unparseable(&mut self, source: Destination, data: &[u8], status: u16, reason: &str) {
-        let Some(head_end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-            return;
-        };
-        let head = String::from_utf8_lossy(data.get(..head_end).unwrap_or(&[]));
-        let mut lines = head.split("\r\n");
-        let first = lines.next().unwrap_or("");
-        if first.starts_with("SIP/") || first.starts_with("ACK ") {
-            return;
-        }
-        let mut response = Message {
-            start: crate::sip::message::StartLine::Response {
-                status,
-                reason: if status == 400 {
-                    sanitize_reason(reason)
-                } else {
-                    reason_phrase(status).to_owned()
-                },
-            },
-            headers: Default::default(),
-            body: Vec::new(),
-        };
-        let mut has_via = false;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let name = crate::sip::message::canonical_name(name.trim());
-            if matches!(name, "Via" | "From" | "To" | "Call-ID" | "CSeq") {
-                has_via |= name == "Via";
-                response.headers.push(name, value.trim());
-            }
-        }
-        if !has_via {
-            return;
-        }
-        let destination = match response.top_via() {
-            Ok(_) => response_destination(&response, source),
-            Err(_) => source,
-        };
-        self.transmits.push_back((destination, response.to_bytes()));
-    }
-
-    fn respond_stateless(
-        &mut self,
-        request: &Message,
-        source: Destination,
-        status: u16,
-        reason: &str,
-        headers: &[(&str, &str)],
-    ) {
-        let tag = self.rng.token(8);
-        let mut response = request.response(status, reason, Some(&tag));
-        for (name, value) in headers {
-            response.headers.push(name, *value);
-        }
-        self.decorate_response(&mut response);
-        self.transmits
-            .push_back((response_destination(request, source), response.to_bytes()));
-    }
-
     fn on_command(&mut self, command: Command) {
         let span = command_span(&command);
         let _in_span = span.enter();
@@ -502,59 +415,6 @@ impl Engine {
             self.shutting_down = false;
             self.cancel_timer(Timer::ShutdownDeadline);
             self.events.push_back(Event::ShutdownComplete);
-        }
-    }
-
-    /// Runs the transaction layer's timers and ours, then hands its events to their owners.
-    fn run_timers(&mut self) {
-        if self
-            .transactions
-            .next_deadline()
-            .is_some_and(|at| at <= self.now)
-        {
-            self.transactions.on_timeout(self.now);
-        }
-        while let Some((&(at, seq), _)) = self.timers.iter().next() {
-            if at > self.now {
-                break;
-            }
-            let Some(timer) = self.timers.remove(&(at, seq)) else {
-                break;
-            };
-            self.timer_index.remove(&timer);
-            self.on_timer(timer);
-        }
-    }
-
-    fn on_timer(&mut self, timer: Timer) {
-        let span = timer_span(timer);
-        let _in_span = span.enter();
-        match timer {
-            Timer::RegisterRefresh(account) => self.refresh_registration(account),
-            Timer::KeepAlive(account) => self.send_keepalive(account),
-            Timer::Retransmit2xx(call) => self.retransmit_2xx(call),
-            Timer::RecorderRetransmit2xx(call) => self.retransmit_recorder_2xx(call),
-            Timer::GlareRetry(call) => self.send_reinvite(call),
-            Timer::MediaCheck(call) => self.check_media(call),
-            Timer::RecordingRetry(call) => self.retry_recording(call),
-            Timer::RecordingDeadline(call) => self.recording_deadline(call),
-            Timer::RecorderSessionExpiry(call) => self.recorder_session_expired(call),
-            Timer::RecordingGlareRetry(call) => self.send_recording_reinvite(call),
-            Timer::RecordingRefresh(call) => self.refresh_recording_session(call),
-            Timer::SessionRefresh(call) => self.refresh_call_session(call),
-            Timer::SessionExpiry(call) => self.call_session_expired(call),
-            Timer::ShutdownDeadline => {
-                let calls: Vec<CallId> = self.calls.keys().copied().collect();
-                for call in calls {
-                    self.end_call(call, None, "shut down", Party::Local);
-                }
-                let accounts: Vec<AccountId> = self.registrations.keys().copied().collect();
-                for account in accounts {
-                    self.registrations.remove(&account);
-                }
-                self.recording_byes = 0;
-                self.check_shutdown_complete();
-            }
         }
     }
 
@@ -794,222 +654,6 @@ impl Engine {
         response.headers.push("Accept", ACCEPT);
         self.send_response(&key, response);
     }
-
-    /// Sends a response with our standard headers on a server transaction.
-    fn respond(&mut self, key: &TxKey, request: &Message, status: u16, to_tag: Option<&str>) {
-        let tag = match to_tag {
-            Some(t) => t.to_owned(),
-            None => self.rng.token(8),
-        };
-        let response = request.response(status, reason_phrase(status), Some(&tag));
-        self.send_response(key, response);
-    }
-
-    fn send_response(&mut self, key: &TxKey, mut response: Message) {
-        self.decorate_response(&mut response);
-        if let Err(error) = self.transactions.respond(self.now, key, response) {
-            tracing::debug!(%error, "response not sent");
-        }
-        self.pump_transmits();
-    }
-
-    fn decorate_response(&self, response: &mut Message) {
-        if !response.headers.contains("Server") {
-            response
-                .headers
-                .push("Server", self.config.user_agent.clone());
-        }
-        if response
-            .status()
-            .is_some_and(|s| s == 405 || (200..300).contains(&s))
-            && !response.headers.contains("Allow")
-        {
-            response.headers.push("Allow", ALLOW);
-        }
-    }
-
-    fn pump_transmits(&mut self) {
-        while let Some(t) = self.transactions.poll_transmit() {
-            self.transmits.push_back((t.destination, t.data));
-        }
-    }
-
-    /// Starts a client transaction for `request` towards `destination`, adding Via and the
-    /// common headers, switching to TCP when a UDP request would be too large.
-    fn start_client_tx(
-        &mut self,
-        mut request: Message,
-        mut destination: Destination,
-        owner: TxOwner,
-    ) -> Option<TxKey> {
-        if !request.headers.contains("User-Agent") {
-            request
-                .headers
-                .push("User-Agent", self.config.user_agent.clone());
-        }
-        // We understand a=record from the other side (RFC 7866 6.1.2). Never `siprec` here:
-        // ordinary calls must not look like recording sessions. We refresh sessions and
-        // watch those the peer refreshes (RFC 4028), recording sessions too.
-        if request.method() == Some(&Method::Invite) {
-            let record_aware = !request.headers.contains("Require");
-            let timer = !request.headers.has_token("Supported", "timer");
-            match (record_aware, timer) {
-                (true, true) => request.headers.push("Supported", "record-aware, timer"),
-                (true, false) => request.headers.push("Supported", "record-aware"),
-                (false, true) => request.headers.push("Supported", "timer"),
-                (false, false) => {}
-            }
-        }
-        if destination.transport == Transport::Udp
-            && request.to_bytes().len() + 100 > UDP_SIZE_LIMIT
-            && self.listener(Transport::Tcp).is_some()
-        {
-            destination.transport = Transport::Tcp;
-        }
-        let Some(via) = self.via_for(destination.transport) else {
-            tracing::warn!(transport = %destination.transport, "no listener for transport");
-            return None;
-        };
-        request.headers.insert_first("Via", via);
-        match self
-            .transactions
-            .send_request(self.now, request, destination)
-        {
-            Ok(key) => {
-                self.tx_owner.insert(key.clone(), owner);
-                self.pump_transmits();
-                Some(key)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "request not sent");
-                None
-            }
-        }
-    }
-
-    fn listener(&self, transport: Transport) -> Option<SocketAddr> {
-        self.config
-            .listeners
-            .iter()
-            .find(|l| l.transport == transport)
-            .map(|l| l.address)
-    }
-
-    /// Sends the ACK for a 2xx with a Via of its own and returns what was sent, which the
-    /// session keeps to answer a retransmitted 2xx. None when no transport can carry it.
-    fn send_2xx_ack(
-        &mut self,
-        mut ack: Message,
-        destination: Destination,
-    ) -> Option<(Destination, Vec<u8>)> {
-        let via = self.via_for(destination.transport)?;
-        ack.headers.insert_first("Via", via);
-        ack.headers
-            .push("User-Agent", self.config.user_agent.clone());
-        let bytes = ack.to_bytes();
-        self.transmits.push_back((destination, bytes.clone()));
-        Some((destination, bytes))
-    }
-
-    fn via_for(&mut self, transport: Transport) -> Option<String> {
-        let local = self.listener(transport)?;
-        let branch = format!("z9hG4bK{}", self.rng.token(16));
-        Some(format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            transport.via_token(),
-            host_port(local)
-        ))
-    }
-
-    /// Our Contact for requests and responses sent over `transport`.
-    fn contact_for(&self, transport: Transport, user: &str) -> String {
-        let Some(local) = self.listener(transport) else {
-            return format!("<sip:{user}@invalid>");
-        };
-        match transport {
-            Transport::Udp => format!("<sip:{user}@{}>", host_port(local)),
-            Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", host_port(local)),
-            Transport::Tls => format!("<sips:{user}@{}>", host_port(local)),
-        }
-    }
-
-    fn local_ip(&self) -> IpAddr {
-        self.config
-            .listeners
-            .first()
-            .map(|l| l.address.ip())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
-    }
-
-    /// Arms `timer` for `at`, replacing an earlier arming of the same timer.
-    fn set_timer(&mut self, at: Instant, timer: Timer) {
-        self.cancel_timer(timer);
-        self.timer_seq += 1;
-        self.timers.insert((at, self.timer_seq), timer);
-        self.timer_index.insert(timer, (at, self.timer_seq));
-    }
-
-    /// Refuses a request whose session interval is under our minimum (RFC 4028 6).
-    fn refuse_session_too_small(&mut self, key: &TxKey, request: &Message, tag: &str) {
-        let mut too_small = request.response(422, reason_phrase(422), Some(tag));
-        too_small
-            .headers
-            .push("Min-SE", crate::sip::session_timer::MIN_SE.to_string());
-        self.send_response(key, too_small);
-    }
-
-    /// Arms the refresh or the expiry timer of a session as `change` says, and disarms the
-    /// other.
-    fn arm_session_timer(
-        &mut self,
-        change: invite_session::TimerChange,
-        refresh: Timer,
-        expiry: Timer,
-    ) {
-        use invite_session::TimerChange;
-        match change {
-            TimerChange::Unchanged => {}
-            TimerChange::Off => {
-                self.cancel_timer(refresh);
-                self.cancel_timer(expiry);
-            }
-            TimerChange::Watch(after) => {
-                self.cancel_timer(refresh);
-                self.set_timer(self.now + after, expiry);
-            }
-            TimerChange::Refresh(after) => {
-                self.cancel_timer(expiry);
-                self.set_timer(self.now + after, refresh);
-            }
-        }
-    }
-
-    fn timer_armed(&self, timer: Timer) -> bool {
-        self.timer_index.contains_key(&timer)
-    }
-
-    fn cancel_timer(&mut self, timer: Timer) {
-        if let Some(slot) = self.timer_index.remove(&timer) {
-            self.timers.remove(&slot);
-        }
-    }
-}
-
-fn host_port(address: SocketAddr) -> String {
-    match address {
-        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
-}
-
-/// A reason phrase must be one line of printable text.
-fn sanitize_reason(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(120)
-        .collect();
-    format!("Bad Request ({cleaned})")
 }
 
 #[cfg(test)]

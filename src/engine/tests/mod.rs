@@ -5,6 +5,7 @@ use core::time::Duration;
 use super::*;
 use crate::media::codec::CodecKind;
 use crate::sim::{LinkConfig, NodeId, SimNet};
+use crate::sip::transport::Transport;
 
 mod admission;
 mod calls;

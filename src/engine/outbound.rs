@@ -1,0 +1,259 @@
+//! What the engine sends: responses on server transactions (and statelessly, to what the
+//! transaction layer never saw), requests on new client transactions, ACKs for 2xx, and the
+//! Via and Contact they carry.
+
+use core::net::{IpAddr, SocketAddr};
+
+use super::{ALLOW, Engine, TxOwner, UDP_SIZE_LIMIT};
+use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::transaction::{TxKey, response_destination};
+use crate::sip::transport::{Destination, Transport};
+
+impl Engine {
+    /// A request we could not parse still gets a 400 when its Via, From, To, Call-ID and CSeq
+    /// can be recovered (RFC 4475 asks for it); otherwise it is dropped.
+    pub(super) fn reject_unparseable(
+        &mut self,
+        source: Destination,
+        data: &[u8],
+        status: u16,
+        reason: &str,
+    ) {
+        let Some(head_end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return;
+        };
+        let head = String::from_utf8_lossy(data.get(..head_end).unwrap_or(&[]));
+        let mut lines = head.split("\r\n");
+        let first = lines.next().unwrap_or("");
+        if first.starts_with("SIP/") || first.starts_with("ACK ") {
+            return;
+        }
+        let mut response = Message {
+            start: crate::sip::message::StartLine::Response {
+                status,
+                reason: if status == 400 {
+                    sanitize_reason(reason)
+                } else {
+                    reason_phrase(status).to_owned()
+                },
+            },
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let mut has_via = false;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = crate::sip::message::canonical_name(name.trim());
+            if matches!(name, "Via" | "From" | "To" | "Call-ID" | "CSeq") {
+                has_via |= name == "Via";
+                response.headers.push(name, value.trim());
+            }
+        }
+        if !has_via {
+            return;
+        }
+        let destination = match response.top_via() {
+            Ok(_) => response_destination(&response, source),
+            Err(_) => source,
+        };
+        self.transmits.push_back((destination, response.to_bytes()));
+    }
+
+    pub(super) fn respond_stateless(
+        &mut self,
+        request: &Message,
+        source: Destination,
+        status: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+    ) {
+        let tag = self.rng.token(8);
+        let mut response = request.response(status, reason, Some(&tag));
+        for (name, value) in headers {
+            response.headers.push(name, *value);
+        }
+        self.decorate_response(&mut response);
+        self.transmits
+            .push_back((response_destination(request, source), response.to_bytes()));
+    }
+
+    /// Sends a response with our standard headers on a server transaction.
+    pub(super) fn respond(
+        &mut self,
+        key: &TxKey,
+        request: &Message,
+        status: u16,
+        to_tag: Option<&str>,
+    ) {
+        let tag = match to_tag {
+            Some(t) => t.to_owned(),
+            None => self.rng.token(8),
+        };
+        let response = request.response(status, reason_phrase(status), Some(&tag));
+        self.send_response(key, response);
+    }
+
+    pub(super) fn send_response(&mut self, key: &TxKey, mut response: Message) {
+        self.decorate_response(&mut response);
+        if let Err(error) = self.transactions.respond(self.now, key, response) {
+            tracing::debug!(%error, "response not sent");
+        }
+        self.pump_transmits();
+    }
+
+    pub(super) fn decorate_response(&self, response: &mut Message) {
+        if !response.headers.contains("Server") {
+            response
+                .headers
+                .push("Server", self.config.user_agent.clone());
+        }
+        if response
+            .status()
+            .is_some_and(|s| s == 405 || (200..300).contains(&s))
+            && !response.headers.contains("Allow")
+        {
+            response.headers.push("Allow", ALLOW);
+        }
+    }
+
+    pub(super) fn pump_transmits(&mut self) {
+        while let Some(t) = self.transactions.poll_transmit() {
+            self.transmits.push_back((t.destination, t.data));
+        }
+    }
+
+    /// Starts a client transaction for `request` towards `destination`, adding Via and the
+    /// common headers, switching to TCP when a UDP request would be too large.
+    pub(super) fn start_client_tx(
+        &mut self,
+        mut request: Message,
+        mut destination: Destination,
+        owner: TxOwner,
+    ) -> Option<TxKey> {
+        if !request.headers.contains("User-Agent") {
+            request
+                .headers
+                .push("User-Agent", self.config.user_agent.clone());
+        }
+        // We understand a=record from the other side (RFC 7866 6.1.2). Never `siprec` here:
+        // ordinary calls must not look like recording sessions. We refresh sessions and
+        // watch those the peer refreshes (RFC 4028), recording sessions too.
+        if request.method() == Some(&Method::Invite) {
+            let record_aware = !request.headers.contains("Require");
+            let timer = !request.headers.has_token("Supported", "timer");
+            match (record_aware, timer) {
+                (true, true) => request.headers.push("Supported", "record-aware, timer"),
+                (true, false) => request.headers.push("Supported", "record-aware"),
+                (false, true) => request.headers.push("Supported", "timer"),
+                (false, false) => {}
+            }
+        }
+        if destination.transport == Transport::Udp
+            && request.to_bytes().len() + 100 > UDP_SIZE_LIMIT
+            && self.listener(Transport::Tcp).is_some()
+        {
+            destination.transport = Transport::Tcp;
+        }
+        let Some(via) = self.via_for(destination.transport) else {
+            tracing::warn!(transport = %destination.transport, "no listener for transport");
+            return None;
+        };
+        request.headers.insert_first("Via", via);
+        match self
+            .transactions
+            .send_request(self.now, request, destination)
+        {
+            Ok(key) => {
+                self.tx_owner.insert(key.clone(), owner);
+                self.pump_transmits();
+                Some(key)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "request not sent");
+                None
+            }
+        }
+    }
+
+    pub(super) fn listener(&self, transport: Transport) -> Option<SocketAddr> {
+        self.config
+            .listeners
+            .iter()
+            .find(|l| l.transport == transport)
+            .map(|l| l.address)
+    }
+
+    /// Sends the ACK for a 2xx with a Via of its own and returns what was sent, which the
+    /// session keeps to answer a retransmitted 2xx. None when no transport can carry it.
+    pub(super) fn send_2xx_ack(
+        &mut self,
+        mut ack: Message,
+        destination: Destination,
+    ) -> Option<(Destination, Vec<u8>)> {
+        let via = self.via_for(destination.transport)?;
+        ack.headers.insert_first("Via", via);
+        ack.headers
+            .push("User-Agent", self.config.user_agent.clone());
+        let bytes = ack.to_bytes();
+        self.transmits.push_back((destination, bytes.clone()));
+        Some((destination, bytes))
+    }
+
+    pub(super) fn via_for(&mut self, transport: Transport) -> Option<String> {
+        let local = self.listener(transport)?;
+        let branch = format!("z9hG4bK{}", self.rng.token(16));
+        Some(format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            transport.via_token(),
+            host_port(local)
+        ))
+    }
+
+    /// Our Contact for requests and responses sent over `transport`.
+    pub(super) fn contact_for(&self, transport: Transport, user: &str) -> String {
+        let Some(local) = self.listener(transport) else {
+            return format!("<sip:{user}@invalid>");
+        };
+        match transport {
+            Transport::Udp => format!("<sip:{user}@{}>", host_port(local)),
+            Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", host_port(local)),
+            Transport::Tls => format!("<sips:{user}@{}>", host_port(local)),
+        }
+    }
+
+    pub(super) fn local_ip(&self) -> IpAddr {
+        self.config
+            .listeners
+            .first()
+            .map(|l| l.address.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Refuses a request whose session interval is under our minimum (RFC 4028 6).
+    pub(super) fn refuse_session_too_small(&mut self, key: &TxKey, request: &Message, tag: &str) {
+        let mut too_small = request.response(422, reason_phrase(422), Some(tag));
+        too_small
+            .headers
+            .push("Min-SE", crate::sip::session_timer::MIN_SE.to_string());
+        self.send_response(key, too_small);
+    }
+}
+
+pub(super) fn host_port(address: SocketAddr) -> String {
+    match address {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// A reason phrase must be one line of printable text.
+pub(super) fn sanitize_reason(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    format!("Bad Request ({cleaned})")
+}
