@@ -201,6 +201,8 @@ pub fn authorization_value(
 }
 
 /// An answer produced by [`DigestSession::authorize`].
+///
+/// [`DigestSession::authorize`]: super::DigestSession::authorize
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationHeader {
     pub target: AuthTarget,
