@@ -17,8 +17,9 @@ mod negotiated;
 mod offer;
 mod sdes;
 
-use super::session::{Attribute, Direction};
-use super::session::{MediaDescription, MediaKind, Origin, PayloadFormat, SessionDescription};
+use super::session::{
+    Attribute, Direction, MediaDescription, MediaKind, Origin, PayloadFormat, SessionDescription,
+};
 use crate::media::srtp::CryptoAttribute;
 
 pub use capabilities::{DEFAULT_PTIME, LocalCapabilities};

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
-use super::Authorization;
-use super::{AuthError, AuthTarget, AuthorizationHeader, Challenge, Credentials, challenge_in};
+use super::{
+    AuthError, AuthTarget, Authorization, AuthorizationHeader, Challenge, Credentials, challenge_in,
+};
 
 /// Why a 401 or 407 could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

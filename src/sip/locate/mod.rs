@@ -46,6 +46,9 @@
 //! `u64` given to [`Locator::new`]. The same seed and the same answers give the
 //! same order; callers should pass a fresh random seed for each lookup so that
 //! load is spread as the SRV weights ask.
+//!
+//! The questions and answers the driver exchanges with DNS are in `dns`, the RFC 2782 order
+//! in `srv_order`; this file is the RFC 3263 state machine between them.
 
 mod dns;
 mod srv_order;
