@@ -221,12 +221,7 @@ impl Engine {
         }
         reg.failures = 0;
         if reg.unregistering {
-            self.registrations.remove(&account);
-            self.events.push_back(Event::Registration {
-                account,
-                state: RegistrationState::Unregistered,
-            });
-            self.check_shutdown_complete();
+            self.unregistered(account);
             return;
         }
         // The binding's expiry: our Contact's expires parameter, else Expires, else what we
@@ -272,17 +267,22 @@ impl Engine {
         });
     }
 
+    /// The binding is gone (or never came) as we asked: the account is forgotten.
+    fn unregistered(&mut self, account: AccountId) {
+        self.registrations.remove(&account);
+        self.events.push_back(Event::Registration {
+            account,
+            state: RegistrationState::Unregistered,
+        });
+        self.check_shutdown_complete();
+    }
+
     fn registration_failed(&mut self, account: AccountId, reason: String) {
         let Some(reg) = self.registrations.get_mut(&account) else {
             return;
         };
         if reg.unregistering {
-            self.registrations.remove(&account);
-            self.events.push_back(Event::Registration {
-                account,
-                state: RegistrationState::Unregistered,
-            });
-            self.check_shutdown_complete();
+            self.unregistered(account);
             return;
         }
         reg.failures += 1;

@@ -87,6 +87,15 @@ impl Engine {
         self.set_timer(self.now + timer.refresh_after(), Timer::SessionRefresh(id));
     }
 
+    /// Puts what we agreed of the far end's session timer in our 2xx to its request, and
+    /// arms it (RFC 4028 9).
+    pub(super) fn agree_call_timer(&mut self, id: CallId, asked: PeerTimer, ok: &mut Message) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            let change = call.session.agree_timer(asked, ok);
+            self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
+        }
+    }
+
     /// The session timer the 2xx to our INVITE, re-INVITE or UPDATE set, armed.
     pub(super) fn adopt_call_timer(&mut self, id: CallId, ok: &Message) {
         if let Some(call) = self.calls.get_mut(&id) {

@@ -93,8 +93,7 @@ impl Engine {
         let destination = call.session.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
-        let change = call.session.agree_timer(asked_timer, &mut ok);
-        self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
+        self.agree_call_timer(id, asked_timer, &mut ok);
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
         self.decorate_response(&mut ok);
         let bytes = ok.to_bytes();
@@ -173,8 +172,7 @@ impl Engine {
             };
         }
         let state = call.state;
-        let change = call.session.agree_timer(asked_timer, &mut ok);
-        self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
+        self.agree_call_timer(id, asked_timer, &mut ok);
         self.send_response(&key, ok);
         if let Some(negotiated) = negotiated {
             self.events.push_back(Event::CallState { call: id, state });

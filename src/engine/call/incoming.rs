@@ -245,10 +245,7 @@ impl Engine {
         ok.headers.push("Supported", "record-aware");
         // An interval too small was refused before the phone rang.
         let asked_timer = session_timer::as_uas(&request);
-        if let Some(call) = self.calls.get_mut(&id) {
-            let change = call.session.agree_timer(asked_timer, &mut ok);
-            self.arm_session_timer(change, Timer::SessionRefresh(id), Timer::SessionExpiry(id));
-        }
+        self.agree_call_timer(id, asked_timer, &mut ok);
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
         self.decorate_response(&mut ok);
         let bytes = ok.to_bytes();

@@ -144,11 +144,7 @@ impl Engine {
         if self.recordings.contains_key(&call) {
             return;
         }
-        let call_srtp = self
-            .media
-            .get(&call)
-            .and_then(|m| m.negotiated.as_ref())
-            .is_some_and(|n| n.srtp.is_some());
+        let call_srtp = self.call_uses_srtp(call);
         let media_ready = self.media.contains_key(&call);
         let labels: Vec<String> = match request.mode {
             RecordingMode::Separate => vec!["1".into(), "2".into()],
@@ -278,6 +274,14 @@ impl Engine {
             }
             None => self.recording_failed(call, format!("cannot send to {destination}")),
         }
+    }
+
+    /// Whether the call's media is SRTP: then so must its recording's be.
+    pub(in crate::engine) fn call_uses_srtp(&self, call: CallId) -> bool {
+        self.media
+            .get(&call)
+            .and_then(|m| m.negotiated.as_ref())
+            .is_some_and(|n| n.srtp.is_some())
     }
 
     /// The recording's codecs: the call's first (copied as it is), then the others we can

@@ -134,11 +134,7 @@ impl Engine {
             self.refuse_recorder_invite(&key, &request, 481, "Call Ended");
             return;
         };
-        let call_srtp = self
-            .media
-            .get(&call)
-            .and_then(|m| m.negotiated.as_ref())
-            .is_some_and(|n| n.srtp.is_some());
+        let call_srtp = self.call_uses_srtp(call);
         let offered = offer_in(&request);
         let streams = offered.as_ref().map_or(2, |sdp| sdp.media.len()).max(1);
         let offered_srtp = offered.as_ref().is_some_and(|sdp| {

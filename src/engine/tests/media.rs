@@ -24,14 +24,6 @@ fn phones(link: LinkConfig, codec: Codec, srtp: SrtpPolicy) -> SimNet {
     net
 }
 
-/// A calls B; A sends 1 kHz, B sends 440 Hz; returns both call ids.
-fn talk(net: &mut SimNet) -> (CallId, CallId) {
-    let (a, b) = establish(net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
-    (a, b)
-}
-
 fn tail(samples: &[f32], seconds: f32) -> &[f32] {
     let n = (seconds * SAMPLE_RATE as f32) as usize;
     &samples[samples.len().saturating_sub(n)..]

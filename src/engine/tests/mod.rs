@@ -192,9 +192,7 @@ fn amplitude_at(audio: &[f32], from_s: f64, to_s: f64, frequency: f32) -> f32 {
 fn recorded_call(codecs: Vec<CodecKind>, mode: RecordingMode) -> (SimNet, NodeId) {
     let mut net = two_phones(LinkConfig::default());
     let recorder = net.add_recorder(codecs);
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     let mut request = to_recorder(&net, recorder);
     request.mode = mode;
     start_recording(&mut net, a, request);
@@ -248,4 +246,12 @@ fn responses_to(net: &SimNet, to: core::net::SocketAddr) -> Vec<String> {
         .filter(|(_, _, dest, data)| dest.address == to && data.starts_with(b"SIP/2.0"))
         .map(|(_, _, _, data)| String::from_utf8_lossy(data).into_owned())
         .collect()
+}
+
+/// A calls B over UDP; A sends 1 kHz, B sends 440 Hz; returns both call ids.
+fn talk(net: &mut SimNet) -> (CallId, CallId) {
+    let (a, b) = establish(net, Transport::Udp);
+    net.attach_media(0, a, Some(1000.0));
+    net.attach_media(1, b, Some(440.0));
+    (a, b)
 }

@@ -85,9 +85,7 @@ fn call_with_an_allowed_recorder() -> (SimNet, CallId, core::net::SocketAddr) {
         ..config(10)
     });
     net.add_node(config(20));
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     (net, a, core::net::SocketAddr::new(recorder_ip, 5060))
 }
 

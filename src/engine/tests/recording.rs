@@ -44,9 +44,7 @@ fn far_end_recording_and_its_preference_are_reported() {
 #[test]
 fn a_record_aware_peer_is_told_when_recording_state_changes() {
     let mut net = two_phones(LinkConfig::default());
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     // A recorder that never answers: the recording fails after Timer B, and the far end,
     // which said Supported: record-aware, gets a re-INVITE with a=record:off.
     net.command(
@@ -138,9 +136,7 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
 #[test]
 fn a_mandatory_recording_that_stays_down_ends_the_call() {
     let mut net = two_phones(LinkConfig::default());
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     net.command(
         0,
         Command::StartRecording {
@@ -239,9 +235,7 @@ fn mixed_mode_sends_one_stream_with_both_voices() {
 fn the_recorder_hears_of_hold_and_of_the_call_end_in_the_metadata() {
     let mut net = two_phones(LinkConfig::default());
     let recorder = net.add_recorder(Vec::new());
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     let request = to_recorder(&net, recorder);
     start_recording(&mut net, a, request);
     net.run_for(Duration::from_secs(1));
@@ -288,9 +282,7 @@ fn the_recorder_hears_of_hold_and_of_the_call_end_in_the_metadata() {
 fn a_gap_while_the_recorder_was_down_is_in_the_next_recordings_metadata() {
     let mut net = two_phones(LinkConfig::default());
     let recorder = net.add_recorder(Vec::new());
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     net.recorder_mut(recorder).unwrap().down = true;
     let request = to_recorder(&net, recorder);
     start_recording(&mut net, a, request);
@@ -614,9 +606,7 @@ fn a_recorder_that_hangs_up_mid_call_is_replaced_by_the_secondary() {
     let mut net = two_phones(LinkConfig::default());
     let primary = net.add_recorder(Vec::new());
     let secondary = net.add_recorder(Vec::new());
-    let (a, b) = establish(&mut net, Transport::Udp);
-    net.attach_media(0, a, Some(1000.0));
-    net.attach_media(1, b, Some(440.0));
+    let (a, _) = talk(&mut net);
     let mut request = to_recorder(&net, primary);
     let second = to_recorder(&net, secondary);
     request.secondary = Some((second.srs, second.destination));

@@ -94,6 +94,30 @@ fn account(transport: Transport, password: &str) -> AccountConfig {
     }
 }
 
+/// An engine asked to register account 1 over `transport` with `password`, and a registrar
+/// that takes "secret" and grants `expires` seconds.
+fn registering(
+    transport: Transport,
+    password: &str,
+    expires: u32,
+) -> (Instant, Engine, TestRegistrar) {
+    let start = Instant::now();
+    let mut engine = registering_engine(start);
+    engine.handle_input(
+        start,
+        Input::Command(Command::Register {
+            account: AccountId(1),
+            config: account(transport, password),
+        }),
+    );
+    let registrar = TestRegistrar {
+        password: "secret",
+        expires,
+        registers: Vec::new(),
+    };
+    (start, engine, registrar)
+}
+
 fn registering_engine(start: Instant) -> Engine {
     Engine::new(
         EngineConfig {
@@ -109,20 +133,7 @@ fn registering_engine(start: Instant) -> Engine {
 
 #[test]
 fn registers_with_sha256_digest_and_refreshes_before_expiry() {
-    let start = Instant::now();
-    let mut engine = registering_engine(start);
-    let mut registrar = TestRegistrar {
-        password: "secret",
-        expires: 120,
-        registers: Vec::new(),
-    };
-    engine.handle_input(
-        start,
-        Input::Command(Command::Register {
-            account: AccountId(1),
-            config: account(Transport::Udp, "secret"),
-        }),
-    );
+    let (start, mut engine, mut registrar) = registering(Transport::Udp, "secret", 120);
     let (events, _) =
         run_against_registrar(&mut engine, &mut registrar, start, Duration::from_secs(200));
     assert!(events.contains(&Event::Registration {
@@ -161,20 +172,7 @@ fn registers_with_sha256_digest_and_refreshes_before_expiry() {
 
 #[test]
 fn wrong_password_is_reported_once_and_not_retried() {
-    let start = Instant::now();
-    let mut engine = registering_engine(start);
-    let mut registrar = TestRegistrar {
-        password: "secret",
-        expires: 120,
-        registers: Vec::new(),
-    };
-    engine.handle_input(
-        start,
-        Input::Command(Command::Register {
-            account: AccountId(1),
-            config: account(Transport::Udp, "guess"),
-        }),
-    );
+    let (start, mut engine, mut registrar) = registering(Transport::Udp, "guess", 120);
     let (events, _) = run_against_registrar(
         &mut engine,
         &mut registrar,
@@ -198,20 +196,7 @@ fn wrong_password_is_reported_once_and_not_retried() {
 
 #[test]
 fn tcp_registration_sends_crlf_keepalives_and_shutdown_unregisters() {
-    let start = Instant::now();
-    let mut engine = registering_engine(start);
-    let mut registrar = TestRegistrar {
-        password: "secret",
-        expires: 3600,
-        registers: Vec::new(),
-    };
-    engine.handle_input(
-        start,
-        Input::Command(Command::Register {
-            account: AccountId(1),
-            config: account(Transport::Tcp, "secret"),
-        }),
-    );
+    let (start, mut engine, mut registrar) = registering(Transport::Tcp, "secret", 3600);
     let (_, raw) =
         run_against_registrar(&mut engine, &mut registrar, start, Duration::from_secs(65));
     let pings: Vec<u64> = raw
