@@ -619,6 +619,7 @@ impl Engine {
             match method {
                 Method::Invite => self.on_recorder_reinvite(call, key.clone(), request.clone()),
                 Method::Update => self.on_recorder_update(call, key.clone(), request.clone()),
+                Method::Options | Method::Info => self.answer_in_recording(call, key, request),
                 Method::Bye => {
                     self.respond(key, request, 200, None);
                     self.recorder_hung_up(call, recording::reason_text(request));

@@ -66,7 +66,7 @@ pub fn offer(params: &RsOffer) -> SessionDescription {
 }
 
 /// What the SRS answered for one of our streams.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnsweredStream {
     pub label: String,
     /// False when the SRS declined the stream (port 0): stop sending on it.

@@ -175,6 +175,9 @@ pub(in crate::engine) struct Recording {
     /// The recorder's answer while the call has no media yet: streams are built from it
     /// once the call's codec is known.
     answered: Option<Vec<AnsweredStream>>,
+    /// Where the streams go now and how, as last agreed with the recorder: a re-offer or a
+    /// re-answer that changes it rebuilds them (RFC 3264 8).
+    applied: Vec<AnsweredStream>,
     /// Some stream encodes the call's audio, so every tick's PCM is wanted.
     wants_pcm: bool,
     state: RecordingState,
@@ -199,6 +202,7 @@ impl Recording {
             offer,
             streams: Vec::new(),
             answered: None,
+            applied: Vec::new(),
             wants_pcm: false,
             state: RecordingState::Starting,
             want_paused: false,

@@ -16,6 +16,36 @@ impl Engine {
         }
     }
 
+    /// OPTIONS (a recorder probing the session) and INFO inside the recording session: 200
+    /// from the dialog, as in a call; OPTIONS says what the session takes.
+    pub(in crate::engine) fn answer_in_recording(
+        &mut self,
+        call: CallId,
+        key: &TxKey,
+        request: &Message,
+    ) {
+        let Some(tag) = self
+            .recordings
+            .get(&call)
+            .map(|r| r.session.dialog.local_tag.clone())
+        else {
+            return;
+        };
+        let mut ok = request.response(200, "OK", Some(&tag));
+        if request.method() == Some(&Method::Options) {
+            ok.headers.push(
+                "Accept",
+                format!(
+                    "{}, {}, multipart/mixed",
+                    multipart::SDP_CONTENT_TYPE,
+                    multipart::METADATA_REQUEST_CONTENT_TYPE
+                ),
+            );
+            ok.headers.push("Supported", "siprec, timer");
+        }
+        self.send_response(key, ok);
+    }
+
     /// The recorder sends UPDATE (RFC 3311): with an offer as a re-INVITE would, without one
     /// as a session refresh or a request for the metadata.
     pub(in crate::engine) fn on_recorder_update(
@@ -62,13 +92,27 @@ impl Engine {
             self.refuse_session_too_small(key, request, &tag);
             return None;
         }
+        let pauses_all = |sdp: &SessionDescription| {
+            sdp.media
+                .iter()
+                .all(|m| m.port == 0 || m.direction == Direction::Inactive)
+        };
+        if let Some(sdp) = offer.as_ref().filter(|sdp| !pauses_all(sdp))
+            && let Err(error) = rs_sdp::read_answer(&recording.offer, sdp)
+        {
+            // An offer we cannot take leaves the session as it was (RFC 3261 14.2).
+            let mut refusal = request.response(488, reason_phrase(488), Some(&tag));
+            refusal.headers.push(
+                "Warning",
+                format!("399 verbatim \"{}\"", error.to_string().replace('"', "'")),
+            );
+            self.send_response(key, refusal);
+            return None;
+        }
         let media_id = recording.media_id;
         let mut new_state = None;
         if let Some(sdp) = &offer {
-            let recorder_pauses = sdp
-                .media
-                .iter()
-                .all(|m| m.port == 0 || m.direction == Direction::Inactive);
+            let recorder_pauses = pauses_all(sdp);
             let paused = recorder_pauses || recording.want_paused;
             for stream in &mut recording.streams {
                 stream.set_paused(paused);
@@ -124,10 +168,10 @@ impl Engine {
         }
         if let Some(state) = new_state {
             let state = state.unwrap_or_else(|| self.live_state(call));
-            if let Some(r) = self.recordings.get_mut(&call) {
-                r.state = state.clone();
-            }
-            self.recording_event(call, media_id, state);
+            self.change_recording_state(call, media_id, state);
+        }
+        if let Some(sdp) = &offer {
+            self.apply_recorder_description(call, sdp);
         }
         Some(ok)
     }

@@ -142,6 +142,9 @@ impl Engine {
             let was = recording.state.clone();
             self.send_2xx_ack(ack, destination);
             self.adopt_recording_timer(call, &response);
+            if let Some(sdp) = answer_sdp(&response) {
+                self.apply_recorder_description(call, &sdp);
+            }
             if sending {
                 let state = self.live_state(call);
                 if state != was {

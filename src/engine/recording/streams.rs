@@ -23,9 +23,10 @@ impl Engine {
     }
 
     pub(super) fn build_streams(&mut self, call: CallId, answered: Vec<AnsweredStream>) {
-        let Some(recording) = self.recordings.get(&call) else {
+        let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
+        recording.applied = answered.clone();
         let mode = self
             .recording_plans
             .get(&call)
@@ -132,9 +133,46 @@ impl Engine {
         if sending {
             self.cancel_timer(Timer::RecordingDeadline(call));
             let state = self.live_state(call);
-            if let Some(r) = self.recordings.get_mut(&call) {
-                r.state = state.clone();
+            self.change_recording_state(call, media_id, state);
+        }
+    }
+
+    /// The recorder's new description of the streams (its re-offer, or its answer to our
+    /// re-INVITE): when it moves a stream, changes its codec or keys, or refuses it, the
+    /// streams are built again from it, so that no packet goes where the recorder no longer
+    /// listens. The same description again (a refresh) changes nothing.
+    pub(super) fn apply_recorder_description(&mut self, call: CallId, sdp: &SessionDescription) {
+        let Some(recording) = self.recordings.get(&call) else {
+            return;
+        };
+        if recording.offer.direction != Direction::SendOnly || recording.streams.is_empty() {
+            // Paused, or not yet set up: the streams are built when sending starts.
+            return;
+        }
+        match rs_sdp::read_answer(&recording.offer, sdp) {
+            Ok(streams) if streams != recording.applied => {
+                tracing::info!("the recorder moved or changed the recording's streams");
+                self.build_streams(call, streams);
             }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "the recorder's new description of the streams is unusable");
+            }
+        }
+    }
+
+    /// Moves the indicator to `state`, telling the front end only when it changed.
+    pub(super) fn change_recording_state(
+        &mut self,
+        call: CallId,
+        media_id: RecordingId,
+        state: RecordingState,
+    ) {
+        let changed = self
+            .recordings
+            .get_mut(&call)
+            .is_some_and(|r| std::mem::replace(&mut r.state, state.clone()) != state);
+        if changed {
             self.recording_event(call, media_id, state);
         }
     }

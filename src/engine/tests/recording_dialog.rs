@@ -335,3 +335,138 @@ fn a_recorder_that_asks_us_to_refresh_gets_a_reinvite_every_half_interval() {
         "and again half an interval later"
     );
 }
+
+/// The recorder's streams at these two ports, recvonly, as an SDP body.
+fn streams_at(port_1: u16, port_2: u16) -> String {
+    format!(
+        "v=0\r\no=srs 1 2 IN IP4 192.0.2.8\r\ns=-\r\nc=IN IP4 192.0.2.8\r\nt=0 0\r\n\
+         m=audio {port_1} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\na=label:1\r\n\
+         m=audio {port_2} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\na=label:2\r\n"
+    )
+}
+
+/// Where the recording's packets went during a second of the call's audio.
+fn recording_packets_during_a_second(
+    phone: &mut Phone,
+    call: CallId,
+) -> Vec<core::net::SocketAddr> {
+    phone.media_sent.clear();
+    for _ in 0..50 {
+        phone.input(Input::MediaTick {
+            call,
+            captured: vec![0.1; crate::media::FRAME_SAMPLES],
+        });
+        phone.run_for(Duration::from_millis(20));
+    }
+    phone
+        .media_sent
+        .iter()
+        .filter(|(socket, _)| matches!(socket, MediaSocket::Recording(_)))
+        .map(|(_, to)| *to)
+        .collect()
+}
+
+#[test]
+fn a_recorder_that_moves_its_streams_gets_every_packet_at_the_new_address() {
+    let (mut phone, rs_invite, call) = recording_up();
+    let before = recording_packets_during_a_second(&mut phone, call);
+    assert!(before.iter().any(|to| to.to_string() == "192.0.2.7:30000"));
+    let recording_events = |phone: &Phone| {
+        phone
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Recording { .. }))
+            .count()
+    };
+    let events_before = recording_events(&phone);
+    let moves = from_recorder(
+        &rs_invite,
+        "INVITE",
+        2,
+        "",
+        Some(("application/sdp", &streams_at(31000, 31002))),
+    );
+    phone.receive_from_far_end(recorder(), &moves);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(
+        String::from_utf8_lossy(&ok.body)
+            .matches("a=sendonly")
+            .count(),
+        2
+    );
+    phone.receive_from_far_end(recorder(), &from_recorder(&rs_invite, "ACK", 2, "", None));
+    let after = recording_packets_during_a_second(&mut phone, call);
+    assert!(!after.is_empty());
+    assert!(
+        after
+            .iter()
+            .all(|to| to.ip().to_string() == "192.0.2.8" && to.port() == 31000),
+        "every packet of our voice goes to the new address: {after:?}"
+    );
+    // The same description again (a refresh) changes nothing.
+    let again = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        3,
+        "",
+        Some(("application/sdp", &streams_at(31000, 31002))),
+    );
+    phone.receive_from_far_end(recorder(), &again);
+    assert_eq!(
+        responses_to_recorder(&phone).pop().unwrap().status(),
+        Some(200)
+    );
+    assert_eq!(
+        recording_events(&phone),
+        events_before,
+        "the indicator said Recording before, and says it still: no new event"
+    );
+}
+
+#[test]
+fn a_recorders_offer_that_cannot_be_taken_gets_488_and_the_session_stays() {
+    let (mut phone, rs_invite, call) = recording_up();
+    let one_stream = "v=0\r\no=srs 1 2 IN IP4 192.0.2.8\r\ns=-\r\nc=IN IP4 192.0.2.8\r\nt=0 0\r\n\
+                      m=audio 31000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\n";
+    let update = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        2,
+        "",
+        Some(("application/sdp", one_stream)),
+    );
+    phone.receive_from_far_end(recorder(), &update);
+    let refusal = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(refusal.status(), Some(488));
+    assert!(
+        refusal
+            .headers
+            .get("Warning")
+            .is_some_and(|w| w.contains("streams"))
+    );
+    let still = recording_packets_during_a_second(&mut phone, call);
+    assert!(
+        !still.is_empty() && still.iter().all(|to| to.ip().to_string() == "192.0.2.7"),
+        "{still:?}"
+    );
+}
+
+#[test]
+fn a_recorders_options_and_info_in_the_session_are_answered_as_in_a_call() {
+    let (mut phone, rs_invite, _) = recording_up();
+    let options = from_recorder(&rs_invite, "OPTIONS", 2, "", None);
+    phone.receive_from_far_end(recorder(), &options);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.headers.has_token("Supported", "siprec"));
+    assert!(
+        ok.headers
+            .get("Accept")
+            .is_some_and(|a| a.contains("application/rs-metadata-request"))
+    );
+    let info = from_recorder(&rs_invite, "INFO", 3, "", None);
+    phone.receive_from_far_end(recorder(), &info);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200), "not 481: the session exists");
+}

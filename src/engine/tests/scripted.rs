@@ -18,6 +18,8 @@ pub(super) struct Phone {
     pub(super) now: Instant,
     pub(super) sent: Vec<(Destination, Vec<u8>)>,
     pub(super) events: Vec<Event>,
+    /// Where each media packet went, from which socket pair.
+    pub(super) media_sent: Vec<(MediaSocket, core::net::SocketAddr)>,
 }
 
 impl Phone {
@@ -44,6 +46,7 @@ impl Phone {
             now,
             sent: Vec::new(),
             events: Vec::new(),
+            media_sent: Vec::new(),
         };
         phone.drain();
         phone
@@ -54,7 +57,12 @@ impl Phone {
             match self.engine.poll_output() {
                 Output::Transmit { destination, data } => self.sent.push((destination, data)),
                 Output::Event(event) => self.events.push(event),
-                Output::Media { .. } | Output::Playback { .. } => {}
+                Output::Media {
+                    socket,
+                    destination,
+                    ..
+                } => self.media_sent.push((socket, destination)),
+                Output::Playback { .. } => {}
                 Output::Timeout(_) => return,
             }
         }
