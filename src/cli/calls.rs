@@ -623,6 +623,12 @@ fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
         RecordingState::Paused { .. } => "paused",
         RecordingState::Retrying { .. } => "retrying",
         RecordingState::RecordingWithGaps => "recording with gaps",
+        RecordingState::OneSide {
+            missing: crate::engine::Party::Local,
+        } => "recording the other side only",
+        RecordingState::OneSide {
+            missing: crate::engine::Party::Remote,
+        } => "recording our side only",
         RecordingState::Failed { .. } => "failed",
     }
 }

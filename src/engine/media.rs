@@ -236,7 +236,9 @@ impl Engine {
         };
         let on = match state {
             RecordingState::Starting => return,
-            RecordingState::Recording | RecordingState::RecordingWithGaps => true,
+            RecordingState::Recording
+            | RecordingState::RecordingWithGaps
+            | RecordingState::OneSide { .. } => true,
             RecordingState::Paused { .. }
             | RecordingState::Off
             | RecordingState::Failed { .. }

@@ -399,6 +399,7 @@ impl VerbatimApp {
                 call.recording,
                 RecordingState::Recording
                     | RecordingState::RecordingWithGaps
+                    | RecordingState::OneSide { .. }
                     | RecordingState::Paused { by: Party::Local }
             );
             let pause = if paused {
@@ -502,7 +503,9 @@ impl VerbatimApp {
             RecordingState::Paused { by: Party::Local } => {
                 self.bridge.send(UiCommand::ResumeRecording(call.id))
             }
-            RecordingState::Recording | RecordingState::RecordingWithGaps => {
+            RecordingState::Recording
+            | RecordingState::RecordingWithGaps
+            | RecordingState::OneSide { .. } => {
                 self.bridge.send(UiCommand::PauseRecording(call.id))
             }
             _ => {}

@@ -343,7 +343,7 @@ impl CallView {
                 self.recording_asked = true;
                 self.ever_recorded = true;
             }
-            RecordingState::RecordingWithGaps => {
+            RecordingState::RecordingWithGaps | RecordingState::OneSide { .. } => {
                 self.recording_asked = true;
                 self.ever_recorded = true;
                 self.gaps = true;
@@ -360,7 +360,9 @@ impl CallView {
         let live = |s: &RecordingState| {
             matches!(
                 s,
-                RecordingState::Recording | RecordingState::RecordingWithGaps
+                RecordingState::Recording
+                    | RecordingState::RecordingWithGaps
+                    | RecordingState::OneSide { .. }
             )
         };
         if live(&self.recording) && !live(&state) {
@@ -433,6 +435,20 @@ impl CallView {
             },
             RecordingState::RecordingWithGaps => Indicator {
                 text: format!("Recording {recorded} (with gaps)"),
+                tone: Tone::Warning,
+            },
+            RecordingState::OneSide { missing } => Indicator {
+                text: format!(
+                    "Recording {recorded}, {} only: the recorder refused {}",
+                    match missing {
+                        Party::Local => "the other side's voice",
+                        Party::Remote => "your voice",
+                    },
+                    match missing {
+                        Party::Local => "yours",
+                        Party::Remote => "the other side's",
+                    }
+                ),
                 tone: Tone::Warning,
             },
             RecordingState::Paused { by: Party::Local } => Indicator {
@@ -578,6 +594,20 @@ mod tests {
         );
         recording(&mut model, id, RecordingState::RecordingWithGaps, at(28));
         assert_eq!(view(&model, 30).text, "Recording 0:17 (with gaps)");
+        recording(
+            &mut model,
+            id,
+            RecordingState::OneSide {
+                missing: Party::Remote,
+            },
+            at(30),
+        );
+        let one_side = view(&model, 31);
+        assert_eq!(one_side.tone, Tone::Warning);
+        assert_eq!(
+            one_side.text,
+            "Recording 0:18, your voice only: the recorder refused the other side's"
+        );
     }
 
     #[test]

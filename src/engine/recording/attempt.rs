@@ -528,7 +528,9 @@ impl Engine {
         let recording = self.recordings.get(&call).is_some_and(|r| {
             matches!(
                 r.state,
-                RecordingState::Recording | RecordingState::RecordingWithGaps
+                RecordingState::Recording
+                    | RecordingState::RecordingWithGaps
+                    | RecordingState::OneSide { .. }
             )
         });
         if recording || !self.calls.contains_key(&call) {

@@ -60,6 +60,11 @@ pub enum RecordingState {
     },
     /// Recording again after a failure: what was said meanwhile is missing.
     RecordingWithGaps,
+    /// The recorder takes one voice and refused the other's stream (port 0): only part of
+    /// the call is recorded. `missing` is whose voice is not.
+    OneSide {
+        missing: Party,
+    },
     Failed {
         reason: String,
     },

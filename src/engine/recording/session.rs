@@ -325,7 +325,9 @@ impl Engine {
     ) {
         let indication = match &state {
             RecordingState::Starting => None,
-            RecordingState::Recording | RecordingState::RecordingWithGaps => Some("on"),
+            RecordingState::Recording
+            | RecordingState::RecordingWithGaps
+            | RecordingState::OneSide { .. } => Some("on"),
             RecordingState::Paused { .. } => Some("paused"),
             RecordingState::Off
             | RecordingState::Failed { .. }

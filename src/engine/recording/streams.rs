@@ -177,8 +177,22 @@ impl Engine {
         }
     }
 
-    /// Recording, or recording with gaps once any attempt failed during the call.
+    /// Recording, or recording with gaps once any attempt failed during the call, or only
+    /// one voice when the recorder refused the other's stream.
     pub(super) fn live_state(&self, call: CallId) -> RecordingState {
+        let refused = self.recordings.get(&call).and_then(|r| {
+            r.applied.iter().find(|s| !s.accepted).map(|s| {
+                // Label 1 carries our side, as the streams are built (build_streams).
+                if s.label == "1" {
+                    Party::Local
+                } else {
+                    Party::Remote
+                }
+            })
+        });
+        if let Some(missing) = refused {
+            return RecordingState::OneSide { missing };
+        }
         let had_gaps = self
             .recording_plans
             .get(&call)

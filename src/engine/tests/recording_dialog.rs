@@ -470,3 +470,45 @@ fn a_recorders_options_and_info_in_the_session_are_answered_as_in_a_call() {
     let ok = responses_to_recorder(&phone).pop().unwrap();
     assert_eq!(ok.status(), Some(200), "not 481: the session exists");
 }
+
+#[test]
+fn a_recorder_that_refuses_one_stream_is_shown_recording_one_side_only() {
+    let (mut phone, rs_invite, call) = recording_up();
+    let state_now = |phone: &Phone| states(phone).last().cloned();
+    assert_eq!(state_now(&phone), Some(RecordingState::Recording));
+    // The recorder keeps our voice and refuses the far end's (port 0 on label 2).
+    let refuses = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        2,
+        "",
+        Some(("application/sdp", &streams_at(31000, 0))),
+    );
+    phone.receive_from_far_end(recorder(), &refuses);
+    assert_eq!(
+        responses_to_recorder(&phone).pop().unwrap().status(),
+        Some(200)
+    );
+    assert_eq!(
+        state_now(&phone),
+        Some(RecordingState::OneSide {
+            missing: Party::Remote
+        }),
+        "not Recording: the far end's voice is not taken"
+    );
+    let sent = recording_packets_during_a_second(&mut phone, call);
+    assert!(
+        !sent.is_empty() && sent.iter().all(|to| to.port() == 31000),
+        "{sent:?}"
+    );
+    // Both streams taken again: Recording.
+    let takes_both = from_recorder(
+        &rs_invite,
+        "UPDATE",
+        3,
+        "",
+        Some(("application/sdp", &streams_at(31000, 31002))),
+    );
+    phone.receive_from_far_end(recorder(), &takes_both);
+    assert_eq!(state_now(&phone), Some(RecordingState::Recording));
+}
