@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::sip::auth::DigestSession;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method};
+use crate::sip::session_id;
 use crate::sip::session_timer::{self, Agreed, PeerTimer};
 use crate::sip::transaction::TxKey;
 use crate::sip::transport::Destination;
@@ -34,6 +35,9 @@ pub(super) struct InviteSession {
     pub(super) connected: bool,
     /// The session timer in force (RFC 4028), and who refreshes.
     pub(super) timer: Option<Agreed>,
+    /// Our end's UUID for Session-ID (RFC 7989), and the other end's once it said it.
+    pub(super) local_uuid: String,
+    pub(super) remote_uuid: Option<String>,
 }
 
 /// Which session timer to arm after a peer's request.
@@ -49,7 +53,7 @@ pub(super) enum TimerChange {
 }
 
 impl InviteSession {
-    pub(super) fn new(dialog: Dialog, first_hop: Destination) -> InviteSession {
+    pub(super) fn new(dialog: Dialog, first_hop: Destination, local_uuid: String) -> InviteSession {
         InviteSession {
             dialog,
             first_hop,
@@ -61,6 +65,24 @@ impl InviteSession {
             unacked_2xx: None,
             connected: false,
             timer: None,
+            local_uuid,
+            remote_uuid: None,
+        }
+    }
+
+    /// The Session-ID this end sends in the session (RFC 7989).
+    pub(super) fn session_id_header(&self) -> String {
+        session_id::header_value(&self.local_uuid, self.remote_uuid.as_deref())
+    }
+
+    /// Learns the other end's UUID from a message it sent; true when it is new.
+    pub(super) fn learn_remote_uuid(&mut self, message: &Message) -> bool {
+        match session_id::sender_uuid(message) {
+            Some(uuid) if self.remote_uuid.as_ref() != Some(&uuid) => {
+                self.remote_uuid = Some(uuid);
+                true
+            }
+            _ => false,
         }
     }
 

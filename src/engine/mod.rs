@@ -279,6 +279,13 @@ impl Engine {
             }
             return;
         }
+        // What the other end of one of our sessions says its Session-ID is (RFC 7989).
+        if message.headers.contains("Session-ID")
+            && let Some(call) = self.learn_session_id(&message)
+            && let Some(session_id) = self.calls.get(&call).map(Call::session_id)
+        {
+            self.tell_recordings(call, notes::CallNote::SessionId(session_id));
+        }
         if self.needs_admission(&message) {
             match self.admission.judge(self.now) {
                 admission::Verdict::Admit => {}

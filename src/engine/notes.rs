@@ -24,6 +24,8 @@ pub(super) enum CallNote {
     FarEndAsksPause,
     /// The far end refuses to be recorded (`a=recordpref:off`), and the policy agrees.
     FarEndRefuses,
+    /// The far end said its Session-ID (RFC 7989): the metadata's `<sipSessionID>` names it.
+    SessionId(String),
     /// The call is over: its recordings end, and a recorder still asking is declined.
     Ended,
 }

@@ -4,12 +4,57 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use super::{ALLOW, Engine, TxOwner, UDP_SIZE_LIMIT};
+use super::invite_session::InviteSession;
+use super::{ALLOW, CallId, Engine, TxOwner, UDP_SIZE_LIMIT};
 use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::session_id;
 use crate::sip::transaction::{TxKey, response_destination};
 use crate::sip::transport::{Destination, Transport};
 
 impl Engine {
+    /// A new INVITE session with a UUID of its own for Session-ID (RFC 7989), drawn from the
+    /// engine's seeded RNG.
+    pub(super) fn new_invite_session(
+        &mut self,
+        dialog: crate::sip::dialog::Dialog,
+        first_hop: Destination,
+    ) -> InviteSession {
+        let uuid = session_id::uuid_from_random_hex(&self.rng.token(32));
+        InviteSession::new(dialog, first_hop, uuid)
+    }
+
+    /// Every request and response of an INVITE session says whose session it is (RFC 7989
+    /// 6): `Session-ID: <ours>;remote=<theirs>`.
+    fn stamp_session_id(&self, message: &mut Message) {
+        if message.headers.contains("Session-ID") {
+            return;
+        }
+        let Some(call_id) = message.call_id() else {
+            return;
+        };
+        let value = self
+            .call_session(call_id)
+            .or_else(|| self.recording_session(call_id))
+            .map(InviteSession::session_id_header);
+        if let Some(value) = value {
+            message.headers.push("Session-ID", value);
+        }
+    }
+
+    /// Learns the other end's Session-ID UUID from what it sent in one of our sessions;
+    /// returns the call when a call's far end said a new one (its recordings' metadata
+    /// names it).
+    pub(super) fn learn_session_id(&mut self, message: &Message) -> Option<CallId> {
+        let call_id = message.call_id()?.to_owned();
+        if let Some((call, session)) = self.call_session_mut(&call_id) {
+            return session.learn_remote_uuid(message).then_some(call);
+        }
+        if let Some(session) = self.recording_session_mut(&call_id) {
+            session.learn_remote_uuid(message);
+        }
+        None
+    }
+
     /// A request we could not parse still gets a 400 when its Via, From, To, Call-ID and CSeq
     /// can be recovered (RFC 4475 asks for it); otherwise it is dropped.
     pub(super) fn reject_unparseable(
@@ -104,6 +149,7 @@ impl Engine {
     }
 
     pub(super) fn decorate_response(&self, response: &mut Message) {
+        self.stamp_session_id(response);
         if !response.headers.contains("Server") {
             response
                 .headers
@@ -132,6 +178,7 @@ impl Engine {
         mut destination: Destination,
         owner: TxOwner,
     ) -> Option<TxKey> {
+        self.stamp_session_id(&mut request);
         if !request.headers.contains("User-Agent") {
             request
                 .headers
@@ -194,6 +241,7 @@ impl Engine {
     ) -> Option<(Destination, Vec<u8>)> {
         let via = self.via_for(destination.transport)?;
         ack.headers.insert_first("Via", via);
+        self.stamp_session_id(&mut ack);
         ack.headers
             .push("User-Agent", self.config.user_agent.clone());
         let bytes = ack.to_bytes();

@@ -128,11 +128,12 @@ impl Engine {
         dialog.remote_uri.params.clear();
         let id = CallId(crate::engine::ids::engine_minted(self.rng.next_u64()));
         let offer_answer = self.new_offer_answer(9, srtp);
+        let mut session = self.new_invite_session(dialog, response_destination(&request, source));
+        session.learn_remote_uuid(&request);
         let mut call = Call::new(
             Role::Callee,
             CallState::Incoming,
-            dialog,
-            response_destination(&request, source),
+            session,
             offer_answer,
             self.now,
         );

@@ -71,15 +71,14 @@ impl Call {
     fn new(
         role: Role,
         state: CallState,
-        dialog: Dialog,
-        first_hop: Destination,
+        session: InviteSession,
         offer_answer: OfferAnswer,
         now: Instant,
     ) -> Call {
         Call {
             role,
             state,
-            session: InviteSession::new(dialog, first_hop),
+            session,
             offer_answer,
             server_key: None,
             remote_offer: None,
@@ -109,6 +108,11 @@ impl Call {
 
     pub(super) fn is_local_hold(&self) -> bool {
         self.local_hold
+    }
+
+    /// The call's Session-ID as the metadata names it (RFC 7989: ours, then the far end's).
+    pub(super) fn session_id(&self) -> String {
+        self.session.session_id_header()
     }
 
     /// The far end's identity, without tag.

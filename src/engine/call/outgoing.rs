@@ -37,11 +37,11 @@ impl Engine {
             request.media_port,
             *srtp.as_ref().unwrap_or(&SrtpPolicy::Off),
         );
+        let session = self.new_invite_session(dialog, request.destination);
         let mut call = Call::new(
             Role::Caller,
             CallState::Calling,
-            dialog,
-            request.destination,
+            session,
             offer_answer,
             self.now,
         );

@@ -3,6 +3,24 @@
 use super::*;
 
 impl Engine {
+    /// The INVITE session of the call with this Call-ID.
+    pub(in crate::engine) fn call_session(&self, call_id: &str) -> Option<&InviteSession> {
+        self.calls
+            .values()
+            .map(|c| &c.session)
+            .find(|s| s.dialog.call_id == call_id)
+    }
+
+    pub(in crate::engine) fn call_session_mut(
+        &mut self,
+        call_id: &str,
+    ) -> Option<(CallId, &mut InviteSession)> {
+        self.calls
+            .iter_mut()
+            .map(|(id, c)| (*id, &mut c.session))
+            .find(|(_, s)| s.dialog.call_id == call_id)
+    }
+
     pub(in crate::engine) fn call_is_connected(&self, id: CallId) -> bool {
         self.calls
             .get(&id)

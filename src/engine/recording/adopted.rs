@@ -13,6 +13,8 @@ pub(in crate::engine) struct AdoptedSession {
     pub(in crate::engine) description: RsOffer,
     /// The recorder's streams when it offered; None when its answer comes in the ACK.
     pub(in crate::engine) answered: Option<Vec<AnsweredStream>>,
+    /// The recorder's Session-ID UUID from its INVITE (RFC 7989), when it sent one.
+    pub(in crate::engine) remote_uuid: Option<String>,
 }
 
 impl Engine {
@@ -30,6 +32,7 @@ impl Engine {
             dialog,
             description,
             answered,
+            remote_uuid,
         } = session;
         let first_hop = request.destination;
         self.recording_plans.insert(
@@ -44,17 +47,12 @@ impl Engine {
                 retry_after: None,
             },
         );
+        let mut session = self.new_invite_session(dialog, first_hop);
+        session.connected = true;
+        session.remote_uuid = remote_uuid;
         self.recordings.insert(
             call,
-            Recording::new(
-                media_id,
-                InviteSession {
-                    connected: true,
-                    ..InviteSession::new(dialog, first_hop)
-                },
-                (String::new(), Vec::new()),
-                description,
-            ),
+            Recording::new(media_id, session, (String::new(), Vec::new()), description),
         );
         self.recording_event(call, media_id, RecordingState::Starting);
         if let Some(streams) = answered {

@@ -90,9 +90,9 @@ impl Engine {
         call: CallId,
         mode: RecordingMode,
     ) -> Option<CallRecord> {
-        let (local, remote) = {
+        let (local, remote, sip_session_id) = {
             let c = self.calls.get(&call)?;
-            (c.local_identity(), c.remote_identity())
+            (c.local_identity(), c.remote_identity(), c.session_id())
         };
         let now = metadata::format_time(self.wall_clock());
         let streams = match mode {
@@ -106,6 +106,7 @@ impl Engine {
         });
         Some(CallRecord {
             session_id,
+            sip_session_id,
             local_id: self.new_id(),
             remote_id: self.new_id(),
             stream_ids: (0..streams).map(|_| self.new_id()).collect(),
@@ -232,7 +233,7 @@ impl Engine {
         let xml = self.metadata_snapshot(call);
         let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
         let invite_body = self.sdp_and_metadata(sdp, xml);
-        let mut session = InviteSession::new(dialog, request.destination);
+        let mut session = self.new_invite_session(dialog, request.destination);
         session.digest = request.credentials.clone().map(DigestSession::new);
         let recording = Recording::new(media_id, session, invite_body, offer);
         self.recordings.insert(call, recording);

@@ -36,6 +36,16 @@ pub(in crate::engine) struct RecorderCheck {
     findings: Vec<String>,
 }
 
+impl RecorderCheck {
+    pub(in crate::engine) fn session(&self) -> &InviteSession {
+        &self.session
+    }
+
+    pub(in crate::engine) fn session_mut(&mut self) -> &mut InviteSession {
+        &mut self.session
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Options,
@@ -90,7 +100,7 @@ impl Engine {
         let xml = self.test_metadata(&request.identity);
         let sdp = rs_sdp::offer(&offer).to_string().into_bytes();
         let body = self.sdp_and_metadata(sdp, xml);
-        let mut session = InviteSession::new(dialog, request.destination);
+        let mut session = self.new_invite_session(dialog, request.destination);
         session.digest = request.credentials.clone().map(DigestSession::new);
         self.recorder_checks.insert(
             check,

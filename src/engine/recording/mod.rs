@@ -117,6 +117,8 @@ pub const MANDATORY_GRACE: core::time::Duration = core::time::Duration::from_sec
 #[derive(Debug)]
 pub(in crate::engine) struct CallRecord {
     session_id: String,
+    /// The call's Session-ID (RFC 7989), both ends, for `<sipSessionID>`.
+    sip_session_id: String,
     local_id: String,
     remote_id: String,
     stream_ids: Vec<String>,
@@ -227,6 +229,7 @@ impl Engine {
             CallNote::FarEndIs(remote) => self.recording_identity_changed(call, *remote),
             CallNote::FarEndAsksPause => self.pause_recording(call, true),
             CallNote::FarEndRefuses => self.stop_recording(call),
+            CallNote::SessionId(session_id) => self.recording_session_id_known(call, session_id),
             CallNote::Ended => {
                 self.decline_recorder(call);
                 self.stop_recording(call);

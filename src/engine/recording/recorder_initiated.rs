@@ -236,6 +236,7 @@ impl Engine {
                 dialog,
                 description: description.clone(),
                 answered,
+                remote_uuid: crate::sip::session_id::sender_uuid(&request),
             },
         );
         let (content_type, body) = self.recorder_session_body(call, &description);

@@ -24,6 +24,33 @@ pub(in crate::engine) fn reason_text(request: &Message) -> Option<String> {
 }
 
 impl Engine {
+    /// The INVITE session of a recording (running or closing) or a recorder check with this
+    /// Call-ID.
+    pub(in crate::engine) fn recording_session(&self, call_id: &str) -> Option<&InviteSession> {
+        self.recordings
+            .values()
+            .chain(self.closing_recordings.values())
+            .map(|r| &r.session)
+            .chain(self.recorder_checks.values().map(RecorderCheck::session))
+            .find(|s| s.dialog.call_id == call_id)
+    }
+
+    pub(in crate::engine) fn recording_session_mut(
+        &mut self,
+        call_id: &str,
+    ) -> Option<&mut InviteSession> {
+        self.recordings
+            .values_mut()
+            .chain(self.closing_recordings.values_mut())
+            .map(|r| &mut r.session)
+            .chain(
+                self.recorder_checks
+                    .values_mut()
+                    .map(RecorderCheck::session_mut),
+            )
+            .find(|s| s.dialog.call_id == call_id)
+    }
+
     pub(in crate::engine) fn pause_recording(&mut self, call: CallId, paused: bool) {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
@@ -59,6 +86,21 @@ impl Engine {
         }
         plan.record.on_hold = on_hold;
         self.metadata_changed(call);
+    }
+
+    /// The call's Session-ID is complete now (the far end said its own): the metadata names
+    /// it, and the recorder hears it with the next update.
+    pub(super) fn recording_session_id_known(&mut self, call: CallId, session_id: String) {
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        if plan.record.sip_session_id != session_id {
+            plan.record.sip_session_id = session_id;
+            // Not worth a re-INVITE of its own: it rides with the next one.
+            if let Some(r) = self.recordings.get_mut(&call) {
+                r.metadata_dirty = true;
+            }
+        }
     }
 
     /// The far end is someone else now (a transfer, a new asserted identity): the old

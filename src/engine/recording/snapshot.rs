@@ -41,7 +41,7 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
         .collect();
     let mut snapshot = metadata::two_party_snapshot(metadata::TwoParty {
         session_id: record.session_id.clone(),
-        sip_session_id: String::new(),
+        sip_session_id: record.sip_session_id.clone(),
         start_time: record.start_time.clone(),
         local: party(&record.local, &record.local_id),
         remote: party(&record.remote, &record.remote_id),
@@ -107,6 +107,8 @@ mod tests {
         let who = |uri: &str| NameAddr::parse(uri).unwrap();
         CallRecord {
             session_id: "c2Vzc2lvbg".into(),
+            sip_session_id:
+                "ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2".into(),
             local_id: "bG9jYWw".into(),
             remote_id: "cmVtb3Rl".into(),
             stream_ids: vec!["czE".into(), "czI".into()],
@@ -130,6 +132,11 @@ mod tests {
     fn the_snapshot_is_the_record_as_of_now() {
         let now = "2026-12-07T10:02:00Z".to_owned();
         let parsed = metadata::parse(&snapshot(&record(), now.clone())).unwrap();
+        assert_eq!(
+            parsed.sessions[0].sip_session_ids,
+            vec!["ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2"],
+            "the call's Session-ID, both ends"
+        );
         assert_eq!(parsed.gaps.len(), 1);
         assert_eq!(
             parsed.gaps[0].to.as_deref(),

@@ -17,6 +17,7 @@ mod recording_dialog;
 mod registration;
 mod scripted;
 mod secure_signalling;
+mod session_ids;
 mod session_timers;
 mod transfer;
 
