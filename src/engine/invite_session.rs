@@ -70,6 +70,15 @@ impl InviteSession {
         }
     }
 
+    /// The transaction `old` of this session goes on as `new`.
+    pub(super) fn rekey(&mut self, old: &TxKey, new: &TxKey) {
+        for key in [&mut self.invite_key, &mut self.reinvite_key] {
+            if key.as_ref() == Some(old) {
+                *key = Some(new.clone());
+            }
+        }
+    }
+
     /// The Session-ID this end sends in the session (RFC 7989).
     pub(super) fn session_id_header(&self) -> String {
         session_id::header_value(&self.local_uuid, self.remote_uuid.as_deref())

@@ -82,6 +82,8 @@ pub struct Engine {
     registrations: HashMap<AccountId, Registration>,
     calls: HashMap<CallId, Call>,
     tx_owner: HashMap<TxKey, TxOwner>,
+    /// Requests moved from UDP to TCP for their size, as they were, in case TCP fails.
+    udp_fallbacks: HashMap<TxKey, (Message, Destination)>,
     timers: BTreeMap<(Instant, u64), Timer>,
     /// Where each pending timer sits in `timers`: at most one of each kind per call/account.
     timer_index: HashMap<Timer, (Instant, u64)>,
@@ -130,6 +132,7 @@ impl Engine {
             registrations: HashMap::new(),
             calls: HashMap::new(),
             tx_owner: HashMap::new(),
+            udp_fallbacks: HashMap::new(),
             timers: BTreeMap::new(),
             timer_index: HashMap::new(),
             timer_seq: 0,
@@ -456,6 +459,9 @@ impl Engine {
                     {
                         self.tx_owner.remove(&key);
                     }
+                    if is_final {
+                        self.udp_fallbacks.remove(&key);
+                    }
                     self.on_response(owner, key, response);
                 }
                 TxEvent::Ack { request, source } => match self.recording_for_dialog(&request) {
@@ -464,12 +470,16 @@ impl Engine {
                 },
                 TxEvent::StrayResponse { response } => self.on_stray_response(response),
                 TxEvent::Timeout { key } => {
+                    self.udp_fallbacks.remove(&key);
                     let owner = self.tx_owner.remove(&key);
                     self.on_tx_timeout(owner, key);
                 }
                 TxEvent::TransportError { key, reason } => {
                     let owner = self.tx_owner.remove(&key);
-                    self.on_transport_error(owner, key, reason);
+                    let fell_back = owner.and_then(|owner| self.fall_back_to_udp(&key, owner));
+                    if fell_back.is_none() {
+                        self.on_transport_error(owner, key, reason);
+                    }
                 }
                 TxEvent::NoAck { key } => {
                     tracing::debug!(?key, "final response never acknowledged");
@@ -479,6 +489,7 @@ impl Engine {
         // Client INVITE transactions stay owned until the layer forgets them (2xx retransmits).
         while let Some(key) = self.transactions.poll_ended() {
             self.tx_owner.remove(&key);
+            self.udp_fallbacks.remove(&key);
         }
     }
 

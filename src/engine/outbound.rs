@@ -197,10 +197,14 @@ impl Engine {
                 (false, false) => {}
             }
         }
+        let mut udp_if_tcp_fails = None;
         if destination.transport == Transport::Udp
             && request.to_bytes().len() + 100 > UDP_SIZE_LIMIT
             && self.listener(Transport::Tcp).is_some()
         {
+            // RFC 3261 18.1.1; many peers listen on UDP only, so a refused connection
+            // sends the request over UDP after all.
+            udp_if_tcp_fails = Some((request.clone(), destination));
             destination.transport = Transport::Tcp;
         }
         let Some(via) = self.via_for(destination.transport) else {
@@ -214,6 +218,9 @@ impl Engine {
         {
             Ok(key) => {
                 self.tx_owner.insert(key.clone(), owner);
+                if let Some(fallback) = udp_if_tcp_fails {
+                    self.udp_fallbacks.insert(key.clone(), fallback);
+                }
                 self.pump_transmits();
                 Some(key)
             }
@@ -222,6 +229,35 @@ impl Engine {
                 None
             }
         }
+    }
+
+    /// A large request moved to TCP could not be sent that way (the peer does not listen on
+    /// TCP): it goes over UDP as first asked, in a new transaction that takes the old one's
+    /// place. Returns the new transaction, or None when there was nothing to fall back to.
+    pub(super) fn fall_back_to_udp(&mut self, failed: &TxKey, owner: TxOwner) -> Option<TxKey> {
+        let (mut request, destination) = self.udp_fallbacks.remove(failed)?;
+        tracing::info!(%destination, "TCP refused for a large request: sending it over UDP");
+        let via = self.via_for(destination.transport)?;
+        request.headers.insert_first("Via", via);
+        let key = match self
+            .transactions
+            .send_request(self.now, request, destination)
+        {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::warn!(%error, "request not sent over UDP either");
+                return None;
+            }
+        };
+        self.tx_owner.insert(key.clone(), owner);
+        self.pump_transmits();
+        self.rekey_sessions(failed, &key);
+        Some(key)
+    }
+
+    fn rekey_sessions(&mut self, old: &TxKey, new: &TxKey) {
+        self.rekey_call_transaction(old, new);
+        self.rekey_recording_transaction(old, new);
     }
 
     pub(super) fn listener(&self, transport: Transport) -> Option<SocketAddr> {

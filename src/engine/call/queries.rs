@@ -3,6 +3,13 @@
 use super::*;
 
 impl Engine {
+    /// A call's INVITE or re-INVITE went on in another transaction (UDP after TCP failed).
+    pub(in crate::engine) fn rekey_call_transaction(&mut self, old: &TxKey, new: &TxKey) {
+        for call in self.calls.values_mut() {
+            call.session.rekey(old, new);
+        }
+    }
+
     /// The INVITE session of the call with this Call-ID.
     pub(in crate::engine) fn call_session(&self, call_id: &str) -> Option<&InviteSession> {
         self.calls

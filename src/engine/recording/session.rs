@@ -24,6 +24,17 @@ pub(in crate::engine) fn reason_text(request: &Message) -> Option<String> {
 }
 
 impl Engine {
+    /// A recording's INVITE or re-INVITE went on in another transaction.
+    pub(in crate::engine) fn rekey_recording_transaction(&mut self, old: &TxKey, new: &TxKey) {
+        for recording in self
+            .recordings
+            .values_mut()
+            .chain(self.closing_recordings.values_mut())
+        {
+            recording.session.rekey(old, new);
+        }
+    }
+
     /// The INVITE session of a recording (running or closing) or a recorder check with this
     /// Call-ID.
     pub(in crate::engine) fn recording_session(&self, call_id: &str) -> Option<&InviteSession> {
@@ -220,8 +231,24 @@ impl Engine {
             };
             let at = self.now + core::time::Duration::from_millis(wait);
             self.set_timer(at, Timer::RecordingGlareRetry(call));
-        } else if self.recordings.get(&call).is_some_and(|r| r.metadata_dirty) {
-            self.send_recording_reinvite(call);
+        } else {
+            // Any other refusal leaves the session as it was (RFC 3261 14.1): the recording
+            // goes on, and the user hears what the recorder would not take.
+            let what = match self.recordings.get(&call).map(|r| r.offer.direction) {
+                Some(Direction::Inactive) => "the pause",
+                _ => "the recording's update",
+            };
+            let reason = response.reason().unwrap_or(reason_phrase(status));
+            self.events.push_back(Event::Warning {
+                call: Some(call),
+                message: format!(
+                    "the recorder refused {what} ({status} {reason}); the recording session \
+                     goes on as it was"
+                ),
+            });
+            if self.recordings.get(&call).is_some_and(|r| r.metadata_dirty) {
+                self.send_recording_reinvite(call);
+            }
         }
     }
 

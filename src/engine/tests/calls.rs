@@ -491,3 +491,64 @@ fn offerless_reinvite_sent_takes_the_offer_from_200_and_answers_in_ack() {
         |e| matches!(e, Event::Media { negotiated, .. } if negotiated.remote_rtp_port == 40000)
     ));
 }
+
+/// A large INVITE goes over TCP (RFC 3261 18.1.1); a peer that listens on UDP only refuses
+/// the connection, and the INVITE then goes over UDP after all, and the call proceeds.
+#[test]
+fn a_large_invite_refused_over_tcp_goes_over_udp() {
+    use super::scripted::{FAR_UDP, Phone, answer, udp};
+    let mut phone = Phone::new(crate::media::srtp::SrtpPolicy::Off);
+    let long_name = "A caller with a very long display name ".repeat(20);
+    phone.input(Input::Command(Command::Dial {
+        call: CallId(731),
+        request: DialRequest {
+            target: Uri::parse(&format!("sip:bob@{FAR_UDP}")).unwrap(),
+            from: NameAddr::parse(&format!("\"{}\" <sip:alice@example.com>", long_name.trim()))
+                .unwrap(),
+            destination: udp(FAR_UDP),
+            route: None,
+            credentials: None,
+            media_port: 40000,
+            record: None,
+        },
+    }));
+    let invites = |phone: &Phone, transport: Transport| {
+        phone
+            .messages()
+            .into_iter()
+            .filter(|(to, m)| to.transport == transport && m.method() == Some(&Method::Invite))
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        invites(&phone, Transport::Tcp).len(),
+        1,
+        "too large for UDP"
+    );
+    assert!(invites(&phone, Transport::Udp).is_empty());
+    let tcp = Destination::new(Transport::Tcp, FAR_UDP.parse().unwrap());
+    phone.input(Input::StreamClosed {
+        peer: tcp,
+        reason: Some("Connection refused (os error 111)".into()),
+    });
+    let over_udp = invites(&phone, Transport::Udp);
+    assert_eq!(over_udp.len(), 1, "sent over UDP after all");
+    assert!(
+        over_udp[0]
+            .headers
+            .get("Via")
+            .is_some_and(|via| via.starts_with("SIP/2.0/UDP")),
+        "its Via says UDP"
+    );
+    phone.receive_from_far_end(
+        udp(FAR_UDP),
+        &answer(&over_udp[0], "<sip:bob@192.0.2.1:5060>"),
+    );
+    assert!(phone.events.iter().any(|e| matches!(
+        e,
+        Event::CallState {
+            call: CallId(731),
+            state: CallState::Connected { .. }
+        }
+    )));
+}

@@ -512,3 +512,37 @@ fn a_recorder_that_refuses_one_stream_is_shown_recording_one_side_only() {
     phone.receive_from_far_end(recorder(), &takes_both);
     assert_eq!(state_now(&phone), Some(RecordingState::Recording));
 }
+
+#[test]
+fn a_refused_pause_keeps_the_session_and_the_user_is_told() {
+    let (mut phone, _, call) = recording_up();
+    phone.input(Input::Command(Command::PauseRecording { call }));
+    let pause = requests_to_recorder(&phone).pop().unwrap();
+    assert_eq!(pause.method(), Some(&Method::Invite));
+    phone.receive_from_far_end(
+        recorder(),
+        &pause.response(500, "Server Internal Error", Some("srs1")),
+    );
+    let warning = phone.events.iter().find_map(|e| match e {
+        Event::Warning {
+            call: Some(c),
+            message,
+        } if *c == call => Some(message.clone()),
+        _ => None,
+    });
+    let warning = warning.expect("the user is told");
+    assert!(
+        warning.contains("refused the pause (500 Server Internal Error)"),
+        "{warning}"
+    );
+    assert!(
+        !requests_to_recorder(&phone)
+            .iter()
+            .any(|m| m.method() == Some(&Method::Bye)),
+        "the session is kept"
+    );
+    assert!(!states(&phone).iter().any(|s| matches!(
+        s,
+        RecordingState::Failed { .. } | RecordingState::Retrying { .. }
+    )));
+}
