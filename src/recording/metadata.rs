@@ -67,7 +67,8 @@ pub struct Gap {
     pub reason: String,
 }
 
-/// `<group group_id>`. Sessions' `<group-ref>` links are not modelled and are dropped on parse.
+/// `<group group_id>`: communication sessions that belong together; a session names its group
+/// with `<group-ref>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Group {
     pub id: String,
@@ -82,6 +83,8 @@ pub struct Session {
     pub id: String,
     /// RFC 7989 Session-ID values of the CS (`<sipSessionID>`).
     pub sip_session_ids: Vec<String>,
+    /// The group the session belongs to (`<group-ref>`).
+    pub group_ref: Option<String>,
     pub start_time: Option<String>,
     pub end_time: Option<String>,
 }
@@ -250,6 +253,9 @@ pub struct TwoParty {
     pub session_id: String,
     /// The CS's RFC 7989 Session-ID; empty when the call has none.
     pub sip_session_id: String,
+    /// The call's group: it ties every recording session of the call together, across
+    /// pauses, fail-over and restarts. Its associate-time is the start time.
+    pub group_id: String,
     pub start_time: String,
     pub local: Party,
     pub remote: Party,
@@ -264,6 +270,7 @@ pub fn two_party_snapshot(params: TwoParty) -> Metadata {
     let TwoParty {
         session_id,
         sip_session_id,
+        group_id,
         start_time,
         local,
         remote,
@@ -300,13 +307,18 @@ pub fn two_party_snapshot(params: TwoParty) -> Metadata {
         .collect();
     Metadata {
         datamode: DataMode::Complete,
-        groups: Vec::new(),
+        groups: vec![Group {
+            id: group_id.clone(),
+            associate_time: Some(start_time.clone()),
+            disassociate_time: None,
+        }],
         sessions: vec![Session {
             id: session_id.clone(),
             sip_session_ids: Some(sip_session_id)
                 .filter(|id| !id.is_empty())
                 .into_iter()
                 .collect(),
+            group_ref: Some(group_id),
             start_time: Some(start_time),
             end_time: None,
         }],
@@ -355,6 +367,7 @@ impl Metadata {
         }
         for session in &self.sessions {
             let empty = session.sip_session_ids.is_empty()
+                && session.group_ref.is_none()
                 && session.start_time.is_none()
                 && session.end_time.is_none();
             xml.start(1, "session", &[("session_id", &session.id)], empty);
@@ -362,6 +375,7 @@ impl Metadata {
                 for sip_session_id in &session.sip_session_ids {
                     xml.leaf(2, "sipSessionID", sip_session_id);
                 }
+                xml.optional_leaf(2, "group-ref", &session.group_ref);
                 xml.optional_leaf(2, "start-time", &session.start_time);
                 xml.optional_leaf(2, "end-time", &session.end_time);
                 xml.end(1, "session");
@@ -546,6 +560,7 @@ pub fn parse(xml: &str) -> Result<Metadata, MetadataError> {
             "session" => metadata.sessions.push(Session {
                 id: element.required("session", "session_id")?,
                 sip_session_ids: element.children_text("sipSessionID"),
+                group_ref: element.child_text("group-ref"),
                 start_time: element.child_text("start-time"),
                 end_time: element.child_text("end-time"),
             }),
@@ -860,6 +875,7 @@ mod tests {
             session_id: "0PdYI8sdNfR3LdEhLcHxoQ==".into(),
             sip_session_id:
                 "ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2".into(),
+            group_id: "7+OTCyoxTmqmqyA/1weDAg==".into(),
             start_time: "2026-11-26T10:11:12.345Z".into(),
             local: Party {
                 participant_id: "srfBElmCRp2QB23b7Mpk0w==".into(),
@@ -1259,6 +1275,7 @@ mod tests {
         let mut params = TwoParty {
             session_id: "s".into(),
             sip_session_id: String::new(),
+            group_id: "Z3JvdXA".into(),
             start_time: "2026-01-01T00:00:00.000Z".into(),
             local: Party {
                 participant_id: "a".into(),

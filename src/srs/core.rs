@@ -853,6 +853,7 @@ mod tests {
         two_party_snapshot(TwoParty {
             session_id: "c2Vzc2lvbg==".into(),
             sip_session_id: String::new(),
+            group_id: "Z3JvdXA".into(),
             start_time: "2026-11-26T10:00:00.000Z".into(),
             local: Party {
                 participant_id: "cA==".into(),

@@ -136,6 +136,7 @@ impl Engine {
             session,
             offer_answer,
             self.now,
+            crate::recording::metadata::format_time(self.wall_clock()),
         );
         call.server_key = Some(key.clone());
         call.remote_offer = remote_offer;

@@ -61,6 +61,9 @@ pub(super) struct Call {
     /// which replaces the From/To identity when it comes, e.g. after a transfer.
     asserted_remote: Option<NameAddr>,
     pub(super) last_media: Instant,
+    /// When the call began (placed or received), as the metadata writes times: the
+    /// communication session's start-time, whenever its recording starts.
+    pub(super) started: String,
     /// What the user is told when our BYE completes ("hung up" unless said otherwise).
     bye_text: Option<String>,
     /// Our part ended because the far end went to a transfer target.
@@ -74,6 +77,7 @@ impl Call {
         session: InviteSession,
         offer_answer: OfferAnswer,
         now: Instant,
+        started: String,
     ) -> Call {
         Call {
             role,
@@ -93,6 +97,7 @@ impl Call {
             peer_record_aware: false,
             asserted_remote: None,
             last_media: now,
+            started,
             bye_text: None,
             transferred: false,
         }

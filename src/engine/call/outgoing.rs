@@ -44,6 +44,7 @@ impl Engine {
             session,
             offer_answer,
             self.now,
+            crate::recording::metadata::format_time(self.wall_clock()),
         );
         call.session.digest = request.credentials.map(DigestSession::new);
         self.calls.insert(id, call);

@@ -90,11 +90,15 @@ impl Engine {
         call: CallId,
         mode: RecordingMode,
     ) -> Option<CallRecord> {
-        let (local, remote, sip_session_id) = {
+        let (local, remote, sip_session_id, started) = {
             let c = self.calls.get(&call)?;
-            (c.local_identity(), c.remote_identity(), c.session_id())
+            (
+                c.local_identity(),
+                c.remote_identity(),
+                c.session_id(),
+                c.started.clone(),
+            )
         };
-        let now = metadata::format_time(self.wall_clock());
         let streams = match mode {
             RecordingMode::Separate => 2,
             RecordingMode::Mixed => 1,
@@ -107,14 +111,15 @@ impl Engine {
         Some(CallRecord {
             session_id,
             sip_session_id,
+            group_id: self.new_id(),
             local_id: self.new_id(),
             remote_id: self.new_id(),
             stream_ids: (0..streams).map(|_| self.new_id()).collect(),
             labels: (1..=streams).map(|n| n.to_string()).collect(),
-            start_time: now.clone(),
+            start_time: started.clone(),
             local,
             remote,
-            remote_since: now,
+            remote_since: started,
             former_remotes: Vec::new(),
             gaps: Vec::new(),
             on_hold: false,

@@ -128,6 +128,7 @@ impl Engine {
         let snapshot = metadata::two_party_snapshot(metadata::TwoParty {
             session_id: self.new_id(),
             sip_session_id: String::new(),
+            group_id: self.new_id(),
             start_time: now.clone(),
             local: party(identity, self.new_id()),
             remote: party(&tester, self.new_id()),

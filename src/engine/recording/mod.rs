@@ -119,6 +119,8 @@ pub(in crate::engine) struct CallRecord {
     session_id: String,
     /// The call's Session-ID (RFC 7989), both ends, for `<sipSessionID>`.
     sip_session_id: String,
+    /// The call's group: the same for every recording session of the call.
+    group_id: String,
     local_id: String,
     remote_id: String,
     stream_ids: Vec<String>,

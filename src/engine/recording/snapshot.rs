@@ -42,6 +42,7 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
     let mut snapshot = metadata::two_party_snapshot(metadata::TwoParty {
         session_id: record.session_id.clone(),
         sip_session_id: record.sip_session_id.clone(),
+        group_id: record.group_id.clone(),
         start_time: record.start_time.clone(),
         local: party(&record.local, &record.local_id),
         remote: party(&record.remote, &record.remote_id),
@@ -109,6 +110,7 @@ mod tests {
             session_id: "c2Vzc2lvbg".into(),
             sip_session_id:
                 "ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2".into(),
+            group_id: "Z3JvdXA".into(),
             local_id: "bG9jYWw".into(),
             remote_id: "cmVtb3Rl".into(),
             stream_ids: vec!["czE".into(), "czI".into()],
@@ -136,6 +138,13 @@ mod tests {
             parsed.sessions[0].sip_session_ids,
             vec!["ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2"],
             "the call's Session-ID, both ends"
+        );
+        assert_eq!(parsed.groups.len(), 1);
+        assert_eq!(parsed.groups[0].id, "Z3JvdXA");
+        assert_eq!(
+            parsed.sessions[0].group_ref.as_deref(),
+            Some("Z3JvdXA"),
+            "the session names the call's group"
         );
         assert_eq!(parsed.gaps.len(), 1);
         assert_eq!(

@@ -87,12 +87,52 @@ fn a_recording_session_has_its_own_uuid_and_its_metadata_names_the_calls() {
         "a session of its own"
     );
     assert_eq!(rs_remote, NULL_UUID);
-    let content_type = rs_invite.headers.get("Content-Type").unwrap();
-    let parts = multipart::parse(content_type, &rs_invite.body).unwrap();
-    let xml = multipart::find(&parts, multipart::METADATA_CONTENT_TYPE).unwrap();
-    let metadata = metadata::parse(&String::from_utf8_lossy(&xml.body)).unwrap();
+    let metadata = metadata_of(&rs_invite);
     assert_eq!(
         metadata.sessions[0].sip_session_ids,
         vec![format!("{call_uuid};remote={FAR_UUID}")]
+    );
+}
+
+/// The metadata of the recording sessions of one call: its first and only session element.
+fn metadata_of(rs_invite: &Message) -> metadata::Metadata {
+    let content_type = rs_invite.headers.get("Content-Type").unwrap();
+    let parts = multipart::parse(content_type, &rs_invite.body).unwrap();
+    let xml = multipart::find(&parts, multipart::METADATA_CONTENT_TYPE).unwrap();
+    metadata::parse(&String::from_utf8_lossy(&xml.body)).unwrap()
+}
+
+#[test]
+fn a_recording_started_later_names_the_calls_start_and_one_group_for_the_call() {
+    let mut phone = Phone::new(SrtpPolicy::Off);
+    let call = phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
+    let started = metadata::format_time(phone.engine.config().wall_clock_at_start);
+    let invite = invite_sent(&phone);
+    phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, "<sip:bob@192.0.2.1:5060>"));
+    phone.run_for(core::time::Duration::from_secs(10));
+    let recorder = Destination::new(Transport::Tcp, RECORDER_TCP.parse().unwrap());
+    phone.input(Input::Command(Command::StartRecording {
+        call,
+        recording: RecordingId(802),
+        request: recording_request(recorder),
+    }));
+    let rs_invite = last_sent(&phone, |m| {
+        m.method() == Some(&Method::Invite) && m.headers.has_token("Require", "siprec")
+    });
+    let metadata = metadata_of(&rs_invite);
+    let session = &metadata.sessions[0];
+    assert_eq!(
+        session.start_time.as_deref(),
+        Some(started.as_str()),
+        "when the call began, not when its recording did"
+    );
+    assert_eq!(metadata.groups.len(), 1);
+    assert_eq!(session.group_ref.as_ref(), Some(&metadata.groups[0].id));
+    assert!(
+        metadata
+            .participant_session_assocs
+            .iter()
+            .all(|a| a.associate_time.as_deref() == Some(started.as_str())),
+        "both joined when the call began"
     );
 }
