@@ -52,30 +52,16 @@ impl Engine {
             self.send_response(&key, response);
             return;
         }
-        let wish = if call.local_hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
         let (sdp, negotiated) = if request.body.is_empty() {
             // Offerless re-INVITE: we offer in the 2xx and the ACK answers.
             call.answer_in_ack = true;
             let direction = call.offer_answer.offer_direction(call.local_hold);
             (call.offer_answer.create_offer(direction), None)
         } else {
-            let offer = match SessionDescription::parse(&String::from_utf8_lossy(&request.body)) {
-                Ok(o) => o,
-                Err(error) => {
-                    let response = request.response(400, &format!("Bad SDP ({error})"), Some(&tag));
-                    self.send_response(&key, response);
-                    return;
-                }
-            };
-            match call.offer_answer.receive_offer(&offer, wish) {
-                Ok(answer) => (answer, call.offer_answer.negotiated().cloned()),
-                Err(error) => {
-                    let response =
-                        request.response(error.sip_status(), &error.to_string(), Some(&tag));
+            match call.answer_offer(&request.body) {
+                Ok((answer, negotiated)) => (answer, negotiated),
+                Err((status, reason)) => {
+                    let response = request.response(status, &reason, Some(&tag));
                     self.send_response(&key, response);
                     return;
                 }
@@ -140,22 +126,10 @@ impl Engine {
                 self.respond(&key, &request, 491, Some(&tag));
                 return;
             }
-            let wish = if call.local_hold {
-                Direction::SendOnly
-            } else {
-                Direction::SendRecv
-            };
-            let answer = SessionDescription::parse(&String::from_utf8_lossy(&request.body))
-                .map_err(|e| (400, format!("Bad SDP ({e})")))
-                .and_then(|offer| {
-                    call.offer_answer
-                        .receive_offer(&offer, wish)
-                        .map_err(|e| (e.sip_status(), e.to_string()))
-                });
-            match answer {
-                Ok(answer) => {
+            match call.answer_offer(&request.body) {
+                Ok((answer, agreed)) => {
                     ok.set_body("application/sdp", answer.to_string().into_bytes());
-                    negotiated = call.offer_answer.negotiated().cloned();
+                    negotiated = agreed;
                 }
                 Err((status, reason)) => {
                     let response = request.response(status, &reason, Some(&tag));

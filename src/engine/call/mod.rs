@@ -120,6 +120,26 @@ impl Call {
         self.session.session_id_header()
     }
 
+    /// Answers the far end's offer in a re-INVITE or UPDATE (RFC 3264 8), keeping our hold:
+    /// our answer and what was agreed, or the status and reason to refuse it with.
+    pub(super) fn answer_offer(
+        &mut self,
+        body: &[u8],
+    ) -> Result<(SessionDescription, Option<Negotiated>), (u16, String)> {
+        let wish = if self.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        let offer = SessionDescription::parse(&String::from_utf8_lossy(body))
+            .map_err(|e| (400, format!("Bad SDP ({e})")))?;
+        let answer = self
+            .offer_answer
+            .receive_offer(&offer, wish)
+            .map_err(|e| (e.sip_status(), e.to_string()))?;
+        Ok((answer, self.offer_answer.negotiated().cloned()))
+    }
+
     /// The far end's identity, without tag.
     pub(super) fn remote_identity(&self) -> NameAddr {
         self.asserted_remote
