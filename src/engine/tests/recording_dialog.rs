@@ -350,6 +350,18 @@ fn recording_packets_during_a_second(
     phone: &mut Phone,
     call: CallId,
 ) -> Vec<core::net::SocketAddr> {
+    recording_rtp_during_a_second(phone, call)
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect()
+}
+
+/// The recording's packets during a second of the call's audio: where each went, and its
+/// RTP payload type.
+fn recording_rtp_during_a_second(
+    phone: &mut Phone,
+    call: CallId,
+) -> Vec<(core::net::SocketAddr, u8)> {
     phone.media_sent.clear();
     for _ in 0..50 {
         phone.input(Input::MediaTick {
@@ -361,8 +373,8 @@ fn recording_packets_during_a_second(
     phone
         .media_sent
         .iter()
-        .filter(|(socket, _)| matches!(socket, MediaSocket::Recording(_)))
-        .map(|(_, to)| *to)
+        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording(_)))
+        .map(|(_, to, data)| (*to, data.get(1).map_or(0, |b| b & 0x7f)))
         .collect()
 }
 
@@ -545,4 +557,28 @@ fn a_refused_pause_keeps_the_session_and_the_user_is_told() {
         s,
         RecordingState::Failed { .. } | RecordingState::Retrying { .. }
     )));
+}
+
+#[test]
+fn a_recorder_that_changes_the_codec_gets_the_new_one() {
+    let (mut phone, rs_invite, call) = recording_up();
+    let before = recording_rtp_during_a_second(&mut phone, call);
+    assert!(
+        !before.is_empty() && before.iter().all(|(_, pt)| *pt == 0),
+        "PCMU copied"
+    );
+    // The recorder re-offers PCMA only, at the same ports.
+    let pcma = "v=0\r\no=srs 1 2 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+                m=audio 30000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=recvonly\r\na=label:1\r\n\
+                m=audio 30002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=recvonly\r\na=label:2\r\n";
+    let update = from_recorder(&rs_invite, "UPDATE", 2, "", Some(("application/sdp", pcma)));
+    phone.receive_from_far_end(recorder(), &update);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    let after = recording_rtp_during_a_second(&mut phone, call);
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|(_, pt)| *pt == 8),
+        "the call's PCMU is encoded afresh as PCMA: {after:?}"
+    );
 }

@@ -18,8 +18,8 @@ pub(super) struct Phone {
     pub(super) now: Instant,
     pub(super) sent: Vec<(Destination, Vec<u8>)>,
     pub(super) events: Vec<Event>,
-    /// Where each media packet went, from which socket pair.
-    pub(super) media_sent: Vec<(MediaSocket, core::net::SocketAddr)>,
+    /// Each media packet: from which socket pair, where to, and its bytes.
+    pub(super) media_sent: Vec<(MediaSocket, core::net::SocketAddr, Vec<u8>)>,
 }
 
 impl Phone {
@@ -60,8 +60,9 @@ impl Phone {
                 Output::Media {
                     socket,
                     destination,
+                    data,
                     ..
-                } => self.media_sent.push((socket, destination)),
+                } => self.media_sent.push((socket, destination, data)),
                 Output::Playback { .. } => {}
                 Output::Timeout(_) => return,
             }
