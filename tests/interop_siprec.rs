@@ -24,52 +24,14 @@ const SIPP_TIMEOUT: Duration = Duration::from_secs(25);
 /// re-INVITEs with inactive and sendonly streams; the call's end ends the recording with BYE.
 #[test]
 fn call_recorded_to_sipp_srs_with_pause_and_resume() {
-    let peer_port = free_port();
-    let srs_port = free_port();
-    let verbatim_port = free_port();
-    let mut far_end = Peer::new("sipp-uas");
-    start_sipp_uas(
-        &mut far_end,
-        &Scenario::Builtin("uas"),
-        peer_port,
-        "u1",
+    let verbatim = record_a_call_to_sipp(
+        "basic",
+        "srs_basic.xml",
         &[],
+        // No transport parameter: recording sessions default to TCP.
+        "",
+        &["--pause-at", "1", "--resume-at", "2"],
     );
-    let mut srs = Peer::new("sipp-srs");
-    start_sipp_uas(
-        &mut srs,
-        &Scenario::File(sipp_scenario("srs_basic.xml")),
-        srs_port,
-        "t1",
-        &[],
-    );
-    let mut verbatim = Peer::new("verbatim-call-recorded");
-    start_verbatim(
-        &mut verbatim,
-        [
-            "call",
-            &format!("sip:service@127.0.0.1:{peer_port}"),
-            "--listen",
-            &format!("127.0.0.1:{verbatim_port}"),
-            "--codec",
-            "pcmu",
-            "--srtp",
-            "off",
-            "--duration",
-            "4",
-            "--record",
-            // No transport parameter: recording sessions default to TCP.
-            "--srs",
-            &format!("sip:srs@127.0.0.1:{srs_port}"),
-            "--pause-at",
-            "1",
-            "--resume-at",
-            "2",
-        ],
-    );
-    verbatim.expect_success(VERBATIM_TIMEOUT);
-    srs.expect_success(SIPP_TIMEOUT);
-    far_end.expect_success(SIPP_TIMEOUT);
     let stderr = verbatim.stderr();
     let states: Vec<&str> = stderr
         .lines()
@@ -87,7 +49,7 @@ fn call_recorded_to_sipp_srs_with_pause_and_resume() {
 /// and its indicator says who paused.
 #[test]
 fn recorder_pauses_and_resumes_and_asks_for_metadata() {
-    let verbatim = record_a_call_to_sipp("pauses", "srs_pauses.xml", &[]);
+    let verbatim = record_a_call_to_sipp("pauses", "srs_pauses.xml", &[], ";transport=tcp", &[]);
     let stderr = verbatim.stderr();
     let states: Vec<&str> = stderr
         .lines()
@@ -209,10 +171,17 @@ fn recorder_starts_the_recording_itself() {
     assert_eq!(states, vec!["starting", "recording", "off"], "{stderr}");
 }
 
-/// Verbatim calls a sipp far end for 4 s (PCMU, no SRTP) and records the call to sipp
-/// playing `srs_scenario` over TCP (with `srs_extra` arguments); returns Verbatim once all
-/// three finished as they should.
-fn record_a_call_to_sipp(name: &str, srs_scenario: &str, srs_extra: &[&str]) -> Peer {
+/// Verbatim calls a sipp far end for 4 s (PCMU, no SRTP, `verbatim_extra` flags) and
+/// records the call to sipp playing `srs_scenario` over TCP (with `srs_extra` arguments; the
+/// recorder's URI ends in `srs_uri_params`); returns Verbatim once all three finished as
+/// they should.
+fn record_a_call_to_sipp(
+    name: &str,
+    srs_scenario: &str,
+    srs_extra: &[&str],
+    srs_uri_params: &str,
+    verbatim_extra: &[&str],
+) -> Peer {
     let peer_port = free_port();
     let srs_port = free_port();
     let verbatim_port = free_port();
@@ -233,23 +202,25 @@ fn record_a_call_to_sipp(name: &str, srs_scenario: &str, srs_extra: &[&str]) -> 
         srs_extra,
     );
     let mut verbatim = Peer::new(&format!("verbatim-recorded-{name}"));
+    let call = [
+        "call".to_owned(),
+        format!("sip:service@127.0.0.1:{peer_port}"),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{verbatim_port}"),
+        "--codec".to_owned(),
+        "pcmu".to_owned(),
+        "--srtp".to_owned(),
+        "off".to_owned(),
+        "--duration".to_owned(),
+        "4".to_owned(),
+        "--record".to_owned(),
+        "--srs".to_owned(),
+        format!("sip:srs@127.0.0.1:{srs_port}{srs_uri_params}"),
+    ];
     start_verbatim(
         &mut verbatim,
-        [
-            "call",
-            &format!("sip:service@127.0.0.1:{peer_port}"),
-            "--listen",
-            &format!("127.0.0.1:{verbatim_port}"),
-            "--codec",
-            "pcmu",
-            "--srtp",
-            "off",
-            "--duration",
-            "4",
-            "--record",
-            "--srs",
-            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
-        ],
+        call.into_iter()
+            .chain(verbatim_extra.iter().map(|flag| (*flag).to_owned())),
     );
     verbatim.expect_success(VERBATIM_TIMEOUT);
     srs.expect_success(SIPP_TIMEOUT);
@@ -304,6 +275,8 @@ fn recorder_that_moves_its_streams_gets_the_rtp_at_the_new_ports() {
             "-key", "old1", &ports[0], "-key", "old2", &ports[1], "-key", "new1", &ports[2],
             "-key", "new2", &ports[3],
         ],
+        ";transport=tcp",
+        &[],
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let arrivals: Vec<Vec<std::time::Instant>> =

@@ -67,14 +67,7 @@ impl Engine {
                 }
             }
         };
-        if let Some(n) = &negotiated {
-            call.remote_hold = n.remote_on_hold;
-        }
-        call.state = CallState::Connected {
-            local_hold: call.local_hold,
-            remote_hold: call.remote_hold,
-        };
-        let state = call.state;
+        let state = call.connected_as_agreed(negotiated.as_ref());
         let contact = call.session.dialog.local_contact.clone();
         let destination = call.session.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
@@ -138,14 +131,10 @@ impl Engine {
                 }
             }
         }
-        if let Some(n) = &negotiated {
-            call.remote_hold = n.remote_on_hold;
-            call.state = CallState::Connected {
-                local_hold: call.local_hold,
-                remote_hold: call.remote_hold,
-            };
-        }
-        let state = call.state;
+        let state = match &negotiated {
+            Some(agreed) => call.connected_as_agreed(Some(agreed)),
+            None => call.state,
+        };
         self.agree_call_timer(id, asked_timer, &mut ok);
         self.send_response(&key, ok);
         if let Some(negotiated) = negotiated {

@@ -120,6 +120,19 @@ impl Call {
         self.session.session_id_header()
     }
 
+    /// The call is connected, on hold as agreed: the far end's hold comes from what an
+    /// answered offer `negotiated`, ours stays.
+    pub(super) fn connected_as_agreed(&mut self, negotiated: Option<&Negotiated>) -> CallState {
+        if let Some(agreed) = negotiated {
+            self.remote_hold = agreed.remote_on_hold;
+        }
+        self.state = CallState::Connected {
+            local_hold: self.local_hold,
+            remote_hold: self.remote_hold,
+        };
+        self.state
+    }
+
     /// Answers the far end's offer in a re-INVITE or UPDATE (RFC 3264 8), keeping our hold:
     /// our answer and what was agreed, or the status and reason to refuse it with.
     pub(super) fn answer_offer(
