@@ -6,7 +6,9 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use crate::sip::auth::DigestSession;
+use crate::sip::auth::{
+    AuthorizationHeader, ChallengeError, DigestSession, Retried, answer_challenge,
+};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method};
 use crate::sip::session_id;
@@ -187,6 +189,26 @@ impl InviteSession {
             self.unacked_2xx = None;
         }
         Some(step)
+    }
+
+    /// Answers the challenge (401/407) to our INVITE, whose body was `body`: the header to
+    /// send it again with, under the next CSeq (RFC 3261 22.2).
+    pub(super) fn answer_invite_challenge(
+        &mut self,
+        response: &Message,
+        body: &[u8],
+        cnonce: &str,
+    ) -> Result<AuthorizationHeader, ChallengeError> {
+        let uri = self.dialog.remote_target.to_string();
+        let retried = Retried {
+            method: "INVITE",
+            uri: &uri,
+            body,
+            cnonce,
+        };
+        let header = answer_challenge(self.digest.as_mut(), response, retried)?;
+        self.dialog.local_cseq += 1;
+        Ok(header)
     }
 
     /// Where the next in-dialog request goes: the dialog's next hop when it is an address,

@@ -19,7 +19,7 @@ use super::{
 use crate::engine::notes::{CallNote, Gate, RecordingNote};
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::{Direction, LocalCapabilities, Negotiated, OfferAnswer, SessionDescription};
-use crate::sip::auth::{ChallengeError, DigestSession, Retried, answer_challenge};
+use crate::sip::auth::{ChallengeError, DigestSession};
 use crate::sip::dialog::{Dialog, DialogSecurity, LEAVES_TLS_PHRASE, LeavesTls, UasDialogError};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::session_timer::{self, PeerTimer};

@@ -258,23 +258,16 @@ impl Engine {
             "{status} {}",
             response.reason().unwrap_or(reason_phrase(status))
         );
-        let uri = call.session.dialog.remote_target.to_string();
         let body = call
             .offer_answer
             .local_description()
             .map(|d| d.to_string().into_bytes())
             .unwrap_or_default();
-        let retried = Retried {
-            method: "INVITE",
-            uri: &uri,
-            body: &body,
-            cnonce: &cnonce,
-        };
-        match answer_challenge(call.session.digest.as_mut(), response, retried) {
-            Ok(auth) => {
-                call.session.dialog.local_cseq += 1;
-                self.send_invite(id, Some((auth.name(), auth.value())));
-            }
+        match call
+            .session
+            .answer_invite_challenge(response, &body, &cnonce)
+        {
+            Ok(auth) => self.send_invite(id, Some((auth.name(), auth.value()))),
             Err(error) => {
                 let why = match error {
                     ChallengeError::NoCredentials => "no password configured".to_owned(),

@@ -468,19 +468,12 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let uri = recording.session.dialog.remote_target.to_string();
         let body = recording.invite_body.1.clone();
-        let retried = Retried {
-            method: "INVITE",
-            uri: &uri,
-            body: &body,
-            cnonce: &cnonce,
-        };
-        match answer_challenge(recording.session.digest.as_mut(), response, retried) {
-            Ok(auth) => {
-                recording.session.dialog.local_cseq += 1;
-                self.send_recording_invite(call, Some((auth.name(), auth.value())));
-            }
+        match recording
+            .session
+            .answer_invite_challenge(response, &body, &cnonce)
+        {
+            Ok(auth) => self.send_recording_invite(call, Some((auth.name(), auth.value()))),
             Err(error) => {
                 let why = match error {
                     ChallengeError::NoCredentials => format!(

@@ -22,7 +22,7 @@ use crate::recording::metadata::{self, Gap};
 use crate::recording::rs_sdp::{self, AnsweredStream, RsOffer};
 use crate::recording::transcoder::{PcmSource, Transcoder, TranscoderSetup};
 use crate::sdp::{Direction, PayloadFormat, SessionDescription};
-use crate::sip::auth::{ChallengeError, Credentials, DigestSession, Retried, answer_challenge};
+use crate::sip::auth::{ChallengeError, Credentials, DigestSession};
 use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
 use crate::sip::multipart;
