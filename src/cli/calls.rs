@@ -623,6 +623,7 @@ fn recording_word(state: &crate::engine::RecordingState) -> &'static str {
         RecordingState::Paused { .. } => "paused",
         RecordingState::Retrying { .. } => "retrying",
         RecordingState::RecordingWithGaps => "recording with gaps",
+        RecordingState::Unencrypted => "recording unencrypted (the recorder refused SRTP)",
         RecordingState::OneSide {
             missing: crate::engine::Party::Local,
         } => "recording the other side only",

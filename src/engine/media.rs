@@ -222,6 +222,7 @@ impl Engine {
             }
             self.encode_for_recording(id, &local, &frame);
         }
+        self.send_recording_reports(id);
         self.media_outputs
             .push_back(Output::Playback { call: id, frame });
     }
@@ -234,16 +235,10 @@ impl Engine {
         let Some(media) = self.media.get_mut(&id) else {
             return;
         };
-        let on = match state {
-            RecordingState::Starting => return,
-            RecordingState::Recording
-            | RecordingState::RecordingWithGaps
-            | RecordingState::OneSide { .. } => true,
-            RecordingState::Paused { .. }
-            | RecordingState::Off
-            | RecordingState::Failed { .. }
-            | RecordingState::Retrying { .. } => false,
-        };
+        if *state == RecordingState::Starting {
+            return;
+        }
+        let on = state.is_live();
         if on == media.recording_on {
             return;
         }

@@ -119,7 +119,7 @@ pub struct MediaSession {
     packet: Vec<u8>,
     outputs: VecDeque<MediaOutput>,
     epoch: Instant,
-    /// Wall-clock time at `epoch`, for RTCP's NTP timestamps.
+    /// Wall-clock time at `epoch` since the Unix epoch, for RTCP's NTP timestamps.
     wall_at_epoch: Duration,
 }
 
@@ -492,8 +492,10 @@ impl MediaSession {
         }
     }
 
+    /// The wall clock at `now` counted from the NTP epoch (1900), as RTCP carries it: the
+    /// engine's wall clock counts from the Unix epoch.
     fn wall(&self, now: Instant) -> Duration {
-        self.wall_at_epoch + now.saturating_duration_since(self.epoch)
+        rtcp::NTP_UNIX_OFFSET + self.wall_at_epoch + now.saturating_duration_since(self.epoch)
     }
 
     fn send_report(&mut self, now: Instant) {

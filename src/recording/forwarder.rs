@@ -2,48 +2,32 @@
 //! SSRC, sequence numbers and timestamp base, protected with the recording's own SRTP keys
 //! (RFC 7866 8.2.1: the SRC acts as an RTP translator when the SRS takes the call's codec).
 
-use core::net::SocketAddr;
+use std::time::Instant;
 
-use crate::media::rtp::RtpSender;
 use crate::media::session::{TapSide, TappedPacket};
-use crate::media::srtp::SrtpSession;
+use crate::recording::outgoing::{Outgoing, OutgoingSetup};
 
 #[derive(Debug)]
 pub struct Forwarder {
     pub side: TapSide,
-    pub destination: SocketAddr,
-    sender: RtpSender,
-    srtp: Option<SrtpSession>,
+    pub out: Outgoing,
     /// The call's payload types and the recording's, for the codec and telephone-events.
     payload_types: Vec<(u8, u8)>,
     /// Added to the call's timestamps, so the recording's timeline has its own random base
     /// yet keeps the call's spacing, pauses included (RFC 7245 3.2.3).
     timestamp_offset: u32,
     paused: bool,
-    packet: Vec<u8>,
-    forwarded: u64,
 }
 
 impl Forwarder {
-    pub fn new(
-        side: TapSide,
-        destination: SocketAddr,
-        ssrc: u32,
-        initial_sequence: u16,
-        timestamp_offset: u32,
-        payload_types: Vec<(u8, u8)>,
-        srtp: Option<SrtpSession>,
-    ) -> Forwarder {
+    /// `setup.initial_timestamp` is the offset added to the call's timestamps.
+    pub fn new(side: TapSide, payload_types: Vec<(u8, u8)>, setup: OutgoingSetup) -> Forwarder {
         Forwarder {
             side,
-            destination,
-            sender: RtpSender::new(ssrc, initial_sequence, timestamp_offset),
-            srtp,
+            timestamp_offset: setup.initial_timestamp,
+            out: Outgoing::new(setup),
             payload_types,
-            timestamp_offset,
             paused: false,
-            packet: Vec::with_capacity(1500),
-            forwarded: 0,
         }
     }
 
@@ -53,12 +37,12 @@ impl Forwarder {
     }
 
     pub fn forwarded(&self) -> u64 {
-        self.forwarded
+        self.out.sent()
     }
 
     /// The recording's packet for a tapped call packet, or None when it is not for this
     /// stream, the stream is paused, or its payload type was not negotiated.
-    pub fn forward(&mut self, tapped: &TappedPacket) -> Option<Vec<u8>> {
+    pub fn forward(&mut self, now: Instant, tapped: &TappedPacket) -> Option<Vec<u8>> {
         if tapped.side != self.side || self.paused {
             return None;
         }
@@ -68,28 +52,30 @@ impl Forwarder {
             .find(|(call, _)| *call == tapped.payload_type)
             .map(|(_, recording)| *recording)?;
         let timestamp = tapped.timestamp.wrapping_add(self.timestamp_offset);
-        self.sender
-            .build(
-                payload_type,
-                timestamp,
-                tapped.marker,
-                &tapped.payload,
-                &mut self.packet,
-            )
-            .ok()?;
-        let data = match self.srtp.as_mut() {
-            Some(srtp) => srtp.protect_rtp(&self.packet).ok()?,
-            None => self.packet.clone(),
-        };
-        self.forwarded += 1;
-        Some(data)
+        self.out
+            .packet(now, payload_type, timestamp, tapped.marker, &tapped.payload)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::media::rtp::RtpPacket;
+
+    pub(crate) fn setup(ssrc: u32, initial_sequence: u16, initial_timestamp: u32) -> OutgoingSetup {
+        OutgoingSetup {
+            destination: "127.0.0.1:7000".parse().unwrap(),
+            rtcp_destination: "127.0.0.1:7001".parse().unwrap(),
+            ssrc,
+            initial_sequence,
+            initial_timestamp,
+            clock_rate: 8000,
+            cname: "test@verbatim".into(),
+            srtp: None,
+            now: Instant::now(),
+            rtcp_random: 1,
+        }
+    }
 
     fn tapped(side: TapSide, sequence_hint: u32) -> TappedPacket {
         TappedPacket {
@@ -105,15 +91,15 @@ mod tests {
     fn restamps_with_its_own_ssrc_sequence_and_timestamp_base() {
         let mut forwarder = Forwarder::new(
             TapSide::Local,
-            "127.0.0.1:7000".parse().unwrap(),
-            0xabcdef01,
-            500,
-            10_000,
             vec![(0, 0), (101, 96)],
-            None,
+            setup(0xabcdef01, 500, 10_000),
         );
-        let first = forwarder.forward(&tapped(TapSide::Local, 0)).unwrap();
-        let second = forwarder.forward(&tapped(TapSide::Local, 1)).unwrap();
+        let first = forwarder
+            .forward(Instant::now(), &tapped(TapSide::Local, 0))
+            .unwrap();
+        let second = forwarder
+            .forward(Instant::now(), &tapped(TapSide::Local, 1))
+            .unwrap();
         let (a, b) = (
             RtpPacket::parse(&first).unwrap(),
             RtpPacket::parse(&second).unwrap(),
@@ -125,28 +111,32 @@ mod tests {
         assert_eq!((b.sequence, b.timestamp - a.timestamp), (501, 160));
         assert_eq!(b.payload, &[0xd5; 160][..]);
         // The other side's packets and unnegotiated formats are not this stream's.
-        assert!(forwarder.forward(&tapped(TapSide::Remote, 2)).is_none());
+        assert!(
+            forwarder
+                .forward(Instant::now(), &tapped(TapSide::Remote, 2))
+                .is_none()
+        );
         let mut comfort_noise = tapped(TapSide::Local, 3);
         comfort_noise.payload_type = 13;
-        assert!(forwarder.forward(&comfort_noise).is_none());
+        assert!(forwarder.forward(Instant::now(), &comfort_noise).is_none());
     }
 
     #[test]
     fn pause_sends_nothing_and_the_timeline_runs_on() {
-        let mut forwarder = Forwarder::new(
-            TapSide::Remote,
-            "127.0.0.1:7000".parse().unwrap(),
-            1,
-            0,
-            0,
-            vec![(0, 0)],
-            None,
-        );
-        let before = forwarder.forward(&tapped(TapSide::Remote, 0)).unwrap();
+        let mut forwarder = Forwarder::new(TapSide::Remote, vec![(0, 0)], setup(1, 0, 0));
+        let before = forwarder
+            .forward(Instant::now(), &tapped(TapSide::Remote, 0))
+            .unwrap();
         forwarder.set_paused(true);
-        assert!(forwarder.forward(&tapped(TapSide::Remote, 1)).is_none());
+        assert!(
+            forwarder
+                .forward(Instant::now(), &tapped(TapSide::Remote, 1))
+                .is_none()
+        );
         forwarder.set_paused(false);
-        let after = forwarder.forward(&tapped(TapSide::Remote, 50)).unwrap();
+        let after = forwarder
+            .forward(Instant::now(), &tapped(TapSide::Remote, 50))
+            .unwrap();
         let (a, b) = (
             RtpPacket::parse(&before).unwrap(),
             RtpPacket::parse(&after).unwrap(),

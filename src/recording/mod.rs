@@ -4,7 +4,9 @@
 pub mod forwarder;
 pub mod metadata;
 pub mod notice;
+pub mod outgoing;
 pub mod rs_sdp;
+pub mod stream_reports;
 pub mod transcoder;
 
 use crate::sip::transport::Transport;

@@ -3,11 +3,10 @@
 //! where both voices share one stream. Every 20 ms tick yields one packet; the timestamp
 //! advances on every tick, paused or not, so the recorder can place a pause in time.
 
-use core::net::SocketAddr;
+use std::time::Instant;
 
 use crate::media::codec::{CodecError, CodecKind, Encoder};
-use crate::media::rtp::RtpSender;
-use crate::media::srtp::SrtpSession;
+use crate::recording::outgoing::{Outgoing, OutgoingSetup};
 
 /// Whose voice the stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,25 +23,19 @@ pub enum PcmSource {
 #[derive(Debug)]
 pub struct TranscoderSetup {
     pub source: PcmSource,
-    pub destination: SocketAddr,
     pub codec: CodecKind,
     /// The recording's payload type for `codec`.
     pub payload_type: u8,
     /// The recorder's `a=fmtp` for the codec, if any.
     pub fmtp: Option<String>,
-    pub ssrc: u32,
-    pub initial_sequence: u16,
-    pub initial_timestamp: u32,
-    pub srtp: Option<SrtpSession>,
+    pub out: OutgoingSetup,
 }
 
 #[derive(Debug)]
 pub struct Transcoder {
     pub source: PcmSource,
-    pub destination: SocketAddr,
+    pub out: Outgoing,
     encoder: Encoder,
-    sender: RtpSender,
-    srtp: Option<SrtpSession>,
     payload_type: u8,
     next_timestamp: u32,
     step: u32,
@@ -51,8 +44,6 @@ pub struct Transcoder {
     resumed: bool,
     mixed: Vec<f32>,
     payload: Vec<u8>,
-    packet: Vec<u8>,
-    sent: u64,
 }
 
 impl Transcoder {
@@ -63,19 +54,15 @@ impl Transcoder {
         }
         Ok(Transcoder {
             source: setup.source,
-            destination: setup.destination,
             encoder,
-            sender: RtpSender::new(setup.ssrc, setup.initial_sequence, setup.initial_timestamp),
-            srtp: setup.srtp,
             payload_type: setup.payload_type,
-            next_timestamp: setup.initial_timestamp,
+            next_timestamp: setup.out.initial_timestamp,
             step: setup.codec.timestamp_step(),
             paused: false,
             resumed: true,
             mixed: Vec::new(),
             payload: Vec::with_capacity(256),
-            packet: Vec::with_capacity(1500),
-            sent: 0,
+            out: Outgoing::new(setup.out),
         })
     }
 
@@ -87,12 +74,12 @@ impl Transcoder {
     }
 
     pub fn sent(&self) -> u64 {
-        self.sent
+        self.out.sent()
     }
 
     /// The packet for one 20 ms tick: `local` is what the user sent into the call, `remote`
     /// what the far end's audio decoded to. None while paused or when encoding failed.
-    pub fn encode(&mut self, local: &[f32], remote: &[f32]) -> Option<Vec<u8>> {
+    pub fn encode(&mut self, now: Instant, local: &[f32], remote: &[f32]) -> Option<Vec<u8>> {
         let timestamp = self.next_timestamp;
         self.next_timestamp = self.next_timestamp.wrapping_add(self.step);
         if self.paused {
@@ -116,21 +103,8 @@ impl Transcoder {
         self.payload.clear();
         self.encoder.encode(frame, &mut self.payload).ok()?;
         let marker = core::mem::take(&mut self.resumed);
-        self.sender
-            .build(
-                self.payload_type,
-                timestamp,
-                marker,
-                &self.payload,
-                &mut self.packet,
-            )
-            .ok()?;
-        let data = match self.srtp.as_mut() {
-            Some(srtp) => srtp.protect_rtp(&self.packet).ok()?,
-            None => self.packet.clone(),
-        };
-        self.sent += 1;
-        Some(data)
+        self.out
+            .packet(now, self.payload_type, timestamp, marker, &self.payload)
     }
 }
 
@@ -145,14 +119,10 @@ mod tests {
     fn setup(source: PcmSource, codec: CodecKind) -> TranscoderSetup {
         TranscoderSetup {
             source,
-            destination: "127.0.0.1:7000".parse().unwrap(),
             codec,
             payload_type: 8,
             fmtp: None,
-            ssrc: 77,
-            initial_sequence: 10,
-            initial_timestamp: 1000,
-            srtp: None,
+            out: crate::recording::forwarder::tests::setup(77, 10, 1000),
         }
     }
 
@@ -165,7 +135,7 @@ mod tests {
         let mut transcoder = Transcoder::new(setup(PcmSource::Remote, CodecKind::Pcma)).unwrap();
         let loud = vec![0.5f32; FRAME_SAMPLES];
         let quiet = vec![0.0f32; FRAME_SAMPLES];
-        let packet = transcoder.encode(&quiet, &loud).unwrap();
+        let packet = transcoder.encode(Instant::now(), &quiet, &loud).unwrap();
         let rtp = RtpPacket::parse(&packet).unwrap();
         assert_eq!((rtp.payload_type, rtp.ssrc, rtp.sequence), (8, 77, 10));
         assert_eq!(rtp.payload.len(), 160, "20 ms of 8 kHz A-law");
@@ -182,7 +152,7 @@ mod tests {
     fn mixed_mode_carries_both_voices() {
         let mut transcoder = Transcoder::new(setup(PcmSource::Mixed, CodecKind::Pcmu)).unwrap();
         let a = vec![0.25f32; FRAME_SAMPLES];
-        let packet = transcoder.encode(&a, &a).unwrap();
+        let packet = transcoder.encode(Instant::now(), &a, &a).unwrap();
         let rtp = RtpPacket::parse(&packet).unwrap();
         let mut decoder = Decoder::new(CodecKind::Pcmu).unwrap();
         let mut decoded = vec![0.0f32; FRAME_SAMPLES];
@@ -195,13 +165,13 @@ mod tests {
     fn the_timeline_runs_through_a_pause() {
         let mut transcoder = Transcoder::new(setup(PcmSource::Local, CodecKind::Opus)).unwrap();
         let frame = vec![0.1f32; FRAME_SAMPLES];
-        let first = transcoder.encode(&frame, &frame).unwrap();
+        let first = transcoder.encode(Instant::now(), &frame, &frame).unwrap();
         transcoder.set_paused(true);
         for _ in 0..10 {
-            assert!(transcoder.encode(&frame, &frame).is_none());
+            assert!(transcoder.encode(Instant::now(), &frame, &frame).is_none());
         }
         transcoder.set_paused(false);
-        let after = transcoder.encode(&frame, &frame).unwrap();
+        let after = transcoder.encode(Instant::now(), &frame, &frame).unwrap();
         let (a, b) = (
             RtpPacket::parse(&first).unwrap(),
             RtpPacket::parse(&after).unwrap(),

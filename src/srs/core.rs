@@ -840,6 +840,7 @@ mod tests {
             codecs: vec![PayloadFormat::new(8, "PCMA", 8000, None)],
             telephone_event: Some(PayloadFormat::new(101, "telephone-event", 8000, None)),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            voices: vec![Some(StreamSender::Both); labels.len()],
             direction,
             keys: secure.then(|| vec![[3u8; KEY_SALT_LEN]; labels.len()]),
             session_id: 1,

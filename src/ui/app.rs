@@ -395,13 +395,7 @@ impl VerbatimApp {
                 self.toggle_recording(call);
             }
             let paused = matches!(call.recording, RecordingState::Paused { by: Party::Local });
-            let can_pause = matches!(
-                call.recording,
-                RecordingState::Recording
-                    | RecordingState::RecordingWithGaps
-                    | RecordingState::OneSide { .. }
-                    | RecordingState::Paused { by: Party::Local }
-            );
+            let can_pause = paused || call.recording.is_live();
             let pause = if paused {
                 "Resume recording"
             } else {
@@ -503,11 +497,7 @@ impl VerbatimApp {
             RecordingState::Paused { by: Party::Local } => {
                 self.bridge.send(UiCommand::ResumeRecording(call.id))
             }
-            RecordingState::Recording
-            | RecordingState::RecordingWithGaps
-            | RecordingState::OneSide { .. } => {
-                self.bridge.send(UiCommand::PauseRecording(call.id))
-            }
+            ref live if live.is_live() => self.bridge.send(UiCommand::PauseRecording(call.id)),
             _ => {}
         }
     }

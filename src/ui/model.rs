@@ -343,6 +343,10 @@ impl CallView {
                 self.recording_asked = true;
                 self.ever_recorded = true;
             }
+            RecordingState::Unencrypted => {
+                self.recording_asked = true;
+                self.ever_recorded = true;
+            }
             RecordingState::RecordingWithGaps | RecordingState::OneSide { .. } => {
                 self.recording_asked = true;
                 self.ever_recorded = true;
@@ -357,19 +361,12 @@ impl CallView {
                 self.recording_asked = true;
             }
         }
-        let live = |s: &RecordingState| {
-            matches!(
-                s,
-                RecordingState::Recording
-                    | RecordingState::RecordingWithGaps
-                    | RecordingState::OneSide { .. }
-            )
-        };
-        if live(&self.recording) && !live(&state) {
+        let (was_live, live) = (self.recording.is_live(), state.is_live());
+        if was_live && !live {
             if let Some(since) = self.recording_since.take() {
                 self.recorded_before += now.saturating_duration_since(since);
             }
-        } else if !live(&self.recording) && live(&state) {
+        } else if !was_live && live {
             self.recording_since = Some(now);
         }
         self.recording = state;
@@ -435,6 +432,10 @@ impl CallView {
             },
             RecordingState::RecordingWithGaps => Indicator {
                 text: format!("Recording {recorded} (with gaps)"),
+                tone: Tone::Warning,
+            },
+            RecordingState::Unencrypted => Indicator {
+                text: format!("Recording {recorded}, unencrypted: the recorder refused SRTP"),
                 tone: Tone::Warning,
             },
             RecordingState::OneSide { missing } => Indicator {

@@ -60,19 +60,22 @@ impl Engine {
         }
     }
 
-    /// The ACK of a recording the recorder started without an offer carries its answer.
+    /// The ACK to our 2xx: for a recording the recorder started without an offer, or an
+    /// offerless re-INVITE, it carries the recorder's answer.
     pub(in crate::engine) fn on_recorder_ack(&mut self, call: CallId, ack: &Message) {
         self.cancel_timer(Timer::RecorderRetransmit2xx(call));
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
         recording.session.unacked_2xx = None;
-        if !recording.streams.is_empty() || recording.answered.is_some() {
-            return;
-        }
         let Some(sdp) = answer_sdp(ack) else {
             return;
         };
+        if !recording.streams.is_empty() || recording.answered.is_some() {
+            // The answer to the offer in our 200 to an offerless re-INVITE (RFC 3261 14.2).
+            self.apply_recorder_description(call, &sdp);
+            return;
+        }
         match rs_sdp::read_answer(&recording.offer, &sdp) {
             Ok(streams) => self.on_recorder_answer(call, streams),
             Err(error) => {
@@ -117,24 +120,31 @@ impl Engine {
         }
     }
 
-    /// The metadata snapshot and SDP pair for a 200 OK.
+    /// The metadata snapshot and SDP pair for the 200 OK to the recorder's INVITE: our
+    /// answer to its offer, or our offer when it sent none.
     pub(in crate::engine) fn recorder_session_body(
         &mut self,
         call: CallId,
         description: &RsOffer,
+        offered: Option<&SessionDescription>,
     ) -> (String, Vec<u8>) {
         let xml = self.metadata_snapshot(call);
-        let sdp = rs_sdp::offer(description).to_string().into_bytes();
+        let sdp = offered
+            .and_then(|theirs| rs_sdp::answer_reoffer(description, theirs).ok())
+            .unwrap_or_else(|| rs_sdp::offer(description))
+            .to_string()
+            .into_bytes();
         self.sdp_and_metadata(sdp, xml)
     }
 
-    /// The labels and stream IDs of a call record follow the recorder's m-lines.
+    /// The labels, voices and stream IDs of a call record follow the recorder's m-lines.
     pub(in crate::engine) fn set_record_labels(
         record: &mut CallRecord,
-        labels: Vec<String>,
+        description: &RsOffer,
         ids: Vec<String>,
     ) {
-        record.labels = labels;
+        record.labels = description.labels.clone();
+        record.voices = description.voices.clone();
         record.stream_ids = ids;
     }
 }

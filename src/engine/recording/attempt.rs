@@ -116,12 +116,14 @@ impl Engine {
             remote_id: self.new_id(),
             stream_ids: (0..streams).map(|_| self.new_id()).collect(),
             labels: (1..=streams).map(|n| n.to_string()).collect(),
+            voices: rs_sdp::voices_for(streams),
             start_time: started.clone(),
             local,
             remote,
             remote_since: started,
             former_remotes: Vec::new(),
             gaps: Vec::new(),
+            stream_gaps: Vec::new(),
             on_hold: false,
             end_time: None,
         })
@@ -196,6 +198,7 @@ impl Engine {
             port: request.media_port,
             codecs,
             telephone_event,
+            voices: rs_sdp::voices_for(labels.len()),
             labels,
             // Until the call has media there is nothing to send (RFC 7866 8.1.1).
             direction: if media_ready {
@@ -291,8 +294,10 @@ impl Engine {
     }
 
     /// The recording's codecs: the call's first (copied as it is), then the others we can
-    /// encode, for a recorder that wants something else. Telephone-events only travel
-    /// with copied packets, so mixed mode offers none.
+    /// encode, for a recorder that wants something else, and G.711 always, whatever the
+    /// phone's codec list says: a recorder that cannot decode Opus picks it and gets the
+    /// call transcoded. Telephone-events only travel with copied packets, so mixed mode
+    /// offers none.
     pub(in crate::engine) fn recording_codecs(
         &self,
         call: Option<CallId>,
@@ -311,7 +316,8 @@ impl Engine {
             RecordingMode::Separate => negotiated.and_then(|n| n.telephone_event.clone()),
             RecordingMode::Mixed => None,
         };
-        for codec in &self.config.codecs {
+        let every_recorder_decodes = [Codec::Pcmu, Codec::Pcma];
+        for codec in self.config.codecs.iter().chain(&every_recorder_decodes) {
             let mut format = codec.payload_format(codec.default_payload_type());
             if CodecKind::from_encoding(&format.encoding).is_none()
                 || codecs.iter().any(|c| c.same_codec(&format))
@@ -496,6 +502,9 @@ impl Engine {
 
     /// The recorder accepted: streams start now, or once the call has media.
     pub(super) fn on_recorder_answer(&mut self, call: CallId, answered: Vec<AnsweredStream>) {
+        if self.refuses_plain_rtp(call, &answered) {
+            return;
+        }
         let media_ready = self.media.contains_key(&call);
         if media_ready {
             self.build_streams(call, answered);
@@ -524,14 +533,10 @@ impl Engine {
 
     /// A mandatory recording stayed down past its grace: the call may not go on.
     pub(in crate::engine) fn recording_deadline(&mut self, call: CallId) {
-        let recording = self.recordings.get(&call).is_some_and(|r| {
-            matches!(
-                r.state,
-                RecordingState::Recording
-                    | RecordingState::RecordingWithGaps
-                    | RecordingState::OneSide { .. }
-            )
-        });
+        let recording = self
+            .recordings
+            .get(&call)
+            .is_some_and(|r| r.state.is_live());
         if recording || !self.calls.contains_key(&call) {
             return;
         }

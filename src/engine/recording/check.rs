@@ -92,6 +92,7 @@ impl Engine {
             codecs,
             telephone_event,
             labels: vec!["1".into(), "2".into()],
+            voices: rs_sdp::voices_for(2),
             direction: Direction::Inactive,
             keys: None,
             session_id,

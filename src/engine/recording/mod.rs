@@ -15,13 +15,15 @@ use super::invite_session::{InviteSession, UnackedStep};
 use super::{CallId, Engine, Event, Party, RecordingId, Timer, TxOwner};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
+use crate::media::rtcp;
 use crate::media::session::{TapSide, TappedPacket};
 use crate::media::srtp::SrtpSession;
 use crate::recording::forwarder::Forwarder;
-use crate::recording::metadata::{self, Gap};
+use crate::recording::metadata::{self, Gap, StreamSender};
+use crate::recording::outgoing::{Outgoing, OutgoingSetup};
 use crate::recording::rs_sdp::{self, AnsweredStream, RsOffer};
 use crate::recording::transcoder::{PcmSource, Transcoder, TranscoderSetup};
-use crate::sdp::{Direction, PayloadFormat, SessionDescription};
+use crate::sdp::{Codec, Direction, PayloadFormat, SessionDescription};
 use crate::sip::auth::{ChallengeError, Credentials, DigestSession};
 use crate::sip::dialog::{Dialog, DialogSecurity};
 use crate::sip::message::{Message, Method, reason_phrase};
@@ -65,9 +67,25 @@ pub enum RecordingState {
     OneSide {
         missing: Party,
     },
+    /// The recorder takes every stream, but answered our SRTP offer with plain RTP and the
+    /// policy does not require SRTP: the call's voices reach it unencrypted.
+    Unencrypted,
     Failed {
         reason: String,
     },
+}
+
+impl RecordingState {
+    /// Whether media is reaching the recorder (all of it or, as the state says, part).
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self,
+            RecordingState::Recording
+                | RecordingState::RecordingWithGaps
+                | RecordingState::OneSide { .. }
+                | RecordingState::Unencrypted
+        )
+    }
 }
 
 /// How the call's two voices reach the recorder.
@@ -124,9 +142,10 @@ pub(in crate::engine) struct CallRecord {
     local_id: String,
     remote_id: String,
     stream_ids: Vec<String>,
-    /// The streams' labels, in m-line order: the first carries the local user (or both,
-    /// when there is only one).
+    /// The streams' labels, in m-line order, and whose voice each carries (None: an m-line
+    /// of the recorder's that we declined).
     labels: Vec<String>,
+    voices: Vec<Option<metadata::StreamSender>>,
     start_time: String,
     local: NameAddr,
     remote: NameAddr,
@@ -136,8 +155,60 @@ pub(in crate::engine) struct CallRecord {
     /// joined, left.
     former_remotes: Vec<(String, NameAddr, String, String)>,
     gaps: Vec<Gap>,
+    /// Stretches in which the recorder refused one stream (port 0) while taking the others,
+    /// by the stream's label: that voice is missing there, though the session was up.
+    stream_gaps: Vec<(String, Gap)>,
     on_hold: bool,
     end_time: Option<String>,
+}
+
+impl CallRecord {
+    /// Every stretch some voice was not recorded: the whole call's gaps, then each stream's.
+    fn all_gaps(&self) -> Vec<Gap> {
+        let mut gaps = self.gaps.clone();
+        gaps.extend(self.stream_gaps.iter().map(|(_, gap)| gap.clone()));
+        gaps
+    }
+
+    /// The recorder's latest answer: a gap opens for each stream it refused that carries a
+    /// voice, and closes for each it takes again.
+    fn note_refused_streams(&mut self, answered: &[AnsweredStream], now: &str) {
+        for stream in answered {
+            let open = self
+                .stream_gaps
+                .iter_mut()
+                .find(|(label, gap)| *label == stream.label && gap.to.is_none());
+            match (stream.accepted, open) {
+                (true, Some((_, gap))) => gap.to = Some(now.to_owned()),
+                (false, None) if stream.voice.is_some() => {
+                    let whose = match stream.voice {
+                        Some(StreamSender::Local) => "our side",
+                        Some(StreamSender::Remote) => "the far end",
+                        _ => "both sides",
+                    };
+                    self.stream_gaps.push((
+                        stream.label.clone(),
+                        Gap {
+                            from: now.to_owned(),
+                            to: None,
+                            reason: format!(
+                                "the recorder refused stream {} ({whose})",
+                                stream.label
+                            ),
+                        },
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The streams are gone (the session ended or failed): what they lacked ends with them.
+    fn close_stream_gaps(&mut self, now: &str) {
+        for (_, gap) in &mut self.stream_gaps {
+            gap.to.get_or_insert_with(|| now.to_owned());
+        }
+    }
 }
 
 /// How a recording is re-established after failures, for as long as the call lasts.
@@ -170,6 +241,13 @@ impl RsStream {
             RsStream::Transcode(t) => t.set_paused(paused),
         }
     }
+
+    fn out(&mut self) -> &mut Outgoing {
+        match self {
+            RsStream::Forward(f) => &mut f.out,
+            RsStream::Transcode(t) => &mut t.out,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -194,6 +272,10 @@ pub(in crate::engine) struct Recording {
     want_paused: bool,
     /// The metadata changed since the recorder last heard it.
     metadata_dirty: bool,
+    /// The user was told the recorder refused SRTP (once per session).
+    warned_unencrypted: bool,
+    /// The CNAME all the recording's streams carry in RTCP; made when they are first built.
+    cname: String,
 }
 
 impl Recording {
@@ -216,6 +298,8 @@ impl Recording {
             state: RecordingState::Starting,
             want_paused: false,
             metadata_dirty: false,
+            warned_unencrypted: false,
+            cname: String::new(),
         }
     }
 }

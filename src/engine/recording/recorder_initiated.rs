@@ -164,7 +164,14 @@ impl Engine {
                 }
             }
         }
-        let mode = if streams == 1 {
+        // One audio stream offered carries both voices mixed (the answer binds them).
+        let audio_streams = offered.as_ref().map_or(2, |sdp| {
+            sdp.media
+                .iter()
+                .filter(|m| m.kind == crate::sdp::MediaKind::Audio && m.port != 0)
+                .count()
+        });
+        let mode = if audio_streams == 1 {
             RecordingMode::Mixed
         } else {
             RecordingMode::Separate
@@ -177,6 +184,7 @@ impl Engine {
             codecs,
             telephone_event,
             labels: (1..=streams).map(|n| n.to_string()).collect(),
+            voices: rs_sdp::voices_for(streams),
             direction: Direction::SendOnly,
             keys: secure.then_some(keys),
             session_id,
@@ -194,7 +202,7 @@ impl Engine {
             None => (ours, None),
         };
         let ids = description.labels.iter().map(|_| self.new_id()).collect();
-        Self::set_record_labels(&mut record, description.labels.clone(), ids);
+        Self::set_record_labels(&mut record, &description, ids);
         let user = record_user(&request).unwrap_or_else(|| self.config.contact_user.clone());
         let contact = format!("{};+sip.src", self.contact_for(source.transport, &user));
         let dialog = match Dialog::from_request_as_uas(
@@ -239,7 +247,7 @@ impl Engine {
                 remote_uuid: crate::sip::session_id::sender_uuid(&request),
             },
         );
-        let (content_type, body) = self.recorder_session_body(call, &description);
+        let (content_type, body) = self.recorder_session_body(call, &description, offered.as_ref());
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
         ok.headers.push("Require", "siprec");

@@ -97,9 +97,16 @@ impl Engine {
                 .iter()
                 .all(|m| m.port == 0 || m.direction == Direction::Inactive)
         };
-        if let Some(sdp) = offer.as_ref().filter(|sdp| !pauses_all(sdp))
-            && let Err(error) = rs_sdp::read_answer(&recording.offer, sdp)
-        {
+        let unusable = offer.as_ref().and_then(|sdp| {
+            let read = if pauses_all(sdp) {
+                Ok(())
+            } else {
+                rs_sdp::read_answer(&recording.offer, sdp).map(drop)
+            };
+            read.and_then(|()| rs_sdp::answer_reoffer(&recording.offer, sdp).map(drop))
+                .err()
+        });
+        if let Some(error) = unusable {
             // An offer we cannot take leaves the session as it was (RFC 3261 14.2).
             let mut refusal = request.response(488, reason_phrase(488), Some(&tag));
             refusal.headers.push(
@@ -130,10 +137,16 @@ impl Engine {
                 None
             });
         }
-        // An UPDATE without an offer gets no SDP back; an offerless re-INVITE gets ours.
+        // An offer gets our answer; an UPDATE without one gets no SDP back; an offerless
+        // re-INVITE gets our offer, and the recorder's answer comes in the ACK.
         let sdp = offers.then(|| {
             recording.offer.session_version += 1;
-            rs_sdp::offer(&recording.offer).to_string().into_bytes()
+            let description = match &offer {
+                Some(theirs) => rs_sdp::answer_reoffer(&recording.offer, theirs)
+                    .unwrap_or_else(|_| rs_sdp::offer(&recording.offer)),
+                None => rs_sdp::offer(&recording.offer),
+            };
+            description.to_string().into_bytes()
         });
         let contact = recording.session.dialog.local_contact.clone();
         let mut ok = request.response(200, "OK", Some(&tag));

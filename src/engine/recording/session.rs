@@ -258,18 +258,19 @@ impl Engine {
         self.cancel_timer(Timer::RecordingRetry(call));
         let call_ended = !self.calls.contains_key(&call);
         let now = metadata::format_time(self.wall_clock());
-        if call_ended && let Some(plan) = self.recording_plans.get_mut(&call) {
-            plan.record.end_time = Some(now);
+        if let Some(plan) = self.recording_plans.get_mut(&call) {
+            plan.record.close_stream_gaps(&now);
+            if call_ended {
+                plan.record.end_time = Some(now);
+            }
         }
         let final_metadata = self.metadata_snapshot(call);
         let plan = self.recording_plans.remove(&call);
         if let Some(plan) = &plan
-            && !plan.record.gaps.is_empty()
+            && let gaps = plan.record.all_gaps()
+            && !gaps.is_empty()
         {
-            self.events.push_back(Event::RecordingGaps {
-                call,
-                gaps: plan.record.gaps.clone(),
-            });
+            self.events.push_back(Event::RecordingGaps { call, gaps });
         }
         let Some(recording) = self.recordings.get(&call) else {
             // Between attempts there is no dialog, only the plan.
@@ -294,10 +295,10 @@ impl Engine {
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);
         }
+        self.say_bye_on_streams(call, "the call ended");
         let Some(mut recording) = self.recordings.remove(&call) else {
             return;
         };
-        recording.streams.clear();
         recording.wants_pcm = false;
         // The same SDP, unchanged version (RFC 3264 8): only the metadata is news, and a
         // recorder must not read the end of the call as a pause.
@@ -357,10 +358,10 @@ impl Engine {
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);
         }
+        self.say_bye_on_streams(call, "the recording ended");
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        recording.streams.clear();
         recording.wants_pcm = false;
         if !recording.session.connected {
             // Not answered yet: stop retransmitting; should the 2xx still come, the stray
@@ -394,13 +395,9 @@ impl Engine {
     ) {
         let indication = match &state {
             RecordingState::Starting => None,
-            RecordingState::Recording
-            | RecordingState::RecordingWithGaps
-            | RecordingState::OneSide { .. } => Some("on"),
+            live if live.is_live() => Some("on"),
             RecordingState::Paused { .. } => Some("paused"),
-            RecordingState::Off
-            | RecordingState::Failed { .. }
-            | RecordingState::Retrying { .. } => Some("off"),
+            _ => Some("off"),
         };
         if let Some(value) = indication {
             self.tell_call(call, RecordingNote::Indicate(value));

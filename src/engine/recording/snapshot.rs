@@ -4,7 +4,7 @@ use super::*;
 
 impl Engine {
     /// The snapshot of `call` as of now; empty when the call has no record.
-    pub(super) fn metadata_snapshot(&self, call: CallId) -> Vec<u8> {
+    pub(in crate::engine) fn metadata_snapshot(&self, call: CallId) -> Vec<u8> {
         let Some(plan) = self.recording_plans.get(&call) else {
             return Vec::new();
         };
@@ -21,22 +21,18 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
         aor: who.uri.to_string(),
         name: who.display_name.clone(),
     };
-    let senders: &[metadata::StreamSender] = match record.labels.len() {
-        1 => &[metadata::StreamSender::Both],
-        _ => &[
-            metadata::StreamSender::Local,
-            metadata::StreamSender::Remote,
-        ],
-    };
+    // Only the streams that carry a voice: an m-line we declined carries nothing to describe.
     let streams = record
         .stream_ids
         .iter()
         .zip(&record.labels)
-        .zip(senders)
-        .map(|((id, label), sender)| metadata::StreamSpec {
-            stream_id: id.clone(),
-            label: label.clone(),
-            sender: *sender,
+        .zip(&record.voices)
+        .filter_map(|((id, label), voice)| {
+            Some(metadata::StreamSpec {
+                stream_id: id.clone(),
+                label: label.clone(),
+                sender: (*voice)?,
+            })
         })
         .collect();
     let mut snapshot = metadata::two_party_snapshot(metadata::TwoParty {
@@ -90,7 +86,7 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
         }
     }
     snapshot.gaps = record
-        .gaps
+        .all_gaps()
         .iter()
         .map(|gap| Gap {
             to: gap.to.clone().or_else(|| Some(now.clone())),
@@ -115,6 +111,7 @@ mod tests {
             remote_id: "cmVtb3Rl".into(),
             stream_ids: vec!["czE".into(), "czI".into()],
             labels: vec!["1".into(), "2".into()],
+            voices: rs_sdp::voices_for(2),
             start_time: "2026-12-07T10:00:00Z".into(),
             local: who("\"Alice\" <sip:alice@example.com>"),
             remote: who("<sip:bob@example.com>"),
@@ -125,6 +122,14 @@ mod tests {
                 to: None,
                 reason: "the recorder refused".into(),
             }],
+            stream_gaps: vec![(
+                "2".into(),
+                Gap {
+                    from: "2026-12-07T10:02:00Z".into(),
+                    to: Some("2026-12-07T10:03:00Z".into()),
+                    reason: "the recorder refused stream 2".into(),
+                },
+            )],
             on_hold: false,
             end_time: None,
         }
@@ -146,11 +151,17 @@ mod tests {
             Some("Z3JvdXA"),
             "the session names the call's group"
         );
-        assert_eq!(parsed.gaps.len(), 1);
+        assert_eq!(parsed.gaps.len(), 2, "the call's gap and one stream's");
         assert_eq!(
             parsed.gaps[0].to.as_deref(),
             Some(now.as_str()),
             "an open gap ends now"
+        );
+        assert_eq!(parsed.gaps[1].reason, "the recorder refused stream 2");
+        assert_eq!(
+            parsed.gaps[1].to.as_deref(),
+            Some("2026-12-07T10:03:00Z"),
+            "a closed stream gap keeps its end"
         );
         let alice = parsed
             .participant_stream_assocs

@@ -27,16 +27,23 @@ impl Engine {
             return;
         };
         recording.applied = answered.clone();
-        let mode = self
-            .recording_plans
-            .get(&call)
-            .map(|p| p.request.mode)
-            .unwrap_or_default();
+        let now = metadata::format_time(self.wall_clock());
+        if let Some(plan) = self.recording_plans.get_mut(&call) {
+            plan.record.note_refused_streams(&answered, &now);
+        }
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
         let call_formats = self.media.get(&call).and_then(|m| {
             let n = m.negotiated.as_ref()?;
             Some((n.codec.clone(), n.telephone_event.clone()))
         });
         let keys = recording.offer.keys.clone();
+        if recording.cname.is_empty() {
+            // One CNAME for all the recording's streams: one sender, one clock.
+            recording.cname = format!("{}@verbatim.invalid", self.rng.token(12));
+        }
+        let cname = recording.cname.clone();
         let mut streams = Vec::new();
         for (index, stream) in answered.into_iter().enumerate() {
             if !stream.accepted {
@@ -54,29 +61,38 @@ impl Engine {
                 }
                 _ => None,
             };
-            let local = stream.label == "1";
-            let copy = match (&call_formats, mode) {
-                (Some((codec, _)), RecordingMode::Separate) => codec.same_codec(&stream.codec),
-                _ => false,
+            let Some(voice) = stream.voice else {
+                continue;
+            };
+            let local = voice == StreamSender::Local;
+            let out = OutgoingSetup {
+                destination: stream.destination,
+                rtcp_destination: stream.rtcp_destination,
+                ssrc: self.rng.next_u64() as u32,
+                initial_sequence: self.rng.next_u64() as u16,
+                initial_timestamp: self.rng.next_u64() as u32,
+                clock_rate: stream.codec.clock_rate,
+                cname: cname.clone(),
+                srtp,
+                now: self.now,
+                rtcp_random: self.rng.next_u64() as u32,
+            };
+            // Each side's packets can be copied; a mixed voice is always encoded here.
+            let copy = match (&call_formats, voice) {
+                (_, StreamSender::Both) | (None, _) => false,
+                (Some((codec, _)), _) => codec.same_codec(&stream.codec),
             };
             if copy && let Some((codec, telephone_event)) = &call_formats {
                 let mut payload_types = vec![(codec.payload_type, stream.codec.payload_type)];
                 if let (Some(ours), Some(theirs)) = (telephone_event, stream.telephone_event) {
                     payload_types.push((ours.payload_type, theirs));
                 }
-                streams.push(RsStream::Forward(Forwarder::new(
-                    if local {
-                        TapSide::Local
-                    } else {
-                        TapSide::Remote
-                    },
-                    stream.destination,
-                    self.rng.next_u64() as u32,
-                    self.rng.next_u64() as u16,
-                    self.rng.next_u64() as u32,
-                    payload_types,
-                    srtp,
-                )));
+                let side = if local {
+                    TapSide::Local
+                } else {
+                    TapSide::Remote
+                };
+                streams.push(RsStream::Forward(Forwarder::new(side, payload_types, out)));
                 continue;
             }
             let Some(kind) = CodecKind::from_encoding(&stream.codec.encoding) else {
@@ -89,21 +105,17 @@ impl Engine {
                 );
                 return;
             };
-            let source = match (mode, local) {
-                (RecordingMode::Mixed, _) => PcmSource::Mixed,
-                (_, true) => PcmSource::Local,
-                (_, false) => PcmSource::Remote,
+            let source = match voice {
+                StreamSender::Both => PcmSource::Mixed,
+                StreamSender::Local => PcmSource::Local,
+                StreamSender::Remote => PcmSource::Remote,
             };
             let setup = TranscoderSetup {
                 source,
-                destination: stream.destination,
                 codec: kind,
                 payload_type: stream.codec.payload_type,
                 fmtp: stream.codec.fmtp.clone(),
-                ssrc: self.rng.next_u64() as u32,
-                initial_sequence: self.rng.next_u64() as u16,
-                initial_timestamp: self.rng.next_u64() as u32,
-                srtp,
+                out,
             };
             match Transcoder::new(setup) {
                 Ok(transcoder) => streams.push(RsStream::Transcode(transcoder)),
@@ -152,13 +164,58 @@ impl Engine {
         match rs_sdp::read_answer(&recording.offer, sdp) {
             Ok(streams) if streams != recording.applied => {
                 tracing::info!("the recorder moved or changed the recording's streams");
-                self.build_streams(call, streams);
+                if !self.refuses_plain_rtp(call, &streams) {
+                    self.build_streams(call, streams);
+                }
             }
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(%error, "the recorder's new description of the streams is unusable");
             }
         }
+    }
+
+    /// The recorder answered our SRTP offer with plain RTP on some stream. When the policy
+    /// requires SRTP the recording session ends as failed, with the reason (and true is
+    /// returned); otherwise the user is warned once and the indicator says it.
+    pub(super) fn refuses_plain_rtp(&mut self, call: CallId, answered: &[AnsweredStream]) -> bool {
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return false;
+        };
+        let plain: Vec<&str> = answered
+            .iter()
+            .filter(|s| s.accepted && s.crypto.is_none())
+            .map(|s| s.label.as_str())
+            .collect();
+        if recording.offer.keys.is_none() || plain.is_empty() {
+            return false;
+        }
+        let labels = plain.join(", ");
+        let required = self
+            .recording_plans
+            .get(&call)
+            .is_some_and(|plan| plan.request.srtp);
+        if required {
+            self.stop_recording_dialog(call);
+            self.recording_failed(
+                call,
+                format!(
+                    "the recorder answered plain RTP to our SRTP offer (stream {labels}), \
+                     and the recording policy requires SRTP"
+                ),
+            );
+            return true;
+        }
+        if !std::mem::replace(&mut recording.warned_unencrypted, true) {
+            self.events.push_back(Event::Warning {
+                call: Some(call),
+                message: format!(
+                    "the recorder refused SRTP: stream {labels} of this recording goes to it \
+                     unencrypted"
+                ),
+            });
+        }
+        false
     }
 
     /// Moves the indicator to `state`, telling the front end only when it changed.
@@ -181,17 +238,24 @@ impl Engine {
     /// one voice when the recorder refused the other's stream.
     pub(super) fn live_state(&self, call: CallId) -> RecordingState {
         let refused = self.recordings.get(&call).and_then(|r| {
-            r.applied.iter().find(|s| !s.accepted).map(|s| {
-                // Label 1 carries our side, as the streams are built (build_streams).
-                if s.label == "1" {
-                    Party::Local
-                } else {
-                    Party::Remote
-                }
-            })
+            r.applied
+                .iter()
+                .filter(|s| !s.accepted)
+                .find_map(|s| match s.voice? {
+                    StreamSender::Local => Some(Party::Local),
+                    StreamSender::Remote => Some(Party::Remote),
+                    // The one mixed stream refused is no recording at all (read_answer).
+                    StreamSender::Both => None,
+                })
         });
         if let Some(missing) = refused {
             return RecordingState::OneSide { missing };
+        }
+        let unencrypted = self.recordings.get(&call).is_some_and(|r| {
+            r.offer.keys.is_some() && r.applied.iter().any(|s| s.accepted && s.crypto.is_none())
+        });
+        if unencrypted {
+            return RecordingState::Unencrypted;
         }
         let had_gaps = self
             .recording_plans
@@ -213,10 +277,10 @@ impl Engine {
             let RsStream::Forward(forwarder) = stream else {
                 continue;
             };
-            if let Some(data) = forwarder.forward(tapped) {
+            if let Some(data) = forwarder.forward(self.now, tapped) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
                     socket: crate::engine::MediaSocket::Recording(media_id),
-                    destination: forwarder.destination,
+                    destination: forwarder.out.destination,
                     data,
                     rtcp: false,
                 });
@@ -254,12 +318,59 @@ impl Engine {
             let RsStream::Transcode(transcoder) = stream else {
                 continue;
             };
-            if let Some(data) = transcoder.encode(local, remote) {
+            if let Some(data) = transcoder.encode(self.now, local, remote) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
                     socket: crate::engine::MediaSocket::Recording(media_id),
-                    destination: transcoder.destination,
+                    destination: transcoder.out.destination,
                     data,
                     rtcp: false,
+                });
+            }
+        }
+    }
+
+    /// Each stream's sender report when it is due: called on every tick of the call's audio.
+    pub(in crate::engine) fn send_recording_reports(&mut self, call: CallId) {
+        let ntp_now = rtcp::ntp_from_duration(rtcp::NTP_UNIX_OFFSET + self.wall_clock());
+        let now = self.now;
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let media_id = recording.media_id;
+        for stream in &mut recording.streams {
+            let out = stream.out();
+            if let Some(data) = out.report_due(now, ntp_now) {
+                self.media_outputs.push_back(crate::engine::Output::Media {
+                    socket: crate::engine::MediaSocket::Recording(media_id),
+                    destination: out.rtcp_destination,
+                    data,
+                    rtcp: true,
+                });
+            }
+        }
+    }
+
+    /// The streams end (the session ends, or the recorder rebuilt them): each says BYE with
+    /// its last report (RFC 3550 6.6), so the recorder knows the stream is over, not lost.
+    pub(super) fn say_bye_on_streams(&mut self, call: CallId, reason: &str) {
+        let wall = metadata::format_time(self.wall_clock());
+        if let Some(plan) = self.recording_plans.get_mut(&call) {
+            plan.record.close_stream_gaps(&wall);
+        }
+        let ntp_now = rtcp::ntp_from_duration(rtcp::NTP_UNIX_OFFSET + self.wall_clock());
+        let now = self.now;
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
+        let media_id = recording.media_id;
+        for mut stream in recording.streams.drain(..) {
+            let out = stream.out();
+            if let Some(data) = out.bye(now, ntp_now, reason) {
+                self.media_outputs.push_back(crate::engine::Output::Media {
+                    socket: crate::engine::MediaSocket::Recording(media_id),
+                    destination: out.rtcp_destination,
+                    data,
+                    rtcp: true,
                 });
             }
         }

@@ -14,6 +14,7 @@ mod recorder_check;
 mod recorder_initiated;
 mod recording;
 mod recording_dialog;
+mod recording_offer;
 mod registration;
 mod scripted;
 mod secure_signalling;

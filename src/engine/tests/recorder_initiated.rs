@@ -44,6 +44,28 @@ fn recorder_invite_over(
     .into_bytes()
 }
 
+/// The user accepts the recorder's request for call `a`; returns our 200 OK to it.
+fn accept_recorder(
+    net: &mut SimNet,
+    a: CallId,
+    recording: u64,
+    recorder: core::net::SocketAddr,
+) -> String {
+    net.command(
+        0,
+        Command::AcceptRecorder {
+            call: a,
+            recording: RecordingId(recording),
+            media_port: 42000,
+        },
+    );
+    net.run_for(Duration::from_millis(100));
+    responses_to(net, recorder)
+        .into_iter()
+        .find(|r| r.starts_with("SIP/2.0 200"))
+        .expect("200 OK")
+}
+
 fn recorder_asks(net: &SimNet) -> Option<CallId> {
     net.events(0).iter().find_map(|e| match e {
         Event::RecorderAsks { call, .. } => Some(*call),
@@ -110,19 +132,7 @@ fn an_allowed_recorder_records_the_call_with_or_without_an_offer() {
             Some(a),
             "it asks about the call in progress"
         );
-        net.command(
-            0,
-            Command::AcceptRecorder {
-                call: a,
-                recording: RecordingId(706),
-                media_port: 42000,
-            },
-        );
-        net.run_for(Duration::from_millis(100));
-        let ok = responses_to(&net, recorder)
-            .into_iter()
-            .find(|r| r.starts_with("SIP/2.0 200"))
-            .expect("200 OK");
+        let ok = accept_recorder(&mut net, a, 706, recorder);
         assert!(ok.contains("multipart/mixed") && ok.contains("application/rs-metadata+xml"));
         assert!(ok.contains("+sip.src") && ok.contains("Require: siprec"));
         assert_eq!(ok.matches("a=sendonly").count(), 2, "{ok}");
@@ -351,4 +361,76 @@ fn a_closed_connection_to_the_recorder_is_a_failed_recording_at_once() {
         "{states:?}"
     );
     assert!(ended(&net, 0).is_none());
+}
+
+/// A recorder that names its streams as it likes, offers video and more audio streams than
+/// a call has voices: the audio m-lines carry our user's voice, then the far end's, and the
+/// metadata says so under the recorder's labels; the video and the extra stream are
+/// declined with port 0 and are not in the metadata.
+#[test]
+fn a_recorders_own_labels_are_bound_to_voices_by_order_and_extra_streams_are_declined() {
+    let (mut net, a, recorder) = call_with_an_allowed_recorder();
+    let phone = net.address(0, Transport::Tcp).unwrap();
+    let source = Destination::new(Transport::Tcp, recorder);
+    let sdp = "v=0\r\no=srs 1 1 IN IP4 127.0.0.77\r\ns=-\r\nc=IN IP4 127.0.0.77\r\nt=0 0\r\n\
+               m=video 30010 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=recvonly\r\n\
+               m=audio 30000 RTP/AVP 0\r\na=recvonly\r\na=label:agent\r\n\
+               m=audio 30002 RTP/AVP 0\r\na=recvonly\r\na=label:customer\r\n\
+               m=audio 30004 RTP/AVP 0\r\na=recvonly\r\na=label:extra\r\n";
+    net.input(
+        0,
+        Input::Stream {
+            source,
+            data: recorder_invite(phone.address, recorder, Some(sdp)),
+        },
+    );
+    assert_eq!(recorder_asks(&net), Some(a));
+    let ok = accept_recorder(&mut net, a, 707, recorder);
+    let m_lines: Vec<&str> = ok.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(
+        m_lines,
+        vec![
+            "m=video 0 RTP/AVP 96",
+            "m=audio 42000 RTP/AVP 0",
+            "m=audio 42000 RTP/AVP 0",
+            "m=audio 0 RTP/AVP 0"
+        ],
+        "{ok}"
+    );
+    let xml = &ok[ok.find("<?xml").unwrap()..ok.find("</recording>").unwrap() + 12];
+    let metadata = crate::recording::metadata::parse(xml).unwrap();
+    let label_of = |stream_id: &str| {
+        metadata
+            .streams
+            .iter()
+            .find(|s| s.id == stream_id)
+            .map(|s| s.label.clone())
+    };
+    let sent_by = |participant: usize| {
+        let id = &metadata.participants[participant].id;
+        metadata
+            .participant_stream_assocs
+            .iter()
+            .find(|a| &a.participant_id == id)
+            .map(|a| {
+                a.send
+                    .iter()
+                    .filter_map(|s| label_of(s))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        metadata.streams.len(),
+        2,
+        "only the streams that carry a voice"
+    );
+    assert_eq!(
+        sent_by(0),
+        vec!["agent"],
+        "our user sends the first audio stream"
+    );
+    assert_eq!(sent_by(1), vec!["customer"], "the far end the second");
+    net.run_for(Duration::from_millis(500));
+    assert!(recording_states(&net, 0).contains(&RecordingState::Recording));
 }

@@ -100,17 +100,6 @@ const BOTH_INACTIVE: &str = "v=0\r\no=srs 1 2 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP
     m=audio 30000 RTP/AVP 0\r\na=inactive\r\na=label:1\r\n\
     m=audio 30002 RTP/AVP 0\r\na=inactive\r\na=label:2\r\n";
 
-fn states(phone: &Phone) -> Vec<RecordingState> {
-    phone
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Recording { state, .. } => Some(state.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Why the recording went to retrying.
 fn retry_reason(phone: &Phone) -> String {
     states(phone)
@@ -345,6 +334,16 @@ fn streams_at(port_1: u16, port_2: u16) -> String {
     )
 }
 
+/// Some packets went out, and every one to the address the recorder moved our voice to.
+fn assert_all_went_to_the_moved_recorder(sent: &[core::net::SocketAddr], why: &str) {
+    assert!(!sent.is_empty(), "{why}: nothing sent");
+    assert!(
+        sent.iter()
+            .all(|to| to.ip().to_string() == "192.0.2.8" && to.port() == 31000),
+        "{why}: {sent:?}"
+    );
+}
+
 /// Where the recording's packets went during a second of the call's audio.
 fn recording_packets_during_a_second(
     phone: &mut Phone,
@@ -353,28 +352,6 @@ fn recording_packets_during_a_second(
     recording_rtp_during_a_second(phone, call)
         .into_iter()
         .map(|(to, _)| to)
-        .collect()
-}
-
-/// The recording's packets during a second of the call's audio: where each went, and its
-/// RTP payload type.
-fn recording_rtp_during_a_second(
-    phone: &mut Phone,
-    call: CallId,
-) -> Vec<(core::net::SocketAddr, u8)> {
-    phone.media_sent.clear();
-    for _ in 0..50 {
-        phone.input(Input::MediaTick {
-            call,
-            captured: vec![0.1; crate::media::FRAME_SAMPLES],
-        });
-        phone.run_for(Duration::from_millis(20));
-    }
-    phone
-        .media_sent
-        .iter()
-        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording(_)))
-        .map(|(_, to, data)| (*to, data.get(1).map_or(0, |b| b & 0x7f)))
         .collect()
 }
 
@@ -409,12 +386,9 @@ fn a_recorder_that_moves_its_streams_gets_every_packet_at_the_new_address() {
     );
     phone.receive_from_far_end(recorder(), &from_recorder(&rs_invite, "ACK", 2, "", None));
     let after = recording_packets_during_a_second(&mut phone, call);
-    assert!(!after.is_empty());
-    assert!(
-        after
-            .iter()
-            .all(|to| to.ip().to_string() == "192.0.2.8" && to.port() == 31000),
-        "every packet of our voice goes to the new address: {after:?}"
+    assert_all_went_to_the_moved_recorder(
+        &after,
+        "every packet of our voice goes to the new address",
     );
     // The same description again (a refresh) changes nothing.
     let again = from_recorder(
@@ -497,9 +471,12 @@ fn a_recorder_that_refuses_one_stream_is_shown_recording_one_side_only() {
         Some(("application/sdp", &streams_at(31000, 0))),
     );
     phone.receive_from_far_end(recorder(), &refuses);
-    assert_eq!(
-        responses_to_recorder(&phone).pop().unwrap().status(),
-        Some(200)
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    assert!(
+        body(&ok).contains("m=audio 0 RTP/AVP 0\r\n"),
+        "the refused stream stays refused in our answer: {}",
+        body(&ok)
     );
     assert_eq!(
         state_now(&phone),
@@ -523,6 +500,18 @@ fn a_recorder_that_refuses_one_stream_is_shown_recording_one_side_only() {
     );
     phone.receive_from_far_end(recorder(), &takes_both);
     assert_eq!(state_now(&phone), Some(RecordingState::Recording));
+    // The metadata lists the stretch without the far end's voice, closed.
+    let xml = String::from_utf8(phone.engine.metadata_snapshot(call)).unwrap();
+    let gaps = crate::recording::metadata::parse(&xml).unwrap().gaps;
+    assert_eq!(gaps.len(), 1, "{xml}");
+    assert_eq!(
+        gaps[0].reason,
+        "the recorder refused stream 2 (the far end)"
+    );
+    assert!(
+        gaps[0].to.is_some(),
+        "closed when the stream came back: {xml}"
+    );
 }
 
 #[test]
@@ -575,10 +564,140 @@ fn a_recorder_that_changes_the_codec_gets_the_new_one() {
     phone.receive_from_far_end(recorder(), &update);
     let ok = responses_to_recorder(&phone).pop().unwrap();
     assert_eq!(ok.status(), Some(200));
+    let answer = body(&ok);
+    assert_eq!(
+        answer
+            .lines()
+            .filter(|l| l.starts_with("m=audio") && l.ends_with(" RTP/AVP 8"))
+            .count(),
+        2,
+        "the answer names only the codec taken (RFC 3264 6.1): {answer}"
+    );
     let after = recording_rtp_during_a_second(&mut phone, call);
     assert!(!after.is_empty());
     assert!(
         after.iter().all(|(_, pt)| *pt == 8),
         "the call's PCMU is encoded afresh as PCMA: {after:?}"
     );
+}
+
+#[test]
+fn a_recorders_offerless_reinvite_gets_our_offer_and_its_answer_in_the_ack_moves_the_streams() {
+    let (mut phone, rs_invite, call) = recording_up();
+    let reinvite = from_recorder(&rs_invite, "INVITE", 2, "", None);
+    phone.receive_from_far_end(recorder(), &reinvite);
+    let ok = responses_to_recorder(&phone).pop().unwrap();
+    assert_eq!(ok.status(), Some(200));
+    let offer = body(&ok);
+    assert_eq!(offer.matches("a=sendonly").count(), 2, "{offer}");
+    assert!(
+        offer.contains("a=label:1") && offer.contains("a=label:2"),
+        "{offer}"
+    );
+    let ack = from_recorder(
+        &rs_invite,
+        "ACK",
+        2,
+        "",
+        Some(("application/sdp", &streams_at(31000, 31002))),
+    );
+    phone.receive_from_far_end(recorder(), &ack);
+    let after = recording_packets_during_a_second(&mut phone, call);
+    assert_all_went_to_the_moved_recorder(
+        &after,
+        "the answer in the ACK is where our voice goes now",
+    );
+    assert_eq!(
+        states(&phone).last(),
+        Some(&RecordingState::Recording),
+        "no new state: still recording"
+    );
+}
+
+/// Each recording stream sends RTCP sender reports to the recorder's RTCP port (the RTP port
+/// plus one): its own SSRC, the recording's one CNAME, a wall-clock time mapped to the
+/// stream's RTP clock; and BYE when the recording ends.
+#[test]
+fn each_recording_stream_sends_sender_reports_and_a_bye_at_the_end() {
+    use crate::media::rtcp::{self, RtcpPacket};
+    use crate::media::rtp::RtpPacket;
+    let (mut phone, _, call) = recording_up();
+    phone.media_sent.clear();
+    // The far end talks too (PCMU from its answer's address), so both streams carry packets.
+    let mut far_end = crate::media::rtp::RtpSender::new(0xfa, 1, 1);
+    let mut packet = Vec::new();
+    for n in 0..400u32 {
+        far_end
+            .build(0, 160 * n, false, &[0xff; 160], &mut packet)
+            .unwrap();
+        phone.input(Input::MediaPacket {
+            socket: MediaSocket::Call(call),
+            source: "192.0.2.1:30000".parse().unwrap(),
+            data: packet.clone(),
+        });
+        phone.input(Input::MediaTick {
+            call,
+            captured: vec![0.1; crate::media::FRAME_SAMPLES],
+        });
+        phone.run_for(Duration::from_millis(20));
+    }
+    let to_recorder = |phone: &Phone, port: u16| -> Vec<Vec<u8>> {
+        phone
+            .media_sent
+            .iter()
+            .chain(&phone.rtcp_sent)
+            .filter(|(socket, to, _)| {
+                matches!(socket, MediaSocket::Recording(_)) && to.port() == port
+            })
+            .map(|(_, _, data)| data.clone())
+            .collect()
+    };
+    let rtp_ssrc = |port: u16| {
+        let packets = to_recorder(&phone, port);
+        RtpPacket::parse(packets.last().unwrap()).unwrap().ssrc
+    };
+    let (ssrc_1, ssrc_2) = (rtp_ssrc(30000), rtp_ssrc(30002));
+    assert_ne!(ssrc_1, ssrc_2);
+    let mut cnames = Vec::new();
+    for (rtcp_port, ssrc) in [(30001, ssrc_1), (30003, ssrc_2)] {
+        let reports = to_recorder(&phone, rtcp_port);
+        assert!(
+            reports.len() >= 2,
+            "8 s of a stream: a report every 5 s or so, the first sooner: {}",
+            reports.len()
+        );
+        let packets = rtcp::parse(reports.last().unwrap()).unwrap();
+        let RtcpPacket::Sr(sr) = &packets[0] else {
+            panic!("{packets:?}")
+        };
+        assert_eq!(sr.ssrc, ssrc, "the report speaks for the stream it follows");
+        assert!(sr.sender.packet_count >= 250, "{}", sr.sender.packet_count);
+        let wall = rtcp::NTP_UNIX_OFFSET + phone.engine.config().wall_clock_at_start;
+        assert!(
+            (sr.sender.ntp_time >> 32) >= wall.as_secs(),
+            "NTP time counts from 1900"
+        );
+        let RtcpPacket::Sdes(chunks) = &packets[1] else {
+            panic!("{packets:?}")
+        };
+        cnames.push(chunks[0].items[0].text.clone());
+    }
+    assert_eq!(cnames[0], cnames[1], "one CNAME: one sender, one clock");
+    phone.rtcp_sent.clear();
+    phone.input(Input::Command(Command::Hangup { call }));
+    let bye = phone
+        .messages()
+        .into_iter()
+        .rev()
+        .find_map(|(_, m)| (m.method() == Some(&Method::Bye)).then_some(m))
+        .unwrap();
+    phone.receive_from_far_end(udp(FAR_UDP), &bye.response(200, "OK", None));
+    for port in [30001, 30003] {
+        let last = to_recorder(&phone, port);
+        let packets = rtcp::parse(last.last().expect("a last report")).unwrap();
+        assert!(
+            matches!(packets.last(), Some(RtcpPacket::Bye(_))),
+            "{packets:?}"
+        );
+    }
 }

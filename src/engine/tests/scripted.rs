@@ -20,33 +20,40 @@ pub(super) struct Phone {
     pub(super) events: Vec<Event>,
     /// Each media packet: from which socket pair, where to, and its bytes.
     pub(super) media_sent: Vec<(MediaSocket, core::net::SocketAddr, Vec<u8>)>,
+    /// Each RTCP packet, the same way.
+    pub(super) rtcp_sent: Vec<(MediaSocket, core::net::SocketAddr, Vec<u8>)>,
 }
 
 impl Phone {
     pub(super) fn new(srtp: SrtpPolicy) -> Phone {
+        Phone::configured(srtp, |_| {})
+    }
+
+    /// A phone whose configuration `configure` changes first.
+    pub(super) fn configured(srtp: SrtpPolicy, configure: impl FnOnce(&mut EngineConfig)) -> Phone {
         let now = Instant::now();
         let listeners = [Transport::Udp, Transport::Tcp, Transport::Tls].map(|transport| {
             let port = transport.default_port();
             Destination::new(transport, format!("{LOCAL}:{port}").parse().unwrap())
         });
-        let engine = Engine::new(
-            EngineConfig {
-                listeners: listeners.to_vec(),
-                srtp,
-                key_source: KeySource::new(|buffer: &mut [u8]| buffer.fill(7)),
-                seed: 3,
-                // Scripted peers send no RTP; the call must outlast minutes of virtual time.
-                no_media_timeout: None,
-                ..EngineConfig::default()
-            },
-            now,
-        );
+        let mut config = EngineConfig {
+            listeners: listeners.to_vec(),
+            srtp,
+            key_source: KeySource::new(|buffer: &mut [u8]| buffer.fill(7)),
+            seed: 3,
+            // Scripted peers send no RTP; the call must outlast minutes of virtual time.
+            no_media_timeout: None,
+            ..EngineConfig::default()
+        };
+        configure(&mut config);
+        let engine = Engine::new(config, now);
         let mut phone = Phone {
             engine,
             now,
             sent: Vec::new(),
             events: Vec::new(),
             media_sent: Vec::new(),
+            rtcp_sent: Vec::new(),
         };
         phone.drain();
         phone
@@ -61,8 +68,15 @@ impl Phone {
                     socket,
                     destination,
                     data,
-                    ..
-                } => self.media_sent.push((socket, destination, data)),
+                    rtcp,
+                } => {
+                    let sent = if rtcp {
+                        &mut self.rtcp_sent
+                    } else {
+                        &mut self.media_sent
+                    };
+                    sent.push((socket, destination, data));
+                }
                 Output::Playback { .. } => {}
                 Output::Timeout(_) => return,
             }
@@ -162,4 +176,51 @@ pub(super) fn invite_sent(phone: &Phone) -> Message {
         .find(|(_, m)| m.method() == Some(&Method::Invite))
         .map(|(_, m)| m)
         .unwrap()
+}
+
+/// A call to the far end over TLS with mandatory SRTP, answered with `contact`.
+pub(super) fn tls_call_answered_with(contact: &str) -> (Phone, CallId) {
+    let mut phone = Phone::new(SrtpPolicy::Mandatory);
+    let call = phone.dial(&format!("sips:bob@{FAR_TLS}"), tls(FAR_TLS));
+    let invite = invite_sent(&phone);
+    assert!(
+        body(&invite).contains("inline:"),
+        "SRTP is offered over TLS"
+    );
+    phone.receive_from_far_end(tls(FAR_TLS), &answer(&invite, contact));
+    (phone, call)
+}
+
+/// The recording's packets during a second of the call's audio: where each went, and its
+/// RTP payload type.
+pub(super) fn recording_rtp_during_a_second(
+    phone: &mut Phone,
+    call: CallId,
+) -> Vec<(core::net::SocketAddr, u8)> {
+    phone.media_sent.clear();
+    for _ in 0..50 {
+        phone.input(Input::MediaTick {
+            call,
+            captured: vec![0.1; crate::media::FRAME_SAMPLES],
+        });
+        phone.run_for(Duration::from_millis(20));
+    }
+    phone
+        .media_sent
+        .iter()
+        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording(_)))
+        .map(|(_, to, data)| (*to, data.get(1).map_or(0, |b| b & 0x7f)))
+        .collect()
+}
+
+/// Every recording state the phone reported, in order.
+pub(super) fn states(phone: &Phone) -> Vec<RecordingState> {
+    phone
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Recording { state, .. } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
 }

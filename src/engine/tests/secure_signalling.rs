@@ -8,19 +8,6 @@ use super::scripted::*;
 use super::*;
 use crate::media::srtp::SrtpPolicy;
 
-/// A call to the far end over TLS with mandatory SRTP, answered with `contact`.
-fn tls_call_answered_with(contact: &str) -> (Phone, CallId) {
-    let mut phone = Phone::new(SrtpPolicy::Mandatory);
-    let call = phone.dial(&format!("sips:bob@{FAR_TLS}"), tls(FAR_TLS));
-    let invite = invite_sent(&phone);
-    assert!(
-        body(&invite).contains("inline:"),
-        "SRTP is offered over TLS"
-    );
-    phone.receive_from_far_end(tls(FAR_TLS), &answer(&invite, contact));
-    (phone, call)
-}
-
 #[test]
 fn mandatory_srtp_over_a_plain_hop_is_refused_before_anything_is_sent() {
     let mut phone = Phone::new(SrtpPolicy::Mandatory);
