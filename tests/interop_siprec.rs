@@ -33,10 +33,7 @@ fn call_recorded_to_sipp_srs_with_pause_and_resume() {
         &["--pause-at", "1", "--resume-at", "2"],
     );
     let stderr = verbatim.stderr();
-    let states: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("recording: "))
-        .collect();
+    let states = recording_states(&verbatim);
     assert_eq!(
         states,
         vec!["starting", "recording", "paused", "recording", "off"],
@@ -51,10 +48,7 @@ fn call_recorded_to_sipp_srs_with_pause_and_resume() {
 fn recorder_pauses_and_resumes_and_asks_for_metadata() {
     let verbatim = record_a_call_to_sipp("pauses", "srs_pauses.xml", &[], ";transport=tcp", &[]);
     let stderr = verbatim.stderr();
-    let states: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("recording: "))
-        .collect();
+    let states = recording_states(&verbatim);
     assert_eq!(
         states,
         vec![
@@ -164,14 +158,14 @@ fn recorder_starts_the_recording_itself() {
         stderr.contains("recording asked by sip:srs@127.0.0.1"),
         "{stderr}"
     );
-    let states: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("recording: "))
-        .collect();
-    assert_eq!(states, vec!["starting", "recording", "off"], "{stderr}");
+    assert_eq!(
+        recording_states(&verbatim),
+        vec!["starting", "recording", "off"],
+        "{stderr}"
+    );
 }
 
-/// Verbatim calls a sipp far end for 4 s (PCMU, no SRTP, `verbatim_extra` flags) and
+/// Verbatim calls a sipp far end for 4 s unless `verbatim_extra` says otherwise (PCMU, no SRTP, `verbatim_extra` flags) and
 /// records the call to sipp playing `srs_scenario` over TCP (with `srs_extra` arguments; the
 /// recorder's URI ends in `srs_uri_params`); returns Verbatim once all three finished as
 /// they should.
@@ -186,12 +180,14 @@ fn record_a_call_to_sipp(
     let srs_port = free_port();
     let verbatim_port = free_port();
     let mut far_end = Peer::new(&format!("sipp-uas-{name}"));
+    // The far end talks: it sends our own RTP back, so the recording's second stream
+    // carries packets whose every move the tests can check.
     start_sipp_uas(
         &mut far_end,
         &Scenario::Builtin("uas"),
         peer_port,
         "u1",
-        &[],
+        &["-rtp_echo"],
     );
     let mut srs = Peer::new(&format!("sipp-srs-{name}"));
     start_sipp_uas(
@@ -211,15 +207,19 @@ fn record_a_call_to_sipp(
         "pcmu".to_owned(),
         "--srtp".to_owned(),
         "off".to_owned(),
-        "--duration".to_owned(),
-        "4".to_owned(),
         "--record".to_owned(),
         "--srs".to_owned(),
         format!("sip:srs@127.0.0.1:{srs_port}{srs_uri_params}"),
     ];
+    let duration = if verbatim_extra.contains(&"--duration") {
+        vec![]
+    } else {
+        vec!["--duration".to_owned(), "4".to_owned()]
+    };
     start_verbatim(
         &mut verbatim,
         call.into_iter()
+            .chain(duration)
             .chain(verbatim_extra.iter().map(|flag| (*flag).to_owned())),
     );
     verbatim.expect_success(VERBATIM_TIMEOUT);
@@ -228,11 +228,12 @@ fn record_a_call_to_sipp(
     verbatim
 }
 
-/// Counts the RTP packets a socket receives, with when each came, until `stop` is set.
+/// The RTP packets a socket receives (when each came, and its payload type) until `stop`
+/// is set.
 fn rtp_arrivals(
     socket: std::net::UdpSocket,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<Vec<std::time::Instant>> {
+) -> std::thread::JoinHandle<Vec<(std::time::Instant, u8)>> {
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
@@ -241,9 +242,10 @@ fn rtp_arrivals(
         let mut buffer = [0u8; 2048];
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok(len) = socket.recv(&mut buffer) {
-                // RTP version 2, payload type 0 (PCMU): the recording's copy of the call.
-                if len > 12 && buffer[0] >> 6 == 2 && buffer[1] & 0x7f == 0 {
-                    arrivals.push(std::time::Instant::now());
+                // RTP version 2; RTCP (payload types 72 to 76 with the marker bit) is not audio.
+                let payload_type = buffer[1] & 0x7f;
+                if len > 12 && buffer[0] >> 6 == 2 && !(72..=76).contains(&payload_type) {
+                    arrivals.push((std::time::Instant::now(), payload_type));
                 }
             }
         }
@@ -251,23 +253,56 @@ fn rtp_arrivals(
     })
 }
 
+/// `count` sockets on 127.0.0.1 for a recorder played by sipp, their ports, and the threads
+/// that log what reaches them until the returned flag is set.
+#[allow(clippy::type_complexity)]
+fn recorder_ports(
+    count: usize,
+) -> (
+    Vec<String>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<Vec<(std::time::Instant, u8)>>>,
+) {
+    let sockets: Vec<std::net::UdpSocket> = (0..count)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports = sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().port().to_string())
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listeners = sockets
+        .into_iter()
+        .map(|socket| rtp_arrivals(socket, stop.clone()))
+        .collect();
+    (ports, stop, listeners)
+}
+
+/// Stops the threads `recorder_ports` started and returns what each socket received.
+fn arrivals_at(
+    stop: &std::sync::atomic::AtomicBool,
+    listeners: Vec<std::thread::JoinHandle<Vec<(std::time::Instant, u8)>>>,
+) -> Vec<Vec<(std::time::Instant, u8)>> {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    listeners.into_iter().map(|l| l.join().unwrap()).collect()
+}
+
+/// The indicator's states as the CLI printed them.
+fn recording_states(verbatim: &Peer) -> Vec<String> {
+    verbatim
+        .stderr()
+        .lines()
+        .filter_map(|l| l.strip_prefix("recording: "))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A recorder that moves both streams to new ports by re-INVITE, as a recorder cluster does
 /// on fail-over: once its re-INVITE is answered, no RTP goes to the old ports any more and
 /// our side's voice arrives at the new one.
 #[test]
 fn recorder_that_moves_its_streams_gets_the_rtp_at_the_new_ports() {
-    let sockets: Vec<std::net::UdpSocket> = (0..4)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let ports: Vec<String> = sockets
-        .iter()
-        .map(|s| s.local_addr().unwrap().port().to_string())
-        .collect();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let listeners: Vec<_> = sockets
-        .into_iter()
-        .map(|socket| rtp_arrivals(socket, stop.clone()))
-        .collect();
+    let (ports, stop, listeners) = recorder_ports(4);
     record_a_call_to_sipp(
         "moves",
         "srs_moves.xml",
@@ -278,10 +313,17 @@ fn recorder_that_moves_its_streams_gets_the_rtp_at_the_new_ports() {
         ";transport=tcp",
         &[],
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let arrivals: Vec<Vec<std::time::Instant>> =
-        listeners.into_iter().map(|l| l.join().unwrap()).collect();
-    let (old_local, old_remote, new_local) = (&arrivals[0], &arrivals[1], &arrivals[2]);
+    let arrivals = arrivals_at(&stop, listeners);
+    assert_moved(&arrivals[0], &arrivals[1], &arrivals[2]);
+}
+
+/// Our voice reached the recorder's first port, then the port it moved it to, and after the
+/// move nothing went to either old port.
+fn assert_moved(
+    old_local: &[(std::time::Instant, u8)],
+    old_remote: &[(std::time::Instant, u8)],
+    new_local: &[(std::time::Instant, u8)],
+) {
     assert!(
         old_local.len() >= 20,
         "our voice reached the recorder's first ports: {} packets",
@@ -293,15 +335,106 @@ fn recorder_that_moves_its_streams_gets_the_rtp_at_the_new_ports() {
         new_local.len(),
         old_local.len()
     );
-    let moved_at = new_local[0];
-    let late: Vec<_> = old_local
+    let moved_at = new_local[0].0;
+    let late = old_local
         .iter()
         .chain(old_remote.iter())
-        .filter(|at| **at > moved_at + Duration::from_millis(40))
-        .collect();
+        .filter(|(at, _)| *at > moved_at + Duration::from_millis(40))
+        .count();
+    assert_eq!(late, 0, "packets went to the old ports after the move");
+}
+
+/// A recorder that refreshes the session by UPDATE, asks for a metadata snapshot by UPDATE
+/// and re-INVITEs without an offer (answering ours in the ACK, with the streams moved): the
+/// recording goes on through all three, and the RTP follows the answer in the ACK.
+#[test]
+fn recorder_that_updates_and_reinvites_without_an_offer_keeps_recording() {
+    let (ports, stop, listeners) = recorder_ports(4);
+    let verbatim = record_a_call_to_sipp(
+        "updates",
+        "srs_update.xml",
+        &[
+            "-key", "p1", &ports[0], "-key", "p2", &ports[1], "-key", "n1", &ports[2], "-key",
+            "n2", &ports[3],
+        ],
+        ";transport=tcp",
+        &[],
+    );
+    let arrivals = arrivals_at(&stop, listeners);
+    assert_eq!(
+        recording_states(&verbatim),
+        vec!["starting", "recording", "off"],
+        "{}",
+        verbatim.stderr()
+    );
+    assert_moved(&arrivals[0], &arrivals[1], &arrivals[2]);
+}
+
+/// A recorder that re-offers the first stream in PCMA and refuses the second with port 0:
+/// the call (PCMU) reaches it transcoded to PCMA on the first port, nothing more goes to the
+/// second, and the indicator says only our side is recorded.
+#[test]
+fn recorder_that_recodes_one_stream_and_refuses_the_other_gets_what_it_asked() {
+    let (ports, stop, listeners) = recorder_ports(2);
+    let verbatim = record_a_call_to_sipp(
+        "recodes",
+        "srs_recodes.xml",
+        &["-key", "p1", &ports[0], "-key", "p2", &ports[1]],
+        ";transport=tcp",
+        &[],
+    );
+    let arrivals = arrivals_at(&stop, listeners);
+    assert_eq!(
+        recording_states(&verbatim),
+        vec!["starting", "recording", "recording our side only", "off"],
+        "{}",
+        verbatim.stderr()
+    );
+    let (local, remote) = (&arrivals[0], &arrivals[1]);
+    let first_pcma = local
+        .iter()
+        .find(|(_, pt)| *pt == 8)
+        .map(|(at, _)| *at)
+        .expect("our voice reaches the recorder in PCMA after its re-offer");
     assert!(
-        late.is_empty(),
-        "{} packets went to the old ports after the move",
-        late.len()
+        local.iter().filter(|(_, pt)| *pt == 0).count() >= 20,
+        "PCMU came first"
+    );
+    assert!(
+        local.iter().filter(|(_, pt)| *pt == 8).count() >= 50,
+        "our voice goes on in PCMA"
+    );
+    let late = |packets: &[(std::time::Instant, u8)], pt: Option<u8>| {
+        packets
+            .iter()
+            .filter(|(at, p)| {
+                *at > first_pcma + Duration::from_millis(40) && pt.is_none_or(|pt| pt == *p)
+            })
+            .count()
+    };
+    assert_eq!(late(local, Some(0)), 0, "no PCMU after the re-offer");
+    assert_eq!(late(remote, None), 0, "nothing to the refused stream");
+    assert!(
+        remote.len() >= 20,
+        "the far end's voice went to the second stream first"
+    );
+}
+
+/// Our pause refused with 491 (the recorder's re-INVITE crossed ours) is sent again after
+/// the RFC 3261 14.1 wait, and the recording pauses then.
+#[test]
+fn pause_refused_with_491_is_retried() {
+    let verbatim = record_a_call_to_sipp(
+        "glare",
+        "srs_glare.xml",
+        &[],
+        ";transport=tcp",
+        &["--pause-at", "1", "--duration", "7"],
+    );
+    assert_eq!(
+        recording_states(&verbatim),
+        vec!["starting", "recording", "paused", "off"],
+        "{}",
+        verbatim.stderr()
     );
 }
