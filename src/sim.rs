@@ -361,7 +361,7 @@ impl SimNet {
                         call_id: key,
                         started: now,
                         streams,
-                        metadata: vec![metadata_xml],
+                        metadata: metadata_xml.into_iter().collect(),
                         pauses: Vec::new(),
                         ended: false,
                     });
@@ -370,6 +370,7 @@ impl SimNet {
                     key,
                     paused,
                     metadata_xml,
+                    ..
                 } => {
                     if let Some(recording) = r.recordings.iter_mut().find(|s| s.call_id == key) {
                         if recording.pauses.last().copied().unwrap_or(false) != paused {
