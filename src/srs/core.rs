@@ -1892,4 +1892,68 @@ mod tests {
         assert_eq!(participant_for_label(&metadata, "1"), "+15550001111");
         assert_eq!(participant_for_label(&metadata, "2"), "bob");
     }
+
+    /// A stream the client drops (port 0) is answered with port 0 and no longer recorded;
+    /// offered again, it is a new stream on a new port.
+    #[test]
+    fn a_stream_dropped_and_offered_again_is_a_new_stream() {
+        let (response, outputs, mut recorder) = run(&invite(
+            true,
+            true,
+            Some(rs_body(&["1", "2"], &["1", "2"], false)),
+        ));
+        let first = started(&outputs);
+        let to = response.headers.get("To").unwrap().to_owned();
+        let dropped = sdp_with(&[
+            &format!("m=audio 6000 RTP/AVP 0\n{PCMU_LINE}\na=sendonly\na=label:1"),
+            &format!("m=audio 0 RTP/AVP 0\n{PCMU_LINE}\na=sendonly\na=label:2"),
+        ]);
+        let (response, outputs) = step(
+            &mut recorder,
+            &in_dialog(
+                "INVITE",
+                2,
+                &to,
+                "",
+                Some(("application/sdp", dropped.as_bytes())),
+            ),
+        );
+        let answer = answer_of(&response);
+        assert_eq!(answer.media[0].port, first[0].local_port);
+        assert_eq!(answer.media[1].port, 0);
+        assert_eq!(
+            answer.media[1].attribute("label").unwrap().value.as_deref(),
+            Some("2")
+        );
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, RecorderOutput::SessionUpdated { .. })),
+            "nothing for the driver to do"
+        );
+        let again = sdp(&["1", "2"], false, Direction::SendOnly);
+        let (response, outputs) = step(
+            &mut recorder,
+            &in_dialog(
+                "INVITE",
+                3,
+                &to,
+                "",
+                Some(("application/sdp", again.as_bytes())),
+            ),
+        );
+        let answer = answer_of(&response);
+        assert_ne!(answer.media[1].port, 0);
+        let added = outputs
+            .iter()
+            .find_map(|o| match o {
+                RecorderOutput::SessionUpdated { added, .. } => Some(added.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].label, "2");
+        assert_eq!(added[0].local_port, answer.media[1].port);
+        assert_eq!(added[0].participant, "bob");
+    }
 }
