@@ -204,6 +204,9 @@ pub struct SimNet {
     /// Media packets sent and dropped by the link.
     pub media_sent: u64,
     pub media_dropped: u64,
+    /// Of those, the packets to recorders and the ones their link dropped.
+    pub recorder_media_sent: u64,
+    pub recorder_media_dropped: u64,
     pub recorders: Vec<SimRecorder>,
     /// The path to the recorders, when it differs from the phones' link.
     pub recorder_link: Option<LinkConfig>,
@@ -227,6 +230,8 @@ impl SimNet {
             next_media_tick: None,
             media_sent: 0,
             media_dropped: 0,
+            recorder_media_sent: 0,
+            recorder_media_dropped: 0,
             recorder_link: None,
             recorders: Vec::new(),
         }
@@ -361,7 +366,7 @@ impl SimNet {
                         call_id: key,
                         started: now,
                         streams,
-                        metadata: vec![metadata_xml],
+                        metadata: metadata_xml.into_iter().collect(),
                         pauses: Vec::new(),
                         ended: false,
                     });
@@ -370,6 +375,7 @@ impl SimNet {
                     key,
                     paused,
                     metadata_xml,
+                    ..
                 } => {
                     if let Some(recording) = r.recordings.iter_mut().find(|s| s.call_id == key) {
                         if recording.pauses.last().copied().unwrap_or(false) != paused {
@@ -672,9 +678,11 @@ impl SimNet {
             .position(|r| r.address.ip() == destination.ip())
         {
             self.media_sent += 1;
+            self.recorder_media_sent += 1;
             let link = self.link_to(true);
             if self.rng.random_bool(link.loss.clamp(0.0, 1.0)) {
                 self.media_dropped += 1;
+                self.recorder_media_dropped += 1;
                 return;
             }
             let source = Destination::new(

@@ -15,6 +15,14 @@ use quick_xml::name::ResolveResult;
 use thiserror::Error;
 
 pub const NAMESPACE: &str = "urn:ietf:params:xml:ns:recording:1";
+/// The namespace of the drafts before RFC 7865 (no version suffix); SBCs built on those drafts
+/// still send it, with the RFC's element names.
+pub const DRAFT_NAMESPACE: &str = "urn:ietf:params:xml:ns:recording";
+/// BroadWorks' pre-RFC dialect: root `<recording_metadata>`, `id`/`session` attributes,
+/// participants carrying `<aor>`, `<name>` and the streams they send (`<send><id>`).
+pub const BROADWORKS_NAMESPACE: &str = "urn:ietf:params:xml:ns:siprec";
+/// The root element of [`BROADWORKS_NAMESPACE`] documents.
+pub const BROADWORKS_ROOT: &str = "recording_metadata";
 /// Verbatim's extension (RFC 7865 lets `<recording>` carry elements of other namespaces): the
 /// stretches of the call that no recording session captured, so a recorder can tell a gap
 /// from silence.
@@ -142,8 +150,15 @@ pub enum MetadataError {
     UnknownEntity(String),
     #[error("metadata has no root element")]
     Empty,
-    #[error("metadata root element is <{0}>, not <recording>")]
-    NotRecording(String),
+    #[error(
+        "metadata root element is <{element}>{}, not <recording> in {NAMESPACE} (or {DRAFT_NAMESPACE}), nor <{BROADWORKS_ROOT}> in {BROADWORKS_NAMESPACE}",
+        namespace.as_ref().map(|ns| format!(" in {ns}")).unwrap_or_default()
+    )]
+    NotRecording {
+        element: String,
+        /// The namespace the root was in, when it had one.
+        namespace: Option<String>,
+    },
     #[error("<{element}> lacks its {attribute} attribute")]
     MissingAttribute {
         element: &'static str,
@@ -462,6 +477,21 @@ impl Metadata {
     /// `a=label` values must correspond one to one, and every reference must resolve. Meant for a
     /// complete snapshot (or a partial update merged into the previous state).
     pub fn validate_against_labels(&self, sdp_labels: &[String]) -> Result<(), MetadataError> {
+        self.validate_labels_offered(sdp_labels)?;
+        let stream_labels: HashSet<&str> = self.streams.iter().map(|s| s.label.as_str()).collect();
+        if let Some(orphan) = sdp_labels
+            .iter()
+            .find(|label| !stream_labels.contains(label.as_str()))
+        {
+            return Err(MetadataError::SdpLabelWithoutStream(orphan.clone()));
+        }
+        self.validate_references()
+    }
+
+    /// Every stream's label is one the SDP carries, and no label is bound twice. Unlike
+    /// [`Metadata::validate_against_labels`], an SDP label may still lack its stream (an SRC
+    /// that describes a stream only in a later update).
+    pub fn validate_labels_offered(&self, sdp_labels: &[String]) -> Result<(), MetadataError> {
         let mut stream_labels = HashSet::new();
         for stream in &self.streams {
             if !stream_labels.insert(stream.label.as_str()) {
@@ -474,13 +504,11 @@ impl Metadata {
                 });
             }
         }
-        if let Some(orphan) = sdp_labels
-            .iter()
-            .find(|label| !stream_labels.contains(label.as_str()))
-        {
-            return Err(MetadataError::SdpLabelWithoutStream(orphan.clone()));
-        }
+        Ok(())
+    }
 
+    /// Every session, participant and stream an element names is described.
+    pub fn validate_references(&self) -> Result<(), MetadataError> {
         let sessions: HashSet<&str> = self.sessions.iter().map(|s| s.id.as_str()).collect();
         let participants: HashSet<&str> = self.participants.iter().map(|p| p.id.as_str()).collect();
         let streams: HashSet<&str> = self.streams.iter().map(|s| s.id.as_str()).collect();
@@ -495,7 +523,8 @@ impl Metadata {
                 .then(|| MetadataError::UnknownParticipant(participant_id.to_owned()))
         };
 
-        for stream in &self.streams {
+        // A draft-style stream without a session (and a document with several) names none.
+        for stream in self.streams.iter().filter(|s| !s.session_id.is_empty()) {
             if let Some(error) =
                 unknown_session(format!("stream {}", stream.id), &stream.session_id)
             {
@@ -537,48 +566,271 @@ impl Metadata {
     }
 }
 
-/// Parses a metadata document. Elements in the recording namespace, or in no namespace (some
-/// SRCs omit `xmlns`), are read whatever their prefix; other namespaces' elements and unknown
+impl Metadata {
+    /// Takes in a document that came after this one: a complete snapshot replaces what was
+    /// known, a partial update (RFC 7865 section 6) changes the elements it names (by ID) and
+    /// adds new ones, so `self` stays the complete view. Associations only grow: a partial
+    /// update that lists a participant's new stream keeps the streams it listed before.
+    pub fn apply(&mut self, update: Metadata) {
+        if update.datamode == DataMode::Complete {
+            *self = update;
+            return;
+        }
+        merge_by(
+            &mut self.groups,
+            update.groups,
+            |g| g.id.clone(),
+            |old, new| {
+                keep_newer(&mut old.associate_time, new.associate_time);
+                keep_newer(&mut old.disassociate_time, new.disassociate_time);
+            },
+        );
+        merge_by(
+            &mut self.sessions,
+            update.sessions,
+            |s| s.id.clone(),
+            |old, new| {
+                for id in new.sip_session_ids {
+                    if !old.sip_session_ids.contains(&id) {
+                        old.sip_session_ids.push(id);
+                    }
+                }
+                keep_newer(&mut old.group_ref, new.group_ref);
+                keep_newer(&mut old.start_time, new.start_time);
+                keep_newer(&mut old.end_time, new.end_time);
+            },
+        );
+        merge_by(
+            &mut self.participants,
+            update.participants,
+            |p| p.id.clone(),
+            |old, new| {
+                if !new.aor.is_empty() {
+                    old.aor = new.aor;
+                }
+                keep_newer(&mut old.name, new.name);
+            },
+        );
+        merge_by(
+            &mut self.streams,
+            update.streams,
+            |s| s.id.clone(),
+            |old, new| {
+                if !new.label.is_empty() {
+                    old.label = new.label;
+                }
+                if !new.session_id.is_empty() {
+                    old.session_id = new.session_id;
+                }
+            },
+        );
+        merge_by(
+            &mut self.session_recording_assocs,
+            update.session_recording_assocs,
+            |a| a.session_id.clone(),
+            |old, new| {
+                keep_newer(&mut old.associate_time, new.associate_time);
+                keep_newer(&mut old.disassociate_time, new.disassociate_time);
+            },
+        );
+        merge_by(
+            &mut self.participant_session_assocs,
+            update.participant_session_assocs,
+            |a| (a.participant_id.clone(), a.session_id.clone()),
+            |old, new| {
+                keep_newer(&mut old.associate_time, new.associate_time);
+                keep_newer(&mut old.disassociate_time, new.disassociate_time);
+            },
+        );
+        merge_by(
+            &mut self.participant_stream_assocs,
+            update.participant_stream_assocs,
+            |a| a.participant_id.clone(),
+            |old, new| {
+                for (list, added) in [(&mut old.send, new.send), (&mut old.recv, new.recv)] {
+                    for id in added {
+                        if !list.contains(&id) {
+                            list.push(id);
+                        }
+                    }
+                }
+            },
+        );
+        merge_by(
+            &mut self.gaps,
+            update.gaps,
+            |g| g.from.clone(),
+            |old, new| *old = new,
+        );
+    }
+}
+
+/// Updates the element of `into` with the same key as each of `from`, or adds it.
+fn merge_by<T, K: PartialEq>(
+    into: &mut Vec<T>,
+    from: Vec<T>,
+    key: impl Fn(&T) -> K,
+    update: impl Fn(&mut T, T),
+) {
+    for item in from {
+        match into.iter_mut().find(|old| key(old) == key(&item)) {
+            Some(old) => update(old, item),
+            None => into.push(item),
+        }
+    }
+}
+
+fn keep_newer<T>(old: &mut Option<T>, new: Option<T>) {
+    if new.is_some() {
+        *old = new;
+    }
+}
+
+/// Reads an xs:dateTime as time since the Unix epoch: `2026-11-26T10:11:12.345Z`, with a UTC
+/// offset instead of `Z` (`+01:00`, `-0500`), or with no zone at all (taken as UTC, as SRCs
+/// that omit it mean). None for anything else, or a time before 1970.
+pub fn parse_time(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (date, time) = text.split_once(['T', 't'])?;
+    let mut date_fields = date.splitn(3, '-');
+    let year = number(date_fields.next()?, 4..=4)?;
+    let month = number(date_fields.next()?, 2..=2)?;
+    let day = number(date_fields.next()?, 2..=2)?;
+    // The zone starts at a Z or at the sign after the seconds.
+    let zone_at = time
+        .char_indices()
+        .find(|(index, c)| matches!(c, 'Z' | 'z') || (*index > 0 && matches!(c, '+' | '-')))
+        .map_or(time.len(), |(index, _)| index);
+    let (clock, zone) = time.split_at(zone_at);
+    let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut clock_fields = whole.splitn(3, ':');
+    let hour = number(clock_fields.next()?, 2..=2)?;
+    let minute = number(clock_fields.next()?, 2..=2)?;
+    let second = number(clock_fields.next()?, 2..=2)?;
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        let digits: String = fraction.chars().take(9).collect();
+        let value = number(&digits, 1..=9)?;
+        let scale = 10u64.pow(9 - u32::try_from(digits.len()).ok()?);
+        u32::try_from(value * scale).ok()?
+    };
+    let offset_seconds: i64 = match zone {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let digits = zone.get(1..)?.replace(':', "");
+            if digits.len() != 4 {
+                return None;
+            }
+            let hours = number(digits.get(..2)?, 2..=2)?;
+            let minutes = number(digits.get(2..)?, 2..=2)?;
+            if hours > 14 || minutes > 59 {
+                return None;
+            }
+            sign * i64::try_from(hours * 3600 + minutes * 60).ok()?
+        }
+    };
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1970 || day == 0 || day > month_days || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // A leap second is read as the last second of its minute.
+    let local =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59);
+    let utc = i64::try_from(local).ok()? - offset_seconds;
+    Some(Duration::new(u64::try_from(utc).ok()?, nanos))
+}
+
+/// An xs:dateTime in UTC as [`format_time`] writes it, whatever zone it was sent in; text
+/// that is no time is kept as it came (trimmed).
+pub fn normalize_time(text: &str) -> String {
+    parse_time(text).map_or_else(|| text.trim().to_owned(), format_time)
+}
+
+/// A run of ASCII digits whose length is in `digits`.
+fn number(text: &str, digits: core::ops::RangeInclusive<usize>) -> Option<u64> {
+    if !digits.contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (from 1970 on): the inverse of
+/// [`civil_from_days`], counting from 0000-03-01 in 400-year eras the same way.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    const DAYS_FROM_0000_03_01_TO_EPOCH: u64 = 719_468;
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year % 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    (era * 146_097 + day_of_era).saturating_sub(DAYS_FROM_0000_03_01_TO_EPOCH)
+}
+
+/// Parses a metadata document. Elements in the recording namespace ([`NAMESPACE`], the drafts'
+/// [`DRAFT_NAMESPACE`] or BroadWorks' [`BROADWORKS_NAMESPACE`]), or in no namespace (some SRCs
+/// omit `xmlns`), are read whatever their prefix; other namespaces' elements and unknown
 /// elements are skipped. Text and attribute values are trimmed.
+///
+/// The pre-RFC dialects are read into the same model: `<dataMode>`, `id` and `session`
+/// attributes for `group_id`, `session_id`, `participant_id` and `stream_id`, a participant's
+/// `<aor>` and `<name>` children, and the streams a participant sends or receives listed in the
+/// participant itself (`<send>ID</send>` or `<send><id>ID</id></send>`), which become a
+/// [`ParticipantStreamAssoc`]. Times are kept as sent; [`normalize_time`] reads them.
 pub fn parse(xml: &str) -> Result<Metadata, MetadataError> {
     if xml.len() > MAX_XML_BYTES {
         return Err(MetadataError::TooLarge { len: xml.len() });
     }
     let root = read_tree(xml)?;
-    if root.name != "recording" {
-        return Err(MetadataError::NotRecording(root.name));
+    if root.name != "recording" && root.name != BROADWORKS_ROOT {
+        return Err(MetadataError::NotRecording {
+            element: root.name,
+            namespace: root.namespace,
+        });
     }
+    // The drafts' streams may name no session: with one session there is no doubt which.
+    let legacy = root.name == BROADWORKS_ROOT
+        || matches!(
+            root.namespace.as_deref(),
+            Some(DRAFT_NAMESPACE | BROADWORKS_NAMESPACE)
+        );
     let mut metadata = Metadata::default();
     for element in &root.children {
         match element.name.as_str() {
-            "datamode" => metadata.datamode = parse_datamode(element.text.trim())?,
+            "datamode" | "dataMode" => metadata.datamode = parse_datamode(element.text.trim())?,
             "group" => metadata.groups.push(Group {
-                id: element.required("group", "group_id")?,
+                id: element.required_any("group", &["group_id", "id"])?,
                 associate_time: element.child_text("associate-time"),
                 disassociate_time: element.child_text("disassociate-time"),
             }),
             "session" => metadata.sessions.push(Session {
-                id: element.required("session", "session_id")?,
+                id: element.required_any("session", &["session_id", "id"])?,
                 sip_session_ids: element.children_text("sipSessionID"),
                 group_ref: element.child_text("group-ref"),
                 start_time: element.child_text("start-time"),
                 end_time: element.child_text("end-time"),
             }),
-            "participant" => {
-                let name_id = element.children_named("nameID").next();
-                let aor = match name_id {
-                    Some(name_id) => name_id.required("nameID", "aor")?,
-                    None => String::new(),
-                };
-                metadata.participants.push(Participant {
-                    id: element.required("participant", "participant_id")?,
-                    aor,
-                    name: name_id.and_then(|name_id| name_id.child_text("name")),
-                });
-            }
+            "participant" => read_participant(element, &mut metadata)?,
             "stream" => metadata.streams.push(Stream {
-                id: element.required("stream", "stream_id")?,
-                session_id: element.required("stream", "session_id")?,
+                id: element.required_any("stream", &["stream_id", "id"])?,
+                session_id: match element.attribute_any(&["session_id", "session"]) {
+                    Some(session) => session,
+                    None if legacy => String::new(),
+                    None => {
+                        return Err(MetadataError::MissingAttribute {
+                            element: "stream",
+                            attribute: "session_id",
+                        });
+                    }
+                },
                 label: element.child_text("label").unwrap_or_default(),
             }),
             "sessionrecordingassoc" => {
@@ -623,7 +875,65 @@ pub fn parse(xml: &str) -> Result<Metadata, MetadataError> {
             _ => {}
         }
     }
+    if legacy && let [only] = metadata.sessions.as_slice() {
+        for stream in &mut metadata.streams {
+            if stream.session_id.is_empty() {
+                stream.session_id = only.id.clone();
+            }
+        }
+    }
     Ok(metadata)
+}
+
+/// A `<participant>` of any dialect: RFC 7865's `<nameID aor>`, or the drafts' `<aor>` and
+/// `<name>`, with the streams it sends and receives and the session it is in when the
+/// participant itself says so.
+fn read_participant(element: &Element, metadata: &mut Metadata) -> Result<(), MetadataError> {
+    let id = element.required_any("participant", &["participant_id", "id"])?;
+    let name_id = element.children_named("nameID").next();
+    let aor = match name_id {
+        Some(name_id) => name_id.required("nameID", "aor")?,
+        None => element.child_text("aor").unwrap_or_default(),
+    };
+    let name = name_id
+        .and_then(|name_id| name_id.child_text("name"))
+        .or_else(|| element.child_text("name"));
+    let stream_ids = |direction: &str| -> Vec<String> {
+        element
+            .children_named(direction)
+            .flat_map(|list| {
+                let ids = list.children_text("id");
+                if ids.is_empty() {
+                    vec![list.text.trim().to_owned()]
+                } else {
+                    ids
+                }
+            })
+            .filter(|id| !id.is_empty())
+            .collect()
+    };
+    let (send, recv) = (stream_ids("send"), stream_ids("recv"));
+    if !send.is_empty() || !recv.is_empty() {
+        metadata
+            .participant_stream_assocs
+            .push(ParticipantStreamAssoc {
+                participant_id: id.clone(),
+                send,
+                recv,
+            });
+    }
+    if let Some(session_id) = element.attribute_any(&["session_id", "session"]) {
+        metadata
+            .participant_session_assocs
+            .push(ParticipantSessionAssoc {
+                participant_id: id.clone(),
+                session_id,
+                associate_time: element.child_text("associate-time"),
+                disassociate_time: element.child_text("disassociate-time"),
+            });
+    }
+    metadata.participants.push(Participant { id, aor, name });
+    Ok(())
 }
 
 fn parse_datamode(text: &str) -> Result<DataMode, MetadataError> {
@@ -640,6 +950,8 @@ fn parse_datamode(text: &str) -> Result<DataMode, MetadataError> {
 #[derive(Debug, Default)]
 struct Element {
     name: String,
+    /// The namespace it was in, if any (read for the root, to say what was sent).
+    namespace: Option<String>,
     attributes: Vec<(String, String)>,
     text: String,
     children: Vec<Element>,
@@ -656,6 +968,28 @@ impl Element {
             .find(|(name, _)| name == attribute)
             .map(|(_, value)| value.trim().to_owned())
             .ok_or(MetadataError::MissingAttribute { element, attribute })
+    }
+
+    /// The first of `attributes` present, or an error naming the first (RFC 7865's name).
+    fn required_any(
+        &self,
+        element: &'static str,
+        attributes: &[&'static str],
+    ) -> Result<String, MetadataError> {
+        self.attribute_any(attributes)
+            .ok_or(MetadataError::MissingAttribute {
+                element,
+                attribute: attributes.first().copied().unwrap_or_default(),
+            })
+    }
+
+    fn attribute_any(&self, attributes: &[&str]) -> Option<String> {
+        attributes.iter().find_map(|wanted| {
+            self.attributes
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, value)| value.trim().to_owned())
+        })
     }
 
     fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
@@ -687,13 +1021,20 @@ fn read_tree(xml: &str) -> Result<Element, MetadataError> {
         let (namespace, event) = reader
             .read_resolved_event()
             .map_err(|error| MetadataError::Xml(error.to_string()))?;
-        let ours = match namespace {
-            ResolveResult::Unbound => true,
-            ResolveResult::Bound(namespace) => {
-                namespace.as_ref() == NAMESPACE || namespace.as_ref() == GAPS_NAMESPACE
-            }
-            ResolveResult::Unknown(_) => false,
+        let namespace = match namespace {
+            ResolveResult::Unbound => None,
+            ResolveResult::Bound(namespace) => Some(namespace.as_ref().to_owned()),
+            ResolveResult::Unknown(prefix) => Some(format!("the undeclared prefix {prefix}")),
         };
+        let ours = namespace.as_deref().is_none_or(|namespace| {
+            [
+                NAMESPACE,
+                DRAFT_NAMESPACE,
+                BROADWORKS_NAMESPACE,
+                GAPS_NAMESPACE,
+            ]
+            .contains(&namespace)
+        });
         let collecting = skipping == 0;
         match event {
             Event::Start(start) => {
@@ -708,11 +1049,15 @@ fn read_tree(xml: &str) -> Result<Element, MetadataError> {
                     return Err(MetadataError::TooDeep);
                 }
                 if open.is_empty() && skipping == 0 && !ours {
-                    let name = start.name().as_ref().to_owned();
-                    return Err(MetadataError::NotRecording(name));
+                    return Err(MetadataError::NotRecording {
+                        element: start.local_name().as_ref().to_owned(),
+                        namespace,
+                    });
                 }
                 if collecting && ours {
-                    open.push(element_of(&start)?);
+                    let mut element = element_of(&start)?;
+                    element.namespace = namespace;
+                    open.push(element);
                 } else {
                     skipping += 1;
                 }
@@ -1121,9 +1466,20 @@ mod tests {
         let namespaceless = plain.replace(" xmlns=\"urn:ietf:params:xml:ns:recording:1\"", "");
         assert_eq!(parse(&namespaceless).unwrap(), expected);
         let foreign = plain.replace(NAMESPACE, "urn:example:other");
+        let refused = parse(&foreign).unwrap_err();
         assert_eq!(
-            parse(&foreign),
-            Err(MetadataError::NotRecording("recording".into()))
+            refused,
+            MetadataError::NotRecording {
+                element: "recording".into(),
+                namespace: Some("urn:example:other".into())
+            }
+        );
+        // The reason says what was expected, so whoever reads a refusal knows what to send.
+        let text = refused.to_string();
+        assert!(text.contains("urn:example:other"), "{text}");
+        assert!(
+            text.contains(NAMESPACE) && text.contains(BROADWORKS_NAMESPACE),
+            "{text}"
         );
     }
 
@@ -1365,7 +1721,10 @@ mod tests {
         assert_eq!(parse(""), Err(MetadataError::Empty));
         assert_eq!(
             parse("<other xmlns='urn:ietf:params:xml:ns:recording:1'/>"),
-            Err(MetadataError::NotRecording("other".into()))
+            Err(MetadataError::NotRecording {
+                element: "other".into(),
+                namespace: Some(NAMESPACE.into())
+            })
         );
         assert_eq!(
             parse("<recording><datamode>sometimes</datamode></recording>"),
@@ -1486,5 +1845,164 @@ mod tests {
             }
             let _ = parse(&String::from_utf8_lossy(&mutated));
         }
+    }
+
+    /// The drafts' namespace with RFC 7865's element names reads as the RFC's.
+    #[test]
+    fn draft_namespace_reads_like_the_rfc() {
+        let expected = separate_streams_snapshot();
+        let draft = expected.to_xml().replace(NAMESPACE, DRAFT_NAMESPACE);
+        assert!(draft.contains("\"urn:ietf:params:xml:ns:recording\""));
+        assert_eq!(parse(&draft).unwrap(), expected);
+    }
+
+    /// BroadWorks' pre-RFC shape (our own example): `<recording_metadata>` in its namespace,
+    /// `id`/`session` attributes, `<aor>` and `<name>` in the participant, and the streams it
+    /// sends as `<send><id>`.
+    #[test]
+    fn broadworks_recording_metadata_reads_into_the_model() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<recording_metadata xmlns="urn:ietf:params:xml:ns:siprec">
+  <dataMode>complete</dataMode>
+  <session id="bw-session-7">
+    <start-time>2026-03-02T09:15:00+01:00</start-time>
+  </session>
+  <participant id="bw-p-caller" session="bw-session-7">
+    <aor>sip:+15550001111@as.example.net</aor>
+    <name>Front Desk</name>
+    <send><id>bw-st-a</id></send>
+    <recv><id>bw-st-b</id></recv>
+  </participant>
+  <participant id="bw-p-callee" session="bw-session-7">
+    <aor>tel:+15550002222</aor>
+    <send><id>bw-st-b</id></send>
+    <recv><id>bw-st-a</id></recv>
+  </participant>
+  <stream id="bw-st-a"><label>a1</label></stream>
+  <stream id="bw-st-b" session="bw-session-7"><label>a2</label></stream>
+</recording_metadata>"#;
+        let metadata = parse(xml).unwrap();
+        assert_eq!(metadata.datamode, DataMode::Complete);
+        assert_eq!(metadata.sessions[0].id, "bw-session-7");
+        assert_eq!(metadata.participants.len(), 2);
+        assert_eq!(
+            metadata.participants[0].aor,
+            "sip:+15550001111@as.example.net"
+        );
+        assert_eq!(metadata.participants[0].name.as_deref(), Some("Front Desk"));
+        assert_eq!(
+            metadata.participant_stream_assocs[0],
+            ParticipantStreamAssoc {
+                participant_id: "bw-p-caller".into(),
+                send: vec!["bw-st-a".into()],
+                recv: vec!["bw-st-b".into()],
+            }
+        );
+        assert_eq!(metadata.participant_session_assocs.len(), 2);
+        // The stream without a session attribute is in the document's only session.
+        assert_eq!(metadata.streams[0].session_id, "bw-session-7");
+        metadata
+            .validate_against_labels(&labels(&["a1", "a2"]))
+            .unwrap();
+    }
+
+    /// The drafts' `<send>` with the stream ID as its text (no `<id>`) is read too.
+    #[test]
+    fn draft_participant_send_text_becomes_an_association() {
+        let xml = "<recording xmlns='urn:ietf:params:xml:ns:recording'>\
+            <session id='s'/><participant id='p'><nameID aor='sip:a@x'/>\
+            <send>st1</send><send>st2</send></participant>\
+            <stream id='st1' session='s'><label>1</label></stream>\
+            <stream id='st2' session='s'><label>2</label></stream></recording>";
+        let metadata = parse(xml).unwrap();
+        assert_eq!(metadata.participant_stream_assocs[0].send, ["st1", "st2"]);
+        assert!(metadata.participant_stream_assocs[0].recv.is_empty());
+        metadata
+            .validate_against_labels(&labels(&["1", "2"]))
+            .unwrap();
+    }
+
+    #[test]
+    fn times_with_a_utc_offset_are_read_as_utc() {
+        let expect = |text: &str, utc: &str| assert_eq!(normalize_time(text), utc, "{text}");
+        expect("2026-11-26T11:00:00+01:00", "2026-11-26T10:00:00.000Z");
+        expect("2026-11-26T10:00:00Z", "2026-11-26T10:00:00.000Z");
+        expect("2026-11-26T10:00:00.25z", "2026-11-26T10:00:00.250Z");
+        // Across midnight, the year and a leap day.
+        expect("2026-12-31T22:30:00-05:00", "2027-01-01T03:30:00.000Z");
+        expect("2028-03-01T00:30:00+0100", "2028-02-29T23:30:00.000Z");
+        // No zone is taken as UTC; text that is no time stays as it came.
+        expect("2026-11-26T10:00:00.123", "2026-11-26T10:00:00.123Z");
+        for junk in [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-26T25:00:00Z",
+            "2026-11-26T10:00:00+1",
+            "1969-12-31T23:59:59Z",
+            "2026-11-26",
+            "",
+        ] {
+            assert_eq!(parse_time(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn parse_time_inverts_format_time() {
+        for seconds in (0..4_000_000_000u64).step_by(7_777_777) {
+            let unix = Duration::from_millis(seconds * 1000 + seconds % 1000);
+            assert_eq!(parse_time(&format_time(unix)), Some(unix));
+        }
+    }
+
+    /// RFC 7865 partial updates change what they name and add the rest; a complete one
+    /// replaces the view.
+    #[test]
+    fn partial_update_merges_into_the_complete_view() {
+        let mut view = separate_streams_snapshot();
+        let update = parse(
+            "<recording xmlns='urn:ietf:params:xml:ns:recording:1'>\
+             <datamode>partial</datamode>\
+             <participant participant_id='zSfPoSvdSDCmU3A3TRDxAw=='>\
+               <nameID aor='sip:bob@example.net'><name>Bob</name></nameID></participant>\
+             <participant participant_id='cg=='><nameID aor='sip:carol@example.org'/></participant>\
+             <stream stream_id='c3Q=' session_id='0PdYI8sdNfR3LdEhLcHxoQ=='><label>3</label></stream>\
+             <participantstreamassoc participant_id='cg=='><send>c3Q=</send></participantstreamassoc>\
+             <participantstreamassoc participant_id='srfBElmCRp2QB23b7Mpk0w=='>\
+               <recv>c3Q=</recv></participantstreamassoc>\
+             </recording>",
+        )
+        .unwrap();
+        assert_eq!(update.datamode, DataMode::Partial);
+        view.apply(update);
+        assert_eq!(view.datamode, DataMode::Complete);
+        assert_eq!(view.participants.len(), 3);
+        assert_eq!(view.participants[1].name.as_deref(), Some("Bob"));
+        assert_eq!(view.participants[1].aor, "sip:bob@example.net");
+        assert_eq!(view.streams.len(), 3);
+        let alice = &view.participant_stream_assocs[0];
+        assert_eq!(alice.send, ["UAAMm5GRQKSCMVvLyl4rFw=="]);
+        assert_eq!(alice.recv, ["i1Pz3to5hGk8fuXl+PKw0w==", "c3Q="]);
+        view.validate_against_labels(&labels(&["1", "2", "3"]))
+            .unwrap();
+        view.apply(separate_streams_snapshot());
+        assert_eq!(view, separate_streams_snapshot());
+    }
+
+    #[test]
+    fn labels_offered_allows_an_sdp_label_not_yet_described() {
+        let metadata = separate_streams_snapshot();
+        metadata
+            .validate_labels_offered(&labels(&["1", "2", "3"]))
+            .unwrap();
+        assert!(
+            metadata
+                .validate_against_labels(&labels(&["1", "2", "3"]))
+                .is_err()
+        );
+        assert!(matches!(
+            metadata.validate_labels_offered(&labels(&["1"])),
+            Err(MetadataError::LabelNotInSdp { .. })
+        ));
     }
 }

@@ -694,4 +694,22 @@ mod tests {
             let _ = parse("multipart/mixed;boundary=\"-\"", &data);
         }
     }
+
+    /// Some SBCs write part headers with no space after the colon (and in another case).
+    #[test]
+    fn part_headers_without_a_space_after_the_colon() {
+        let body = b"--xyz\r\ncontent-type:application/sdp\r\n\r\nv=0\r\n\
+            --xyz\r\nContent-Type:application/rs-metadata\r\n\
+            Content-Disposition:recording-session\r\n\r\n<recording/>\r\n--xyz--\r\n";
+        let parts = parse("multipart/mixed;boundary=xyz", body).unwrap();
+        assert_eq!(parts[0].content_type, "application/sdp");
+        assert_eq!(parts[0].body, b"v=0");
+        let metadata = find(&parts, METADATA_CONTENT_TYPE).unwrap();
+        assert_eq!(metadata.content_type, "application/rs-metadata");
+        assert_eq!(
+            metadata.header("content-disposition"),
+            Some("recording-session")
+        );
+        assert_eq!(metadata.body, b"<recording/>");
+    }
 }

@@ -1,9 +1,17 @@
 //! The sans-IO side of the Session Recording Server: SIP in, responses and session events out.
 //!
 //! The core checks that an INVITE really opens a recording session (RFC 7866: `Require:
-//! siprec`, a `+sip.src` Contact, a multipart body with SDP and metadata whose labels agree)
-//! and answers each offered stream `recvonly` on a port the caller hands out. Media, files and
-//! sockets are the driver's business.
+//! siprec`, a `+sip.src` Contact, SDP whose audio streams carry labels, and metadata that
+//! agrees with them) and answers each offered audio stream on a port the caller hands out:
+//! `recvonly` when it is sent, `inactive` when it is not. Media, files and sockets are the
+//! driver's business.
+//!
+//! What deployed recording clients send varies, and the core takes all of it: metadata as
+//! `application/rs-metadata+xml` or the older `application/rs-metadata`, in any dialect that
+//! [`metadata::parse`] reads, or no metadata until a later re-INVITE or UPDATE (the streams
+//! are recorded meanwhile and named when it comes); partial metadata merged into what was
+//! known; streams offered inactive or with port 0 and non-audio streams (answered with port 0);
+//! streams added by a re-INVITE.
 
 use core::net::IpAddr;
 use std::collections::{HashMap, VecDeque};
@@ -69,15 +77,26 @@ pub enum RecorderOutput {
     /// A recording session was accepted (its 200 OK is among the transmits).
     SessionStarted {
         key: SessionKey,
+        /// The streams recorded (audio with a port), in m-line order.
         streams: Vec<StreamSetup>,
-        metadata_xml: String,
+        /// The metadata as it came, when the INVITE carried some.
+        metadata_xml: Option<String>,
+        /// What is known of the call (empty until metadata comes).
         metadata: Box<Metadata>,
     },
-    /// A re-INVITE paused (`paused`) or resumed the session; new metadata if it carried some.
+    /// A re-INVITE or UPDATE paused (`paused`: every recorded stream inactive) or resumed the
+    /// session, brought metadata, or added streams.
     SessionUpdated {
         key: SessionKey,
         paused: bool,
+        /// The metadata document as it came, when the request carried one.
         metadata_xml: Option<String>,
+        /// With it, the complete view (a partial update merged into what was known).
+        metadata: Option<Box<Metadata>>,
+        /// Streams the re-offer added (a new file each).
+        added: Vec<StreamSetup>,
+        /// Streams whose sender the metadata now names otherwise: (label, participant).
+        renamed: Vec<(String, String)>,
     },
     /// BYE (or CANCEL before the answer) ended the session.
     SessionEnded {
@@ -95,26 +114,90 @@ pub enum RecorderOutput {
 pub struct Refusal {
     pub status: u16,
     pub reason: String,
+    /// Headers the status calls for (`Unsupported` with 420, `Accept` with 415).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
     Refusal {
         status,
         reason: reason.into(),
+        headers: Vec::new(),
     }
 }
+
+impl Refusal {
+    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Refusal {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The response to `request`: the status, the reason phrase, a Reason header (RFC 3326)
+    /// that says the same to software, and the headers the status calls for.
+    fn response(&self, request: &Message, to_tag: Option<&str>) -> Message {
+        let mut response = request.response(self.status, &self.reason, to_tag);
+        let text: String = self
+            .reason
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
+        response.headers.push(
+            "Reason",
+            format!("SIP;cause={};text=\"{text}\"", self.status),
+        );
+        for (name, value) in &self.headers {
+            response.headers.push(name, value.clone());
+        }
+        response
+    }
+}
+
+/// The option tags the recorder supports (RFC 3261 8.2.2.3: any other in Require gets 420).
+pub const SUPPORTED_OPTIONS: &[&str] = &["siprec"];
+
+/// The tags of `request`'s Require header that the recorder does not support.
+pub fn unsupported_options(request: &Message) -> Vec<String> {
+    request
+        .headers
+        .list("Require")
+        .into_iter()
+        .filter(|tag| {
+            !SUPPORTED_OPTIONS
+                .iter()
+                .any(|ours| ours.eq_ignore_ascii_case(tag))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Body types the recorder reads, for the Accept header of a 415.
+const ACCEPTED_BODIES: &str = "application/sdp, multipart/mixed, application/rs-metadata+xml, \
+                               application/rs-metadata";
 
 /// An INVITE that passed every check.
 #[derive(Debug, Clone)]
 pub struct ValidOffer {
     pub sdp: SessionDescription,
-    pub labels: Vec<String>,
-    pub metadata: Metadata,
-    pub metadata_xml: String,
+    /// Each m-line's `a=label`; only a stream that is not recorded (port 0, not audio) may
+    /// lack one.
+    pub labels: Vec<Option<String>>,
+    /// The metadata, when the INVITE carried some (an SRC may send it only later).
+    pub metadata: Option<Metadata>,
+    pub metadata_xml: Option<String>,
+}
+
+/// Whether an m-line is one the recorder records: audio that is not rejected (port 0).
+/// Inactive streams count: they are given a port, ready for when they become active.
+fn is_recordable(media: &MediaDescription) -> bool {
+    media.kind == crate::sdp::MediaKind::Audio && media.port != 0
 }
 
 /// Checks an initial INVITE for a recording session (RFC 7866 6.1.1, 7.1.1, 9.1).
 pub fn validate_invite(request: &Message) -> Result<ValidOffer, Refusal> {
+    let unsupported = unsupported_options(request);
+    if !unsupported.is_empty() {
+        return Err(refuse(420, "Bad Extension").with_header("Unsupported", unsupported.join(", ")));
+    }
     if !request.headers.has_token("Require", "siprec") {
         return Err(refuse(488, "Not a recording session (no Require: siprec)"));
     }
@@ -124,54 +207,110 @@ pub fn validate_invite(request: &Message) -> Result<ValidOffer, Refusal> {
         .any(|contact| contact.param("+sip.src").is_some());
     if !from_src {
         return Err(refuse(
-            400,
+            488,
             "Not from a Session Recording Client (Contact without +sip.src)",
         ));
     }
-    if request.body.is_empty() {
+    let (sdp_text, metadata_xml) = read_body(request)?;
+    let Some(sdp_text) = sdp_text else {
         return Err(refuse(
             488,
             "Offerless recording sessions are not supported",
         ));
-    }
-    let content_type = request.headers.get("Content-Type").unwrap_or_default();
-    let parts = multipart::parse(content_type, &request.body).map_err(|error| {
-        refuse(
-            415,
-            format!("Body must be multipart/mixed with SDP and metadata ({error})"),
-        )
-    })?;
-    let sdp_part = multipart::find(&parts, "application/sdp")
-        .ok_or_else(|| refuse(415, "Multipart body has no application/sdp part"))?;
-    let metadata_part = multipart::find(&parts, "application/rs-metadata+xml")
-        .ok_or_else(|| refuse(415, "Multipart body has no recording metadata part"))?;
-    let sdp_text = String::from_utf8_lossy(&sdp_part.body);
+    };
     let sdp = SessionDescription::parse(&sdp_text)
         .map_err(|error| refuse(400, format!("Bad SDP: {error}")))?;
-    let metadata_xml = String::from_utf8_lossy(&metadata_part.body).into_owned();
-    let metadata = metadata::parse(&metadata_xml)
-        .map_err(|error| refuse(400, format!("Bad metadata: {error}")))?;
+    let metadata = metadata_xml.as_deref().map(read_metadata).transpose()?;
     let mut labels = Vec::new();
-    for media in &sdp.media {
-        match media.attribute("label").and_then(|a| a.value.clone()) {
-            Some(label) => labels.push(label),
-            None => return Err(refuse(400, "An m-line of the recording SDP has no a=label")),
+    for (index, media) in sdp.media.iter().enumerate() {
+        let label = media.attribute("label").and_then(|a| a.value.clone());
+        if label.is_none() && is_recordable(media) {
+            return Err(refuse(
+                400,
+                format!(
+                    "Audio m-line {} of the recording SDP has no a=label",
+                    index + 1
+                ),
+            ));
         }
+        labels.push(label);
     }
     if labels.is_empty() {
         return Err(refuse(488, "The recording SDP offers no stream"));
     }
-    metadata.validate_against_labels(&labels).map_err(|error| {
-        refuse(
-            400,
-            format!("Metadata does not match the SDP labels: {error}"),
-        )
-    })?;
+    if let Some(metadata) = &metadata {
+        let sdp_labels: Vec<String> = labels.iter().flatten().cloned().collect();
+        metadata
+            .validate_labels_offered(&sdp_labels)
+            .and_then(|()| metadata.validate_references())
+            .map_err(|error| {
+                refuse(
+                    400,
+                    format!("Metadata does not match the SDP labels: {error}"),
+                )
+            })?;
+    }
     Ok(ValidOffer {
         sdp,
         labels,
         metadata,
         metadata_xml,
+    })
+}
+
+/// The SDP and the metadata of a request's body: multipart/mixed with either or both (the
+/// metadata part as `application/rs-metadata+xml` or the older `application/rs-metadata`),
+/// SDP alone, or metadata alone. Any other body gets 415 with what is accepted.
+fn read_body(request: &Message) -> Result<(Option<String>, Option<String>), Refusal> {
+    if request.body.is_empty() {
+        return Ok((None, None));
+    }
+    let content_type = request.headers.get("Content-Type").unwrap_or_default();
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let text = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
+    if media_type.starts_with("multipart/") {
+        let parts = multipart::parse(content_type, &request.body)
+            .map_err(|error| refuse(400, format!("Bad multipart body: {error}")))?;
+        let sdp = multipart::find(&parts, multipart::SDP_CONTENT_TYPE).map(|p| text(&p.body));
+        let metadata =
+            multipart::find(&parts, multipart::METADATA_CONTENT_TYPE).map(|p| text(&p.body));
+        if sdp.is_none() && metadata.is_none() {
+            return Err(refuse(
+                415,
+                "Multipart body has neither application/sdp nor recording metadata",
+            )
+            .with_header("Accept", ACCEPTED_BODIES));
+        }
+        Ok((sdp, metadata))
+    } else if media_type == multipart::SDP_CONTENT_TYPE {
+        Ok((Some(text(&request.body)), None))
+    } else if media_type == multipart::METADATA_CONTENT_TYPE
+        || media_type == multipart::LEGACY_METADATA_CONTENT_TYPE
+    {
+        Ok((None, Some(text(&request.body))))
+    } else {
+        Err(refuse(
+            415,
+            format!("Unsupported body {media_type:?}: a recording session sends SDP and metadata"),
+        )
+        .with_header("Accept", ACCEPTED_BODIES))
+    }
+}
+
+/// Parses metadata: broken XML is malformed (400); a document in a namespace or with a root
+/// the recorder does not know is one it cannot take (488), and the reason names what it
+/// expected.
+fn read_metadata(xml: &str) -> Result<Metadata, Refusal> {
+    metadata::parse(xml).map_err(|error| match error {
+        metadata::MetadataError::NotRecording { .. } => {
+            refuse(488, format!("Unsupported metadata: {error}"))
+        }
+        _ => refuse(400, format!("Bad metadata: {error}")),
     })
 }
 
@@ -196,9 +335,11 @@ pub fn participant_for_label(metadata: &Metadata, label: &str) -> String {
             .find(|p| p.id == assoc.participant_id)
             .map(|p| p.aor.clone())
     });
-    let user = aor.and_then(|aor| {
+    // sip:user@host, sips:, or tel:+number (no host); parameters are not the name.
+    let user = aor.map(|aor| {
         let rest = aor.split_once(':').map_or(aor.as_str(), |(_, rest)| rest);
-        rest.split_once('@').map(|(user, _)| user.to_owned())
+        let user = rest.split_once('@').map_or(rest, |(user, _)| user);
+        user.split([';', '?']).next().unwrap_or_default().to_owned()
     });
     let clean: String = user
         .unwrap_or_default()
@@ -219,12 +360,131 @@ struct RsSession {
     dialog: Dialog,
     /// Where the INVITE came from: over TCP or TLS, the connection our BYE goes back on.
     peer: Destination,
-    streams: Vec<StreamSetup>,
-    codecs: Vec<(CodecKind, u8, u32)>,
-    crypto_tags: Vec<Option<u32>>,
+    /// One per m-line of the offer, in order.
+    streams: Vec<RsStream>,
     version: u64,
     session_id: u64,
-    paused: bool,
+    /// What the metadata received so far says (partial updates merged in).
+    metadata: Metadata,
+}
+
+impl RsSession {
+    /// Paused: no recorded stream is being sent.
+    fn paused(&self) -> bool {
+        self.streams
+            .iter()
+            .filter(|s| s.recorded.is_some())
+            .all(|s| s.direction == Direction::Inactive)
+    }
+}
+
+/// One m-line of a recording session and how it was answered.
+#[derive(Debug, Clone)]
+struct RsStream {
+    /// The offer's m-line, mirrored with port 0 when the stream is not recorded.
+    offered: MediaDescription,
+    label: Option<String>,
+    /// The stream being recorded and the tag of the a=crypto it answers; None for a
+    /// stream answered with port 0.
+    recorded: Option<(StreamSetup, Option<u32>)>,
+    /// Our answer's direction: recvonly while the client sends, inactive otherwise.
+    direction: Direction,
+}
+
+/// The direction answering `offered` on a stream we only receive (RFC 3264 6.1).
+fn answer_direction(offered: Direction) -> Direction {
+    match offered {
+        Direction::SendOnly | Direction::SendRecv => Direction::RecvOnly,
+        Direction::RecvOnly | Direction::Inactive => Direction::Inactive,
+    }
+}
+
+/// Answers one offered m-line: records an audio stream (codec, SRTP key, port), or mirrors
+/// any other with port 0.
+fn answer_line(
+    media: &MediaDescription,
+    label: Option<&String>,
+    metadata: &Metadata,
+    codec_preference: &[CodecKind],
+    resources: &mut dyn SrsResources,
+) -> Result<RsStream, Refusal> {
+    let (label, true) = (label, is_recordable(media)) else {
+        return Ok(RsStream {
+            offered: media.clone(),
+            label: label.cloned(),
+            recorded: None,
+            direction: Direction::Inactive,
+        });
+    };
+    let Some(label) = label else {
+        return Err(refuse(
+            400,
+            "An audio m-line of the recording SDP has no a=label",
+        ));
+    };
+    let offered = || {
+        media
+            .formats
+            .iter()
+            .filter_map(|f| CodecKind::from_encoding(&f.encoding).map(|kind| (kind, f)))
+    };
+    let preferred = codec_preference
+        .iter()
+        .find_map(|wanted| offered().find(|(kind, _)| kind == wanted));
+    let (codec, payload) = preferred.or_else(|| offered().next()).ok_or_else(|| {
+        refuse(
+            488,
+            format!("Stream {label}: no PCMU, PCMA or opus offered"),
+        )
+    })?;
+    let secure = media.proto.eq_ignore_ascii_case("RTP/SAVP");
+    let crypto = if secure {
+        let offered = media
+            .attributes
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case("crypto"))
+            .filter_map(|a| a.value.as_deref())
+            .find_map(|value| CryptoAttribute::parse(value).ok())
+            .ok_or_else(|| {
+                refuse(
+                    488,
+                    format!("Stream {label}: RTP/SAVP without a usable a=crypto"),
+                )
+            })?;
+        Some((
+            offered.tag,
+            StreamCrypto {
+                suite: offered.suite,
+                local_key: resources.srtp_key(),
+                remote_key: offered.key_salt,
+            },
+        ))
+    } else if media.proto.eq_ignore_ascii_case("RTP/AVP") {
+        None
+    } else {
+        return Err(refuse(
+            488,
+            format!("Stream {label}: transport {} not supported", media.proto),
+        ));
+    };
+    let local_port = resources
+        .allocate_port()
+        .ok_or_else(|| refuse(503, "No media port left"))?;
+    let tag = crypto.as_ref().map(|(tag, _)| *tag);
+    let setup = StreamSetup {
+        label: label.clone(),
+        local_port,
+        codec,
+        payload_type: payload.payload_type,
+        crypto: crypto.map(|(_, c)| c),
+        participant: participant_for_label(metadata, label),
+    };
+    Ok(RsStream {
+        offered: media.clone(),
+        label: Some(label.clone()),
+        recorded: Some((setup, tag)),
+        direction: answer_direction(media.direction),
+    })
 }
 
 /// For steps that allocate nothing.
@@ -476,11 +736,28 @@ impl Recorder {
             .to_header()
             .ok()
             .and_then(|to| to.tag().map(str::to_owned));
-        match request.method() {
-            Some(Method::Invite) if to_tag.is_none() => {
+        let method = request.method();
+        let initial_invite = method == Some(&Method::Invite) && to_tag.is_none();
+        if !initial_invite && !matches!(method, Some(Method::Ack | Method::Cancel)) {
+            let unsupported = unsupported_options(request);
+            if !unsupported.is_empty() {
+                let refusal =
+                    refuse(420, "Bad Extension").with_header("Unsupported", unsupported.join(", "));
+                let response = refusal.response(request, None);
+                self.respond(now, &key, response);
+                return;
+            }
+        }
+        match method {
+            Some(Method::Invite) if initial_invite => {
                 self.on_initial_invite(now, key, request, call_id, source, resources)
             }
-            Some(Method::Invite) => self.on_reinvite(now, key, request, &call_id),
+            Some(Method::Invite) => {
+                self.on_offer_in_dialog(now, key, request, &call_id, resources);
+            }
+            Some(Method::Update) => {
+                self.on_offer_in_dialog(now, key, request, &call_id, resources);
+            }
             Some(Method::Bye) => {
                 self.unacked.remove(&call_id);
                 let known = self.sessions.remove(&call_id).is_some();
@@ -513,6 +790,7 @@ impl Recorder {
                 let mut response = request.response(200, "OK", None);
                 response.headers.push("Allow", ALLOW);
                 response.headers.push("Supported", "siprec");
+                response.headers.push("Accept", ACCEPTED_BODIES);
                 self.respond(now, &key, response);
             }
             Some(Method::Ack) => {}
@@ -547,12 +825,13 @@ impl Recorder {
             self.accept(offer, dialog, source, resources)
         });
         match result {
-            Ok((session, metadata_xml, metadata)) => {
+            Ok((session, metadata_xml)) => {
                 let answer = self.answer_sdp(&session);
                 let mut response = request.response(200, "OK", Some(&local_tag));
                 self.decorate(&mut response, source.transport);
                 response.set_body("application/sdp", answer.to_string().into_bytes());
-                let streams = session.streams.clone();
+                let streams = recorded_setups(&session.streams);
+                let metadata = Box::new(session.metadata.clone());
                 self.sessions.insert(call_id.clone(), session);
                 self.pending.insert(call_id.clone(), key.clone());
                 self.respond(now, &key, response);
@@ -560,12 +839,12 @@ impl Recorder {
                     key: call_id,
                     streams,
                     metadata_xml,
-                    metadata: Box::new(metadata),
+                    metadata,
                 });
             }
             Err(refusal) => {
                 tracing::info!(status = refusal.status, reason = %refusal.reason, "srs: INVITE refused");
-                let response = request.response(refusal.status, &refusal.reason, Some(&local_tag));
+                let response = refusal.response(request, Some(&local_tag));
                 self.respond(now, &key, response);
                 self.outputs.push_back(RecorderOutput::Rejected {
                     status: refusal.status,
@@ -581,91 +860,29 @@ impl Recorder {
         dialog: Dialog,
         peer: Destination,
         resources: &mut dyn SrsResources,
-    ) -> Result<(RsSession, String, Metadata), Refusal> {
+    ) -> Result<(RsSession, Option<String>), Refusal> {
+        let metadata = offer.metadata.unwrap_or_default();
         let mut streams = Vec::new();
-        let mut codecs = Vec::new();
-        let mut crypto_tags = Vec::new();
         for (media, label) in offer.sdp.media.iter().zip(&offer.labels) {
-            let offered = || {
-                media
-                    .formats
-                    .iter()
-                    .filter_map(|f| CodecKind::from_encoding(&f.encoding).map(|kind| (kind, f)))
-            };
-            let preferred = self
-                .codec_preference
-                .iter()
-                .find_map(|wanted| offered().find(|(kind, _)| kind == wanted));
-            let format = preferred.or_else(|| offered().next()).ok_or_else(|| {
-                refuse(
-                    488,
-                    format!("Stream {label}: no PCMU, PCMA or opus offered"),
-                )
-            })?;
-            let (codec, payload) = format;
-            let secure = media.proto.eq_ignore_ascii_case("RTP/SAVP");
-            let crypto = if secure {
-                let offered = media
-                    .attributes
-                    .iter()
-                    .filter(|a| a.name.eq_ignore_ascii_case("crypto"))
-                    .filter_map(|a| a.value.as_deref())
-                    .find_map(|value| CryptoAttribute::parse(value).ok())
-                    .ok_or_else(|| {
-                        refuse(
-                            488,
-                            format!("Stream {label}: RTP/SAVP without a usable a=crypto"),
-                        )
-                    })?;
-                Some((
-                    offered.tag,
-                    StreamCrypto {
-                        suite: offered.suite,
-                        local_key: resources.srtp_key(),
-                        remote_key: offered.key_salt,
-                    },
-                ))
-            } else if media.proto.eq_ignore_ascii_case("RTP/AVP") {
-                None
-            } else {
-                return Err(refuse(
-                    488,
-                    format!("Stream {label}: transport {} not supported", media.proto),
-                ));
-            };
-            let local_port = resources
-                .allocate_port()
-                .ok_or_else(|| refuse(503, "No media port left"))?;
-            codecs.push((codec, payload.payload_type, payload.clock_rate));
-            crypto_tags.push(crypto.as_ref().map(|(tag, _)| *tag));
-            streams.push(StreamSetup {
-                label: label.clone(),
-                local_port,
-                codec,
-                payload_type: payload.payload_type,
-                crypto: crypto.map(|(_, c)| c),
-                participant: participant_for_label(&offer.metadata, label),
-            });
+            streams.push(answer_line(
+                media,
+                label.as_ref(),
+                &metadata,
+                &self.codec_preference,
+                resources,
+            )?);
         }
-        let paused = offer
-            .sdp
-            .media
-            .iter()
-            .all(|m| m.direction == Direction::Inactive);
         Ok((
             RsSession {
                 local_tag: dialog.local_tag.clone(),
                 dialog,
                 peer,
                 streams,
-                codecs,
-                crypto_tags,
                 version: 1,
                 session_id: resources.token() >> 1,
-                paused,
+                metadata,
             },
             offer.metadata_xml,
-            offer.metadata,
         ))
     }
 
@@ -685,116 +902,212 @@ impl Recorder {
             address: self.local_ip,
         };
         let mut sdp = SessionDescription::new(origin, "-", Some(self.local_ip));
-        for ((stream, (_, payload_type, _)), tag) in session
-            .streams
-            .iter()
-            .zip(&session.codecs)
-            .zip(&session.crypto_tags)
-        {
-            let proto = if stream.crypto.is_some() {
-                "RTP/SAVP"
-            } else {
-                "RTP/AVP"
+        for stream in &session.streams {
+            let media = match &stream.recorded {
+                Some((setup, tag)) => {
+                    let proto = if setup.crypto.is_some() {
+                        "RTP/SAVP"
+                    } else {
+                        "RTP/AVP"
+                    };
+                    let mut media = MediaDescription::new(
+                        crate::sdp::MediaKind::Audio,
+                        setup.local_port,
+                        proto,
+                    );
+                    media
+                        .formats
+                        .push(payload_format(setup.codec, setup.payload_type));
+                    media.direction = stream.direction;
+                    media
+                        .attributes
+                        .push(Attribute::new("label", setup.label.clone()));
+                    if let (Some(crypto), Some(tag)) = (&setup.crypto, tag) {
+                        let line = CryptoAttribute::new(*tag, crypto.suite, crypto.local_key);
+                        media
+                            .attributes
+                            .push(Attribute::new("crypto", line.to_string()));
+                    }
+                    media
+                }
+                None => {
+                    // RFC 3264 6: a refused stream keeps its kind, transport and formats,
+                    // with port 0; its label is echoed so the client knows which it was.
+                    let offered = &stream.offered;
+                    let mut media =
+                        MediaDescription::new(offered.kind.clone(), 0, offered.proto.clone());
+                    media.formats = offered.formats.clone();
+                    media.non_rtp_formats = offered.non_rtp_formats.clone();
+                    media.direction = Direction::Inactive;
+                    if let Some(label) = &stream.label {
+                        media
+                            .attributes
+                            .push(Attribute::new("label", label.clone()));
+                    }
+                    media
+                }
             };
-            let mut media =
-                MediaDescription::new(crate::sdp::MediaKind::Audio, stream.local_port, proto);
-            let format = payload_format(stream.codec, *payload_type);
-            media.formats.push(format);
-            media.direction = if session.paused {
-                Direction::Inactive
-            } else {
-                Direction::RecvOnly
-            };
-            media
-                .attributes
-                .push(Attribute::new("label", stream.label.clone()));
-            if let (Some(crypto), Some(tag)) = (&stream.crypto, tag) {
-                let line = CryptoAttribute::new(*tag, crypto.suite, crypto.local_key);
-                media
-                    .attributes
-                    .push(Attribute::new("crypto", line.to_string()));
-            }
             sdp.media.push(media);
         }
         sdp
     }
 
-    fn on_reinvite(&mut self, now: Instant, key: TxKey, request: &Message, call_id: &str) {
+    /// A re-INVITE or UPDATE in a session: a new offer (pause, resume, a stream added or
+    /// dropped), new metadata, or both. An offer that cannot be taken is refused and
+    /// changes nothing.
+    fn on_offer_in_dialog(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        request: &Message,
+        call_id: &str,
+        resources: &mut dyn SrsResources,
+    ) {
         let Some(session) = self.sessions.get(call_id) else {
             let response = request.response(481, "Call/Transaction Does Not Exist", None);
             self.respond(now, &key, response);
             return;
         };
         let local_tag = session.local_tag.clone();
-        // The body is SDP alone or multipart with SDP and new metadata.
-        let content_type = request.headers.get("Content-Type").unwrap_or_default();
-        let (sdp_text, metadata_xml) = if content_type
-            .trim()
-            .to_ascii_lowercase()
-            .starts_with("multipart/")
-        {
-            match multipart::parse(content_type, &request.body) {
-                Ok(parts) => (
-                    multipart::find(&parts, "application/sdp")
-                        .map(|p| String::from_utf8_lossy(&p.body).into_owned()),
-                    multipart::find(&parts, "application/rs-metadata+xml")
-                        .map(|p| String::from_utf8_lossy(&p.body).into_owned()),
-                ),
-                Err(_) => (None, None),
+        let is_update = request.method() == Some(&Method::Update);
+        let result = read_body(request).and_then(|(sdp_text, metadata_xml)| {
+            let sdp = sdp_text
+                .as_deref()
+                .map(SessionDescription::parse)
+                .transpose()
+                .map_err(|error| refuse(400, format!("Bad SDP: {error}")))?;
+            let update = metadata_xml.as_deref().map(read_metadata).transpose()?;
+            let mut metadata = session.metadata.clone();
+            if let Some(update) = update {
+                metadata.apply(update);
             }
-        } else if request.body.is_empty() {
-            (None, None)
-        } else {
-            (
-                Some(String::from_utf8_lossy(&request.body).into_owned()),
-                None,
-            )
-        };
-        let sdp = match sdp_text.as_deref().map(SessionDescription::parse) {
-            Some(Ok(sdp)) => Some(sdp),
-            Some(Err(error)) => {
-                let response = request.response(400, &format!("Bad SDP: {error}"), None);
+            let streams = match &sdp {
+                Some(sdp) => self.answer_reoffer(&session.streams, sdp, &metadata, resources)?,
+                None => session.streams.clone(),
+            };
+            Ok((sdp.is_some(), metadata_xml, metadata, streams))
+        });
+        let (offered, metadata_xml, metadata, mut streams) = match result {
+            Ok(taken) => taken,
+            Err(refusal) => {
+                let response = refusal.response(request, Some(&local_tag));
                 self.respond(now, &key, response);
                 return;
             }
-            None => None,
         };
-        if let Some(sdp) = &sdp
-            && sdp.media.len() != session.streams.len()
-        {
-            let response = request.response(488, "Re-INVITE changes the number of streams", None);
-            self.respond(now, &key, response);
-            return;
+        // Who sends each stream, as the metadata now says.
+        let mut renamed = Vec::new();
+        for (setup, _) in streams.iter_mut().filter_map(|s| s.recorded.as_mut()) {
+            let participant = participant_for_label(&metadata, &setup.label);
+            if participant != setup.participant {
+                renamed.push((setup.label.clone(), participant.clone()));
+                setup.participant = participant;
+            }
         }
-        let paused = sdp.as_ref().map_or(session.paused, |sdp| {
-            sdp.media.iter().all(|m| m.direction == Direction::Inactive)
-        });
         let Some(session) = self.sessions.get_mut(call_id) else {
             return;
         };
-        let changed = paused != session.paused;
-        session.paused = paused;
-        session.version += 1;
+        let was_paused = session.paused();
+        let known: Vec<u16> = session
+            .streams
+            .iter()
+            .filter_map(|s| s.recorded.as_ref().map(|(setup, _)| setup.local_port))
+            .collect();
+        let added: Vec<StreamSetup> = recorded_setups(&streams)
+            .into_iter()
+            .filter(|setup| !known.contains(&setup.local_port))
+            .collect();
+        // Streams added now are named with this metadata already: not renamed.
+        renamed.retain(|(label, _)| !added.iter().any(|setup| &setup.label == label));
+        session.streams = streams;
+        let metadata_changed = metadata_xml.is_some();
+        if metadata_changed {
+            session.metadata = metadata;
+        }
+        if offered {
+            session.version += 1;
+        }
+        let paused = session.paused();
+        let transport = session.peer.transport;
+        let metadata = metadata_changed.then(|| Box::new(session.metadata.clone()));
         let Some(session) = self.sessions.get(call_id) else {
             return;
         };
-        let answer = self.answer_sdp(session);
-        let transport = session.peer.transport;
         let mut response = request.response(200, "OK", Some(&local_tag));
         self.decorate(&mut response, transport);
-        response.set_body("application/sdp", answer.to_string().into_bytes());
+        // An UPDATE without an offer gets no SDP; a re-INVITE without one gets ours as
+        // the offer (RFC 3261 14.2).
+        if offered || !is_update {
+            let answer = self.answer_sdp(session);
+            response.set_body("application/sdp", answer.to_string().into_bytes());
+        }
         self.respond(now, &key, response);
-        if changed || metadata_xml.is_some() {
+        if paused != was_paused || metadata_changed || !added.is_empty() || !renamed.is_empty() {
             self.outputs.push_back(RecorderOutput::SessionUpdated {
                 key: call_id.to_owned(),
                 paused,
                 metadata_xml,
+                metadata,
+                added,
+                renamed,
             });
         }
     }
+
+    /// The streams after a re-offer (RFC 3264 8): existing m-lines keep their port, codec
+    /// and keys and follow the new direction; one now offered with port 0 is no longer
+    /// recorded; a new m-line (or a refused one offered again) is answered as in an INVITE.
+    fn answer_reoffer(
+        &self,
+        current: &[RsStream],
+        sdp: &SessionDescription,
+        metadata: &Metadata,
+        resources: &mut dyn SrsResources,
+    ) -> Result<Vec<RsStream>, Refusal> {
+        if sdp.media.len() < current.len() {
+            return Err(refuse(
+                488,
+                "A re-offer may not remove m-lines (RFC 3264 8.2); set the port to 0",
+            ));
+        }
+        let mut streams = Vec::new();
+        for (index, media) in sdp.media.iter().enumerate() {
+            let label = media.attribute("label").and_then(|a| a.value.clone());
+            let existing = current.get(index).filter(|s| s.recorded.is_some());
+            let stream = match existing {
+                Some(existing) if is_recordable(media) => RsStream {
+                    direction: answer_direction(media.direction),
+                    ..existing.clone()
+                },
+                Some(existing) => RsStream {
+                    offered: media.clone(),
+                    recorded: None,
+                    direction: Direction::Inactive,
+                    ..existing.clone()
+                },
+                None => answer_line(
+                    media,
+                    label.as_ref(),
+                    metadata,
+                    &self.codec_preference,
+                    resources,
+                )?,
+            };
+            streams.push(stream);
+        }
+        Ok(streams)
+    }
 }
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+/// The setups of the streams recorded, in m-line order.
+fn recorded_setups(streams: &[RsStream]) -> Vec<StreamSetup> {
+    streams
+        .iter()
+        .filter_map(|s| s.recorded.as_ref().map(|(setup, _)| setup.clone()))
+        .collect()
+}
+
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 
 fn payload_format(codec: CodecKind, payload_type: u8) -> crate::sdp::PayloadFormat {
     match codec {
@@ -977,6 +1290,11 @@ mod tests {
                 .unwrap()
                 .contains("Not a recording session")
         );
+        let reason = response.headers.get("Reason").unwrap();
+        assert!(
+            reason.starts_with("SIP;cause=488;text=\"Not a recording session"),
+            "{reason}"
+        );
         assert!(
             outputs
                 .iter()
@@ -991,7 +1309,8 @@ mod tests {
             false,
             Some(rs_body(&["1", "2"], &["1", "2"], false)),
         ));
-        assert_eq!(response.status(), Some(400));
+        // Not malformed (400): a well-formed request for something this server is not for.
+        assert_eq!(response.status(), Some(488));
         assert!(
             response
                 .reason()
@@ -1001,13 +1320,12 @@ mod tests {
     }
 
     #[test]
-    fn plain_sdp_body_is_refused_as_unsupported_media() {
-        let body = (
-            "application/sdp".to_owned(),
-            sdp(&["1", "2"], false, Direction::SendOnly).into_bytes(),
-        );
+    fn a_body_that_is_neither_sdp_nor_metadata_gets_415_with_accept() {
+        let body = ("text/plain".to_owned(), b"record me".to_vec());
         let (response, _, _) = run(&invite(true, true, Some(body)));
         assert_eq!(response.status(), Some(415));
+        let accept = response.headers.get("Accept").unwrap();
+        assert!(accept.contains("application/sdp") && accept.contains("multipart/mixed"));
     }
 
     #[test]
@@ -1232,5 +1550,411 @@ mod tests {
         let much_later = start + Duration::from_secs(3);
         recorder.on_timeout(much_later, &mut resources);
         assert_eq!(count_200(&mut recorder), 0);
+    }
+
+    /// An SDP whose m-sections are given whole (each `m=` line and its attributes).
+    fn sdp_with(sections: &[&str]) -> String {
+        let mut text = String::from(
+            "v=0\r\no=src 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
+        );
+        for section in sections {
+            for line in section.lines() {
+                text.push_str(line.trim());
+                text.push_str("\r\n");
+            }
+        }
+        text
+    }
+
+    fn multipart_body(sdp: &str, metadata_type: &str, metadata: &str) -> (String, Vec<u8>) {
+        let parts = [
+            Part {
+                content_type: "application/sdp".into(),
+                headers: Vec::new(),
+                body: sdp.as_bytes().to_vec(),
+            },
+            Part {
+                content_type: metadata_type.into(),
+                headers: vec![("Content-Disposition".into(), "recording-session".into())],
+                body: metadata.as_bytes().to_vec(),
+            },
+        ];
+        (
+            multipart::content_type("b0undary"),
+            multipart::build(&parts, "b0undary"),
+        )
+    }
+
+    /// An in-dialog request of the session `run` set up (Call-ID rs-1).
+    fn in_dialog(
+        method: &str,
+        cseq: u32,
+        to: &str,
+        extra: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Vec<u8> {
+        let mut bytes = format!(
+            "{method} sip:srs@127.0.0.1:5070 SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:5080;branch=z9hG4bK{method}{cseq}\r\n\
+             From: <sip:alice@127.0.0.1>;tag=f1\r\nTo: {to}\r\nCall-ID: rs-1\r\n\
+             CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}\
+             Contact: <sip:alice@127.0.0.1:5080;transport=tcp>;+sip.src\r\n"
+        )
+        .into_bytes();
+        match body {
+            Some((content_type, body)) => {
+                bytes.extend_from_slice(
+                    format!(
+                        "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                bytes.extend_from_slice(body);
+            }
+            None => bytes.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        }
+        bytes
+    }
+
+    /// Feeds one more request; its final response and the other outputs.
+    fn step(recorder: &mut Recorder, bytes: &[u8]) -> (Message, Vec<RecorderOutput>) {
+        let mut resources = Fixed { next_port: 40_000 };
+        recorder.on_bytes(Instant::now(), bytes, source(), &mut resources);
+        let mut outputs = Vec::new();
+        let mut response = None;
+        while let Some(output) = recorder.poll_output() {
+            if let RecorderOutput::Transmit(transmit) = &output
+                && response.is_none()
+            {
+                let message = Message::parse(&transmit.data).unwrap();
+                if message.status() != Some(100) {
+                    response = Some(message);
+                }
+            }
+            outputs.push(output);
+        }
+        (response.expect("a response"), outputs)
+    }
+
+    fn answer_of(response: &Message) -> SessionDescription {
+        SessionDescription::parse(&String::from_utf8_lossy(&response.body)).unwrap()
+    }
+
+    fn started(outputs: &[RecorderOutput]) -> Vec<StreamSetup> {
+        outputs
+            .iter()
+            .find_map(|o| match o {
+                RecorderOutput::SessionStarted { streams, .. } => Some(streams.clone()),
+                _ => None,
+            })
+            .expect("a started session")
+    }
+
+    const PCMU_LINE: &str = "a=rtpmap:0 PCMU/8000";
+
+    #[test]
+    fn unknown_required_option_gets_420_naming_it() {
+        let text = String::from_utf8(invite(
+            true,
+            true,
+            Some(rs_body(&["1", "2"], &["1", "2"], false)),
+        ))
+        .unwrap()
+        .replace("Require: siprec", "Require: siprec, x-frobnicate");
+        let (response, outputs, _) = run(text.as_bytes());
+        assert_eq!(response.status(), Some(420));
+        assert_eq!(response.headers.get("Unsupported"), Some("x-frobnicate"));
+        assert!(
+            response
+                .headers
+                .get("Reason")
+                .unwrap()
+                .contains("cause=420")
+        );
+        assert!(
+            outputs
+                .iter()
+                .any(|o| matches!(o, RecorderOutput::Rejected { status: 420, .. }))
+        );
+    }
+
+    /// Inactive streams are answered inactive (with a port, for when they start), port 0
+    /// streams and video are mirrored with port 0; every label is echoed.
+    #[test]
+    fn inactive_port_zero_and_video_streams_are_mirrored_not_refused() {
+        let sdp = sdp_with(&[
+            &format!("m=audio 6000 RTP/AVP 0\n{PCMU_LINE}\na=sendonly\na=label:1"),
+            &format!("m=audio 6002 RTP/AVP 0\n{PCMU_LINE}\na=inactive\na=label:2"),
+            &format!("m=audio 0 RTP/AVP 0\n{PCMU_LINE}\na=sendonly\na=label:3"),
+            "m=video 6004 RTP/AVP 96\na=rtpmap:96 H264/90000\na=sendonly\na=label:4",
+        ]);
+        let body = multipart_body(
+            &sdp,
+            "application/rs-metadata+xml",
+            &metadata_xml(&["1", "2"]),
+        );
+        let (response, outputs, _) = run(&invite(true, true, Some(body)));
+        assert_eq!(response.status(), Some(200), "{:?}", response.reason());
+        let answer = answer_of(&response);
+        let lines: Vec<(bool, Direction, Option<&str>)> = answer
+            .media
+            .iter()
+            .map(|m| {
+                (
+                    m.port != 0,
+                    m.direction,
+                    m.attribute("label").and_then(|a| a.value.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (true, Direction::RecvOnly, Some("1")),
+                (true, Direction::Inactive, Some("2")),
+                (false, Direction::Inactive, Some("3")),
+                (false, Direction::Inactive, Some("4")),
+            ]
+        );
+        assert_eq!(answer.media[3].kind, crate::sdp::MediaKind::Video);
+        assert_eq!(answer.media[3].formats[0].encoding, "H264");
+        let streams = started(&outputs);
+        let labels: Vec<&str> = streams.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["1", "2"]);
+    }
+
+    #[test]
+    fn sendrecv_is_answered_recvonly_and_recvonly_inactive() {
+        let sdp = sdp_with(&[
+            &format!("m=audio 6000 RTP/AVP 0\n{PCMU_LINE}\na=sendrecv\na=label:1"),
+            &format!("m=audio 6002 RTP/AVP 0\n{PCMU_LINE}\na=recvonly\na=label:2"),
+        ]);
+        let body = ("application/sdp".to_owned(), sdp.into_bytes());
+        let (response, _, _) = run(&invite(true, true, Some(body)));
+        let directions: Vec<Direction> = answer_of(&response)
+            .media
+            .iter()
+            .map(|m| m.direction)
+            .collect();
+        assert_eq!(directions, [Direction::RecvOnly, Direction::Inactive]);
+    }
+
+    /// An SRC that sends metadata only later: the INVITE with labelled SDP alone is taken,
+    /// its streams recorded as `unknown`, and the UPDATE's metadata names their senders.
+    #[test]
+    fn metadata_in_a_later_update_names_the_streams() {
+        let body = (
+            "application/sdp".to_owned(),
+            sdp(&["1", "2"], false, Direction::SendOnly).into_bytes(),
+        );
+        let (response, outputs, mut recorder) = run(&invite(true, true, Some(body)));
+        assert_eq!(response.status(), Some(200), "{:?}", response.reason());
+        let streams = started(&outputs);
+        assert!(streams.iter().all(|s| s.participant == "unknown"));
+        let to = response.headers.get("To").unwrap().to_owned();
+        let xml = metadata_xml(&["1", "2"]);
+        let (response, outputs) = step(
+            &mut recorder,
+            &in_dialog(
+                "UPDATE",
+                2,
+                &to,
+                "",
+                Some(("application/rs-metadata", xml.as_bytes())),
+            ),
+        );
+        assert_eq!(response.status(), Some(200));
+        assert!(
+            response.body.is_empty(),
+            "an UPDATE without offer gets no SDP"
+        );
+        let renamed = outputs
+            .iter()
+            .find_map(|o| match o {
+                RecorderOutput::SessionUpdated {
+                    renamed, metadata, ..
+                } => Some((renamed.clone(), metadata.is_some())),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            renamed,
+            (
+                vec![("1".into(), "alice".into()), ("2".into(), "bob".into())],
+                true
+            )
+        );
+    }
+
+    /// A re-INVITE that adds an m-line adds a stream, named by the partial metadata that
+    /// comes with it; the existing streams keep their ports.
+    #[test]
+    fn reinvite_adding_a_stream_with_partial_metadata() {
+        let (response, outputs, mut recorder) = run(&invite(
+            true,
+            true,
+            Some(rs_body(&["1", "2"], &["1", "2"], false)),
+        ));
+        let before = started(&outputs);
+        let to = response.headers.get("To").unwrap().to_owned();
+        let partial = "<recording xmlns='urn:ietf:params:xml:ns:recording:1'>\
+            <datamode>partial</datamode>\
+            <participant participant_id='cg=='><nameID aor='sip:carol@example.org'/></participant>\
+            <stream stream_id='s2' session_id='c2Vzc2lvbg=='><label>3</label></stream>\
+            <participantstreamassoc participant_id='cg=='><send>s2</send></participantstreamassoc>\
+            </recording>";
+        let body = multipart_body(
+            &sdp(&["1", "2", "3"], false, Direction::SendOnly),
+            "application/rs-metadata+xml",
+            partial,
+        );
+        let (response, outputs) = step(
+            &mut recorder,
+            &in_dialog("INVITE", 2, &to, "", Some((&body.0, &body.1))),
+        );
+        assert_eq!(response.status(), Some(200), "{:?}", response.reason());
+        let answer = answer_of(&response);
+        assert_eq!(answer.media.len(), 3);
+        assert_eq!(answer.media[0].port, before[0].local_port);
+        assert_eq!(answer.media[1].port, before[1].local_port);
+        assert_ne!(answer.media[2].port, 0);
+        let (added, renamed) = outputs
+            .iter()
+            .find_map(|o| match o {
+                RecorderOutput::SessionUpdated { added, renamed, .. } => {
+                    Some((added.clone(), renamed.clone()))
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(added.len(), 1);
+        assert_eq!(
+            (added[0].label.as_str(), added[0].participant.as_str()),
+            ("3", "carol")
+        );
+        assert!(renamed.is_empty(), "{renamed:?}");
+        // Removing an m-line is not a thing a re-offer may do.
+        let (response, _) = step(
+            &mut recorder,
+            &in_dialog(
+                "INVITE",
+                3,
+                &to,
+                "",
+                Some((
+                    "application/sdp",
+                    sdp(&["1"], false, Direction::SendOnly).as_bytes(),
+                )),
+            ),
+        );
+        assert_eq!(response.status(), Some(488));
+    }
+
+    #[test]
+    fn metadata_in_a_foreign_namespace_is_refused_naming_the_expected_one() {
+        let xml = metadata_xml(&["1", "2"]).replace(metadata::NAMESPACE, "urn:example:calls");
+        let body = multipart_body(
+            &sdp(&["1", "2"], false, Direction::SendOnly),
+            "application/rs-metadata+xml",
+            &xml,
+        );
+        let (response, _, _) = run(&invite(true, true, Some(body)));
+        assert_eq!(response.status(), Some(488));
+        let reason = response.reason().unwrap();
+        assert!(
+            reason.contains("urn:ietf:params:xml:ns:recording:1"),
+            "{reason}"
+        );
+        assert!(reason.contains("urn:example:calls"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_required_option_in_dialog_gets_420() {
+        let (response, _, mut recorder) = run(&invite(
+            true,
+            true,
+            Some(rs_body(&["1", "2"], &["1", "2"], false)),
+        ));
+        let to = response.headers.get("To").unwrap().to_owned();
+        let (response, _) = step(
+            &mut recorder,
+            &in_dialog("UPDATE", 2, &to, "Require: 100rel\r\n", None),
+        );
+        assert_eq!(response.status(), Some(420));
+        assert_eq!(response.headers.get("Unsupported"), Some("100rel"));
+    }
+
+    #[test]
+    fn tel_and_parameterised_aors_name_the_participant() {
+        let mut metadata = metadata::parse(&metadata_xml(&["1", "2"])).unwrap();
+        metadata.participants[0].aor = "tel:+15550001111;phone-context=example.com".into();
+        metadata.participants[1].aor = "sips:bob;ext=1@example.com".into();
+        assert_eq!(participant_for_label(&metadata, "1"), "+15550001111");
+        assert_eq!(participant_for_label(&metadata, "2"), "bob");
+    }
+
+    /// A stream the client drops (port 0) is answered with port 0 and no longer recorded;
+    /// offered again, it is a new stream on a new port.
+    #[test]
+    fn a_stream_dropped_and_offered_again_is_a_new_stream() {
+        let (response, outputs, mut recorder) = run(&invite(
+            true,
+            true,
+            Some(rs_body(&["1", "2"], &["1", "2"], false)),
+        ));
+        let first = started(&outputs);
+        let to = response.headers.get("To").unwrap().to_owned();
+        let dropped = sdp_with(&[
+            &format!("m=audio 6000 RTP/AVP 0\n{PCMU_LINE}\na=sendonly\na=label:1"),
+            &format!("m=audio 0 RTP/AVP 0\n{PCMU_LINE}\na=sendonly\na=label:2"),
+        ]);
+        let (response, outputs) = step(
+            &mut recorder,
+            &in_dialog(
+                "INVITE",
+                2,
+                &to,
+                "",
+                Some(("application/sdp", dropped.as_bytes())),
+            ),
+        );
+        let answer = answer_of(&response);
+        assert_eq!(answer.media[0].port, first[0].local_port);
+        assert_eq!(answer.media[1].port, 0);
+        assert_eq!(
+            answer.media[1].attribute("label").unwrap().value.as_deref(),
+            Some("2")
+        );
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, RecorderOutput::SessionUpdated { .. })),
+            "nothing for the driver to do"
+        );
+        let again = sdp(&["1", "2"], false, Direction::SendOnly);
+        let (response, outputs) = step(
+            &mut recorder,
+            &in_dialog(
+                "INVITE",
+                3,
+                &to,
+                "",
+                Some(("application/sdp", again.as_bytes())),
+            ),
+        );
+        let answer = answer_of(&response);
+        assert_ne!(answer.media[1].port, 0);
+        let added = outputs
+            .iter()
+            .find_map(|o| match o {
+                RecorderOutput::SessionUpdated { added, .. } => Some(added.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].label, "2");
+        assert_eq!(added[0].local_port, answer.media[1].port);
+        assert_eq!(added[0].participant, "bob");
     }
 }

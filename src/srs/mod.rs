@@ -9,7 +9,10 @@
 //! Per recording session a folder `<start time>-<short id>` under the output directory holds
 //! `label-<N>-<participant>.wav` (48 kHz 16-bit mono, header kept valid every second),
 //! `metadata-<k>.xml` for every metadata version received and `summary.json` (written after
-//! setup, on every pause/resume and at the end).
+//! setup, on every pause/resume and at the end). The participant is the one the metadata's
+//! participant-to-stream associations name as the stream's sender (`unknown` until metadata
+//! says, the file being renamed when it does); a stream a re-INVITE adds gets a file of its
+//! own.
 
 pub mod core;
 pub mod stream;
@@ -29,7 +32,7 @@ use crate::archive::sealed::Sealing;
 use crate::driver::tls::{TlsServerSettings, acceptor};
 use crate::media::codec::CodecKind;
 use crate::media::srtp::KEY_SALT_LEN;
-use crate::recording::metadata::format_time;
+use crate::recording::metadata::{Metadata, format_time, normalize_time};
 use crate::sip::framing::{Frame, StreamFramer};
 use crate::sip::transport::{Destination, Transport};
 
@@ -327,6 +330,74 @@ struct ActiveSession {
     summary: Summary,
 }
 
+/// What a re-INVITE or UPDATE changed, as the core reported it.
+struct Update {
+    paused: bool,
+    metadata_xml: Option<String>,
+    metadata: Option<Box<Metadata>>,
+    added: Vec<StreamSetup>,
+    renamed: Vec<(String, String)>,
+}
+
+/// The participants the metadata names, for the summary.
+fn participant_summaries(metadata: &Metadata) -> Vec<ParticipantSummary> {
+    metadata
+        .participants
+        .iter()
+        .map(|p| ParticipantSummary {
+            aor: p.aor.clone(),
+            name: p.name.clone(),
+        })
+        .collect()
+}
+
+/// `label-<label>-<participant>.wav` as `sealing` names it, with `-2`, `-3`... when the
+/// session has that name already (a stream dropped and offered again).
+fn free_file_name(
+    session: &ActiveSession,
+    sealing: &Sealing,
+    label: &str,
+    participant: &str,
+) -> String {
+    let base = format!("label-{}-{participant}", safe_name(label));
+    let taken = |name: &String| {
+        session.summary.labels.iter().any(|l| &l.file == name) || session.folder.join(name).exists()
+    };
+    let mut name = sealing.file_name(&format!("{base}.wav"));
+    let mut n = 1;
+    while taken(&name) {
+        n += 1;
+        name = sealing.file_name(&format!("{base}-{n}.wav"));
+    }
+    name
+}
+
+/// The metadata names the sender of `label`'s stream only now: its file takes the name. An
+/// open file keeps being written under its new name.
+fn rename_stream(session: &mut ActiveSession, sealing: &Sealing, label: &str, participant: &str) {
+    let Some(index) = session
+        .summary
+        .labels
+        .iter()
+        .rposition(|l| l.label == label)
+    else {
+        return;
+    };
+    let Some(old) = session.summary.labels.get(index).map(|l| l.file.clone()) else {
+        return;
+    };
+    let new = free_file_name(session, sealing, label, participant);
+    match std::fs::rename(session.folder.join(&old), session.folder.join(&new)) {
+        Ok(()) => {
+            if let Some(summary) = session.summary.labels.get_mut(index) {
+                summary.file = new;
+                summary.participant = participant.to_owned();
+            }
+        }
+        Err(error) => tracing::error!(%error, %old, "srs: cannot rename a stream's file"),
+    }
+}
+
 struct Driver {
     recorder: Recorder,
     resources: Resources,
@@ -466,38 +537,42 @@ impl Driver {
                     streams,
                     metadata_xml,
                     metadata,
-                } => {
-                    let participants = metadata
-                        .participants
-                        .iter()
-                        .map(|p| ParticipantSummary {
-                            aor: p.aor.clone(),
-                            name: p.name.clone(),
-                        })
-                        .collect();
-                    match self.start_session(&key, streams, &metadata_xml, participants) {
-                        Ok(folder) => {
-                            if let Some(session) = self.sessions.get_mut(&key) {
-                                note_call_facts(&mut session.summary, &metadata);
-                            }
-                            let _ = self.events.send(SrsEvent::SessionStarted {
-                                call_id: key,
-                                folder,
-                            });
+                } => match self.start_session(&key, streams, metadata_xml.as_deref(), &metadata) {
+                    Ok(folder) => {
+                        if let Some(session) = self.sessions.get_mut(&key) {
+                            note_call_facts(&mut session.summary, &metadata);
                         }
-                        Err(error) => self.cannot_store(&key, &error.to_string()),
+                        let _ = self.events.send(SrsEvent::SessionStarted {
+                            call_id: key,
+                            folder,
+                        });
                     }
-                }
+                    Err(error) => self.cannot_store(&key, &error.to_string()),
+                },
                 RecorderOutput::SessionUpdated {
                     key,
                     paused,
                     metadata_xml,
+                    metadata,
+                    added,
+                    renamed,
                 } => {
-                    if self.update_session(&key, paused, metadata_xml.as_deref()) {
-                        let _ = self.events.send(SrsEvent::SessionPaused {
-                            call_id: key,
-                            paused,
-                        });
+                    let update = Update {
+                        paused,
+                        metadata_xml,
+                        metadata,
+                        added,
+                        renamed,
+                    };
+                    match self.update_session(&key, update) {
+                        Ok(true) => {
+                            let _ = self.events.send(SrsEvent::SessionPaused {
+                                call_id: key,
+                                paused,
+                            });
+                        }
+                        Ok(false) => {}
+                        Err(error) => self.cannot_store(&key, &error.to_string()),
                     }
                 }
                 RecorderOutput::SessionEnded { key } => self.end_session(&key),
@@ -514,8 +589,8 @@ impl Driver {
         &mut self,
         key: &str,
         streams: Vec<StreamSetup>,
-        metadata_xml: &str,
-        participants: Vec<ParticipantSummary>,
+        metadata_xml: Option<&str>,
+        metadata: &Metadata,
     ) -> std::io::Result<PathBuf> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -529,77 +604,78 @@ impl Driver {
         let short: String = format!("{:08x}", rand::random::<u32>());
         let folder = self.dir.join(format!("{stamp}Z-{short}"));
         crate::private_fs::create_dir_all(&folder)?;
-        write_metadata(&self.sealing, &folder, 1, metadata_xml)?;
-        let started = Instant::now();
-        let mut shared = Vec::new();
-        let mut tasks = Vec::new();
-        let mut labels = Vec::new();
-        for setup in streams {
-            let label = safe_name(&setup.label);
-            let file = self
-                .sealing
-                .file_name(&format!("label-{label}-{}.wav", setup.participant));
-            labels.push(LabelSummary {
-                label: setup.label.clone(),
-                participant: setup.participant.clone(),
-                codec: setup.codec.name().to_owned(),
-                srtp: setup.crypto.is_some(),
-                file: file.clone(),
-                packets_received: 0,
-                packets_lost: 0,
-                seconds: 0.0,
-            });
-            let socket = self
-                .resources
-                .pending
-                .iter()
-                .position(|(port, _)| *port == setup.local_port)
-                .map(|index| self.resources.pending.swap_remove(index).1);
-            let wav = WavWriter::create_sealed(folder.join(&file), &self.sealing)?;
-            let recorder = StreamRecorder::new(setup, wav).map_err(std::io::Error::other)?;
-            let recorder = Arc::new(Mutex::new(Some(recorder)));
-            if let Some(socket) = socket
-                && socket.set_nonblocking(true).is_ok()
-                && let Ok(socket) = UdpSocket::from_std(socket)
-            {
-                tasks.push(tokio::spawn(receive_media(
-                    socket,
-                    Arc::clone(&recorder),
-                    started,
-                    key.to_owned(),
-                    self.inbound_tx.clone(),
-                )));
-            }
-            shared.push(recorder);
+        if let Some(xml) = metadata_xml {
+            write_metadata(&self.sealing, &folder, 1, xml)?;
         }
-        let session_id = crate::recording::metadata::parse(metadata_xml)
-            .ok()
-            .and_then(|m| m.sessions.first().map(|s| s.id.clone()));
-        let summary = Summary {
-            call_id: key.to_owned(),
-            session_id,
-            start,
-            end: None,
-            participants,
-            labels,
-            pauses: Vec::new(),
-            gaps: Vec::new(),
-            call_end: None,
-            metadata_versions: 1,
-        };
-        summary.write(&folder, &self.sealing)?;
-        tracing::info!(folder = %folder.display(), "srs: recording session started");
-        self.sessions.insert(
-            key.to_owned(),
-            ActiveSession {
-                folder: folder.clone(),
-                started,
-                streams: shared,
-                tasks,
-                summary,
+        let mut session = ActiveSession {
+            folder: folder.clone(),
+            started: Instant::now(),
+            streams: Vec::new(),
+            tasks: Vec::new(),
+            summary: Summary {
+                call_id: key.to_owned(),
+                session_id: metadata.sessions.first().map(|s| s.id.clone()),
+                start,
+                end: None,
+                participants: participant_summaries(metadata),
+                labels: Vec::new(),
+                pauses: Vec::new(),
+                gaps: Vec::new(),
+                call_end: None,
+                metadata_versions: usize::from(metadata_xml.is_some()),
             },
-        );
+        };
+        for setup in streams {
+            self.open_stream(key, &mut session, setup)?;
+        }
+        session.summary.write(&folder, &self.sealing)?;
+        tracing::info!(folder = %folder.display(), "srs: recording session started");
+        self.sessions.insert(key.to_owned(), session);
         Ok(folder)
+    }
+
+    /// Opens the file of one stream of `session` and starts receiving its packets on the
+    /// socket the core was given for it.
+    fn open_stream(
+        &mut self,
+        key: &str,
+        session: &mut ActiveSession,
+        setup: StreamSetup,
+    ) -> std::io::Result<()> {
+        let file = free_file_name(session, &self.sealing, &setup.label, &setup.participant);
+        session.summary.labels.push(LabelSummary {
+            label: setup.label.clone(),
+            participant: setup.participant.clone(),
+            codec: setup.codec.name().to_owned(),
+            srtp: setup.crypto.is_some(),
+            file: file.clone(),
+            packets_received: 0,
+            packets_lost: 0,
+            seconds: 0.0,
+        });
+        let socket = self
+            .resources
+            .pending
+            .iter()
+            .position(|(port, _)| *port == setup.local_port)
+            .map(|index| self.resources.pending.swap_remove(index).1);
+        let wav = WavWriter::create_sealed(session.folder.join(&file), &self.sealing)?;
+        let recorder = StreamRecorder::new(setup, wav).map_err(std::io::Error::other)?;
+        let recorder = Arc::new(Mutex::new(Some(recorder)));
+        if let Some(socket) = socket
+            && socket.set_nonblocking(true).is_ok()
+            && let Ok(socket) = UdpSocket::from_std(socket)
+        {
+            session.tasks.push(tokio::spawn(receive_media(
+                socket,
+                Arc::clone(&recorder),
+                session.started,
+                key.to_owned(),
+                self.inbound_tx.clone(),
+            )));
+        }
+        session.streams.push(recorder);
+        Ok(())
     }
 
     /// The recording cannot be stored: the session ends now with BYE and the reason, so the
@@ -615,11 +691,27 @@ impl Driver {
         self.end_session(key);
     }
 
-    /// Notes a pause, a resume or new metadata; true when the pause state changed.
-    fn update_session(&mut self, key: &str, paused: bool, metadata_xml: Option<&str>) -> bool {
-        let Some(session) = self.sessions.get_mut(key) else {
-            return false;
+    /// Notes a pause, a resume, new metadata (files renamed for the senders it names) and
+    /// streams added; true when the pause state changed.
+    fn update_session(&mut self, key: &str, update: Update) -> std::io::Result<bool> {
+        let Some(mut session) = self.sessions.remove(key) else {
+            return Ok(false);
         };
+        let result = self.apply_update(key, &mut session, update);
+        refresh_stats(&mut session);
+        if let Err(error) = session.summary.write(&session.folder, &self.sealing) {
+            tracing::error!(%error, "srs: cannot write summary");
+        }
+        self.sessions.insert(key.to_owned(), session);
+        result
+    }
+
+    fn apply_update(
+        &mut self,
+        key: &str,
+        session: &mut ActiveSession,
+        update: Update,
+    ) -> std::io::Result<bool> {
         let now = format_time(
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -630,35 +722,39 @@ impl Driver {
             .pauses
             .last()
             .is_some_and(|p| p.end.is_none());
-        if paused && !open {
+        if update.paused && !open {
             session.summary.pauses.push(PauseSummary {
                 start: now,
                 end: None,
             });
-        } else if !paused
+        } else if !update.paused
             && open
             && let Some(pause) = session.summary.pauses.last_mut()
         {
             pause.end = Some(now);
         }
-        if let Some(xml) = metadata_xml {
+        if let Some(xml) = &update.metadata_xml {
             session.summary.metadata_versions += 1;
             let version = session.summary.metadata_versions;
             if let Err(error) = write_metadata(&self.sealing, &session.folder, version, xml) {
                 tracing::error!(%error, "srs: cannot write metadata");
             }
-            // The core accepted it, so it parses; a partial update keeps what we knew.
-            if let Ok(metadata) = crate::recording::metadata::parse(xml)
-                && metadata.datamode == crate::recording::metadata::DataMode::Complete
-            {
-                note_call_facts(&mut session.summary, &metadata);
+        }
+        if let Some(metadata) = &update.metadata {
+            // The core's complete view: a partial update is already merged into it.
+            note_call_facts(&mut session.summary, metadata);
+            session.summary.participants = participant_summaries(metadata);
+            if session.summary.session_id.is_none() {
+                session.summary.session_id = metadata.sessions.first().map(|s| s.id.clone());
             }
         }
-        refresh_stats(session);
-        if let Err(error) = session.summary.write(&session.folder, &self.sealing) {
-            tracing::error!(%error, "srs: cannot write summary");
+        for (label, participant) in update.renamed {
+            rename_stream(session, &self.sealing, &label, &participant);
         }
-        paused != open
+        for setup in update.added {
+            self.open_stream(key, session, setup)?;
+        }
+        Ok(update.paused != open)
     }
 
     fn end_session(&mut self, key: &str) {
@@ -837,17 +933,18 @@ where
 
 /// What the phone's metadata says about the call beyond the streams: the gaps it could
 /// not record and when the call ended.
-fn note_call_facts(summary: &mut Summary, metadata: &crate::recording::metadata::Metadata) {
+fn note_call_facts(summary: &mut Summary, metadata: &Metadata) {
     summary.gaps = metadata
         .gaps
         .iter()
         .map(|gap| GapSummary {
-            start: gap.from.clone(),
-            end: gap.to.clone(),
+            start: normalize_time(&gap.from),
+            end: gap.to.as_deref().map(normalize_time),
             reason: gap.reason.clone(),
         })
         .collect();
-    if let Some(end) = metadata.sessions.iter().find_map(|s| s.end_time.clone()) {
-        summary.call_end = Some(end);
+    if let Some(end) = metadata.sessions.iter().find_map(|s| s.end_time.as_deref()) {
+        // Kept in UTC whatever zone the client wrote it in, as every time the summary holds.
+        summary.call_end = Some(normalize_time(end));
     }
 }
