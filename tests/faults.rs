@@ -56,8 +56,14 @@ fn recorder(name: &str, port: u16, dir: &Path, limit_file_kib: Option<u32>) -> P
     srs
 }
 
-/// A recorded call of `seconds` to sipp's UAS, sending a 1 kHz tone.
+/// A recorded call of `seconds` to sipp's UAS, sending a 1 kHz tone, recorded over TCP.
 fn recorded_call(name: &str, srs_port: u16, seconds: u32) -> (Peer, Peer) {
+    let srs = format!("sip:srs@127.0.0.1:{srs_port};transport=tcp");
+    recorded_call_to(name, &srs, seconds)
+}
+
+/// A recorded call of `seconds` to sipp's UAS, sending a 1 kHz tone, recorded to `srs`.
+fn recorded_call_to(name: &str, srs: &str, seconds: u32) -> (Peer, Peer) {
     let (far_end, peer_port) = start_sipp_far_end(&format!("{name}-far-end"));
     let mut phone = Peer::new(name);
     let tone = phone.path("tone.wav");
@@ -68,7 +74,7 @@ fn recorded_call(name: &str, srs_port: u16, seconds: u32) -> (Peer, Peer) {
             &format!("sip:service@127.0.0.1:{peer_port}"),
             &tone,
             seconds,
-            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+            srs,
         ),
     );
     (phone, far_end)
@@ -116,6 +122,79 @@ fn a_recorder_killed_mid_call_and_started_again_records_the_rest_with_the_gap() 
     let after = Audio::read_wav(&find_wav(&folders[1], "label-1-"));
     assert!(after.seconds() > 2.0, "{} s", after.seconds());
     assert!(after.tone(1000.0) > 0.1);
+}
+
+/// Sends `signal` (STOP, CONT) to `peer`'s process.
+fn signal(peer: &Peer, signal: &str) {
+    let pid = peer.pid().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// A recorder frozen mid-call (SIGSTOP: no reset, no ICMP, no answers, as a host without
+/// power) is noticed within seconds; thawed, it takes a new session whose metadata lists
+/// the gap from the moment it was last heard.
+fn a_frozen_recorder_is_noticed_and_its_gap_recorded(transport: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut srs = recorder(
+        &format!("faults-srs-frozen-{transport}"),
+        port,
+        dir.path(),
+        None,
+    );
+    let uri = format!("sip:srs@127.0.0.1:{port};transport={transport}");
+    let (mut phone, _far_end) = recorded_call_to(&format!("faults-frozen-{transport}"), &uri, 24);
+    phone.wait_for_output("recording: recording", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&srs, "STOP");
+    let frozen_at = std::time::SystemTime::now();
+    let frozen = std::time::Instant::now();
+    let said = phone.wait_for_output("recording: retrying", Duration::from_secs(15));
+    let noticed_after = frozen.elapsed();
+    eprintln!("{transport}: a frozen recorder was noticed after {noticed_after:?}");
+    assert!(
+        noticed_after <= Duration::from_secs(10),
+        "{transport}: noticed after {noticed_after:?}"
+    );
+    assert!(said.contains("has not answered since"), "{said}");
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&srs, "CONT");
+    phone.wait_for_output("recording: recording with gaps", Duration::from_secs(40));
+    phone.expect_success(CALL_TIMEOUT);
+    srs.stop();
+
+    let folders = session_folders(dir.path());
+    let last = folders.last().unwrap();
+    let metadata = read_recorded(last, "metadata-1.xml");
+    let parsed = verbatim::recording::metadata::parse(&metadata).unwrap();
+    assert_eq!(parsed.gaps.len(), 1, "{metadata}");
+    let gap = &parsed.gaps[0];
+    let from = verbatim::recording::metadata::parse_time(&gap.from).unwrap();
+    let frozen_unix = frozen_at.duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!(
+        from <= frozen_unix + Duration::from_millis(200)
+            && from + Duration::from_secs(3) >= frozen_unix,
+        "{transport}: the gap starts when the recorder was last heard ({}), not when it was \
+         missed: {metadata}",
+        gap.from
+    );
+    assert!(gap.to.is_some(), "{metadata}");
+    let after = Audio::read_wav(&find_wav(last, "label-1-"));
+    assert!(after.tone(1000.0) > 0.1);
+}
+
+#[test]
+fn a_recorder_frozen_mid_call_over_tcp_is_noticed_and_its_gap_recorded() {
+    a_frozen_recorder_is_noticed_and_its_gap_recorded("tcp");
+}
+
+#[test]
+fn a_recorder_frozen_mid_call_over_udp_is_noticed_and_its_gap_recorded() {
+    a_frozen_recorder_is_noticed_and_its_gap_recorded("udp");
 }
 
 #[test]

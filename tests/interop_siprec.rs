@@ -16,6 +16,10 @@ use support::{
     start_verbatim, start_verbatim_with_env,
 };
 
+/// Deployed recorders answer the OPTIONS Verbatim probes them with every few seconds (RFC
+/// 3261 11): sipp's `-aa` answers the ones a scenario does not script with 200.
+const RECORDER_ANSWERS_PROBES: &str = "-aa";
+
 const VERBATIM_TIMEOUT: Duration = Duration::from_secs(20);
 const SIPP_TIMEOUT: Duration = Duration::from_secs(25);
 
@@ -75,6 +79,7 @@ fn recorder_that_challenges_gets_credentials() {
         srs_port,
         "t1",
         &[
+            RECORDER_ANSWERS_PROBES,
             "-set",
             "auth_user",
             "src-phone",
@@ -147,7 +152,7 @@ fn recorder_starts_the_recording_itself() {
         &Scenario::File(sipp_scenario("srs_initiated.xml")),
         srs_port,
         "t1",
-        &[],
+        &[RECORDER_ANSWERS_PROBES],
         Some(&format!("127.0.0.1:{verbatim_port}")),
     );
     srs.expect_success(SIPP_TIMEOUT);
@@ -190,12 +195,15 @@ fn record_a_call_to_sipp(
         &["-rtp_echo"],
     );
     let mut srs = Peer::new(&format!("sipp-srs-{name}"));
+    let srs_args: Vec<&str> = std::iter::once(RECORDER_ANSWERS_PROBES)
+        .chain(srs_extra.iter().copied())
+        .collect();
     start_sipp_uas(
         &mut srs,
         &Scenario::File(sipp_scenario(srs_scenario)),
         srs_port,
         "t1",
-        srs_extra,
+        &srs_args,
     );
     let mut verbatim = Peer::new(&format!("verbatim-recorded-{name}"));
     let call = [

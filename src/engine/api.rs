@@ -46,6 +46,10 @@ pub struct EngineConfig {
     pub timers: TimerConfig,
     /// End a connected call when no media arrived for this long (None: never).
     pub no_media_timeout: Option<Duration>,
+    /// How often a recording session's recorder is asked (in-dialog OPTIONS) whether it is
+    /// still there (None: never), and how long it has to answer before it counts as gone.
+    pub recorder_probe_interval: Option<Duration>,
+    pub recorder_answer_deadline: Duration,
     /// Codecs in preference order.
     pub codecs: Vec<Codec>,
     /// The user part of our Contact when no account names one.
@@ -81,6 +85,8 @@ impl Default for EngineConfig {
             listeners: Vec::new(),
             timers: TimerConfig::default(),
             no_media_timeout: Some(Duration::from_secs(30)),
+            recorder_probe_interval: Some(Duration::from_secs(2)),
+            recorder_answer_deadline: Duration::from_secs(4),
             codecs: vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],
             contact_user: "verbatim".into(),
             wall_clock_at_start: Duration::ZERO,

@@ -62,8 +62,14 @@ enum TxOwner {
     Recording(CallId),
     /// The last re-INVITE of a recording whose call ended (by the recording's media id).
     RecordingClose(RecordingId),
-    /// The BYE that ends a recording; shutdown waits for it.
-    RecordingBye,
+    /// The BYE that ends a recording of the call; shutdown waits for it. `report`: an
+    /// unanswered one is news to the user (the recorder was not already known gone).
+    RecordingBye {
+        call: CallId,
+        report: bool,
+    },
+    /// An OPTIONS asking the call's recorder whether it is still there.
+    RecorderProbe(CallId),
     /// Our REFER asking the far end of a call to call someone else.
     Refer(CallId),
     /// A request of a "Test recorder" check.
@@ -189,11 +195,11 @@ impl Engine {
                 source,
                 data,
             } => self.on_media_packet(call, source, &data),
-            // What a recorder sends back (RTCP receiver reports) is not read yet.
             Input::MediaPacket {
-                socket: MediaSocket::Recording(_),
+                socket: MediaSocket::Recording(recording),
+                data,
                 ..
-            } => {}
+            } => self.on_recorder_rtcp(recording, &data),
             Input::MediaTick { call, captured } => self.on_media_tick(call, &captured),
         }
         self.run_timers();
@@ -512,11 +518,12 @@ impl Engine {
                     self.on_closing_response(closing, Some(response));
                 }
             }
-            Some(TxOwner::RecordingBye) => {
+            Some(TxOwner::RecordingBye { .. }) => {
                 if response.status().is_some_and(|s| s >= 200) {
                     self.recording_bye_done();
                 }
             }
+            Some(TxOwner::RecorderProbe(call)) => self.on_probe_response(call, &response),
             Some(TxOwner::Refer(call)) => self.on_refer_response(call, &response),
             Some(TxOwner::RecorderCheck(check)) => self.on_check_response(check, &response),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
@@ -550,7 +557,10 @@ impl Engine {
                 self.recording_failed(call, "the recorder did not answer".into())
             }
             Some(TxOwner::RecordingClose(closing)) => self.on_closing_response(closing, None),
-            Some(TxOwner::RecordingBye) => self.recording_bye_done(),
+            Some(TxOwner::RecordingBye { call, report }) => {
+                self.recording_bye_unanswered(call, report)
+            }
+            Some(TxOwner::RecorderProbe(call)) => self.recorder_silent(call),
             Some(TxOwner::Refer(call)) => self.on_refer_timeout(call),
             Some(TxOwner::RecorderCheck(check)) => self.on_check_timeout(check),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
@@ -634,6 +644,7 @@ impl Engine {
         source: Destination,
     ) -> bool {
         if let Some(call) = self.recording_for_dialog(request) {
+            self.recorder_heard(call);
             match method {
                 Method::Invite => self.on_recorder_reinvite(call, key.clone(), request.clone()),
                 Method::Update => self.on_recorder_update(call, key.clone(), request.clone()),

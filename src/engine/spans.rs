@@ -53,7 +53,9 @@ pub(super) fn timer_span(timer: Timer) -> tracing::Span {
         | Timer::RecordingDeadline(call)
         | Timer::RecordingGlareRetry(call)
         | Timer::RecordingRefresh(call)
-        | Timer::RecorderSessionExpiry(call) => recording_span(call),
+        | Timer::RecorderSessionExpiry(call)
+        | Timer::RecorderProbe(call)
+        | Timer::RecorderProbeDeadline(call) => recording_span(call),
         Timer::Retransmit2xx(call)
         | Timer::GlareRetry(call)
         | Timer::MediaCheck(call)
@@ -80,6 +82,9 @@ pub(super) fn owner_span(owner: Option<TxOwner>) -> tracing::Span {
             tracing::info_span!("closing_recording", id = recording.0)
         }
         Some(TxOwner::RecorderCheck(check)) => tracing::info_span!("recorder_check", id = check.0),
-        Some(TxOwner::RecordingBye | TxOwner::Stateless) | None => tracing::Span::none(),
+        Some(TxOwner::RecordingBye { call, .. } | TxOwner::RecorderProbe(call)) => {
+            recording_span(call)
+        }
+        Some(TxOwner::Stateless) | None => tracing::Span::none(),
     }
 }

@@ -30,6 +30,10 @@ pub(super) enum Timer {
     SessionExpiry(CallId),
     /// A recorder that refreshes its session (RFC 4028) must have done so by now.
     RecorderSessionExpiry(CallId),
+    /// Time to ask the recorder whether it is still there.
+    RecorderProbe(CallId),
+    /// The recorder had until now to answer the last probe.
+    RecorderProbeDeadline(CallId),
     ShutdownDeadline,
 }
 
@@ -70,6 +74,8 @@ impl Engine {
             Timer::RecorderSessionExpiry(call) => self.recorder_session_expired(call),
             Timer::RecordingGlareRetry(call) => self.send_recording_reinvite(call),
             Timer::RecordingRefresh(call) => self.refresh_recording_session(call),
+            Timer::RecorderProbe(call) => self.probe_recorder(call),
+            Timer::RecorderProbeDeadline(call) => self.recorder_silent(call),
             Timer::SessionRefresh(call) => self.refresh_call_session(call),
             Timer::SessionExpiry(call) => self.call_session_expired(call),
             Timer::ShutdownDeadline => {

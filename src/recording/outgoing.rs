@@ -5,6 +5,7 @@
 use core::net::SocketAddr;
 use std::time::Instant;
 
+use crate::media::rtcp::{self, ReportBlock, RtcpPacket};
 use crate::media::rtp::RtpSender;
 use crate::media::srtp::SrtpSession;
 use crate::recording::stream_reports::StreamReports;
@@ -94,6 +95,30 @@ impl Outgoing {
     pub fn bye(&mut self, now: Instant, ntp_now: u64, reason: &str) -> Option<Vec<u8>> {
         let bye = self.reports.bye(now, ntp_now, reason)?;
         self.protect_rtcp(bye)
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.reports.ssrc()
+    }
+
+    /// The reception report blocks in RTCP the recorder sent back, when it reads as RTCP
+    /// under this stream's keys (SRTCP for an SRTP stream); None otherwise.
+    pub fn reception_reports(&mut self, data: &[u8]) -> Option<Vec<ReportBlock>> {
+        let plain = match self.srtp.as_mut() {
+            Some(srtp) => srtp.unprotect_rtcp(data).ok()?,
+            None => data.to_vec(),
+        };
+        let packets = rtcp::parse(&plain).ok()?;
+        Some(
+            packets
+                .into_iter()
+                .flat_map(|packet| match packet {
+                    RtcpPacket::Sr(sr) => sr.reports,
+                    RtcpPacket::Rr(rr) => rr.reports,
+                    _ => Vec::new(),
+                })
+                .collect(),
+        )
     }
 
     fn protect_rtcp(&mut self, data: Vec<u8>) -> Option<Vec<u8>> {

@@ -45,15 +45,17 @@ impl Engine {
                 gate: None,
                 recorder_initiated: true,
                 retry_after: None,
+                outage_since: None,
             },
         );
         let mut session = self.new_invite_session(dialog, first_hop);
         session.connected = true;
         session.remote_uuid = remote_uuid;
-        self.recordings.insert(
-            call,
-            Recording::new(media_id, session, (String::new(), Vec::new()), description),
-        );
+        let empty_body = (String::new(), Vec::new());
+        let now = self.wall_clock();
+        let recording = Recording::new(call, media_id, session, empty_body, description, now);
+        self.recordings.insert(call, recording);
+        self.arm_recorder_probe(call);
         self.recording_event(call, media_id, RecordingState::Starting);
         if let Some(streams) = answered {
             self.on_recorder_answer(call, streams);
@@ -63,6 +65,7 @@ impl Engine {
     /// The ACK to our 2xx: for a recording the recorder started without an offer, or an
     /// offerless re-INVITE, it carries the recorder's answer.
     pub(in crate::engine) fn on_recorder_ack(&mut self, call: CallId, ack: &Message) {
+        self.recorder_heard(call);
         self.cancel_timer(Timer::RecorderRetransmit2xx(call));
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;

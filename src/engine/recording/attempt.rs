@@ -73,6 +73,7 @@ impl Engine {
                 gate,
                 recorder_initiated: false,
                 retry_after: None,
+                outage_since: None,
             },
         );
         self.attempt_recording(call, media_id, request);
@@ -243,8 +244,10 @@ impl Engine {
         let invite_body = self.sdp_and_metadata(sdp, xml);
         let mut session = self.new_invite_session(dialog, request.destination);
         session.digest = request.credentials.clone().map(DigestSession::new);
-        let recording = Recording::new(media_id, session, invite_body, offer);
+        let now = self.wall_clock();
+        let recording = Recording::new(call, media_id, session, invite_body, offer, now);
         self.recordings.insert(call, recording);
+        self.arm_recorder_probe(call);
         self.recording_event(call, media_id, RecordingState::Starting);
         self.send_recording_invite(call, None);
     }
@@ -379,6 +382,7 @@ impl Engine {
         let Some(status) = response.status() else {
             return;
         };
+        self.recorder_heard(call);
         if status < 200 {
             return;
         }
@@ -558,7 +562,15 @@ impl Engine {
             media.session.set_tapping(false);
         }
         let call_goes_on = self.calls.contains_key(&call);
-        let now = metadata::format_time(self.wall_clock());
+        let wall_now = self.wall_clock();
+        let since = self
+            .recording_plans
+            .get_mut(&call)
+            .and_then(|plan| plan.outage_since.take())
+            .filter(|since| *since <= wall_now);
+        // What was lost began when the recorder was last known there, if that is known.
+        let now = metadata::format_time(since.unwrap_or(wall_now));
+        let already_down = since.map_or(core::time::Duration::ZERO, |since| wall_now - since);
         let retry = |plan: &&mut RetryPlan| call_goes_on && !plan.recorder_initiated;
         let Some(plan) = self.recording_plans.get_mut(&call).filter(retry) else {
             self.recording_plans.remove(&call);
@@ -594,8 +606,8 @@ impl Engine {
             });
         }
         if plan.request.mandatory && !self.timer_armed(Timer::RecordingDeadline(call)) {
-            // Only the first failure of an outage starts the clock.
-            let deadline = self.now + MANDATORY_GRACE;
+            // Only the first failure of an outage starts the clock, from when it began.
+            let deadline = self.now + MANDATORY_GRACE.saturating_sub(already_down);
             self.set_timer(deadline, Timer::RecordingDeadline(call));
         }
         let Some(plan) = self.recording_plans.get_mut(&call) else {

@@ -5,6 +5,7 @@
 mod adopted;
 mod attempt;
 mod check;
+mod liveness;
 mod recorder_initiated;
 mod requests;
 mod session;
@@ -223,6 +224,9 @@ pub(in crate::engine) struct RetryPlan {
     recorder_initiated: bool,
     /// The last refusal's Retry-After (seconds): no new attempt at that recorder before.
     retry_after: Option<u64>,
+    /// When the failure being handled really began (wall clock), when that was before it
+    /// was noticed: a recorder gone silent was last heard then.
+    outage_since: Option<core::time::Duration>,
 }
 
 /// One stream towards the recorder.
@@ -252,6 +256,8 @@ impl RsStream {
 
 #[derive(Debug)]
 pub(in crate::engine) struct Recording {
+    /// The call recorded.
+    call: CallId,
     /// The id the driver knows the recording's media sockets by.
     media_id: RecordingId,
     session: InviteSession,
@@ -276,17 +282,31 @@ pub(in crate::engine) struct Recording {
     warned_unencrypted: bool,
     /// The CNAME all the recording's streams carry in RTCP; made when they are first built.
     cname: String,
+    /// Our OPTIONS asking the recorder whether it is there, while unanswered.
+    probe: Option<TxKey>,
+    /// The recorder missed a probe's deadline: our BYE to it will likely go unanswered too.
+    gone_silent: bool,
+    /// When the recorder last sent a receiver report on our streams, if it ever did.
+    reported_at: Option<std::time::Instant>,
+    /// Streams (by label) whose loss the recorder's reports made us warn of.
+    warned_loss: Vec<String>,
+    /// The last moment (wall clock) the recorder was known to be there: it answered or asked
+    /// something in the session.
+    heard_at: core::time::Duration,
 }
 
 impl Recording {
     /// A session about to start (its INVITE going out, or the recorder's being answered).
     fn new(
+        call: CallId,
         media_id: RecordingId,
         session: InviteSession,
         invite_body: (String, Vec<u8>),
         offer: RsOffer,
+        now: core::time::Duration,
     ) -> Recording {
         Recording {
+            call,
             media_id,
             session,
             invite_body,
@@ -300,6 +320,11 @@ impl Recording {
             metadata_dirty: false,
             warned_unencrypted: false,
             cname: String::new(),
+            probe: None,
+            gone_silent: false,
+            warned_loss: Vec::new(),
+            reported_at: None,
+            heard_at: now,
         }
     }
 }

@@ -342,10 +342,11 @@ impl Engine {
         }
         let bye = recording.session.dialog.request(Method::Bye);
         recording.session.connected = false;
-        if self
-            .start_client_tx(bye, destination, TxOwner::RecordingBye)
-            .is_some()
-        {
+        let owner = TxOwner::RecordingBye {
+            call: recording.call,
+            report: !recording.gone_silent,
+        };
+        if self.start_client_tx(bye, destination, owner).is_some() {
             self.recording_byes += 1;
         }
         self.check_shutdown_complete();
@@ -355,6 +356,8 @@ impl Engine {
         self.cancel_timer(Timer::RecorderSessionExpiry(call));
         self.cancel_timer(Timer::RecordingRefresh(call));
         self.cancel_timer(Timer::RecordingGlareRetry(call));
+        self.cancel_timer(Timer::RecorderProbe(call));
+        self.cancel_timer(Timer::RecorderProbeDeadline(call));
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);
         }
@@ -363,6 +366,10 @@ impl Engine {
             return;
         };
         recording.wants_pcm = false;
+        if let Some(probe) = recording.probe.take() {
+            self.transactions.abandon(&probe);
+            self.tx_owner.remove(&probe);
+        }
         if !recording.session.connected {
             // Not answered yet: stop retransmitting; should the 2xx still come, the stray
             // response path ACKs and BYEs it.
@@ -374,10 +381,11 @@ impl Engine {
         recording.session.connected = false;
         let bye = recording.session.dialog.request(Method::Bye);
         let destination = recording.session.next_hop();
-        if self
-            .start_client_tx(bye, destination, TxOwner::RecordingBye)
-            .is_some()
-        {
+        let owner = TxOwner::RecordingBye {
+            call,
+            report: !recording.gone_silent,
+        };
+        if self.start_client_tx(bye, destination, owner).is_some() {
             self.recording_byes += 1;
         }
     }

@@ -12,6 +12,7 @@ mod calls;
 mod media;
 mod recorder_check;
 mod recorder_initiated;
+mod recorder_liveness;
 mod recording;
 mod recording_dialog;
 mod recording_offer;
@@ -144,6 +145,14 @@ fn callee_source(net: &SimNet) -> Destination {
 /// A recording request towards the simulated recorder `recorder` (TCP, as the CLI does).
 fn to_recorder(net: &SimNet, recorder: NodeId) -> RecordingRequest {
     recording_request(net.recorder_address(recorder, Transport::Tcp).unwrap())
+}
+
+/// A recording to `primary` that fails over to `secondary`.
+fn to_recorders(net: &SimNet, primary: NodeId, secondary: NodeId) -> RecordingRequest {
+    let mut request = to_recorder(net, primary);
+    let second = to_recorder(net, secondary);
+    request.secondary = Some((second.srs, second.destination));
+    request
 }
 
 /// An optional, separate-streams, plain recording to the recorder at `destination` (TCP).

@@ -610,9 +610,7 @@ fn a_recorder_that_hangs_up_mid_call_is_replaced_by_the_secondary() {
     let primary = net.add_recorder(Vec::new());
     let secondary = net.add_recorder(Vec::new());
     let (a, _) = talk(&mut net);
-    let mut request = to_recorder(&net, primary);
-    let second = to_recorder(&net, secondary);
-    request.secondary = Some((second.srs, second.destination));
+    let request = to_recorders(&net, primary, secondary);
     start_recording(&mut net, a, request);
     net.run_for(Duration::from_secs(2));
     net.recorder_mut(primary).unwrap().refuse_with = Some(503);

@@ -22,7 +22,11 @@ fn recording_up() -> (Phone, Message, CallId) {
 
 /// As [`recording_up`], with these headers in the recorder's 2xx.
 fn recording_up_with(headers: &[(&str, &str)]) -> (Phone, Message, CallId) {
-    let mut phone = Phone::new(SrtpPolicy::Off);
+    recording_up_on(Phone::new(SrtpPolicy::Off), headers)
+}
+
+/// As [`recording_up_with`], on `phone`.
+fn recording_up_on(mut phone: Phone, headers: &[(&str, &str)]) -> (Phone, Message, CallId) {
     let call = phone.dial(&format!("sip:bob@{FAR_UDP}"), udp(FAR_UDP));
     let invite = invite_sent(&phone);
     phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, "<sip:bob@192.0.2.1:5060>"));
@@ -700,4 +704,132 @@ fn each_recording_stream_sends_sender_reports_and_a_bye_at_the_end() {
             "{packets:?}"
         );
     }
+}
+
+/// The recorder's receiver reports on our streams: one that says it lost most of a stream
+/// is shown to the user (once), naming the stream; a report on someone else's SSRC is not.
+#[test]
+fn a_recorder_reporting_heavy_loss_on_a_stream_is_shown() {
+    use crate::media::rtcp::{self, ReportBlock};
+    use crate::media::rtp::RtpPacket;
+    let (mut phone, _, call) = recording_up();
+    let sent = recording_rtp_during_a_second(&mut phone, call);
+    assert!(!sent.is_empty());
+    let (_, to, data) = phone
+        .media_sent
+        .iter()
+        .rev()
+        .find(|(socket, to, _)| matches!(socket, MediaSocket::Recording(_)) && to.port() == 30000)
+        .unwrap()
+        .clone();
+    assert_eq!(to.port(), 30000);
+    let ssrc_1 = RtpPacket::parse(&data).unwrap().ssrc;
+    let report = |ssrc: u32, fraction_lost: u8| {
+        let block = ReportBlock {
+            ssrc,
+            fraction_lost,
+            ..ReportBlock::default()
+        };
+        let mut data = Vec::new();
+        rtcp::write(
+            &rtcp::compound_report(0x5e5, None, vec![block], "srs"),
+            &mut data,
+        )
+        .unwrap();
+        data
+    };
+    let warnings = |phone: &Phone| {
+        phone
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Warning { message, .. } if message.contains("reports losing") => {
+                    Some(message.clone())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_recorder: core::net::SocketAddr = "192.0.2.7:30001".parse().unwrap();
+    for (ssrc, lost) in [(ssrc_1, 0), (ssrc_1 ^ 1, 255)] {
+        phone.input(Input::MediaPacket {
+            socket: MediaSocket::Recording(RecordingId(715)),
+            source: from_recorder,
+            data: report(ssrc, lost),
+        });
+    }
+    assert!(warnings(&phone).is_empty(), "{:?}", warnings(&phone));
+    for _ in 0..2 {
+        phone.input(Input::MediaPacket {
+            socket: MediaSocket::Recording(RecordingId(715)),
+            source: from_recorder,
+            data: report(ssrc_1, 255),
+        });
+    }
+    assert_eq!(
+        warnings(&phone),
+        vec!["the recorder reports losing 99% of stream 1: that part of the recording is missing"]
+    );
+}
+
+/// A recorder that sent receiver reports and then stopped, while it still answers our
+/// probes, no longer receives the recording: after three report intervals the session is
+/// taken as failed, its gap starting at the last report.
+#[test]
+fn a_recorder_whose_receiver_reports_stop_is_no_longer_taken_as_recording() {
+    use crate::media::rtcp::{self, ReportBlock};
+    use crate::media::rtp::RtpPacket;
+    let phone = Phone::configured(SrtpPolicy::Off, |config| {
+        config.recorder_probe_interval = Some(Duration::from_secs(2));
+    });
+    let (mut phone, _, call) = recording_up_on(phone, &[]);
+    // The recorder answers every probe; it sends one receiver report, then no more.
+    let mut answered = 0;
+    let mut reported = false;
+    for _ in 0..250 {
+        phone.input(Input::MediaTick {
+            call,
+            captured: vec![0.1; crate::media::FRAME_SAMPLES],
+        });
+        phone.run_for(Duration::from_millis(100));
+        let probes: Vec<Message> = requests_to_recorder(&phone)
+            .into_iter()
+            .filter(|m| m.method() == Some(&Method::Options))
+            .collect();
+        for probe in probes.iter().skip(answered) {
+            phone.receive_from_far_end(recorder(), &probe.response(200, "OK", Some("srs1")));
+        }
+        answered = probes.len();
+        let ours = phone.media_sent.iter().find(|(socket, to, _)| {
+            matches!(socket, MediaSocket::Recording(_)) && to.port() == 30000
+        });
+        if let (false, Some((_, _, data))) = (reported, ours) {
+            let block = ReportBlock {
+                ssrc: RtpPacket::parse(data).unwrap().ssrc,
+                ..ReportBlock::default()
+            };
+            let mut report = Vec::new();
+            rtcp::write(
+                &rtcp::compound_report(0x5e5, None, vec![block], "srs"),
+                &mut report,
+            )
+            .unwrap();
+            phone.input(Input::MediaPacket {
+                socket: MediaSocket::Recording(RecordingId(715)),
+                source: "192.0.2.7:30001".parse().unwrap(),
+                data: report,
+            });
+            reported = true;
+        }
+    }
+    assert!(reported);
+    assert!(answered >= 5, "probed every 2 s: {answered}");
+    let reason = states(&phone)
+        .into_iter()
+        .find_map(|s| match s {
+            RecordingState::Retrying { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .expect("no longer Recording");
+    assert!(reason.contains("no receiver reports since"), "{reason}");
 }

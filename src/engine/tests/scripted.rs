@@ -43,6 +43,8 @@ impl Phone {
             seed: 3,
             // Scripted peers send no RTP; the call must outlast minutes of virtual time.
             no_media_timeout: None,
+            // Scripted recorders answer only what a test scripts; probing has its own tests.
+            recorder_probe_interval: None,
             ..EngineConfig::default()
         };
         configure(&mut config);
