@@ -197,6 +197,32 @@ fn a_recorder_frozen_mid_call_over_udp_is_noticed_and_its_gap_recorded() {
     a_frozen_recorder_is_noticed_and_its_gap_recorded("udp");
 }
 
+/// A recorder whose process dies (over UDP: no connection to lose) closes its media ports;
+/// the ICMP port unreachable our next packet meets fails the recording at once, well before
+/// a probe would miss its deadline.
+#[test]
+fn a_recorder_killed_mid_call_over_udp_is_noticed_by_its_closed_media_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut srs = recorder("faults-srs-gone-udp", port, dir.path(), None);
+    let uri = format!("sip:srs@127.0.0.1:{port};transport=udp");
+    let (mut phone, _far_end) = recorded_call_to("faults-gone-udp", &uri, 10);
+    phone.wait_for_output("recording: recording", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&srs, "KILL");
+    let _ = srs.try_status();
+    let killed = std::time::Instant::now();
+    let said = phone.wait_for_output("recording: retrying", Duration::from_secs(10));
+    let noticed_after = killed.elapsed();
+    eprintln!("udp: a killed recorder was noticed after {noticed_after:?}");
+    assert!(said.contains("ICMP port unreachable"), "{said}");
+    assert!(
+        noticed_after < Duration::from_secs(2),
+        "noticed after {noticed_after:?}"
+    );
+    phone.expect_success(CALL_TIMEOUT);
+}
+
 #[test]
 fn a_recorder_that_cannot_write_ends_the_recording_saying_why_and_keeps_what_it_wrote() {
     let dir = tempfile::tempdir().unwrap();

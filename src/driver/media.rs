@@ -38,6 +38,8 @@ pub(super) struct MediaPacketNote {
     pub socket: MediaSocket,
     pub source: SocketAddr,
     pub data: Vec<u8>,
+    /// Instead of a packet: an ICMP error said this destination cannot be reached.
+    pub unreachable: Option<SocketAddr>,
 }
 
 pub(super) struct CallMediaIo {
@@ -68,6 +70,14 @@ impl CallMediaIo {
             }
             match UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
                 Ok(rtcp) => {
+                    if matches!(socket, MediaSocket::Recording(_)) {
+                        // A recorder gone away answers our media with port unreachable.
+                        for pair in [&rtp, &rtcp] {
+                            if let Err(error) = super::icmp::report_icmp_errors(pair) {
+                                tracing::debug!(%error, "no ICMP errors on a recording socket");
+                            }
+                        }
+                    }
                     let rtp = Arc::new(rtp);
                     let rtcp = Arc::new(rtcp);
                     let readers = [
@@ -125,13 +135,30 @@ fn spawn_reader(
                         socket: socket_id,
                         source,
                         data,
+                        unreachable: None,
                     };
                     if notes.send(note).is_err() {
                         return;
                     }
                 }
-                // ICMP errors from a peer that closed its port are not fatal.
-                Err(_) => tokio::time::sleep(core::time::Duration::from_millis(5)).await,
+                // ICMP errors from a peer that closed its port are not fatal; where they are
+                // queued (recording sockets), each unreachable destination is news.
+                Err(error) => {
+                    if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                        for destination in super::icmp::unreachable_destinations(&socket) {
+                            let note = MediaPacketNote {
+                                socket: socket_id,
+                                source: destination,
+                                data: Vec::new(),
+                                unreachable: Some(destination),
+                            };
+                            if notes.send(note).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(core::time::Duration::from_millis(5)).await;
+                }
             }
         }
     })

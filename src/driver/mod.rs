@@ -5,6 +5,7 @@
 //! engine with `Instant::now()`, and carries out the outputs.
 
 pub mod dns;
+mod icmp;
 pub mod media;
 pub mod tls;
 
@@ -401,10 +402,16 @@ impl DriverLoop {
                     }
                     None => break,
                 },
-                Some(note) = media_rx.recv() => Some(Input::MediaPacket {
-                    socket: note.socket,
-                    source: note.source,
-                    data: note.data,
+                Some(note) = media_rx.recv() => Some(match note.unreachable {
+                    Some(destination) => Input::MediaUnreachable {
+                        socket: note.socket,
+                        destination,
+                    },
+                    None => Input::MediaPacket {
+                        socket: note.socket,
+                        source: note.source,
+                        data: note.data,
+                    },
                 }),
                 _ = ticks.tick(), if ticking => {
                     self.tick_media(&stream_tx);

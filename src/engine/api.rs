@@ -269,6 +269,11 @@ pub enum Input {
     /// The instant announced by [`Output::Timeout`] has come (or passed).
     Timeout,
     Command(Command),
+    /// An ICMP error said `destination`, where this socket sent media, cannot be reached.
+    MediaUnreachable {
+        socket: MediaSocket,
+        destination: SocketAddr,
+    },
     /// A datagram on a call's or a recording's RTP or RTCP socket.
     MediaPacket {
         socket: MediaSocket,

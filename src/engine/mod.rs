@@ -195,6 +195,15 @@ impl Engine {
                 source,
                 data,
             } => self.on_media_packet(call, source, &data),
+            Input::MediaUnreachable {
+                socket: MediaSocket::Recording(recording),
+                destination,
+            } => self.on_recorder_unreachable(recording, destination),
+            // A call's far end is judged by its media timeout and session timer.
+            Input::MediaUnreachable {
+                socket: MediaSocket::Call(_),
+                ..
+            } => {}
             Input::MediaPacket {
                 socket: MediaSocket::Recording(recording),
                 data,

@@ -194,6 +194,31 @@ impl Engine {
         }
     }
 
+    /// An ICMP error says one of the recording's RTP destinations cannot be reached: the
+    /// recorder's media port is closed (its process is gone), so the recording is failing now.
+    pub(in crate::engine) fn on_recorder_unreachable(
+        &mut self,
+        media_id: RecordingId,
+        destination: core::net::SocketAddr,
+    ) {
+        let Some(call) = self.recordings.iter().find_map(|(call, r)| {
+            // Only the RTP port: many recorders do not listen for RTCP at all.
+            let ours = r
+                .applied
+                .iter()
+                .any(|s| s.accepted && s.destination == destination);
+            (r.media_id == media_id && ours).then_some(*call)
+        }) else {
+            return;
+        };
+        let now = self.wall_clock();
+        let reason = format!(
+            "the recorder's host says {destination} is closed (ICMP port unreachable): the \
+             recorder is gone"
+        );
+        self.recorder_lost_since(call, now, reason);
+    }
+
     /// Our BYE to the recorder got no answer. When it ended a recording that looked whole,
     /// the user is told: the recorder may not have kept the end of it.
     pub(in crate::engine) fn recording_bye_unanswered(&mut self, call: CallId, report: bool) {

@@ -833,3 +833,28 @@ fn a_recorder_whose_receiver_reports_stop_is_no_longer_taken_as_recording() {
         .expect("no longer Recording");
     assert!(reason.contains("no receiver reports since"), "{reason}");
 }
+
+/// ICMP port unreachable for a recording stream's RTP destination fails the recording at
+/// once; for its RTCP port (many recorders do not listen there) it changes nothing.
+#[test]
+fn an_unreachable_rtp_port_at_the_recorder_fails_the_recording_but_its_rtcp_port_does_not() {
+    let (mut phone, _, _) = recording_up();
+    let unreachable = |phone: &mut Phone, port: u16| {
+        phone.input(Input::MediaUnreachable {
+            socket: MediaSocket::Recording(RecordingId(715)),
+            destination: core::net::SocketAddr::new([192, 0, 2, 7].into(), port),
+        });
+    };
+    unreachable(&mut phone, 30001);
+    unreachable(&mut phone, 30003);
+    assert_eq!(states(&phone).last(), Some(&RecordingState::Recording));
+    unreachable(&mut phone, 30002);
+    assert!(
+        matches!(
+            states(&phone).last(),
+            Some(RecordingState::Retrying { reason, .. }) if reason.contains("ICMP port unreachable")
+        ),
+        "{:?}",
+        states(&phone)
+    );
+}
