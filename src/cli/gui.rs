@@ -1,4 +1,4 @@
-//! `verbatim run`: the desktop app, its phone set up from the settings file.
+//! `verbatim [gui]`: the desktop app, its phone set up from the settings file.
 
 use core::net::SocketAddr;
 use std::process::ExitCode;

@@ -37,6 +37,9 @@ pub struct Cli {
     /// Keep addresses, numbers, names and keys in the logs (they are hidden otherwise).
     #[arg(long, global = true)]
     log_reveal: bool,
+    /// The desktop app's options, for `verbatim` without a command (as `verbatim gui`).
+    #[command(flatten)]
+    gui: GuiArgs,
     #[command(subcommand)]
     command: Option<CliCommand>,
 }
@@ -219,10 +222,12 @@ enum CliCommand {
 
 #[derive(Debug, clap::Args)]
 struct GuiArgs {
-    /// Where SIP listens (UDP and TCP); the default is port 5060 on every interface.
-    #[arg(long)]
+    /// The desktop app: where SIP listens (UDP and TCP); the default is port 5060 on every
+    /// interface.
+    #[arg(long, value_name = "IP:PORT")]
     listen: Option<SocketAddr>,
-    #[arg(long)]
+    /// The desktop app: the settings file (default: config.toml in the OS config dir).
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
@@ -255,8 +260,97 @@ impl Failure {
     }
 }
 
+/// Parses a command line as the binary does, with every usage check that needs no file,
+/// network or settings, and runs nothing: tests/readme_commands.rs checks each command line
+/// README.md shows through it. Errors (and `--help`, `--version`) come as clap's, which
+/// `clap::Error::exit` prints with exit code 2 (0 for help).
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    cli.check().map_err(|message| {
+        <Cli as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+    })?;
+    Ok(cli)
+}
+
+impl Cli {
+    /// What clap's attributes cannot say.
+    fn check(&self) -> Result<(), String> {
+        if self.command.is_some() && (self.gui.listen.is_some() || self.gui.config.is_some()) {
+            return Err(
+                "--listen and --config before a command are the desktop app's; \
+                        give a command's own after it (verbatim call URI --listen IP:PORT)"
+                    .into(),
+            );
+        }
+        if let Some(CliCommand::Srs {
+            listen,
+            transport,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            recipient,
+            ..
+        }) = &self.command
+        {
+            srs_recipients(recipient)?;
+            srs_tls(
+                *transport,
+                *listen,
+                tls_cert.clone(),
+                tls_key.clone(),
+                tls_client_ca.clone(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `srs --recipient`: age public keys.
+fn srs_recipients(texts: &[String]) -> Result<Vec<age::x25519::Recipient>, String> {
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<age::x25519::Recipient>()
+                .map_err(|_| format!("srs: --recipient {text:?} is not an age public key"))
+        })
+        .collect()
+}
+
+/// `srs --transport tls` with its certificate and key (SIP over TLS on --listen), or no TLS.
+fn srs_tls(
+    transport: SrsTransportArg,
+    listen: SocketAddr,
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<crate::driver::tls::TlsServerSettings>, String> {
+    match (transport, certificate, key) {
+        (SrsTransportArg::Tls, Some(certificate), Some(key)) => {
+            Ok(Some(crate::driver::tls::TlsServerSettings {
+                listen,
+                certificate,
+                key,
+                client_ca,
+            }))
+        }
+        (SrsTransportArg::Tls, _, _) => {
+            Err("srs: --transport tls needs --tls-cert and --tls-key".into())
+        }
+        (_, None, None) if client_ca.is_none() => Ok(None),
+        _ => Err("srs: --tls-cert, --tls-key and --tls-client-ca go with --transport tls".into()),
+    }
+}
+
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     if let Some(problem) = crate::logging::init(crate::logging::LogOptions {
         verbose: cli.verbose,
         sip_trace: cli.sip_trace,
@@ -266,12 +360,7 @@ pub fn run() -> ExitCode {
     }
     let command = match cli.command {
         // The desktop app runs on the main thread, as windowing systems want.
-        None => {
-            return gui::gui(GuiArgs {
-                listen: None,
-                config: None,
-            });
-        }
+        None => return gui::gui(cli.gui),
         Some(CliCommand::Gui(args)) => return gui::gui(args),
         Some(command) => command,
     };
@@ -375,16 +464,9 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             key_file,
             recipient,
         } => {
-            let extra_recipients = recipient
-                .iter()
-                .map(|text| {
-                    text.parse::<age::x25519::Recipient>().map_err(|_| {
-                        Failure::usage(format!(
-                            "srs: --recipient {text:?} is not an age public key"
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let extra_recipients = srs_recipients(&recipient).map_err(Failure::usage)?;
+            let tls = srs_tls(transport, listen, tls_cert, tls_key, tls_client_ca)
+                .map_err(Failure::usage)?;
             let storage = crate::archive::Storage {
                 encrypt: !plain,
                 key_file,
@@ -401,27 +483,10 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             config.sealing = prepare_storage(storage)
                 .await
                 .map_err(|f| Failure::new(format!("srs: {}", f.message)))?;
-            match (transport, tls_cert, tls_key) {
-                (SrsTransportArg::Tls, Some(certificate), Some(key)) => {
-                    config.listen = SocketAddr::new(listen.ip(), 0);
-                    config.tls = Some(crate::driver::tls::TlsServerSettings {
-                        listen,
-                        certificate,
-                        key,
-                        client_ca: tls_client_ca,
-                    });
-                }
-                (SrsTransportArg::Tls, _, _) => {
-                    return Err(Failure::usage(
-                        "srs: --transport tls needs --tls-cert and --tls-key",
-                    ));
-                }
-                (_, None, None) => {}
-                _ => {
-                    return Err(Failure::usage(
-                        "srs: --tls-cert and --tls-key go with --transport tls",
-                    ));
-                }
+            if let Some(tls) = tls {
+                // TLS takes --listen; UDP and TCP go to a free port beside it.
+                config.listen = SocketAddr::new(listen.ip(), 0);
+                config.tls = Some(tls);
             }
             crate::srs::serve(config)
                 .await
