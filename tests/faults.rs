@@ -197,6 +197,51 @@ fn a_recorder_frozen_mid_call_over_udp_is_noticed_and_its_gap_recorded() {
     a_frozen_recorder_is_noticed_and_its_gap_recorded("udp");
 }
 
+/// A recorder frozen mid-call with a live secondary: the recording moves to the secondary
+/// within seconds while the first stays frozen, and the secondary's metadata lists the gap.
+#[test]
+fn a_recorder_frozen_mid_call_fails_over_to_a_live_secondary() {
+    let first_dir = tempfile::tempdir().unwrap();
+    let second_dir = tempfile::tempdir().unwrap();
+    let (first_port, second_port) = (free_port(), free_port());
+    let first = recorder("faults-srs-frozen-first", first_port, first_dir.path(), None);
+    let mut second = recorder("faults-srs-second", second_port, second_dir.path(), None);
+    let (far_end, peer_port) = start_sipp_far_end("faults-failover-far-end");
+    let mut phone = Peer::new("faults-failover");
+    let tone = phone.path("tone.wav");
+    write_tone_wav(&tone, 8000, 20_000, 1000.0);
+    let mut args = recorded_call_args(
+        &format!("sip:service@127.0.0.1:{peer_port}"),
+        &tone,
+        18,
+        &format!("sip:srs@127.0.0.1:{first_port};transport=tcp"),
+    );
+    args.push("--srs-secondary".into());
+    args.push(format!("sip:srs@127.0.0.1:{second_port};transport=tcp"));
+    start_verbatim(&mut phone, args);
+    phone.wait_for_output("recording: recording", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&first, "STOP");
+    phone.wait_for_output("recording: recording with gaps", Duration::from_secs(30));
+    phone.expect_success(CALL_TIMEOUT);
+    second.stop();
+    drop(far_end);
+
+    let taken_over = session_folders(second_dir.path());
+    assert_eq!(taken_over.len(), 1, "{taken_over:?}\n{}", phone.report());
+    let metadata = read_recorded(&taken_over[0], "metadata-1.xml");
+    let parsed = verbatim::recording::metadata::parse(&metadata).unwrap();
+    assert_eq!(parsed.gaps.len(), 1, "{metadata}");
+    assert!(
+        parsed.gaps[0].reason.contains("has not answered since"),
+        "{metadata}"
+    );
+    let after = Audio::read_wav(&find_wav(&taken_over[0], "label-1-"));
+    assert!(after.seconds() > 5.0, "{} s", after.seconds());
+    assert!(after.tone(1000.0) > 0.1);
+    signal(&first, "CONT");
+}
+
 /// A recorder whose process dies (over UDP: no connection to lose) closes its media ports;
 /// the ICMP port unreachable our next packet meets fails the recording at once, well before
 /// a probe would miss its deadline.
