@@ -204,7 +204,12 @@ fn a_recorder_frozen_mid_call_fails_over_to_a_live_secondary() {
     let first_dir = tempfile::tempdir().unwrap();
     let second_dir = tempfile::tempdir().unwrap();
     let (first_port, second_port) = (free_port(), free_port());
-    let first = recorder("faults-srs-frozen-first", first_port, first_dir.path(), None);
+    let first = recorder(
+        "faults-srs-frozen-first",
+        first_port,
+        first_dir.path(),
+        None,
+    );
     let mut second = recorder("faults-srs-second", second_port, second_dir.path(), None);
     let (far_end, peer_port) = start_sipp_far_end("faults-failover-far-end");
     let mut phone = Peer::new("faults-failover");
