@@ -23,14 +23,6 @@ use verbatim::srs::{SrsConfig, SrsEvent, SrsHandle};
 const VERBATIM_TIMEOUT: Duration = Duration::from_secs(25);
 const SIPP_TIMEOUT: Duration = Duration::from_secs(25);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-        .unwrap()
-}
-
 async fn start_srs(dir: &Path) -> SrsHandle {
     let listen = "127.0.0.1:0".parse().unwrap();
     verbatim::srs::run(SrsConfig::new(listen, dir))
@@ -61,7 +53,7 @@ async fn next_event(handle: &mut SrsHandle) -> SrsEvent {
 #[test]
 fn phone_records_call_into_builtin_srs() {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let mut srs = start_srs(out.path()).await;
         let srs_port = srs.local_addr().port();
@@ -152,7 +144,7 @@ fn phone_records_call_into_builtin_srs() {
 #[test]
 fn plain_invite_to_srs_is_refused() {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let mut srs = start_srs(out.path()).await;
         let srs_port = srs.local_addr().port();
@@ -194,7 +186,7 @@ fn plain_invite_to_srs_is_refused() {
 #[test]
 fn paused_recording_keeps_time_alignment() {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let mut srs = start_srs(out.path()).await;
         let srs_port = srs.local_addr().port();
@@ -299,7 +291,7 @@ fn srtp_call_is_recorded_over_srtp() {
 /// checks each label carries its side, and returns the recording's summary.
 fn record_baresip_call(srtp: bool) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let mut srs = start_srs(out.path()).await;
         let srs_port = srs.local_addr().port();
@@ -486,7 +478,7 @@ async fn record_over_tls(srs_uri: &str, pki: &Pki) -> String {
 #[test]
 fn recording_over_tls_checks_the_recorders_certificate() {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let good = Pki::new(&["127.0.0.1"]);
         let mut srs = start_tls_srs(out.path(), &good).await;
@@ -531,7 +523,7 @@ fn recording_over_tls_checks_the_recorders_certificate() {
 #[test]
 fn the_configuration_records_every_call_without_the_flag() {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         let mut srs = start_srs(out.path()).await;
         let srs_port = srs.local_addr().port();

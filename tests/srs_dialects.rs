@@ -65,14 +65,6 @@ struct Case {
 
 const SEND_SECONDS_PER_STEP: f64 = 1.0;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-        .unwrap()
-}
-
 fn corpus(file: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/srs_corpus")
@@ -298,7 +290,7 @@ struct Outcome {
 /// Runs a case against a fresh recorder; checks every response against its step.
 fn run_case(case: &Case) -> Outcome {
     let out = tempfile::tempdir().unwrap();
-    let rt = runtime();
+    let rt = support::runtime();
     let mut srs = rt.block_on(start_srs(out.path()));
     let srs_address = srs.local_addr();
     let stream = TcpStream::connect(srs_address).unwrap();

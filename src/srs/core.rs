@@ -1258,7 +1258,20 @@ mod tests {
     /// Runs one request through a fresh recorder; the first response and all other outputs.
     fn run(bytes: &[u8]) -> (Message, Vec<RecorderOutput>, Recorder) {
         let mut recorder = Recorder::new(IpAddr::V4(Ipv4Addr::LOCALHOST), "sip:srs@127.0.0.1:5070");
-        let mut resources = Fixed { next_port: 30_000 };
+        let (response, outputs) = feed(&mut recorder, bytes, 30_000);
+        (response, outputs, recorder)
+    }
+
+    /// Feeds `bytes`, with ports from `first_port` on; the first final response and every
+    /// output.
+    fn feed(
+        recorder: &mut Recorder,
+        bytes: &[u8],
+        first_port: u16,
+    ) -> (Message, Vec<RecorderOutput>) {
+        let mut resources = Fixed {
+            next_port: first_port,
+        };
         recorder.on_bytes(Instant::now(), bytes, source(), &mut resources);
         let mut outputs = Vec::new();
         let mut response = None;
@@ -1273,7 +1286,7 @@ mod tests {
             }
             outputs.push(output);
         }
-        (response.expect("a response"), outputs, recorder)
+        (response.expect("a response"), outputs)
     }
 
     #[test]
@@ -1619,22 +1632,7 @@ mod tests {
 
     /// Feeds one more request; its final response and the other outputs.
     fn step(recorder: &mut Recorder, bytes: &[u8]) -> (Message, Vec<RecorderOutput>) {
-        let mut resources = Fixed { next_port: 40_000 };
-        recorder.on_bytes(Instant::now(), bytes, source(), &mut resources);
-        let mut outputs = Vec::new();
-        let mut response = None;
-        while let Some(output) = recorder.poll_output() {
-            if let RecorderOutput::Transmit(transmit) = &output
-                && response.is_none()
-            {
-                let message = Message::parse(&transmit.data).unwrap();
-                if message.status() != Some(100) {
-                    response = Some(message);
-                }
-            }
-            outputs.push(output);
-        }
-        (response.expect("a response"), outputs)
+        feed(recorder, bytes, 40_000)
     }
 
     fn answer_of(response: &Message) -> SessionDescription {

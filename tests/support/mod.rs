@@ -1295,3 +1295,12 @@ pub fn start_sipp_far_end(name: &str) -> (Peer, u16) {
     start_sipp_uas(&mut peer, &Scenario::Builtin("uas"), port, "u1", &[]);
     (peer, port)
 }
+
+/// A tokio runtime for a test that drives a recorder or phone in process.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
