@@ -31,3 +31,4 @@ pub mod sim;
 pub mod sip;
 pub mod srs;
 pub mod ui;
+pub mod xml_tree;

@@ -307,6 +307,17 @@ impl CallReport {
             } if *c == call => {
                 eprintln!("the other side's recording preference: {preference}")
             }
+            Event::ConferenceRoster { call: c, members } if *c == call => {
+                let present: Vec<String> = members
+                    .iter()
+                    .filter(|m| m.is_in())
+                    .map(|m| m.label())
+                    .collect();
+                eprintln!("conference: {}", present.join(", "));
+            }
+            Event::ConferenceUnknown { call: c, reason } if *c == call => {
+                eprintln!("conference: participants unknown: {reason}")
+            }
             Event::RecordingGaps { call: c, gaps } if *c == call => {
                 for gap in gaps {
                     let to = gap.to.as_deref().unwrap_or("the end of the call");
@@ -658,6 +669,8 @@ fn event_call(event: &Event) -> Option<CallId> {
         | Event::RecordingPreference { call, .. }
         | Event::RecorderAsks { call, .. }
         | Event::RecordingGaps { call, .. }
+        | Event::ConferenceRoster { call, .. }
+        | Event::ConferenceUnknown { call, .. }
         | Event::CallEnded { call, .. }
         | Event::IncomingCall { call, .. } => Some(*call),
         _ => None,

@@ -70,7 +70,7 @@ impl CallMediaIo {
             }
             match UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
                 Ok(rtcp) => {
-                    if matches!(socket, MediaSocket::Recording(_)) {
+                    if matches!(socket, MediaSocket::Recording { .. }) {
                         // A recorder gone away answers our media with port unreachable.
                         for pair in [&rtp, &rtcp] {
                             if let Err(error) = super::icmp::report_icmp_errors(pair) {

@@ -508,7 +508,7 @@ impl DriverLoop {
             .filter(|(_, io)| io.ticking)
             .filter_map(|(socket, _)| match socket {
                 MediaSocket::Call(call) => Some(*call),
-                MediaSocket::Recording(_) => None,
+                MediaSocket::Recording { .. } => None,
             })
             .collect();
         for call in calls {
@@ -553,8 +553,8 @@ impl DriverLoop {
                     if let Some(io) = self.media.get(&socket) {
                         io.send(destination, &data, rtcp);
                     }
-                    if let (Some(log), MediaSocket::Recording(recording)) =
-                        (&self.recording_latency, socket)
+                    if let (Some(log), Some(recording)) =
+                        (&self.recording_latency, socket.recording())
                         && let Some(asked) = self.recordings.get_mut(&recording)
                     {
                         log.lag.record(turn_started.elapsed());
@@ -584,7 +584,8 @@ impl DriverLoop {
                                 | crate::engine::RecordingState::Failed { .. },
                             ..
                         } => {
-                            self.media.remove(&MediaSocket::Recording(*recording));
+                            self.media
+                                .retain(|socket, _| socket.recording() != Some(*recording));
                             self.recordings.remove(recording);
                         }
                         Event::CallState { call, state }

@@ -196,11 +196,12 @@ pub enum Command {
         call: CallId,
     },
     /// Let the recorder that asked ([`Event::RecorderAsks`]) record the call; `recording`
-    /// names the recording's media sockets in the driver.
+    /// names the recording's media sockets in the driver, and `media_ports` are their RTP
+    /// ports, one per stream the recorder may get (two: a two-party call has two voices).
     AcceptRecorder {
         call: CallId,
         recording: RecordingId,
-        media_port: u16,
+        media_ports: Vec<u16>,
     },
     /// Refuse the recorder that asked (603).
     DeclineRecorder {
@@ -424,6 +425,18 @@ pub enum Event {
     RecordingGaps {
         call: CallId,
         gaps: Vec<crate::recording::metadata::Gap>,
+    },
+    /// The far end is a conference focus: everyone else who is or was in its conference,
+    /// each time that changes (RFC 4575).
+    ConferenceRoster {
+        call: CallId,
+        members: Vec<crate::engine::ConferenceMember>,
+    },
+    /// The far end is a conference focus, but who else takes part cannot be learned (it
+    /// refused or never answered our subscription): the reason, for the user and the history.
+    ConferenceUnknown {
+        call: CallId,
+        reason: String,
     },
     /// Something the user should know that did not end anything.
     Warning {

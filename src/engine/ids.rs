@@ -27,7 +27,22 @@ pub struct AccountId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MediaSocket {
     Call(CallId),
-    Recording(RecordingId),
+    /// One stream of a recording session: each has its own pair. `stream` counts the
+    /// streams that carry a voice, in m-line order (`rs_sdp::stream_slot`).
+    Recording {
+        recording: RecordingId,
+        stream: usize,
+    },
+}
+
+impl MediaSocket {
+    /// The recording session whose stream the socket is, if it is one.
+    pub fn recording(&self) -> Option<RecordingId> {
+        match self {
+            MediaSocket::Call(_) => None,
+            MediaSocket::Recording { recording, .. } => Some(*recording),
+        }
+    }
 }
 
 /// The bit that marks an id the engine minted.
@@ -104,7 +119,7 @@ impl fmt::Display for MediaSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MediaSocket::Call(call) => call.fmt(f),
-            MediaSocket::Recording(recording) => recording.fmt(f),
+            MediaSocket::Recording { recording, stream } => write!(f, "{recording}.{stream}"),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod admission;
 mod api;
 mod call;
+mod conference_watch;
 mod ids;
 mod invite_session;
 mod media;
@@ -25,6 +26,7 @@ use core::time::Duration;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
+pub use conference_watch::ConferenceMember;
 pub use ids::{AccountId, CallId, CheckId, Ids, MediaSocket, RecordingId};
 pub use recording::{
     RecorderCheckRequest, RecordingMode, RecordingRequest, RecordingStart, RecordingState,
@@ -74,6 +76,8 @@ enum TxOwner {
     Refer(CallId),
     /// A request of a "Test recorder" check.
     RecorderCheck(CheckId),
+    /// Our SUBSCRIBE to the conference state of the focus a call is with.
+    ConferenceSubscribe(CallId),
     Stateless,
 }
 
@@ -110,6 +114,8 @@ pub struct Engine {
     recorder_invites: HashMap<CallId, recording::RecorderInvite>,
     /// Calls whose far end we asked to transfer, until the outcome.
     transfers_out: std::collections::HashSet<CallId>,
+    /// Calls whose far end is a conference focus, and our subscription to its roster.
+    conference_watches: HashMap<CallId, conference_watch::ConferenceWatch>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
     transfers_in: HashMap<CallId, transfer::Followed>,
     /// "Test recorder" checks in progress.
@@ -153,6 +159,7 @@ impl Engine {
             pending_recordings: HashMap::new(),
             recorder_invites: HashMap::new(),
             transfers_out: Default::default(),
+            conference_watches: HashMap::new(),
             transfers_in: HashMap::new(),
             recorder_checks: HashMap::new(),
             recording_byes: 0,
@@ -196,7 +203,7 @@ impl Engine {
                 data,
             } => self.on_media_packet(call, source, &data),
             Input::MediaUnreachable {
-                socket: MediaSocket::Recording(recording),
+                socket: MediaSocket::Recording { recording, .. },
                 destination,
             } => self.on_recorder_unreachable(recording, destination),
             // A call's far end is judged by its media timeout and session timer.
@@ -205,7 +212,7 @@ impl Engine {
                 ..
             } => {}
             Input::MediaPacket {
-                socket: MediaSocket::Recording(recording),
+                socket: MediaSocket::Recording { recording, .. },
                 data,
                 ..
             } => self.on_recorder_rtcp(recording, &data),
@@ -406,8 +413,8 @@ impl Engine {
             Command::AcceptRecorder {
                 call,
                 recording,
-                media_port,
-            } => self.accept_recorder(call, recording, media_port),
+                media_ports,
+            } => self.accept_recorder(call, recording, media_ports),
             Command::DeclineRecorder { call } => self.decline_recorder(call),
             Command::PauseRecording { call } => self.pause_recording(call, true),
             Command::ResumeRecording { call } => self.pause_recording(call, false),
@@ -535,6 +542,7 @@ impl Engine {
             Some(TxOwner::RecorderProbe(call)) => self.on_probe_response(call, &response),
             Some(TxOwner::Refer(call)) => self.on_refer_response(call, &response),
             Some(TxOwner::RecorderCheck(check)) => self.on_check_response(check, &response),
+            Some(TxOwner::ConferenceSubscribe(call)) => self.on_subscribe_response(call, &response),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
             Some(TxOwner::Ping(call)) => {
                 if matches!(response.status(), Some(481) | Some(408)) {
@@ -572,6 +580,7 @@ impl Engine {
             Some(TxOwner::RecorderProbe(call)) => self.recorder_silent(call),
             Some(TxOwner::Refer(call)) => self.on_refer_timeout(call),
             Some(TxOwner::RecorderCheck(check)) => self.on_check_timeout(check),
+            Some(TxOwner::ConferenceSubscribe(call)) => self.on_subscribe_timeout(call),
             Some(TxOwner::Cancel(_)) | Some(TxOwner::Stateless) | None => {}
         }
     }

@@ -26,6 +26,9 @@ pub(super) enum CallNote {
     FarEndRefuses,
     /// The far end said its Session-ID (RFC 7989): the metadata's `<sipSessionID>` names it.
     SessionId(String),
+    /// The far end is a conference focus, and these are the other participants heard of
+    /// so far (RFC 4575): the metadata names them, with when they joined and left.
+    Roster(Vec<super::ConferenceMember>),
     /// The call is over: its recordings end, and a recorder still asking is declined.
     Ended,
 }

@@ -60,7 +60,9 @@ pub(super) fn timer_span(timer: Timer) -> tracing::Span {
         | Timer::GlareRetry(call)
         | Timer::MediaCheck(call)
         | Timer::SessionRefresh(call)
-        | Timer::SessionExpiry(call) => call_span(call),
+        | Timer::SessionExpiry(call)
+        | Timer::ConferenceRefresh(call)
+        | Timer::ConferenceNotifyWait(call) => call_span(call),
         Timer::ShutdownDeadline => tracing::Span::none(),
     }
 }
@@ -75,7 +77,8 @@ pub(super) fn owner_span(owner: Option<TxOwner>) -> tracing::Span {
             | TxOwner::Bye(call)
             | TxOwner::Cancel(call)
             | TxOwner::Ping(call)
-            | TxOwner::Refer(call),
+            | TxOwner::Refer(call)
+            | TxOwner::ConferenceSubscribe(call),
         ) => call_span(call),
         Some(TxOwner::Recording(call)) => recording_span(call),
         Some(TxOwner::RecordingClose(recording)) => {

@@ -34,6 +34,10 @@ pub(super) enum Timer {
     RecorderProbe(CallId),
     /// The recorder had until now to answer the last probe.
     RecorderProbeDeadline(CallId),
+    /// Time to refresh the subscription to a call's conference state.
+    ConferenceRefresh(CallId),
+    /// The focus had until now to send its first NOTIFY (or its last, once we unsubscribed).
+    ConferenceNotifyWait(CallId),
     ShutdownDeadline,
 }
 
@@ -78,6 +82,8 @@ impl Engine {
             Timer::RecorderProbeDeadline(call) => self.recorder_silent(call),
             Timer::SessionRefresh(call) => self.refresh_call_session(call),
             Timer::SessionExpiry(call) => self.call_session_expired(call),
+            Timer::ConferenceRefresh(call) => self.refresh_conference_subscription(call),
+            Timer::ConferenceNotifyWait(call) => self.conference_notify_overdue(call),
             Timer::ShutdownDeadline => {
                 let calls: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in calls {

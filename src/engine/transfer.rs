@@ -101,8 +101,12 @@ impl Engine {
         }
     }
 
-    /// A NOTIFY: the progress of a transfer we asked for; anything else is not ours.
+    /// A NOTIFY: a conference's state, or the progress of a transfer we asked for; anything
+    /// else is not ours.
     pub(super) fn on_notify(&mut self, key: TxKey, request: Message) {
+        if self.on_conference_notify(&key, &request) {
+            return;
+        }
         let Some(call) = self.find_dialog(&request) else {
             self.respond(&key, &request, 481, None);
             return;

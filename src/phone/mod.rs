@@ -12,7 +12,7 @@ use core::time::Duration;
 use crate::driver::Handle;
 use crate::engine::{
     CallId, CheckId, Command, DialRequest, EngineConfig, Event, Ids, KeySource, MediaSocket,
-    RecorderCheckRequest, RecordingId, RecordingStart,
+    RecorderCheckRequest, RecordingId, RecordingMode, RecordingStart,
 };
 use crate::sip::auth::Credentials;
 use crate::sip::transport::Destination;
@@ -117,9 +117,8 @@ impl Phone {
     pub async fn record(&mut self, call: CallId) -> Result<RecordingId, String> {
         let mut request = self.policy.request().await?;
         let recording = self.ids.recording();
-        request.media_port = self
-            .handle
-            .bind_media(MediaSocket::Recording(recording))
+        request.media_ports = self
+            .bind_recording_streams(recording, request.mode.stream_count())
             .await?;
         self.send(Command::StartRecording {
             call,
@@ -132,14 +131,15 @@ impl Phone {
     /// Lets the recorder that asked record the call (SRS-initiated).
     pub async fn accept_recorder(&mut self, call: CallId) -> Result<RecordingId, String> {
         let recording = self.ids.recording();
-        let media_port = self
-            .handle
-            .bind_media(MediaSocket::Recording(recording))
+        // As many as a two-party call has voices: a recorder asking for more streams gets
+        // the rest declined.
+        let media_ports = self
+            .bind_recording_streams(recording, RecordingMode::Separate.stream_count())
             .await?;
         self.send(Command::AcceptRecorder {
             call,
             recording,
-            media_port,
+            media_ports,
         })?;
         Ok(recording)
     }
@@ -249,11 +249,24 @@ impl Phone {
             return Ok(None);
         };
         let recording = self.ids.recording();
-        request.media_port = self
-            .handle
-            .bind_media(MediaSocket::Recording(recording))
+        request.media_ports = self
+            .bind_recording_streams(recording, request.mode.stream_count())
             .await?;
         Ok(Some(Box::new(RecordingStart { recording, request })))
+    }
+
+    /// A socket pair of its own for each of a recording's `count` streams; their RTP ports.
+    async fn bind_recording_streams(
+        &self,
+        recording: RecordingId,
+        count: usize,
+    ) -> Result<Vec<u16>, String> {
+        let mut ports = Vec::with_capacity(count);
+        for stream in 0..count {
+            let socket = MediaSocket::Recording { recording, stream };
+            ports.push(self.handle.bind_media(socket).await?);
+        }
+        Ok(ports)
     }
 
     async fn dial_request(

@@ -68,7 +68,7 @@ impl RecordingPolicy {
         self.auto
     }
 
-    /// The recording of a call, its recorders resolved. The media port is the caller's to
+    /// The recording of a call, its recorders resolved. The media ports are the caller's to
     /// fill once the recording's sockets are bound.
     pub async fn request(&self) -> Result<RecordingRequest, String> {
         let (srs, destination) = resolve(self.recorder()?).await?;
@@ -79,7 +79,7 @@ impl RecordingPolicy {
         Ok(RecordingRequest {
             destination,
             srs,
-            media_port: 0,
+            media_ports: Vec::new(),
             secondary,
             mandatory: self.mandatory,
             mode: self.mode,

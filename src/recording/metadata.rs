@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use quick_xml::NsReader;
-use quick_xml::XmlVersion;
-use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
 use thiserror::Error;
+
+use crate::xml_tree::{self, Element, TreeError};
 
 pub const NAMESPACE: &str = "urn:ietf:params:xml:ns:recording:1";
 /// The namespace of the drafts before RFC 7865 (no version suffix); SBCs built on those drafts
@@ -946,27 +943,27 @@ fn parse_datamode(text: &str) -> Result<DataMode, MetadataError> {
     }
 }
 
-/// An element of the recording namespace, reduced to what the model reads.
-#[derive(Debug, Default)]
-struct Element {
-    name: String,
-    /// The namespace it was in, if any (read for the root, to say what was sent).
-    namespace: Option<String>,
-    attributes: Vec<(String, String)>,
-    text: String,
-    children: Vec<Element>,
+/// RFC 7865's attributes that must be there, as metadata errors.
+trait Required {
+    fn required(
+        &self,
+        element: &'static str,
+        attribute: &'static str,
+    ) -> Result<String, MetadataError>;
+    fn required_any(
+        &self,
+        element: &'static str,
+        attributes: &[&'static str],
+    ) -> Result<String, MetadataError>;
 }
 
-impl Element {
+impl Required for Element {
     fn required(
         &self,
         element: &'static str,
         attribute: &'static str,
     ) -> Result<String, MetadataError> {
-        self.attributes
-            .iter()
-            .find(|(name, _)| name == attribute)
-            .map(|(_, value)| value.trim().to_owned())
+        self.attribute(attribute)
             .ok_or(MetadataError::MissingAttribute { element, attribute })
     }
 
@@ -982,157 +979,31 @@ impl Element {
                 attribute: attributes.first().copied().unwrap_or_default(),
             })
     }
-
-    fn attribute_any(&self, attributes: &[&str]) -> Option<String> {
-        attributes.iter().find_map(|wanted| {
-            self.attributes
-                .iter()
-                .find(|(name, _)| name == wanted)
-                .map(|(_, value)| value.trim().to_owned())
-        })
-    }
-
-    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
-        self.children.iter().filter(move |child| child.name == name)
-    }
-
-    fn child_text(&self, name: &str) -> Option<String> {
-        self.children_named(name)
-            .next()
-            .map(|child| child.text.trim().to_owned())
-    }
-
-    fn children_text(&self, name: &str) -> Vec<String> {
-        self.children_named(name)
-            .map(|child| child.text.trim().to_owned())
-            .collect()
-    }
 }
 
+/// The elements of the recording namespaces (every dialect's, and the gaps extension's).
 fn read_tree(xml: &str) -> Result<Element, MetadataError> {
-    let mut reader = NsReader::from_str(xml);
-    reader.config_mut().expand_empty_elements = true;
-    let mut open: Vec<Element> = Vec::new();
-    // Depth inside an element of a foreign namespace, whose whole subtree is ignored.
-    let mut skipping = 0usize;
-    let mut element_count = 0usize;
-    let mut root = None;
-    loop {
-        let (namespace, event) = reader
-            .read_resolved_event()
-            .map_err(|error| MetadataError::Xml(error.to_string()))?;
-        let namespace = match namespace {
-            ResolveResult::Unbound => None,
-            ResolveResult::Bound(namespace) => Some(namespace.as_ref().to_owned()),
-            ResolveResult::Unknown(prefix) => Some(format!("the undeclared prefix {prefix}")),
-        };
-        let ours = namespace.as_deref().is_none_or(|namespace| {
-            [
-                NAMESPACE,
-                DRAFT_NAMESPACE,
-                BROADWORKS_NAMESPACE,
-                GAPS_NAMESPACE,
-            ]
-            .contains(&namespace)
-        });
-        let collecting = skipping == 0;
-        match event {
-            Event::Start(start) => {
-                if root.is_some() {
-                    return Err(MetadataError::Xml("element after the root element".into()));
-                }
-                element_count += 1;
-                if element_count > MAX_ELEMENTS {
-                    return Err(MetadataError::TooManyElements);
-                }
-                if open.len() + skipping >= MAX_DEPTH {
-                    return Err(MetadataError::TooDeep);
-                }
-                if open.is_empty() && skipping == 0 && !ours {
-                    return Err(MetadataError::NotRecording {
-                        element: start.local_name().as_ref().to_owned(),
-                        namespace,
-                    });
-                }
-                if collecting && ours {
-                    let mut element = element_of(&start)?;
-                    element.namespace = namespace;
-                    open.push(element);
-                } else {
-                    skipping += 1;
-                }
-            }
-            Event::End(_) => {
-                if skipping > 0 {
-                    skipping -= 1;
-                    continue;
-                }
-                let closed = open
-                    .pop()
-                    .ok_or_else(|| MetadataError::Xml("unmatched end tag".into()))?;
-                match open.last_mut() {
-                    Some(parent) => parent.children.push(closed),
-                    None => root = Some(closed),
-                }
-            }
-            Event::Text(text) => {
-                if let Some(element) = open.last_mut().filter(|_| collecting) {
-                    element.text.push_str(&text.xml10_content());
-                }
-            }
-            Event::CData(data) => {
-                if let Some(element) = open.last_mut().filter(|_| collecting) {
-                    element.text.push_str(&data.xml10_content());
-                }
-            }
-            Event::GeneralRef(reference) => {
-                let resolved = reference
-                    .resolve_char_ref()
-                    .map_err(|error| MetadataError::Xml(error.to_string()))?;
-                let mut buffer = [0u8; 4];
-                let replacement = match resolved {
-                    Some(character) => &*character.encode_utf8(&mut buffer),
-                    None => resolve_predefined_entity(&reference)
-                        .ok_or_else(|| MetadataError::UnknownEntity(reference.to_string()))?,
-                };
-                if let Some(element) = open.last_mut().filter(|_| collecting) {
-                    element.text.push_str(replacement);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+    let namespaces = [
+        NAMESPACE,
+        DRAFT_NAMESPACE,
+        BROADWORKS_NAMESPACE,
+        GAPS_NAMESPACE,
+    ];
+    let limits = xml_tree::Limits {
+        max_bytes: MAX_XML_BYTES,
+        max_elements: MAX_ELEMENTS,
+        max_depth: MAX_DEPTH,
+    };
+    xml_tree::read(xml, &namespaces, limits).map_err(|error| match error {
+        TreeError::TooLarge { len, .. } => MetadataError::TooLarge { len },
+        TreeError::TooDeep(_) => MetadataError::TooDeep,
+        TreeError::TooManyElements(_) => MetadataError::TooManyElements,
+        TreeError::Xml(what) => MetadataError::Xml(what),
+        TreeError::UnknownEntity(name) => MetadataError::UnknownEntity(name),
+        TreeError::Empty => MetadataError::Empty,
+        TreeError::ForeignRoot { element, namespace } => {
+            MetadataError::NotRecording { element, namespace }
         }
-    }
-    if let Some(unclosed) = open.last() {
-        return Err(MetadataError::Xml(format!(
-            "document ends inside <{}>",
-            unclosed.name
-        )));
-    }
-    if skipping > 0 {
-        return Err(MetadataError::Xml("document ends inside an element".into()));
-    }
-    root.ok_or(MetadataError::Empty)
-}
-
-fn element_of(start: &BytesStart<'_>) -> Result<Element, MetadataError> {
-    let mut attributes = Vec::new();
-    for attribute in start.attributes() {
-        let attribute = attribute.map_err(|error| MetadataError::Xml(error.to_string()))?;
-        // RFC 7865 attributes are unqualified; prefixed ones (xml:lang, xmlns:x) are not ours.
-        if attribute.key.prefix().is_some() {
-            continue;
-        }
-        let value = attribute
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|error| MetadataError::Xml(error.to_string()))?;
-        let name = attribute.key.local_name().as_ref().to_owned();
-        attributes.push((name, value.into_owned()));
-    }
-    Ok(Element {
-        name: start.local_name().as_ref().to_owned(),
-        attributes,
-        ..Element::default()
     })
 }
 

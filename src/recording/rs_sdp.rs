@@ -20,13 +20,21 @@ pub fn voices_for(count: usize) -> Vec<Option<StreamSender>> {
     }
 }
 
+/// Which of the recording's sockets the m-line at `index` sends from: the nth m-line that
+/// carries a voice has the nth; a declined m-line has none.
+pub fn stream_slot(voices: &[Option<StreamSender>], index: usize) -> Option<usize> {
+    voices.get(index).copied().flatten()?;
+    Some(voices.iter().take(index).filter(|v| v.is_some()).count())
+}
+
 /// What the offer describes.
 #[derive(Debug, Clone)]
 pub struct RsOffer {
     pub address: IpAddr,
-    /// Our RTP port for every stream: the streams only send, the SRS tells them apart by the
-    /// port it receives on.
-    pub port: u16,
+    /// Our RTP ports, one per stream that carries a voice, in m-line order (see
+    /// [`stream_slot`]): each stream has its own socket pair, so its RTCP is its own and a
+    /// recorder that tells streams apart by their source finds them apart.
+    pub ports: Vec<u16>,
     /// In order of preference: the call's codec first when it is known.
     pub codecs: Vec<PayloadFormat>,
     pub telephone_event: Option<PayloadFormat>,
@@ -44,6 +52,18 @@ pub struct RsOffer {
     pub session_version: u64,
 }
 
+impl RsOffer {
+    /// Our RTP port on the m-line at `index`: its stream's own, or 0 when it is declined.
+    /// With fewer ports than streams (never from the phone) the last one is shared rather
+    /// than a stream declined.
+    pub fn port_of(&self, index: usize) -> u16 {
+        stream_slot(&self.voices, index)
+            .and_then(|slot| self.ports.get(slot).or(self.ports.last()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
 pub fn offer(params: &RsOffer) -> SessionDescription {
     let formats: Vec<PayloadFormat> = params
         .codecs
@@ -54,7 +74,6 @@ pub fn offer(params: &RsOffer) -> SessionDescription {
     let lines = params.labels.iter().map(|_| Line {
         kind: MediaKind::Audio,
         declined_proto: None,
-        port: params.port,
         formats: formats.clone(),
         direction: params.direction,
     });
@@ -83,7 +102,6 @@ pub fn answer_reoffer(
             lines.push(Line {
                 kind: media.kind.clone(),
                 declined_proto: Some(media.proto.clone()),
-                port: 0,
                 formats: media.formats.iter().take(1).cloned().collect(),
                 direction: Direction::Inactive,
             });
@@ -104,7 +122,6 @@ pub fn answer_reoffer(
         lines.push(Line {
             kind: MediaKind::Audio,
             declined_proto: None,
-            port: ours.port,
             formats: std::iter::once(codec).chain(telephone_event).collect(),
             direction,
         });
@@ -117,7 +134,6 @@ struct Line {
     kind: MediaKind,
     /// For an m-line we decline, the offer's transport, answered as it came.
     declined_proto: Option<String>,
-    port: u16,
     formats: Vec<PayloadFormat>,
     direction: Direction,
 }
@@ -137,8 +153,11 @@ fn describe(params: &RsOffer, lines: impl Iterator<Item = Line>) -> SessionDescr
         "RTP/AVP"
     };
     for (index, (label, line)) in params.labels.iter().zip(lines).enumerate() {
-        let declined = params.voices.get(index).is_none_or(Option::is_none);
-        let port = if declined { 0 } else { line.port };
+        let port = if line.declined_proto.is_some() {
+            0
+        } else {
+            params.port_of(index)
+        };
         let proto = line.declined_proto.as_deref().unwrap_or(proto);
         let mut media = MediaDescription::new(line.kind, port, proto);
         media.formats = line.formats;
@@ -378,7 +397,7 @@ pub fn answer_recorders_offer(
     };
     let answer = RsOffer {
         address: ours.address,
-        port: ours.port,
+        ports: ours.ports.clone(),
         codecs: vec![chosen],
         telephone_event,
         labels,
@@ -416,7 +435,7 @@ mod tests {
     fn params() -> RsOffer {
         RsOffer {
             address: "127.0.0.1".parse().unwrap(),
-            port: 30000,
+            ports: vec![30000, 30002],
             codecs: vec![
                 PayloadFormat::new(0, "PCMU", 8000, None),
                 PayloadFormat::new(8, "PCMA", 8000, None),
@@ -434,13 +453,10 @@ mod tests {
     }
 
     #[test]
-    fn offer_has_a_labelled_sendonly_stream_per_side() {
+    fn offer_has_a_labelled_sendonly_stream_per_side_each_from_its_own_port() {
         let text = offer(&params()).to_string();
-        assert_eq!(
-            text.matches("m=audio 30000 RTP/AVP 0 8 101").count(),
-            2,
-            "{text}"
-        );
+        assert!(text.contains("m=audio 30000 RTP/AVP 0 8 101\r\n"), "{text}");
+        assert!(text.contains("m=audio 30002 RTP/AVP 0 8 101\r\n"), "{text}");
         assert!(text.contains("a=label:1") && text.contains("a=label:2"));
         assert_eq!(text.matches("a=sendonly").count(), 2);
         let reparsed = SessionDescription::parse(&text).unwrap();
@@ -581,7 +597,9 @@ mod tests {
         );
         let text = answer_reoffer(&answer, &offer).unwrap().to_string();
         assert!(text.contains("m=video 0 RTP/AVP 96\r\n"), "{text}");
+        // The nth stream with a voice sends from the nth port, whatever m-lines come between.
         assert!(text.contains("m=audio 30000 RTP/AVP 0\r\n"), "{text}");
+        assert!(text.contains("m=audio 30002 RTP/AVP 0\r\n"), "{text}");
         assert!(text.contains("m=audio 0 RTP/AVP 0\r\n"), "{text}");
         assert_eq!(text.matches("a=sendonly").count(), 2, "{text}");
 

@@ -1,6 +1,7 @@
 //! SIP: messages, framing, transactions, dialogs, digest auth and server location.
 
 pub mod auth;
+pub mod conference_info;
 pub mod dialog;
 pub mod framing;
 pub mod locate;

@@ -1149,7 +1149,7 @@ mod tests {
     fn sdp(labels: &[&str], secure: bool, direction: Direction) -> String {
         offer(&RsOffer {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 5004,
+            ports: vec![5004],
             codecs: vec![PayloadFormat::new(8, "PCMA", 8000, None)],
             telephone_event: Some(PayloadFormat::new(101, "telephone-event", 8000, None)),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),

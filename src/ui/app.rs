@@ -238,6 +238,29 @@ impl VerbatimApp {
                             command = Some(action);
                         }
                     });
+                    if !entry.conference.is_empty() {
+                        let roster: Vec<String> = entry
+                            .conference
+                            .iter()
+                            .map(|p| {
+                                let from = p.joined.get(11..19).unwrap_or(&p.joined);
+                                match &p.left {
+                                    Some(left) => format!(
+                                        "{} {from}–{}",
+                                        p.participant,
+                                        left.get(11..19).unwrap_or(left)
+                                    ),
+                                    None => format!("{} from {from}", p.participant),
+                                }
+                            })
+                            .collect();
+                        ui.label(
+                            RichText::new(format!("conference: {}", roster.join("; "))).small(),
+                        );
+                    }
+                    if let Some(note) = &entry.conference_note {
+                        ui.label(RichText::new(note).small());
+                    }
                 }
             });
         if let Some(party) = redial {
@@ -351,6 +374,18 @@ impl VerbatimApp {
         }
         if let Some(transfer) = &call.transfer {
             ui.label(transfer);
+        }
+        let present: Vec<String> = call
+            .conference
+            .iter()
+            .filter(|m| m.is_in())
+            .map(|m| m.label())
+            .collect();
+        if !present.is_empty() {
+            ui.label(format!("In the conference: {}", present.join(", ")));
+        }
+        if let Some(note) = &call.conference_note {
+            ui.colored_label(Color32::from_rgb(200, 130, 0), note);
         }
         if call.far_end_records {
             ui.label("The other side records this call");

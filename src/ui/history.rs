@@ -46,6 +46,32 @@ pub struct HistoryEntry {
     /// recorder's folder.
     #[serde(default)]
     pub recording_session: Option<String>,
+    /// The far end was a conference focus: everyone else in its conference, and when.
+    #[serde(default)]
+    pub conference: Vec<ConferencePresence>,
+    /// Why the conference's participants are not known, when they are not.
+    #[serde(default)]
+    pub conference_note: Option<String>,
+}
+
+/// One participant of a remote conference, for the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConferencePresence {
+    /// Name and address, as the window shows them.
+    pub participant: String,
+    /// RFC 3339.
+    pub joined: String,
+    pub left: Option<String>,
+}
+
+impl From<&crate::engine::ConferenceMember> for ConferencePresence {
+    fn from(member: &crate::engine::ConferenceMember) -> Self {
+        ConferencePresence {
+            participant: member.label(),
+            joined: member.joined.clone(),
+            left: member.left.clone(),
+        }
+    }
 }
 
 /// The history file: `history.jsonl` in `dir`.
@@ -108,6 +134,8 @@ mod tests {
             recording,
             gaps: Vec::new(),
             recording_session: Some("c2Vzc2lvbg==".into()),
+            conference: Vec::new(),
+            conference_note: None,
         }
     }
 

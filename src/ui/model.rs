@@ -44,6 +44,10 @@ pub struct CallView {
     pub quality_history: std::collections::VecDeque<QualitySample>,
     /// The metadata session ID its recordings carry.
     recording_session: Option<String>,
+    /// The far end is a conference focus: everyone else who is or was in it.
+    pub conference: Vec<crate::engine::ConferenceMember>,
+    /// Why the conference's participants are not known.
+    pub conference_note: Option<String>,
 }
 
 /// One statistics report of a call, placed in time for the quality plot.
@@ -179,6 +183,16 @@ impl Model {
                     view.gap_list = gaps.clone();
                 }
             }
+            Event::ConferenceRoster { call, members } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.conference = members.clone();
+                }
+            }
+            Event::ConferenceUnknown { call, reason } => {
+                if let Some(view) = self.call_mut(*call) {
+                    view.conference_note = Some(reason.clone());
+                }
+            }
             Event::MediaStats { call, stats } => {
                 if let Some(view) = self.call_mut(*call) {
                     view.record_quality(stats, now);
@@ -284,6 +298,8 @@ impl CallView {
             transfer: None,
             quality_history: std::collections::VecDeque::new(),
             recording_session: None,
+            conference: Vec::new(),
+            conference_note: None,
         }
     }
 
@@ -305,6 +321,8 @@ impl CallView {
             recording,
             gaps: self.gap_list.clone(),
             recording_session: self.recording_session.clone(),
+            conference: self.conference.iter().map(Into::into).collect(),
+            conference_note: self.conference_note.clone(),
         }
     }
 
@@ -652,19 +670,7 @@ mod tests {
             for (i, state) in states.into_iter().enumerate() {
                 recording(&mut model, id, state, at(i as u64));
             }
-            model.on_event(
-                &Event::CallEnded {
-                    call: id,
-                    reason: crate::engine::EndReason {
-                        status: None,
-                        text: "hung up".into(),
-                        by: Party::Local,
-                        was_connected: true,
-                        kind: EndKind::Ended,
-                    },
-                },
-                at(10),
-            );
+            model.on_event(&hung_up(id), at(10));
             model.history[0].recording
         };
         assert_eq!(outcome(vec![]), RecordingOutcome::NotRecorded);
@@ -691,6 +697,20 @@ mod tests {
         );
     }
 
+    /// A connected call the user hung up.
+    fn hung_up(call: CallId) -> Event {
+        Event::CallEnded {
+            call,
+            reason: crate::engine::EndReason {
+                status: None,
+                text: "hung up".into(),
+                by: Party::Local,
+                was_connected: true,
+                kind: EndKind::Ended,
+            },
+        }
+    }
+
     #[test]
     fn the_gaps_reported_at_the_end_go_into_the_history() {
         let mut model = Model::default();
@@ -709,20 +729,56 @@ mod tests {
             },
             now,
         );
+        model.on_event(&hung_up(id), now);
+        assert_eq!(model.take_unsaved()[0].gaps, vec![gap]);
+    }
+
+    #[test]
+    fn the_conference_roster_is_shown_and_kept_in_the_history() {
+        let mut model = Model::default();
+        let now = Instant::now();
+        let (with_roster, refused) = (CallId(5), CallId(6));
+        model.dialled(with_roster, "sip:conf@x".into());
+        model.dialled(refused, "sip:conf2@x".into());
+        let bob = crate::engine::ConferenceMember {
+            aor: "sip:bob@x".into(),
+            name: Some("Bob".into()),
+            joined: "2026-12-07T10:00:00.000Z".into(),
+            left: Some("2026-12-07T10:05:00.000Z".into()),
+        };
         model.on_event(
-            &Event::CallEnded {
-                call: id,
-                reason: crate::engine::EndReason {
-                    status: None,
-                    text: "hung up".into(),
-                    by: Party::Local,
-                    was_connected: true,
-                    kind: EndKind::Ended,
-                },
+            &Event::ConferenceRoster {
+                call: with_roster,
+                members: vec![bob.clone()],
             },
             now,
         );
-        assert_eq!(model.take_unsaved()[0].gaps, vec![gap]);
+        model.on_event(
+            &Event::ConferenceUnknown {
+                call: refused,
+                reason: "the focus refused (489 Bad Event)".into(),
+            },
+            now,
+        );
+        assert_eq!(model.call(with_roster).unwrap().conference, vec![bob]);
+        for call in [with_roster, refused] {
+            model.on_event(&hung_up(call), now);
+        }
+        let saved = model.take_unsaved();
+        assert_eq!(
+            saved[0].conference,
+            vec![super::super::history::ConferencePresence {
+                participant: "Bob <sip:bob@x>".into(),
+                joined: "2026-12-07T10:00:00.000Z".into(),
+                left: Some("2026-12-07T10:05:00.000Z".into()),
+            }]
+        );
+        assert_eq!(saved[0].conference_note, None);
+        assert!(saved[1].conference.is_empty());
+        assert_eq!(
+            saved[1].conference_note.as_deref(),
+            Some("the focus refused (489 Bad Event)")
+        );
     }
 
     #[test]

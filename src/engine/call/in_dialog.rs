@@ -87,6 +87,8 @@ impl Engine {
         if let Some(negotiated) = negotiated {
             self.on_media_negotiated(id, negotiated);
         }
+        // A two-party call the far end turned into a conference (RFC 4579 5.2).
+        self.follow_focus_of(id, &request);
     }
 
     pub(in crate::engine) fn on_update(&mut self, key: TxKey, request: Message) {
@@ -141,6 +143,7 @@ impl Engine {
             self.events.push_back(Event::CallState { call: id, state });
             self.on_media_negotiated(id, negotiated);
         }
+        self.follow_focus_of(id, &request);
     }
 
     pub(in crate::engine) fn on_bye(&mut self, key: TxKey, request: Message) {

@@ -261,6 +261,7 @@ impl Engine {
             self.on_media_negotiated(id, negotiated);
         }
         self.schedule_media_check(id);
+        self.follow_focus_of(id, &request);
     }
 
     pub(in crate::engine) fn reject(&mut self, id: CallId, status: u16) {

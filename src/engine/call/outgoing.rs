@@ -214,6 +214,7 @@ impl Engine {
                 self.adopt_call_timer(id, &response);
                 self.apply_negotiated(id, negotiated);
                 self.schedule_media_check(id);
+                self.follow_focus_of(id, &response);
             }
             Err(reason) => {
                 self.send_bye(id);

@@ -91,6 +91,15 @@ impl Engine {
         call: CallId,
         mode: RecordingMode,
     ) -> Option<CallRecord> {
+        let mut record = self.bare_call_record(call, mode)?;
+        // Those already in the far end's conference are in the recording from its start.
+        for member in self.conference_members(call) {
+            record.conference.push((self.new_id(), member));
+        }
+        Some(record)
+    }
+
+    fn bare_call_record(&mut self, call: CallId, mode: RecordingMode) -> Option<CallRecord> {
         let (local, remote, sip_session_id, started) = {
             let c = self.calls.get(&call)?;
             (
@@ -100,10 +109,7 @@ impl Engine {
                 c.started.clone(),
             )
         };
-        let streams = match mode {
-            RecordingMode::Separate => 2,
-            RecordingMode::Mixed => 1,
-        };
+        let streams = mode.stream_count();
         let session_id = self.new_id();
         self.events.push_back(Event::RecordingSessionId {
             call,
@@ -123,6 +129,7 @@ impl Engine {
             remote,
             remote_since: started,
             former_remotes: Vec::new(),
+            conference: Vec::new(),
             gaps: Vec::new(),
             stream_gaps: Vec::new(),
             on_hold: false,
@@ -155,10 +162,9 @@ impl Engine {
         }
         let call_srtp = self.call_uses_srtp(call);
         let media_ready = self.media.contains_key(&call);
-        let labels: Vec<String> = match request.mode {
-            RecordingMode::Separate => vec!["1".into(), "2".into()],
-            RecordingMode::Mixed => vec!["1".into()],
-        };
+        let labels: Vec<String> = (1..=request.mode.stream_count())
+            .map(|n| n.to_string())
+            .collect();
         if (call_srtp || request.srtp) && !request.destination.is_confidential() {
             let why = if call_srtp {
                 "the call is encrypted (SRTP)"
@@ -196,7 +202,7 @@ impl Engine {
         let session_id = self.rng.next_u64() >> 2;
         let offer = RsOffer {
             address: self.local_ip(),
-            port: request.media_port,
+            ports: request.media_ports.clone(),
             codecs,
             telephone_event,
             voices: rs_sdp::voices_for(labels.len()),
@@ -439,6 +445,11 @@ impl Engine {
                         self.stop_recording_dialog(call);
                         self.recording_failed(call, "the recorder's answer had no SDP".into());
                     }
+                }
+                // What changed while the INVITE was out (someone joined the call, say)
+                // reaches the recorder now rather than with the next change.
+                if self.recordings.get(&call).is_some_and(|r| r.metadata_dirty) {
+                    self.send_recording_reinvite(call);
                 }
             }
             401 | 407 => self.retry_recording_with_credentials(call, status, &response),

@@ -88,7 +88,7 @@ impl Engine {
         let offer = RsOffer {
             address: self.local_ip(),
             // Inactive streams carry nothing; the discard port says so too.
-            port: 9,
+            ports: vec![9],
             codecs,
             telephone_event,
             labels: vec!["1".into(), "2".into()],

@@ -13,7 +13,7 @@ mod snapshot;
 mod streams;
 
 use super::invite_session::{InviteSession, UnackedStep};
-use super::{CallId, Engine, Event, Party, RecordingId, Timer, TxOwner};
+use super::{CallId, Engine, Event, MediaSocket, Party, RecordingId, Timer, TxOwner};
 use crate::media::FRAME_SAMPLES;
 use crate::media::codec::CodecKind;
 use crate::media::rtcp;
@@ -99,6 +99,16 @@ pub enum RecordingMode {
     Mixed,
 }
 
+impl RecordingMode {
+    /// How many streams a recording of a two-party call sends in this mode.
+    pub fn stream_count(self) -> usize {
+        match self {
+            RecordingMode::Separate => 2,
+            RecordingMode::Mixed => 1,
+        }
+    }
+}
+
 /// Where and how to record a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingRequest {
@@ -106,8 +116,9 @@ pub struct RecordingRequest {
     pub srs: Uri,
     /// Its first hop, already resolved.
     pub destination: Destination,
-    /// The local RTP port the driver bound for the recording's streams.
-    pub media_port: u16,
+    /// The local RTP ports the driver bound for the recording's streams, one per stream
+    /// (`MediaSocket::Recording` with stream 0, 1, ...): two in separate mode, one mixed.
+    pub media_ports: Vec<u16>,
     /// A second recorder, tried in turn with the first after a failure.
     pub secondary: Option<(Uri, Destination)>,
     /// Recording is mandatory: a call is not placed or answered before its recording is up,
@@ -155,6 +166,9 @@ pub(in crate::engine) struct CallRecord {
     /// Far ends that were replaced (transfer, a new asserted identity): id, identity,
     /// joined, left.
     former_remotes: Vec<(String, NameAddr, String, String)>,
+    /// The far end is a conference focus: the other participants it told of, each with
+    /// its participant ID (RFC 4575 roster, in the order they joined).
+    conference: Vec<(String, crate::engine::ConferenceMember)>,
     gaps: Vec<Gap>,
     /// Stretches in which the recorder refused one stream (port 0) while taking the others,
     /// by the stream's label: that voice is missing there, though the session was up.
@@ -229,9 +243,16 @@ pub(in crate::engine) struct RetryPlan {
     outage_since: Option<core::time::Duration>,
 }
 
-/// One stream towards the recorder.
+/// One stream towards the recorder: how its packets are made, and the socket pair they
+/// leave from (its own).
 #[derive(Debug)]
-enum RsStream {
+struct RsStream {
+    socket: MediaSocket,
+    feed: StreamFeed,
+}
+
+#[derive(Debug)]
+enum StreamFeed {
     /// The recorder takes the call's codec: packets are copied.
     Forward(Forwarder),
     /// Another codec, or mixed mode: the call's audio is encoded afresh.
@@ -240,16 +261,16 @@ enum RsStream {
 
 impl RsStream {
     fn set_paused(&mut self, paused: bool) {
-        match self {
-            RsStream::Forward(f) => f.set_paused(paused),
-            RsStream::Transcode(t) => t.set_paused(paused),
+        match &mut self.feed {
+            StreamFeed::Forward(f) => f.set_paused(paused),
+            StreamFeed::Transcode(t) => t.set_paused(paused),
         }
     }
 
     fn out(&mut self) -> &mut Outgoing {
-        match self {
-            RsStream::Forward(f) => &mut f.out,
-            RsStream::Transcode(t) => &mut t.out,
+        match &mut self.feed {
+            StreamFeed::Forward(f) => &mut f.out,
+            StreamFeed::Transcode(t) => &mut t.out,
         }
     }
 }
@@ -341,6 +362,7 @@ impl Engine {
             CallNote::FarEndAsksPause => self.pause_recording(call, true),
             CallNote::FarEndRefuses => self.stop_recording(call),
             CallNote::SessionId(session_id) => self.recording_session_id_known(call, session_id),
+            CallNote::Roster(members) => self.recording_roster_changed(call, members),
             CallNote::Ended => {
                 self.decline_recorder(call);
                 self.stop_recording(call);

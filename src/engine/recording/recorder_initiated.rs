@@ -120,7 +120,7 @@ impl Engine {
         &mut self,
         call: CallId,
         media_id: RecordingId,
-        media_port: u16,
+        media_ports: Vec<u16>,
     ) {
         let Some(pending) = self.recorder_invites.remove(&call) else {
             return;
@@ -180,7 +180,7 @@ impl Engine {
         let session_id = self.rng.next_u64() >> 2;
         let ours = RsOffer {
             address: self.local_ip(),
-            port: media_port,
+            ports: media_ports.clone(),
             codecs,
             telephone_event,
             labels: (1..=streams).map(|n| n.to_string()).collect(),
@@ -233,7 +233,7 @@ impl Engine {
                 request: RecordingRequest {
                     srs,
                     destination: source,
-                    media_port,
+                    media_ports,
                     secondary: None,
                     mandatory: false,
                     mode,

@@ -138,6 +138,43 @@ impl Engine {
         self.metadata_changed(call);
     }
 
+    /// The far end's conference changed: members keep their participant IDs, newcomers get
+    /// theirs, and the recorder hears of it (RFC 7865 6.6).
+    pub(super) fn recording_roster_changed(
+        &mut self,
+        call: CallId,
+        members: Vec<crate::engine::ConferenceMember>,
+    ) {
+        let Some(known) = self
+            .recording_plans
+            .get(&call)
+            .map(|plan| plan.record.conference.len())
+        else {
+            return;
+        };
+        let fresh: Vec<String> = (known..members.len()).map(|_| self.new_id()).collect();
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        // The roster only grows, in join order: the nth member is the same participant.
+        let ids = plan
+            .record
+            .conference
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(fresh);
+        let updated: Vec<_> = ids.zip(members).collect();
+        if updated
+            .iter()
+            .map(|(_, m)| m)
+            .eq(plan.record.conference.iter().map(|(_, m)| m))
+        {
+            return;
+        }
+        plan.record.conference = updated;
+        self.metadata_changed(call);
+    }
+
     pub(in crate::engine) fn send_recording_reinvite(&mut self, call: CallId) {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;

@@ -74,6 +74,7 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
                 disassociate_time: Some(left.clone()),
             });
     }
+    add_conference_members(&mut snapshot, record);
     if let Some(end) = &record.end_time {
         if let Some(session) = snapshot.sessions.first_mut() {
             session.end_time = Some(end.clone());
@@ -94,6 +95,48 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
         })
         .collect();
     snapshot.to_xml()
+}
+
+/// The other participants of the far end's conference (RFC 7865 6.1 with RFC 4575): each is
+/// in the session from when it joined until it left; while in, it sends in the far end's
+/// stream (the mix the focus sends us) and receives ours. On hold no voice crosses.
+fn add_conference_members(snapshot: &mut metadata::Metadata, record: &CallRecord) {
+    let remote_streams: Vec<String> = snapshot
+        .participant_stream_assocs
+        .iter()
+        .find(|a| a.participant_id == record.remote_id)
+        .map(|a| a.send.clone())
+        .unwrap_or_default();
+    let local_streams: Vec<String> = snapshot
+        .participant_stream_assocs
+        .iter()
+        .find(|a| a.participant_id == record.local_id)
+        .map(|a| a.send.clone())
+        .unwrap_or_default();
+    for (id, member) in &record.conference {
+        snapshot.participants.push(metadata::Participant {
+            id: id.clone(),
+            aor: member.aor.clone(),
+            name: member.name.clone(),
+        });
+        snapshot
+            .participant_session_assocs
+            .push(metadata::ParticipantSessionAssoc {
+                participant_id: id.clone(),
+                session_id: record.session_id.clone(),
+                associate_time: Some(member.joined.clone()),
+                disassociate_time: member.left.clone(),
+            });
+        if member.is_in() {
+            snapshot
+                .participant_stream_assocs
+                .push(metadata::ParticipantStreamAssoc {
+                    participant_id: id.clone(),
+                    send: remote_streams.clone(),
+                    recv: local_streams.clone(),
+                });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +160,7 @@ mod tests {
             remote: who("<sip:bob@example.com>"),
             remote_since: "2026-12-07T10:00:00Z".into(),
             former_remotes: Vec::new(),
+            conference: Vec::new(),
             gaps: vec![Gap {
                 from: "2026-12-07T10:01:00Z".into(),
                 to: None,

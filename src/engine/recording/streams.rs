@@ -44,11 +44,20 @@ impl Engine {
             recording.cname = format!("{}@verbatim.invalid", self.rng.token(12));
         }
         let cname = recording.cname.clone();
+        let media_id = recording.media_id;
+        let voices = recording.offer.voices.clone();
         let mut streams = Vec::new();
         for (index, stream) in answered.into_iter().enumerate() {
             if !stream.accepted {
                 continue;
             }
+            let Some(slot) = rs_sdp::stream_slot(&voices, index) else {
+                continue;
+            };
+            let socket = MediaSocket::Recording {
+                recording: media_id,
+                stream: slot,
+            };
             let srtp = match (keys.as_ref().and_then(|k| k.get(index)), &stream.crypto) {
                 (Some(ours), Some(theirs)) => {
                     match SrtpSession::new(theirs.suite, ours, &theirs.key_salt) {
@@ -92,7 +101,10 @@ impl Engine {
                 } else {
                     TapSide::Remote
                 };
-                streams.push(RsStream::Forward(Forwarder::new(side, payload_types, out)));
+                streams.push(RsStream {
+                    socket,
+                    feed: StreamFeed::Forward(Forwarder::new(side, payload_types, out)),
+                });
                 continue;
             }
             let Some(kind) = CodecKind::from_encoding(&stream.codec.encoding) else {
@@ -118,23 +130,29 @@ impl Engine {
                 out,
             };
             match Transcoder::new(setup) {
-                Ok(transcoder) => streams.push(RsStream::Transcode(transcoder)),
+                Ok(transcoder) => streams.push(RsStream {
+                    socket,
+                    feed: StreamFeed::Transcode(transcoder),
+                }),
                 Err(error) => {
                     self.recording_failed(call, format!("recording encoder: {error}"));
                     return;
                 }
             }
         }
-        let copies = streams.iter().any(|s| matches!(s, RsStream::Forward(_)));
-        let wants_pcm = streams.iter().any(|s| matches!(s, RsStream::Transcode(_)));
-        let media_id = match self.recordings.get_mut(&call) {
+        let copies = streams
+            .iter()
+            .any(|s| matches!(s.feed, StreamFeed::Forward(_)));
+        let wants_pcm = streams
+            .iter()
+            .any(|s| matches!(s.feed, StreamFeed::Transcode(_)));
+        match self.recordings.get_mut(&call) {
             Some(r) => {
                 r.streams = streams;
                 r.wants_pcm = wants_pcm;
-                r.media_id
             }
             None => return,
-        };
+        }
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(copies);
         }
@@ -272,14 +290,13 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let media_id = recording.media_id;
         for stream in &mut recording.streams {
-            let RsStream::Forward(forwarder) = stream else {
+            let StreamFeed::Forward(forwarder) = &mut stream.feed else {
                 continue;
             };
             if let Some(data) = forwarder.forward(self.now, tapped) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
-                    socket: crate::engine::MediaSocket::Recording(media_id),
+                    socket: stream.socket,
                     destination: forwarder.out.destination,
                     data,
                     rtcp: false,
@@ -313,14 +330,13 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let media_id = recording.media_id;
         for stream in &mut recording.streams {
-            let RsStream::Transcode(transcoder) = stream else {
+            let StreamFeed::Transcode(transcoder) = &mut stream.feed else {
                 continue;
             };
             if let Some(data) = transcoder.encode(self.now, local, remote) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
-                    socket: crate::engine::MediaSocket::Recording(media_id),
+                    socket: stream.socket,
                     destination: transcoder.out.destination,
                     data,
                     rtcp: false,
@@ -336,12 +352,12 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let media_id = recording.media_id;
         for stream in &mut recording.streams {
+            let socket = stream.socket;
             let out = stream.out();
             if let Some(data) = out.report_due(now, ntp_now) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
-                    socket: crate::engine::MediaSocket::Recording(media_id),
+                    socket,
                     destination: out.rtcp_destination,
                     data,
                     rtcp: true,
@@ -362,12 +378,12 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let media_id = recording.media_id;
         for mut stream in recording.streams.drain(..) {
+            let socket = stream.socket;
             let out = stream.out();
             if let Some(data) = out.bye(now, ntp_now, reason) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
-                    socket: crate::engine::MediaSocket::Recording(media_id),
+                    socket,
                     destination: out.rtcp_destination,
                     data,
                     rtcp: true,

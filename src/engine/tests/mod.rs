@@ -9,6 +9,7 @@ use crate::sip::transport::Transport;
 
 mod admission;
 mod calls;
+mod conference_watch;
 mod media;
 mod recorder_check;
 mod recorder_initiated;
@@ -160,7 +161,7 @@ fn recording_request(destination: Destination) -> RecordingRequest {
     RecordingRequest {
         srs: Uri::parse(&format!("sip:srs@{};transport=tcp", destination.address)).unwrap(),
         destination,
-        media_port: 42000,
+        media_ports: vec![42000, 42002],
         secondary: None,
         mandatory: false,
         mode: RecordingMode::Separate,

@@ -56,7 +56,7 @@ fn accept_recorder(
         Command::AcceptRecorder {
             call: a,
             recording: RecordingId(recording),
-            media_port: 42000,
+            media_ports: vec![42000, 42002],
         },
     );
     net.run_for(Duration::from_millis(100));
@@ -240,7 +240,7 @@ fn our_answer_to_a_recorder_over_udp_is_resent_until_acknowledged() {
             Command::AcceptRecorder {
                 call: a,
                 recording: RecordingId(707),
-                media_port: 42000,
+                media_ports: vec![42000, 42002],
             },
         );
         // T1 = 500 ms: sent at once, then again at 0.5 s and 1.5 s.
@@ -392,10 +392,10 @@ fn a_recorders_own_labels_are_bound_to_voices_by_order_and_extra_streams_are_dec
         vec![
             "m=video 0 RTP/AVP 96",
             "m=audio 42000 RTP/AVP 0",
-            "m=audio 42000 RTP/AVP 0",
+            "m=audio 42002 RTP/AVP 0",
             "m=audio 0 RTP/AVP 0"
         ],
-        "{ok}"
+        "each stream from its own port\n{ok}"
     );
     let xml = &ok[ok.find("<?xml").unwrap()..ok.find("</recording>").unwrap() + 12];
     let metadata = crate::recording::metadata::parse(xml).unwrap();

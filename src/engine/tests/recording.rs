@@ -55,7 +55,7 @@ fn a_record_aware_peer_is_told_when_recording_state_changes() {
             request: RecordingRequest {
                 srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
                 destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
-                media_port: 42000,
+                media_ports: vec![42000, 42002],
                 secondary: Some((
                     Uri::parse("sip:srs2@127.0.0.10").unwrap(),
                     Destination::new(Transport::Udp, "127.0.0.10:5060".parse().unwrap()),
@@ -145,7 +145,7 @@ fn a_mandatory_recording_that_stays_down_ends_the_call() {
             request: RecordingRequest {
                 srs: Uri::parse("sip:srs@127.0.0.9").unwrap(),
                 destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
-                media_port: 42000,
+                media_ports: vec![42000, 42002],
                 secondary: None,
                 mandatory: true,
                 mode: RecordingMode::Separate,

@@ -620,12 +620,17 @@ fn a_recorders_offerless_reinvite_gets_our_offer_and_its_answer_in_the_ack_moves
 
 /// Each recording stream sends RTCP sender reports to the recorder's RTCP port (the RTP port
 /// plus one): its own SSRC, the recording's one CNAME, a wall-clock time mapped to the
-/// stream's RTP clock; and BYE when the recording ends.
+/// stream's RTP clock; and BYE when the recording ends. Each stream has a socket pair of its
+/// own: the offer names a port per stream, and its RTP and RTCP leave from its own socket,
+/// so a recorder that tells streams apart by their source (or reads RTCP per port) can.
 #[test]
-fn each_recording_stream_sends_sender_reports_and_a_bye_at_the_end() {
+fn each_recording_stream_sends_sender_reports_and_a_bye_at_the_end_from_its_own_port() {
     use crate::media::rtcp::{self, RtcpPacket};
     use crate::media::rtp::RtpPacket;
-    let (mut phone, _, call) = recording_up();
+    let (mut phone, rs_invite, call) = recording_up();
+    let offer = body(&rs_invite);
+    assert!(offer.contains("m=audio 42000 "), "{offer}");
+    assert!(offer.contains("m=audio 42002 "), "{offer}");
     phone.media_sent.clear();
     // The far end talks too (PCMU from its answer's address), so both streams carry packets.
     let mut far_end = crate::media::rtp::RtpSender::new(0xfa, 1, 1);
@@ -651,7 +656,7 @@ fn each_recording_stream_sends_sender_reports_and_a_bye_at_the_end() {
             .iter()
             .chain(&phone.rtcp_sent)
             .filter(|(socket, to, _)| {
-                matches!(socket, MediaSocket::Recording(_)) && to.port() == port
+                matches!(socket, MediaSocket::Recording { .. }) && to.port() == port
             })
             .map(|(_, _, data)| data.clone())
             .collect()
@@ -687,15 +692,21 @@ fn each_recording_stream_sends_sender_reports_and_a_bye_at_the_end() {
         cnames.push(chunks[0].items[0].text.clone());
     }
     assert_eq!(cnames[0], cnames[1], "one CNAME: one sender, one clock");
+    let stream_of = |port: u16| MediaSocket::Recording {
+        recording: RecordingId(715),
+        stream: usize::from(port >= 30002),
+    };
+    let recording_packets: Vec<_> = phone
+        .media_sent
+        .iter()
+        .chain(&phone.rtcp_sent)
+        .filter(|(socket, _, _)| socket.recording().is_some())
+        .collect();
+    for (socket, to, _) in recording_packets {
+        assert_eq!(*socket, stream_of(to.port()), "to {to}");
+    }
     phone.rtcp_sent.clear();
-    phone.input(Input::Command(Command::Hangup { call }));
-    let bye = phone
-        .messages()
-        .into_iter()
-        .rev()
-        .find_map(|(_, m)| (m.method() == Some(&Method::Bye)).then_some(m))
-        .unwrap();
-    phone.receive_from_far_end(udp(FAR_UDP), &bye.response(200, "OK", None));
+    phone.hang_up_over_udp(call);
     for port in [30001, 30003] {
         let last = to_recorder(&phone, port);
         let packets = rtcp::parse(last.last().expect("a last report")).unwrap();
@@ -719,7 +730,9 @@ fn a_recorder_reporting_heavy_loss_on_a_stream_is_shown() {
         .media_sent
         .iter()
         .rev()
-        .find(|(socket, to, _)| matches!(socket, MediaSocket::Recording(_)) && to.port() == 30000)
+        .find(|(socket, to, _)| {
+            matches!(socket, MediaSocket::Recording { .. }) && to.port() == 30000
+        })
         .unwrap()
         .clone();
     assert_eq!(to.port(), 30000);
@@ -753,7 +766,10 @@ fn a_recorder_reporting_heavy_loss_on_a_stream_is_shown() {
     let from_recorder: core::net::SocketAddr = "192.0.2.7:30001".parse().unwrap();
     for (ssrc, lost) in [(ssrc_1, 0), (ssrc_1 ^ 1, 255)] {
         phone.input(Input::MediaPacket {
-            socket: MediaSocket::Recording(RecordingId(715)),
+            socket: MediaSocket::Recording {
+                recording: RecordingId(715),
+                stream: 0,
+            },
             source: from_recorder,
             data: report(ssrc, lost),
         });
@@ -761,7 +777,10 @@ fn a_recorder_reporting_heavy_loss_on_a_stream_is_shown() {
     assert!(warnings(&phone).is_empty(), "{:?}", warnings(&phone));
     for _ in 0..2 {
         phone.input(Input::MediaPacket {
-            socket: MediaSocket::Recording(RecordingId(715)),
+            socket: MediaSocket::Recording {
+                recording: RecordingId(715),
+                stream: 0,
+            },
             source: from_recorder,
             data: report(ssrc_1, 255),
         });
@@ -801,7 +820,7 @@ fn a_recorder_whose_receiver_reports_stop_is_no_longer_taken_as_recording() {
         }
         answered = probes.len();
         let ours = phone.media_sent.iter().find(|(socket, to, _)| {
-            matches!(socket, MediaSocket::Recording(_)) && to.port() == 30000
+            matches!(socket, MediaSocket::Recording { .. }) && to.port() == 30000
         });
         if let (false, Some((_, _, data))) = (reported, ours) {
             let block = ReportBlock {
@@ -815,7 +834,10 @@ fn a_recorder_whose_receiver_reports_stop_is_no_longer_taken_as_recording() {
             )
             .unwrap();
             phone.input(Input::MediaPacket {
-                socket: MediaSocket::Recording(RecordingId(715)),
+                socket: MediaSocket::Recording {
+                    recording: RecordingId(715),
+                    stream: 0,
+                },
                 source: "192.0.2.7:30001".parse().unwrap(),
                 data: report,
             });
@@ -841,7 +863,10 @@ fn an_unreachable_rtp_port_at_the_recorder_fails_the_recording_but_its_rtcp_port
     let (mut phone, _, _) = recording_up();
     let unreachable = |phone: &mut Phone, port: u16| {
         phone.input(Input::MediaUnreachable {
-            socket: MediaSocket::Recording(RecordingId(715)),
+            socket: MediaSocket::Recording {
+                recording: RecordingId(715),
+                stream: 0,
+            },
             destination: core::net::SocketAddr::new([192, 0, 2, 7].into(), port),
         });
     };

@@ -121,7 +121,7 @@ fn plain_rtp_answered_to_an_encrypted_calls_recording_is_recorded_and_shown_unen
     let sizes: Vec<usize> = phone
         .media_sent
         .iter()
-        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording(_)))
+        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording { .. }))
         .map(|(_, _, data)| data.len())
         .collect();
     assert!(
@@ -148,7 +148,7 @@ fn an_srtp_answer_keeps_the_recording_encrypted() {
         phone
             .media_sent
             .iter()
-            .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording(_)))
+            .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording { .. }))
             .all(|(_, _, data)| data.len() == 12 + 160 + 10),
         "SRTP with its 80-bit tag"
     );

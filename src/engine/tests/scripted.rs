@@ -131,6 +131,18 @@ impl Phone {
             .collect()
     }
 
+    /// Hangs up `call`, a call over UDP to the far end, whose BYE the far end answers.
+    pub(super) fn hang_up_over_udp(&mut self, call: CallId) {
+        self.input(Input::Command(Command::Hangup { call }));
+        let bye = self
+            .messages()
+            .into_iter()
+            .rev()
+            .find_map(|(_, m)| (m.method() == Some(&Method::Bye)).then_some(m))
+            .unwrap();
+        self.receive_from_far_end(udp(FAR_UDP), &bye.response(200, "OK", None));
+    }
+
     pub(super) fn end_reason(&self, call: CallId) -> Option<String> {
         self.events.iter().find_map(|e| match e {
             Event::CallEnded { call: c, reason } if *c == call => Some(reason.text.clone()),
@@ -145,6 +157,15 @@ pub(super) fn tls(address: &str) -> Destination {
 
 pub(super) fn udp(address: &str) -> Destination {
     Destination::new(Transport::Udp, address.parse().unwrap())
+}
+
+/// The metadata a recording session's INVITE carries.
+pub(super) fn metadata_of(rs_invite: &Message) -> crate::recording::metadata::Metadata {
+    use crate::sip::multipart;
+    let content_type = rs_invite.headers.get("Content-Type").unwrap();
+    let parts = multipart::parse(content_type, &rs_invite.body).unwrap();
+    let xml = multipart::find(&parts, multipart::METADATA_CONTENT_TYPE).unwrap();
+    crate::recording::metadata::parse(&String::from_utf8_lossy(&xml.body)).unwrap()
 }
 
 pub(super) fn body(message: &Message) -> String {
@@ -210,7 +231,7 @@ pub(super) fn recording_rtp_during_a_second(
     phone
         .media_sent
         .iter()
-        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording(_)))
+        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording { .. }))
         .map(|(_, to, data)| (*to, data.get(1).map_or(0, |b| b & 0x7f)))
         .collect()
 }

@@ -5,7 +5,6 @@ use super::scripted::*;
 use super::*;
 use crate::media::srtp::SrtpPolicy;
 use crate::recording::metadata;
-use crate::sip::multipart;
 use crate::sip::session_id::{NULL_UUID, is_uuid};
 
 const FAR_UUID: &str = "47755a9de7794ba387653f2099600ef2";
@@ -92,14 +91,6 @@ fn a_recording_session_has_its_own_uuid_and_its_metadata_names_the_calls() {
         metadata.sessions[0].sip_session_ids,
         vec![format!("{call_uuid};remote={FAR_UUID}")]
     );
-}
-
-/// The metadata of the recording sessions of one call: its first and only session element.
-fn metadata_of(rs_invite: &Message) -> metadata::Metadata {
-    let content_type = rs_invite.headers.get("Content-Type").unwrap();
-    let parts = multipart::parse(content_type, &rs_invite.body).unwrap();
-    let xml = multipart::find(&parts, multipart::METADATA_CONTENT_TYPE).unwrap();
-    metadata::parse(&String::from_utf8_lossy(&xml.body)).unwrap()
 }
 
 #[test]

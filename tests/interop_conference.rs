@@ -1,0 +1,173 @@
+//! A call into someone else's conference, recorded: sipp plays the focus (its Contact says
+//! `isfocus`, and a second sipp serves the conference state at that URI: a full notification,
+//! then partial ones as two parties join and one leaves), `verbatim srs` records. Each
+//! metadata version the recorder kept must list the roster of its moment, with the times.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use support::{
+    Peer, Scenario, free_port, read_recorded, recorded_call_args, sipp_scenario, start_recorder,
+    start_sipp_uas, start_verbatim, write_tone_wav,
+};
+use verbatim::recording::metadata::{self, Metadata};
+
+const TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Who the metadata says is in the session, other than us and the focus: each participant's
+/// address with its associate and disassociate times.
+fn roster(metadata: &Metadata) -> Vec<(String, Option<String>, Option<String>)> {
+    metadata
+        .participants
+        .iter()
+        .filter(|p| p.aor.contains("@example.com"))
+        .map(|p| {
+            let assoc = metadata
+                .participant_session_assocs
+                .iter()
+                .find(|a| a.participant_id == p.id);
+            (
+                p.aor.clone(),
+                assoc.and_then(|a| a.associate_time.clone()),
+                assoc.and_then(|a| a.disassociate_time.clone()),
+            )
+        })
+        .collect()
+}
+
+fn unix_seconds(time: &str) -> u64 {
+    metadata::parse_time(time)
+        .unwrap_or_else(|| panic!("unreadable time {time}"))
+        .as_secs()
+}
+
+#[test]
+fn a_remote_conference_roster_reaches_the_recorder_as_parties_join_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srs, srs_port) = start_recorder("conference-srs", dir.path(), &[]);
+
+    let notifier_port = free_port();
+    let mut notifier = Peer::new("sipp-focus-notifier");
+    start_sipp_uas(
+        &mut notifier,
+        &Scenario::File(sipp_scenario("focus_notifier.xml")),
+        notifier_port,
+        "u1",
+        &[],
+    );
+    let call_port = free_port();
+    let mut focus = Peer::new("sipp-focus-call");
+    let notifier_port_text = notifier_port.to_string();
+    start_sipp_uas(
+        &mut focus,
+        &Scenario::File(sipp_scenario("focus_call.xml")),
+        call_port,
+        "u1",
+        &["-rtp_echo", "-key", "notifier_port", &notifier_port_text],
+    );
+
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut phone = Peer::new("verbatim-in-a-conference");
+    let tone = phone.path("tone.wav");
+    write_tone_wav(&tone, 8000, 12_000, 440.0);
+    start_verbatim(
+        &mut phone,
+        recorded_call_args(
+            &format!("sip:conf1@127.0.0.1:{call_port}"),
+            &tone,
+            10,
+            &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+        ),
+    );
+    phone.expect_success(TIMEOUT);
+    notifier.expect_success(TIMEOUT);
+    focus.expect_success(TIMEOUT);
+    srs.stop();
+    let ended = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let stderr = phone.stderr();
+    let shown: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("conference: "))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            "Bob <sip:bob@example.com>",
+            "Bob <sip:bob@example.com>, Carol <sip:carol@example.com>",
+            "Bob <sip:bob@example.com>, Carol <sip:carol@example.com>, Dave <sip:dave@example.com>",
+            "Bob <sip:bob@example.com>, Dave <sip:dave@example.com>",
+        ],
+        "the phone itself and the focus are not listed\n{stderr}"
+    );
+
+    let folders = verbatim::archive::session::session_folders(dir.path());
+    assert_eq!(folders.len(), 1, "{folders:?}\n{stderr}");
+    let versions: Vec<Metadata> = (1..)
+        .map_while(|k| {
+            verbatim::archive::session::stored(&folders[0], &format!("metadata-{k}.xml"))?;
+            Some(
+                metadata::parse(&read_recorded(&folders[0], &format!("metadata-{k}.xml"))).unwrap(),
+            )
+        })
+        .collect();
+    let rosters: Vec<_> = versions.iter().map(roster).collect();
+    // Each change of the roster is a new version; others (the end) may come between.
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    // A recording that starts with the call knows nobody until the focus's first NOTIFY.
+    for roster in rosters.iter().skip_while(|roster| roster.is_empty()) {
+        let present: Vec<String> = roster
+            .iter()
+            .filter(|(_, _, left)| left.is_none())
+            .map(|(aor, _, _)| aor.clone())
+            .collect();
+        if seen.last() != Some(&present) {
+            seen.push(present);
+        }
+    }
+    let bob = "sip:bob@example.com".to_owned();
+    let carol = "sip:carol@example.com".to_owned();
+    let dave = "sip:dave@example.com".to_owned();
+    assert!(
+        seen.starts_with(&[
+            vec![bob.clone()],
+            vec![bob.clone(), carol.clone()],
+            vec![bob.clone(), carol.clone(), dave.clone()],
+            vec![bob.clone(), dave.clone()],
+        ]),
+        "the roster at each moment: {rosters:#?}\n{stderr}"
+    );
+
+    // The times: Bob's is the focus's; the others' are when the phone heard, in order.
+    let last = rosters.last().unwrap();
+    let time_of = |who: &str| last.iter().find(|(aor, _, _)| aor == who).unwrap().clone();
+    let (_, bob_joined, _) = time_of(&bob);
+    assert_eq!(
+        bob_joined.map(|t| unix_seconds(&t)),
+        Some(unix_seconds("2026-12-07T09:00:00Z")),
+        "the time the focus gave"
+    );
+    let (_, carol_joined, carol_left) = time_of(&carol);
+    let (_, dave_joined, _) = time_of(&dave);
+    let carol_joined = unix_seconds(&carol_joined.unwrap());
+    let dave_joined = unix_seconds(&dave_joined.unwrap());
+    let carol_left = unix_seconds(&carol_left.unwrap());
+    assert!(
+        started <= carol_joined && carol_joined < dave_joined && dave_joined < carol_left,
+        "joins and leave 2 s apart, in order: {carol_joined} {dave_joined} {carol_left}"
+    );
+    assert!(carol_left <= ended, "{carol_left} {ended}");
+}
