@@ -180,6 +180,12 @@ pub enum Command {
         call: CallId,
         digits: String,
     },
+    /// Merge two connected calls into a conference with this phone as focus and mixer, or
+    /// add one of them to the conference the other is in.
+    Merge {
+        call: CallId,
+        with: CallId,
+    },
     /// Send silence instead of the microphone.
     Mute {
         call: CallId,
@@ -425,6 +431,10 @@ pub enum Event {
     RecordingGaps {
         call: CallId,
         gaps: Vec<crate::recording::metadata::Gap>,
+    },
+    /// The calls in our own conference now, in the order they joined (empty: it ended).
+    LocalConference {
+        members: Vec<CallId>,
     },
     /// The far end is a conference focus: everyone else who is or was in its conference,
     /// each time that changes (RFC 4575).

@@ -54,7 +54,12 @@ impl ConferenceMember {
 #[derive(Debug)]
 pub(super) struct ConferenceWatch {
     dialog: Dialog,
+    /// The focus's URI (its Contact with isfocus): where a fresh subscription goes.
+    focus: Uri,
+    /// Where requests go when the dialog's route and target do not name an address.
     destination: Destination,
+    /// When the focus last ended the subscription and we subscribed afresh.
+    resubscribed_at: Option<std::time::Instant>,
     /// Our SUBSCRIBE waiting for its answer.
     pending: Option<TxKey>,
     /// The first NOTIFY came.
@@ -76,6 +81,22 @@ fn contact_is_focus(message: &Message) -> Option<Uri> {
     let contact = message.contacts().ok()?.into_iter().next()?;
     let focus = contact.param("isfocus").is_some() || contact.uri.has_param("isfocus");
     focus.then_some(contact.uri)
+}
+
+/// How soon after the focus ended the subscription we may subscribe afresh again.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(60);
+
+/// A time the focus gave (RFC 3339), as the metadata writes times; None when it cannot be
+/// read or is before `not_before` (a time from an earlier stay).
+fn focus_time(text: &str, not_before: Option<&str>) -> Option<String> {
+    let at = metadata::parse_time(text)?;
+    if not_before
+        .and_then(metadata::parse_time)
+        .is_some_and(|floor| at < floor)
+    {
+        return None;
+    }
+    Some(metadata::format_time(at))
 }
 
 /// `user@host` of a URI, lower case, as participants are compared.
@@ -109,7 +130,7 @@ impl Engine {
             remote_uri: NameAddr::new(focus.clone()),
             local_cseq: 0,
             remote_cseq: None,
-            remote_target: focus,
+            remote_target: focus.clone(),
             // A new dialog: it is not routed by the call's Record-Route.
             route_set: Vec::new(),
             local_contact: call_dialog.local_contact.clone(),
@@ -126,7 +147,9 @@ impl Engine {
             call,
             ConferenceWatch {
                 dialog,
+                focus,
                 destination,
+                resubscribed_at: None,
                 pending: None,
                 notified: false,
                 conference: Conference::default(),
@@ -149,7 +172,11 @@ impl Engine {
             .headers
             .push("Accept", conference_info::CONTENT_TYPE);
         subscribe.headers.push("Expires", expires.to_string());
-        let destination = watch.destination;
+        // The dialog's route and target as they are now (RFC 3261 12.2.1.1).
+        let destination = watch
+            .dialog
+            .next_hop(watch.destination.transport)
+            .unwrap_or(watch.destination);
         let key = self.start_client_tx(subscribe, destination, TxOwner::ConferenceSubscribe(call));
         if let Some(watch) = self.conference_watches.get_mut(&call) {
             watch.pending = key;
@@ -175,10 +202,8 @@ impl Engine {
         }
         if status >= 300 {
             let reason = response.reason().unwrap_or("refused").to_owned();
-            self.conference_unavailable(
-                call,
-                format!("the conference focus refused our subscription to its participants ({status} {reason})"),
-            );
+            let what = format!("the conference focus refused our subscription ({status} {reason})");
+            self.conference_lost(call, what);
             return;
         }
         if watch.dialog.remote_tag.is_none() {
@@ -190,6 +215,10 @@ impl Engine {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(SUBSCRIPTION_SECONDS);
         let notified = watch.notified;
+        if granted == 0 {
+            // Accepted and ended at once: its one NOTIFY is all there is to hear.
+            return;
+        }
         // Refresh with a margin: a tenth of the time, at least five seconds (RFC 6665 4.1.2.2).
         let margin = (granted / 10).max(5);
         let refresh_in = Duration::from_secs(granted.saturating_sub(margin).max(1));
@@ -207,9 +236,9 @@ impl Engine {
             self.conference_watches.remove(&call);
             return;
         }
-        self.conference_unavailable(
+        self.conference_lost(
             call,
-            "the conference focus did not answer our subscription to its participants".into(),
+            "the conference focus did not answer our subscription".into(),
         );
     }
 
@@ -232,7 +261,7 @@ impl Engine {
         if watch.ending {
             self.conference_watches.remove(&call);
         } else if !watch.notified && !watch.over {
-            self.conference_unavailable(
+            self.conference_lost(
                 call,
                 "the conference focus accepted our subscription but never said who takes part"
                     .into(),
@@ -257,12 +286,24 @@ impl Engine {
             self.respond(key, request, 500, Some(&tag));
             return true;
         }
+        if watch.over && !watch.ending {
+            // We gave the subscription up (and told the user so): it is gone for us.
+            self.respond(key, request, 481, Some(&tag));
+            return true;
+        }
         if watch.dialog.remote_tag.is_none() {
-            // The NOTIFY may overtake the 2xx (RFC 6665 4.1.2.4): it sets up the dialog.
+            // The NOTIFY may overtake the 2xx (RFC 6665 4.1.2.4): it sets up the dialog,
+            // its Record-Route the route set (as a UAS reads it, RFC 3261 12.1.1).
             watch.dialog.remote_tag = request
                 .from_header()
                 .ok()
                 .and_then(|from| from.tag().map(str::to_owned));
+            watch.dialog.route_set = request
+                .headers
+                .list("Record-Route")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
         }
         let _ = watch.dialog.refresh_target(request);
         let is_conference = request
@@ -282,7 +323,10 @@ impl Engine {
             .get("Subscription-State")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        self.cancel_timer(Timer::ConferenceNotifyWait(call));
+        if !ending {
+            // Once we unsubscribed, the wait for the focus's last NOTIFY stands.
+            self.cancel_timer(Timer::ConferenceNotifyWait(call));
+        }
         if !request.body.is_empty() && !ending {
             self.apply_conference_state(call, &request.body);
         }
@@ -327,6 +371,9 @@ impl Engine {
         }
         let focus = user_at_host(&watch.conference.entity);
         let target = user_at_host(&watch.dialog.remote_target.to_string());
+        let contact = NameAddr::parse(&watch.dialog.local_contact)
+            .map(|c| user_at_host(&c.uri.to_string()))
+            .unwrap_or_default();
         let mut changed = false;
         let present: Vec<&conference_info::User> = watch
             .conference
@@ -334,7 +381,12 @@ impl Engine {
             .iter()
             .filter(|user| {
                 let who = user_at_host(&user.entity);
-                who != watch.ourselves && who != focus && who != target && user.is_in()
+                let is_us = who == watch.ourselves
+                    || user
+                        .endpoints
+                        .iter()
+                        .any(|e| user_at_host(&e.entity) == contact);
+                !is_us && who != focus && who != target && user.is_in()
             })
             .collect();
         // Who left: gone from the list, or no longer in.
@@ -347,7 +399,7 @@ impl Engine {
                     .iter()
                     .find(|u| u.entity == member.aor)
                     .and_then(|u| u.left_when())
-                    .map(metadata::normalize_time);
+                    .and_then(|t| focus_time(t, Some(&member.joined)));
                 member.left = Some(said.unwrap_or_else(|| now.clone()));
                 changed = true;
             }
@@ -366,9 +418,17 @@ impl Engine {
                     }
                 }
                 None => {
+                    // A time the focus gives from before this user last left is left over
+                    // from the earlier stay.
+                    let last_left = watch
+                        .members
+                        .iter()
+                        .filter(|m| m.aor == user.entity)
+                        .filter_map(|m| m.left.clone())
+                        .max();
                     let joined = user
                         .joined_when()
-                        .map(metadata::normalize_time)
+                        .and_then(|t| focus_time(t, last_left.as_deref()))
                         .unwrap_or_else(|| now.clone());
                     watch.members.push(ConferenceMember {
                         aor: user.entity.clone(),
@@ -417,8 +477,16 @@ impl Engine {
             .find_map(|p| p.trim().strip_prefix("reason="))
             .unwrap_or("none")
             .to_owned();
-        let again =
-            matches!(reason.as_str(), "deactivated" | "timeout") && self.call_is_connected(call);
+        let recently = self
+            .conference_watches
+            .get(&call)
+            .and_then(|w| w.resubscribed_at)
+            .is_some_and(|at| self.now.saturating_duration_since(at) < RESUBSCRIBE_AFTER);
+        // Once a minute at most: a focus that keeps ending it is not asked in a loop.
+        let again = matches!(reason.as_str(), "deactivated" | "timeout")
+            && self.call_is_connected(call)
+            && !recently;
+        let now = self.now;
         let call_id = format!("{}@verbatim", self.rng.token(20));
         let local_tag = self.rng.token(10);
         let Some(watch) = self.conference_watches.get_mut(&call) else {
@@ -430,8 +498,11 @@ impl Engine {
             watch.dialog.local_tag = local_tag;
             watch.dialog.remote_tag = None;
             watch.dialog.remote_cseq = None;
+            watch.dialog.remote_target = watch.focus.clone();
+            watch.dialog.route_set.clear();
             watch.conference = Conference::default();
             watch.notified = false;
+            watch.resubscribed_at = Some(now);
             self.send_subscribe(call, SUBSCRIPTION_SECONDS);
             return;
         }
@@ -445,21 +516,40 @@ impl Engine {
         });
     }
 
-    /// The roster cannot be had: the recording stays a two-party one and the user is told.
-    fn conference_unavailable(&mut self, call: CallId, reason: String) {
+    /// The subscription failed. Before the focus said anything the roster cannot be had:
+    /// the recording stays a two-party one and the user is told. After, what was heard
+    /// stands, and the user is told it may be out of date.
+    fn conference_lost(&mut self, call: CallId, what: String) {
         let Some(watch) = self.conference_watches.get_mut(&call) else {
             return;
         };
         watch.over = true;
+        let known = watch.notified;
         self.cancel_timer(Timer::ConferenceRefresh(call));
         self.cancel_timer(Timer::ConferenceNotifyWait(call));
-        self.events.push_back(Event::ConferenceUnknown {
-            call,
-            reason: format!(
-                "{reason}: the recording names only the conference focus, not who else is in \
-                 the conference"
-            ),
-        });
+        if known {
+            self.events.push_back(Event::Warning {
+                call: Some(call),
+                message: format!(
+                    "{what}; the recording keeps the conference's participants as last known"
+                ),
+            });
+        } else {
+            self.events.push_back(Event::ConferenceUnknown {
+                call,
+                reason: format!(
+                    "{what}: the recording names only the conference focus, not who else is \
+                     in the conference"
+                ),
+            });
+        }
+    }
+
+    /// A request in one of our conference subscriptions (never held back under load).
+    pub(super) fn is_conference_subscription(&self, call_id: &str) -> bool {
+        self.conference_watches
+            .values()
+            .any(|w| w.dialog.call_id == call_id)
     }
 
     /// The call ended: unsubscribe (Expires: 0), and wait a little for the focus's last

@@ -30,6 +30,14 @@ pub(super) struct CallMedia {
     /// Whether the recording is on, as the notice and the cues last heard it.
     recording_on: bool,
     recorded_before: bool,
+    /// The far end's last decoded frame: what the other members of a conference hear of it.
+    heard: Box<[f32; FRAME_SAMPLES]>,
+}
+
+impl CallMedia {
+    pub(super) fn heard(&self) -> &[f32; FRAME_SAMPLES] {
+        &self.heard
+    }
 }
 
 impl Engine {
@@ -108,6 +116,7 @@ impl Engine {
                             cue: LocalCue::default(),
                             recording_on: false,
                             recorded_before: false,
+                            heard: Box::new([0.0; FRAME_SAMPLES]),
                         },
                     );
                 }
@@ -185,6 +194,9 @@ impl Engine {
 
     pub(super) fn on_media_tick(&mut self, id: CallId, captured: &[f32]) {
         let now = self.now;
+        // In a conference, what the other parties said goes out with the local user's voice.
+        let mut others = [0.0f32; FRAME_SAMPLES];
+        let mixing = self.mix_other_members(id, &mut others);
         let Some(media) = self.media.get_mut(&id) else {
             return;
         };
@@ -200,9 +212,17 @@ impl Engine {
         let mut notice = [0.0f32; FRAME_SAMPLES];
         let noticing = media.notice.is_active();
         media.notice.mix_into(&mut notice);
-        media
-            .session
-            .tick_with_overlay(now, captured, noticing.then_some(&notice[..]), &mut frame);
+        let mut overlay = notice;
+        if mixing {
+            mix_into(&mut overlay, &others);
+        }
+        media.session.tick_with_overlay(
+            now,
+            captured,
+            (noticing || mixing).then_some(&overlay[..]),
+            &mut frame,
+        );
+        media.heard.copy_from_slice(&frame);
         media.cue.mix_into(&mut frame);
         let sends_voice = media.session.sends_voice();
         media.ticks += 1;

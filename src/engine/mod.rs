@@ -8,6 +8,7 @@
 mod admission;
 mod api;
 mod call;
+mod conference;
 mod conference_watch;
 mod ids;
 mod invite_session;
@@ -114,6 +115,9 @@ pub struct Engine {
     recorder_invites: HashMap<CallId, recording::RecorderInvite>,
     /// Calls whose far end we asked to transfer, until the outcome.
     transfers_out: std::collections::HashSet<CallId>,
+    /// The calls merged into our own conference (we are its focus), in the order they
+    /// joined; empty when there is none.
+    local_conference: Vec<CallId>,
     /// Calls whose far end is a conference focus, and our subscription to its roster.
     conference_watches: HashMap<CallId, conference_watch::ConferenceWatch>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
@@ -160,6 +164,7 @@ impl Engine {
             recorder_invites: HashMap::new(),
             transfers_out: Default::default(),
             conference_watches: HashMap::new(),
+            local_conference: Vec::new(),
             transfers_in: HashMap::new(),
             recorder_checks: HashMap::new(),
             recording_byes: 0,
@@ -352,7 +357,9 @@ impl Engine {
         let Some(call_id) = message.call_id() else {
             return true;
         };
-        !(self.is_call_dialog(call_id) || self.is_recording_dialog(call_id))
+        !(self.is_call_dialog(call_id)
+            || self.is_recording_dialog(call_id)
+            || self.is_conference_subscription(call_id))
     }
 
     /// A new call while as many ring as the admission config allows (a recorder's INVITE
@@ -403,7 +410,13 @@ impl Engine {
                 }
             }
             Command::SetNotice(notice) => self.config.notice = notice,
-            Command::Mute { call, muted } => self.set_muted(call, muted),
+            Command::Mute { call, muted } => {
+                // In a conference the local user is muted towards everyone.
+                for member in std::iter::once(call).chain(self.conference_peers(call)) {
+                    self.set_muted(member, muted);
+                }
+            }
+            Command::Merge { call, with } => self.merge(call, with),
             Command::StartRecording {
                 call,
                 recording,

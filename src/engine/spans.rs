@@ -37,6 +37,7 @@ pub(super) fn command_span(command: &Command) -> tracing::Span {
         | Command::RequestOffer { call }
         | Command::SendDtmf { call, .. }
         | Command::Mute { call, .. }
+        | Command::Merge { call, .. }
         | Command::Transfer { call, .. }
         | Command::FollowTransfer { call, .. }
         | Command::DeclineTransfer { call, .. } => call_span(*call),

@@ -53,12 +53,18 @@ pub struct RsOffer {
 }
 
 impl RsOffer {
-    /// Our RTP port on the m-line at `index`: its stream's own, or 0 when it is declined.
-    /// With fewer ports than streams (never from the phone) the last one is shared rather
-    /// than a stream declined.
+    /// Which of our sockets the m-line at `index` sends from: its stream's own. With fewer
+    /// ports than streams (never from the phone) the last one is shared rather than a
+    /// stream declined; None for a declined m-line, or when there are no ports at all.
+    pub fn socket_slot(&self, index: usize) -> Option<usize> {
+        let slot = stream_slot(&self.voices, index)?;
+        Some(slot.min(self.ports.len().checked_sub(1)?))
+    }
+
+    /// Our RTP port on the m-line at `index`: its socket's, or 0 when it is declined.
     pub fn port_of(&self, index: usize) -> u16 {
-        stream_slot(&self.voices, index)
-            .and_then(|slot| self.ports.get(slot).or(self.ports.last()))
+        self.socket_slot(index)
+            .and_then(|slot| self.ports.get(slot))
             .copied()
             .unwrap_or(0)
     }
@@ -450,6 +456,33 @@ mod tests {
             session_id: 7,
             session_version: 1,
         }
+    }
+
+    #[test]
+    fn the_nth_voiced_m_line_sends_from_the_nth_socket() {
+        let mut p = params();
+        p.labels = vec!["v".into(), "1".into(), "2".into(), "x".into()];
+        p.voices = vec![
+            None,
+            Some(StreamSender::Local),
+            Some(StreamSender::Remote),
+            None,
+        ];
+        let slots: Vec<_> = (0..4).map(|i| p.socket_slot(i)).collect();
+        assert_eq!(slots, vec![None, Some(0), Some(1), None]);
+        assert_eq!(
+            (0..4).map(|i| p.port_of(i)).collect::<Vec<_>>(),
+            vec![0, 30000, 30002, 0]
+        );
+        p.ports = vec![30000];
+        assert_eq!(
+            p.socket_slot(2),
+            Some(0),
+            "too few ports: the last is shared, and the stream sends from its socket"
+        );
+        p.ports.clear();
+        assert_eq!(p.socket_slot(1), None);
+        assert_eq!(p.port_of(1), 0);
     }
 
     #[test]

@@ -136,6 +136,7 @@ impl Engine {
         self.pending_recordings.remove(&id);
         self.forget_transfers(id);
         self.stop_following_focus(id);
+        self.leave_local_conference(id);
         self.tell_recordings(id, CallNote::Ended);
         self.cancel_timer(Timer::RecordingDeadline(id));
         self.end_media(id);

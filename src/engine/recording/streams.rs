@@ -45,13 +45,17 @@ impl Engine {
         }
         let cname = recording.cname.clone();
         let media_id = recording.media_id;
-        let voices = recording.offer.voices.clone();
+        let slots: Vec<Option<usize>> = (0..answered.len())
+            .map(|index| recording.offer.socket_slot(index))
+            .collect();
+        // In a conference what we send carries the other parties too.
+        let in_conference = !self.conference_peers(call).is_empty();
         let mut streams = Vec::new();
         for (index, stream) in answered.into_iter().enumerate() {
             if !stream.accepted {
                 continue;
             }
-            let Some(slot) = rs_sdp::stream_slot(&voices, index) else {
+            let Some(slot) = slots.get(index).copied().flatten() else {
                 continue;
             };
             let socket = MediaSocket::Recording {
@@ -89,6 +93,8 @@ impl Engine {
             // Each side's packets can be copied; a mixed voice is always encoded here.
             let copy = match (&call_formats, voice) {
                 (_, StreamSender::Both) | (None, _) => false,
+                // Our user's own voice is encoded afresh from the microphone.
+                (_, StreamSender::Local) if in_conference => false,
                 (Some((codec, _)), _) => codec.same_codec(&stream.codec),
             };
             if copy && let Some((codec, telephone_event)) = &call_formats {
@@ -165,6 +171,29 @@ impl Engine {
             let state = self.live_state(call);
             self.change_recording_state(call, media_id, state);
         }
+    }
+
+    /// The call joined a local conference: its recording's streams are built again, so that
+    /// the local user's stream carries the local user alone and not the mix we send.
+    pub(in crate::engine) fn recording_joined_conference(&mut self, call: CallId) {
+        let Some(recording) = self.recordings.get(&call) else {
+            return;
+        };
+        if recording.streams.is_empty() {
+            return;
+        }
+        let applied = recording.applied.clone();
+        let media_id = recording.media_id;
+        self.say_bye_on_streams(call, "the call joined a conference");
+        self.build_streams(call, applied);
+        self.events.push_back(Event::Warning {
+            call: Some(call),
+            message: "this call's recording keeps its own two voices (you and this party); \
+                      the other parties of the conference are not in it"
+                .into(),
+        });
+        let state = self.live_state(call);
+        self.change_recording_state(call, media_id, state);
     }
 
     /// The recorder's new description of the streams (its re-offer, or its answer to our

@@ -210,6 +210,96 @@ fn a_focus_is_subscribed_to_and_its_full_then_partial_notifications_make_the_ros
     assert_eq!(ok_responses_to_notify(&phone), 5);
 }
 
+/// Once we unsubscribed, a NOTIFY that is not the last one (it crossed the unsubscribe) is
+/// answered and the wait for the last one goes on; then the subscription is forgotten.
+#[test]
+fn after_the_unsubscribe_a_crossing_notify_does_not_keep_the_subscription_forever() {
+    let (mut phone, call) = call_with_focus();
+    let subscribe = subscribes(&phone).remove(0);
+    accept(&mut phone, &subscribe);
+    phone.hang_up_over_udp(call);
+    let full = conference_info(
+        1,
+        "full",
+        &user("sip:bob@example.com", "Bob", "connected", T0),
+    );
+    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 1, "active", &full));
+    assert_eq!(ok_responses_to_notify(&phone), 1);
+    phone.run_for(Duration::from_secs(40));
+    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 2, "active", &full));
+    let refused = phone
+        .messages()
+        .into_iter()
+        .filter(|(_, m)| m.status() == Some(481))
+        .count();
+    assert_eq!(
+        refused, 1,
+        "the subscription is gone: a late NOTIFY gets 481"
+    );
+}
+
+/// A NOTIFY that arrives before the 2xx sets up the subscription's dialog, route set
+/// included: our refreshes follow the focus's Record-Route.
+#[test]
+fn a_notify_before_the_2xx_sets_up_the_dialog_and_its_route() {
+    let (mut phone, _call) = call_with_focus();
+    let subscribe = subscribes(&phone).remove(0);
+    let mut first = notify(
+        &subscribe,
+        1,
+        "active;expires=600",
+        &conference_info(
+            1,
+            "full",
+            &user("sip:bob@example.com", "Bob", "connected", T0),
+        ),
+    );
+    first
+        .headers
+        .push("Record-Route", "<sip:192.0.2.3:5060;lr>");
+    phone.receive_from_far_end(udp(FAR_UDP), &first);
+    assert_eq!(rosters(&phone).len(), 1);
+    // The 2xx that follows, then the refresh time.
+    accept(&mut phone, &subscribe);
+    phone.run_for(Duration::from_secs(545));
+    let (to, refresh) = phone
+        .messages()
+        .into_iter()
+        .rev()
+        .find(|(_, m)| m.method() == Some(&Method::Subscribe))
+        .unwrap();
+    assert_ne!(refresh.cseq().unwrap().number, 1, "a refresh");
+    assert_eq!(
+        refresh.headers.get("Route"),
+        Some("<sip:192.0.2.3:5060;lr>")
+    );
+    assert_eq!(to, udp("192.0.2.3:5060"), "through the focus's proxy");
+}
+
+/// Someone who leaves and comes back is a new stay: the focus's join time left over from
+/// the first stay is not taken for the second.
+#[test]
+fn a_participant_who_comes_back_gets_a_new_stay_with_a_time_after_the_first() {
+    let (mut phone, _call) = call_with_focus();
+    let subscribe = subscribes(&phone).remove(0);
+    accept(&mut phone, &subscribe);
+    let bob = |status: &str, when: &str| user("sip:bob@example.com", "Bob", status, when);
+    let full = conference_info(1, "full", &bob("connected", T0));
+    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 1, "active", &full));
+    let leaves = conference_info(2, "partial", &bob("disconnected", T2));
+    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 2, "active", &leaves));
+    // Back, with the focus repeating the first join time.
+    let back = conference_info(3, "partial", &bob("connected", T0));
+    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 3, "active", &back));
+    let last = rosters(&phone).pop().unwrap();
+    assert_eq!(last.len(), 2, "two stays: {last:?}");
+    assert_eq!(last[0].2, Some(written(T2)));
+    assert!(
+        last[1].1 != written(T0) && last[1].2.is_none(),
+        "the second stay starts when it was heard: {last:?}"
+    );
+}
+
 #[test]
 fn a_missed_version_asks_for_the_full_state_again() {
     let (mut phone, _call) = call_with_focus();

@@ -9,6 +9,7 @@ use crate::sip::transport::Transport;
 
 mod admission;
 mod calls;
+mod conference;
 mod conference_watch;
 mod media;
 mod recorder_check;
