@@ -1,7 +1,10 @@
-//! A call into someone else's conference, recorded: sipp plays the focus (its Contact says
-//! `isfocus`, and a second sipp serves the conference state at that URI: a full notification,
-//! then partial ones as two parties join and one leaves), `verbatim srs` records. Each
-//! metadata version the recorder kept must list the roster of its moment, with the times.
+//! Conferences with real peers. Verbatim as the focus and mixer of its own conference: two
+//! baresip parties, each playing its own tone, merged; each must hear the other's tone and
+//! ours, never its own. Verbatim in someone else's conference, recorded: sipp plays the
+//! focus (its Contact says `isfocus`, and a second sipp serves the conference state at that
+//! URI: a full notification, then partial ones as two parties join and one leaves), `verbatim
+//! srs` records; each metadata version the recorder kept must list the roster of its moment,
+//! with the times.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,8 +17,9 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{
-    Peer, Scenario, free_port, read_recorded, recorded_call_args, sipp_scenario, start_recorder,
-    start_sipp_uas, start_verbatim, write_tone_wav,
+    Audio, Baresip, Peer, Scenario, baresip_recording, free_port, read_recorded,
+    recorded_call_args, sipp_scenario, start_baresip, start_recorder, start_sipp_uas,
+    start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata::{self, Metadata};
 
@@ -170,4 +174,86 @@ fn a_remote_conference_roster_reaches_the_recorder_as_parties_join_and_leave() {
         "joins and leave 2 s apart, in order: {carol_joined} {dave_joined} {carol_left}"
     );
     assert!(carol_left <= ended, "{carol_left} {ended}");
+}
+
+const VERBATIM_TONE: f64 = 1000.0;
+/// A tone counts as heard above this (a tone written at 0.3 of full scale reads about 0.3).
+const HEARD: f64 = 0.08;
+
+/// A baresip party that answers at once and plays `tone`; it records what it hears.
+fn party(name: &str, tone: f64) -> (Peer, u16) {
+    let port = free_port();
+    let mut peer = Peer::new(name);
+    let wav = peer.path("tone.wav");
+    write_tone_wav(&wav, 8000, 20_000, tone);
+    start_baresip(
+        &mut peer,
+        &Baresip {
+            port,
+            user: "party",
+            auto_answer: true,
+            wav: &wav,
+            quit_after_secs: 30,
+            commands: &[],
+        },
+    );
+    (peer, port)
+}
+
+/// What `audio` holds of each tone, for the message.
+fn levels(audio: &Audio, tones: &[f64]) -> String {
+    tones
+        .iter()
+        .map(|t| format!("{t} Hz: {:.3}", audio.tone(*t)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn a_local_conference_lets_each_party_hear_the_others_and_not_itself() {
+    let (alice_tone, bob_tone) = (440.0, 620.0);
+    let (mut alice, alice_port) = party("baresip-conference-alice", alice_tone);
+    let (mut bob, bob_port) = party("baresip-conference-bob", bob_tone);
+    let mut verbatim = Peer::new("verbatim-conference-focus");
+    let play = verbatim.path("tone.wav");
+    write_tone_wav(&play, 48000, 20_000, VERBATIM_TONE);
+    start_verbatim(
+        &mut verbatim,
+        [
+            "call",
+            &format!("sip:party@127.0.0.1:{alice_port}"),
+            "--conference-with",
+            &format!("sip:party@127.0.0.1:{bob_port}"),
+            "--conference-at",
+            "0",
+            "--codec",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--play",
+            &play.display().to_string(),
+            "--duration",
+            "8",
+        ],
+    );
+    verbatim.expect_success(TIMEOUT);
+    let stderr = verbatim.stderr();
+    assert!(stderr.contains("conference: 2 calls merged"), "{stderr}");
+    let tones = [alice_tone, bob_tone, VERBATIM_TONE];
+    for (peer, own, other) in [
+        (&mut alice, alice_tone, bob_tone),
+        (&mut bob, bob_tone, alice_tone),
+    ] {
+        peer.wait_for_output("terminated", Duration::from_secs(10));
+        let heard = baresip_recording(peer, "dec", Duration::from_secs(5));
+        let what = format!("{}: {}", peer.name(), levels(&heard, &tones));
+        // Shown with --nocapture: how far the levels are from the bounds.
+        eprintln!("{what}");
+        assert!(heard.tone(VERBATIM_TONE) > HEARD, "hears us: {what}");
+        assert!(heard.tone(other) > HEARD, "hears the other party: {what}");
+        assert!(
+            heard.tone(own) < heard.tone(other) / 4.0,
+            "does not hear itself: {what}"
+        );
+    }
 }

@@ -27,6 +27,9 @@ pub(super) struct CallOptions {
     pub(super) tls: TlsArgs,
     /// Transfer the other side to this target, this long after connecting.
     pub(super) transfer: Option<(Uri, Duration)>,
+    /// Also call this target and merge both calls into a conference, this long after the
+    /// first connects.
+    pub(super) conference: Option<(Uri, Duration)>,
 }
 
 async fn start_phone(
@@ -194,6 +197,7 @@ pub(super) async fn call(
         duration,
         tls,
         transfer,
+        conference,
     } = options;
     let target = parse_target(&target, account.as_ref())?;
     let server_name = target.host.trim_matches(['[', ']']).to_owned();
@@ -255,6 +259,25 @@ pub(super) async fn call(
             .clone()
             .map(|p| Credentials::new(a.auth_user.clone(), p))
     });
+    let second = match &conference {
+        Some((other, after)) => {
+            // The second party is reached as the first is: through the account's hop, or
+            // where its own URI says.
+            let other_destination = match account.as_ref() {
+                Some(a) if route.is_some() || a.registrar.is_some() => destination,
+                _ => resolve(other, transport).await?,
+            };
+            let outgoing = Outgoing {
+                target: other.clone(),
+                from: from.clone(),
+                destination: other_destination,
+                route: route.clone(),
+                credentials: credentials.clone(),
+            };
+            Some((outgoing, *after))
+        }
+        None => None,
+    };
     let outgoing = Outgoing {
         target,
         from,
@@ -266,7 +289,21 @@ pub(super) async fn call(
         .dial(outgoing, RecordFromStart::AsPolicySays)
         .await
         .map_err(Failure::new)?;
-    let outcome = run_call(&mut phone, call, duration, transfer, &loaded).await;
+    let second = match second {
+        Some((outgoing, after)) => {
+            let other = phone
+                .dial(outgoing, RecordFromStart::AsPolicySays)
+                .await
+                .map_err(Failure::new)?;
+            Some(Conference {
+                call: other,
+                merge_after: after,
+                connected: false,
+            })
+        }
+        None => None,
+    };
+    let outcome = run_call(&mut phone, call, duration, transfer, second, &loaded).await;
     phone.shut_down(SHUTDOWN_LIMIT).await;
     if let Some(recorder) = recorder {
         recorder.stop().await;
@@ -349,17 +386,57 @@ impl CallReport {
     }
 }
 
+/// The second call of `--conference-with`, and when to merge it with the first.
+struct Conference {
+    call: CallId,
+    merge_after: Duration,
+    connected: bool,
+}
+
+impl Conference {
+    /// Follows the second call; false once it has ended.
+    fn observe(&mut self, event: &Event) -> bool {
+        match event {
+            Event::CallState {
+                call,
+                state: CallState::Connected { .. },
+            } if *call == self.call && !self.connected => {
+                self.connected = true;
+                eprintln!("conference: the second call connected");
+            }
+            Event::CallEnded { call, reason } if *call == self.call => {
+                eprintln!("conference: the second call ended: {}", reason.text);
+                return false;
+            }
+            Event::LocalConference { members } if members.is_empty() => {
+                eprintln!("conference: ended");
+            }
+            Event::LocalConference { members } => {
+                eprintln!("conference: {} calls merged", members.len());
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
 async fn run_call(
     phone: &mut Phone,
     call: CallId,
     duration: u64,
     transfer: Option<(Uri, Duration)>,
+    mut second: Option<Conference>,
     loaded: &Loaded,
 ) -> Result<(), Failure> {
     let mut report = CallReport::default();
     loop {
         let event = next_event(phone, Duration::from_secs(300)).await?;
         report.observe(call, &event);
+        if let Some(conference) = second.as_mut()
+            && !conference.observe(&event)
+        {
+            second = None;
+        }
         match event {
             Event::CallState {
                 call: c,
@@ -401,11 +478,29 @@ async fn run_call(
     let mut transfer_at = transfer
         .as_ref()
         .map_or(far, |(_, after)| connected_at + *after);
+    let mut merge_at = second
+        .as_ref()
+        .map_or(far, |c| connected_at + c.merge_after);
+    // The merge is due but the second call is not up yet: merge when it is.
+    let mut merge_when_up = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(hang_up_at) => {
                 send(phone, Command::Hangup { call })?;
+                if let Some(conference) = &second {
+                    send(phone, Command::Hangup { call: conference.call })?;
+                }
                 break;
+            }
+            () = tokio::time::sleep_until(merge_at) => {
+                merge_at = far;
+                match &second {
+                    Some(conference) if conference.connected => {
+                        send(phone, Command::Merge { call, with: conference.call })?;
+                    }
+                    Some(_) => merge_when_up = true,
+                    None => {}
+                }
             }
             () = tokio::time::sleep_until(transfer_at) => {
                 transfer_at = far;
@@ -434,6 +529,14 @@ async fn run_call(
                 Some(event) => {
                     accept_recorder(phone, &event).await?;
                     report.observe(call, &event);
+                    if let Some(conference) = second.as_mut() {
+                        if !conference.observe(&event) {
+                            second = None;
+                        } else if merge_when_up && conference.connected {
+                            merge_when_up = false;
+                            send(phone, Command::Merge { call, with: conference.call })?;
+                        }
+                    }
                 }
                 None => return Err(Failure::new("the engine stopped")),
             }

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use std::sync::Mutex;
 
 use crate::audio::{DeviceConfig, WavSink, WavSource, start_devices};
-use crate::driver::media::{AudioFactory, CallAudio, DeviceCallAudio, Ringer};
+use crate::driver::media::{AudioFactory, CallAudio, CardStep, DeviceCallAudio, Ringer};
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
 
@@ -174,10 +174,16 @@ pub(crate) fn device_audio(
         volumes: volumes.clone(),
         ports: ports.clone(),
     };
+    // One step of the card for all the calls on it.
+    let card = Arc::new(Mutex::new(CardStep::default()));
     let factory: AudioFactory = Arc::new(move |_call| {
         // The factory owns the audio thread: the devices stay open while calls can happen.
         let _keep = &holder;
-        Box::new(DeviceCallAudio::new(ports.clone(), volumes.clone())) as Box<dyn CallAudio>
+        Box::new(DeviceCallAudio::new(
+            ports.clone(),
+            volumes.clone(),
+            card.clone(),
+        )) as Box<dyn CallAudio>
     });
     Ok(AudioSetup {
         factory: Some(factory),

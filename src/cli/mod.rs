@@ -114,6 +114,18 @@ enum CliCommand {
             requires = "transfer_to"
         )]
         transfer_at: u64,
+        /// Also call this SIP URI (or number) and merge both calls into a conference, with
+        /// this phone as its focus and mixer: each party hears the other and us.
+        #[arg(long, value_name = "TARGET")]
+        conference_with: Option<String>,
+        /// Seconds after the first call connects to merge (once both are up).
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = 0,
+            requires = "conference_with"
+        )]
+        conference_at: u64,
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -396,6 +408,8 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             duration,
             transfer_to,
             transfer_at,
+            conference_with,
+            conference_at,
             config,
             tls,
             media,
@@ -410,6 +424,12 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                         .map(|uri| (uri, Duration::from_secs(transfer_at)))
                 })
                 .transpose()?;
+            let conference = conference_with
+                .map(|target| {
+                    parse_target(&target, loaded.account.as_ref())
+                        .map(|uri| (uri, Duration::from_secs(conference_at)))
+                })
+                .transpose()?;
             let options = CallOptions {
                 from,
                 listen,
@@ -417,6 +437,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                 duration,
                 tls,
                 transfer,
+                conference,
             };
             call(target, options, loaded).await
         }

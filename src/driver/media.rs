@@ -17,6 +17,12 @@ pub trait CallAudio: Send {
     fn play(&mut self, frame: &[f32]);
     /// The call ended: flush what was written.
     fn finish(&mut self) {}
+    /// A 20 ms step of every call begins (`step` counts them). Audio that several calls
+    /// share (the sound card) reads the microphone once per step for all of them, and sums
+    /// what they play.
+    fn begin_step(&mut self, _step: u64) {}
+    /// The step ended: what the calls played goes out.
+    fn end_step(&mut self) {}
 }
 
 /// Makes the audio for each new call.
@@ -171,6 +177,21 @@ pub struct DeviceCallAudio {
     ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
     volumes: Arc<crate::audio::Volumes>,
     scaled: Vec<f32>,
+    /// What every call on the card shares in one step.
+    card: Arc<std::sync::Mutex<CardStep>>,
+    step: u64,
+}
+
+/// One step of the sound card, shared by the calls on it: two calls (call waiting, a
+/// conference) each get the same microphone frame instead of every other one, and the
+/// speaker gets their sum once instead of a frame from each.
+#[derive(Debug, Default)]
+pub struct CardStep {
+    /// The step whose microphone frame `captured` is.
+    captured_in: Option<u64>,
+    captured: Vec<f32>,
+    /// What the calls played in the step not yet sent to the speaker.
+    mix: Vec<f32>,
 }
 
 /// Frames of capture backlog tolerated before one is dropped.
@@ -183,20 +204,22 @@ impl core::fmt::Debug for DeviceCallAudio {
 }
 
 impl DeviceCallAudio {
+    /// The audio of one call on the card; every call on it shares `card`.
     pub fn new(
         ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
         volumes: Arc<crate::audio::Volumes>,
+        card: Arc<std::sync::Mutex<CardStep>>,
     ) -> DeviceCallAudio {
         DeviceCallAudio {
             ports,
             volumes,
             scaled: Vec::new(),
+            card,
+            step: 0,
         }
     }
-}
 
-impl CallAudio for DeviceCallAudio {
-    fn capture(&mut self, frame: &mut [f32]) {
+    fn read_microphone(&self, frame: &mut [f32]) {
         // The lock is the driver's own (the audio callbacks never take it).
         let Ok(mut ports) = self.ports.lock() else {
             frame.fill(0.0);
@@ -212,11 +235,50 @@ impl CallAudio for DeviceCallAudio {
         }
         self.volumes.apply_input(frame);
     }
+}
+
+impl CallAudio for DeviceCallAudio {
+    fn begin_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    fn capture(&mut self, frame: &mut [f32]) {
+        let Ok(mut card) = self.card.lock() else {
+            frame.fill(0.0);
+            return;
+        };
+        if card.captured_in != Some(self.step) || card.captured.len() != frame.len() {
+            self.read_microphone(frame);
+            card.captured.clear();
+            card.captured.extend_from_slice(frame);
+            card.captured_in = Some(self.step);
+        } else {
+            frame.copy_from_slice(&card.captured);
+        }
+    }
 
     fn play(&mut self, frame: &[f32]) {
-        // Reused frame to frame: no allocation after the first.
+        if let Ok(mut card) = self.card.lock() {
+            if card.mix.len() != frame.len() {
+                card.mix = vec![0.0; frame.len()];
+            }
+            crate::media::mix_into(&mut card.mix, frame);
+        }
+    }
+
+    fn end_step(&mut self) {
+        let Ok(mut card) = self.card.lock() else {
+            return;
+        };
+        if card.mix.is_empty() {
+            return;
+        }
+        // Reused step to step: no allocation after the first.
         self.scaled.clear();
-        self.scaled.extend_from_slice(frame);
+        self.scaled.extend_from_slice(&card.mix);
+        card.mix.fill(0.0);
+        card.mix.clear();
+        drop(card);
         self.volumes.apply_output(&mut self.scaled);
         if let Ok(mut ports) = self.ports.lock() {
             // A full ring means the card is behind: dropping this frame keeps the delay short.
@@ -252,5 +314,58 @@ impl Ringer {
 impl core::fmt::Debug for Ringer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Ringer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::AudioPorts;
+    use rtrb::{Consumer, Producer};
+
+    const FRAME: usize = crate::media::FRAME_SAMPLES;
+
+    /// Two calls' audio on one card, and the card's own ends of its rings.
+    fn two_calls_on_a_card() -> (
+        DeviceCallAudio,
+        DeviceCallAudio,
+        Producer<f32>,
+        Consumer<f32>,
+    ) {
+        let (ports, card_side) = AudioPorts::pair();
+        let ports = Arc::new(std::sync::Mutex::new(ports));
+        let volumes = Arc::new(crate::audio::Volumes::default());
+        let card = Arc::new(std::sync::Mutex::new(CardStep::default()));
+        let call = || DeviceCallAudio::new(ports.clone(), volumes.clone(), card.clone());
+        (call(), call(), card_side.capture, card_side.playback)
+    }
+
+    #[test]
+    fn calls_on_one_card_share_each_steps_microphone_frame_and_sum_into_one_speaker_frame() {
+        let (mut first, mut second, mut microphone, mut speaker) = two_calls_on_a_card();
+        for step in 1..=3u64 {
+            for n in 0..FRAME {
+                let sample = step as f32 / 10.0 + n as f32 * 1e-6;
+                microphone.push(sample).unwrap();
+            }
+            for call in [&mut first, &mut second] {
+                call.begin_step(step);
+            }
+            let (mut a, mut b) = ([0.0f32; FRAME], [0.0f32; FRAME]);
+            first.capture(&mut a);
+            second.capture(&mut b);
+            assert_eq!(a, b, "step {step}: both calls get the same frame");
+            assert!(
+                (a[0] - step as f32 / 10.0).abs() < 1e-6,
+                "and the step's own"
+            );
+            first.play(&[0.25; FRAME]);
+            second.play(&[0.5; FRAME]);
+            first.end_step();
+            second.end_step();
+            let played: Vec<f32> = std::iter::from_fn(|| speaker.pop().ok()).collect();
+            assert_eq!(played.len(), FRAME, "step {step}: one frame to the speaker");
+            assert!(played.iter().all(|s| (*s - 0.75).abs() < 1e-6), "their sum");
+        }
     }
 }

@@ -272,6 +272,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         tls_connectors: HashMap::new(),
         recording_latency: driver.recording_latency.clone(),
         recordings: HashMap::new(),
+        media_steps: 0,
         events: event_tx,
         advertised_ip,
     };
@@ -314,6 +315,8 @@ struct DriverLoop {
     recording_latency: Option<Arc<RecordingLatency>>,
     /// The recordings' media ids, with when each was asked for until its first packet.
     recordings: HashMap<RecordingId, Option<Instant>>,
+    /// 20 ms media steps so far: calls sharing the sound card share each step's frames.
+    media_steps: u64,
     events: mpsc::UnboundedSender<Event>,
     advertised_ip: core::net::IpAddr,
 }
@@ -488,6 +491,17 @@ impl DriverLoop {
 
     /// One 20 ms step for every call with media: capture in, playback out.
     fn tick_media(&mut self, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
+        self.media_steps += 1;
+        for io in self.media.values_mut() {
+            io.audio.begin_step(self.media_steps);
+        }
+        self.tick_calls(stream_tx);
+        for io in self.media.values_mut() {
+            io.audio.end_step();
+        }
+    }
+
+    fn tick_calls(&mut self, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
         if let Some(ringer) = &self.ringer
             && !self.ringing.is_empty()
         {

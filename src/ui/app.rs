@@ -151,6 +151,27 @@ impl VerbatimApp {
                 ui.ctx().request_repaint_after(Duration::from_secs(1));
             }
         }
+        if !self.model.local_conference.is_empty() {
+            ui.separator();
+            ui.label(format!(
+                "Conference: you and {} parties; each hears everyone else",
+                self.model.local_conference.len()
+            ));
+        }
+        if let Some((call, with)) = self.model.merge_candidates() {
+            let label = if self.model.local_conference.is_empty() {
+                "Merge calls into a conference"
+            } else {
+                "Add the call to the conference"
+            };
+            if ui
+                .button(label)
+                .on_hover_text("Everyone hears everyone; held calls are resumed")
+                .clicked()
+            {
+                self.bridge.send(UiCommand::Merge(call, with));
+            }
+        }
         self.shortcuts(ui, &calls);
         ui.separator();
         self.history(ui);

@@ -36,6 +36,8 @@ pub enum UiCommand {
     Dtmf(CallId, String),
     /// Blind transfer: the other side of the call is asked to call this target instead.
     Transfer(CallId, String),
+    /// Merge the two calls into a conference (this phone mixes).
+    Merge(CallId, CallId),
     /// "Test recorder": this recorder URI (empty: the built-in recorder) is asked OPTIONS
     /// and given a short test recording session.
     CheckRecorder(String),
@@ -627,6 +629,7 @@ async fn carry_out(
         UiCommand::Hold(call, true) => Command::Hold { call },
         UiCommand::Hold(call, false) => Command::Resume { call },
         UiCommand::Dtmf(call, digits) => Command::SendDtmf { call, digits },
+        UiCommand::Merge(call, with) => Command::Merge { call, with },
         UiCommand::Transfer(call, input) => Command::Transfer {
             call,
             target: account.complete(&input)?,

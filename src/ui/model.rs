@@ -95,6 +95,8 @@ pub struct Model {
     pub account: Option<String>,
     /// Its registration as the engine last reported it.
     pub registration: Option<RegistrationState>,
+    /// The calls merged into our own conference (empty: none).
+    pub local_conference: Vec<CallId>,
 }
 
 impl Model {
@@ -131,6 +133,28 @@ impl Model {
 
     pub fn call(&self, id: CallId) -> Option<&CallView> {
         self.calls.iter().find(|c| c.id == id)
+    }
+
+    /// Two connected calls that Merge would put together: one in the conference (when there
+    /// is one) or the oldest, and the newest connected call not in it.
+    pub fn merge_candidates(&self) -> Option<(CallId, CallId)> {
+        let connected: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|c| c.is_connected())
+            .map(|c| c.id)
+            .collect();
+        let outside = connected
+            .iter()
+            .rev()
+            .find(|c| !self.local_conference.contains(c))
+            .copied()?;
+        let inside = self
+            .local_conference
+            .first()
+            .copied()
+            .or_else(|| connected.iter().find(|c| **c != outside).copied())?;
+        (inside != outside).then_some((inside, outside))
     }
 
     /// The call the controls act on: the newest one that has not ended.
@@ -183,6 +207,7 @@ impl Model {
                     view.gap_list = gaps.clone();
                 }
             }
+            Event::LocalConference { members } => self.local_conference = members.clone(),
             Event::ConferenceRoster { call, members } => {
                 if let Some(view) = self.call_mut(*call) {
                     view.conference = members.clone();
@@ -779,6 +804,52 @@ mod tests {
             saved[1].conference_note.as_deref(),
             Some("the focus refused (489 Bad Event)")
         );
+    }
+
+    #[test]
+    fn merge_is_offered_for_two_connected_calls_and_then_for_a_third() {
+        let mut model = Model::default();
+        let now = Instant::now();
+        let connected = CallState::Connected {
+            local_hold: false,
+            remote_hold: false,
+        };
+        let (a, b, c) = (CallId(7), CallId(8), CallId(9));
+        model.dialled(a, "sip:a@x".into());
+        model.on_event(
+            &Event::CallState {
+                call: a,
+                state: connected,
+            },
+            now,
+        );
+        assert_eq!(model.merge_candidates(), None, "one call");
+        model.dialled(b, "sip:b@x".into());
+        assert_eq!(model.merge_candidates(), None, "the second still rings");
+        model.on_event(
+            &Event::CallState {
+                call: b,
+                state: connected,
+            },
+            now,
+        );
+        assert_eq!(model.merge_candidates(), Some((a, b)));
+        model.on_event(
+            &Event::LocalConference {
+                members: vec![a, b],
+            },
+            now,
+        );
+        assert_eq!(model.merge_candidates(), None, "both are in it");
+        model.dialled(c, "sip:c@x".into());
+        model.on_event(
+            &Event::CallState {
+                call: c,
+                state: connected,
+            },
+            now,
+        );
+        assert_eq!(model.merge_candidates(), Some((a, c)), "the third joins");
     }
 
     #[test]
