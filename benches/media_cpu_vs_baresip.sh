@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CPU per call-second of one phone's side of a call, Verbatim next to baresip, on this machine
-# in the same run. Both use file audio on 127.0.0.1. Usage:
+# in the same run. Both play the same file on 127.0.0.1. Usage:
 #   benches/media_cpu_vs_baresip.sh [SECONDS] [CODEC]      (defaults: 20 pcmu)
 # Prints one JSON line per phone.
 set -euo pipefail
@@ -19,9 +19,10 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 sox -n -r "$rate" -c "$channels" -b 16 "$work/tone.wav" synth "$((seconds + 10))" sine 440 vol 0.5
 
-# One call of verbatim (both ends in one process; the figure is per side).
+# One call of verbatim (both ends in one process; the figure is per side), playing the file
+# baresip plays. It exits non-zero, with the reason, when it could not measure a figure.
 target/release/verbatim bench --calls 1 --duration "$seconds" --codec "$codec" \
-    | sed 's/^/{"phone":"verbatim",/; s/,{/,/'
+    --play "$work/tone.wav" | sed 's/^/{"phone":"verbatim",/; s/,{/,/'
 
 # One call between two baresip processes; CPU of both, halved.
 port_a=27060; port_b=27070
@@ -55,10 +56,25 @@ baresip -f "$work/a" -n 127.0.0.1 -t "$((seconds + 6))" -e "/dial sip:peer@127.0
     </dev/null >"$work/a.log" 2>&1 &
 pid_a=$!
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-sleep 3   # call set-up, excluded
+# A figure for a call that never connected would measure two idle processes.
+for _ in $(seq 1 50); do
+    grep -q "Call established" "$work/a.log" && break
+    sleep 0.2
+done
+if ! grep -q "Call established" "$work/a.log"; then
+    echo "baresip's call did not connect within 10 s; its log:" >&2
+    cat "$work/a.log" >&2
+    exit 1
+fi
+sleep 2   # the rest of call set-up, excluded
 start_a=$(cpu $pid_a); start_b=$(cpu $pid_b)
 sleep "$seconds"
 end_a=$(cpu $pid_a); end_b=$(cpu $pid_b)
+if grep -q "terminated\|Call closed" "$work/a.log"; then
+    echo "baresip's call ended before the measurement did; its log:" >&2
+    cat "$work/a.log" >&2
+    exit 1
+fi
 ticks=$(getconf CLK_TCK)
 awk -v a=$((end_a - start_a)) -v b=$((end_b - start_b)) -v t="$ticks" -v s="$seconds" -v c="$codec" \
     'BEGIN { ms = (a + b) * 1000 / t; printf "{\"phone\":\"baresip\",\"codec\":\"%s\",\"duration_s\":%d,\"cpu_ms_per_call_s\":%.3f,\"cpu_ms_total\":%.1f}\n", c, s, ms / s / 2, ms }'

@@ -105,31 +105,50 @@ impl Recorder {
         })
     }
 
-    /// Stops the recorder and sums what its summaries say: (received, lost).
-    async fn finish(mut self) -> (u64, u64) {
+    /// Stops the recorder and sums what its summaries say: (received, lost). Fails when a
+    /// recording it should have kept cannot be read: a figure it cannot back is no figure.
+    async fn finish(mut self, recordings: usize) -> Result<(u64, u64), Failure> {
         // Its sessions ended with the calls' BYEs; give the summaries a moment, then stop.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _ = self.child.kill().await;
-        let mut totals = (0, 0);
+        let totals = self.read_totals(recordings);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.key_file);
+        totals
+    }
+
+    fn read_totals(&self, recordings: usize) -> Result<(u64, u64), Failure> {
         let source = crate::archive::key::KeySource::File(self.key_file.clone());
-        let keys: Vec<_> = crate::archive::key::RecordingsKey::load(&source)
-            .ok()
-            .flatten()
-            .map(|key| key.identity().clone())
-            .into_iter()
-            .collect();
-        for folder in crate::archive::session::session_folders(&self.dir) {
-            let Ok(summary) = crate::archive::session::read_summary(&folder, &keys) else {
-                continue;
-            };
+        let keys: Vec<_> = match crate::archive::key::RecordingsKey::load(&source) {
+            Ok(Some(key)) => vec![key.identity().clone()],
+            Ok(None) => return Err(Failure::new("bench: the recorder's key is gone")),
+            Err(error) => {
+                return Err(Failure::new(format!(
+                    "bench: cannot read the recorder's key: {error}"
+                )));
+            }
+        };
+        let folders = crate::archive::session::session_folders(&self.dir);
+        if folders.len() < recordings {
+            return Err(Failure::new(format!(
+                "bench: the recorder kept {} recordings of {recordings}",
+                folders.len()
+            )));
+        }
+        let mut totals = (0, 0);
+        for folder in folders {
+            let summary = crate::archive::session::read_summary(&folder, &keys).map_err(|e| {
+                Failure::new(format!(
+                    "bench: cannot read the recorder's summary in {}: {e}",
+                    folder.display()
+                ))
+            })?;
             for label in &summary.labels {
                 totals.0 += label.packets_received;
                 totals.1 += label.packets_lost;
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_file(&self.key_file);
-        totals
+        Ok(totals)
     }
 }
 
@@ -285,7 +304,7 @@ pub(super) async fn run(
             baseline.insert(call, stats);
         }
     }
-    let cpu_before = process_cpu();
+    let cpu_before = process_cpu()?;
     let measure_until = tokio::time::Instant::now() + Duration::from_secs(duration);
     loop {
         tokio::select! {
@@ -294,7 +313,7 @@ pub(super) async fn run(
             () = tokio::time::sleep_until(measure_until) => break,
         }
     }
-    let cpu_used = process_cpu().saturating_sub(cpu_before);
+    let cpu_used = process_cpu()?.saturating_sub(cpu_before);
     for call in &dialled {
         super::calls::send(&mut caller, Command::Hangup { call: *call })?;
     }
@@ -321,13 +340,37 @@ pub(super) async fn run(
     answerer.shut_down(super::calls::SHUTDOWN_LIMIT).await;
 
     let recorder_report = match recorder {
-        Some(recorder) => Some(recorder.finish().await),
+        Some(recorder) => Some(recorder.finish(recording.len()).await?),
         None => None,
     };
     let samples = latency.sorted();
     let recorded = recorder_report.is_some();
     let rs_lag = recording_latency.lag.sorted();
     let first_packet = recording_latency.first_packet.sorted();
+    let frame_to_packet = |p| {
+        percentile(&samples, p).ok_or_else(|| {
+            Failure::new("bench: no frame reached the network: no latency to report")
+        })
+    };
+    let (frame_to_packet_us_p50, frame_to_packet_us_p99) =
+        (frame_to_packet(50)?, frame_to_packet(99)?);
+    let recording_figures = if recorded {
+        let lag = |p| {
+            percentile(&rs_lag, p).ok_or_else(|| {
+                Failure::new("bench: no recording packet left: no recording lag to report")
+            })
+        };
+        let first = |p| {
+            percentile(&first_packet, p)
+                .map(|us| f64::from(us) / 1000.0)
+                .ok_or_else(|| {
+                    Failure::new("bench: no recording sent its first packet: no start time")
+                })
+        };
+        Some((lag(50)?, lag(99)?, first(50)?, first(99)?))
+    } else {
+        None
+    };
     let cpu_ms = cpu_used.as_secs_f64() * 1000.0;
     let call_seconds = f64::from(calls) * duration as f64;
     let report = BenchReport {
@@ -341,18 +384,16 @@ pub(super) async fn run(
         packets_lost: stats.values().map(|s| s.packets_lost.max(0)).sum(),
         late_frames: since_baseline(&stats, &baseline, |s| s.late_packets),
         concealed_frames: since_baseline(&stats, &baseline, |s| s.concealed_frames),
-        peak_rss_kb: peak_rss_kb(),
-        frame_to_packet_us_p50: percentile(&samples, 50),
-        frame_to_packet_us_p99: percentile(&samples, 99),
+        peak_rss_kb: peak_rss_kb()?,
+        frame_to_packet_us_p50,
+        frame_to_packet_us_p99,
         recorded_calls: recording.len(),
         rs_packets_received: recorder_report.as_ref().map(|r| r.0),
         rs_packets_lost: recorder_report.as_ref().map(|r| r.1),
-        rs_lag_p50_us: recorded.then(|| percentile(&rs_lag, 50)),
-        rs_lag_p99_us: recorded.then(|| percentile(&rs_lag, 99)),
-        record_to_first_rs_packet_ms_p50: recorded
-            .then(|| f64::from(percentile(&first_packet, 50)) / 1000.0),
-        record_to_first_rs_packet_ms_p99: recorded
-            .then(|| f64::from(percentile(&first_packet, 99)) / 1000.0),
+        rs_lag_p50_us: recording_figures.map(|f| f.0),
+        rs_lag_p99_us: recording_figures.map(|f| f.1),
+        record_to_first_rs_packet_ms_p50: recording_figures.map(|f| f.2),
+        record_to_first_rs_packet_ms_p99: recording_figures.map(|f| f.3),
     };
     match serde_json::to_string(&report) {
         Ok(line) => println!("{line}"),
@@ -426,41 +467,39 @@ fn since_baseline(
         .sum()
 }
 
-fn percentile(sorted: &[u32], percent: usize) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let index = (sorted.len() * percent / 100).min(sorted.len() - 1);
-    sorted.get(index).copied().unwrap_or(0)
+/// The sample at `percent` of `sorted`; None when there are no samples.
+fn percentile(sorted: &[u32], percent: usize) -> Option<u32> {
+    let index = (sorted.len() * percent / 100).min(sorted.len().checked_sub(1)?);
+    sorted.get(index).copied()
 }
 
 /// User plus system CPU time of this process, from /proc (Linux).
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = [11usize, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    // The kernel reports in clock ticks of 1/100 s on Linux (USER_HZ).
-    Duration::from_millis(ticks * 10)
+fn process_cpu() -> Result<Duration, Failure> {
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| Failure::new(format!("bench: cannot read /proc/self/stat: {e}")))?;
+    cpu_of_stat(&stat).ok_or_else(|| Failure::new(format!("bench: /proc/self/stat reads {stat:?}")))
 }
 
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// utime + stime of a `/proc/PID/stat` line.
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let (_, after) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    // The kernel reports in clock ticks of 1/100 s on Linux (USER_HZ).
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+fn peak_rss_kb() -> Result<u64, Failure> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| Failure::new(format!("bench: cannot read /proc/self/status: {e}")))?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Failure::new("bench: /proc/self/status has no VmHWM"))
 }
 
 #[cfg(test)]
@@ -470,9 +509,17 @@ mod tests {
     #[test]
     fn percentiles_of_sorted_samples() {
         let samples: Vec<u32> = (1..=100).collect();
-        assert_eq!(percentile(&samples, 50), 51);
-        assert_eq!(percentile(&samples, 99), 100);
-        assert_eq!(percentile(&[], 99), 0);
+        assert_eq!(percentile(&samples, 50), Some(51));
+        assert_eq!(percentile(&samples, 99), Some(100));
+        assert_eq!(percentile(&[], 99), None, "no samples is no figure, not 0");
+    }
+
+    #[test]
+    fn a_stat_line_it_cannot_read_is_no_cpu_figure() {
+        let line = "42 (verbatim bench) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0";
+        assert_eq!(cpu_of_stat(line), Some(Duration::from_millis(3000)));
+        assert_eq!(cpu_of_stat("42 (verbatim) S 1"), None);
+        assert_eq!(cpu_of_stat("garbage"), None);
     }
 
     #[test]
@@ -483,7 +530,7 @@ mod tests {
             x = x.wrapping_add(1);
         }
         assert!(x > 0);
-        assert!(process_cpu() > Duration::ZERO);
-        assert!(peak_rss_kb() > 0);
+        assert!(process_cpu().is_ok_and(|cpu| cpu > Duration::ZERO));
+        assert!(peak_rss_kb().is_ok_and(|kb| kb > 0));
     }
 }

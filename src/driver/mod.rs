@@ -146,7 +146,7 @@ pub struct Handle {
     pub events: mpsc::UnboundedReceiver<Event>,
     /// The addresses the driver actually bound.
     pub listeners: Vec<Destination>,
-    binds: mpsc::UnboundedSender<MediaBind>,
+    binds: mpsc::UnboundedSender<MediaRequest>,
 }
 
 impl Handle {
@@ -156,18 +156,29 @@ impl Handle {
     pub async fn bind_media(&self, socket: MediaSocket) -> Result<u16, String> {
         let (reply, bound) = tokio::sync::oneshot::channel();
         self.binds
-            .send(MediaBind { socket, reply })
+            .send(MediaRequest::Bind { socket, reply })
             .map_err(|_| "the phone has stopped".to_owned())?;
         bound
             .await
             .map_err(|_| "the phone has stopped".to_owned())?
     }
+
+    /// Releases a socket pair bound for something that will not start after all (a
+    /// recording whose other streams could not be bound).
+    pub fn release_media(&self, socket: MediaSocket) {
+        // A stopped phone has released everything already.
+        let _ = self.binds.send(MediaRequest::Release(socket));
+    }
 }
 
-/// A front end asks for a media socket pair ([`Handle::bind_media`]).
-struct MediaBind {
-    socket: MediaSocket,
-    reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
+/// What a front end asks of the media sockets ([`Handle::bind_media`],
+/// [`Handle::release_media`]).
+enum MediaRequest {
+    Bind {
+        socket: MediaSocket,
+        reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
+    },
+    Release(MediaSocket),
 }
 
 enum StreamNote {
@@ -327,7 +338,7 @@ impl DriverLoop {
         tcp: TcpListener,
         tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        mut binds: mpsc::UnboundedReceiver<MediaBind>,
+        mut binds: mpsc::UnboundedReceiver<MediaRequest>,
     ) {
         let (stream_tx, mut stream_rx) = mpsc::unbounded_channel::<StreamNote>();
         if let Some((listener, acceptor)) = tls {
@@ -392,10 +403,18 @@ impl DriverLoop {
                     }
                     None => None,
                 },
-                Some(bind) = binds.recv() => {
-                    let bound = self.bind_media(bind.socket, &media_tx).await;
-                    // A caller that stopped waiting leaves the sockets to the engine's end of them.
-                    let _ = bind.reply.send(bound);
+                Some(request) = binds.recv() => {
+                    match request {
+                        MediaRequest::Bind { socket, reply } => {
+                            let bound = self.bind_media(socket, &media_tx).await;
+                            // A caller that stopped waiting leaves the sockets to the
+                            // engine's end of them.
+                            let _ = reply.send(bound);
+                        }
+                        MediaRequest::Release(socket) => {
+                            self.media.remove(&socket);
+                        }
+                    }
                     None
                 }
                 command = commands.recv() => match command {

@@ -264,7 +264,20 @@ impl Phone {
         let mut ports = Vec::with_capacity(count);
         for stream in 0..count {
             let socket = MediaSocket::Recording { recording, stream };
-            ports.push(self.handle.bind_media(socket).await?);
+            match self.handle.bind_media(socket).await {
+                Ok(port) => ports.push(port),
+                Err(error) => {
+                    // No recording will start to release the ones already bound.
+                    for earlier in 0..stream {
+                        let socket = MediaSocket::Recording {
+                            recording,
+                            stream: earlier,
+                        };
+                        self.handle.release_media(socket);
+                    }
+                    return Err(error);
+                }
+            }
         }
         Ok(ports)
     }
