@@ -27,10 +27,14 @@ struct BenchReport {
     duration_s: u64,
     codec: String,
     srtp: bool,
+    /// The calling side's calls were merged into one conference that it mixes.
+    conference: bool,
     /// CPU time of this process (both ends of every call) per call-second, divided by two
     /// so that it is the cost of one phone's side of one call.
     cpu_ms_per_call_s: f64,
     cpu_ms_total: f64,
+    /// CPU time of this process (every side of every call) per second of the measurement.
+    cpu_ms_per_s: f64,
     packets_sent: u64,
     packets_lost: i64,
     /// Frames late or concealed during the measured time (after setup settled).
@@ -179,7 +183,13 @@ pub(super) async fn run(
     srtp: SrtpPolicy,
     play: Option<std::path::PathBuf>,
     record: bool,
+    conference: bool,
 ) -> Result<(), Failure> {
+    if conference && calls < 2 {
+        return Err(Failure::usage(
+            "bench: --conference needs --calls 2 or more",
+        ));
+    }
     // The recorder runs as its own process so this process's CPU is the phones' alone.
     let recorder = if record {
         Some(Recorder::start().await?)
@@ -258,6 +268,34 @@ pub(super) async fn run(
                 return Err(Failure::new(format!(
                     "bench: only {} of {calls} calls connected in 60 s", connected.len()
                 )));
+            }
+        }
+    }
+    if conference {
+        // Every call joins the first one's conference: the caller mixes them all.
+        let mut members = dialled.iter().copied();
+        if let Some(first) = members.next() {
+            for with in members {
+                super::calls::send(&mut caller, Command::Merge { call: first, with })?;
+            }
+        }
+        // A figure for calls that did not merge would not be a conference's.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            tokio::select! {
+                event = caller.handle.events.recv() => match event {
+                    Some(Event::LocalConference { members })
+                        if members.len() == dialled.len() => break,
+                    Some(Event::Warning { message, .. }) => {
+                        return Err(Failure::new(format!("bench: the merge failed: {message}")));
+                    }
+                    Some(_) => {}
+                    None => return Err(Failure::new("bench: the calling engine stopped")),
+                },
+                _ = answerer.handle.events.recv() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Failure::new("bench: the calls did not merge in 10 s"));
+                }
             }
         }
     }
@@ -378,8 +416,10 @@ pub(super) async fn run(
         duration_s: duration,
         codec: codec_name,
         srtp: stats.values().any(|s| s.srtp),
+        conference,
         cpu_ms_per_call_s: cpu_ms / call_seconds / 2.0,
         cpu_ms_total: cpu_ms,
+        cpu_ms_per_s: cpu_ms / duration as f64,
         packets_sent: stats.values().map(|s| s.packets_sent).sum(),
         packets_lost: stats.values().map(|s| s.packets_lost.max(0)).sum(),
         late_frames: since_baseline(&stats, &baseline, |s| s.late_packets),

@@ -168,6 +168,9 @@ enum CliCommand {
         /// Record every call to a built-in recorder running as a separate process.
         #[arg(long)]
         record: bool,
+        /// Merge the calling side's calls into one conference (it mixes them all).
+        #[arg(long)]
+        conference: bool,
     },
     /// List the sound devices; their names go in the configuration's [audio] section.
     Devices,
@@ -461,6 +464,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             srtp,
             play,
             record,
+            conference,
         } => {
             bench::run(
                 calls,
@@ -469,6 +473,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
                 srtp.policy(),
                 play,
                 record,
+                conference,
             )
             .await
         }
