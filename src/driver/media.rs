@@ -190,8 +190,9 @@ pub struct CardStep {
     /// The step whose microphone frame `captured` is.
     captured_in: Option<u64>,
     captured: Vec<f32>,
-    /// What the calls played in the step not yet sent to the speaker.
+    /// What the calls played in the step, not yet sent to the speaker.
     mix: Vec<f32>,
+    mixed: bool,
 }
 
 /// Frames of capture backlog tolerated before one is dropped.
@@ -259,10 +260,10 @@ impl CallAudio for DeviceCallAudio {
 
     fn play(&mut self, frame: &[f32]) {
         if let Ok(mut card) = self.card.lock() {
-            if card.mix.len() != frame.len() {
-                card.mix = vec![0.0; frame.len()];
-            }
+            // Sized once: the frames are all one length.
+            card.mix.resize(frame.len(), 0.0);
             crate::media::mix_into(&mut card.mix, frame);
+            card.mixed = true;
         }
     }
 
@@ -270,14 +271,13 @@ impl CallAudio for DeviceCallAudio {
         let Ok(mut card) = self.card.lock() else {
             return;
         };
-        if card.mix.is_empty() {
+        if !std::mem::replace(&mut card.mixed, false) {
             return;
         }
         // Reused step to step: no allocation after the first.
         self.scaled.clear();
         self.scaled.extend_from_slice(&card.mix);
         card.mix.fill(0.0);
-        card.mix.clear();
         drop(card);
         self.volumes.apply_output(&mut self.scaled);
         if let Ok(mut ports) = self.ports.lock() {

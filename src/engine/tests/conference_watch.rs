@@ -21,6 +21,21 @@ fn call_with_focus() -> (Phone, CallId) {
     (phone, call)
 }
 
+/// A call to a focus whose subscription is up and whose full state lists Bob (in since T0):
+/// the phone, the call and our SUBSCRIBE.
+fn subscribed_with_bob_in() -> (Phone, CallId, Message) {
+    let (mut phone, call) = call_with_focus();
+    let subscribe = subscribes(&phone).remove(0);
+    accept(&mut phone, &subscribe);
+    let full = conference_info(
+        1,
+        "full",
+        &user("sip:bob@example.com", "Bob", "connected", T0),
+    );
+    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 1, "active", &full));
+    (phone, call, subscribe)
+}
+
 fn subscribes(phone: &Phone) -> Vec<Message> {
     phone
         .messages()
@@ -302,15 +317,7 @@ fn a_participant_who_comes_back_gets_a_new_stay_with_a_time_after_the_first() {
 
 #[test]
 fn a_missed_version_asks_for_the_full_state_again() {
-    let (mut phone, _call) = call_with_focus();
-    let subscribe = subscribes(&phone).remove(0);
-    accept(&mut phone, &subscribe);
-    let full = conference_info(
-        1,
-        "full",
-        &user("sip:bob@example.com", "Bob", "connected", T0),
-    );
-    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 1, "active", &full));
+    let (mut phone, _call, subscribe) = subscribed_with_bob_in();
     let skipped = conference_info(
         3,
         "partial",
@@ -473,15 +480,7 @@ fn bob_in(metadata: &Metadata) -> Option<(Option<String>, Option<String>, usize)
 /// of the roster reaches the recorder in a new snapshot.
 #[test]
 fn the_recording_metadata_follows_the_roster() {
-    let (mut phone, call) = call_with_focus();
-    let subscribe = subscribes(&phone).remove(0);
-    accept(&mut phone, &subscribe);
-    let full = conference_info(
-        1,
-        "full",
-        &user("sip:bob@example.com", "Bob", "connected", T0),
-    );
-    phone.receive_from_far_end(udp(FAR_UDP), &notify(&subscribe, 1, "active", &full));
+    let (mut phone, call, subscribe) = subscribed_with_bob_in();
 
     let rs_invite = start_recording(&mut phone, call);
     assert_eq!(
