@@ -13,6 +13,7 @@ use core::time::Duration;
 use super::notes::CallNote;
 use super::{CallId, Engine, Event, Timer, TxOwner};
 use crate::recording::metadata;
+use crate::sip::auth::{ChallengeError, DigestSession, Retried, answer_challenge};
 use crate::sip::conference_info::{self, Applied, Conference};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method};
@@ -60,6 +61,10 @@ pub(super) struct ConferenceWatch {
     destination: Destination,
     /// When the focus last ended the subscription and we subscribed afresh.
     resubscribed_at: Option<std::time::Instant>,
+    /// For a focus that challenges: the credentials the call was placed with.
+    digest: Option<DigestSession>,
+    /// The Expires of the SUBSCRIBE in flight, to send again with credentials.
+    asked_expires: u64,
     /// Our SUBSCRIBE waiting for its answer.
     pending: Option<TxKey>,
     /// The first NOTIFY came.
@@ -143,6 +148,7 @@ impl Engine {
             .next_hop(transport)
             .unwrap_or_else(|| self.next_hop(call));
         tracing::info!(focus = %dialog.remote_target, "the far end is a conference focus: subscribing");
+        let digest = self.call_credentials(call).map(DigestSession::new);
         self.conference_watches.insert(
             call,
             ConferenceWatch {
@@ -150,6 +156,8 @@ impl Engine {
                 focus,
                 destination,
                 resubscribed_at: None,
+                digest,
+                asked_expires: SUBSCRIPTION_SECONDS,
                 pending: None,
                 notified: false,
                 conference: Conference::default(),
@@ -163,10 +171,23 @@ impl Engine {
     }
 
     fn send_subscribe(&mut self, call: CallId, expires: u64) {
+        self.send_subscribe_with(call, expires, None);
+    }
+
+    fn send_subscribe_with(
+        &mut self,
+        call: CallId,
+        expires: u64,
+        authorization: Option<(&'static str, String)>,
+    ) {
         let Some(watch) = self.conference_watches.get_mut(&call) else {
             return;
         };
+        watch.asked_expires = expires;
         let mut subscribe = watch.dialog.request(Method::Subscribe);
+        if let Some((name, value)) = authorization {
+            subscribe.headers.push(name, value);
+        }
         subscribe.headers.push("Event", conference_info::EVENT);
         subscribe
             .headers
@@ -200,6 +221,10 @@ impl Engine {
             }
             return;
         }
+        if matches!(status, 401 | 407) {
+            self.answer_subscribe_challenge(call, status, response);
+            return;
+        }
         if status >= 300 {
             let reason = response.reason().unwrap_or("refused").to_owned();
             let what = format!("the conference focus refused our subscription ({status} {reason})");
@@ -219,12 +244,46 @@ impl Engine {
             // Accepted and ended at once: its one NOTIFY is all there is to hear.
             return;
         }
-        // Refresh with a margin: a tenth of the time, at least five seconds (RFC 6665 4.1.2.2).
-        let margin = (granted / 10).max(5);
-        let refresh_in = Duration::from_secs(granted.saturating_sub(margin).max(1));
-        self.set_timer(self.now + refresh_in, Timer::ConferenceRefresh(call));
+        self.refresh_before(call, granted);
         if !notified {
             self.set_timer(self.now + NOTIFY_WAIT, Timer::ConferenceNotifyWait(call));
+        }
+    }
+
+    /// A focus that asks who we are gets the SUBSCRIBE again with the call's credentials
+    /// (RFC 3261 22); a second challenge for the same realm means they were refused.
+    fn answer_subscribe_challenge(&mut self, call: CallId, status: u16, response: &Message) {
+        let cnonce = self.rng.token(16);
+        let Some(watch) = self.conference_watches.get_mut(&call) else {
+            return;
+        };
+        let uri = watch.dialog.remote_target.to_string();
+        let retried = Retried {
+            method: "SUBSCRIBE",
+            uri: &uri,
+            body: &[],
+            cnonce: &cnonce,
+        };
+        let expires = watch.asked_expires;
+        match answer_challenge(watch.digest.as_mut(), response, retried) {
+            Ok(header) => {
+                let authorization = Some((header.name(), header.value()));
+                self.send_subscribe_with(call, expires, authorization);
+            }
+            Err(error) => {
+                let why = match error {
+                    ChallengeError::NoCredentials => {
+                        "asks for a password and the call has none".to_owned()
+                    }
+                    other => format!("refused our credentials ({other})"),
+                };
+                if watch.ending {
+                    self.conference_watches.remove(&call);
+                    return;
+                }
+                let what = format!("the conference focus {why} ({status})");
+                self.conference_lost(call, what);
+            }
         }
     }
 
@@ -332,8 +391,24 @@ impl Engine {
         }
         if state.trim_start().starts_with("terminated") {
             self.conference_subscription_terminated(call, &state);
+        } else if let Some(expires) = state
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("expires="))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|_| !ending)
+        {
+            // The focus may cut the subscription short (RFC 6665 4.1.2.2): its word counts.
+            self.refresh_before(call, expires);
         }
         true
+    }
+
+    /// Arms the refresh `expires` seconds from now less a margin: a tenth of the time, at
+    /// least five seconds.
+    fn refresh_before(&mut self, call: CallId, expires: u64) {
+        let margin = (expires / 10).max(5);
+        let refresh_in = Duration::from_secs(expires.saturating_sub(margin).max(1));
+        self.set_timer(self.now + refresh_in, Timer::ConferenceRefresh(call));
     }
 
     fn conference_watch_for(&self, request: &Message) -> Option<CallId> {

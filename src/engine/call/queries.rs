@@ -43,6 +43,18 @@ impl Engine {
         self.calls.get_mut(&id).map(|c| &mut c.session.dialog)
     }
 
+    /// The credentials the call was placed with (for a challenge in a dialog that goes with
+    /// it, such as a conference subscription).
+    pub(in crate::engine) fn call_credentials(
+        &self,
+        id: CallId,
+    ) -> Option<crate::sip::auth::Credentials> {
+        self.calls
+            .get(&id)
+            .and_then(|c| c.session.digest.as_ref())
+            .map(|digest| digest.credentials().clone())
+    }
+
     pub(in crate::engine) fn call_local_tag(&self, id: CallId) -> Option<String> {
         self.calls
             .get(&id)

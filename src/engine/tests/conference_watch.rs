@@ -527,3 +527,82 @@ fn a_roster_heard_while_the_recording_starts_reaches_the_recorder_once_it_answer
         metadata_update_after(&phone, 1).expect("the snapshot, once the recorder answered");
     assert_eq!(bob_in(&update), Some((Some(written(T0)), None, 2)));
 }
+
+/// A focus that challenges the SUBSCRIBE (as a PBX does) gets it again with the credentials
+/// the call was placed with, and the digest checks out.
+#[test]
+fn a_focus_that_challenges_gets_the_calls_credentials() {
+    use crate::sip::auth::{Authorization, Challenge, Credentials, DigestAlgorithm};
+    let mut phone = Phone::new(SrtpPolicy::Off);
+    let call = CallId(706);
+    phone.input(Input::Command(Command::Dial {
+        call,
+        request: DialRequest {
+            target: Uri::parse(&format!("sip:conf1@{FAR_UDP}")).unwrap(),
+            from: NameAddr::parse("<sip:alice@example.com>").unwrap(),
+            destination: udp(FAR_UDP),
+            route: None,
+            credentials: Some(Credentials::new("alice", "secret")),
+            media_port: 40000,
+            record: None,
+        },
+    }));
+    let invite = invite_sent(&phone);
+    phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, FOCUS_CONTACT));
+    let first = subscribes(&phone).remove(0);
+    let mut challenge = first.response(401, "Unauthorized", Some("focus1"));
+    let offered = Challenge::new("pbx.test", "nonce-9", DigestAlgorithm::Md5);
+    challenge
+        .headers
+        .push("WWW-Authenticate", offered.to_string());
+    phone.receive_from_far_end(udp(FAR_UDP), &challenge);
+    let sent = subscribes(&phone);
+    assert_eq!(sent.len(), 2, "sent again, with credentials");
+    let authorization =
+        Authorization::parse(sent[1].headers.get("Authorization").unwrap()).unwrap();
+    assert!(
+        authorization.verify("secret", "SUBSCRIBE", &[]),
+        "{authorization:?}"
+    );
+    assert_eq!(sent[1].headers.get("Expires"), Some("600"));
+    assert!(
+        !phone
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::ConferenceUnknown { .. }))
+    );
+
+    // A call placed without credentials cannot answer: the roster is unknown, and why.
+    let (mut phone, _call) = call_with_focus();
+    let first = subscribes(&phone).remove(0);
+    let mut challenge = first.response(407, "Proxy Authentication Required", Some("f"));
+    challenge
+        .headers
+        .push("Proxy-Authenticate", offered.to_string());
+    phone.receive_from_far_end(udp(FAR_UDP), &challenge);
+    let reason = phone
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::ConferenceUnknown { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.contains("asks for a password"), "{reason}");
+}
+
+/// The focus may cut the subscription short in a NOTIFY (`expires=`): the refresh comes
+/// before that, not at the end of the time its 2xx granted.
+#[test]
+fn a_focus_that_shortens_the_subscription_is_refreshed_in_time() {
+    let (mut phone, _call, subscribe) = subscribed_with_bob_in();
+    let shorter = notify(&subscribe, 2, "active;expires=60", "");
+    phone.receive_from_far_end(udp(FAR_UDP), &shorter);
+    phone.run_for(Duration::from_secs(56));
+    let mut cseqs: Vec<u32> = subscribes(&phone)
+        .iter()
+        .map(|m| m.cseq().unwrap().number)
+        .collect();
+    cseqs.dedup();
+    assert_eq!(cseqs.len(), 2, "refreshed within the 60 s: {cseqs:?}");
+}
