@@ -108,12 +108,15 @@ impl Engine {
     /// What the other members of `call`'s conference said in their last frames, mixed into
     /// `out`; false when `call` is in no conference.
     pub(super) fn mix_other_members(&self, call: CallId, out: &mut [f32; FRAME_SAMPLES]) -> bool {
-        let peers = self.conference_peers(call);
-        for peer in &peers {
+        // Every tick of every member: no allocation here.
+        if !self.local_conference.contains(&call) {
+            return false;
+        }
+        for peer in self.local_conference.iter().filter(|c| **c != call) {
             if let Some(media) = self.media.get(peer) {
                 mix_into(out, media.heard());
             }
         }
-        !peers.is_empty()
+        true
     }
 }
