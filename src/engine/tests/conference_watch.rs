@@ -53,27 +53,34 @@ fn accept(phone: &mut Phone, subscribe: &Message) {
     phone.receive_from_far_end(udp(FAR_UDP), &ok);
 }
 
-/// A NOTIFY from the focus in `subscribe`'s dialog with conference state `xml`.
-fn notify(subscribe: &Message, cseq: u32, state: &str, xml: &str) -> Message {
-    let mut notify = Message::request(
-        Method::Notify,
+/// A request from the far end (192.0.2.1) in a dialog: `from` (with its tag) and `to` as the
+/// far end writes them, the dialog's Call-ID, `cseq`, and `contact`.
+fn from_far_end(method: Method, dialog: (&str, &str, &str), cseq: u32, contact: &str) -> Message {
+    let (call_id, from, to) = dialog;
+    let mut request = Message::request(
+        method.clone(),
         Uri::parse("sip:alice@192.0.2.10:5060").unwrap(),
     );
-    notify.headers.push(
+    request.headers.push(
         "Via",
-        format!("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKn{cseq}"),
+        format!("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKf{cseq}{method}"),
     );
-    notify
-        .headers
-        .push("From", "<sip:conf1@192.0.2.1:5060>;tag=focus1");
-    notify
-        .headers
-        .push("To", subscribe.headers.get("From").unwrap().to_owned());
-    notify
-        .headers
-        .push("Call-ID", subscribe.call_id().unwrap().to_owned());
-    notify.headers.push("CSeq", format!("{cseq} NOTIFY"));
-    notify.headers.push("Contact", "<sip:conf1@192.0.2.1:5060>");
+    request.headers.push("From", from.to_owned());
+    request.headers.push("To", to.to_owned());
+    request.headers.push("Call-ID", call_id.to_owned());
+    request.headers.push("CSeq", format!("{cseq} {method}"));
+    request.headers.push("Contact", contact.to_owned());
+    request
+}
+
+/// A NOTIFY from the focus in `subscribe`'s dialog with conference state `xml`.
+fn notify(subscribe: &Message, cseq: u32, state: &str, xml: &str) -> Message {
+    let dialog = (
+        subscribe.call_id().unwrap(),
+        "<sip:conf1@192.0.2.1:5060>;tag=focus1",
+        subscribe.headers.get("From").unwrap(),
+    );
+    let mut notify = from_far_end(Method::Notify, dialog, cseq, "<sip:conf1@192.0.2.1:5060>");
     notify.headers.push("Event", "conference");
     notify.headers.push("Subscription-State", state);
     if !xml.is_empty() {
@@ -372,25 +379,13 @@ fn a_far_end_that_is_no_focus_is_not_subscribed_to_and_a_later_reinvite_can_make
     assert!(subscribes(&phone).is_empty());
 
     // The far end merged us into a conference and says so in a re-INVITE (RFC 4579 5.2).
-    let mut reinvite = Message::request(
-        Method::Invite,
-        Uri::parse("sip:alice@192.0.2.10:5060").unwrap(),
-    );
     let ok = answer(&invite, "<sip:bob@192.0.2.1:5060>");
-    reinvite
-        .headers
-        .push("Via", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKre1");
-    reinvite
-        .headers
-        .push("From", ok.headers.get("To").unwrap().to_owned());
-    reinvite
-        .headers
-        .push("To", ok.headers.get("From").unwrap().to_owned());
-    reinvite
-        .headers
-        .push("Call-ID", invite.call_id().unwrap().to_owned());
-    reinvite.headers.push("CSeq", "10 INVITE");
-    reinvite.headers.push("Contact", FOCUS_CONTACT);
+    let dialog = (
+        invite.call_id().unwrap(),
+        ok.headers.get("To").unwrap(),
+        ok.headers.get("From").unwrap(),
+    );
+    let mut reinvite = from_far_end(Method::Invite, dialog, 10, FOCUS_CONTACT);
     reinvite.set_body("application/sdp", ok.body.clone());
     phone.receive_from_far_end(udp(FAR_UDP), &reinvite);
     let sent = subscribes(&phone);
