@@ -54,6 +54,8 @@ struct Node {
     listeners: Vec<Destination>,
     events: Vec<Event>,
     wake_at: Instant,
+    /// Socket pairs the engine asked for mid-session so far.
+    bound_mid_session: u16,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -430,6 +432,7 @@ impl SimNet {
             listeners,
             events: Vec::new(),
             wake_at: self.now,
+            bound_mid_session: 0,
         });
         self.drain(id);
         id
@@ -650,6 +653,19 @@ impl SimNet {
                 } => {
                     let ip = n.listeners.first().map(|l| l.address.ip());
                     self.send_media(node, socket, ip, destination, data);
+                }
+                Output::BindMedia { socket } => {
+                    // A port no test hands out itself: recording streams only send.
+                    n.bound_mid_session += 1;
+                    let port = 50_000u16.wrapping_add(n.bound_mid_session.wrapping_mul(2));
+                    let now = self.now;
+                    n.engine.handle_input(
+                        now,
+                        Input::MediaBound {
+                            socket,
+                            port: Ok(port),
+                        },
+                    );
                 }
                 Output::Playback { call, frame } => {
                     if let Some(endpoint) = self.endpoints.get_mut(&(node, call)) {

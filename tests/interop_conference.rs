@@ -17,7 +17,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{
-    Audio, Baresip, Peer, Scenario, baresip_recording, free_port, read_recorded,
+    Audio, Baresip, Peer, Scenario, baresip_recording, find_wav, free_port, read_recorded,
     recorded_call_args, sipp_scenario, start_baresip, start_recorder, start_sipp_uas,
     start_verbatim, write_tone_wav,
 };
@@ -256,4 +256,106 @@ fn a_local_conference_lets_each_party_hear_the_others_and_not_itself() {
             "does not hear itself: {what}"
         );
     }
+}
+
+#[test]
+fn a_recorded_local_conference_gives_each_party_a_stream_with_its_own_voice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srs, srs_port) = start_recorder("conference-own-srs", dir.path(), &[]);
+    let (alice_tone, bob_tone) = (440.0, 620.0);
+    let (mut alice, alice_port) = party("baresip-recorded-alice", alice_tone);
+    let (mut bob, bob_port) = party("baresip-recorded-bob", bob_tone);
+    let mut verbatim = Peer::new("verbatim-recorded-conference");
+    let play = verbatim.path("tone.wav");
+    write_tone_wav(&play, 48000, 20_000, VERBATIM_TONE);
+    let mut args = recorded_call_args(
+        &format!("sip:party@127.0.0.1:{alice_port}"),
+        &play,
+        8,
+        &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
+    );
+    args.extend(
+        [
+            "--conference-with",
+            &format!("sip:party@127.0.0.1:{bob_port}"),
+            "--conference-at",
+            "0",
+        ]
+        .map(str::to_owned),
+    );
+    start_verbatim(&mut verbatim, args);
+    verbatim.expect_success(TIMEOUT);
+    alice.wait_for_output("terminated", Duration::from_secs(10));
+    bob.wait_for_output("terminated", Duration::from_secs(10));
+    srs.stop();
+    let stderr = verbatim.stderr();
+
+    // Each call was recorded from its start; at the merge the second call's own recording
+    // ended and the first's took every party.
+    let folders = verbatim::archive::session::session_folders(dir.path());
+    let conference = folders
+        .iter()
+        .find(|f| {
+            std::fs::read_dir(f).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("label-3-")
+            })
+        })
+        .unwrap_or_else(|| panic!("no recording with a third stream in {folders:?}\n{stderr}"));
+    let tones = [alice_tone, bob_tone, VERBATIM_TONE];
+    for (label, own) in [("1", VERBATIM_TONE), ("2", alice_tone), ("3", bob_tone)] {
+        let stream = Audio::read_wav(&find_wav(conference, &format!("label-{label}-")));
+        let what = format!("stream {label}: {}", levels(&stream, &tones));
+        eprintln!("{what}");
+        assert!(
+            stream.tone(own) > HEARD,
+            "carries its party's voice: {what}"
+        );
+        for other in tones.iter().filter(|t| **t != own) {
+            assert!(
+                stream.tone(*other) < stream.tone(own) / 4.0,
+                "and no one else's: {what}"
+            );
+        }
+    }
+
+    // Some version of the metadata (before the calls ended) has each party sending its
+    // own stream.
+    let versions: Vec<Metadata> = (1..)
+        .map_while(|k| {
+            verbatim::archive::session::stored(conference, &format!("metadata-{k}.xml"))?;
+            Some(metadata::parse(&read_recorded(conference, &format!("metadata-{k}.xml"))).unwrap())
+        })
+        .collect();
+    let each_sends_its_own = |version: &Metadata| {
+        let stream_of = |label: &str| {
+            version
+                .streams
+                .iter()
+                .find(|s| s.label == label)
+                .map(|s| s.id.clone())
+        };
+        let sends: Vec<Vec<String>> = version
+            .participants
+            .iter()
+            .filter(|p| p.aor.contains("party@127.0.0.1"))
+            .map(|p| {
+                version
+                    .participant_stream_assocs
+                    .iter()
+                    .filter(|a| a.participant_id == p.id)
+                    .flat_map(|a| a.send.clone())
+                    .collect()
+            })
+            .collect();
+        [stream_of("2"), stream_of("3")]
+            .into_iter()
+            .all(|id| id.is_some_and(|id| sends.contains(&vec![id])))
+    };
+    assert!(
+        versions.iter().any(each_sends_its_own),
+        "no metadata version has each party sending its own stream: {versions:?}"
+    );
 }

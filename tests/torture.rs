@@ -71,7 +71,10 @@ fn responses_to(data: &[u8]) -> Vec<u16> {
                     });
                 statuses.push(status);
             }
-            Output::Event(_) | Output::Media { .. } | Output::Playback { .. } => {}
+            Output::Event(_)
+            | Output::Media { .. }
+            | Output::Playback { .. }
+            | Output::BindMedia { .. } => {}
             Output::Timeout(_) => return statuses,
         }
     }

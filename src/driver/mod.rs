@@ -284,6 +284,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         recording_latency: driver.recording_latency.clone(),
         recordings: HashMap::new(),
         media_steps: 0,
+        binds_wanted: std::collections::VecDeque::new(),
         events: event_tx,
         advertised_ip,
     };
@@ -328,6 +329,8 @@ struct DriverLoop {
     recordings: HashMap<RecordingId, Option<Instant>>,
     /// 20 ms media steps so far: calls sharing the sound card share each step's frames.
     media_steps: u64,
+    /// Socket pairs the engine asked for ([`Output::BindMedia`]), not bound yet.
+    binds_wanted: std::collections::VecDeque<MediaSocket>,
     events: mpsc::UnboundedSender<Event>,
     advertised_ip: core::net::IpAddr,
 }
@@ -442,6 +445,12 @@ impl DriverLoop {
                 () = tokio::time::sleep_until(wake_at.into()) => Some(Input::Timeout),
             };
             wake_at = self.feed(input, &stream_tx);
+            // Sockets the engine asked for mid-session: bound in the order asked, each
+            // answered before the next turn.
+            while let Some(socket) = self.binds_wanted.pop_front() {
+                let port = self.bind_media(socket, &media_tx).await;
+                wake_at = self.feed(Some(Input::MediaBound { socket, port }), &stream_tx);
+            }
         }
     }
 
@@ -596,6 +605,7 @@ impl DriverLoop {
                         }
                     }
                 }
+                Output::BindMedia { socket } => self.binds_wanted.push_back(socket),
                 Output::Playback { call, frame } => {
                     if let Some(io) = self.media.get_mut(&MediaSocket::Call(call)) {
                         io.audio.play(&frame);

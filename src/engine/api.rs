@@ -287,6 +287,12 @@ pub enum Input {
         source: SocketAddr,
         data: Vec<u8>,
     },
+    /// The socket pair asked for by [`Output::BindMedia`] is bound at this RTP port, or
+    /// could not be (why).
+    MediaBound {
+        socket: MediaSocket,
+        port: Result<u16, String>,
+    },
     /// 20 ms have passed for this call: the frame just captured (48 kHz mono, 960 samples;
     /// empty for silence). The engine answers with [`Output::Playback`].
     MediaTick {
@@ -468,6 +474,11 @@ pub enum Output {
         destination: SocketAddr,
         data: Vec<u8>,
         rtcp: bool,
+    },
+    /// Bind an RTP/RTCP socket pair for `socket` and answer with [`Input::MediaBound`]: a
+    /// recording that takes a new stream mid-session (a party joined our conference).
+    BindMedia {
+        socket: MediaSocket,
     },
     /// The frame to play for the call's last tick (48 kHz mono, 960 samples).
     Playback {

@@ -55,8 +55,8 @@ impl Engine {
             self.become_focus_of(member);
             // The conference is muted or not as a whole.
             self.set_muted(member, muted);
-            self.recording_joined_conference(member);
         }
+        self.record_conference();
         self.events.push_back(Event::LocalConference {
             members: self.local_conference.clone(),
         });
@@ -84,6 +84,7 @@ impl Engine {
         if !self.local_conference.contains(&call) {
             return;
         }
+        self.recording_party_left(call);
         self.local_conference.retain(|c| *c != call);
         if self.local_conference.len() < 2 {
             self.local_conference.clear();

@@ -222,6 +222,15 @@ impl Engine {
                 ..
             } => self.on_recorder_rtcp(recording, &data),
             Input::MediaTick { call, captured } => self.on_media_tick(call, &captured),
+            Input::MediaBound {
+                socket: MediaSocket::Recording { recording, stream },
+                port,
+            } => self.recording_stream_bound(recording, stream, port),
+            // The engine never asks for a call's socket: the front end binds those.
+            Input::MediaBound {
+                socket: MediaSocket::Call(_),
+                ..
+            } => {}
         }
         self.run_timers();
         self.pump();
@@ -422,15 +431,20 @@ impl Engine {
                 recording,
                 request,
             } => self.start_recording(call, recording, request),
-            Command::StopRecording { call } => self.stop_recording(call),
+            // A party of our conference is recorded by the conference's recording.
+            Command::StopRecording { call } => self.stop_recording(self.recording_owner(call)),
             Command::AcceptRecorder {
                 call,
                 recording,
                 media_ports,
             } => self.accept_recorder(call, recording, media_ports),
             Command::DeclineRecorder { call } => self.decline_recorder(call),
-            Command::PauseRecording { call } => self.pause_recording(call, true),
-            Command::ResumeRecording { call } => self.pause_recording(call, false),
+            Command::PauseRecording { call } => {
+                self.pause_recording(self.recording_owner(call), true);
+            }
+            Command::ResumeRecording { call } => {
+                self.pause_recording(self.recording_owner(call), false);
+            }
             Command::Shutdown => self.shutdown(),
         }
     }

@@ -241,8 +241,11 @@ pub enum StreamSender {
     Local,
     /// The far end (separate-streams convention: label 2).
     Remote,
-    /// Mixed mode: one stream carries both voices.
+    /// Mixed mode: one stream carries both voices (in our own conference: every voice).
     Both,
+    /// Another party of our own conference (the nth to join the recorded call, from 0):
+    /// only its voice. The metadata names the party; everyone else hears this stream.
+    Member(u16),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,12 +302,12 @@ pub fn two_party_snapshot(params: TwoParty) -> Metadata {
     let participant_stream_assocs = vec![
         ParticipantStreamAssoc {
             participant_id: local.participant_id.clone(),
-            send: stream_ids(&|sender| sender != StreamSender::Remote),
+            send: stream_ids(&|sender| matches!(sender, StreamSender::Local | StreamSender::Both)),
             recv: stream_ids(&|sender| sender != StreamSender::Local),
         },
         ParticipantStreamAssoc {
             participant_id: remote.participant_id.clone(),
-            send: stream_ids(&|sender| sender != StreamSender::Local),
+            send: stream_ids(&|sender| matches!(sender, StreamSender::Remote | StreamSender::Both)),
             recv: stream_ids(&|sender| sender != StreamSender::Remote),
         },
     ];

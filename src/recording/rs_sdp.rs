@@ -61,6 +61,12 @@ impl RsOffer {
         Some(slot.min(self.ports.len().checked_sub(1)?))
     }
 
+    /// Whether the m-line at `index` is one we stopped (port 0 in our offer): the stream of
+    /// a conference party that left. It carries no voice any more.
+    pub fn is_retired(&self, index: usize) -> bool {
+        stream_slot(&self.voices, index).and_then(|slot| self.ports.get(slot)) == Some(&0)
+    }
+
     /// Our RTP port on the m-line at `index`: its socket's, or 0 when it is declined.
     pub fn port_of(&self, index: usize) -> u16 {
         self.socket_slot(index)
@@ -102,7 +108,8 @@ pub fn answer_reoffer(
     }
     let mut lines = Vec::new();
     for (index, (label, media)) in ours.labels.iter().zip(theirs.media.iter()).enumerate() {
-        let ours_declined = ours.voices.get(index).is_none_or(Option::is_none);
+        let ours_declined =
+            ours.voices.get(index).is_none_or(Option::is_none) || ours.is_retired(index);
         if media.port == 0 || ours_declined || media.kind != MediaKind::Audio {
             // A refused stream stays refused in the answer, as the offer described it.
             lines.push(Line {
@@ -257,7 +264,12 @@ pub fn read_answer(
     }
     let mut streams = Vec::new();
     for (index, (label, media)) in offer.labels.iter().zip(answer.media.iter()).enumerate() {
-        let voice = offer.voices.get(index).copied().flatten();
+        let voice = offer
+            .voices
+            .get(index)
+            .copied()
+            .flatten()
+            .filter(|_| !offer.is_retired(index));
         // An inactive answer to a sendonly offer declines the stream; to an inactive offer
         // (a pause) it is the expected reply.
         let accepted = voice.is_some()

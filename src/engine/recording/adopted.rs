@@ -46,6 +46,7 @@ impl Engine {
                 recorder_initiated: true,
                 retry_after: None,
                 outage_since: None,
+                ports_awaited: Vec::new(),
             },
         );
         let mut session = self.new_invite_session(dialog, first_hop);

@@ -38,7 +38,24 @@ impl Engine {
         media_id: RecordingId,
         request: RecordingRequest,
     ) {
+        let owner = self.recording_owner(call);
+        if owner != call {
+            self.events.push_back(Event::Warning {
+                call: Some(call),
+                message: "this call is in a conference that is being recorded already".into(),
+            });
+            // Off releases the sockets bound for it (and tells nothing to the call, which
+            // the conference's recording records).
+            self.events.push_back(Event::Recording {
+                call,
+                recording: media_id,
+                state: RecordingState::Off,
+            });
+            return;
+        }
         self.plan_recording(call, media_id, request, None);
+        // In our conference the recording takes every party.
+        self.record_conference();
     }
 
     /// Record a call from its start; with a gate, that step of the call waits for the
@@ -74,6 +91,7 @@ impl Engine {
                 recorder_initiated: false,
                 retry_after: None,
                 outage_since: None,
+                ports_awaited: Vec::new(),
             },
         );
         self.attempt_recording(call, media_id, request);
@@ -130,6 +148,7 @@ impl Engine {
             remote_since: started,
             former_remotes: Vec::new(),
             conference: Vec::new(),
+            parties: Vec::new(),
             gaps: Vec::new(),
             stream_gaps: Vec::new(),
             on_hold: false,
@@ -162,9 +181,15 @@ impl Engine {
         }
         let call_srtp = self.call_uses_srtp(call);
         let media_ready = self.media.contains_key(&call);
-        let labels: Vec<String> = (1..=request.mode.stream_count())
-            .map(|n| n.to_string())
-            .collect();
+        // The call's streams, with a stream for each party of our conference (the
+        // recording of it), those that left offered with port 0.
+        let Some((labels, voices, ports)) = self
+            .recording_plans
+            .get(&call)
+            .map(|plan| plan.record.offered_streams(&request.media_ports))
+        else {
+            return;
+        };
         if (call_srtp || request.srtp) && !request.destination.is_confidential() {
             let why = if call_srtp {
                 "the call is encrypted (SRTP)"
@@ -202,10 +227,10 @@ impl Engine {
         let session_id = self.rng.next_u64() >> 2;
         let offer = RsOffer {
             address: self.local_ip(),
-            ports: request.media_ports.clone(),
+            ports,
             codecs,
             telephone_event,
-            voices: rs_sdp::voices_for(labels.len()),
+            voices,
             labels,
             // Until the call has media there is nothing to send (RFC 7866 8.1.1).
             direction: if media_ready {

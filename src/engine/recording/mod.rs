@@ -5,6 +5,7 @@
 mod adopted;
 mod attempt;
 mod check;
+mod conference;
 mod liveness;
 mod recorder_initiated;
 mod requests;
@@ -169,12 +170,27 @@ pub(in crate::engine) struct CallRecord {
     /// The far end is a conference focus: the other participants it told of, each with
     /// its participant ID (RFC 4575 roster, in the order they joined).
     conference: Vec<(String, crate::engine::ConferenceMember)>,
+    /// The other parties of our own conference (we are its focus), in the order they
+    /// joined the recorded call; `StreamSender::Member(n)` is the nth one's voice. Parties
+    /// that left stay, with when they left, so the indices hold.
+    parties: Vec<ConferenceParty>,
     gaps: Vec<Gap>,
     /// Stretches in which the recorder refused one stream (port 0) while taking the others,
     /// by the stream's label: that voice is missing there, though the session was up.
     stream_gaps: Vec<(String, Gap)>,
     on_hold: bool,
     end_time: Option<String>,
+}
+
+/// A party of our own conference in the recording of it.
+#[derive(Debug, Clone)]
+pub(in crate::engine) struct ConferenceParty {
+    /// The call the party is on.
+    call: CallId,
+    participant_id: String,
+    who: NameAddr,
+    joined: String,
+    left: Option<String>,
 }
 
 impl CallRecord {
@@ -241,6 +257,9 @@ pub(in crate::engine) struct RetryPlan {
     /// When the failure being handled really began (wall clock), when that was before it
     /// was noticed: a recorder gone silent was last heard then.
     outage_since: Option<core::time::Duration>,
+    /// Sockets asked of the driver for parties' streams, by stream slot, with the party
+    /// each is for.
+    ports_awaited: Vec<(usize, u16)>,
 }
 
 /// One stream towards the recorder: how its packets are made, and the socket pair they
@@ -248,6 +267,10 @@ pub(in crate::engine) struct RetryPlan {
 #[derive(Debug)]
 struct RsStream {
     socket: MediaSocket,
+    /// The call whose media feeds the stream: the recorded call, or in our conference the
+    /// call of the party whose voice it carries.
+    source: CallId,
+    voice: StreamSender,
     feed: StreamFeed,
 }
 

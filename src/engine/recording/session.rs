@@ -182,6 +182,13 @@ impl Engine {
         if !recording.session.connected || recording.session.reinvite_key.is_some() {
             return;
         }
+        if let Err(error) = self.sync_offer_with_record(call) {
+            self.recording_failed(call, error);
+            return;
+        }
+        let Some(recording) = self.recordings.get_mut(&call) else {
+            return;
+        };
         let waiting_for_media = recording.answered.is_some() || recording.streams.is_empty();
         recording.offer.direction = if recording.want_paused || waiting_for_media {
             Direction::Inactive
@@ -303,6 +310,14 @@ impl Engine {
         }
         let final_metadata = self.metadata_snapshot(call);
         let plan = self.recording_plans.remove(&call);
+        // Our conference's other parties hear that it stopped too.
+        let parties: Vec<CallId> = plan
+            .iter()
+            .flat_map(|plan| plan.record.party_calls())
+            .collect();
+        for party in parties {
+            self.indicate_to_party(party, &RecordingState::Off);
+        }
         if let Some(plan) = &plan
             && let gaps = plan.record.all_gaps()
             && !gaps.is_empty()
@@ -438,16 +453,16 @@ impl Engine {
         media_id: RecordingId,
         state: RecordingState,
     ) {
-        let indication = match &state {
-            RecordingState::Starting => None,
-            live if live.is_live() => Some("on"),
-            RecordingState::Paused { .. } => Some("paused"),
-            _ => Some("off"),
-        };
-        if let Some(value) = indication {
-            self.tell_call(call, RecordingNote::Indicate(value));
+        // Every party the recording takes is told: the call's far end, and in our
+        // conference every other party.
+        let parties: Vec<CallId> = self
+            .recording_plans
+            .get(&call)
+            .map(|plan| plan.record.party_calls().collect())
+            .unwrap_or_default();
+        for party in core::iter::once(call).chain(parties) {
+            self.indicate_to_party(party, &state);
         }
-        self.notice_recording_state(call, &state);
         self.events.push_back(Event::Recording {
             call,
             recording: media_id,

@@ -75,6 +75,7 @@ pub(super) fn snapshot(record: &CallRecord, now: String) -> String {
             });
     }
     add_conference_members(&mut snapshot, record);
+    add_own_conference_parties(&mut snapshot, record);
     if let Some(end) = &record.end_time {
         if let Some(session) = snapshot.sessions.first_mut() {
             session.end_time = Some(end.clone());
@@ -139,6 +140,64 @@ fn add_conference_members(snapshot: &mut metadata::Metadata, record: &CallRecord
     }
 }
 
+/// The other parties of our own conference (RFC 7865 6.1): each in the session from when it
+/// joined until it left; while in, it sends its own stream (in mixed mode the one stream)
+/// and receives every other voice's. On hold no voice crosses.
+fn add_own_conference_parties(snapshot: &mut metadata::Metadata, record: &CallRecord) {
+    let streams: Vec<(&String, StreamSender)> = record
+        .stream_ids
+        .iter()
+        .zip(&record.voices)
+        .filter_map(|(id, voice)| Some((id, (*voice)?)))
+        .filter(|(_, voice)| match voice {
+            StreamSender::Member(n) => !record.party_left(*n),
+            _ => true,
+        })
+        .collect();
+    // The stream of a party that left carries nothing now: nobody receives it.
+    let live: Vec<&String> = streams.iter().map(|(id, _)| *id).collect();
+    for assoc in &mut snapshot.participant_stream_assocs {
+        assoc.recv.retain(|id| live.contains(&id));
+        assoc.send.retain(|id| live.contains(&id));
+    }
+    for (n, party) in record.parties.iter().enumerate() {
+        snapshot.participants.push(metadata::Participant {
+            id: party.participant_id.clone(),
+            aor: party.who.uri.to_string(),
+            name: party.who.display_name.clone(),
+        });
+        snapshot
+            .participant_session_assocs
+            .push(metadata::ParticipantSessionAssoc {
+                participant_id: party.participant_id.clone(),
+                session_id: record.session_id.clone(),
+                associate_time: Some(party.joined.clone()),
+                disassociate_time: party.left.clone(),
+            });
+        if party.left.is_some() || record.on_hold {
+            continue;
+        }
+        let own = |voice: StreamSender| {
+            voice == StreamSender::Both
+                || u16::try_from(n).is_ok_and(|n| voice == StreamSender::Member(n))
+        };
+        let ids = |wanted: &dyn Fn(StreamSender) -> bool| -> Vec<String> {
+            streams
+                .iter()
+                .filter(|(_, voice)| wanted(*voice))
+                .map(|(id, _)| (*id).clone())
+                .collect()
+        };
+        snapshot
+            .participant_stream_assocs
+            .push(metadata::ParticipantStreamAssoc {
+                participant_id: party.participant_id.clone(),
+                send: ids(&own),
+                recv: ids(&|voice| voice == StreamSender::Both || !own(voice)),
+            });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +220,7 @@ mod tests {
             remote_since: "2026-12-07T10:00:00Z".into(),
             former_remotes: Vec::new(),
             conference: Vec::new(),
+            parties: Vec::new(),
             gaps: vec![Gap {
                 from: "2026-12-07T10:01:00Z".into(),
                 to: None,

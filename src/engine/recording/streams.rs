@@ -31,13 +31,30 @@ impl Engine {
         if let Some(plan) = self.recording_plans.get_mut(&call) {
             plan.record.note_refused_streams(&answered, &now);
         }
+        let call_formats = |source: CallId| {
+            self.media.get(&source).and_then(|m| {
+                let n = m.negotiated.as_ref()?;
+                Some((n.codec.clone(), n.telephone_event.clone()))
+            })
+        };
+        // Each stream's source: the recorded call, or a conference party's call.
+        let sources: Vec<Option<CallId>> = {
+            let record = self.recording_plans.get(&call).map(|plan| &plan.record);
+            answered
+                .iter()
+                .map(|stream| match stream.voice? {
+                    voice @ StreamSender::Member(_) => record?.party_call(voice),
+                    _ => Some(call),
+                })
+                .collect()
+        };
+        let formats: Vec<_> = sources
+            .iter()
+            .map(|source| source.and_then(call_formats))
+            .collect();
         let Some(recording) = self.recordings.get_mut(&call) else {
             return;
         };
-        let call_formats = self.media.get(&call).and_then(|m| {
-            let n = m.negotiated.as_ref()?;
-            Some((n.codec.clone(), n.telephone_event.clone()))
-        });
         let keys = recording.offer.keys.clone();
         if recording.cname.is_empty() {
             // One CNAME for all the recording's streams: one sender, one clock.
@@ -74,10 +91,11 @@ impl Engine {
                 }
                 _ => None,
             };
-            let Some(voice) = stream.voice else {
+            let (Some(voice), Some(source)) = (stream.voice, sources.get(index).copied().flatten())
+            else {
                 continue;
             };
-            let local = voice == StreamSender::Local;
+            let call_formats = formats.get(index).cloned().flatten();
             let out = OutgoingSetup {
                 destination: stream.destination,
                 rtcp_destination: stream.rtcp_destination,
@@ -102,13 +120,15 @@ impl Engine {
                 if let (Some(ours), Some(theirs)) = (telephone_event, stream.telephone_event) {
                     payload_types.push((ours.payload_type, theirs));
                 }
-                let side = if local {
+                let side = if voice == StreamSender::Local {
                     TapSide::Local
                 } else {
                     TapSide::Remote
                 };
                 streams.push(RsStream {
                     socket,
+                    source,
+                    voice,
                     feed: StreamFeed::Forward(Forwarder::new(side, payload_types, out)),
                 });
                 continue;
@@ -123,13 +143,13 @@ impl Engine {
                 );
                 return;
             };
-            let source = match voice {
+            let pcm = match voice {
                 StreamSender::Both => PcmSource::Mixed,
                 StreamSender::Local => PcmSource::Local,
-                StreamSender::Remote => PcmSource::Remote,
+                StreamSender::Remote | StreamSender::Member(_) => PcmSource::Remote,
             };
             let setup = TranscoderSetup {
-                source,
+                source: pcm,
                 codec: kind,
                 payload_type: stream.codec.payload_type,
                 fmtp: stream.codec.fmtp.clone(),
@@ -138,6 +158,8 @@ impl Engine {
             match Transcoder::new(setup) {
                 Ok(transcoder) => streams.push(RsStream {
                     socket,
+                    source,
+                    voice,
                     feed: StreamFeed::Transcode(transcoder),
                 }),
                 Err(error) => {
@@ -146,9 +168,19 @@ impl Engine {
                 }
             }
         }
-        let copies = streams
+        // Every call that feeds a stream by its packets taps them; the others stop.
+        let tapping: Vec<(CallId, bool)> = sources
             .iter()
-            .any(|s| matches!(s.feed, StreamFeed::Forward(_)));
+            .flatten()
+            .copied()
+            .chain(core::iter::once(call))
+            .map(|source| {
+                let copies = streams
+                    .iter()
+                    .any(|s| s.source == source && matches!(s.feed, StreamFeed::Forward(_)));
+                (source, copies)
+            })
+            .collect();
         let wants_pcm = streams
             .iter()
             .any(|s| matches!(s.feed, StreamFeed::Transcode(_)));
@@ -159,8 +191,10 @@ impl Engine {
             }
             None => return,
         }
-        if let Some(media) = self.media.get_mut(&call) {
-            media.session.set_tapping(copies);
+        for (source, copies) in tapping {
+            if let Some(media) = self.media.get_mut(&source) {
+                media.session.set_tapping(copies);
+            }
         }
         let sending = self
             .recordings
@@ -171,29 +205,6 @@ impl Engine {
             let state = self.live_state(call);
             self.change_recording_state(call, media_id, state);
         }
-    }
-
-    /// The call joined a local conference: its recording's streams are built again, so that
-    /// the local user's stream carries the local user alone and not the mix we send.
-    pub(in crate::engine) fn recording_joined_conference(&mut self, call: CallId) {
-        let Some(recording) = self.recordings.get(&call) else {
-            return;
-        };
-        if recording.streams.is_empty() {
-            return;
-        }
-        let applied = recording.applied.clone();
-        let media_id = recording.media_id;
-        self.say_bye_on_streams(call, "the call joined a conference");
-        self.build_streams(call, applied);
-        self.events.push_back(Event::Warning {
-            call: Some(call),
-            message: "this call's recording keeps its own two voices (you and this party); \
-                      the other parties of the conference are not in it"
-                .into(),
-        });
-        let state = self.live_state(call);
-        self.change_recording_state(call, media_id, state);
     }
 
     /// The recorder's new description of the streams (its re-offer, or its answer to our
@@ -290,7 +301,8 @@ impl Engine {
                 .filter(|s| !s.accepted)
                 .find_map(|s| match s.voice? {
                     StreamSender::Local => Some(Party::Local),
-                    StreamSender::Remote => Some(Party::Remote),
+                    // A party of our conference is, like the far end, someone else's voice.
+                    StreamSender::Remote | StreamSender::Member(_) => Some(Party::Remote),
                     // The one mixed stream refused is no recording at all (read_answer).
                     StreamSender::Both => None,
                 })
@@ -316,13 +328,17 @@ impl Engine {
     }
 
     pub(in crate::engine) fn forward_to_recording(&mut self, call: CallId, tapped: &TappedPacket) {
-        let Some(recording) = self.recordings.get_mut(&call) else {
+        let owner = self.recording_owner(call);
+        let Some(recording) = self.recordings.get_mut(&owner) else {
             return;
         };
         for stream in &mut recording.streams {
             let StreamFeed::Forward(forwarder) = &mut stream.feed else {
                 continue;
             };
+            if stream.source != call {
+                continue;
+            }
             if let Some(data) = forwarder.forward(self.now, tapped) {
                 self.media_outputs.push_back(crate::engine::Output::Media {
                     socket: stream.socket,
@@ -342,7 +358,13 @@ impl Engine {
 
     /// Whether the call's recording wants every tick's audio (it encodes some stream).
     pub(in crate::engine) fn recording_wants_pcm(&self, call: CallId) -> bool {
-        self.recordings.get(&call).is_some_and(|r| r.wants_pcm)
+        let owner = self.recording_owner(call);
+        self.recordings.get(&owner).is_some_and(|r| {
+            r.wants_pcm
+                && r.streams
+                    .iter()
+                    .any(|s| s.source == call && matches!(s.feed, StreamFeed::Transcode(_)))
+        })
     }
 
     /// One tick of the call's audio for streams that encode: what the user sent and what
@@ -356,12 +378,26 @@ impl Engine {
         if local.len() != FRAME_SAMPLES || remote.len() != FRAME_SAMPLES {
             return;
         }
-        let Some(recording) = self.recordings.get_mut(&call) else {
+        // In our conference one mixed stream carries every voice: the owner's tick adds the
+        // other parties' last frames to its far end's.
+        let mut everyone = [0.0f32; FRAME_SAMPLES];
+        everyone.copy_from_slice(remote);
+        self.mix_other_members(call, &mut everyone);
+        let owner = self.recording_owner(call);
+        let Some(recording) = self.recordings.get_mut(&owner) else {
             return;
         };
         for stream in &mut recording.streams {
             let StreamFeed::Transcode(transcoder) = &mut stream.feed else {
                 continue;
+            };
+            if stream.source != call {
+                continue;
+            }
+            let remote = if stream.voice == StreamSender::Both {
+                &everyone[..]
+            } else {
+                remote
             };
             if let Some(data) = transcoder.encode(self.now, local, remote) {
                 self.media_outputs.push_back(crate::engine::Output::Media {

@@ -9,14 +9,14 @@ use super::*;
 use crate::media::rtp::{RtpPacket, RtpSender};
 use crate::media::srtp::SrtpPolicy;
 
-const FAR_B: &str = "192.0.2.2:5060";
+pub(super) const FAR_B: &str = "192.0.2.2:5060";
 /// µ-law: 0xFF is silence, 0x80 the loudest positive sample.
 const SILENCE: u8 = 0xff;
 const LOUD: u8 = 0x80;
 
 /// Two connected calls: to the far end at FAR_UDP (media from 192.0.2.1:30000) and to a
 /// second one at FAR_B (media from 192.0.2.2:30000).
-fn two_calls() -> (Phone, CallId, CallId) {
+pub(super) fn two_calls() -> (Phone, CallId, CallId) {
     let mut phone = Phone::new(SrtpPolicy::Off);
     let a = phone.dial(&format!("sip:alice@{FAR_UDP}"), udp(FAR_UDP));
     let invite_a = invite_sent(&phone);

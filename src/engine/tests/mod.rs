@@ -10,6 +10,7 @@ use crate::sip::transport::Transport;
 mod admission;
 mod calls;
 mod conference;
+mod conference_recording;
 mod conference_watch;
 mod media;
 mod recorder_check;

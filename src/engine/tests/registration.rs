@@ -71,7 +71,7 @@ fn run_against_registrar(
                     }
                 }
                 Output::Event(event) => events.push(event),
-                Output::Media { .. } | Output::Playback { .. } => {}
+                Output::Media { .. } | Output::Playback { .. } | Output::BindMedia { .. } => {}
                 Output::Timeout(at) => break at,
             }
         };

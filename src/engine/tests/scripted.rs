@@ -22,6 +22,9 @@ pub(super) struct Phone {
     pub(super) media_sent: Vec<(MediaSocket, core::net::SocketAddr, Vec<u8>)>,
     /// Each RTCP packet, the same way.
     pub(super) rtcp_sent: Vec<(MediaSocket, core::net::SocketAddr, Vec<u8>)>,
+    /// Socket pairs the engine asked for mid-session, with the port each got.
+    pub(super) bound: Vec<(MediaSocket, u16)>,
+    bound_mid_session: u16,
 }
 
 impl Phone {
@@ -56,6 +59,8 @@ impl Phone {
             events: Vec::new(),
             media_sent: Vec::new(),
             rtcp_sent: Vec::new(),
+            bound: Vec::new(),
+            bound_mid_session: 0,
         };
         phone.drain();
         phone
@@ -78,6 +83,18 @@ impl Phone {
                         &mut self.media_sent
                     };
                     sent.push((socket, destination, data));
+                }
+                Output::BindMedia { socket } => {
+                    self.bound_mid_session += 1;
+                    let port = 44_000 + 2 * self.bound_mid_session;
+                    self.bound.push((socket, port));
+                    self.engine.handle_input(
+                        self.now,
+                        Input::MediaBound {
+                            socket,
+                            port: Ok(port),
+                        },
+                    );
                 }
                 Output::Playback { .. } => {}
                 Output::Timeout(_) => return,
