@@ -302,11 +302,18 @@ pub(super) async fn run(
     let mut recording = HashSet::new();
     if let Some(recorder) = &recorder {
         caller.policy.srs = Some(recorder.uri.clone());
-        for call in &dialled {
+        // A conference is one recording session, with a stream per party: it is started
+        // on one of its calls and takes the others.
+        let to_record: Vec<CallId> = if conference {
+            dialled.iter().copied().take(1).collect()
+        } else {
+            dialled.iter().copied().collect()
+        };
+        for call in &to_record {
             caller.record(*call).await.map_err(Failure::new)?;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while recording.len() < dialled.len() {
+        while recording.len() < to_record.len() {
             tokio::select! {
                 event = caller.handle.events.recv() => match event {
                     Some(Event::Recording { call, state: RecordingState::Recording, .. }) => {

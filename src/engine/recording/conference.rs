@@ -58,15 +58,19 @@ impl Engine {
     /// The call whose recording takes `call`'s voices: `call` itself, or in our conference
     /// the member holding the conference's recording.
     pub(in crate::engine) fn recording_owner(&self, call: CallId) -> CallId {
-        if self.recording_plans.contains_key(&call) {
+        // On every tick and packet: no allocation here.
+        if self.recording_plans.contains_key(&call) || !self.local_conference.contains(&call) {
             return call;
         }
-        self.conference_peers(call)
-            .into_iter()
+        self.local_conference
+            .iter()
+            .copied()
             .find(|peer| {
-                self.recording_plans
-                    .get(peer)
-                    .is_some_and(|plan| plan.record.party_calls().any(|c| c == call))
+                *peer != call
+                    && self
+                        .recording_plans
+                        .get(peer)
+                        .is_some_and(|plan| plan.record.party_calls().any(|c| c == call))
             })
             .unwrap_or(call)
     }
@@ -88,6 +92,8 @@ impl Engine {
         for peer in &peers {
             if self.recording_plans.contains_key(peer) {
                 self.stop_recording(*peer);
+                // Its voice is recorded here now: a mandatory deadline of its own is moot.
+                self.cancel_timer(Timer::RecordingDeadline(*peer));
                 self.events.push_back(Event::Warning {
                     call: Some(*peer),
                     message: "this call's own recording ended: the conference's recording \

@@ -55,9 +55,11 @@ impl Engine {
             self.refuse_recorder_invite(&key, &request, 480, "No Call To Record");
             return;
         };
+        // A party of our conference is recorded by the conference's recording.
         if self.recordings.contains_key(&call)
             || self.recording_plans.contains_key(&call)
             || self.recorder_invites.contains_key(&call)
+            || self.recording_owner(call) != call
         {
             self.refuse_recorder_invite(&key, &request, 486, "Call Already Recorded");
             return;
@@ -130,6 +132,17 @@ impl Engine {
             request,
             source,
         } = pending;
+        if self.recording_owner(call) != call || self.recording_plans.contains_key(&call) {
+            // The call joined a recorded conference (or took its recording over) while the
+            // user was asked.
+            self.refuse_recorder_invite(&key, &request, 486, "Call Already Recorded");
+            self.events.push_back(Event::Recording {
+                call,
+                recording: media_id,
+                state: super::RecordingState::Off,
+            });
+            return;
+        }
         let Some(mut record) = self.new_call_record(call, RecordingMode::Separate) else {
             self.refuse_recorder_invite(&key, &request, 481, "Call Ended");
             return;

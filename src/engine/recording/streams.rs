@@ -444,6 +444,12 @@ impl Engine {
             return;
         };
         for mut stream in recording.streams.drain(..) {
+            // A conference party's call copies its packets for this stream only.
+            if stream.source != call
+                && let Some(media) = self.media.get_mut(&stream.source)
+            {
+                media.session.set_tapping(false);
+            }
             let socket = stream.socket;
             let out = stream.out();
             if let Some(data) = out.bye(now, ntp_now, reason) {
