@@ -179,7 +179,12 @@ impl Engine {
         if self.recordings.contains_key(&call) {
             return;
         }
-        let call_srtp = self.call_uses_srtp(call);
+        // In our conference every party's call counts: none is recorded less protected.
+        let call_srtp = self.call_uses_srtp(call)
+            || self
+                .recording_plans
+                .get(&call)
+                .is_some_and(|plan| plan.record.party_calls().any(|c| self.call_uses_srtp(c)));
         let media_ready = self.media.contains_key(&call);
         // The call's streams, with a stream for each party of our conference (the
         // recording of it), those that left offered with port 0.
@@ -594,8 +599,15 @@ impl Engine {
     /// An attempt at recording the call failed, before or after its INVITE left: retry,
     /// fail over, open a gap or give up, as the plan says.
     pub(super) fn attempt_failed(&mut self, call: CallId, media_id: RecordingId, reason: String) {
-        if let Some(media) = self.media.get_mut(&call) {
-            media.session.set_tapping(false);
+        let sources: Vec<CallId> = self
+            .recording_plans
+            .get(&call)
+            .map(|plan| plan.record.party_calls().collect())
+            .unwrap_or_default();
+        for source in core::iter::once(call).chain(sources) {
+            if let Some(media) = self.media.get_mut(&source) {
+                media.session.set_tapping(false);
+            }
         }
         let call_goes_on = self.calls.contains_key(&call);
         let wall_now = self.wall_clock();

@@ -132,7 +132,7 @@ impl Engine {
             });
             if plan.request.mode == RecordingMode::Separate {
                 let slot = plan.request.media_ports.len() + plan.ports_awaited.len();
-                plan.ports_awaited.push((slot, n));
+                plan.ports_awaited.push((slot, StreamSender::Member(n)));
                 self.media_outputs
                     .push_back(crate::engine::Output::BindMedia {
                         socket: MediaSocket::Recording {
@@ -144,6 +144,18 @@ impl Engine {
             joined.push(peer);
         }
         if joined.is_empty() {
+            return;
+        }
+        if self.parties_need_srtp(owner) {
+            // A party's voice must not reach the recorder less protected than its call:
+            // the session starts again with SRTP (or fails, saying why, where it cannot).
+            self.stop_recording_dialog(owner);
+            self.recording_failed(
+                owner,
+                "a party of the conference is on an encrypted call (SRTP): the recording \
+                 starts again encrypted"
+                    .into(),
+            );
             return;
         }
         // The newcomers hear the notice and see `a=record` as the others do.
@@ -185,6 +197,20 @@ impl Engine {
         self.build_streams(owner, applied);
     }
 
+    /// Some party of the conference `owner` records is on an SRTP call, and the recording
+    /// session in place is plain RTP.
+    fn parties_need_srtp(&self, owner: CallId) -> bool {
+        let plain = self
+            .recordings
+            .get(&owner)
+            .is_some_and(|r| r.offer.keys.is_none());
+        plain
+            && self
+                .recording_plans
+                .get(&owner)
+                .is_some_and(|plan| plan.record.party_calls().any(|c| self.call_uses_srtp(c)))
+    }
+
     /// What the recording of a call shows, told to a party of our conference it records:
     /// `a=record` in its SDP, and the audible notice.
     pub(super) fn indicate_to_party(&mut self, party: CallId, state: &RecordingState) {
@@ -224,20 +250,21 @@ impl Engine {
         let Some(at) = plan.ports_awaited.iter().position(|(s, _)| *s == slot) else {
             return;
         };
-        let (_, n) = plan.ports_awaited.remove(at);
-        let port = match port {
+        let (_, voice) = plan.ports_awaited.remove(at);
+        let record = &mut plan.record;
+        let label = (record.labels.len() + 1).to_string();
+        // Without a socket the m-line is still added, with port 0: every later stream
+        // keeps the socket its position names.
+        let bound = match port {
             Ok(port) => port,
             Err(error) => {
-                let who = plan
-                    .record
-                    .parties
-                    .get(usize::from(n))
-                    .map(|p| p.who.uri.to_string())
-                    .unwrap_or_default();
-                // Its voice is still in what the other parties' streams do not carry:
-                // missing, and shown as a gap until the session ends.
-                plan.record.stream_gaps.push((
-                    String::new(),
+                let who = match voice {
+                    StreamSender::Member(n) => record.parties.get(usize::from(n)),
+                    _ => None,
+                }
+                .map_or_else(|| record.remote.uri.to_string(), |p| p.who.uri.to_string());
+                record.stream_gaps.push((
+                    label.clone(),
                     Gap {
                         from: now,
                         to: None,
@@ -248,20 +275,19 @@ impl Engine {
                     call: Some(owner),
                     message: format!("{who}'s voice cannot be recorded: {error}"),
                 });
-                return;
+                0
             }
         };
+        record.labels.push(label);
+        record.voices.push(Some(voice));
+        record.stream_ids.push(label_id);
         let ports = &mut plan.request.media_ports;
         if ports.len() <= slot {
             ports.resize(slot + 1, 0);
         }
         if let Some(entry) = ports.get_mut(slot) {
-            *entry = port;
+            *entry = bound;
         }
-        let record = &mut plan.record;
-        record.labels.push((record.labels.len() + 1).to_string());
-        record.voices.push(Some(StreamSender::Member(n)));
-        record.stream_ids.push(label_id);
         self.metadata_changed(owner);
     }
 
@@ -296,6 +322,11 @@ impl Engine {
         let Some(recording) = self.recordings.get_mut(&call) else {
             return Ok(());
         };
+        if labels.len() > recording.offer.labels.len() {
+            recording
+                .lines_before_offer
+                .get_or_insert(recording.offer.labels.len());
+        }
         let offer = &mut recording.offer;
         offer.labels = labels;
         offer.voices = voices;
@@ -304,6 +335,60 @@ impl Engine {
             keys.extend(new_keys);
         }
         Ok(())
+    }
+
+    /// The recorder refused the re-INVITE that added parties' streams (RFC 3264: the
+    /// session stays as it was). The offer goes back to what was agreed; in the record the
+    /// new m-lines stay, stopped (port 0), so every stream keeps the socket its position
+    /// names, and each of those voices is a gap for as long as the session lasts.
+    pub(super) fn added_streams_refused(&mut self, call: CallId, status: u16) {
+        let Some(before) = self
+            .recordings
+            .get_mut(&call)
+            .and_then(|r| r.lines_before_offer.take())
+        else {
+            return;
+        };
+        let now = metadata::format_time(self.wall_clock());
+        if let Some(recording) = self.recordings.get_mut(&call) {
+            // The refused request's metadata never reached the recorder either.
+            recording.metadata_dirty = true;
+            let offer = &mut recording.offer;
+            offer.labels.truncate(before);
+            offer.voices.truncate(before);
+            if let Some(keys) = &mut offer.keys {
+                keys.truncate(before);
+            }
+        }
+        let Some(plan) = self.recording_plans.get_mut(&call) else {
+            return;
+        };
+        let record = &mut plan.record;
+        for index in before..record.labels.len() {
+            if let Some(slot) = rs_sdp::stream_slot(&record.voices, index)
+                && let Some(port) = plan.request.media_ports.get_mut(slot)
+            {
+                *port = 0;
+            }
+            let voice = record.voices.get(index).copied().flatten();
+            let who = match voice {
+                Some(StreamSender::Member(n)) => record.parties.get(usize::from(n)),
+                _ => None,
+            }
+            .map_or_else(|| record.remote.uri.to_string(), |p| p.who.uri.to_string());
+            let label = record.labels.get(index).cloned().unwrap_or_default();
+            record.stream_gaps.push((
+                label,
+                Gap {
+                    from: now.clone(),
+                    to: None,
+                    reason: format!(
+                        "the recorder refused a stream for {who}'s voice ({status}): it is \
+                         not recorded"
+                    ),
+                },
+            ));
+        }
     }
 
     /// A party left our conference (its call ended). Its stream stops (port 0 in the next
@@ -342,13 +427,29 @@ impl Engine {
         let Some(plan) = self.recording_plans.get(&from) else {
             return;
         };
-        let Some((n, to)) = plan
-            .record
+        // A party whose stream is up first: its stream becomes the far end's.
+        let record = &plan.record;
+        let has_stream = |n: usize| {
+            u16::try_from(n).is_ok_and(|n| {
+                record.voices.contains(&Some(StreamSender::Member(n)))
+                    && !plan
+                        .ports_awaited
+                        .iter()
+                        .any(|(_, v)| *v == StreamSender::Member(n))
+            })
+        };
+        let in_conference: Vec<(usize, CallId)> = record
             .parties
             .iter()
             .enumerate()
-            .find(|(_, p)| p.left.is_none())
+            .filter(|(_, p)| p.left.is_none())
             .map(|(n, p)| (n, p.call))
+            .collect();
+        let Some((n, to)) = in_conference
+            .iter()
+            .find(|(n, _)| has_stream(*n))
+            .or(in_conference.first())
+            .copied()
         else {
             return;
         };
@@ -371,12 +472,17 @@ impl Engine {
             left: Some(now.to_owned()),
         };
         *party = former;
+        let swap = |voice: StreamSender| match voice {
+            StreamSender::Remote => StreamSender::Member(n16),
+            StreamSender::Member(m) if m == n16 => StreamSender::Remote,
+            other => other,
+        };
         for voice in record.voices.iter_mut().flatten() {
-            *voice = match *voice {
-                StreamSender::Remote => StreamSender::Member(n16),
-                StreamSender::Member(m) if m == n16 => StreamSender::Remote,
-                other => other,
-            };
+            *voice = swap(*voice);
+        }
+        // A stream still waiting for its socket is the new far end's now.
+        for (_, voice) in &mut plan.ports_awaited {
+            *voice = swap(*voice);
         }
         // The local user's stream now ticks with the new owner's call; the far end that
         // left has nothing more to send.

@@ -257,9 +257,9 @@ pub(in crate::engine) struct RetryPlan {
     /// When the failure being handled really began (wall clock), when that was before it
     /// was noticed: a recorder gone silent was last heard then.
     outage_since: Option<core::time::Duration>,
-    /// Sockets asked of the driver for parties' streams, by stream slot, with the party
-    /// each is for.
-    ports_awaited: Vec<(usize, u16)>,
+    /// Sockets asked of the driver for parties' streams, by stream slot, with the voice
+    /// each stream will carry.
+    ports_awaited: Vec<(usize, StreamSender)>,
 }
 
 /// One stream towards the recorder: how its packets are made, and the socket pair they
@@ -322,6 +322,9 @@ pub(in crate::engine) struct Recording {
     want_paused: bool,
     /// The metadata changed since the recorder last heard it.
     metadata_dirty: bool,
+    /// How many m-lines the offer had before our re-INVITE in flight added some (a party
+    /// joined): a refusal takes them back out.
+    lines_before_offer: Option<usize>,
     /// The user was told the recorder refused SRTP (once per session).
     warned_unencrypted: bool,
     /// The CNAME all the recording's streams carry in RTCP; made when they are first built.
@@ -362,6 +365,7 @@ impl Recording {
             state: RecordingState::Starting,
             want_paused: false,
             metadata_dirty: false,
+            lines_before_offer: None,
             warned_unencrypted: false,
             cname: String::new(),
             probe: None,

@@ -226,6 +226,7 @@ impl Engine {
         };
         recording.session.reinvite_key = None;
         if (200..300).contains(&status) {
+            recording.lines_before_offer = None;
             let ack = recording.session.ack_for(&response);
             let destination = recording.session.next_hop();
             let sending = recording.offer.direction == Direction::SendOnly;
@@ -278,6 +279,7 @@ impl Engine {
         } else {
             // Any other refusal leaves the session as it was (RFC 3261 14.1): the recording
             // goes on, and the user hears what the recorder would not take.
+            self.added_streams_refused(call, status);
             let what = match self.recordings.get(&call).map(|r| r.offer.direction) {
                 Some(Direction::Inactive) => "the pause",
                 _ => "the recording's update",

@@ -144,15 +144,25 @@ fn add_conference_members(snapshot: &mut metadata::Metadata, record: &CallRecord
 /// joined until it left; while in, it sends its own stream (in mixed mode the one stream)
 /// and receives every other voice's. On hold no voice crosses.
 fn add_own_conference_parties(snapshot: &mut metadata::Metadata, record: &CallRecord) {
+    // A party's stream that carries nothing (the party left, or the stream was refused or
+    // never had a socket: an open gap of its own) is nobody's to send or hear.
+    let silent = |label: &String| {
+        record
+            .stream_gaps
+            .iter()
+            .any(|(gap_label, gap)| gap_label == label && gap.to.is_none())
+    };
     let streams: Vec<(&String, StreamSender)> = record
         .stream_ids
         .iter()
+        .zip(&record.labels)
         .zip(&record.voices)
-        .filter_map(|(id, voice)| Some((id, (*voice)?)))
-        .filter(|(_, voice)| match voice {
-            StreamSender::Member(n) => !record.party_left(*n),
+        .filter_map(|((id, label), voice)| Some((id, label, (*voice)?)))
+        .filter(|(_, label, voice)| match voice {
+            StreamSender::Member(n) => !record.party_left(*n) && !silent(label),
             _ => true,
         })
+        .map(|(id, _, voice)| (id, voice))
         .collect();
     // The stream of a party that left carries nothing now: nobody receives it.
     let live: Vec<&String> = streams.iter().map(|(id, _)| *id).collect();

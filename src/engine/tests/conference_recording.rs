@@ -372,3 +372,112 @@ fn when_the_recorded_calls_far_end_hangs_up_the_conference_recording_goes_on_wit
         "the last party hanging up ends the recording"
     );
 }
+
+#[test]
+fn a_recorder_that_refuses_the_new_stream_keeps_the_session_and_the_partys_voice_is_a_gap() {
+    let (mut phone, a, b, answered) = recorded_a_and_b();
+    phone.input(Input::Command(Command::Merge { call: a, with: b }));
+    let adding = last_invite(&phone);
+    assert_eq!(m_lines(&adding).len(), 3);
+    phone.receive_from_far_end(
+        recorder(),
+        &adding.response(488, "Not Acceptable Here", Some("srs1")),
+    );
+
+    // The recorder hears of B again at once (the refused request's metadata never reached
+    // it), with B's stream stopped.
+    let again = last_invite(&phone);
+    assert_ne!(again.headers.get("CSeq"), adding.headers.get("CSeq"));
+    assert_eq!(
+        m_lines(&again)
+            .iter()
+            .map(|(port, _)| *port)
+            .collect::<Vec<_>>(),
+        vec![42000, 42002, 0],
+        "the refused stream is offered stopped"
+    );
+    // The refused INVITE took its turn: answer the one after it.
+    let mut answered = answered + 1;
+    assert_eq!(recorder_answers_all(&mut phone, &mut answered), 1);
+    assert!(
+        matches!(states(&phone).last(), Some(RecordingState::Recording)),
+        "{:?}",
+        states(&phone)
+    );
+    phone.input(Input::Command(Command::PauseRecording { call: b }));
+    let pause = last_invite(&phone);
+    assert_ne!(pause.headers.get("CSeq"), again.headers.get("CSeq"));
+    assert!(body(&pause).contains("a=inactive"), "{pause}");
+    assert_eq!(
+        m_lines(&pause)
+            .iter()
+            .map(|(port, _)| *port)
+            .collect::<Vec<_>>(),
+        vec![42000, 42002, 0],
+        "a pause asked on B's call pauses the conference's recording, B's stream still stopped"
+    );
+    let metadata = metadata_of(&again);
+    let bob = participant_with_aor(&metadata, &format!("bob@{FAR_B}"));
+    assert!(
+        metadata
+            .participant_stream_assocs
+            .iter()
+            .filter(|a| a.participant_id == bob)
+            .all(|a| a.send.is_empty()),
+        "B sends no recorded stream"
+    );
+    assert!(
+        metadata
+            .gaps
+            .iter()
+            .any(|g| g.reason.contains("refused a stream") && g.reason.contains("bob")),
+        "B's voice is a gap: {:?}",
+        metadata.gaps
+    );
+}
+
+#[test]
+fn in_mixed_mode_the_one_stream_carries_every_partys_voice() {
+    let (mut phone, a, b) = two_calls();
+    phone.input(Input::Command(Command::StartRecording {
+        call: a,
+        recording: RecordingId(715),
+        request: RecordingRequest {
+            mode: RecordingMode::Mixed,
+            media_ports: vec![42000],
+            ..recording_request(recorder())
+        },
+    }));
+    let mut answered = 0;
+    recorder_answers_all(&mut phone, &mut answered);
+    phone.input(Input::Command(Command::Merge { call: a, with: b }));
+    recorder_answers_all(&mut phone, &mut answered);
+    assert!(phone.bound.is_empty(), "no stream of its own in mixed mode");
+    let invite = last_invite(&phone);
+    assert_eq!(m_lines(&invite).len(), 1);
+    let metadata = metadata_of(&invite);
+    let bob = participant_with_aor(&metadata, &format!("bob@{FAR_B}"));
+    let mixed = stream_of_label(&metadata, "1").to_owned();
+    let bobs = metadata
+        .participant_stream_assocs
+        .iter()
+        .find(|a| a.participant_id == bob)
+        .unwrap();
+    assert_eq!(
+        (bobs.send.clone(), bobs.recv.clone()),
+        (vec![mixed.clone()], vec![mixed])
+    );
+
+    recording_packets_while_b_talks(&mut phone, (a, b));
+    let loud = phone
+        .media_sent
+        .iter()
+        .filter(|(socket, _, _)| matches!(socket, MediaSocket::Recording { .. }))
+        .filter_map(|(_, _, data)| crate::media::rtp::RtpPacket::parse(data).ok())
+        .filter(|p| p.payload.iter().any(|byte| *byte != 0xff && *byte != 0x7f))
+        .count();
+    assert!(
+        loud >= 40,
+        "B, who is not the recorded call's far end, is in the mix: {loud}"
+    );
+}
