@@ -17,9 +17,9 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{
-    Audio, Baresip, Peer, Scenario, baresip_recording, find_wav, free_port, read_recorded,
-    recorded_call_args, sipp_scenario, start_baresip, start_recorder, start_sipp_uas,
-    start_verbatim, write_tone_wav,
+    Audio, Baresip, Peer, Scenario, arrivals_at, baresip_recording, find_wav, free_port,
+    read_recorded, recorded_call_args, recorder_ports, sipp_scenario, start_baresip,
+    start_recorder, start_sipp_uas, start_verbatim, write_tone_wav,
 };
 use verbatim::recording::metadata::{self, Metadata};
 
@@ -258,33 +258,47 @@ fn a_local_conference_lets_each_party_hear_the_others_and_not_itself() {
     }
 }
 
-#[test]
-fn a_recorded_local_conference_gives_each_party_a_stream_with_its_own_voice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut srs, srs_port) = start_recorder("conference-own-srs", dir.path(), &[]);
-    let (alice_tone, bob_tone) = (440.0, 620.0);
-    let (mut alice, alice_port) = party("baresip-recorded-alice", alice_tone);
-    let (mut bob, bob_port) = party("baresip-recorded-bob", bob_tone);
-    let mut verbatim = Peer::new("verbatim-recorded-conference");
+const ALICE_TONE: f64 = 440.0;
+const BOB_TONE: f64 = 620.0;
+
+/// Verbatim, playing its own tone, calls two baresip parties (Alice at 440 Hz, Bob at
+/// 620 Hz), records both calls from their start to the recorder at `srs_port` (TCP) and
+/// merges them `merge_at` seconds after the first connects, for `seconds`: the parties and
+/// Verbatim, which has exited successfully.
+fn recorded_conference(
+    name: &str,
+    srs_port: u16,
+    merge_at: u32,
+    seconds: u32,
+) -> (Peer, Peer, Peer) {
+    let (alice, alice_port) = party(&format!("baresip-{name}-alice"), ALICE_TONE);
+    let (bob, bob_port) = party(&format!("baresip-{name}-bob"), BOB_TONE);
+    let mut verbatim = Peer::new(&format!("verbatim-{name}-conference"));
     let play = verbatim.path("tone.wav");
     write_tone_wav(&play, 48000, 20_000, VERBATIM_TONE);
     let mut args = recorded_call_args(
         &format!("sip:party@127.0.0.1:{alice_port}"),
         &play,
-        8,
+        seconds,
         &format!("sip:srs@127.0.0.1:{srs_port};transport=tcp"),
     );
-    args.extend(
-        [
-            "--conference-with",
-            &format!("sip:party@127.0.0.1:{bob_port}"),
-            "--conference-at",
-            "0",
-        ]
-        .map(str::to_owned),
-    );
+    args.extend([
+        "--conference-with".to_owned(),
+        format!("sip:party@127.0.0.1:{bob_port}"),
+        "--conference-at".to_owned(),
+        merge_at.to_string(),
+    ]);
     start_verbatim(&mut verbatim, args);
     verbatim.expect_success(TIMEOUT);
+    (alice, bob, verbatim)
+}
+
+#[test]
+fn a_recorded_local_conference_gives_each_party_a_stream_with_its_own_voice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srs, srs_port) = start_recorder("conference-own-srs", dir.path(), &[]);
+    let (alice_tone, bob_tone) = (ALICE_TONE, BOB_TONE);
+    let (mut alice, mut bob, verbatim) = recorded_conference("own", srs_port, 0, 8);
     alice.wait_for_output("terminated", Duration::from_secs(10));
     bob.wait_for_output("terminated", Duration::from_secs(10));
     srs.stop();
@@ -357,5 +371,59 @@ fn a_recorded_local_conference_gives_each_party_a_stream_with_its_own_voice() {
     assert!(
         versions.iter().any(each_sends_its_own),
         "no metadata version has each party sending its own stream: {versions:?}"
+    );
+    // Both calls were hung up at once: the first's far end left, the session passed to the
+    // second call, which ended too; the recorder still heard the end.
+    let last = versions.last().unwrap();
+    assert!(
+        last.sessions.iter().all(|s| s.end_time.is_some())
+            && last
+                .participant_session_assocs
+                .iter()
+                .all(|a| a.disassociate_time.is_some()),
+        "the last metadata says everyone left and the session ended: {last:?}"
+    );
+}
+
+/// The wire rules at a recorder nobody here wrote: sipp takes both calls' recording
+/// sessions; the second call's own ends at the merge, and the first call's session adds the
+/// second party's labelled stream by re-INVITE in its own dialog, whose RTP then reaches the
+/// port sipp answered for it.
+#[test]
+fn a_sipp_recorder_gets_the_joining_partys_stream_added_in_the_same_session() {
+    let (ports, stop, listeners) = recorder_ports(3);
+    let srs_port = free_port();
+    let mut srs = Peer::new("sipp-srs-conference");
+    start_sipp_uas(
+        &mut srs,
+        &Scenario::File(sipp_scenario("srs_conference.xml")),
+        srs_port,
+        "t1",
+        &[
+            // Probes answered; two sessions (each call's) before it is done.
+            "-aa", "-m", "2", "-key", "k1", &ports[0], "-key", "k2", &ports[1], "-key", "k3",
+            &ports[2],
+        ],
+    );
+    let (mut alice, mut bob, _verbatim) = recorded_conference("sipp", srs_port, 1, 6);
+    srs.expect_success(TIMEOUT);
+    alice.stop();
+    bob.stop();
+    let arrivals = arrivals_at(&stop, listeners);
+
+    let log = std::fs::read_to_string(srs.path("sipp_actions.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("stream 3 offered: label a=label:3 metadata <label>3</label>")),
+        "the third stream and its metadata came in a re-INVITE of a session\n{log}"
+    );
+    let counts: Vec<usize> = arrivals.iter().map(Vec::len).collect();
+    assert!(
+        counts[0] >= 100 && counts[1] >= 100,
+        "the local user's and the first party's streams: {counts:?}"
+    );
+    assert!(
+        counts[2] >= 100,
+        "the second party's stream reaches the port answered for it: {counts:?}"
     );
 }

@@ -737,6 +737,65 @@ pub fn start_sipp(
     peer.start(command);
 }
 
+/// The RTP packets a socket receives (when each came, and its payload type) until `stop`
+/// is set.
+pub fn rtp_arrivals(
+    socket: std::net::UdpSocket,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(std::time::Instant, u8)>> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut arrivals = Vec::new();
+        let mut buffer = [0u8; 2048];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(len) = socket.recv(&mut buffer) {
+                // RTP version 2; RTCP (payload types 72 to 76 with the marker bit) is not audio.
+                let payload_type = buffer[1] & 0x7f;
+                if len > 12 && buffer[0] >> 6 == 2 && !(72..=76).contains(&payload_type) {
+                    arrivals.push((std::time::Instant::now(), payload_type));
+                }
+            }
+        }
+        arrivals
+    })
+}
+
+/// `count` sockets on 127.0.0.1 for a recorder played by sipp, their ports, and the threads
+/// that log what reaches them until the returned flag is set.
+#[allow(clippy::type_complexity)]
+pub fn recorder_ports(
+    count: usize,
+) -> (
+    Vec<String>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<Vec<(std::time::Instant, u8)>>>,
+) {
+    let sockets: Vec<std::net::UdpSocket> = (0..count)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports = sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().port().to_string())
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listeners = sockets
+        .into_iter()
+        .map(|socket| rtp_arrivals(socket, stop.clone()))
+        .collect();
+    (ports, stop, listeners)
+}
+
+/// Stops the threads `recorder_ports` started and returns what each socket received.
+pub fn arrivals_at(
+    stop: &std::sync::atomic::AtomicBool,
+    listeners: Vec<std::thread::JoinHandle<Vec<(std::time::Instant, u8)>>>,
+) -> Vec<Vec<(std::time::Instant, u8)>> {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    listeners.into_iter().map(|l| l.join().unwrap()).collect()
+}
+
 /// [`start_sipp`] for a UAS, then waits until it listens on `port`.
 pub fn start_sipp_uas(
     peer: &mut Peer,

@@ -325,6 +325,9 @@ pub(in crate::engine) struct Recording {
     /// How many m-lines the offer had before our re-INVITE in flight added some (a party
     /// joined): a refusal takes them back out.
     lines_before_offer: Option<usize>,
+    /// The call ended while our re-INVITE was in flight: the end's metadata, sent once it
+    /// is answered.
+    closing_metadata: Option<Vec<u8>>,
     /// The user was told the recorder refused SRTP (once per session).
     warned_unencrypted: bool,
     /// The CNAME all the recording's streams carry in RTCP; made when they are first built.
@@ -366,6 +369,7 @@ impl Recording {
             want_paused: false,
             metadata_dirty: false,
             lines_before_offer: None,
+            closing_metadata: None,
             warned_unencrypted: false,
             cname: String::new(),
             probe: None,

@@ -334,8 +334,11 @@ impl Engine {
             return;
         };
         let media_id = recording.media_id;
-        if call_ended && recording.session.connected && recording.session.reinvite_key.is_none() {
+        let in_flight = recording.session.reinvite_key.is_some();
+        if call_ended && recording.session.connected && !in_flight {
             self.close_with_metadata(call, final_metadata);
+        } else if call_ended && recording.session.connected {
+            self.close_after_reinvite(call, final_metadata);
         } else {
             self.stop_recording_dialog(call);
             self.recordings.remove(&call);
@@ -346,16 +349,53 @@ impl Engine {
     /// The call ended: one last re-INVITE carries the end times, and its answer (or its
     /// failure) brings the BYE. The recording moves out of the call's way meanwhile.
     pub(super) fn close_with_metadata(&mut self, call: CallId, xml: Vec<u8>) {
+        let Some(recording) = self.take_for_closing(call) else {
+            return;
+        };
+        if let Err(recording) = self.send_closing_invite(recording, xml) {
+            self.recordings.insert(call, *recording);
+            self.stop_recording_dialog(call);
+            self.recordings.remove(&call);
+        }
+    }
+
+    /// The call ended while a re-INVITE of ours was in flight (a party left our
+    /// conference just before): its answer brings the closing re-INVITE with the end
+    /// times, and that one's answer the BYE, so the recorder still hears how it ended.
+    fn close_after_reinvite(&mut self, call: CallId, xml: Vec<u8>) {
+        let Some(mut recording) = self.take_for_closing(call) else {
+            return;
+        };
+        let Some(key) = recording.session.reinvite_key.take() else {
+            return;
+        };
+        recording.closing_metadata = Some(xml);
+        let closing = recording.media_id;
+        self.tx_owner.insert(key, TxOwner::RecordingClose(closing));
+        self.recording_byes += 1;
+        self.closing_recordings.insert(closing, recording);
+    }
+
+    /// The call ended: its streams stop, and the recording leaves the call's way to close.
+    fn take_for_closing(&mut self, call: CallId) -> Option<Recording> {
         if let Some(media) = self.media.get_mut(&call) {
             media.session.set_tapping(false);
         }
         self.say_bye_on_streams(call, "the call ended");
-        let Some(mut recording) = self.recordings.remove(&call) else {
-            return;
-        };
+        let mut recording = self.recordings.remove(&call)?;
         recording.wants_pcm = false;
-        // The same SDP, unchanged version (RFC 3264 8): only the metadata is news, and a
-        // recorder must not read the end of the call as a pause.
+        Some(recording)
+    }
+
+    /// One last re-INVITE with the end times: the same SDP, unchanged version (RFC 3264
+    /// 8), since only the metadata is news and a recorder must not read the end of the call
+    /// as a pause. The recording waits among the closing ones for its answer; when it
+    /// cannot be sent, the recording comes back.
+    fn send_closing_invite(
+        &mut self,
+        mut recording: Recording,
+        xml: Vec<u8>,
+    ) -> Result<(), Box<Recording>> {
         let mut invite = recording.session.dialog.request(Method::Invite);
         invite.headers.push("Require", "siprec");
         recording.session.stamp_timer(&mut invite);
@@ -368,12 +408,9 @@ impl Engine {
             Some(_) => {
                 self.recording_byes += 1;
                 self.closing_recordings.insert(closing, recording);
+                Ok(())
             }
-            None => {
-                self.recordings.insert(call, recording);
-                self.stop_recording_dialog(call);
-                self.recordings.remove(&call);
-            }
+            None => Err(Box::new(recording)),
         }
     }
 
@@ -393,6 +430,13 @@ impl Engine {
         {
             let ack = recording.session.ack_for(response);
             self.send_2xx_ack(ack, destination);
+        }
+        // The re-INVITE that was in flight when the call ended is answered: now the end.
+        if let (Some(_), Some(xml)) = (&response, recording.closing_metadata.take()) {
+            match self.send_closing_invite(recording, xml) {
+                Ok(()) => return,
+                Err(back) => recording = *back,
+            }
         }
         let bye = recording.session.dialog.request(Method::Bye);
         recording.session.connected = false;

@@ -481,3 +481,36 @@ fn in_mixed_mode_the_one_stream_carries_every_partys_voice() {
         "B, who is not the recorded call's far end, is in the mix: {loud}"
     );
 }
+
+#[test]
+fn a_call_that_ends_while_our_reinvite_is_in_flight_still_tells_the_recorder_its_end() {
+    let (mut phone, a, b, mut answered) = recorded_a_and_b();
+    phone.input(Input::Command(Command::Merge { call: a, with: b }));
+    recorder_answers_all(&mut phone, &mut answered);
+    // A's far end leaves: the session passes to B by a re-INVITE, left unanswered while
+    // B hangs up too.
+    phone.hang_up_over_udp(a);
+    let handover = last_invite(&phone);
+    phone.hang_up_over_udp(b);
+    let methods = |phone: &Phone| -> Vec<Method> {
+        requests_to_recorder(phone)
+            .iter()
+            .filter_map(|m| m.method().cloned())
+            .collect()
+    };
+    assert!(
+        !methods(&phone).contains(&Method::Bye),
+        "no BYE across our own re-INVITE: {:?}",
+        methods(&phone)
+    );
+    phone.receive_from_far_end(recorder(), &recorder_answer(&handover, 9));
+    let closing = last_invite(&phone);
+    assert_ne!(closing.headers.get("CSeq"), handover.headers.get("CSeq"));
+    let metadata = metadata_of(&closing);
+    assert!(
+        metadata.sessions[0].end_time.is_some(),
+        "the end's metadata follows the answer: {metadata:?}"
+    );
+    phone.receive_from_far_end(recorder(), &recorder_answer(&closing, 10));
+    assert_eq!(methods(&phone).last(), Some(&Method::Bye), "then the BYE");
+}
