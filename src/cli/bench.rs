@@ -316,7 +316,9 @@ pub(super) async fn run(
         while recording.len() < to_record.len() {
             tokio::select! {
                 event = caller.handle.events.recv() => match event {
-                    Some(Event::Recording { call, state: RecordingState::Recording, .. }) => {
+                    // A conference's other calls report its recording too: one session.
+                    Some(Event::Recording { call, state: RecordingState::Recording, .. })
+                        if to_record.contains(&call) => {
                         recording.insert(call);
                     }
                     Some(Event::Recording { state: RecordingState::Failed { reason }, .. })

@@ -159,9 +159,13 @@ impl Engine {
             return;
         }
         // The newcomers hear the notice and see `a=record` as the others do.
-        if let Some(state) = self.recordings.get(&owner).map(|r| r.state.clone()) {
+        if let Some((media_id, state)) = self
+            .recordings
+            .get(&owner)
+            .map(|r| (r.media_id, r.state.clone()))
+        {
             for peer in joined {
-                self.indicate_to_party(peer, &state);
+                self.announce_to_party(peer, media_id, &state);
             }
         }
         let awaiting = self

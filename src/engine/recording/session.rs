@@ -317,8 +317,10 @@ impl Engine {
             .iter()
             .flat_map(|plan| plan.record.party_calls())
             .collect();
-        for party in parties {
-            self.indicate_to_party(party, &RecordingState::Off);
+        if let Some(media_id) = plan.as_ref().map(|plan| plan.media_id) {
+            for party in parties {
+                self.announce_to_party(party, media_id, &RecordingState::Off);
+            }
         }
         if let Some(plan) = &plan
             && let gaps = plan.record.all_gaps()
@@ -506,13 +508,30 @@ impl Engine {
             .get(&call)
             .map(|plan| plan.record.party_calls().collect())
             .unwrap_or_default();
-        for party in core::iter::once(call).chain(parties) {
-            self.indicate_to_party(party, &state);
-        }
+        self.indicate_to_party(call, &state);
         self.events.push_back(Event::Recording {
             call,
             recording: media_id,
-            state,
+            state: state.clone(),
+        });
+        for party in parties {
+            self.announce_to_party(party, media_id, &state);
+        }
+    }
+
+    /// A party of our conference is recorded by the conference's recording: its far end
+    /// is told, and its call's indicator shows that recording's state.
+    pub(super) fn announce_to_party(
+        &mut self,
+        party: CallId,
+        media_id: RecordingId,
+        state: &RecordingState,
+    ) {
+        self.indicate_to_party(party, state);
+        self.events.push_back(Event::Recording {
+            call: party,
+            recording: media_id,
+            state: state.clone(),
         });
     }
 

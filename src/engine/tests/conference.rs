@@ -25,29 +25,41 @@ pub(super) fn two_calls() -> (Phone, CallId, CallId) {
         &answer(&invite_a, "<sip:alice@192.0.2.1:5060>"),
     );
     let b = CallId(705);
+    connect_another(&mut phone, b, (FAR_B, "bob"), 40002);
+    (phone, a, b)
+}
+
+/// Places `call` from `media_port` to `user` at `far` (whose media comes from its address,
+/// port 30000) and has it answered.
+pub(super) fn connect_another(
+    phone: &mut Phone,
+    call: CallId,
+    (far, user): (&str, &str),
+    media_port: u16,
+) {
     phone.input(Input::Command(Command::Dial {
-        call: b,
+        call,
         request: DialRequest {
-            target: Uri::parse(&format!("sip:bob@{FAR_B}")).unwrap(),
+            target: Uri::parse(&format!("sip:{user}@{far}")).unwrap(),
             from: NameAddr::parse("<sip:me@example.com>").unwrap(),
-            destination: udp(FAR_B),
+            destination: udp(far),
             route: None,
             credentials: None,
-            media_port: 40002,
+            media_port,
             record: None,
         },
     }));
-    let invite_b = phone
+    let invite = phone
         .messages()
         .into_iter()
         .rev()
-        .find_map(|(to, m)| (to == udp(FAR_B) && m.method() == Some(&Method::Invite)).then_some(m))
+        .find_map(|(to, m)| (to == udp(far) && m.method() == Some(&Method::Invite)).then_some(m))
         .unwrap();
-    let mut ok_b = answer(&invite_b, "<sip:bob@192.0.2.2:5060>");
-    let sdp = body(&ok_b).replace("192.0.2.1", "192.0.2.2");
-    ok_b.set_body("application/sdp", sdp.into_bytes());
-    phone.receive_from_far_end(udp(FAR_B), &ok_b);
-    (phone, a, b)
+    let host = far.split(':').next().unwrap();
+    let mut ok = answer(&invite, &format!("<sip:{user}@{far}>"));
+    let sdp = body(&ok).replace("192.0.2.1", host);
+    ok.set_body("application/sdp", sdp.into_bytes());
+    phone.receive_from_far_end(udp(far), &ok);
 }
 
 /// The far end at FAR_UDP talking: its RTP stream, continued from call to call.

@@ -121,6 +121,18 @@ fn participant_with_aor<'m>(metadata: &'m Metadata, aor: &str) -> &'m str {
         .id
 }
 
+/// What `participant` sends and hears, by the metadata.
+fn streams_of<'m>(
+    metadata: &'m Metadata,
+    participant: &str,
+) -> &'m crate::recording::metadata::ParticipantStreamAssoc {
+    metadata
+        .participant_stream_assocs
+        .iter()
+        .find(|a| a.participant_id == participant)
+        .unwrap_or_else(|| panic!("no streams of {participant} in {metadata:?}"))
+}
+
 fn stream_of_label<'m>(metadata: &'m Metadata, label: &str) -> &'m str {
     &metadata
         .streams
@@ -220,18 +232,13 @@ fn merging_a_recorded_call_adds_the_new_partys_stream_and_participant_by_reinvit
     let metadata = metadata_of(&reinvite);
     let bob = participant_with_aor(&metadata, &format!("bob@{FAR_B}"));
     let stream_3 = stream_of_label(&metadata, "3");
-    let bobs = metadata
-        .participant_stream_assocs
-        .iter()
-        .find(|a| a.participant_id == bob)
-        .unwrap();
+    let bobs = streams_of(&metadata, bob);
     assert_eq!(bobs.send, vec![stream_3.to_owned()], "B sends stream 3");
     assert_eq!(bobs.recv.len(), 2, "and hears the local user and A");
-    let local_user = metadata
-        .participant_stream_assocs
-        .iter()
-        .find(|a| a.participant_id == participant_with_aor(&metadata, "sip:alice@example.com"))
-        .unwrap();
+    let local_user = streams_of(
+        &metadata,
+        participant_with_aor(&metadata, "sip:alice@example.com"),
+    );
     assert!(
         local_user.recv.contains(&stream_3.to_owned()),
         "the local user hears B"
@@ -242,6 +249,15 @@ fn merging_a_recorded_call_adds_the_new_partys_stream_and_participant_by_reinvit
         .find(|a| a.participant_id == bob)
         .unwrap();
     assert!(joined.associate_time.is_some() && joined.disassociate_time.is_none());
+
+    assert!(
+        phone.events.iter().any(|e| matches!(
+            e,
+            Event::Recording { call, recording: RecordingId(715), state: RecordingState::Recording }
+                if *call == b
+        )),
+        "B's call shows the conference's recording"
+    );
 
     let sent = recording_packets_while_b_talks(&mut phone, (a, b));
     let to_3: Vec<_> = sent.iter().filter(|(_, port)| *port == 30004).collect();
@@ -341,11 +357,7 @@ fn when_the_recorded_calls_far_end_hangs_up_the_conference_recording_goes_on_wit
         "A left"
     );
     let bob = participant_with_aor(&metadata, &format!("bob@{FAR_B}"));
-    let bobs = metadata
-        .participant_stream_assocs
-        .iter()
-        .find(|a| a.participant_id == bob)
-        .unwrap();
+    let bobs = streams_of(&metadata, bob);
     assert_eq!(bobs.send, vec![stream_of_label(&metadata, "3").to_owned()]);
 
     let sent = recording_packets_while_b_talks(&mut phone, (a, b));
@@ -458,11 +470,7 @@ fn in_mixed_mode_the_one_stream_carries_every_partys_voice() {
     let metadata = metadata_of(&invite);
     let bob = participant_with_aor(&metadata, &format!("bob@{FAR_B}"));
     let mixed = stream_of_label(&metadata, "1").to_owned();
-    let bobs = metadata
-        .participant_stream_assocs
-        .iter()
-        .find(|a| a.participant_id == bob)
-        .unwrap();
+    let bobs = streams_of(&metadata, bob);
     assert_eq!(
         (bobs.send.clone(), bobs.recv.clone()),
         (vec![mixed.clone()], vec![mixed])
@@ -513,4 +521,34 @@ fn a_call_that_ends_while_our_reinvite_is_in_flight_still_tells_the_recorder_its
     );
     phone.receive_from_far_end(recorder(), &recorder_answer(&closing, 10));
     assert_eq!(methods(&phone).last(), Some(&Method::Bye), "then the BYE");
+}
+
+#[test]
+fn a_third_party_merged_later_gets_a_fourth_stream_in_the_same_session() {
+    let (mut phone, a, b, mut answered) = recorded_a_and_b();
+    phone.input(Input::Command(Command::Merge { call: a, with: b }));
+    recorder_answers_all(&mut phone, &mut answered);
+    let c = CallId(706);
+    super::conference::connect_another(&mut phone, c, ("192.0.2.3:5060", "carol"), 40004);
+    phone.input(Input::Command(Command::Merge { call: c, with: a }));
+    recorder_answers_all(&mut phone, &mut answered);
+    let reinvite = last_invite(&phone);
+    assert_eq!(
+        m_lines(&reinvite),
+        vec![
+            (42000, Some("1".into())),
+            (42002, Some("2".into())),
+            (44002, Some("3".into())),
+            (44004, Some("4".into()))
+        ],
+        "Carol's stream is the fourth, on a socket pair of its own"
+    );
+    let metadata = metadata_of(&reinvite);
+    let carol = participant_with_aor(&metadata, "carol@192.0.2.3");
+    let carols = streams_of(&metadata, carol);
+    assert_eq!(
+        carols.send,
+        vec![stream_of_label(&metadata, "4").to_owned()]
+    );
+    assert_eq!(carols.recv.len(), 3, "Carol hears the three others");
 }
