@@ -51,12 +51,14 @@ impl Engine {
         for member in &joining {
             self.local_conference.push(*member);
         }
+        // First the recording takes the newcomers, so that the re-INVITE saying we are the
+        // focus also carries `a=record` to them.
+        self.record_conference();
         for member in joining {
             self.become_focus_of(member);
             // The conference is muted or not as a whole.
             self.set_muted(member, muted);
         }
-        self.record_conference();
         self.events.push_back(Event::LocalConference {
             members: self.local_conference.clone(),
         });

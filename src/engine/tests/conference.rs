@@ -17,7 +17,11 @@ const LOUD: u8 = 0x80;
 /// Two connected calls: to the far end at FAR_UDP (media from 192.0.2.1:30000) and to a
 /// second one at FAR_B (media from 192.0.2.2:30000).
 pub(super) fn two_calls() -> (Phone, CallId, CallId) {
-    let mut phone = Phone::new(SrtpPolicy::Off);
+    two_calls_on(Phone::new(SrtpPolicy::Off))
+}
+
+/// As [`two_calls`], on `phone`.
+pub(super) fn two_calls_on(mut phone: Phone) -> (Phone, CallId, CallId) {
     let a = phone.dial(&format!("sip:alice@{FAR_UDP}"), udp(FAR_UDP));
     let invite_a = invite_sent(&phone);
     phone.receive_from_far_end(

@@ -144,7 +144,12 @@ fn stream_of_label<'m>(metadata: &'m Metadata, label: &str) -> &'m str {
 
 /// Call A recorded (its session up), call B not, both connected.
 fn recorded_a_and_b() -> (Phone, CallId, CallId, usize) {
-    let (mut phone, a, b) = two_calls();
+    recorded_a_and_b_on(Phone::new(crate::media::srtp::SrtpPolicy::Off))
+}
+
+/// As [`recorded_a_and_b`], on `phone`.
+fn recorded_a_and_b_on(phone: Phone) -> (Phone, CallId, CallId, usize) {
+    let (mut phone, a, b) = super::conference::two_calls_on(phone);
     phone.input(Input::Command(Command::StartRecording {
         call: a,
         recording: RecordingId(715),
@@ -153,6 +158,17 @@ fn recorded_a_and_b() -> (Phone, CallId, CallId, usize) {
     let mut answered = 0;
     recorder_answers_all(&mut phone, &mut answered);
     (phone, a, b, answered)
+}
+
+/// One 20 ms step of both calls with the local user silent.
+fn silent_step(phone: &mut Phone, (a, b): (CallId, CallId)) {
+    for call in [a, b] {
+        phone.input(Input::MediaTick {
+            call,
+            captured: vec![0.0; crate::media::FRAME_SAMPLES],
+        });
+    }
+    phone.run_for(Duration::from_millis(20));
 }
 
 /// Where the recording's RTP went while B sends loud audio for a second and A silence:
@@ -179,13 +195,7 @@ fn recording_packets_while_b_talks(
                 data: packet.clone(),
             });
         }
-        for call in [a, b] {
-            phone.input(Input::MediaTick {
-                call,
-                captured: vec![0.0; crate::media::FRAME_SAMPLES],
-            });
-        }
-        phone.run_for(Duration::from_millis(20));
+        silent_step(phone, (a, b));
     }
     phone
         .media_sent
@@ -551,4 +561,50 @@ fn a_third_party_merged_later_gets_a_fourth_stream_in_the_same_session() {
         vec![stream_of_label(&metadata, "4").to_owned()]
     );
     assert_eq!(carols.recv.len(), 3, "Carol hears the three others");
+}
+
+#[test]
+fn a_party_that_joins_a_recorded_conference_hears_the_recording_notice() {
+    let announcement: std::sync::Arc<[f32]> = (0..crate::media::SAMPLE_RATE as usize)
+        .map(|i| {
+            0.3 * (core::f32::consts::TAU * 500.0 * i as f32 / crate::media::SAMPLE_RATE as f32)
+                .sin()
+        })
+        .collect();
+    let phone = Phone::configured(crate::media::srtp::SrtpPolicy::Off, |config| {
+        config.notice.announcement = Some(announcement);
+    });
+    let (mut phone, a, b, mut answered) = recorded_a_and_b_on(phone);
+    let to_b_during_a_second = |phone: &mut Phone| {
+        phone.media_sent.clear();
+        for _ in 0..50 {
+            silent_step(phone, (a, b));
+        }
+        phone
+            .media_sent
+            .iter()
+            .filter(|(socket, to, _)| *socket == MediaSocket::Call(b) && to.port() == 30000)
+            .filter_map(|(_, _, data)| crate::media::rtp::RtpPacket::parse(data).ok())
+            .filter(|p| p.payload.iter().any(|byte| *byte != 0xff && *byte != 0x7f))
+            .count()
+    };
+    assert_eq!(to_b_during_a_second(&mut phone), 0, "B is not recorded yet");
+
+    phone.input(Input::Command(Command::Merge { call: a, with: b }));
+    recorder_answers_all(&mut phone, &mut answered);
+    let loud = to_b_during_a_second(&mut phone);
+    assert!(
+        loud >= 40,
+        "B hears the announcement as it joins: {loud} of 50"
+    );
+    let reinvite_to_b = phone
+        .messages()
+        .into_iter()
+        .rev()
+        .find_map(|(to, m)| (to == udp(FAR_B) && m.method() == Some(&Method::Invite)).then_some(m))
+        .unwrap();
+    assert!(
+        body(&reinvite_to_b).contains("a=record:on"),
+        "and is told in SDP: {reinvite_to_b}"
+    );
 }
