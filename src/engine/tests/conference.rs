@@ -33,20 +33,38 @@ pub(super) fn two_calls_on(mut phone: Phone) -> (Phone, CallId, CallId) {
     (phone, a, b)
 }
 
-/// Places `call` from `media_port` to `user` at `far` (whose media comes from its address,
-/// port 30000) and has it answered.
+/// Places `call` from `media_port` to `user` at `far` over UDP (its media comes from its
+/// address, port 30000) and has it answered.
 pub(super) fn connect_another(
     phone: &mut Phone,
     call: CallId,
     (far, user): (&str, &str),
     media_port: u16,
 ) {
+    connect_over(
+        phone,
+        call,
+        &format!("sip:{user}@{far}"),
+        udp(far),
+        media_port,
+    );
+}
+
+/// Places `call` from `media_port` to `target` through `over` and has it answered, with
+/// SRTP when we offered it.
+pub(super) fn connect_over(
+    phone: &mut Phone,
+    call: CallId,
+    target: &str,
+    over: Destination,
+    media_port: u16,
+) {
     phone.input(Input::Command(Command::Dial {
         call,
         request: DialRequest {
-            target: Uri::parse(&format!("sip:{user}@{far}")).unwrap(),
+            target: Uri::parse(target).unwrap(),
             from: NameAddr::parse("<sip:me@example.com>").unwrap(),
-            destination: udp(far),
+            destination: over,
             route: None,
             credentials: None,
             media_port,
@@ -57,13 +75,20 @@ pub(super) fn connect_another(
         .messages()
         .into_iter()
         .rev()
-        .find_map(|(to, m)| (to == udp(far) && m.method() == Some(&Method::Invite)).then_some(m))
+        .find_map(|(to, m)| (to == over && m.method() == Some(&Method::Invite)).then_some(m))
         .unwrap();
-    let host = far.split(':').next().unwrap();
-    let mut ok = answer(&invite, &format!("<sip:{user}@{far}>"));
-    let sdp = body(&ok).replace("192.0.2.1", host);
+    let host = over.address.ip().to_string();
+    let mut ok = answer(&invite, &format!("<{target}>"));
+    let mut sdp = body(&ok).replace("192.0.2.1", &host);
+    if body(&invite).contains("a=crypto") && !sdp.contains("a=crypto") {
+        // Optional SRTP is offered as RTP/AVP with keys (RFC 4568 best effort): taken.
+        sdp = sdp.replace(
+            "a=sendrecv",
+            &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{FAR_KEY}\r\na=sendrecv"),
+        );
+    }
     ok.set_body("application/sdp", sdp.into_bytes());
-    phone.receive_from_far_end(udp(far), &ok);
+    phone.receive_from_far_end(over, &ok);
 }
 
 /// The far end at FAR_UDP talking: its RTP stream, continued from call to call.

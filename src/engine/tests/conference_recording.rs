@@ -150,14 +150,20 @@ fn recorded_a_and_b() -> (Phone, CallId, CallId, usize) {
 /// As [`recorded_a_and_b`], on `phone`.
 fn recorded_a_and_b_on(phone: Phone) -> (Phone, CallId, CallId, usize) {
     let (mut phone, a, b) = super::conference::two_calls_on(phone);
+    let answered = record_up(&mut phone, a);
+    (phone, a, b, answered)
+}
+
+/// Records `call` to the recorder, which answers: how many INVITEs it answered.
+fn record_up(phone: &mut Phone, call: CallId) -> usize {
     phone.input(Input::Command(Command::StartRecording {
-        call: a,
+        call,
         recording: RecordingId(715),
         request: recording_request(recorder()),
     }));
     let mut answered = 0;
-    recorder_answers_all(&mut phone, &mut answered);
-    (phone, a, b, answered)
+    recorder_answers_all(phone, &mut answered);
+    answered
 }
 
 /// One 20 ms step of both calls with the local user silent.
@@ -606,5 +612,69 @@ fn a_party_that_joins_a_recorded_conference_hears_the_recording_notice() {
     assert!(
         body(&reinvite_to_b).contains("a=record:on"),
         "and is told in SDP: {reinvite_to_b}"
+    );
+}
+
+#[test]
+fn a_party_on_an_encrypted_call_is_never_recorded_in_the_clear() {
+    let mut phone = Phone::new(crate::media::srtp::SrtpPolicy::Optional);
+    let a = phone.dial(&format!("sip:alice@{FAR_UDP}"), udp(FAR_UDP));
+    let invite_a = invite_sent(&phone);
+    phone.receive_from_far_end(
+        udp(FAR_UDP),
+        &answer(&invite_a, "<sip:alice@192.0.2.1:5060>"),
+    );
+    let answered = record_up(&mut phone, a);
+    assert!(
+        !body(&last_invite(&phone)).contains("RTP/SAVP"),
+        "a plain call, recorded plain"
+    );
+    let b = CallId(705);
+    super::conference::connect_over(
+        &mut phone,
+        b,
+        &format!("sips:bob@{FAR_TLS}"),
+        tls(FAR_TLS),
+        40002,
+    );
+    assert!(
+        phone.events.iter().any(|e| matches!(e, Event::Media { call, negotiated } if *call == b && negotiated.srtp.is_some())),
+        "B's call is encrypted"
+    );
+
+    phone.input(Input::Command(Command::Merge { call: a, with: b }));
+    phone.run_for(Duration::from_secs(10));
+    // As A's call shows it (B's shows the same).
+    let reasons: Vec<String> = phone
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Recording {
+                call,
+                state: RecordingState::Retrying { reason, .. },
+                ..
+            } if *call == a => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons
+            .first()
+            .is_some_and(|r| r.contains("encrypted call (SRTP)")),
+        "the plain session ends at once, saying why: {reasons:?}"
+    );
+    assert!(
+        reasons.iter().skip(1).all(|r| r.contains("sips:")),
+        "and is not set up again in the clear: {reasons:?}"
+    );
+    let methods: Vec<Method> = requests_to_recorder(&phone)
+        .iter()
+        .filter_map(|m| m.method().cloned())
+        .collect();
+    assert_eq!(methods.last(), Some(&Method::Bye), "{methods:?}");
+    assert_eq!(
+        methods.iter().filter(|m| **m == Method::Invite).count(),
+        answered,
+        "no new recording session without encryption"
     );
 }
