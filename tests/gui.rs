@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use support::{
     Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario, start_recorder,
     start_sipp_uas, start_verbatim,
@@ -82,6 +82,7 @@ fn app_recording(
         history: Some(recordings.to_owned()),
         account: None,
         audio_control: None,
+        admin: verbatim::settings::AdminPolicy::default(),
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }
@@ -361,13 +362,23 @@ fn settings_window(
     recordings: &std::path::Path,
     path: &std::path::Path,
 ) -> Harness<'static, VerbatimApp> {
+    settings_window_under(recordings, path, verbatim::settings::AdminPolicy::default())
+}
+
+/// As [`settings_window`], with what `admin` fixes.
+fn settings_window_under(
+    recordings: &std::path::Path,
+    path: &std::path::Path,
+    admin: verbatim::settings::AdminPolicy,
+) -> Harness<'static, VerbatimApp> {
     // Tall enough for the whole settings screen, which scrolls in a real window.
     let mut harness = Harness::builder()
         .with_size(egui::vec2(800.0, 1800.0))
         .build_ui_state(
             |ui, app: &mut VerbatimApp| app.show(ui),
             app(recordings, None)
-                .with_settings(path.to_owned(), verbatim::settings::Settings::default()),
+                .with_settings(path.to_owned(), verbatim::settings::Settings::default())
+                .with_admin_policy(admin),
         );
     wait_for(&mut harness, "Ready on");
     harness.get_by_label("Settings").click();
@@ -904,4 +915,48 @@ fn a_new_recordings_key_is_announced_with_where_it_is_kept() {
             .is_some()
     );
     assert!(key_file.is_file());
+}
+
+/// What the administrator's policy fixes is shown with its value, cannot be changed, and
+/// says who set it; saving keeps it.
+#[test]
+fn settings_the_administrator_fixed_are_shown_and_cannot_be_changed() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let admin = verbatim::settings::AdminPolicy::parse(
+        "[recording]\nauto = \"all\"\npolicy = \"mandatory\"\n",
+    )
+    .unwrap();
+    let mut harness = settings_window_under(recordings.path(), &path, admin);
+    harness.step();
+    for label in ["Record every call", "Recording is mandatory"] {
+        let checkbox = harness.get_by_label(label);
+        assert!(checkbox.accesskit_node().is_disabled(), "{label} is fixed");
+        assert_eq!(
+            checkbox.accesskit_node().toggled(),
+            Some(egui::accesskit::Toggled::True),
+            "{label} shows the policy's value"
+        );
+    }
+    assert_eq!(
+        harness
+            .query_all_by_label("Set by your administrator")
+            .count(),
+        2
+    );
+    assert!(
+        !harness
+            .get_by_label("Mix both voices into one stream")
+            .accesskit_node()
+            .is_disabled(),
+        "what the policy leaves alone stays the user's"
+    );
+    harness.get_by_label("Recording is mandatory").click();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    assert_eq!(written.recording.policy, "mandatory");
+    assert_eq!(written.recording.auto, "all");
 }

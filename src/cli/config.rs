@@ -9,7 +9,7 @@ use crate::driver::media::AudioFactory;
 use crate::media::srtp::SrtpPolicy;
 use crate::phone::RecordingPolicy;
 use crate::sdp::Codec;
-use crate::settings::{Account, Settings};
+use crate::settings::{Account, AdminPolicy, Locked, Settings};
 use crate::sip::auth::Credentials;
 use crate::sip::uri::Uri;
 
@@ -28,8 +28,10 @@ pub(super) struct Loaded {
     /// Recorders that may start recording a call themselves.
     pub(super) recorders_allowed: Vec<core::net::IpAddr>,
     pub(super) admission: crate::engine::AdmissionConfig,
-    /// `[recording]` from the configuration file.
+    /// `[recording]` from the configuration file, with the administrator's policy over it.
     pub(super) recording: crate::settings::Recording,
+    /// The administrator's recording policy: flags may not contradict it.
+    pub(super) admin: AdminPolicy,
 }
 
 /// Where and when to record, from the command line.
@@ -92,9 +94,63 @@ fn recording_target(
     }))
 }
 
+/// A flag that would undo what the administrator's policy fixes is refused, with the reason.
+fn check_against_policy(
+    args: &RecordArgs,
+    recording: &crate::settings::Recording,
+    admin: &AdminPolicy,
+) -> Result<(), Failure> {
+    let refuse = |flag: &str, setting: Locked| {
+        Err(Failure::usage(format!(
+            "{flag}: {}",
+            admin.set_by_administrator(setting)
+        )))
+    };
+    let same_uri = |flag: &Option<String>, fixed: &Option<Uri>| {
+        let given = flag.as_deref().map(Uri::parse);
+        match (given, fixed) {
+            (None, _) => true,
+            (Some(Ok(given)), Some(fixed)) => given.to_string() == fixed.to_string(),
+            _ => false,
+        }
+    };
+    if admin.is_locked(Locked::Policy)
+        && let Some(policy) = args.record_policy
+        && (policy == media::RecordPolicyArg::Mandatory) != recording.mandatory
+    {
+        return refuse("--record-policy", Locked::Policy);
+    }
+    if admin.is_locked(Locked::Mode)
+        && let Some(mode) = args.record_mode
+        && (mode == media::RecordModeArg::Mixed)
+            != (recording.mode == crate::engine::RecordingMode::Mixed)
+    {
+        return refuse("--record-mode", Locked::Mode);
+    }
+    if admin.is_locked(Locked::Srs) && !same_uri(&args.srs, &recording.srs) {
+        return refuse("--srs", Locked::Srs);
+    }
+    if admin.is_locked(Locked::SrsSecondary)
+        && !same_uri(&args.srs_secondary, &recording.srs_secondary)
+    {
+        return refuse("--srs-secondary", Locked::SrsSecondary);
+    }
+    if admin.is_locked(Locked::Srtp) && args.srs_srtp && !recording.srtp {
+        return refuse("--srs-srtp", Locked::Srtp);
+    }
+    if admin.makes_mandatory() && args.pause_at.is_some() {
+        return Err(Failure::usage(format!(
+            "--pause-at: a mandatory recording cannot be paused ({})",
+            admin.set_by_administrator(Locked::Policy)
+        )));
+    }
+    Ok(())
+}
+
 impl Loaded {
     /// Recording from the command line over the configuration file.
     pub(super) fn apply_recording(&mut self, args: &RecordArgs) -> Result<(), Failure> {
+        check_against_policy(args, &self.recording, &self.admin)?;
         let account_records = self.account.as_ref().and_then(|a| a.record);
         self.record = recording_target(args, &self.recording, account_records)?;
         self.recorders_allowed = args.allow_recorder.clone();
@@ -130,7 +186,10 @@ impl Loaded {
 }
 
 pub(super) fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
-    let settings = Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut settings =
+        Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
+    let admin = AdminPolicy::load_system().map_err(Failure::usage)?;
+    admin.apply(&mut settings.recording);
     let mut account = settings
         .account
         .map(|a| a.validate())
@@ -167,5 +226,6 @@ pub(super) fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         recorders_allowed: Vec::new(),
         admission: crate::engine::AdmissionConfig::default(),
         recording: settings.recording.validate().map_err(Failure::usage)?,
+        admin,
     })
 }

@@ -11,13 +11,22 @@ use crate::media::srtp::SrtpPolicy;
 /// Opens the window with the phone behind it: the sound card when there is one, the built-in
 /// recorder in the data directory unless `[recording] srs` names another.
 pub(super) fn gui(args: GuiArgs) -> ExitCode {
-    let settings = match crate::settings::Settings::load_or_default(args.config.as_deref()) {
+    let users = match crate::settings::Settings::load_or_default(args.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("verbatim: {error}");
             return ExitCode::from(2);
         }
     };
+    let admin = match crate::settings::AdminPolicy::load_system() {
+        Ok(admin) => admin,
+        Err(error) => {
+            eprintln!("verbatim: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut settings = users.clone();
+    admin.apply(&mut settings.recording);
     let recording = match settings.recording.validate() {
         Ok(recording) => recording,
         Err(error) => {
@@ -79,12 +88,13 @@ pub(super) fn gui(args: GuiArgs) -> ExitCode {
         history: data,
         account,
         audio_control: audio.control,
+        admin,
     };
     let editable = args
         .config
         .clone()
         .or_else(crate::settings::Settings::default_path)
-        .map(|path| (path, settings.clone()));
+        .map(|path| (path, users));
     match crate::ui::run(config, editable) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

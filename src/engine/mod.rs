@@ -432,7 +432,12 @@ impl Engine {
                 request,
             } => self.start_recording(call, recording, request),
             // A party of our conference is recorded by the conference's recording.
-            Command::StopRecording { call } => self.stop_recording(self.recording_owner(call)),
+            Command::StopRecording { call } => {
+                let owner = self.recording_owner(call);
+                if !self.refuse_if_mandatory(owner, "stopped") {
+                    self.stop_recording(owner);
+                }
+            }
             Command::AcceptRecorder {
                 call,
                 recording,
@@ -440,7 +445,10 @@ impl Engine {
             } => self.accept_recorder(call, recording, media_ports),
             Command::DeclineRecorder { call } => self.decline_recorder(call),
             Command::PauseRecording { call } => {
-                self.pause_recording(self.recording_owner(call), true);
+                let owner = self.recording_owner(call);
+                if !self.refuse_if_mandatory(owner, "paused") {
+                    self.pause_recording(owner, true);
+                }
             }
             Command::ResumeRecording { call } => {
                 self.pause_recording(self.recording_owner(call), false);

@@ -1,12 +1,14 @@
 //! The configuration file (TOML). Passwords belong in the OS keyring ([`crate::secrets`]); a
 //! password written in the file by hand is still read, for headless use.
 
+mod admin_policy;
 mod recording;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use admin_policy::{AdminPolicy, Locked, SYSTEM_POLICY_FILE};
 pub use recording::{RecorderTls, Recording, RecordingSettings, default_recordings_folder};
 
 use crate::media::srtp::SrtpPolicy;

@@ -61,6 +61,14 @@ impl VerbatimApp {
         self
     }
 
+    /// Shows the recording settings the administrator's policy fixes as fixed.
+    pub fn with_admin_policy(mut self, admin: crate::settings::AdminPolicy) -> VerbatimApp {
+        if let Some(editor) = self.settings.as_mut() {
+            editor.locked_by(admin);
+        }
+        self
+    }
+
     /// Takes in what the phone said since the last frame.
     fn poll(&mut self) {
         let now = Instant::now();

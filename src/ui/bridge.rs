@@ -152,6 +152,9 @@ pub struct BridgeConfig {
     pub account: Option<Account>,
     /// The sound card's controls when calls use it.
     pub audio_control: Option<AudioControl>,
+    /// The recording settings the administrator fixed (`/etc/verbatim/policy.toml`): they
+    /// win over what is saved from the window.
+    pub admin: crate::settings::AdminPolicy,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -412,7 +415,8 @@ async fn run(
                     };
                     notify.send(UiEvent::Devices(devices));
                 }
-                Some(UiCommand::SaveSettings { path, settings, password }) => {
+                Some(UiCommand::SaveSettings { path, mut settings, password }) => {
+                    config.admin.apply(&mut settings.recording);
                     let audio = settings.audio.clone();
                     let codecs = settings.media.codecs();
                     match save_settings(path, *settings).await {

@@ -37,6 +37,7 @@ pub fn run(
         renderer: eframe::Renderer::Glow,
         ..eframe::NativeOptions::default()
     };
+    let admin = config.admin.clone();
     eframe::run_native(
         "Verbatim",
         options,
@@ -45,7 +46,9 @@ pub fn run(
             let bridge = Bridge::start(config, move || ctx.request_repaint());
             let app = VerbatimApp::new(bridge);
             Ok(Box::new(match settings {
-                Some((path, settings)) => app.with_settings(path, settings),
+                Some((path, settings)) => {
+                    app.with_settings(path, settings).with_admin_policy(admin)
+                }
                 None => app,
             }))
         }),

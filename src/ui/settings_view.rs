@@ -6,7 +6,7 @@ use eframe::egui::{self, Color32, RichText};
 
 use super::bridge::{AudioControl, Password, UiCommand};
 use crate::audio::DeviceInfo;
-use crate::settings::{AccountSettings, Settings};
+use crate::settings::{AccountSettings, AdminPolicy, Locked, Settings};
 
 const ERROR: Color32 = Color32::from_rgb(200, 60, 40);
 const OK: Color32 = Color32::from_rgb(40, 150, 60);
@@ -17,6 +17,8 @@ pub(super) struct SettingsEditor {
     pub(super) path: std::path::PathBuf,
     /// The file as last loaded or saved; the fields below edit parts of it.
     base: Settings,
+    /// What the administrator fixed: shown, not editable.
+    admin: AdminPolicy,
     account: AccountFields,
     srs: String,
     srs_secondary: String,
@@ -227,6 +229,7 @@ impl SettingsEditor {
             recorder_pin: text(&recording.tls_certificate_sha256),
             path,
             base,
+            admin: AdminPolicy::default(),
             error: None,
             pending: None,
             saved: false,
@@ -234,6 +237,19 @@ impl SettingsEditor {
             devices: None,
             devices_asked: false,
         }
+    }
+
+    /// What the administrator's policy fixes: shown with its values, not editable. Called
+    /// right after [`SettingsEditor::new`]; the user's own file stays the base.
+    pub(super) fn locked_by(&mut self, admin: AdminPolicy) {
+        let users = self.base.clone();
+        let mut shown = users.clone();
+        admin.apply(&mut shown.recording);
+        *self = SettingsEditor {
+            base: users,
+            admin,
+            ..SettingsEditor::new(self.path.clone(), shown)
+        };
     }
 
     /// The sound devices the phone listed.
@@ -387,13 +403,15 @@ impl SettingsEditor {
 
         ui.add_space(6.0);
         ui.label(RichText::new("Recording").strong());
-        changed |= field(
-            ui,
-            "Recorder URI",
-            &mut self.srs,
-            "empty: the built-in recorder",
-            error_for(&error, "recording.srs:"),
-        );
+        changed |= locked_ui(ui, &self.admin, Locked::Srs, |ui| {
+            field(
+                ui,
+                "Recorder URI",
+                &mut self.srs,
+                "empty: the built-in recorder",
+                error_for(&error, "recording.srs:"),
+            )
+        });
         let default_folder = crate::settings::default_recordings_folder()
             .map(|f| f.display().to_string())
             .unwrap_or_default();
@@ -404,12 +422,13 @@ impl SettingsEditor {
             &format!("empty: {default_folder}"),
             error_for(&error, "recording.folder"),
         );
-        changed |= ui
-            .checkbox(
+        changed |= locked_ui(ui, &self.admin, Locked::Encrypt, |ui| {
+            ui.checkbox(
                 &mut self.encrypt,
                 "Encrypt stored recordings (the key stays in the system keyring)",
             )
-            .changed();
+            .changed()
+        });
         if !self.encrypt {
             ui.colored_label(
                 ERROR,
@@ -417,13 +436,15 @@ impl SettingsEditor {
                  can play them",
             );
         }
-        changed |= field(
-            ui,
-            "Secondary recorder URI",
-            &mut self.srs_secondary,
-            "tried when the first fails (optional)",
-            error_for(&error, "recording.srs_secondary"),
-        );
+        changed |= locked_ui(ui, &self.admin, Locked::SrsSecondary, |ui| {
+            field(
+                ui,
+                "Secondary recorder URI",
+                &mut self.srs_secondary,
+                "tried when the first fails (optional)",
+                error_for(&error, "recording.srs_secondary"),
+            )
+        });
         changed |= field(
             ui,
             "Recorder CA file",
@@ -487,16 +508,21 @@ impl SettingsEditor {
                 ui.label(RichText::new(finding).small());
             }
         }
-        changed |= ui.checkbox(&mut self.auto, "Record every call").changed();
-        changed |= ui
-            .checkbox(&mut self.mandatory, "Recording is mandatory")
-            .changed();
-        changed |= ui
-            .checkbox(&mut self.mixed, "Mix both voices into one stream")
-            .changed();
-        changed |= ui
-            .checkbox(&mut self.srtp, "Encrypt the recording's media (SRTP)")
-            .changed();
+        changed |= locked_ui(ui, &self.admin, Locked::Auto, |ui| {
+            ui.checkbox(&mut self.auto, "Record every call").changed()
+        });
+        changed |= locked_ui(ui, &self.admin, Locked::Policy, |ui| {
+            ui.checkbox(&mut self.mandatory, "Recording is mandatory")
+                .changed()
+        });
+        changed |= locked_ui(ui, &self.admin, Locked::Mode, |ui| {
+            ui.checkbox(&mut self.mixed, "Mix both voices into one stream")
+                .changed()
+        });
+        changed |= locked_ui(ui, &self.admin, Locked::Srtp, |ui| {
+            ui.checkbox(&mut self.srtp, "Encrypt the recording's media (SRTP)")
+                .changed()
+        });
         changed |= ui
             .checkbox(
                 &mut self.honour,
@@ -505,31 +531,42 @@ impl SettingsEditor {
             .changed();
         ui.add_space(6.0);
         ui.label(RichText::new("Telling the other side").strong());
-        changed |= ui
-            .checkbox(
+        changed |= locked_ui(ui, &self.admin, Locked::Announcement, |ui| {
+            ui.checkbox(
                 &mut self.announce,
                 "Announce \"This call is being recorded\" when recording starts",
             )
-            .changed();
-        ui.horizontal(|ui| {
-            changed |= ui
-                .checkbox(&mut self.warning_tone, "Warning tone every")
-                .changed();
-            changed |= ui
-                .add(
-                    egui::TextEdit::singleline(&mut self.tone_every)
-                        .desired_width(40.0)
-                        .id_salt("tone_every"),
-                )
-                .labelled_by(ui.label("seconds").id)
-                .changed();
+            .changed()
         });
-        changed |= ui
-            .checkbox(
+        let tone = if self.admin.is_locked(Locked::Tone) {
+            Locked::Tone
+        } else {
+            Locked::ToneEvery
+        };
+        changed |= locked_ui(ui, &self.admin, tone, |ui| {
+            ui.horizontal(|ui| {
+                let mut changed = ui
+                    .checkbox(&mut self.warning_tone, "Warning tone every")
+                    .changed();
+                changed |= ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.tone_every)
+                            .desired_width(40.0)
+                            .id_salt("tone_every"),
+                    )
+                    .labelled_by(ui.label("seconds").id)
+                    .changed();
+                changed
+            })
+            .inner
+        });
+        changed |= locked_ui(ui, &self.admin, Locked::SkipForRecordAware, |ui| {
+            ui.checkbox(
                 &mut self.skip_record_aware,
                 "Not for phones that show recording themselves",
             )
-            .changed();
+            .changed()
+        });
         changed |= ui
             .checkbox(
                 &mut self.cues,
@@ -671,6 +708,21 @@ fn error_for<'a>(error: &'a Option<String>, prefix: &str) -> Option<&'a str> {
 }
 
 /// A labelled one-line text field with its error under it; true when it changed.
+/// A setting the administrator may have fixed: drawn disabled, and said so, when locked.
+fn locked_ui(
+    ui: &mut egui::Ui,
+    admin: &AdminPolicy,
+    setting: Locked,
+    add: impl FnOnce(&mut egui::Ui) -> bool,
+) -> bool {
+    let locked = admin.is_locked(setting);
+    let changed = ui.add_enabled_ui(!locked, add).inner;
+    if locked {
+        ui.label(RichText::new("Set by your administrator").small().italics());
+    }
+    changed && !locked
+}
+
 fn field(
     ui: &mut egui::Ui,
     name: &str,

@@ -350,6 +350,21 @@ impl Engine {
         }
     }
 
+    /// A mandatory recording is not the user's to pause or stop (the call's end stops
+    /// it): the user is told, and true is returned.
+    pub(in crate::engine) fn refuse_if_mandatory(&mut self, call: CallId, what: &str) -> bool {
+        if !self.recording_is_mandatory(call) {
+            return false;
+        }
+        self.events.push_back(Event::Warning {
+            call: Some(call),
+            message: format!(
+                "this call's recording is mandatory: it cannot be {what} while the call lasts"
+            ),
+        });
+        true
+    }
+
     pub(in crate::engine) fn recording_is_mandatory(&self, call: CallId) -> bool {
         self.recording_plans
             .get(&call)

@@ -663,3 +663,30 @@ fn a_mandatory_recording_lost_mid_call_ends_the_call_after_the_grace() {
     );
     assert!(ended(&net, 1).is_some(), "the far end got BYE");
 }
+
+/// A mandatory recording is not the user's to pause or stop while the call lasts (a
+/// recording policy an administrator can lock relies on it): the user is told, and it goes on.
+#[test]
+fn a_mandatory_recording_cannot_be_paused_or_stopped_by_the_user() {
+    let mut net = two_phones(LinkConfig::default());
+    let recorder = net.add_recorder(vec![CodecKind::Pcmu]);
+    let (a, _) = record_call(&mut net, recorder, true);
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        recording_states(n, 0).contains(&RecordingState::Recording)
+    }));
+    net.command(0, Command::PauseRecording { call: a });
+    net.command(0, Command::StopRecording { call: a });
+    net.run_for(Duration::from_secs(2));
+    let refusals = net
+        .events(0)
+        .iter()
+        .filter(|e| matches!(e, Event::Warning { message, .. } if message.contains("mandatory")))
+        .count();
+    assert_eq!(refusals, 2, "both refused, with the reason");
+    assert_eq!(
+        recording_states(&net, 0).last(),
+        Some(&RecordingState::Recording),
+        "and it goes on: {:?}",
+        recording_states(&net, 0)
+    );
+}
