@@ -19,6 +19,7 @@ pub mod cli;
 pub mod driver;
 pub mod engine;
 pub mod fuzzing;
+pub mod links;
 pub mod logging;
 pub mod media;
 pub mod phone;

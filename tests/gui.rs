@@ -960,3 +960,27 @@ fn settings_the_administrator_fixed_are_shown_and_cannot_be_changed() {
     assert_eq!(written.recording.policy, "mandatory");
     assert_eq!(written.recording.auto, "all");
 }
+
+/// A link opened elsewhere (`verbatim open`) reaches the window, which dials it: the call
+/// connects, and the dial field shows what was dialled.
+#[test]
+fn a_link_handed_to_the_window_is_dialled() {
+    let recordings = tempfile::tempdir().unwrap();
+    let (mut far_end, far_port) = far_end("gui-link-far-end");
+    let (links, received) = std::sync::mpsc::channel();
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app(recordings.path(), None).with_links(received),
+    );
+    wait_for(&mut harness, "Ready on");
+    let target = format!("sip:bob@127.0.0.1:{far_port}");
+    links.send(target.clone()).unwrap();
+    wait_for(&mut harness, "Connected");
+    assert_eq!(
+        harness.get_by_label("Dial").value().as_deref(),
+        Some(target.as_str())
+    );
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    far_end.expect_success(Duration::from_secs(20));
+}

@@ -30,12 +30,19 @@ fn run(tool: &str, args: &[&str]) -> String {
 }
 
 #[test]
-fn the_desktop_entry_is_valid_and_starts_the_window() {
+fn the_desktop_entry_is_valid_starts_the_window_and_dials_links() {
     let entry = repo("packaging/org.verbatim.Verbatim.desktop");
     let text = run("desktop-file-validate", &[entry.to_str().unwrap()]);
     assert!(!text.contains("error"), "{text}");
     let entry = std::fs::read_to_string(&entry).unwrap();
-    assert!(entry.contains("\nExec=verbatim gui\n"), "{entry}");
+    // Without a link it opens the window; with one it dials it (in the running window).
+    assert!(entry.contains("\nExec=verbatim open %u\n"), "{entry}");
+    for scheme in ["sip", "sips", "tel", "callto"] {
+        assert!(
+            entry.contains(&format!("x-scheme-handler/{scheme};")),
+            "handles {scheme}: links: {entry}"
+        );
+    }
     assert!(entry.contains("\nIcon=org.verbatim.Verbatim\n"), "{entry}");
 }
 

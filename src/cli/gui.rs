@@ -11,6 +11,36 @@ use crate::media::srtp::SrtpPolicy;
 /// Opens the window with the phone behind it: the sound card when there is one, the built-in
 /// recorder in the data directory unless `[recording] srs` names another.
 pub(super) fn gui(args: GuiArgs) -> ExitCode {
+    window(args, None)
+}
+
+/// `verbatim open LINK` (what the desktop runs for a sip:, sips:, tel: or callto: link):
+/// the running window dials it, or, with none running, a new window opens and dials it.
+pub(super) fn open(link: &str, args: GuiArgs) -> ExitCode {
+    let dial = match crate::links::normalise(link) {
+        Ok(dial) => dial,
+        Err(problem) => {
+            eprintln!("verbatim: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(socket) = crate::links::socket_path() {
+        match crate::links::hand_to_running(&socket, link) {
+            Ok(true) => {
+                eprintln!("verbatim: the running Verbatim dials {dial}");
+                return ExitCode::SUCCESS;
+            }
+            Ok(false) => {}
+            Err(problem) => {
+                eprintln!("verbatim: {problem}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    window(args, Some(dial))
+}
+
+fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
     let users = match crate::settings::Settings::load_or_default(args.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
@@ -95,7 +125,11 @@ pub(super) fn gui(args: GuiArgs) -> ExitCode {
         .clone()
         .or_else(crate::settings::Settings::default_path)
         .map(|path| (path, users));
-    match crate::ui::run(config, editable) {
+    let links = crate::ui::LinkSetup {
+        dial_first,
+        socket: crate::links::socket_path(),
+    };
+    match crate::ui::run(config, editable, links) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("verbatim: {error}");

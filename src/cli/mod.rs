@@ -183,6 +183,14 @@ enum CliCommand {
     Manpage,
     /// Open the desktop app (also what `verbatim` alone does).
     Gui(GuiArgs),
+    /// Dial a sip:, sips:, tel: or callto: link in the running window, or open the window
+    /// and dial it (the desktop's handler for those links); without a link, the window.
+    Open {
+        /// The link, e.g. tel:+1-555-0100 or sip:bob@example.com.
+        link: Option<String>,
+        #[command(flatten)]
+        gui: GuiArgs,
+    },
     /// Run the built-in recorder (a SIPREC Session Recording Server) until Ctrl+C.
     Srs {
         #[arg(long, default_value = "127.0.0.1:5080")]
@@ -377,6 +385,11 @@ pub fn run() -> ExitCode {
         // The desktop app runs on the main thread, as windowing systems want.
         None => return gui::gui(cli.gui),
         Some(CliCommand::Gui(args)) => return gui::gui(args),
+        Some(CliCommand::Open {
+            link: Some(link),
+            gui,
+        }) => return gui::open(&link, gui),
+        Some(CliCommand::Open { link: None, gui }) => return gui::gui(gui),
         Some(command) => command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -402,7 +415,9 @@ pub fn run() -> ExitCode {
 async fn execute(command: CliCommand) -> Result<(), Failure> {
     match command {
         // `run` opens the window on the main thread before any runtime exists.
-        CliCommand::Gui(_) => Err(Failure::usage("the desktop app cannot run from here")),
+        CliCommand::Gui(_) | CliCommand::Open { .. } => {
+            Err(Failure::usage("the desktop app cannot run from here"))
+        }
         CliCommand::Call {
             target,
             from,

@@ -28,6 +28,10 @@ pub struct VerbatimApp {
     first_run: bool,
     /// Open the settings on the next frame (from the welcome panel).
     open_settings: bool,
+    /// Links opened elsewhere (`verbatim open`), to dial here.
+    links: Option<std::sync::mpsc::Receiver<String>>,
+    /// A link came in: the window comes to the front on the next frame.
+    raise: bool,
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -51,6 +55,8 @@ impl VerbatimApp {
             playing: None,
             first_run: false,
             open_settings: false,
+            links: None,
+            raise: false,
         }
     }
 
@@ -69,9 +75,35 @@ impl VerbatimApp {
         self
     }
 
+    /// Dials the links handed to this window (`verbatim open` in another process).
+    pub fn with_links(mut self, links: std::sync::mpsc::Receiver<String>) -> VerbatimApp {
+        self.links = Some(links);
+        self
+    }
+
+    /// Dials `target` as if typed and called (a link that opened the window).
+    pub fn dialling(mut self, target: String) -> VerbatimApp {
+        self.dial_link(target);
+        self
+    }
+
+    fn dial_link(&mut self, target: String) {
+        self.dial.clone_from(&target);
+        self.bridge.send(UiCommand::Dial(target));
+        self.raise = true;
+    }
+
     /// Takes in what the phone said since the last frame.
     fn poll(&mut self) {
         let now = Instant::now();
+        let links: Vec<String> = self
+            .links
+            .as_ref()
+            .map(|links| links.try_iter().collect())
+            .unwrap_or_default();
+        for link in links {
+            self.dial_link(link);
+        }
         while let Some(event) = self.bridge.try_event() {
             match event {
                 UiEvent::Ready { listen, recordings } => {
@@ -123,6 +155,9 @@ impl VerbatimApp {
     /// Draws the window; also what tests drive, with the real phone behind it.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
+        if core::mem::take(&mut self.raise) {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Focus);
+        }
         let now = Instant::now();
         ui.heading("Verbatim");
         ui.label(RichText::new(&self.status).small());

@@ -17,9 +17,18 @@ pub use bridge::{AudioControl, Bridge, BridgeConfig, Password, UiCommand, UiEven
 
 /// Opens the window and runs until it is closed; with `settings`, the window can edit and
 /// save them (the file's path, and what it holds now).
+/// Links the window dials: one that opened it, and where later ones arrive
+/// ([`crate::links`]).
+#[derive(Debug, Default)]
+pub struct LinkSetup {
+    pub dial_first: Option<String>,
+    pub socket: Option<std::path::PathBuf>,
+}
+
 pub fn run(
     config: BridgeConfig,
     settings: Option<(std::path::PathBuf, crate::settings::Settings)>,
+    links: LinkSetup,
 ) -> Result<(), String> {
     let mut viewport = egui::ViewportBuilder::default();
     // The same icon the desktop entry names; a window without it still opens.
@@ -44,7 +53,22 @@ pub fn run(
         Box::new(move |creation| {
             let ctx = creation.egui_ctx.clone();
             let bridge = Bridge::start(config, move || ctx.request_repaint());
-            let app = VerbatimApp::new(bridge);
+            let mut app = VerbatimApp::new(bridge);
+            if let Some(socket) = &links.socket {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let ctx = creation.egui_ctx.clone();
+                match crate::links::listen(socket, move |dial| {
+                    let _ = tx.send(dial);
+                    ctx.request_repaint();
+                }) {
+                    Ok(_) => app = app.with_links(rx),
+                    // Links then open a window of their own; this one still works.
+                    Err(problem) => tracing::warn!(%problem, "links are not taken here"),
+                }
+            }
+            if let Some(dial) = links.dial_first {
+                app = app.dialling(dial);
+            }
             Ok(Box::new(match settings {
                 Some((path, settings)) => {
                     app.with_settings(path, settings).with_admin_policy(admin)
