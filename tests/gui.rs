@@ -918,7 +918,7 @@ fn a_new_recordings_key_is_announced_with_where_it_is_kept() {
 }
 
 /// What the administrator's policy fixes is shown with its value, cannot be changed, and
-/// says who set it; saving keeps it.
+/// says who set it; saving leaves the user's own values in the file.
 #[test]
 fn settings_the_administrator_fixed_are_shown_and_cannot_be_changed() {
     let recordings = tempfile::tempdir().unwrap();
@@ -956,9 +956,11 @@ fn settings_the_administrator_fixed_are_shown_and_cannot_be_changed() {
     harness.step();
     harness.get_by_label("Save settings").click_accesskit();
     wait_for(&mut harness, "Saved to");
+    // The file keeps the user's own values: the policy holds while it is there, and a
+    // policy the administrator lifts leaves nothing of it behind.
     let written = verbatim::settings::Settings::load(&path).unwrap();
-    assert_eq!(written.recording.policy, "mandatory");
-    assert_eq!(written.recording.auto, "all");
+    assert_eq!(written.recording.policy, "optional");
+    assert_eq!(written.recording.auto, "none");
 }
 
 /// A link opened elsewhere (`verbatim open`) reaches the window, which dials it: the call

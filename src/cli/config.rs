@@ -106,14 +106,30 @@ fn check_against_policy(
             admin.set_by_administrator(setting)
         )))
     };
+    // The same recorder: the host (and scheme) in any case, the rest as written.
     let same_uri = |flag: &Option<String>, fixed: &Option<Uri>| {
-        let given = flag.as_deref().map(Uri::parse);
+        let given = flag.as_deref().and_then(|text| Uri::parse(text).ok());
         match (given, fixed) {
             (None, _) => true,
-            (Some(Ok(given)), Some(fixed)) => given.to_string() == fixed.to_string(),
-            _ => false,
+            (Some(given), Some(fixed)) => {
+                given.scheme == fixed.scheme
+                    && given.user == fixed.user
+                    && given.host.eq_ignore_ascii_case(&fixed.host)
+                    && given.port == fixed.port
+                    && given.params == fixed.params
+            }
+            (Some(_), None) => false,
         }
     };
+    // A flag that does not parse says so itself, not that it is locked.
+    for (flag, value) in [
+        ("--srs", &args.srs),
+        ("--srs-secondary", &args.srs_secondary),
+    ] {
+        if let Some(text) = value {
+            Uri::parse(text).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+        }
+    }
     if admin.is_locked(Locked::Policy)
         && let Some(policy) = args.record_policy
         && (policy == media::RecordPolicyArg::Mandatory) != recording.mandatory
@@ -144,6 +160,14 @@ fn check_against_policy(
             admin.set_by_administrator(Locked::Policy)
         )));
     }
+    let mandatory = args.record_policy.map_or(recording.mandatory, |p| {
+        p == media::RecordPolicyArg::Mandatory
+    });
+    if mandatory && args.pause_at.is_some() {
+        return Err(Failure::usage(
+            "--pause-at: a mandatory recording cannot be paused while the call lasts",
+        ));
+    }
     Ok(())
 }
 
@@ -151,7 +175,12 @@ impl Loaded {
     /// Recording from the command line over the configuration file.
     pub(super) fn apply_recording(&mut self, args: &RecordArgs) -> Result<(), Failure> {
         check_against_policy(args, &self.recording, &self.admin)?;
-        let account_records = self.account.as_ref().and_then(|a| a.record);
+        // The account's own `record` does not undo what the administrator fixed.
+        let account_records = self
+            .account
+            .as_ref()
+            .and_then(|a| a.record)
+            .filter(|_| !self.admin.is_locked(Locked::Auto));
         self.record = recording_target(args, &self.recording, account_records)?;
         self.recorders_allowed = args.allow_recorder.clone();
         self.recorders_allowed

@@ -159,7 +159,18 @@ impl Phone {
             }
         };
         let new_call = self.ids.call();
-        match self.dial_request(new_call, outgoing, None).await {
+        // The call the transfer places is recorded as any other call is.
+        let record = match self
+            .recording_from_start(RecordFromStart::AsPolicySays)
+            .await
+        {
+            Ok(record) => record,
+            Err(problem) => {
+                self.send(Command::DeclineTransfer { call, status: 500 })?;
+                return Err(format!("the transfer was not followed: {problem}"));
+            }
+        };
+        match self.dial_request(new_call, outgoing, record).await {
             Ok(request) => {
                 self.send(Command::FollowTransfer {
                     call,

@@ -95,11 +95,15 @@ impl Locked {
 }
 
 impl AdminPolicy {
-    /// The machine's policy: the file `VERBATIM_POLICY_FILE` names, else
-    /// [`SYSTEM_POLICY_FILE`]; none when that file does not exist.
+    /// The machine's policy: [`SYSTEM_POLICY_FILE`]. Only where there is none does
+    /// `VERBATIM_POLICY_FILE` name another (tests, deployments that keep it elsewhere), so
+    /// that no user can point the phone away from the administrator's file.
     pub fn load_system() -> Result<AdminPolicy, String> {
-        let path = std::env::var_os("VERBATIM_POLICY_FILE")
-            .map_or_else(|| PathBuf::from(SYSTEM_POLICY_FILE), PathBuf::from);
+        let system = PathBuf::from(SYSTEM_POLICY_FILE);
+        let path = match std::env::var_os("VERBATIM_POLICY_FILE") {
+            Some(other) if !system.exists() => PathBuf::from(other),
+            _ => system,
+        };
         AdminPolicy::load(&path)
     }
 
@@ -132,9 +136,11 @@ impl AdminPolicy {
             path: None,
             recording: file.recording,
         };
-        // Its values must make valid settings on their own.
+        // Its values must make valid settings on their own, the warning tone's interval
+        // even while the tone is off (a user who turns it on cannot change it).
         let mut check = RecordingSettings::default();
         policy.apply(&mut check);
+        check.notice.tone |= policy.recording.notice.tone_every_seconds.is_some();
         check.validate()?;
         Ok(policy)
     }
@@ -287,6 +293,10 @@ mod tests {
 
     #[test]
     fn a_broken_policy_is_an_error_and_a_missing_one_is_none() {
+        assert!(
+            AdminPolicy::parse("[recording.notice]\ntone_every_seconds = 0\n").is_err(),
+            "an interval no tone could use, even with the tone off"
+        );
         assert!(
             AdminPolicy::parse("[recording]\npolicy = \"sometimes\"\n")
                 .unwrap_err()

@@ -415,11 +415,20 @@ async fn run(
                     };
                     notify.send(UiEvent::Devices(devices));
                 }
-                Some(UiCommand::SaveSettings { path, mut settings, password }) => {
-                    config.admin.apply(&mut settings.recording);
+                Some(UiCommand::SaveSettings { path, settings, password }) => {
                     let audio = settings.audio.clone();
                     let codecs = settings.media.codecs();
-                    match save_settings(path, *settings).await {
+                    // The file keeps the user's own values; the phone runs with what the
+                    // administrator fixed over them.
+                    let mut running = settings.recording.clone();
+                    config.admin.apply(&mut running);
+                    let saved = match running.validate() {
+                        Ok(running) => save_settings(path, *settings)
+                            .await
+                            .map(|(_, account)| (running, account)),
+                        Err(problem) => Err(problem),
+                    };
+                    match saved {
                         Ok((recording, saved_account)) => {
                             match recording.notice.load() {
                                 Ok(notice) => {

@@ -306,7 +306,36 @@ impl SettingsEditor {
         recording.tls_certificate_sha256 = optional(&self.recorder_pin);
         // The announcement file is read now, so a bad one is refused here, not at the next call.
         recording.validate()?.notice.load()?;
+        // What the administrator fixed is shown, not saved: the file keeps the user's own.
+        self.keep_users_own(&mut settings.recording);
         Ok(settings)
+    }
+
+    /// The user's own values of the settings the administrator fixed, from the file.
+    fn keep_users_own(&self, recording: &mut crate::settings::RecordingSettings) {
+        let own = &self.base.recording;
+        for setting in self.admin.locked() {
+            match setting {
+                Locked::Auto => recording.auto.clone_from(&own.auto),
+                Locked::Srs => recording.srs.clone_from(&own.srs),
+                Locked::SrsSecondary => recording.srs_secondary.clone_from(&own.srs_secondary),
+                Locked::Policy => recording.policy.clone_from(&own.policy),
+                Locked::Mode => recording.mode.clone_from(&own.mode),
+                Locked::Srtp => recording.srtp = own.srtp,
+                Locked::Encrypt => recording.encrypt = own.encrypt,
+                Locked::ExtraRecipients => {
+                    recording.extra_recipients.clone_from(&own.extra_recipients);
+                }
+                Locked::Announcement => recording.notice.announcement = own.notice.announcement,
+                Locked::Tone => recording.notice.tone = own.notice.tone,
+                Locked::ToneEvery => {
+                    recording.notice.tone_every_seconds = own.notice.tone_every_seconds;
+                }
+                Locked::SkipForRecordAware => {
+                    recording.notice.skip_for_record_aware = own.notice.skip_for_record_aware;
+                }
+            }
+        }
     }
 
     /// The phone wrote the file.
@@ -538,27 +567,20 @@ impl SettingsEditor {
             )
             .changed()
         });
-        let tone = if self.admin.is_locked(Locked::Tone) {
-            Locked::Tone
-        } else {
-            Locked::ToneEvery
-        };
-        changed |= locked_ui(ui, &self.admin, tone, |ui| {
-            ui.horizontal(|ui| {
-                let mut changed = ui
-                    .checkbox(&mut self.warning_tone, "Warning tone every")
-                    .changed();
-                changed |= ui
-                    .add(
-                        egui::TextEdit::singleline(&mut self.tone_every)
-                            .desired_width(40.0)
-                            .id_salt("tone_every"),
-                    )
-                    .labelled_by(ui.label("seconds").id)
-                    .changed();
-                changed
-            })
-            .inner
+        ui.horizontal(|ui| {
+            changed |= locked_ui(ui, &self.admin, Locked::Tone, |ui| {
+                ui.checkbox(&mut self.warning_tone, "Warning tone every")
+                    .changed()
+            });
+            changed |= locked_ui(ui, &self.admin, Locked::ToneEvery, |ui| {
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.tone_every)
+                        .desired_width(40.0)
+                        .id_salt("tone_every"),
+                )
+                .labelled_by(ui.label("seconds").id)
+                .changed()
+            });
         });
         changed |= locked_ui(ui, &self.admin, Locked::SkipForRecordAware, |ui| {
             ui.checkbox(
