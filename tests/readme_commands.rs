@@ -82,6 +82,7 @@ impl Values {
         match name {
             "URI" => word("sip:bob@127.0.0.1:5070"),
             "TARGET" => word("sip:carol@127.0.0.1:5071"),
+            "LINK" => word("tel:+1-555-0100"),
             "IP:PORT" => word("127.0.0.1:5070"),
             "IP" => word("127.0.0.1"),
             "FILE" | "F" => word("readme-test/file.pem"),
