@@ -148,6 +148,11 @@ fn ready_window(recordings: &std::path::Path, srs: Option<&str>) -> Harness<'sta
 
 /// Starts `verbatim answer` on a free port for one call; returns it and its port.
 fn far_end(name: &str) -> (Peer, u16) {
+    far_end_for(name, 1)
+}
+
+/// As [`far_end`], for `calls` calls.
+fn far_end_for(name: &str, calls: u32) -> (Peer, u16) {
     let port = free_port();
     let mut peer = Peer::new(name);
     start_verbatim(
@@ -157,7 +162,7 @@ fn far_end(name: &str) -> (Peer, u16) {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--calls",
-            "1",
+            &calls.to_string(),
         ],
     );
     peer.wait_until_listening(Proto::Tcp, port, START_TIMEOUT);
@@ -985,4 +990,54 @@ fn a_link_handed_to_the_window_is_dialled() {
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
     far_end.expect_success(Duration::from_secs(20));
+}
+
+/// The history is searched and a call in it is placed again with one click; the welcome
+/// that a first start shows is gone once the first call is made.
+#[test]
+fn a_call_is_found_in_the_history_and_placed_again() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let (mut far, far_port) = far_end_for("gui-history-far-end", 2);
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app(recordings.path(), None).with_settings(
+            config_dir.path().join("config.toml"),
+            verbatim::settings::Settings::default(),
+        ),
+    );
+    wait_for(&mut harness, "Ready on");
+    assert!(harness.query_by_label("Welcome to Verbatim").is_some());
+    dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));
+    wait_for(&mut harness, "Connected");
+    assert!(
+        harness.query_by_label("Welcome to Verbatim").is_none(),
+        "the welcome is gone once a call is made"
+    );
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    wait_for(&mut harness, "Call again");
+
+    let search = harness.get_by_label("Search");
+    search.focus();
+    search.type_text("nobody");
+    // The text is in after this frame; the list is drawn from it in the next.
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label("No calls match").is_some());
+    assert!(harness.query_by_label("Call again").is_none());
+    let search = harness.get_by_label("Search");
+    search.focus();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.key_press(egui::Key::Backspace);
+    harness.get_by_label("Search").type_text("BOB");
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label("No calls match").is_none());
+
+    harness.get_by_label("Call again").click();
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    far.expect_success(Duration::from_secs(20));
 }

@@ -32,6 +32,8 @@ pub struct VerbatimApp {
     links: Option<std::sync::mpsc::Receiver<String>>,
     /// A link came in: the window comes to the front on the next frame.
     raise: bool,
+    /// What the history is searched for.
+    history_search: String,
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -57,6 +59,7 @@ impl VerbatimApp {
             open_settings: false,
             links: None,
             raise: false,
+            history_search: String::new(),
         }
     }
 
@@ -114,7 +117,14 @@ impl VerbatimApp {
                         None => format!("Ready on {listen}"),
                     };
                 }
-                UiEvent::Dialled { call, target } => self.model.dialled(call, target),
+                UiEvent::Dialled { call, target } => {
+                    // The first real call made: the welcome has done its job (the echo
+                    // test is its own first step, and leaves it for the next ones).
+                    if target != crate::phone::echo::ECHO_URI {
+                        self.first_run = false;
+                    }
+                    self.model.dialled(call, target);
+                }
                 UiEvent::Engine(event) => {
                     if let Event::RecorderChecked {
                         works, findings, ..
@@ -268,13 +278,27 @@ impl VerbatimApp {
             ui.label("No calls yet");
             return;
         }
+        ui.horizontal(|ui| {
+            let label = ui.label("Search");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.history_search)
+                    .hint_text("name, address or number")
+                    .desired_width(200.0),
+            )
+            .labelled_by(label.id);
+        });
         let mut redial = None;
+        let mut call_again = None;
         let mut command = None;
+        let search = self.history_search.clone();
+        if self.model.history_matching(&search).next().is_none() {
+            ui.label("No calls match");
+        }
         egui::ScrollArea::vertical()
             .id_salt("history")
             .max_height(180.0)
             .show(ui, |ui| {
-                for entry in &self.model.history {
+                for (row, entry) in self.model.history_matching(&search).enumerate() {
                     let direction = if entry.incoming { "from" } else { "to" };
                     let when =
                         crate::recording::metadata::format_time(Duration::from_secs(entry.started));
@@ -283,24 +307,34 @@ impl VerbatimApp {
                         Some(failure) => format!("failed: {failure}"),
                         None => super::model::clock(Duration::from_secs(entry.duration_s)),
                     };
-                    ui.horizontal(|ui| {
-                        if ui
-                            .link(format!("{direction} {}", entry.party))
-                            .on_hover_text("Put in the dial field")
-                            .clicked()
-                        {
-                            redial = Some(entry.party.clone());
-                        }
-                        ui.label(
-                            RichText::new(format!(
-                                "{when} · {outcome} · {}",
-                                entry.recording.label()
-                            ))
-                            .small(),
-                        );
-                        if let Some(action) = self.recording_actions(ui, entry) {
-                            command = Some(action);
-                        }
+                    // Wrapped, so nothing runs off a narrow window.
+                    ui.push_id(row, |ui| {
+                        ui.horizontal_wrapped(|ui| {
+                            if ui
+                                .link(format!("{direction} {}", entry.party))
+                                .on_hover_text("Put in the dial field")
+                                .clicked()
+                            {
+                                redial = Some(entry.party.clone());
+                            }
+                            if ui
+                                .small_button("Call again")
+                                .on_hover_text(format!("Call {}", entry.party))
+                                .clicked()
+                            {
+                                call_again = Some(entry.party.clone());
+                            }
+                            ui.label(
+                                RichText::new(format!(
+                                    "{when} · {outcome} · {}",
+                                    entry.recording.label()
+                                ))
+                                .small(),
+                            );
+                            if let Some(action) = self.recording_actions(ui, entry) {
+                                command = Some(action);
+                            }
+                        })
                     });
                     if !entry.conference.is_empty() {
                         let roster: Vec<String> = entry
@@ -329,6 +363,13 @@ impl VerbatimApp {
             });
         if let Some(party) = redial {
             self.dial = party;
+        }
+        if let Some(party) = call_again
+            && self.model.current().is_none()
+        {
+            self.problems.clear();
+            self.dial.clone_from(&party);
+            self.bridge.send(UiCommand::Dial(party));
         }
         if let Some(command) = command {
             self.problems.clear();

@@ -277,6 +277,35 @@ impl Model {
         self.history.extend(entries);
     }
 
+    /// The calls in the history whose party matches `search` (any part of the address or
+    /// name, in any case; a number also without its separators); all of them for an empty
+    /// search.
+    pub fn history_matching<'m>(
+        &'m self,
+        search: &'m str,
+    ) -> impl Iterator<Item = &'m HistoryEntry> + 'm {
+        let wanted = search.trim().to_lowercase();
+        let digits: String = wanted
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        let number_like = !digits.is_empty()
+            && wanted
+                .chars()
+                .all(|c| c.is_ascii_digit() || "+-.() ".contains(c));
+        self.history.iter().filter(move |entry| {
+            let party = entry.party.to_lowercase();
+            wanted.is_empty()
+                || party.contains(&wanted)
+                || (number_like
+                    && party
+                        .chars()
+                        .filter(|c| c.is_ascii_digit() || *c == '+')
+                        .collect::<String>()
+                        .contains(&digits))
+        })
+    }
+
     fn call_mut(&mut self, id: CallId) -> Option<&mut CallView> {
         self.calls.iter_mut().find(|c| c.id == id)
     }
@@ -856,5 +885,52 @@ mod tests {
     fn clock_formats_minutes_and_hours() {
         assert_eq!(clock(Duration::from_secs(65)), "1:05");
         assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+    }
+}
+
+#[cfg(test)]
+mod history_search_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ui::history::RecordingOutcome;
+
+    fn entry(party: &str) -> HistoryEntry {
+        HistoryEntry {
+            incoming: false,
+            party: party.into(),
+            started: 1_800_000_000,
+            duration_s: 42,
+            failure: None,
+            recording: RecordingOutcome::NotRecorded,
+            gaps: Vec::new(),
+            recording_session: None,
+            conference: Vec::new(),
+            conference_note: None,
+        }
+    }
+
+    #[test]
+    fn the_history_is_searched_by_any_part_of_the_party_and_by_number() {
+        let mut model = Model::default();
+        model.load_history(vec![
+            entry("\"Bob Smith\" <sip:bob@example.com>"),
+            entry("sip:+15551234567@example.com"),
+            entry("sip:carol@example.org"),
+        ]);
+        let found = |search: &str| -> Vec<String> {
+            model
+                .history_matching(search)
+                .map(|e| e.party.clone())
+                .collect()
+        };
+        assert_eq!(found("").len(), 3, "an empty search shows them all");
+        assert_eq!(found("SMITH"), vec!["\"Bob Smith\" <sip:bob@example.com>"]);
+        assert_eq!(found("example.org"), vec!["sip:carol@example.org"]);
+        assert_eq!(
+            found("+1 (555) 123"),
+            vec!["sip:+15551234567@example.com"],
+            "a number as people write it"
+        );
+        assert!(found("dave").is_empty());
     }
 }
