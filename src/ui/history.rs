@@ -120,11 +120,9 @@ impl HistoryFile {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn entry(party: &str, recording: RecordingOutcome) -> HistoryEntry {
+impl HistoryEntry {
+    /// A finished outgoing call to `party`, for tests.
+    pub(crate) fn sample(party: &str, recording: RecordingOutcome) -> HistoryEntry {
         HistoryEntry {
             incoming: false,
             party: party.into(),
@@ -133,9 +131,22 @@ mod tests {
             failure: None,
             recording,
             gaps: Vec::new(),
-            recording_session: Some("c2Vzc2lvbg==".into()),
+            recording_session: None,
             conference: Vec::new(),
             conference_note: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entry(party: &str, recording: RecordingOutcome) -> HistoryEntry {
+        HistoryEntry {
+            recording_session: Some("c2Vzc2lvbg==".into()),
+            ..HistoryEntry::sample(party, recording)
         }
     }
 

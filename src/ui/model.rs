@@ -895,18 +895,7 @@ mod history_search_tests {
     use crate::ui::history::RecordingOutcome;
 
     fn entry(party: &str) -> HistoryEntry {
-        HistoryEntry {
-            incoming: false,
-            party: party.into(),
-            started: 1_800_000_000,
-            duration_s: 42,
-            failure: None,
-            recording: RecordingOutcome::NotRecorded,
-            gaps: Vec::new(),
-            recording_session: None,
-            conference: Vec::new(),
-            conference_note: None,
-        }
+        HistoryEntry::sample(party, RecordingOutcome::NotRecorded)
     }
 
     #[test]
