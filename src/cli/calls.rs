@@ -71,6 +71,7 @@ async fn start_phone(
             .and_then(|a| a.aor.uri.user.clone())
             .unwrap_or_else(|| "verbatim".into()),
         no_media_timeout: loaded.no_media_timeout,
+        keepalive_interval: loaded.keepalive_interval,
         codecs: loaded.codecs.clone(),
         srtp: loaded.srtp,
         recorders_allowed: loaded.recorders_allowed.clone(),

@@ -17,6 +17,7 @@ use crate::sip::uri::Uri;
 pub(super) struct Loaded {
     pub(super) account: Option<Account>,
     pub(super) no_media_timeout: Option<Duration>,
+    pub(super) keepalive_interval: Duration,
     pub(super) codecs: Vec<Codec>,
     pub(super) srtp: SrtpPolicy,
     pub(super) audio: Option<AudioFactory>,
@@ -244,6 +245,7 @@ pub(super) fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
     Ok(Loaded {
         account,
         no_media_timeout,
+        keepalive_interval: settings.call.keepalive().map_err(Failure::usage)?,
         codecs,
         srtp,
         audio: None,

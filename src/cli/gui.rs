@@ -108,6 +108,13 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
             codecs: settings.media.codecs().unwrap_or_default(),
             srtp: account.as_ref().and_then(|a| a.srtp).unwrap_or(media_srtp),
             honour_recordpref: recording.honour_preference,
+            keepalive_interval: match settings.call.keepalive() {
+                Ok(every) => every,
+                Err(error) => {
+                    eprintln!("verbatim: {error}");
+                    return ExitCode::from(2);
+                }
+            },
             notice,
             recorders_allowed: recording.allow_recorders,
             ..EngineConfig::default()

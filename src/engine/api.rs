@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub timers: TimerConfig,
     /// End a connected call when no media arrived for this long (None: never).
     pub no_media_timeout: Option<Duration>,
+    /// How often a registration keeps its flow open (CRLF keep-alives, RFC 5626 style): on
+    /// TCP and TLS always, on UDP once the registrar showed we are behind a NAT.
+    pub keepalive_interval: Duration,
     /// How often a recording session's recorder is asked (in-dialog OPTIONS) whether it is
     /// still there (None: never), and how long it has to answer before it counts as gone.
     pub recorder_probe_interval: Option<Duration>,
@@ -85,6 +88,9 @@ impl Default for EngineConfig {
             listeners: Vec::new(),
             timers: TimerConfig::default(),
             no_media_timeout: Some(Duration::from_secs(30)),
+            // RFC 5626 suggests 95-120 s for TCP flows; NAT bindings for UDP often last
+            // under a minute.
+            keepalive_interval: Duration::from_secs(30),
             recorder_probe_interval: Some(Duration::from_secs(2)),
             recorder_answer_deadline: Duration::from_secs(4),
             codecs: vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],

@@ -118,6 +118,10 @@ pub struct Engine {
     /// The calls merged into our own conference (we are its focus), in the order they
     /// joined; empty when there is none.
     local_conference: Vec<CallId>,
+    /// Our address as the far side of each first hop sees it (a registrar's `received` and
+    /// `rport`, RFC 3581), when a NAT makes it differ from our own: the Contact we give
+    /// requests that take that hop.
+    nat_public: HashMap<Destination, SocketAddr>,
     /// Calls whose far end is a conference focus, and our subscription to its roster.
     conference_watches: HashMap<CallId, conference_watch::ConferenceWatch>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
@@ -165,6 +169,7 @@ impl Engine {
             transfers_out: Default::default(),
             conference_watches: HashMap::new(),
             local_conference: Vec::new(),
+            nat_public: HashMap::new(),
             transfers_in: HashMap::new(),
             recorder_checks: HashMap::new(),
             recording_byes: 0,

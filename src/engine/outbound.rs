@@ -295,6 +295,19 @@ impl Engine {
         ))
     }
 
+    /// Our Contact in a dialog or binding whose requests take the first hop `towards`: the
+    /// address that hop sees us at when a registrar showed a NAT in between, else our own.
+    pub(super) fn contact_towards(&self, towards: Destination, user: &str) -> String {
+        match self.nat_public.get(&towards) {
+            Some(public) => match towards.transport {
+                Transport::Udp => format!("<sip:{user}@{}>", host_port(*public)),
+                Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", host_port(*public)),
+                Transport::Tls => format!("<sips:{user}@{}>", host_port(*public)),
+            },
+            None => self.contact_for(towards.transport, user),
+        }
+    }
+
     /// Our Contact for requests and responses sent over `transport`.
     pub(super) fn contact_for(&self, transport: Transport, user: &str) -> String {
         let Some(local) = self.listener(transport) else {

@@ -20,13 +20,16 @@ pub(super) struct Registration {
     unregistering: bool,
     /// Consecutive failures, for the retry backoff.
     failures: u32,
+    /// The Contact of the binding before the registrar showed us our public address: the
+    /// next REGISTER removes it (expires=0).
+    stale_contact: Option<String>,
+    /// Our REGISTER went out again for a new public address: a registrar that shows yet
+    /// another one then (a NAT that changes ports) is taken as it is, not chased.
+    chasing_nat: bool,
 }
 
 /// Refresh this long before the binding expires, or at half its life if that is shorter.
 const REFRESH_MARGIN: u32 = 30;
-
-/// RFC 5626 suggests 95-120 s for TCP flows; NAT bindings often last less, so stay shorter.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Engine {
     pub(super) fn register(&mut self, account: AccountId, config: AccountConfig) {
@@ -45,6 +48,8 @@ impl Engine {
                 requested_expires,
                 unregistering: false,
                 failures: 0,
+                stale_contact: None,
+                chasing_nat: false,
             },
         );
         self.events.push_back(Event::Registration {
@@ -99,7 +104,6 @@ impl Engine {
         } else {
             reg.requested_expires
         };
-        let transport = reg.config.destination.transport;
         let destination = reg.config.destination;
         let registrar = reg.config.registrar.to_string();
         let route = reg.config.route.clone();
@@ -112,8 +116,18 @@ impl Engine {
                 .authorize(&realm, "REGISTER", &registrar, &[], &cnonce)
                 .ok()
         });
-        let contact = self.contact_for(transport, &user);
+        let contact = self.contact_towards(destination, &user);
         request.headers.push("Contact", contact);
+        if let Some(stale) = self
+            .registrations
+            .get_mut(&account)
+            .and_then(|reg| reg.stale_contact.take())
+        {
+            // The binding that named our private address goes (RFC 3261 10.2.2).
+            request
+                .headers
+                .push("Contact", format!("{stale};expires=0"));
+        }
         if let Some(route) = &route {
             request.headers.push(
                 "Route",
@@ -198,7 +212,8 @@ impl Engine {
         }
         self.transmits
             .push_back((reg.config.destination, b"\r\n\r\n".to_vec()));
-        self.set_timer(self.now + KEEPALIVE_INTERVAL, Timer::KeepAlive(account));
+        let every = self.config.keepalive_interval;
+        self.set_timer(self.now + every, Timer::KeepAlive(account));
     }
 
     pub(super) fn registration_error(&mut self, account: AccountId, reason: String) {
@@ -227,8 +242,17 @@ impl Engine {
         // The binding's expiry: our Contact's expires parameter, else Expires, else what we
         // asked for (RFC 3261 10.2.4).
         let transport = reg.config.destination.transport;
+        let destination = reg.config.destination;
         let requested = reg.requested_expires;
-        let ours = self.listener(transport);
+        let chased = core::mem::replace(&mut reg.chasing_nat, false);
+        if self.learn_public_address(account, response, chased) {
+            return;
+        }
+        let ours = self
+            .nat_public
+            .get(&destination)
+            .copied()
+            .or_else(|| self.listener(transport));
         let from_contact = response.contacts().ok().and_then(|contacts| {
             contacts
                 .into_iter()
@@ -258,13 +282,66 @@ impl Engine {
         };
         let at = self.now + Duration::from_secs(u64::from(refresh_in));
         self.set_timer(at, Timer::RegisterRefresh(account));
-        if transport.is_reliable() {
-            self.set_timer(self.now + KEEPALIVE_INTERVAL, Timer::KeepAlive(account));
+        // A flow over TCP or TLS, or a UDP binding in a NAT, closes when idle.
+        if transport.is_reliable() || self.nat_public.contains_key(&destination) {
+            let every = self.config.keepalive_interval;
+            self.set_timer(self.now + every, Timer::KeepAlive(account));
         }
         self.events.push_back(Event::Registration {
             account,
             state: RegistrationState::Registered { expires },
         });
+    }
+
+    /// The registrar's answer says where our REGISTER came from (RFC 3581 `received` and
+    /// `rport` on our Via). When that is not our own address a NAT is in between: requests
+    /// through that hop give that address as our Contact from now on, and the binding is
+    /// made again with it (the old one removed), so calls reach us. True when a new
+    /// REGISTER went out for it.
+    fn learn_public_address(
+        &mut self,
+        account: AccountId,
+        response: &Message,
+        chased: bool,
+    ) -> bool {
+        let Some(reg) = self.registrations.get(&account) else {
+            return false;
+        };
+        let destination = reg.config.destination;
+        let user = reg
+            .config
+            .aor
+            .uri
+            .user
+            .clone()
+            .unwrap_or_else(|| "verbatim".into());
+        let Some(own) = self.listener(destination.transport) else {
+            return false;
+        };
+        let Some(seen) = response
+            .headers
+            .get("Via")
+            .and_then(|via| seen_from(via, own))
+        else {
+            return false;
+        };
+        let known = self.nat_public.get(&destination).copied();
+        if seen == own || known == Some(seen) {
+            return false;
+        }
+        let stale = self.contact_towards(destination, &user);
+        tracing::info!(%seen, %own, "the registrar sees us at another address: a NAT");
+        self.nat_public.insert(destination, seen);
+        if chased {
+            // Yet another address right after the last: keep it, do not loop.
+            return false;
+        }
+        if let Some(reg) = self.registrations.get_mut(&account) {
+            reg.stale_contact = Some(stale);
+            reg.chasing_nat = true;
+        }
+        self.send_register(account);
+        true
     }
 
     /// The binding is gone (or never came) as we asked: the account is forgotten.
@@ -306,4 +383,27 @@ impl Engine {
             state: RegistrationState::Failed { reason },
         });
     }
+}
+
+/// Where the top Via's `received` and `rport` (RFC 3581) say the request came from; the
+/// parts not given are ours.
+fn seen_from(via: &str, own: core::net::SocketAddr) -> Option<core::net::SocketAddr> {
+    let top = via.split(',').next()?;
+    let mut seen = own;
+    let mut any = false;
+    for param in top.split(';').skip(1) {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "received" => {
+                seen.set_ip(value.trim().trim_matches(['[', ']']).parse().ok()?);
+                any = true;
+            }
+            "rport" if !value.trim().is_empty() => {
+                seen.set_port(value.trim().parse().ok()?);
+                any = true;
+            }
+            _ => {}
+        }
+    }
+    any.then_some(seen)
 }

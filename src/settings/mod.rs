@@ -151,13 +151,35 @@ pub struct CallSettings {
     /// End a connected call after this many seconds without media from the other side
     /// (0: never).
     pub no_media_timeout: u64,
+    /// Seconds between keep-alives on the registration's flow (TCP and TLS always; UDP
+    /// once the registrar shows a NAT in between), 10 to 300.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_seconds: u64,
+}
+
+fn default_keepalive() -> u64 {
+    30
 }
 
 impl Default for CallSettings {
     fn default() -> Self {
         CallSettings {
             no_media_timeout: 30,
+            keepalive_seconds: default_keepalive(),
         }
+    }
+}
+
+impl CallSettings {
+    /// The keep-alive interval, checked.
+    pub fn keepalive(&self) -> Result<core::time::Duration, String> {
+        if !(10..=300).contains(&self.keepalive_seconds) {
+            return Err(format!(
+                "call.keepalive_seconds: {} is not 10 to 300",
+                self.keepalive_seconds
+            ));
+        }
+        Ok(core::time::Duration::from_secs(self.keepalive_seconds))
     }
 }
 

@@ -105,7 +105,7 @@ impl Engine {
             .user
             .clone()
             .unwrap_or_else(|| self.config.contact_user.clone());
-        let contact = self.contact_for(source.transport, &user);
+        let contact = self.contact_towards(source, &user);
         let mut dialog = match Dialog::from_request_as_uas(
             &request,
             local_tag.clone(),

@@ -29,7 +29,7 @@ impl Engine {
                 .iter()
                 .map(|r| format!("<{}>", r.clone().with_param("lr", None)))
                 .collect(),
-            local_contact: self.contact_for(request.destination.transport, &user),
+            local_contact: self.contact_towards(request.destination, &user),
             security: DialogSecurity::of(&request.target, request.destination.transport),
         };
         let srtp = self.srtp_policy_towards(request.destination);

@@ -8,6 +8,9 @@ struct TestRegistrar {
     password: &'static str,
     expires: u32,
     registers: Vec<(Duration, Message)>,
+    /// Where a NAT in between makes our requests come from, as the registrar sees them
+    /// (it says so in `received` and `rport`, RFC 3581).
+    nat: Option<core::net::SocketAddr>,
 }
 
 impl TestRegistrar {
@@ -22,6 +25,13 @@ impl TestRegistrar {
         {
             Some(Ok(auth)) if auth.verify(self.password, "REGISTER", &[]) => {
                 let mut ok = request.response(200, "OK", Some(tag));
+                if let Some(nat) = self.nat {
+                    let via = ok.headers.get("Via").unwrap_or("").replace(
+                        ";rport",
+                        &format!(";received={};rport={}", nat.ip(), nat.port()),
+                    );
+                    ok.headers.set("Via", via);
+                }
                 let contact = request.headers.get("Contact").unwrap_or("");
                 let expires = request.headers.get("Expires").unwrap_or("0");
                 let granted = if expires == "0" { 0 } else { self.expires };
@@ -114,6 +124,7 @@ fn registering(
         password: "secret",
         expires,
         registers: Vec::new(),
+        nat: None,
     };
     (start, engine, registrar)
 }
@@ -212,4 +223,104 @@ fn tcp_registration_sends_crlf_keepalives_and_shutdown_unregisters() {
     let last = &registrar.registers.last().unwrap().1;
     assert_eq!(last.headers.get("Expires"), Some("0"));
     assert!(events.contains(&Event::ShutdownComplete));
+}
+
+/// Behind a NAT (the registrar sees our REGISTER come from 203.0.113.7:40123): the phone
+/// registers again with that address in its Contact, removing the binding to its private
+/// one, keeps the NAT's binding open with keep-alives on UDP, and gives calls that take the
+/// same hop the public Contact, so that requests in them reach it.
+#[test]
+fn behind_a_nat_the_binding_and_calls_carry_the_public_address_and_udp_is_kept_open() {
+    let (start, mut engine, mut registrar) = registering(Transport::Udp, "secret", 3600);
+    registrar.nat = Some("203.0.113.7:40123".parse().unwrap());
+    let (events, raw) =
+        run_against_registrar(&mut engine, &mut registrar, start, Duration::from_secs(65));
+    let contacts: Vec<Vec<String>> = registrar
+        .registers
+        .iter()
+        .map(|(_, m)| {
+            m.headers
+                .all("Contact")
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        contacts,
+        vec![
+            vec!["<sip:alice@127.0.0.1:5060>".to_owned()],
+            vec!["<sip:alice@127.0.0.1:5060>".to_owned()],
+            vec![
+                "<sip:alice@203.0.113.7:40123>".to_owned(),
+                "<sip:alice@127.0.0.1:5060>;expires=0".to_owned()
+            ],
+        ],
+        "challenged, then bound with the private address, then again with the public one"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(
+                e,
+                Event::Registration {
+                    state: RegistrationState::Registered { .. },
+                    ..
+                }
+            ))
+            .count(),
+        1,
+        "registered once, with the binding that works"
+    );
+    let pings: Vec<u64> = raw
+        .iter()
+        .filter(|(_, d)| d == b"\r\n\r\n")
+        .map(|(t, _)| t.as_secs())
+        .collect();
+    assert_eq!(pings, vec![30, 60], "the NAT's binding is kept open");
+
+    let now = start + Duration::from_secs(65);
+    engine.handle_input(
+        now,
+        Input::Command(Command::Dial {
+            call: CallId(720),
+            request: DialRequest {
+                target: Uri::parse("sip:bob@verbatim.test").unwrap(),
+                from: NameAddr::parse("<sip:alice@verbatim.test>").unwrap(),
+                destination: Destination::new(Transport::Udp, "127.0.0.9:5060".parse().unwrap()),
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: None,
+            },
+        }),
+    );
+    let invite = loop {
+        match engine.poll_output() {
+            Output::Transmit { data, .. } => {
+                if let Ok(m) = Message::parse(&data)
+                    && m.method() == Some(&Method::Invite)
+                {
+                    break m;
+                }
+            }
+            Output::Timeout(_) => panic!("no INVITE"),
+            _ => {}
+        }
+    };
+    assert_eq!(
+        invite.headers.get("Contact"),
+        Some("<sip:alice@203.0.113.7:40123>"),
+        "a call through the registrar's hop has the public Contact"
+    );
+}
+
+#[test]
+fn without_a_nat_nothing_is_registered_twice_and_udp_sends_no_keepalives() {
+    let (start, mut engine, mut registrar) = registering(Transport::Udp, "secret", 3600);
+    registrar.nat = Some("127.0.0.1:5060".parse().unwrap());
+    let (_, raw) =
+        run_against_registrar(&mut engine, &mut registrar, start, Duration::from_secs(65));
+    assert_eq!(registrar.registers.len(), 2, "challenge, then bound");
+    assert!(!raw.iter().any(|(_, d)| d == b"\r\n\r\n"));
 }
