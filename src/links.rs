@@ -25,7 +25,17 @@ pub fn normalise(link: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{link:?} is no sip:, sips:, tel: or callto: link"))?;
     match scheme.to_ascii_lowercase().as_str() {
         "sip" | "sips" => {
-            crate::sip::uri::Uri::parse(link).map_err(|e| format!("{link:?}: {e}"))?;
+            let uri = crate::sip::uri::Uri::parse(link).map_err(|e| format!("{link:?}: {e}"))?;
+            // A link names whom to call, nothing more: headers (Replaces, Route...) and a
+            // method or maddr would have it do something else.
+            let steering = uri.params.iter().any(|(name, _)| {
+                name.eq_ignore_ascii_case("method") || name.eq_ignore_ascii_case("maddr")
+            });
+            if uri.headers.is_some() || steering {
+                return Err(format!(
+                    "{link:?} carries headers or a method: only an address is dialled"
+                ));
+            }
             Ok(link.to_owned())
         }
         "tel" => number(rest.split(';').next().unwrap_or_default()),
@@ -102,14 +112,41 @@ fn is_plain_name(text: &str) -> bool {
 }
 
 /// Where the running window listens for links: `verbatim/links.sock` in the user's runtime
-/// directory (`XDG_RUNTIME_DIR`, private to the user); None without one.
+/// directory (`XDG_RUNTIME_DIR`, private to the user); None without one, or with one that
+/// is not an absolute path.
 pub fn socket_path() -> Option<PathBuf> {
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")?;
-    Some(Path::new(&runtime).join("verbatim").join("links.sock"))
+    let runtime = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    runtime
+        .is_absolute()
+        .then(|| runtime.join("verbatim").join("links.sock"))
+}
+
+/// The socket's folder is a real folder of the runtime directory's owner that no one else
+/// may enter: otherwise another account could sit in the middle and hear what is dialled.
+fn check_private_folder(folder: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta =
+        std::fs::symlink_metadata(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let owner = folder
+        .parent()
+        .and_then(|runtime| std::fs::metadata(runtime).ok())
+        .map(|runtime| runtime.uid());
+    if !meta.is_dir() || Some(meta.uid()) != owner || meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is not a folder of yours alone: links are not taken",
+            folder.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Hands `dial` to the window running for this user. Ok(false): none runs.
 pub fn hand_to_running(socket: &Path, dial: &str) -> Result<bool, String> {
+    if let Some(folder) = socket.parent()
+        && folder.exists()
+    {
+        check_private_folder(folder)?;
+    }
     let mut stream = match UnixStream::connect(socket) {
         Ok(stream) => stream,
         Err(_) => return Ok(false),
@@ -139,11 +176,12 @@ pub fn hand_to_running(socket: &Path, dial: &str) -> Result<bool, String> {
 /// `take`, in a thread of its own.
 pub fn listen(
     socket: &Path,
-    take: impl Fn(String) + Send + 'static,
+    take: impl Fn(String) -> bool + Send + Sync + 'static,
 ) -> Result<std::thread::JoinHandle<()>, String> {
     if let Some(folder) = socket.parent() {
         crate::private_fs::create_dir_all(folder)
             .map_err(|e| format!("{}: {e}", folder.display()))?;
+        check_private_folder(folder)?;
     }
     if UnixStream::connect(socket).is_ok() {
         return Err("another Verbatim window takes the links already".into());
@@ -151,25 +189,49 @@ pub fn listen(
     // Nothing answers there: a socket left behind.
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    let take = std::sync::Arc::new(take);
     Ok(std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut line = String::new();
-            let mut reader = BufReader::new(stream.take_limit());
-            let reply = match reader.read_line(&mut line) {
-                Ok(_) => match normalise(line.trim_end()) {
-                    Ok(dial) => {
-                        take(dial);
-                        "ok".to_owned()
-                    }
-                    Err(problem) => problem,
-                },
-                Err(error) => error.to_string(),
-            };
-            let mut stream = reader.into_inner().into_inner();
-            let _ = stream.write_all(format!("{reply}\n").as_bytes());
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    // Each link on its own: a slow sender holds up no other.
+                    let take = take.clone();
+                    std::thread::spawn(move || answer(stream, &*take));
+                }
+                // Out of descriptors, say: wait rather than spin.
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
         }
     }))
+}
+
+/// Reads one link (within two seconds in all), hands it on, and says whether it was taken.
+fn answer(stream: UnixStream, take: &(impl Fn(String) -> bool + ?Sized)) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream.take_limit());
+    let mut reply = loop {
+        match reader.read_line(&mut line) {
+            Ok(_) => break None,
+            Err(_) if std::time::Instant::now() < deadline && !line.ends_with('\n') => continue,
+            Err(error) => break Some(error.to_string()),
+        }
+    };
+    if reply.is_none() {
+        reply = Some(match normalise(line.trim_end()) {
+            Ok(dial) => {
+                if take(dial) {
+                    "ok".to_owned()
+                } else {
+                    "the window is closing".to_owned()
+                }
+            }
+            Err(problem) => problem,
+        });
+    }
+    let mut stream = reader.into_inner().into_inner();
+    let _ = stream.write_all(format!("{}\n", reply.unwrap_or_default()).as_bytes());
 }
 
 /// A stream read at most [`MAX_LINK`] bytes and a newline far.
@@ -200,6 +262,10 @@ mod tests {
             ("callto:alice.smith", "alice.smith"),
             ("sip:bob@example.com", "sip:bob@example.com"),
             (
+                "sip:bob@example.com;transport=tcp",
+                "sip:bob@example.com;transport=tcp",
+            ),
+            (
                 "SIPS:bob@example.com;transport=tls",
                 "SIPS:bob@example.com;transport=tls",
             ),
@@ -217,6 +283,9 @@ mod tests {
             "tel:+",
             "tel:555;\u{7}",
             "callto://bob@evil",
+            "sip:bob@example.com?Replaces=abc%3Bto-tag%3D1",
+            "sip:bob@example.com;maddr=198.51.100.1",
+            "sip:bob@example.com;method=REFER",
             "sip:",
             "bob",
         ] {
@@ -231,10 +300,7 @@ mod tests {
         let socket = dir.path().join("verbatim").join("links.sock");
         assert_eq!(hand_to_running(&socket, "+1555"), Ok(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let _listener = listen(&socket, move |dial| {
-            let _ = tx.send(dial);
-        })
-        .unwrap();
+        let _listener = listen(&socket, move |dial| tx.send(dial).is_ok()).unwrap();
         assert_eq!(hand_to_running(&socket, "tel:+1 555 0100"), Ok(true));
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(2)).as_deref(),
@@ -243,7 +309,7 @@ mod tests {
         let refused = hand_to_running(&socket, "https://example.com").unwrap_err();
         assert!(refused.contains("not dialled"), "{refused}");
         assert!(
-            listen(&socket, |_| {}).is_err(),
+            listen(&socket, |_| true).is_err(),
             "a second window does not take the links from the first"
         );
     }

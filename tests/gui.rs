@@ -968,10 +968,11 @@ fn settings_the_administrator_fixed_are_shown_and_cannot_be_changed() {
     assert_eq!(written.recording.auto, "none");
 }
 
-/// A link opened elsewhere (`verbatim open`) reaches the window, which dials it: the call
-/// connects, and the dial field shows what was dialled.
+/// A link opened elsewhere (`verbatim open`) reaches the window: an address waits in the
+/// dial field for the user's Call (a page must not send calls, and the account's login, to
+/// any server unasked), and then the call connects.
 #[test]
-fn a_link_handed_to_the_window_is_dialled() {
+fn a_link_handed_to_the_window_waits_in_the_dial_field_and_is_called() {
     let recordings = tempfile::tempdir().unwrap();
     let (mut far_end, far_port) = far_end("gui-link-far-end");
     let (links, received) = std::sync::mpsc::channel();
@@ -982,11 +983,17 @@ fn a_link_handed_to_the_window_is_dialled() {
     wait_for(&mut harness, "Ready on");
     let target = format!("sip:bob@127.0.0.1:{far_port}");
     links.send(target.clone()).unwrap();
-    wait_for(&mut harness, "Connected");
+    wait_for(&mut harness, "then press Call");
     assert_eq!(
         harness.get_by_label("Dial").value().as_deref(),
         Some(target.as_str())
     );
+    assert!(
+        harness.query_by_label("Hang up").is_none(),
+        "not called unasked"
+    );
+    harness.get_by_label("Call").click();
+    wait_for(&mut harness, "Connected");
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
     far_end.expect_success(Duration::from_secs(20));

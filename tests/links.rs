@@ -27,10 +27,7 @@ fn a_link_opened_in_another_process_is_dialled_by_the_running_window() {
     let runtime = tempfile::tempdir().unwrap();
     let socket = runtime.path().join("verbatim").join("links.sock");
     let (tx, rx) = std::sync::mpsc::channel();
-    let _window = verbatim::links::listen(&socket, move |dial| {
-        let _ = tx.send(dial);
-    })
-    .unwrap();
+    let _window = verbatim::links::listen(&socket, move |dial| tx.send(dial).is_ok()).unwrap();
 
     let output = open(runtime.path(), "tel:+1 (555) 123-4567");
     let stderr = String::from_utf8_lossy(&output.stderr);

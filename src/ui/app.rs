@@ -90,10 +90,24 @@ impl VerbatimApp {
         self
     }
 
+    /// A link to dial. A number (from tel: or callto:) goes through the account at once;
+    /// a SIP address waits in the dial field for the user's Call, since a page could
+    /// otherwise send the call, and the account's credentials, to any server. During a call
+    /// the link only waits in the field.
     fn dial_link(&mut self, target: String) {
         self.dial.clone_from(&target);
-        self.bridge.send(UiCommand::Dial(target));
         self.raise = true;
+        if self.model.current().is_some() {
+            self.model
+                .notices
+                .push(format!("{target} is in the dial field for after this call"));
+        } else if target.contains(':') {
+            self.model.notices.push(format!(
+                "Check {target}, then press Call: an address from a link is not called unasked"
+            ));
+        } else {
+            self.bridge.send(UiCommand::Dial(target));
+        }
     }
 
     /// Takes in what the phone said since the last frame.
@@ -166,6 +180,8 @@ impl VerbatimApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
         if core::mem::take(&mut self.raise) {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Minimized(false));
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Focus);
         }
         let now = Instant::now();
@@ -322,7 +338,7 @@ impl VerbatimApp {
                                 .on_hover_text(format!("Call {}", entry.party))
                                 .clicked()
                             {
-                                call_again = Some(entry.party.clone());
+                                call_again = Some(super::model::dialable(&entry.party));
                             }
                             ui.label(
                                 RichText::new(format!(

@@ -47,6 +47,27 @@ pub fn run(
         ..eframe::NativeOptions::default()
     };
     let admin = config.admin.clone();
+    // Links are taken from before the window is up, so that a second click while it starts
+    // does not open a second phone; the window is woken for each once it exists.
+    let window: std::sync::Arc<std::sync::OnceLock<egui::Context>> = std::sync::Arc::default();
+    let links_in = links.socket.as_ref().and_then(|socket| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let wake = window.clone();
+        match crate::links::listen(socket, move |dial| {
+            let taken = tx.send(dial).is_ok();
+            if let Some(ctx) = wake.get() {
+                ctx.request_repaint();
+            }
+            taken
+        }) {
+            Ok(_) => Some(rx),
+            // Links then open a window of their own; this one still works.
+            Err(problem) => {
+                tracing::warn!(%problem, "links are not taken here");
+                None
+            }
+        }
+    });
     eframe::run_native(
         "Verbatim",
         options,
@@ -54,17 +75,9 @@ pub fn run(
             let ctx = creation.egui_ctx.clone();
             let bridge = Bridge::start(config, move || ctx.request_repaint());
             let mut app = VerbatimApp::new(bridge);
-            if let Some(socket) = &links.socket {
-                let (tx, rx) = std::sync::mpsc::channel();
-                let ctx = creation.egui_ctx.clone();
-                match crate::links::listen(socket, move |dial| {
-                    let _ = tx.send(dial);
-                    ctx.request_repaint();
-                }) {
-                    Ok(_) => app = app.with_links(rx),
-                    // Links then open a window of their own; this one still works.
-                    Err(problem) => tracing::warn!(%problem, "links are not taken here"),
-                }
+            let _ = window.set(creation.egui_ctx.clone());
+            if let Some(rx) = links_in {
+                app = app.with_links(rx);
             }
             if let Some(dial) = links.dial_first {
                 app = app.dialling(dial);

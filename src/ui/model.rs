@@ -311,6 +311,19 @@ impl Model {
     }
 }
 
+/// What to dial to reach a party the history shows: its address, without the display
+/// name and the tag an incoming call's From header carries.
+pub fn dialable(party: &str) -> String {
+    match crate::sip::uri::NameAddr::parse(party) {
+        Ok(name_addr) => {
+            let mut uri = name_addr.uri;
+            uri.headers = None;
+            uri.to_string()
+        }
+        Err(_) => party.to_owned(),
+    }
+}
+
 fn transfer_text(state: &TransferState) -> String {
     match state {
         TransferState::Requested => "Transferring…".into(),
@@ -921,5 +934,15 @@ mod history_search_tests {
             "a number as people write it"
         );
         assert!(found("dave").is_empty());
+    }
+
+    #[test]
+    fn a_party_from_the_history_is_dialled_by_its_address() {
+        assert_eq!(
+            dialable("\"Bob\" <sip:bob@example.com>;tag=abc"),
+            "sip:bob@example.com",
+            "an incoming call's From, name and tag dropped"
+        );
+        assert_eq!(dialable("sip:carol@example.org"), "sip:carol@example.org");
     }
 }
