@@ -298,13 +298,35 @@ impl Engine {
     /// Our Contact in a dialog or binding whose requests take the first hop `towards`: the
     /// address that hop sees us at when a registrar showed a NAT in between, else our own.
     pub(super) fn contact_towards(&self, towards: Destination, user: &str) -> String {
-        match self.nat_public.get(&towards) {
-            Some(public) => match towards.transport {
-                Transport::Udp => format!("<sip:{user}@{}>", host_port(*public)),
-                Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", host_port(*public)),
-                Transport::Tls => format!("<sips:{user}@{}>", host_port(*public)),
+        // Another server of the same provider (SRV picks one at random, a cluster's other
+        // node) sees us through the same NAT; a peer on this machine does not.
+        let public = self.nat_public.get(&towards).copied().or_else(|| {
+            (!towards.address.ip().is_loopback())
+                .then(|| {
+                    self.nat_public
+                        .iter()
+                        .find(|(hop, _)| hop.transport == towards.transport)
+                        .map(|(_, public)| *public)
+                })
+                .flatten()
+        });
+        self.binding_contact(towards.transport, public, user)
+    }
+
+    /// Our Contact over `transport` at `public`, or at our own address.
+    pub(super) fn binding_contact(
+        &self,
+        transport: Transport,
+        public: Option<SocketAddr>,
+        user: &str,
+    ) -> String {
+        match public {
+            Some(public) => match transport {
+                Transport::Udp => format!("<sip:{user}@{}>", host_port(public)),
+                Transport::Tcp => format!("<sip:{user}@{};transport=tcp>", host_port(public)),
+                Transport::Tls => format!("<sips:{user}@{}>", host_port(public)),
             },
-            None => self.contact_for(towards.transport, user),
+            None => self.contact_for(transport, user),
         }
     }
 

@@ -20,9 +20,11 @@ pub(super) struct Registration {
     unregistering: bool,
     /// Consecutive failures, for the retry backoff.
     failures: u32,
-    /// The Contact of the binding before the registrar showed us our public address: the
-    /// next REGISTER removes it (expires=0).
+    /// The Contact of the binding before the registrar showed us our public address: each
+    /// REGISTER removes it (expires=0) until one is accepted.
     stale_contact: Option<String>,
+    /// The public address this registration's Contact names (None: our own).
+    public: Option<core::net::SocketAddr>,
     /// Our REGISTER went out again for a new public address: a registrar that shows yet
     /// another one then (a NAT that changes ports) is taken as it is, not chased.
     chasing_nat: bool,
@@ -49,6 +51,7 @@ impl Engine {
                 unregistering: false,
                 failures: 0,
                 stale_contact: None,
+                public: None,
                 chasing_nat: false,
             },
         );
@@ -116,12 +119,13 @@ impl Engine {
                 .authorize(&realm, "REGISTER", &registrar, &[], &cnonce)
                 .ok()
         });
-        let contact = self.contact_towards(destination, &user);
+        let public = self.registrations.get(&account).and_then(|reg| reg.public);
+        let contact = self.binding_contact(destination.transport, public, &user);
         request.headers.push("Contact", contact);
         if let Some(stale) = self
             .registrations
-            .get_mut(&account)
-            .and_then(|reg| reg.stale_contact.take())
+            .get(&account)
+            .and_then(|reg| reg.stale_contact.clone())
         {
             // The binding that named our private address goes (RFC 3261 10.2.2).
             request
@@ -245,13 +249,18 @@ impl Engine {
         let destination = reg.config.destination;
         let requested = reg.requested_expires;
         let chased = core::mem::replace(&mut reg.chasing_nat, false);
+        // The REGISTER this answers removed the old binding, if it named one.
+        let removed = reg.stale_contact.take();
         if self.learn_public_address(account, response, chased) {
             return;
         }
+        if removed.is_some() {
+            tracing::debug!("the binding to our private address is removed");
+        }
         let ours = self
-            .nat_public
-            .get(&destination)
-            .copied()
+            .registrations
+            .get(&account)
+            .and_then(|reg| reg.public)
             .or_else(|| self.listener(transport));
         let from_contact = response.contacts().ok().and_then(|contacts| {
             contacts
@@ -325,20 +334,24 @@ impl Engine {
         else {
             return false;
         };
-        let known = self.nat_public.get(&destination).copied();
-        if seen == own || known == Some(seen) {
+        // What this registration's Contact named: its own public address, or ours.
+        let bound = reg.public;
+        if seen == bound.unwrap_or(own) {
             return false;
         }
-        let stale = self.contact_towards(destination, &user);
+        let stale = self.binding_contact(destination.transport, bound, &user);
         tracing::info!(%seen, %own, "the registrar sees us at another address: a NAT");
         self.nat_public.insert(destination, seen);
-        if chased {
-            // Yet another address right after the last: keep it, do not loop.
-            return false;
-        }
         if let Some(reg) = self.registrations.get_mut(&account) {
+            reg.public = Some(seen);
+            // The binding just made goes with the next REGISTER.
             reg.stale_contact = Some(stale);
-            reg.chasing_nat = true;
+            reg.chasing_nat = !chased;
+        }
+        if chased {
+            // Yet another address right after the last: it is taken, the refresh binds it
+            // (and removes the last), no loop.
+            return false;
         }
         self.send_register(account);
         true
@@ -358,6 +371,7 @@ impl Engine {
         let Some(reg) = self.registrations.get_mut(&account) else {
             return;
         };
+        reg.chasing_nat = false;
         if reg.unregistering {
             self.unregistered(account);
             return;
@@ -385,25 +399,67 @@ impl Engine {
     }
 }
 
-/// Where the top Via's `received` and `rport` (RFC 3581) say the request came from; the
-/// parts not given are ours.
+/// Where the top Via's `rport` and `received` (RFC 3581) say the request came from. Only a
+/// registrar that fills in `rport` says where a NAT maps us (with `received` alone our own
+/// port is a guess); a `received` that is no usable address is left out.
 fn seen_from(via: &str, own: core::net::SocketAddr) -> Option<core::net::SocketAddr> {
     let top = via.split(',').next()?;
     let mut seen = own;
-    let mut any = false;
+    let mut port = None;
     for param in top.split(';').skip(1) {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "received" => {
-                seen.set_ip(value.trim().trim_matches(['[', ']']).parse().ok()?);
-                any = true;
+                if let Ok(ip) = value.trim_matches(['[', ']']).parse::<core::net::IpAddr>()
+                    && !ip.is_unspecified()
+                    && !ip.is_multicast()
+                {
+                    seen.set_ip(ip);
+                }
             }
-            "rport" if !value.trim().is_empty() => {
-                seen.set_port(value.trim().parse().ok()?);
-                any = true;
-            }
+            "rport" => port = value.parse::<u16>().ok().filter(|p| *p != 0),
             _ => {}
         }
     }
-    any.then_some(seen)
+    seen.set_port(port?);
+    Some(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seen_from;
+
+    #[test]
+    fn only_an_rport_the_registrar_filled_in_says_where_a_nat_maps_us() {
+        let own = "192.168.1.20:5060".parse().unwrap();
+        let seen = |via: &str| seen_from(via, own).map(|a| a.to_string());
+        assert_eq!(
+            seen("SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK1;received=203.0.113.7;rport=40123"),
+            Some("203.0.113.7:40123".into())
+        );
+        assert_eq!(
+            seen("SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK1;received=203.0.113.7"),
+            None,
+            "without rport our port would be a guess"
+        );
+        assert_eq!(
+            seen("SIP/2.0/UDP 192.168.1.20:5060;rport;branch=z9hG4bK1"),
+            None,
+            "rport asked, never filled in"
+        );
+        assert_eq!(
+            seen("SIP/2.0/UDP 192.168.1.20:5060;received=nat.example;rport=40123"),
+            Some("192.168.1.20:40123".into()),
+            "a received that is no address is left out, its rport kept"
+        );
+        assert_eq!(
+            seen("SIP/2.0/UDP 192.168.1.20:5060;received=0.0.0.0;rport=0"),
+            None
+        );
+        assert_eq!(
+            seen("SIP/2.0/UDP [fd00::20]:5060;received=[2001:db8::7];rport=40123"),
+            Some("[2001:db8::7]:40123".into())
+        );
+    }
 }
