@@ -250,12 +250,9 @@ impl Engine {
         let requested = reg.requested_expires;
         let chased = core::mem::replace(&mut reg.chasing_nat, false);
         // The REGISTER this answers removed the old binding, if it named one.
-        let removed = reg.stale_contact.take();
+        reg.stale_contact = None;
         if self.learn_public_address(account, response, chased) {
             return;
-        }
-        if removed.is_some() {
-            tracing::debug!("the binding to our private address is removed");
         }
         let ours = self
             .registrations

@@ -112,6 +112,11 @@ fn m_lines(invite: &Message) -> Vec<(u16, Option<String>)> {
         .collect()
 }
 
+/// Our port on each of the offer's m-lines (0: stopped).
+fn ports_of(invite: &Message) -> Vec<u16> {
+    m_lines(invite).iter().map(|(port, _)| *port).collect()
+}
+
 fn participant_with_aor<'m>(metadata: &'m Metadata, aor: &str) -> &'m str {
     &metadata
         .participants
@@ -306,10 +311,7 @@ fn a_party_that_leaves_has_its_stream_stopped_and_is_disassociated() {
     recorder_answers_all(&mut phone, &mut answered);
     let reinvite = last_invite(&phone);
     assert_eq!(
-        m_lines(&reinvite)
-            .iter()
-            .map(|(port, _)| *port)
-            .collect::<Vec<_>>(),
+        ports_of(&reinvite),
         vec![42000, 42002, 0],
         "B's m-line is stopped with port 0, the others stay"
     );
@@ -353,10 +355,7 @@ fn when_the_recorded_calls_far_end_hangs_up_the_conference_recording_goes_on_wit
         "the session is not ended"
     );
     assert_eq!(
-        m_lines(&reinvite)
-            .iter()
-            .map(|(port, _)| *port)
-            .collect::<Vec<_>>(),
+        ports_of(&reinvite),
         vec![42000, 0, 44002],
         "A's stream stops; the local user's and B's go on"
     );
@@ -417,10 +416,7 @@ fn a_recorder_that_refuses_the_new_stream_keeps_the_session_and_the_partys_voice
     let again = last_invite(&phone);
     assert_ne!(again.headers.get("CSeq"), adding.headers.get("CSeq"));
     assert_eq!(
-        m_lines(&again)
-            .iter()
-            .map(|(port, _)| *port)
-            .collect::<Vec<_>>(),
+        ports_of(&again),
         vec![42000, 42002, 0],
         "the refused stream is offered stopped"
     );
@@ -437,10 +433,7 @@ fn a_recorder_that_refuses_the_new_stream_keeps_the_session_and_the_partys_voice
     assert_ne!(pause.headers.get("CSeq"), again.headers.get("CSeq"));
     assert!(body(&pause).contains("a=inactive"), "{pause}");
     assert_eq!(
-        m_lines(&pause)
-            .iter()
-            .map(|(port, _)| *port)
-            .collect::<Vec<_>>(),
+        ports_of(&pause),
         vec![42000, 42002, 0],
         "a pause asked on B's call pauses the conference's recording, B's stream still stopped"
     );
