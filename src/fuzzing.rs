@@ -110,7 +110,12 @@ pub fn sdp_offer_answer(data: &[u8]) {
     let capabilities = LocalCapabilities::new(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         40000,
-        vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],
+        vec![
+            Codec::Opus { inband_fec: true },
+            Codec::G722,
+            Codec::Pcmu,
+            Codec::Pcma,
+        ],
     );
     let mut offer_answer = OfferAnswer::new(capabilities, 1, 1);
     if let Ok(answer) = offer_answer.receive_offer(&offer, Direction::SendRecv) {

@@ -566,7 +566,7 @@ fn the_codec_order_is_edited_saved_and_used_by_the_next_call() {
             .query_by_label_contains("No microphone in use")
             .is_some()
     );
-    for codec in ["OPUS", "PCMU", "PCMA"] {
+    for codec in ["OPUS", "G722", "PCMU", "PCMA"] {
         harness.get_by_label(codec).click_accesskit();
         harness.step();
     }
@@ -574,12 +574,12 @@ fn the_codec_order_is_edited_saved_and_used_by_the_next_call() {
     wait_for(&mut harness, "media.codecs: offer at least one codec");
     assert!(!path.exists());
 
-    for codec in ["OPUS", "PCMU", "PCMA"] {
+    for codec in ["OPUS", "G722", "PCMU", "PCMA"] {
         harness.get_by_label(codec).click_accesskit();
         harness.step();
     }
-    // PCMA up twice: it becomes the first choice.
-    for _ in 0..2 {
+    // PCMA up three times: it becomes the first choice.
+    for _ in 0..3 {
         harness.get_by_label("Move PCMA up").click();
         harness.step();
         harness.step();
@@ -587,7 +587,7 @@ fn the_codec_order_is_edited_saved_and_used_by_the_next_call() {
     harness.get_by_label("Save settings").click_accesskit();
     wait_for(&mut harness, "Saved to");
     let written = verbatim::settings::Settings::load(&path).unwrap();
-    assert_eq!(written.media.codecs, ["pcma", "opus", "pcmu"]);
+    assert_eq!(written.media.codecs, ["pcma", "opus", "g722", "pcmu"]);
 
     let (mut far, far_port) = far_end("gui-codec-far-end");
     dial(&mut harness, &format!("sip:bob@127.0.0.1:{far_port}"));

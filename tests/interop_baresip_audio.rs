@@ -9,7 +9,8 @@
 //! Audio: baresip auto-answers and plays a 440 Hz WAV (aufile) while recording what it
 //! hears (sndfile, `rec/dump-*-dec.wav` in its dir); `verbatim call` plays 1000 Hz and
 //! saves what it hears. Each side must hear the other's tone, checked by frequency
-//! (Goertzel), for each codec with and without SDES-SRTP. baresip ends a call when its WAV
+//! (Goertzel), for each codec with and without SDES-SRTP (G.722 with tones above 4 kHz,
+//! which only a wideband path carries). baresip ends a call when its WAV
 //! ends, so its WAV outlasts the call and verbatim hangs up after `--duration`.
 //!
 //! DTMF: verbatim's `--dtmf` digits must show up in baresip's log as "received event: 'X'
@@ -37,6 +38,10 @@ const CALL_SECS: u32 = 3;
 const BARESIP_TONE: f64 = 440.0;
 /// What verbatim plays, and baresip must hear.
 const VERBATIM_TONE: f64 = 1000.0;
+/// What baresip plays over G.722: above G.711's 4 kHz band.
+const WIDEBAND_BARESIP_TONE: f64 = 5000.0;
+/// What verbatim plays over G.722.
+const WIDEBAND_VERBATIM_TONE: f64 = 6500.0;
 /// The tones are written at 0.3 of full scale; a codec may change that a little.
 const MIN_TONE: f64 = 0.1;
 
@@ -44,6 +49,7 @@ const MIN_TONE: f64 = 0.1;
 enum Codec {
     Pcmu,
     Pcma,
+    G722,
     Opus,
 }
 
@@ -53,6 +59,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "pcmu",
             Codec::Pcma => "pcma",
+            Codec::G722 => "g722",
             Codec::Opus => "opus",
         }
     }
@@ -62,6 +69,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "pcmu",
             Codec::Pcma => "pcma",
+            Codec::G722 => "g722",
             Codec::Opus => "opus/48000/2",
         }
     }
@@ -72,7 +80,17 @@ impl Codec {
     fn baresip_wav(self) -> (u32, u16) {
         match self {
             Codec::Pcmu | Codec::Pcma => (8000, 1),
+            Codec::G722 => (16000, 1),
             Codec::Opus => (48000, 2),
+        }
+    }
+
+    /// What baresip and verbatim play: for G.722, tones that a narrowband leg anywhere
+    /// would have cut.
+    fn tones(self) -> (f64, f64) {
+        match self {
+            Codec::G722 => (WIDEBAND_BARESIP_TONE, WIDEBAND_VERBATIM_TONE),
+            _ => (BARESIP_TONE, VERBATIM_TONE),
         }
     }
 
@@ -81,6 +99,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
             Codec::Opus => "opus",
         }
     }
@@ -120,8 +139,9 @@ fn audio_call(codec: Codec, srtp: Srtp) {
     let mut baresip = Peer::new(&format!("baresip-{name}"));
     let baresip_wav = baresip.path("tone440.wav");
     let (rate, channels) = codec.baresip_wav();
+    let (baresip_tone, verbatim_tone) = codec.tones();
     // Longer than the call: verbatim hangs up, not baresip.
-    write_tone_wav_channels(&baresip_wav, rate, channels, 10_000, BARESIP_TONE);
+    write_tone_wav_channels(&baresip_wav, rate, channels, 10_000, baresip_tone);
     start_baresip_with(
         &mut baresip,
         &Baresip {
@@ -143,7 +163,7 @@ fn audio_call(codec: Codec, srtp: Srtp) {
     let play = verbatim.path("tone1000.wav");
     // Any rate goes for --play; 48 kHz makes verbatim resample it for G.711. Longer than
     // the call, so that it never falls back to silence.
-    write_tone_wav(&play, 48000, 8000, VERBATIM_TONE);
+    write_tone_wav(&play, 48000, 8000, verbatim_tone);
     let got = verbatim.path("got.wav");
     start_verbatim(
         &mut verbatim,
@@ -173,8 +193,8 @@ fn audio_call(codec: Codec, srtp: Srtp) {
     assert_eq!(heard.sample_rate, 48000, "--save-received is 48 kHz");
     assert_tone(
         &heard,
-        BARESIP_TONE,
-        VERBATIM_TONE,
+        baresip_tone,
+        verbatim_tone,
         &format!("{name}: verbatim's --save-received"),
     );
 
@@ -182,8 +202,8 @@ fn audio_call(codec: Codec, srtp: Srtp) {
     let recorded = baresip_recording(&mut baresip, "dec", BARESIP_TIMEOUT);
     assert_tone(
         &recorded,
-        VERBATIM_TONE,
-        BARESIP_TONE,
+        verbatim_tone,
+        baresip_tone,
         &format!("{name}: baresip's dec recording"),
     );
 
@@ -254,6 +274,16 @@ fn pcma_audio_both_ways() {
 #[test]
 fn pcma_srtp_audio_both_ways() {
     audio_call(Codec::Pcma, Srtp::Mandatory);
+}
+
+#[test]
+fn g722_wideband_audio_both_ways() {
+    audio_call(Codec::G722, Srtp::Off);
+}
+
+#[test]
+fn g722_srtp_wideband_audio_both_ways() {
+    audio_call(Codec::G722, Srtp::Mandatory);
 }
 
 #[test]

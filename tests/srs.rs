@@ -274,22 +274,56 @@ fn paused_recording_keeps_time_alignment() {
 /// and the metadata's labels match the SDP's.
 #[test]
 fn baresip_call_recorded_by_label_into_builtin_srs() {
-    let summary = record_baresip_call(false);
+    let summary = record_baresip_call(false, &NARROWBAND);
     assert_eq!(summary["labels"][0]["srtp"], false);
+}
+
+/// A G.722 call is recorded as G.722 (the packets forwarded as they are) and the recorder
+/// decodes it at its full band: tones above 4 kHz (5 kHz from baresip, 6.5 kHz from the
+/// phone) are on their labels.
+#[test]
+fn g722_call_is_recorded_wideband() {
+    let summary = record_baresip_call(false, &WIDEBAND);
+    let labels = summary["labels"].as_array().unwrap();
+    assert!(labels.iter().all(|l| l["codec"] == "G722"), "{summary}");
 }
 
 /// The same with SRTP mandatory on the call (baresip `srtp-mand`): the recording session is
 /// then SRTP too, with keys of its own, and still carries each side on its label.
 #[test]
 fn srtp_call_is_recorded_over_srtp() {
-    let summary = record_baresip_call(true);
+    let summary = record_baresip_call(true, &NARROWBAND);
     let labels = summary["labels"].as_array().unwrap();
     assert!(labels.iter().all(|l| l["srtp"] == true), "{summary}");
 }
 
-/// Records a call from the phone (1 kHz) to baresip (440 Hz) into the built-in recorder,
-/// checks each label carries its side, and returns the recording's summary.
-fn record_baresip_call(srtp: bool) -> serde_json::Value {
+/// The codec of a call [`record_baresip_call`] records, and the tones each side plays.
+struct RecordedCodec {
+    /// verbatim's `--codec` and baresip's `audio_codecs`.
+    name: &'static str,
+    /// The rate of baresip's WAV, which aufile wants to match the codec's.
+    baresip_rate: u32,
+    phone_tone: f64,
+    baresip_tone: f64,
+}
+
+const NARROWBAND: RecordedCodec = RecordedCodec {
+    name: "pcmu",
+    baresip_rate: 8000,
+    phone_tone: 1000.0,
+    baresip_tone: 440.0,
+};
+
+const WIDEBAND: RecordedCodec = RecordedCodec {
+    name: "g722",
+    baresip_rate: 16000,
+    phone_tone: 6500.0,
+    baresip_tone: 5000.0,
+};
+
+/// Records a call from the phone to baresip into the built-in recorder, each playing its
+/// tone of `codec`, checks each label carries its side, and returns the recording's summary.
+fn record_baresip_call(srtp: bool, codec: &RecordedCodec) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
     let rt = support::runtime();
     rt.block_on(async {
@@ -297,8 +331,8 @@ fn record_baresip_call(srtp: bool) -> serde_json::Value {
         let srs_port = srs.local_addr().port();
         let baresip_port = free_port();
         let mut baresip = Peer::new("srs-baresip");
-        let far_tone = baresip.path("tone440.wav");
-        write_tone_wav(&far_tone, 8000, 8000, 440.0);
+        let far_tone = baresip.path("far-tone.wav");
+        write_tone_wav(&far_tone, codec.baresip_rate, 8000, codec.baresip_tone);
         start_baresip_with(
             &mut baresip,
             &Baresip {
@@ -310,20 +344,21 @@ fn record_baresip_call(srtp: bool) -> serde_json::Value {
                 commands: &[],
             },
             &BaresipMedia {
+                audio_codecs: codec.name,
                 mediaenc: srtp.then_some("srtp-mand"),
                 ..BaresipMedia::default()
             },
         );
         let mut phone = Peer::new("srs-verbatim-call-baresip");
-        let tone = phone.path("tone1000.wav");
-        write_tone_wav(&tone, 8000, 6000, 1000.0);
+        let tone = phone.path("tone.wav");
+        write_tone_wav(&tone, 48000, 6000, codec.phone_tone);
         start_verbatim(
             &mut phone,
             [
                 "call",
                 &format!("sip:peer@127.0.0.1:{baresip_port}"),
                 "--codec",
-                "pcmu",
+                codec.name,
                 "--srtp",
                 if srtp { "mandatory" } else { "off" },
                 "--play",
@@ -350,18 +385,20 @@ fn record_baresip_call(srtp: bool) -> serde_json::Value {
         baresip.stop();
         let local = Audio::read_wav(&find_wav(&folder, "label-1-"));
         let far = Audio::read_wav(&find_wav(&folder, "label-2-"));
-        let (l1k, l440) = (local.tone(1000.0), local.tone(440.0));
-        let (f440, f1k) = (far.tone(440.0), far.tone(1000.0));
+        let (phone_tone, baresip_tone) = (codec.phone_tone, codec.baresip_tone);
+        let (local_own, local_other) = (local.tone(phone_tone), local.tone(baresip_tone));
+        let (far_own, far_other) = (far.tone(baresip_tone), far.tone(phone_tone));
         eprintln!(
-            "label 1: 1 kHz {l1k:.3}, 440 Hz {l440:.3}; label 2: 440 Hz {f440:.3}, 1 kHz {f1k:.3}"
+            "label 1: {phone_tone} Hz {local_own:.3}, {baresip_tone} Hz {local_other:.3}; \
+             label 2: {baresip_tone} Hz {far_own:.3}, {phone_tone} Hz {far_other:.3}"
         );
         assert!(
-            l1k > 0.1 && l440 < l1k / 4.0,
-            "label 1 must be the local user's 1 kHz"
+            local_own > 0.1 && local_other < local_own / 4.0,
+            "label 1 must be the local user's {phone_tone} Hz"
         );
         assert!(
-            f440 > 0.1 && f1k < f440 / 4.0,
-            "label 2 must be the far end's 440 Hz"
+            far_own > 0.1 && far_other < far_own / 4.0,
+            "label 2 must be the far end's {baresip_tone} Hz"
         );
         let xml = read_recorded(&folder, "metadata-1.xml");
         metadata::parse(&xml)

@@ -17,6 +17,7 @@ use crate::sdp::Codec;
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(super) enum CodecArg {
     Opus,
+    G722,
     Pcmu,
     Pcma,
 }
@@ -37,7 +38,7 @@ pub(super) struct MediaArgs {
     /// and later get -2, -3, ... before the extension.
     #[arg(long, value_name = "FILE.wav")]
     save_received: Option<PathBuf>,
-    /// Offer and accept only this codec (default: opus, pcmu, pcma in that order).
+    /// Offer and accept only this codec (default: opus, g722, pcmu, pcma in that order).
     #[arg(long, value_enum)]
     codec: Option<CodecArg>,
     /// SRTP policy (default: the account's, else optional).
@@ -58,6 +59,7 @@ impl CodecArg {
     pub fn codec(self) -> Codec {
         match self {
             CodecArg::Opus => Codec::Opus { inband_fec: true },
+            CodecArg::G722 => Codec::G722,
             CodecArg::Pcmu => Codec::Pcmu,
             CodecArg::Pcma => Codec::Pcma,
         }
@@ -67,6 +69,7 @@ impl CodecArg {
         use crate::media::codec::CodecKind;
         match self {
             CodecArg::Opus => CodecKind::Opus,
+            CodecArg::G722 => CodecKind::G722,
             CodecArg::Pcmu => CodecKind::Pcmu,
             CodecArg::Pcma => CodecKind::Pcma,
         }

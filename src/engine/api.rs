@@ -93,7 +93,12 @@ impl Default for EngineConfig {
             keepalive_interval: Duration::from_secs(30),
             recorder_probe_interval: Some(Duration::from_secs(2)),
             recorder_answer_deadline: Duration::from_secs(4),
-            codecs: vec![Codec::Opus { inband_fec: true }, Codec::Pcmu, Codec::Pcma],
+            codecs: vec![
+                Codec::Opus { inband_fec: true },
+                Codec::G722,
+                Codec::Pcmu,
+                Codec::Pcma,
+            ],
             contact_user: "verbatim".into(),
             wall_clock_at_start: Duration::ZERO,
             srtp: SrtpPolicy::Off,

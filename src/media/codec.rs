@@ -1,5 +1,14 @@
 //! Encoders and decoders behind one interface: 20 ms of 48 kHz mono in, one RTP payload out,
-//! and back. G.711 runs at 8 kHz, so its frames pass through the integer-ratio resampler.
+//! and back. G.711 runs at 8 kHz and G.722 at 16 kHz, so their frames pass through the
+//! integer-ratio resampler.
+//!
+//! G.722 is the ezk-g722 crate's translation of the public-domain SpanDSP coder (the one
+//! baresip, FreeSWITCH and Asterisk use), at 64 kbit/s, unpacked: one octet per two 16 kHz
+//! samples, as RFC 3551 4.5.2 lays it out.
+
+use ezk_g722::libg722::{
+    Bitrate, decoder::Decoder as G722Decoder, encoder::Encoder as G722Encoder,
+};
 
 use super::g711;
 use super::resample::{Decimator, Interpolator};
@@ -7,6 +16,8 @@ use super::{FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Factor between the engine's rate and G.711's 8 kHz.
 const NARROWBAND_FACTOR: usize = 6;
+/// Factor between the engine's rate and G.722's 16 kHz.
+const WIDEBAND_FACTOR: usize = 3;
 /// Enough for a 20 ms Opus frame at any bitrate libopus picks for voice.
 const MAX_OPUS_PAYLOAD: usize = 1275;
 
@@ -14,6 +25,7 @@ const MAX_OPUS_PAYLOAD: usize = 1275;
 pub enum CodecKind {
     Pcmu,
     Pcma,
+    G722,
     Opus,
 }
 
@@ -24,6 +36,8 @@ impl CodecKind {
             Some(CodecKind::Pcmu)
         } else if name.eq_ignore_ascii_case("PCMA") {
             Some(CodecKind::Pcma)
+        } else if name.eq_ignore_ascii_case("G722") {
+            Some(CodecKind::G722)
         } else if name.eq_ignore_ascii_case("opus") {
             Some(CodecKind::Opus)
         } else {
@@ -35,14 +49,17 @@ impl CodecKind {
         match self {
             CodecKind::Pcmu => "PCMU",
             CodecKind::Pcma => "PCMA",
+            CodecKind::G722 => "G722",
             CodecKind::Opus => "opus",
         }
     }
 
-    /// RTP clock rate (RFC 3551; RFC 7587 fixes Opus at 48 kHz whatever it codes).
+    /// RTP clock rate (RFC 3551; RFC 7587 fixes Opus at 48 kHz whatever it codes). G.722
+    /// samples at 16 kHz but its RTP clock runs at 8000 Hz, an error in RFC 1890 that RFC 3551
+    /// 4.5.2 keeps for compatibility.
     pub fn clock_rate(self) -> u32 {
         match self {
-            CodecKind::Pcmu | CodecKind::Pcma => 8000,
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 8000,
             CodecKind::Opus => SAMPLE_RATE,
         }
     }
@@ -61,11 +78,24 @@ pub enum CodecError {
     FrameSize(usize),
 }
 
+/// What each codec keeps between frames, beside the resampler its rate needs.
+enum EncoderState {
+    Opus(Box<opus::Encoder>),
+    G711 {
+        decimator: Decimator,
+        narrow: Vec<f32>,
+    },
+    G722 {
+        decimator: Decimator,
+        wide: Vec<f32>,
+        samples: Vec<i16>,
+        coder: Box<G722Encoder>,
+    },
+}
+
 pub struct Encoder {
     kind: CodecKind,
-    opus: Option<opus::Encoder>,
-    decimator: Decimator,
-    narrow: Vec<f32>,
+    state: EncoderState,
 }
 
 impl core::fmt::Debug for Encoder {
@@ -76,7 +106,7 @@ impl core::fmt::Debug for Encoder {
 
 impl Encoder {
     pub fn new(kind: CodecKind) -> Result<Encoder, CodecError> {
-        let opus = match kind {
+        let state = match kind {
             CodecKind::Opus => {
                 let mut encoder =
                     opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
@@ -85,16 +115,20 @@ impl Encoder {
                 encoder.set_inband_fec(true)?;
                 encoder.set_packet_loss_perc(5)?;
                 encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
-                Some(encoder)
+                EncoderState::Opus(Box::new(encoder))
             }
-            CodecKind::Pcmu | CodecKind::Pcma => None,
+            CodecKind::Pcmu | CodecKind::Pcma => EncoderState::G711 {
+                decimator: Decimator::new(NARROWBAND_FACTOR),
+                narrow: Vec::with_capacity(FRAME_SAMPLES / NARROWBAND_FACTOR),
+            },
+            CodecKind::G722 => EncoderState::G722 {
+                decimator: Decimator::new(WIDEBAND_FACTOR),
+                wide: Vec::with_capacity(FRAME_SAMPLES / WIDEBAND_FACTOR),
+                samples: Vec::with_capacity(FRAME_SAMPLES / WIDEBAND_FACTOR),
+                coder: Box::new(G722Encoder::new(Bitrate::Mode1_64000, false, false)),
+            },
         };
-        Ok(Encoder {
-            kind,
-            opus,
-            decimator: Decimator::new(NARROWBAND_FACTOR),
-            narrow: Vec::with_capacity(FRAME_SAMPLES / NARROWBAND_FACTOR),
-        })
+        Ok(Encoder { kind, state })
     }
 
     pub fn kind(&self) -> CodecKind {
@@ -105,7 +139,7 @@ impl Encoder {
     /// `maxaveragebitrate` caps our bitrate, `useinbandfec=0` turns FEC off, `cbr=1` asks
     /// for constant bitrate.
     pub fn apply_peer_fmtp(&mut self, fmtp: &str) {
-        let Some(opus) = self.opus.as_mut() else {
+        let EncoderState::Opus(opus) = &mut self.state else {
             return;
         };
         for parameter in fmtp.split(';') {
@@ -132,7 +166,7 @@ impl Encoder {
 
     /// Tells Opus how much loss the receiver reports, so FEC spends bits where needed.
     pub fn set_expected_loss(&mut self, percent: u8) {
-        if let Some(opus) = self.opus.as_mut() {
+        if let EncoderState::Opus(opus) = &mut self.state {
             let _ = opus.set_packet_loss_perc(i32::from(percent.clamp(1, 30)));
         }
     }
@@ -142,18 +176,18 @@ impl Encoder {
         if frame.len() != FRAME_SAMPLES {
             return Err(CodecError::FrameSize(frame.len()));
         }
-        match (self.kind, self.opus.as_mut()) {
-            (CodecKind::Opus, Some(opus)) => {
+        match &mut self.state {
+            EncoderState::Opus(opus) => {
                 let start = out.len();
                 out.resize(start + MAX_OPUS_PAYLOAD, 0);
                 let written = opus.encode_float(frame, out.get_mut(start..).unwrap_or(&mut []))?;
                 out.truncate(start + written);
             }
-            (kind, _) => {
-                self.narrow.clear();
-                self.decimator.process(frame, &mut self.narrow);
-                let law = kind == CodecKind::Pcma;
-                out.extend(self.narrow.iter().map(|s| {
+            EncoderState::G711 { decimator, narrow } => {
+                narrow.clear();
+                decimator.process(frame, narrow);
+                let law = self.kind == CodecKind::Pcma;
+                out.extend(narrow.iter().map(|s| {
                     let sample = to_i16(*s);
                     if law {
                         g711::alaw_encode(sample)
@@ -162,20 +196,45 @@ impl Encoder {
                     }
                 }));
             }
+            EncoderState::G722 {
+                decimator,
+                wide,
+                samples,
+                coder,
+            } => {
+                wide.clear();
+                decimator.process(frame, wide);
+                samples.clear();
+                samples.extend(wide.iter().map(|s| to_i16(*s)));
+                out.extend_from_slice(&coder.encode(samples));
+            }
         }
         Ok(())
     }
 }
 
-/// How many concealed frames G.711 repeats before it goes quiet.
-const G711_CONCEAL_FRAMES: u32 = 4;
+/// How many concealed frames G.711 and G.722 repeat before they go quiet.
+const REPEAT_CONCEAL_FRAMES: u32 = 4;
+
+/// What each codec keeps between frames, beside the resampler its rate needs.
+enum DecoderState {
+    Opus(Box<opus::Decoder>),
+    G711 {
+        interpolator: Interpolator,
+        narrow: Vec<f32>,
+        high: Vec<f32>,
+    },
+    G722 {
+        interpolator: Interpolator,
+        wide: Vec<f32>,
+        high: Vec<f32>,
+        coder: Box<G722Decoder>,
+    },
+}
 
 pub struct Decoder {
     kind: CodecKind,
-    opus: Option<opus::Decoder>,
-    interpolator: Interpolator,
-    narrow: Vec<f32>,
-    wide: Vec<f32>,
+    state: DecoderState,
     /// The last good frame and how many frames have been concealed since.
     last: Vec<f32>,
     concealed: u32,
@@ -189,16 +248,26 @@ impl core::fmt::Debug for Decoder {
 
 impl Decoder {
     pub fn new(kind: CodecKind) -> Result<Decoder, CodecError> {
-        let opus = match kind {
-            CodecKind::Opus => Some(opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?),
-            CodecKind::Pcmu | CodecKind::Pcma => None,
+        let state = match kind {
+            CodecKind::Opus => DecoderState::Opus(Box::new(opus::Decoder::new(
+                SAMPLE_RATE,
+                opus::Channels::Mono,
+            )?)),
+            CodecKind::Pcmu | CodecKind::Pcma => DecoderState::G711 {
+                interpolator: Interpolator::new(NARROWBAND_FACTOR),
+                narrow: Vec::with_capacity(FRAME_SAMPLES),
+                high: Vec::with_capacity(2 * FRAME_SAMPLES),
+            },
+            CodecKind::G722 => DecoderState::G722 {
+                interpolator: Interpolator::new(WIDEBAND_FACTOR),
+                wide: Vec::with_capacity(FRAME_SAMPLES),
+                high: Vec::with_capacity(2 * FRAME_SAMPLES),
+                coder: Box::new(G722Decoder::new(Bitrate::Mode1_64000, false, false)),
+            },
         };
         Ok(Decoder {
             kind,
-            opus,
-            interpolator: Interpolator::new(NARROWBAND_FACTOR),
-            narrow: Vec::with_capacity(FRAME_SAMPLES),
-            wide: Vec::with_capacity(2 * FRAME_SAMPLES),
+            state,
             last: vec![0.0; FRAME_SAMPLES],
             concealed: 0,
         })
@@ -213,8 +282,8 @@ impl Decoder {
         if frame.len() != FRAME_SAMPLES {
             return Err(CodecError::FrameSize(frame.len()));
         }
-        match (self.kind, self.opus.as_mut()) {
-            (CodecKind::Opus, Some(opus)) => {
+        match &mut self.state {
+            DecoderState::Opus(opus) => {
                 let samples = opus.decode_float(payload, frame, false)?;
                 // A peer sending 10 ms packets leaves the rest of the frame silent rather
                 // than stale.
@@ -222,10 +291,14 @@ impl Decoder {
                     rest.fill(0.0);
                 }
             }
-            (kind, _) => {
-                self.narrow.clear();
-                let law = kind == CodecKind::Pcma;
-                self.narrow.extend(payload.iter().map(|code| {
+            DecoderState::G711 {
+                interpolator,
+                narrow,
+                high,
+            } => {
+                narrow.clear();
+                let law = self.kind == CodecKind::Pcma;
+                narrow.extend(payload.iter().map(|code| {
                     let sample = if law {
                         g711::alaw_decode(*code)
                     } else {
@@ -233,11 +306,26 @@ impl Decoder {
                     };
                     f32::from(sample) / 32768.0
                 }));
-                self.wide.clear();
-                self.interpolator.process(&self.narrow, &mut self.wide);
-                // Packets of other than 20 ms still yield exactly one frame.
-                self.wide.resize(FRAME_SAMPLES, 0.0);
-                frame.copy_from_slice(self.wide.get(..FRAME_SAMPLES).unwrap_or(&[]));
+                high.clear();
+                interpolator.process(narrow, high);
+                fill_frame(high, frame);
+            }
+            DecoderState::G722 {
+                interpolator,
+                wide,
+                high,
+                coder,
+            } => {
+                wide.clear();
+                wide.extend(
+                    coder
+                        .decode(payload)
+                        .iter()
+                        .map(|sample| f32::from(*sample) / 32768.0),
+                );
+                high.clear();
+                interpolator.process(wide, high);
+                fill_frame(high, frame);
             }
         }
         self.last.copy_from_slice(frame);
@@ -246,15 +334,15 @@ impl Decoder {
     }
 
     /// Fills a frame for a lost packet: Opus rebuilds it from the next packet's FEC data when
-    /// there is one, else runs its own loss concealment; G.711 repeats the last frame fading
-    /// out, then falls silent.
+    /// there is one, else runs its own loss concealment; G.711 and G.722 repeat the last frame
+    /// fading out, then fall silent.
     pub fn conceal(&mut self, next: Option<&[u8]>, frame: &mut [f32]) -> Result<(), CodecError> {
         if frame.len() != FRAME_SAMPLES {
             return Err(CodecError::FrameSize(frame.len()));
         }
         self.concealed += 1;
-        match (self.kind, self.opus.as_mut()) {
-            (CodecKind::Opus, Some(opus)) => {
+        match &mut self.state {
+            DecoderState::Opus(opus) => {
                 let samples = match next {
                     Some(packet) => opus.decode_float(packet, frame, true)?,
                     None => opus.decode_float(&[], frame, false)?,
@@ -263,11 +351,11 @@ impl Decoder {
                     rest.fill(0.0);
                 }
             }
-            _ => {
-                let gain = if self.concealed > G711_CONCEAL_FRAMES {
+            DecoderState::G711 { .. } | DecoderState::G722 { .. } => {
+                let gain = if self.concealed > REPEAT_CONCEAL_FRAMES {
                     0.0
                 } else {
-                    1.0 - self.concealed as f32 / (G711_CONCEAL_FRAMES + 1) as f32
+                    1.0 - self.concealed as f32 / (REPEAT_CONCEAL_FRAMES + 1) as f32
                 };
                 for (out, last) in frame.iter_mut().zip(self.last.iter()) {
                     *out = last * gain;
@@ -276,6 +364,13 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Packets of other than 20 ms still yield exactly one frame: a short one ends in silence, a
+/// long one is cut.
+fn fill_frame(decoded: &mut Vec<f32>, frame: &mut [f32]) {
+    decoded.resize(FRAME_SAMPLES, 0.0);
+    frame.copy_from_slice(decoded.get(..FRAME_SAMPLES).unwrap_or(&[]));
 }
 
 fn to_i16(sample: f32) -> i16 {
@@ -306,7 +401,12 @@ mod tests {
 
     #[test]
     fn every_codec_carries_a_tone() {
-        for kind in [CodecKind::Pcmu, CodecKind::Pcma, CodecKind::Opus] {
+        for kind in [
+            CodecKind::Pcmu,
+            CodecKind::Pcma,
+            CodecKind::G722,
+            CodecKind::Opus,
+        ] {
             let decoded = round_trip(kind, 1000.0);
             // Skip the first 100 ms: filters and the Opus encoder settle.
             let tail = &decoded[4800..];
@@ -323,6 +423,7 @@ mod tests {
         for (kind, check) in [
             (CodecKind::Pcmu, 160..=160),
             (CodecKind::Pcma, 160..=160),
+            (CodecKind::G722, 160..=160),
             (CodecKind::Opus, 1..=200),
         ] {
             let mut payload = Vec::new();
@@ -335,6 +436,35 @@ mod tests {
                 "{kind:?}: {}",
                 payload.len()
             );
+        }
+    }
+
+    #[test]
+    fn g722_carries_the_band_above_telephone_speech_that_g711_cuts() {
+        // 6 kHz is wideband only: G.711's 8 kHz sampling stops at 4 kHz.
+        let level =
+            |kind| goertzel_amplitude(&round_trip(kind, 6000.0)[4800..], SAMPLE_RATE, 6000.0);
+        let wideband = level(CodecKind::G722);
+        assert!(
+            (0.35..0.65).contains(&wideband),
+            "G.722: 6 kHz at {wideband}"
+        );
+        let narrowband = level(CodecKind::Pcmu);
+        assert!(narrowband < 0.01, "PCMU: 6 kHz at {narrowband}");
+    }
+
+    #[test]
+    fn g722_decodes_any_bytes_without_panicking() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(722);
+        let mut decoder = Decoder::new(CodecKind::G722).unwrap();
+        let mut frame = vec![0.0; FRAME_SAMPLES];
+        for length in [0, 1, 80, 159, 160, 161, 320, 1500] {
+            for _ in 0..20 {
+                let payload: Vec<u8> = (0..length).map(|_| rng.random()).collect();
+                decoder.decode(&payload, &mut frame).unwrap();
+                assert!(frame.iter().all(|s| s.is_finite() && s.abs() <= 1.5));
+            }
         }
     }
 

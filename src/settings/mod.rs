@@ -104,7 +104,7 @@ impl AudioSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaSettings {
-    /// Codecs in preference order: "opus", "pcmu", "pcma".
+    /// Codecs in preference order: "opus", "g722", "pcmu", "pcma".
     pub codecs: Vec<String>,
     /// "off", "optional" (offer SRTP, accept plain RTP) or "mandatory".
     pub srtp: String,
@@ -113,7 +113,7 @@ pub struct MediaSettings {
 impl Default for MediaSettings {
     fn default() -> Self {
         MediaSettings {
-            codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()],
+            codecs: vec!["opus".into(), "g722".into(), "pcmu".into(), "pcma".into()],
             srtp: "optional".into(),
         }
     }
@@ -130,7 +130,10 @@ impl MediaSettings {
                 "opus" => Ok(Codec::Opus { inband_fec: true }),
                 "pcmu" => Ok(Codec::Pcmu),
                 "pcma" => Ok(Codec::Pcma),
-                other => Err(format!("media.codecs: {other:?} is not opus, pcmu or pcma")),
+                "g722" => Ok(Codec::G722),
+                other => Err(format!(
+                    "media.codecs: {other:?} is not opus, g722, pcmu or pcma"
+                )),
             })
             .collect()
     }

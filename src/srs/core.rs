@@ -434,7 +434,7 @@ fn answer_line(
     let (codec, payload) = preferred.or_else(|| offered().next()).ok_or_else(|| {
         refuse(
             488,
-            format!("Stream {label}: no PCMU, PCMA or opus offered"),
+            format!("Stream {label}: no PCMU, PCMA, G722 or opus offered"),
         )
     })?;
     let secure = media.proto.eq_ignore_ascii_case("RTP/SAVP");
@@ -1114,6 +1114,7 @@ fn payload_format(codec: CodecKind, payload_type: u8) -> crate::sdp::PayloadForm
         CodecKind::Opus => crate::sdp::PayloadFormat::new(payload_type, "opus", 48_000, Some(2)),
         CodecKind::Pcmu => crate::sdp::PayloadFormat::new(payload_type, "PCMU", 8000, None),
         CodecKind::Pcma => crate::sdp::PayloadFormat::new(payload_type, "PCMA", 8000, None),
+        CodecKind::G722 => crate::sdp::PayloadFormat::new(payload_type, "G722", 8000, None),
     }
 }
 

@@ -69,7 +69,7 @@ struct AudioFields {
 }
 
 /// The codecs Verbatim has, by their settings names.
-const ALL_CODECS: [&str; 3] = ["opus", "pcmu", "pcma"];
+const ALL_CODECS: [&str; 4] = ["opus", "g722", "pcmu", "pcma"];
 
 impl AudioFields {
     fn from(settings: &Settings) -> AudioFields {

@@ -912,9 +912,9 @@ pub struct Baresip<'a> {
 /// What [`start_baresip_with`] sets up beyond [`Baresip`]: codec, SRTP and a console.
 #[derive(Clone, Debug)]
 pub struct BaresipMedia<'a> {
-    /// The account's `audio_codecs`: `pcmu`, `pcma` or `opus/48000/2`. aufile refuses a
-    /// [`Baresip::wav`] that does not match the codec (8 kHz mono for G.711, 48 kHz stereo
-    /// for Opus) and the call then fails.
+    /// The account's `audio_codecs`: `pcmu`, `pcma`, `g722` or `opus/48000/2`. aufile
+    /// refuses a [`Baresip::wav`] that does not match the codec (8 kHz mono for G.711, 16 kHz
+    /// mono for G.722, 48 kHz stereo for Opus) and the call then fails.
     pub audio_codecs: &'a str,
     /// The account's `mediaenc`, e.g. `srtp-mand` (SDES, RTP/SAVP only); `None`: plain RTP.
     pub mediaenc: Option<&'a str>,
@@ -951,6 +951,9 @@ pub fn start_baresip_with(peer: &mut Peer, setup: &Baresip<'_>, media: &BaresipM
     let mut modules = String::from("module g711.so\n");
     if media.audio_codecs.contains("opus") {
         modules.push_str("module opus.so\n");
+    }
+    if media.audio_codecs.contains("g722") {
+        modules.push_str("module g722.so\n");
     }
     if media.mediaenc.is_some_and(|enc| enc.starts_with("srtp")) {
         modules.push_str("module srtp.so\n");
