@@ -10,8 +10,9 @@ codec=${2:-pcmu}
 case "$codec" in
     pcmu) bcodec=pcmu; rate=8000; channels=1 ;;
     pcma) bcodec=pcma; rate=8000; channels=1 ;;
+    g722) bcodec=g722; rate=16000; channels=1 ;;
     opus) bcodec=opus/48000/2; rate=48000; channels=2 ;;
-    *) echo "codec must be pcmu, pcma or opus" >&2; exit 2 ;;
+    *) echo "codec must be pcmu, pcma, g722 or opus" >&2; exit 2 ;;
 esac
 command -v baresip >/dev/null || { echo "baresip missing: apt-get install baresip-core" >&2; exit 1; }
 cargo build --release -q
@@ -36,6 +37,7 @@ audio_source aufile,$work/tone.wav
 audio_alert aubridge,a_alert
 module_path /usr/lib/baresip/modules
 module g711.so
+module g722.so
 module opus.so
 module aufile.so
 module aubridge.so

@@ -161,7 +161,7 @@ fn audio_call(codec: Codec, srtp: Srtp) {
 
     let mut verbatim = Peer::new(&format!("verbatim-{name}"));
     let play = verbatim.path("tone1000.wav");
-    // Any rate goes for --play; 48 kHz makes verbatim resample it for G.711. Longer than
+    // Any rate goes for --play; 48 kHz makes verbatim resample it to the codec's. Longer than
     // the call, so that it never falls back to silence.
     write_tone_wav(&play, 48000, 8000, verbatim_tone);
     let got = verbatim.path("got.wav");

@@ -278,9 +278,8 @@ fn baresip_call_recorded_by_label_into_builtin_srs() {
     assert_eq!(summary["labels"][0]["srtp"], false);
 }
 
-/// A G.722 call is recorded as G.722 (the packets forwarded as they are) and the recorder
-/// decodes it at its full band: tones above 4 kHz (5 kHz from baresip, 6.5 kHz from the
-/// phone) are on their labels.
+/// A G.722 call is recorded as G.722 and the recorder decodes it at its full band: tones
+/// above 4 kHz (5 kHz from baresip, 6.5 kHz from the phone) are on their labels.
 #[test]
 fn g722_call_is_recorded_wideband() {
     let summary = record_baresip_call(false, &WIDEBAND);

@@ -454,6 +454,13 @@ mod tests {
     }
 
     #[test]
+    fn g722_stamps_rtp_at_8000_hz_though_it_samples_at_16000() {
+        assert_eq!(CodecKind::G722.clock_rate(), 8000);
+        assert_eq!(CodecKind::G722.timestamp_step(), 160);
+        assert_eq!(CodecKind::from_encoding("g722"), Some(CodecKind::G722));
+    }
+
+    #[test]
     fn g722_decodes_any_bytes_without_panicking() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(722);

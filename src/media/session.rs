@@ -186,7 +186,12 @@ impl MediaSession {
     /// A new offer/answer outcome for the same call. The stream keeps its SSRC, sequence and
     /// timeline; the codec changes only if the negotiation changed it.
     pub fn update(&mut self, mut config: MediaConfig) -> Result<(), CodecError> {
-        if config.codec != self.config.codec || config.peer_fmtp != self.config.peer_fmtp {
+        // Only Opus reads the peer's fmtp; rebuilding another encoder mid-stream would reset
+        // state (G.722's ADPCM) that the far end's decoder keeps.
+        let fmtp_matters = config.codec == CodecKind::Opus;
+        if config.codec != self.config.codec
+            || (fmtp_matters && config.peer_fmtp != self.config.peer_fmtp)
+        {
             self.encoder = Encoder::new(config.codec)?;
             if let Some(fmtp) = &config.peer_fmtp {
                 self.encoder.apply_peer_fmtp(fmtp);

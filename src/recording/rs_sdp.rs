@@ -567,7 +567,7 @@ mod tests {
         assert!(text.contains("a=label:customer"));
         let no_codec = SessionDescription::parse(
             "v=0\r\no=srs 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n",
+             m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\na=recvonly\r\n",
         )
         .unwrap();
         assert!(matches!(
@@ -601,7 +601,7 @@ mod tests {
 
         let unknown = SessionDescription::parse(
             "v=0\r\no=srs 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n\
+             m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\na=recvonly\r\n\
              m=audio 40002 RTP/AVP 0\r\na=recvonly\r\n",
         )
         .unwrap();
@@ -680,8 +680,8 @@ mod tests {
         ));
         let other_codec = SessionDescription::parse(
             "v=0\r\no=srs 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio 40000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n\
-             m=audio 40002 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\na=recvonly\r\n",
+             m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\na=recvonly\r\n\
+             m=audio 40002 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\na=recvonly\r\n",
         )
         .unwrap();
         assert!(matches!(

@@ -427,6 +427,8 @@ fn answer_line(
             .formats
             .iter()
             .filter_map(|f| CodecKind::from_encoding(&f.encoding).map(|kind| (kind, f)))
+            // `G722/16000` is seen in the wild; its timestamps cannot be trusted.
+            .filter(|(kind, f)| kind.clock_rate() == f.clock_rate)
     };
     let preferred = codec_preference
         .iter()

@@ -31,7 +31,12 @@ fn tail(samples: &[f32], seconds: f32) -> &[f32] {
 
 #[test]
 fn every_codec_carries_audio_both_ways() {
-    for codec in [Codec::Pcmu, Codec::Pcma, Codec::Opus { inband_fec: true }] {
+    for codec in [
+        Codec::Pcmu,
+        Codec::Pcma,
+        Codec::G722,
+        Codec::Opus { inband_fec: true },
+    ] {
         let mut net = phones(LinkConfig::default(), codec, SrtpPolicy::Off);
         let (a, b) = talk(&mut net);
         net.run_for(Duration::from_secs(2));
