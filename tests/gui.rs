@@ -83,6 +83,7 @@ fn app_recording(
         account: None,
         audio_control: None,
         admin: verbatim::settings::AdminPolicy::default(),
+        stun_server: None,
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }

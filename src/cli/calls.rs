@@ -92,6 +92,7 @@ async fn start_phone(
             frame_latency: None,
             ringer: loaded.ringer.clone(),
             recording_latency: None,
+            stun_server: loaded.stun_server.clone(),
         },
     )
     .await

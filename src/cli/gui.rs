@@ -126,6 +126,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         account,
         audio_control: audio.control,
         admin,
+        stun_server: settings.call.stun_server.clone(),
     };
     let editable = args
         .config

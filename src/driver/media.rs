@@ -84,6 +84,11 @@ impl CallMediaIo {
                             }
                         }
                     }
+                    // tokio knows a new socket's readiness only once asked: without this
+                    // the first datagrams (STUN's first request) fail with WouldBlock.
+                    for pair in [&rtp, &rtcp] {
+                        pair.writable().await?;
+                    }
                     let rtp = Arc::new(rtp);
                     let rtcp = Arc::new(rtcp);
                     let readers = [

@@ -7,6 +7,7 @@
 pub mod dns;
 mod icmp;
 pub mod media;
+mod stun;
 pub mod tls;
 
 use core::net::SocketAddr;
@@ -57,6 +58,9 @@ pub struct DriverConfig {
     pub ringer: Option<media::Ringer>,
     /// Collects recording timings for benchmarks.
     pub recording_latency: Option<Arc<RecordingLatency>>,
+    /// A STUN server (`host` or `host:port`, port 3478 by default): each call's media
+    /// sockets ask it how a NAT maps them before their port is handed out.
+    pub stun_server: Option<String>,
 }
 
 /// What a benchmark learns about recordings.
@@ -135,6 +139,7 @@ impl core::fmt::Debug for DriverConfig {
             .field("tls_server", &self.tls_server)
             .field("audio", &self.audio.is_some())
             .field("ringer", &self.ringer.is_some())
+            .field("stun_server", &self.stun_server)
             .finish()
     }
 }
@@ -260,6 +265,10 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         Destination::new(Transport::Tls, tls_address),
     ];
     config.listeners = listeners.clone();
+    let stun_server = match &driver.stun_server {
+        Some(server) => stun::resolve(server).await,
+        None => None,
+    };
     let engine = Engine::new(config, Instant::now());
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let (bind_tx, bind_rx) = mpsc::unbounded_channel();
@@ -287,6 +296,8 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         binds_wanted: std::collections::VecDeque::new(),
         events: event_tx,
         advertised_ip,
+        stun_server,
+        stun_gathering: HashMap::new(),
     };
     tokio::spawn(driver_loop.run(
         tcp,
@@ -333,6 +344,10 @@ struct DriverLoop {
     binds_wanted: std::collections::VecDeque<MediaSocket>,
     events: mpsc::UnboundedSender<Event>,
     advertised_ip: core::net::IpAddr,
+    stun_server: Option<SocketAddr>,
+    /// Calls' socket pairs asking the STUN server how they are mapped; the front end gets
+    /// the port once they know.
+    stun_gathering: HashMap<MediaSocket, stun::Gathering>,
 }
 
 impl DriverLoop {
@@ -410,11 +425,19 @@ impl DriverLoop {
                     match request {
                         MediaRequest::Bind { socket, reply } => {
                             let bound = self.bind_media(socket, &media_tx).await;
-                            // A caller that stopped waiting leaves the sockets to the
-                            // engine's end of them.
-                            let _ = reply.send(bound);
+                            match (bound, self.stun_server, socket) {
+                                (Ok(port), Some(server), MediaSocket::Call(_)) => {
+                                    self.start_stun(socket, server, port, reply);
+                                }
+                                // A caller that stopped waiting leaves the sockets to the
+                                // engine's end of them.
+                                (bound, ..) => {
+                                    let _ = reply.send(bound);
+                                }
+                            }
                         }
                         MediaRequest::Release(socket) => {
+                            self.stun_gathering.remove(&socket);
                             self.media.remove(&socket);
                         }
                     }
@@ -427,18 +450,20 @@ impl DriverLoop {
                     }
                     None => break,
                 },
-                Some(note) = media_rx.recv() => Some(match note.unreachable {
-                    Some(destination) => Input::MediaUnreachable {
+                Some(note) = media_rx.recv() => match note.unreachable {
+                    Some(destination) => Some(Input::MediaUnreachable {
                         socket: note.socket,
                         destination,
-                    },
-                    None => Input::MediaPacket {
+                    }),
+                    None if self.stun_answer(&note, &stream_tx) => None,
+                    None => Some(Input::MediaPacket {
                         socket: note.socket,
                         source: note.source,
                         data: note.data,
-                    },
-                }),
+                    }),
+                },
                 _ = ticks.tick(), if ticking => {
+                    self.poll_stun(&stream_tx);
                     self.tick_media(&stream_tx);
                     None
                 }
@@ -515,6 +540,103 @@ impl DriverLoop {
             }
             Err(error) => Err(format!("no RTP port for {socket}: {error}")),
         }
+    }
+
+    /// Sends a call's socket pair's first STUN requests; the front end's `reply` waits for
+    /// their answers (or the give-up, see [`stun::GIVE_UP_AFTER`]).
+    fn start_stun(
+        &mut self,
+        socket: MediaSocket,
+        server: SocketAddr,
+        port: u16,
+        reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
+    ) {
+        let ids = [rand::random(), rand::random()];
+        let mapping = crate::media::stun::SocketPairMapping::new(
+            server,
+            ids,
+            Instant::now(),
+            stun::GIVE_UP_AFTER,
+        );
+        self.stun_gathering.insert(
+            socket,
+            stun::Gathering {
+                mapping,
+                port,
+                reply,
+            },
+        );
+        self.send_stun(socket);
+    }
+
+    /// Sends what a gathering's transactions have due.
+    fn send_stun(&mut self, socket: MediaSocket) {
+        let Some(gathering) = self.stun_gathering.get_mut(&socket) else {
+            return;
+        };
+        let due = gathering.mapping.poll(Instant::now());
+        if let Some(io) = self.media.get(&socket) {
+            for request in due {
+                io.send(request.to, &request.request, request.rtcp);
+            }
+        }
+    }
+
+    /// Retransmits and gives up on STUN requests as their time comes.
+    fn poll_stun(&mut self, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
+        let sockets: Vec<MediaSocket> = self.stun_gathering.keys().copied().collect();
+        for socket in sockets {
+            self.send_stun(socket);
+            self.finish_stun(socket, stream_tx);
+        }
+    }
+
+    /// Takes a media socket's datagram when it answers one of its STUN requests.
+    fn stun_answer(
+        &mut self,
+        note: &media::MediaPacketNote,
+        stream_tx: &mpsc::UnboundedSender<StreamNote>,
+    ) -> bool {
+        let Some(gathering) = self.stun_gathering.get_mut(&note.socket) else {
+            return false;
+        };
+        if !gathering.mapping.receive(&note.data, note.source) {
+            return false;
+        }
+        self.finish_stun(note.socket, stream_tx);
+        true
+    }
+
+    /// Once both sockets have their answer (or none will come): tells the engine where
+    /// the NAT maps them, then the front end the port.
+    fn finish_stun(&mut self, socket: MediaSocket, stream_tx: &mpsc::UnboundedSender<StreamNote>) {
+        let Some(outcome) = self
+            .stun_gathering
+            .get(&socket)
+            .and_then(|g| g.mapping.outcome())
+        else {
+            return;
+        };
+        let Some(gathering) = self.stun_gathering.remove(&socket) else {
+            return;
+        };
+        let local = SocketAddr::new(self.advertised_ip, gathering.port);
+        match (outcome.rtp, socket) {
+            (Ok(rtp), MediaSocket::Call(call)) if rtp != local => {
+                tracing::info!(%call, %rtp, rtcp = ?outcome.rtcp, "media mapped by a NAT");
+                let input = Input::MediaMapped {
+                    call,
+                    rtp,
+                    rtcp: outcome.rtcp,
+                };
+                self.feed(Some(input), stream_tx);
+            }
+            (Ok(_), _) => tracing::debug!(%socket, "no NAT in front of the media"),
+            (Err(reason), _) => {
+                tracing::warn!(%socket, %reason, "STUN: the SDP names the local address");
+            }
+        }
+        let _ = gathering.reply.send(Ok(gathering.port));
     }
 
     /// One 20 ms step for every call with media: capture in, playback out.

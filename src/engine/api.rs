@@ -298,6 +298,14 @@ pub enum Input {
         source: SocketAddr,
         data: Vec<u8>,
     },
+    /// A STUN server (RFC 8489) saw this call's RTP socket, and its RTCP socket when it
+    /// answered for that too, at these addresses: a NAT maps them. The call's SDP names them
+    /// when its signalling leaves this machine.
+    MediaMapped {
+        call: CallId,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
+    },
     /// The socket pair asked for by [`Output::BindMedia`] is bound at this RTP port, or
     /// could not be (why).
     MediaBound {

@@ -47,6 +47,7 @@ use crate::sip::uri::{NameAddr, Uri};
 pub use admission::{AdmissionConfig, AdmissionStats};
 pub use api::*;
 use call::Call;
+use call::MappedMedia;
 use outbound::sanitize_reason;
 use registration::Registration;
 use spans::{command_span, owner_span};
@@ -122,6 +123,9 @@ pub struct Engine {
     /// `rport`, RFC 3581), when a NAT makes it differ from our own: the Contact we give
     /// requests that take that hop.
     nat_public: HashMap<Destination, SocketAddr>,
+    /// Where a STUN server saw each call's media sockets, when a NAT maps them
+    /// ([`Input::MediaMapped`]).
+    media_public: HashMap<CallId, MappedMedia>,
     /// Calls whose far end is a conference focus, and our subscription to its roster.
     conference_watches: HashMap<CallId, conference_watch::ConferenceWatch>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
@@ -170,6 +174,7 @@ impl Engine {
             conference_watches: HashMap::new(),
             local_conference: Vec::new(),
             nat_public: HashMap::new(),
+            media_public: HashMap::new(),
             transfers_in: HashMap::new(),
             recorder_checks: HashMap::new(),
             recording_byes: 0,
@@ -227,6 +232,9 @@ impl Engine {
                 ..
             } => self.on_recorder_rtcp(recording, &data),
             Input::MediaTick { call, captured } => self.on_media_tick(call, &captured),
+            Input::MediaMapped { call, rtp, rtcp } => {
+                self.media_public.insert(call, MappedMedia { rtp, rtcp });
+            }
             Input::MediaBound {
                 socket: MediaSocket::Recording { recording, stream },
                 port,

@@ -10,6 +10,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod srtp;
+pub mod stun;
 pub mod tone;
 
 /// The engine's audio rate: every frame between devices and codecs is 48 kHz mono.

@@ -158,6 +158,10 @@ pub struct CallSettings {
     /// once the registrar shows a NAT in between), 10 to 300.
     #[serde(default = "default_keepalive")]
     pub keepalive_seconds: u64,
+    /// A STUN server (`host` or `host:port`) that tells each call's media sockets how a NAT
+    /// maps them, so the SDP names the public address; none: the local address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stun_server: Option<String>,
 }
 
 fn default_keepalive() -> u64 {
@@ -169,6 +173,7 @@ impl Default for CallSettings {
         CallSettings {
             no_media_timeout: 30,
             keepalive_seconds: default_keepalive(),
+            stun_server: None,
         }
     }
 }

@@ -155,6 +155,8 @@ pub struct BridgeConfig {
     /// The recording settings the administrator fixed (`/etc/verbatim/policy.toml`): they
     /// win over what is saved from the window.
     pub admin: crate::settings::AdminPolicy,
+    /// `[call] stun_server`: see [`DriverConfig::stun_server`].
+    pub stun_server: Option<String>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -299,6 +301,7 @@ async fn run(
             ringer: config.ringer.clone(),
             tls,
             recorder_tls: config.recording.tls.as_ref().map(|t| t.driver_settings()),
+            stun_server: config.stun_server.clone(),
             ..DriverConfig::default()
         },
     )

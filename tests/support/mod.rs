@@ -945,6 +945,41 @@ pub fn start_baresip(peer: &mut Peer, setup: &Baresip<'_>) {
 /// [`start_baresip`] with another codec, SRTP or a console ([`BaresipMedia`]); also waits
 /// until the console listens.
 pub fn start_baresip_with(peer: &mut Peer, setup: &Baresip<'_>, media: &BaresipMedia<'_>) {
+    write_baresip_config(peer, setup, media, LOCALHOST);
+    let mut command = peer.command(Tool::Baresip.path());
+    command.args(baresip_args(peer, setup, LOCALHOST));
+    peer.start(command);
+    peer.wait_until_listening(Proto::Udp, setup.port, START_TIMEOUT);
+    if let Some(console) = media.console_port {
+        peer.wait_until_listening(Proto::Udp, console, START_TIMEOUT);
+    }
+}
+
+/// baresip's command line for [`write_baresip_config`]'s files: `-f DIR -n IP -t SECS` and
+/// the `-e` commands.
+pub fn baresip_args(peer: &Peer, setup: &Baresip<'_>, ip: &str) -> Vec<String> {
+    let mut args = vec![
+        "-f".to_owned(),
+        peer.dir().display().to_string(),
+        "-n".to_owned(),
+        ip.to_owned(),
+        "-t".to_owned(),
+        setup.quit_after_secs.to_string(),
+    ];
+    for line in setup.commands {
+        args.extend(["-e".to_owned(), (*line).to_owned()]);
+    }
+    args
+}
+
+/// Writes baresip's `config` and `accounts` into `peer`'s dir, listening on `ip` (SIP and
+/// RTP), for [`start_baresip_with`] or a start of one's own (in a network namespace).
+pub fn write_baresip_config(
+    peer: &mut Peer,
+    setup: &Baresip<'_>,
+    media: &BaresipMedia<'_>,
+    ip: &str,
+) {
     let port = setup.port;
     let rec = peer.path("rec");
     fs::create_dir_all(&rec).unwrap();
@@ -967,7 +1002,7 @@ pub fn start_baresip_with(peer: &mut Peer, setup: &Baresip<'_>, media: &BaresipM
         modules.push_str("module cons.so\n");
     }
     let mut config = format!(
-        "sip_listen {LOCALHOST}:{port}\n\
+        "sip_listen {ip}:{port}\n\
          rtp_ports {}-{}\n\
          dns_server {LOCALHOST}:{}\n\
          audio_player aubridge,a_out\n\
@@ -1000,25 +1035,10 @@ pub fn start_baresip_with(peer: &mut Peer, setup: &Baresip<'_>, media: &BaresipM
     peer.write_file(
         "accounts",
         format!(
-            "<sip:{}@{LOCALHOST}:{port}>;regint=0{answer};audio_codecs={}{mediaenc}\n",
+            "<sip:{}@{ip}:{port}>;regint=0{answer};audio_codecs={}{mediaenc}\n",
             setup.user, media.audio_codecs
         ),
     );
-    let mut command = peer.command(Tool::Baresip.path());
-    command.arg("-f").arg(peer.dir()).args([
-        "-n",
-        LOCALHOST,
-        "-t",
-        &setup.quit_after_secs.to_string(),
-    ]);
-    for line in setup.commands {
-        command.args(["-e", line]);
-    }
-    peer.start(command);
-    peer.wait_until_listening(Proto::Udp, port, START_TIMEOUT);
-    if let Some(console) = media.console_port {
-        peer.wait_until_listening(Proto::Udp, console, START_TIMEOUT);
-    }
 }
 
 /// The key code that baresip's UI reads as "key released" (`KEYCODE_REL`).

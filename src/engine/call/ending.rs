@@ -134,6 +134,7 @@ impl Engine {
             return;
         };
         self.pending_recordings.remove(&id);
+        self.media_public.remove(&id);
         self.forget_transfers(id);
         self.stop_following_focus(id);
         self.leave_local_conference(id);

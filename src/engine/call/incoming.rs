@@ -81,7 +81,7 @@ impl Engine {
             match SessionDescription::parse(&String::from_utf8_lossy(&request.body)) {
                 Ok(offer) => {
                     // Refuse at once what could never be answered, rather than ring the user.
-                    let mut probe = self.new_offer_answer(9, srtp);
+                    let mut probe = self.new_offer_answer(9, srtp, None);
                     if let Err(error) = probe.receive_offer(&offer, Direction::SendRecv) {
                         let tag = self.rng.token(8);
                         let response =
@@ -127,7 +127,7 @@ impl Engine {
         dialog.local_uri.params.clear();
         dialog.remote_uri.params.clear();
         let id = CallId(crate::engine::ids::engine_minted(self.rng.next_u64()));
-        let offer_answer = self.new_offer_answer(9, srtp);
+        let offer_answer = self.new_offer_answer(9, srtp, None);
         let mut session = self.new_invite_session(dialog, response_destination(&request, source));
         session.learn_remote_uuid(&request);
         let mut call = Call::new(
@@ -195,7 +195,8 @@ impl Engine {
         };
         // The caller's hop was judged when its INVITE came; a refusal then never rang.
         let srtp = self.srtp_policy_towards(hop).unwrap_or(SrtpPolicy::Off);
-        let mut offer_answer = self.new_offer_answer(media_port, srtp);
+        let public = self.public_media(id, hop);
+        let mut offer_answer = self.new_offer_answer(media_port, srtp, public);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -6,6 +6,8 @@ mod in_dialog;
 mod incoming;
 mod offer;
 mod outgoing;
+
+pub(super) use offer::MappedMedia;
 mod queries;
 
 use core::time::Duration;

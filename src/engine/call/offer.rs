@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// Where a NAT maps a call's media sockets, as a STUN server saw them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::engine) struct MappedMedia {
+    pub rtp: core::net::SocketAddr,
+    pub rtcp: Option<core::net::SocketAddr>,
+}
+
 impl Engine {
     /// The SRTP policy for a call whose signalling goes through `hop`. SDES puts the keys in
     /// the SDP, so a hop anyone else can read gets no keys: SRTP is dropped where it is
@@ -18,19 +25,40 @@ impl Engine {
         }
     }
 
-    pub(super) fn new_offer_answer(&mut self, media_port: u16, srtp: SrtpPolicy) -> OfferAnswer {
+    /// A new offer/answer for a call whose media arrives at `media_port`; with `public`,
+    /// the call's SDP names where a STUN server saw its sockets instead.
+    pub(super) fn new_offer_answer(
+        &mut self,
+        media_port: u16,
+        srtp: SrtpPolicy,
+        public: Option<MappedMedia>,
+    ) -> OfferAnswer {
         let key = match srtp {
             SrtpPolicy::Off => None,
             _ => self.config.key_source.key_salt(),
         };
         let mut caps =
             LocalCapabilities::new(self.local_ip(), media_port, self.config.codecs.clone());
+        if let Some(public) = public {
+            caps.address = public.rtp.ip();
+            caps.audio_port = public.rtp.port();
+            caps.rtcp = public.rtcp;
+        }
         caps.srtp = srtp;
         caps.srtp_key_salt = key;
         // RFC 4566 suggests an NTP timestamp for the session id; a random one serves the same
         // purpose (uniqueness) without a clock.
         let session_id = self.rng.next_u64() >> 2;
         OfferAnswer::new(caps, session_id, session_id)
+    }
+
+    /// Where a STUN server saw the call's media, when its signalling takes `hop` off this
+    /// machine: a peer on loopback reaches the local address, and the NAT may not loop back.
+    pub(super) fn public_media(&self, call: CallId, hop: Destination) -> Option<MappedMedia> {
+        if hop.address.ip().is_loopback() {
+            return None;
+        }
+        self.media_public.get(&call).copied()
     }
 
     /// Applies a completed offer/answer: the peer's hold state, the call state, and the media

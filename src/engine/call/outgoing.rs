@@ -33,9 +33,11 @@ impl Engine {
             security: DialogSecurity::of(&request.target, request.destination.transport),
         };
         let srtp = self.srtp_policy_towards(request.destination);
+        let public = self.public_media(id, request.destination);
         let offer_answer = self.new_offer_answer(
             request.media_port,
             *srtp.as_ref().unwrap_or(&SrtpPolicy::Off),
+            public,
         );
         let session = self.new_invite_session(dialog, request.destination);
         let mut call = Call::new(

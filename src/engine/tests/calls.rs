@@ -552,3 +552,94 @@ fn a_large_invite_refused_over_tcp_goes_over_udp() {
         }
     )));
 }
+
+/// The INVITE a fresh engine sends for a call to `destination` after a STUN server showed
+/// where a NAT maps the call's sockets (`mapped`: RTP and RTCP).
+fn invite_after_stun(destination: &str, mapped: Option<(&str, &str)>) -> String {
+    let now = Instant::now();
+    let mut engine = Engine::new(
+        EngineConfig {
+            listeners: vec![Destination::new(
+                Transport::Udp,
+                "192.168.1.20:5060".parse().unwrap(),
+            )],
+            ..config(7)
+        },
+        now,
+    );
+    let call = CallId(9);
+    if let Some((rtp, rtcp)) = mapped {
+        engine.handle_input(
+            now,
+            Input::MediaMapped {
+                call,
+                rtp: rtp.parse().unwrap(),
+                rtcp: Some(rtcp.parse().unwrap()),
+            },
+        );
+    }
+    engine.handle_input(
+        now,
+        Input::Command(Command::Dial {
+            call,
+            request: DialRequest {
+                target: Uri::parse("sip:bob@verbatim.test").unwrap(),
+                from: NameAddr::parse("<sip:alice@verbatim.test>").unwrap(),
+                destination: Destination::new(Transport::Udp, destination.parse().unwrap()),
+                route: None,
+                credentials: None,
+                media_port: 40000,
+                record: None,
+            },
+        }),
+    );
+    loop {
+        match engine.poll_output() {
+            Output::Transmit { data, .. } => {
+                if let Ok(m) = Message::parse(&data)
+                    && m.method() == Some(&Method::Invite)
+                {
+                    return String::from_utf8_lossy(&m.body).into_owned();
+                }
+            }
+            Output::Timeout(_) => panic!("no INVITE"),
+            _ => {}
+        }
+    }
+}
+
+/// A call leaving this machine offers the media address the STUN server saw (RTCP named
+/// with `a=rtcp` when the NAT did not keep it on the next port); a call to a peer on this
+/// machine, or one without a mapping, offers the local address.
+#[test]
+fn the_offer_names_where_stun_saw_the_media_when_the_call_leaves_this_machine() {
+    let consecutive = invite_after_stun(
+        "192.0.2.10:5060",
+        Some(("203.0.113.7:50000", "203.0.113.7:50001")),
+    );
+    assert!(
+        consecutive.contains("c=IN IP4 203.0.113.7\r\n"),
+        "{consecutive}"
+    );
+    assert!(consecutive.contains("m=audio 50000 "), "{consecutive}");
+    assert!(!consecutive.contains("a=rtcp:"), "{consecutive}");
+
+    let apart = invite_after_stun(
+        "192.0.2.10:5060",
+        Some(("203.0.113.7:50000", "203.0.113.7:61000")),
+    );
+    assert!(
+        apart.contains("a=rtcp:61000 IN IP4 203.0.113.7\r\n"),
+        "{apart}"
+    );
+
+    let local_peer = invite_after_stun(
+        "127.0.0.9:5060",
+        Some(("203.0.113.7:50000", "203.0.113.7:50001")),
+    );
+    assert!(local_peer.contains("m=audio 40000 "), "{local_peer}");
+    assert!(!local_peer.contains("203.0.113.7"), "{local_peer}");
+
+    let unmapped = invite_after_stun("192.0.2.10:5060", None);
+    assert!(unmapped.contains("m=audio 40000 "), "{unmapped}");
+}

@@ -18,8 +18,12 @@ pub const DEFAULT_PTIME: u32 = 20;
 pub struct LocalCapabilities {
     /// Where we receive RTP; written as the session `c=` and in `o=`.
     pub address: IpAddr,
-    /// Where we receive RTP; RTCP is expected on the next port (RFC 3550 section 11).
+    /// Where we receive RTP; RTCP is expected on the next port (RFC 3550 section 11) unless
+    /// `rtcp` says otherwise.
     pub audio_port: u16,
+    /// Where we receive RTCP when it is not the next port on `address` (a NAT mapped it
+    /// elsewhere): written as `a=rtcp` (RFC 3605).
+    pub rtcp: Option<core::net::SocketAddr>,
     /// In order of preference. An empty list offers PCMU, since an `m=` line needs a format.
     pub codecs: Vec<Codec>,
     /// Offer and accept RFC 4733 DTMF events.
@@ -55,6 +59,7 @@ impl LocalCapabilities {
             srtp: SrtpPolicy::Off,
             srtp_key_salt: None,
             session_attributes: Vec::new(),
+            rtcp: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl fmt::Debug for LocalCapabilities {
         f.debug_struct("LocalCapabilities")
             .field("address", &self.address)
             .field("audio_port", &self.audio_port)
+            .field("rtcp", &self.rtcp)
             .field("codecs", &self.codecs)
             .field("telephone_event", &self.telephone_event)
             .field("ptime", &self.ptime)

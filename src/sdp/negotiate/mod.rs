@@ -162,6 +162,17 @@ impl OfferAnswer {
         profile: &str,
         crypto: &[CryptoAttribute],
     ) -> MediaDescription {
+        let rtcp = self
+            .capabilities
+            .rtcp
+            .filter(|rtcp| {
+                rtcp.ip() != self.capabilities.address
+                    || u32::from(rtcp.port()) != u32::from(self.capabilities.audio_port) + 1
+            })
+            .map(|rtcp| {
+                let family = if rtcp.is_ipv4() { "IP4" } else { "IP6" };
+                Attribute::new("rtcp", format!("{} IN {family} {}", rtcp.port(), rtcp.ip()))
+            });
         MediaDescription {
             formats,
             direction,
@@ -169,6 +180,7 @@ impl OfferAnswer {
             attributes: crypto
                 .iter()
                 .map(|line| Attribute::new(CRYPTO_ATTRIBUTE, line.to_string()))
+                .chain(rtcp)
                 .collect(),
             ..MediaDescription::new(MediaKind::Audio, self.capabilities.audio_port, profile)
         }

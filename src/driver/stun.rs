@@ -1,0 +1,81 @@
+//! The driver's side of STUN: finding the server, and the calls waiting on its answers. The
+//! protocol is [`crate::media::stun`].
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::media::stun::SocketPairMapping;
+
+/// How long a call waits for the STUN server before its SDP names the local address: three
+/// requests (at 0, 0.5 and 1.5 s) and half a second more for the last answer.
+pub(super) const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
+
+/// RFC 8489 18.6's default port for STUN over UDP.
+const DEFAULT_PORT: u16 = 3478;
+
+/// A call's socket pair asking the STUN server, and the front end waiting for its port.
+pub(super) struct Gathering {
+    pub mapping: SocketPairMapping,
+    pub port: u16,
+    pub reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
+}
+
+/// The server's address from `host`, `host:port`, `ip` or `[ipv6]:port`; a name that does
+/// not resolve leaves the calls without STUN (said in the log) rather than the phone
+/// without calls.
+pub(super) async fn resolve(server: &str) -> Option<SocketAddr> {
+    let with_port = if server.parse::<SocketAddr>().is_ok() || has_port(server) {
+        server.to_owned()
+    } else {
+        let host = server.trim_start_matches('[').trim_end_matches(']');
+        if host.contains(':') {
+            format!("[{host}]:{DEFAULT_PORT}")
+        } else {
+            format!("{host}:{DEFAULT_PORT}")
+        }
+    };
+    match tokio::net::lookup_host(&with_port).await {
+        Ok(mut addresses) => {
+            let found = addresses.next();
+            if found.is_none() {
+                tracing::warn!(server, "the STUN server has no address; calls go without");
+            }
+            found
+        }
+        Err(error) => {
+            tracing::warn!(server, %error, "the STUN server cannot be found; calls go without");
+            None
+        }
+    }
+}
+
+/// `host:port` (one colon, a number after it) or `[v6]:port`.
+fn has_port(server: &str) -> bool {
+    let Some((host, port)) = server.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_without_a_port_gets_stun_s_default() {
+        assert_eq!(
+            resolve("127.0.0.1").await,
+            Some("127.0.0.1:3478".parse().unwrap())
+        );
+        assert_eq!(
+            resolve("127.0.0.1:19302").await,
+            Some("127.0.0.1:19302".parse().unwrap())
+        );
+        assert_eq!(resolve("::1").await, Some("[::1]:3478".parse().unwrap()));
+        assert_eq!(
+            resolve("[::1]:5349").await,
+            Some("[::1]:5349".parse().unwrap())
+        );
+        assert_eq!(resolve("localhost:notaport").await, None);
+    }
+}
