@@ -71,6 +71,8 @@ impl Nat {
             outside: format!("vbout{id}"),
         };
         for ns in [&nat.inside, &nat.router, &nat.outside] {
+            // One left by a run that was killed would be in the way.
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
             run(&["netns", "add", ns]);
             in_ns(ns, "ip", &["link", "set", "lo", "up"]);
         }

@@ -266,7 +266,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
     ];
     config.listeners = listeners.clone();
     let stun_server = match &driver.stun_server {
-        Some(server) => stun::resolve(server).await,
+        Some(server) => stun::resolve(server, advertised_ip).await,
         None => None,
     };
     let engine = Engine::new(config, Instant::now());
@@ -373,7 +373,9 @@ impl DriverLoop {
         loop {
             // With no call and nothing ringing the 20 ms clock stops, so an idle phone
             // sleeps; when it starts again it starts afresh rather than making up the pause.
-            let ticking = !self.media.is_empty() || !self.ringing.is_empty();
+            let ticking = !self.media.is_empty()
+                || !self.ringing.is_empty()
+                || !self.stun_gathering.is_empty();
             if ticking && !was_ticking {
                 ticks.reset();
             }
@@ -456,6 +458,9 @@ impl DriverLoop {
                         destination,
                     }),
                     None if self.stun_answer(&note, &stream_tx) => None,
+                    // A late answer (to a retransmission, or after giving up) is not media.
+                    None if Some(note.source) == self.stun_server
+                        && crate::media::stun::is_stun(&note.data) => None,
                     None => Some(Input::MediaPacket {
                         socket: note.socket,
                         source: note.source,
@@ -600,7 +605,10 @@ impl DriverLoop {
         let Some(gathering) = self.stun_gathering.get_mut(&note.socket) else {
             return false;
         };
-        if !gathering.mapping.receive(&note.data, note.source) {
+        if !gathering
+            .mapping
+            .receive(&note.data, note.source, Instant::now())
+        {
             return false;
         }
         self.finish_stun(note.socket, stream_tx);
@@ -738,6 +746,13 @@ impl DriverLoop {
                         Event::CallEnded { call, .. } => {
                             self.media.remove(&MediaSocket::Call(*call));
                             self.ringing.remove(call);
+                            // Its sockets are gone: no STUN answer can come, and the front
+                            // end must not wait for one.
+                            if let Some(gathering) =
+                                self.stun_gathering.remove(&MediaSocket::Call(*call))
+                            {
+                                let _ = gathering.reply.send(Err("the call ended".to_owned()));
+                            }
                         }
                         Event::IncomingCall { call, .. } => {
                             self.ringing.insert(*call);

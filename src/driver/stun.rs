@@ -1,7 +1,7 @@
 //! The driver's side of STUN: finding the server, and the calls waiting on its answers. The
 //! protocol is [`crate::media::stun`].
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
 use crate::media::stun::SocketPairMapping;
@@ -20,10 +20,10 @@ pub(super) struct Gathering {
     pub reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
 }
 
-/// The server's address from `host`, `host:port`, `ip` or `[ipv6]:port`; a name that does
-/// not resolve leaves the calls without STUN (said in the log) rather than the phone
-/// without calls.
-pub(super) async fn resolve(server: &str) -> Option<SocketAddr> {
+/// The server's address from `host`, `host:port`, `ip` or `[ipv6]:port`, of the family of
+/// `media_ip` (which the media sockets are bound to); a name that does not resolve leaves
+/// the calls without STUN (said in the log) rather than the phone without calls.
+pub(super) async fn resolve(server: &str, media_ip: IpAddr) -> Option<SocketAddr> {
     let with_port = if server.parse::<SocketAddr>().is_ok() || has_port(server) {
         server.to_owned()
     } else {
@@ -36,9 +36,13 @@ pub(super) async fn resolve(server: &str) -> Option<SocketAddr> {
     };
     match tokio::net::lookup_host(&with_port).await {
         Ok(mut addresses) => {
-            let found = addresses.next();
+            let found = addresses.find(|a| a.is_ipv4() == media_ip.is_ipv4());
             if found.is_none() {
-                tracing::warn!(server, "the STUN server has no address; calls go without");
+                tracing::warn!(
+                    server,
+                    %media_ip,
+                    "the STUN server has no address of the media's family; calls go without"
+                );
             }
             found
         }
@@ -60,22 +64,36 @@ fn has_port(server: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
     #[tokio::test]
     async fn a_server_without_a_port_gets_stun_s_default() {
         assert_eq!(
-            resolve("127.0.0.1").await,
+            resolve("127.0.0.1", V4).await,
             Some("127.0.0.1:3478".parse().unwrap())
         );
         assert_eq!(
-            resolve("127.0.0.1:19302").await,
+            resolve("127.0.0.1:19302", V4).await,
             Some("127.0.0.1:19302".parse().unwrap())
         );
-        assert_eq!(resolve("::1").await, Some("[::1]:3478".parse().unwrap()));
         assert_eq!(
-            resolve("[::1]:5349").await,
+            resolve("::1", V6).await,
+            Some("[::1]:3478".parse().unwrap())
+        );
+        assert_eq!(
+            resolve("[::1]:5349", V6).await,
             Some("[::1]:5349".parse().unwrap())
         );
-        assert_eq!(resolve("localhost:notaport").await, None);
+        assert_eq!(resolve("localhost:notaport", V4).await, None);
+    }
+
+    #[tokio::test]
+    async fn only_an_address_the_media_sockets_can_reach_is_taken() {
+        // IPv4 media sockets cannot send to an IPv6 server.
+        assert_eq!(resolve("::1", V4).await, None);
+        assert_eq!(resolve("127.0.0.1", V6).await, None);
     }
 }

@@ -22,6 +22,9 @@ const FAMILY_IPV6: u8 = 0x02;
 
 /// RFC 8489 6.2.1's initial retransmission timeout, doubled after each try.
 const INITIAL_RTO: Duration = Duration::from_millis(500);
+/// How long RTCP's answer is waited for once RTP has its own: the call should not wait the
+/// whole give-up time for the socket that matters less.
+const RTCP_GRACE: Duration = Duration::from_millis(200);
 
 pub type TransactionId = [u8; 12];
 
@@ -72,25 +75,28 @@ pub fn parse_binding_response(
     else {
         return Err(StunError::NotStun);
     };
-    let message_type = u16::from_be_bytes([*type_high, *type_low]);
-    let length = usize::from(u16::from_be_bytes([*length_high, *length_low]));
-    let Some(attributes) = message.get(HEADER_LEN..HEADER_LEN + length) else {
-        return Err(StunError::Truncated(message.len()));
-    };
-    if length % 4 != 0 {
-        return Err(StunError::Truncated(message.len()));
-    }
+    // The transaction first: a datagram that does not know it cannot end the request,
+    // however broken it is.
     if rest.get(4..16) != Some(&transaction[..]) {
         return Err(StunError::OtherTransaction);
     }
+    let message_type = u16::from_be_bytes([*type_high, *type_low]);
+    let length = usize::from(u16::from_be_bytes([*length_high, *length_low]));
+    if length % 4 != 0 || message.len() != HEADER_LEN + length {
+        return Err(StunError::Truncated(message.len()));
+    }
+    let attributes = message.get(HEADER_LEN..).unwrap_or_default();
     let mut mapped = None;
     let mut xor_mapped = None;
     let mut error = None;
+    // RFC 8489 14: of an attribute given twice, the first counts.
     for (kind, value) in Attributes(attributes) {
         match kind {
-            XOR_MAPPED_ADDRESS => xor_mapped = Some(read_address(value, Some(transaction))),
-            MAPPED_ADDRESS => mapped = Some(read_address(value, None)),
-            ERROR_CODE => error = Some(read_error(value)),
+            XOR_MAPPED_ADDRESS if xor_mapped.is_none() => {
+                xor_mapped = Some(read_address(value, Some(transaction)));
+            }
+            MAPPED_ADDRESS if mapped.is_none() => mapped = Some(read_address(value, None)),
+            ERROR_CODE if error.is_none() => error = Some(read_error(value)),
             _ => {}
         }
     }
@@ -259,6 +265,8 @@ impl BindingTransaction {
 pub struct SocketPairMapping {
     rtp: Side,
     rtcp: Side,
+    /// When RTP's answer came.
+    rtp_done_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -304,11 +312,20 @@ impl SocketPairMapping {
         SocketPairMapping {
             rtp: Side::Asking(BindingTransaction::new(server, rtp, now, give_up_after)),
             rtcp: Side::Asking(BindingTransaction::new(server, rtcp, now, give_up_after)),
+            rtp_done_at: None,
         }
     }
 
     /// The requests due now; a side that has waited long enough gives up.
     pub fn poll(&mut self, now: Instant) -> Vec<PairRequest> {
+        if let (Some(done), Side::Asking(transaction)) = (self.rtp_done_at, &self.rtcp)
+            && now >= done + RTCP_GRACE
+        {
+            self.rtcp = Side::Failed(format!(
+                "no answer for RTCP from the STUN server {}",
+                transaction.server()
+            ));
+        }
         let mut due = Vec::new();
         for (rtcp, side) in [(false, &mut self.rtp), (true, &mut self.rtcp)] {
             let Side::Asking(transaction) = side else {
@@ -328,10 +345,10 @@ impl SocketPairMapping {
         due
     }
 
-    /// Takes a datagram that arrived on either socket: true when it was an answer to one
-    /// of the pair's requests (so it is not media).
-    pub fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> bool {
-        for side in [&mut self.rtp, &mut self.rtcp] {
+    /// Takes a datagram that arrived on either socket at `now`: true when it was an answer
+    /// to one of the pair's requests (so it is not media).
+    pub fn receive(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) -> bool {
+        for (rtcp, side) in [(false, &mut self.rtp), (true, &mut self.rtcp)] {
             let Side::Asking(transaction) = side else {
                 continue;
             };
@@ -340,6 +357,9 @@ impl SocketPairMapping {
                     Ok(mapped) => Side::Mapped(mapped),
                     Err(error) => Side::Failed(error.to_string()),
                 };
+                if !rtcp {
+                    self.rtp_done_at = Some(now);
+                }
                 return true;
             }
         }
@@ -455,6 +475,31 @@ mod tests {
         );
     }
 
+    fn answer_with_id() -> Vec<u8> {
+        response(
+            BINDING_SUCCESS,
+            &[(XOR_MAPPED_ADDRESS, rfc5769_ipv4_value())],
+        )
+    }
+
+    #[test]
+    fn a_broken_datagram_without_the_transaction_id_does_not_end_the_request() {
+        let mut spoofed = answer_with_id();
+        spoofed.truncate(20);
+        spoofed[3] = 4;
+        spoofed[8] ^= 0xff;
+        assert_eq!(
+            parse_binding_response(&spoofed, &ID),
+            Err(StunError::OtherTransaction)
+        );
+        let mut trailing = answer_with_id();
+        trailing.extend_from_slice(&[0; 4]);
+        assert_eq!(
+            parse_binding_response(&trailing, &ID),
+            Err(StunError::Truncated(36))
+        );
+    }
+
     #[test]
     fn errors_and_broken_answers_say_what_is_wrong() {
         let mut code = vec![0, 0, 4, 20];
@@ -480,7 +525,7 @@ mod tests {
             parse_binding_response(&other, &[0; 12]),
             Err(StunError::OtherTransaction)
         );
-        let mut cut = other.clone();
+        let mut cut = answer_with_id();
         cut.truncate(26);
         assert_eq!(
             parse_binding_response(&cut, &ID),
@@ -574,21 +619,26 @@ mod tests {
         assert_eq!(first.len(), 2);
         assert_eq!((first[0].rtcp, first[1].rtcp), (false, true));
         assert_eq!(first[1].request, binding_request(&rtcp_id));
-        assert!(!pair.receive(&[0x80; 172], server), "RTP is left alone");
-        let answer = response(
-            BINDING_SUCCESS,
-            &[(XOR_MAPPED_ADDRESS, rfc5769_ipv4_value())],
-        );
-        assert!(pair.receive(&answer, server));
-        assert_eq!(pair.outcome(), None, "RTCP has not answered yet");
-        assert!(!pair.receive(&answer, server), "an answer is taken once");
-        // The RTCP side hears nothing: at the deadline the outcome is RTP's alone.
         assert!(
-            pair.poll(start + Duration::from_millis(500))
-                .iter()
-                .all(|r| r.rtcp)
+            !pair.receive(&[0x80; 172], server, start),
+            "RTP is left alone"
         );
-        assert_eq!(pair.poll(start + Duration::from_secs(2)), []);
+        let answer = answer_with_id();
+        let answered = start + Duration::from_millis(400);
+        assert!(pair.receive(&answer, server, answered));
+        assert_eq!(pair.outcome(), None, "RTCP has not answered yet");
+        assert!(
+            !pair.receive(&answer, server, answered),
+            "an answer is taken once"
+        );
+        // RTCP hears nothing: it is asked again, then given up 200 ms after RTP's answer,
+        // long before the deadline.
+        let again = pair.poll(start + Duration::from_millis(500));
+        assert_eq!(again.len(), 1);
+        assert!(again[0].rtcp);
+        assert_eq!(pair.poll(start + Duration::from_millis(590)), []);
+        assert_eq!(pair.outcome(), None);
+        assert_eq!(pair.poll(start + Duration::from_millis(600)), []);
         assert_eq!(
             pair.outcome(),
             Some(PairOutcome {

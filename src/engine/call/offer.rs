@@ -2,6 +2,22 @@
 
 use super::*;
 
+/// Whether `peer` is on this machine or, as far as addresses tell, our own network: loopback,
+/// link-local, or the same /24 (IPv4) or /64 (IPv6) as `local`.
+fn on_our_network(local: core::net::IpAddr, peer: core::net::IpAddr) -> bool {
+    use core::net::IpAddr;
+    match (local, peer) {
+        _ if peer.is_loopback() => true,
+        (IpAddr::V4(local), IpAddr::V4(peer)) => {
+            peer.is_link_local() || local.octets()[..3] == peer.octets()[..3]
+        }
+        (IpAddr::V6(local), IpAddr::V6(peer)) => {
+            peer.is_unicast_link_local() || local.segments()[..4] == peer.segments()[..4]
+        }
+        _ => false,
+    }
+}
+
 /// Where a NAT maps a call's media sockets, as a STUN server saw them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::engine) struct MappedMedia {
@@ -52,10 +68,11 @@ impl Engine {
         OfferAnswer::new(caps, session_id, session_id)
     }
 
-    /// Where a STUN server saw the call's media, when its signalling takes `hop` off this
-    /// machine: a peer on loopback reaches the local address, and the NAT may not loop back.
+    /// Where a STUN server saw the call's media, when its signalling takes `hop` beyond our
+    /// own network: a peer on this machine or our LAN reaches the local address, and many
+    /// routers do not loop back to their own public address.
     pub(super) fn public_media(&self, call: CallId, hop: Destination) -> Option<MappedMedia> {
-        if hop.address.ip().is_loopback() {
+        if on_our_network(self.local_ip(), hop.address.ip()) {
             return None;
         }
         self.media_public.get(&call).copied()

@@ -640,6 +640,15 @@ fn the_offer_names_where_stun_saw_the_media_when_the_call_leaves_this_machine() 
     assert!(local_peer.contains("m=audio 40000 "), "{local_peer}");
     assert!(!local_peer.contains("203.0.113.7"), "{local_peer}");
 
+    // A desk phone or PBX on our LAN: the router may not loop back to its public address.
+    let lan_peer = invite_after_stun(
+        "192.168.1.30:5060",
+        Some(("203.0.113.7:50000", "203.0.113.7:50001")),
+    );
+    assert!(lan_peer.contains("c=IN IP4 192.168.1.20\r\n"), "{lan_peer}");
+
     let unmapped = invite_after_stun("192.0.2.10:5060", None);
+    assert!(unmapped.contains("c=IN IP4 192.168.1.20\r\n"), "{unmapped}");
     assert!(unmapped.contains("m=audio 40000 "), "{unmapped}");
 }
+
