@@ -130,9 +130,10 @@ fn call_record_pause_and_resume_from_the_window() {
 
 /// Types `target` in the dial field and clicks Call.
 fn dial(harness: &mut Harness<'_, VerbatimApp>, target: &str) {
-    let field = harness.get_by_label("Dial");
-    field.focus();
-    field.type_text(target);
+    harness.get_by_label("Dial").focus();
+    // Whatever the field held before is replaced.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.get_by_label("Dial").type_text(target);
     harness.step();
     harness.get_by_label("Call").click();
 }
@@ -1048,4 +1049,37 @@ fn a_call_is_found_in_the_history_and_placed_again() {
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
     far.expect_success(Duration::from_secs(20));
+}
+
+/// Attended transfer from the window: the first call is put on hold, a second is placed
+/// (the consultation), and "Transfer A to B" puts the two far ends through to each other:
+/// both calls end here as transferred, and the target's phone took the transferee's call
+/// in place of the consultation.
+#[test]
+fn a_held_call_is_transferred_to_the_consultation_from_the_window() {
+    let recordings = tempfile::tempdir().unwrap();
+    let (_transferee, transferee_port) = far_end("gui-attended-transferee");
+    let (mut target, target_port) = far_end("gui-attended-target");
+    let mut harness = ready_window(recordings.path(), None);
+    let first = format!("sip:bob@127.0.0.1:{transferee_port}");
+    dial(&mut harness, &first);
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Hold").click();
+    wait_for(&mut harness, "Resume");
+    let second = format!("sip:carol@127.0.0.1:{target_port}");
+    dial(&mut harness, &second);
+    let button = format!("Transfer {first} to {second}");
+    wait_for(&mut harness, &button);
+    harness.get_by_label(&button).click();
+    wait_for(&mut harness, "transferred");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness.query_by_label("Hang up").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a call is still up in the window"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    target.wait_for_output("replaces ours (attended transfer)", Duration::from_secs(5));
 }

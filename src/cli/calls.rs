@@ -19,14 +19,22 @@ use crate::sip::auth::Credentials;
 use crate::sip::transport::{Destination, Transport};
 use crate::sip::uri::{NameAddr, Uri};
 
+/// Where `verbatim call` hands the other side over.
+pub(super) enum TransferTo {
+    /// Straight to this target (blind transfer).
+    Blind(Uri),
+    /// To this target, called first while the other side waits on hold (attended).
+    Consult(Uri),
+}
+
 pub(super) struct CallOptions {
     pub(super) from: Option<String>,
     pub(super) listen: SocketAddr,
     pub(super) transport: Option<Transport>,
     pub(super) duration: u64,
     pub(super) tls: TlsArgs,
-    /// Transfer the other side to this target, this long after connecting.
-    pub(super) transfer: Option<(Uri, Duration)>,
+    /// Transfer the other side, this long after connecting.
+    pub(super) transfer: Option<(TransferTo, Duration)>,
     /// Also call this target and merge both calls into a conference, this long after the
     /// first connects.
     pub(super) conference: Option<(Uri, Duration)>,
@@ -261,22 +269,29 @@ pub(super) async fn call(
             .clone()
             .map(|p| Credentials::new(a.auth_user.clone(), p))
     });
+    // A second party is reached as the first is: through the account's hop, or where its
+    // own URI says.
+    let reach = async |other: &Uri| -> Result<Outgoing, Failure> {
+        let other_destination = match account.as_ref() {
+            Some(a) if route.is_some() || a.registrar.is_some() => destination,
+            _ => resolve(other, transport).await?,
+        };
+        Ok(Outgoing {
+            target: other.clone(),
+            from: from.clone(),
+            destination: other_destination,
+            route: route.clone(),
+            credentials: credentials.clone(),
+        })
+    };
     let second = match &conference {
-        Some((other, after)) => {
-            // The second party is reached as the first is: through the account's hop, or
-            // where its own URI says.
-            let other_destination = match account.as_ref() {
-                Some(a) if route.is_some() || a.registrar.is_some() => destination,
-                _ => resolve(other, transport).await?,
-            };
-            let outgoing = Outgoing {
-                target: other.clone(),
-                from: from.clone(),
-                destination: other_destination,
-                route: route.clone(),
-                credentials: credentials.clone(),
-            };
-            Some((outgoing, *after))
+        Some((other, after)) => Some((reach(other).await?, *after)),
+        None => None,
+    };
+    let transfer = match transfer {
+        Some((TransferTo::Blind(target), after)) => Some((Handover::Blind(target), after)),
+        Some((TransferTo::Consult(target), after)) => {
+            Some((Handover::Consult(Box::new(reach(&target).await?)), after))
         }
         None => None,
     };
@@ -422,11 +437,26 @@ impl Conference {
     }
 }
 
+/// A transfer `run_call` carries out.
+enum Handover {
+    Blind(Uri),
+    /// The consultation call to place once the first is connected.
+    Consult(Box<Outgoing>),
+}
+
+/// The consultation of an attended transfer, once placed.
+struct Consultation {
+    call: CallId,
+    connected: bool,
+    /// The transfer is due and waits for the consultation to be answered.
+    transfer_when_up: bool,
+}
+
 async fn run_call(
     phone: &mut Phone,
     call: CallId,
     duration: u64,
-    transfer: Option<(Uri, Duration)>,
+    transfer: Option<(Handover, Duration)>,
     mut second: Option<Conference>,
     loaded: &Loaded,
 ) -> Result<(), Failure> {
@@ -480,6 +510,20 @@ async fn run_call(
     let mut transfer_at = transfer
         .as_ref()
         .map_or(far, |(_, after)| connected_at + *after);
+    let mut consultation = None;
+    if let Some((Handover::Consult(outgoing), _)) = &transfer {
+        eprintln!("consulting {}: the call waits on hold", outgoing.target);
+        send(phone, Command::Hold { call })?;
+        let consult = phone
+            .dial((**outgoing).clone(), RecordFromStart::AsPolicySays)
+            .await
+            .map_err(Failure::new)?;
+        consultation = Some(Consultation {
+            call: consult,
+            connected: false,
+            transfer_when_up: false,
+        });
+    }
     let mut merge_at = second
         .as_ref()
         .map_or(far, |c| connected_at + c.merge_after);
@@ -491,6 +535,9 @@ async fn run_call(
                 send(phone, Command::Hangup { call })?;
                 if let Some(conference) = &second {
                     send(phone, Command::Hangup { call: conference.call })?;
+                }
+                if let Some(consultation) = &consultation {
+                    send(phone, Command::Hangup { call: consultation.call })?;
                 }
                 break;
             }
@@ -506,9 +553,18 @@ async fn run_call(
             }
             () = tokio::time::sleep_until(transfer_at) => {
                 transfer_at = far;
-                if let Some((target, _)) = &transfer {
-                    eprintln!("transferring to {target}");
-                    send(phone, Command::Transfer { call, target: target.clone() })?;
+                match (&transfer, consultation.as_mut()) {
+                    (Some((Handover::Blind(target), _)), _) => {
+                        eprintln!("transferring to {target}");
+                        send(phone, Command::Transfer { call, target: target.clone() })?;
+                    }
+                    (Some((Handover::Consult(_), _)), Some(consult)) if consult.connected => {
+                        eprintln!("transferring to the consultation");
+                        let transfer = Command::TransferToCall { call, consultation: consult.call };
+                        send(phone, transfer)?;
+                    }
+                    (_, Some(consult)) => consult.transfer_when_up = true,
+                    _ => {}
                 }
             }
             () = tokio::time::sleep_until(pause_at) => {
@@ -531,6 +587,33 @@ async fn run_call(
                 Some(event) => {
                     accept_recorder(phone, &event).await?;
                     report.observe(call, &event);
+                    if let Some(consult) = consultation.as_mut() {
+                        match &event {
+                            Event::CallState { call: c, state: CallState::Connected { .. } }
+                                if *c == consult.call && !consult.connected =>
+                            {
+                                consult.connected = true;
+                                eprintln!("consultation: connected");
+                                if consult.transfer_when_up {
+                                    eprintln!("transferring to the consultation");
+                                    let transfer = Command::TransferToCall {
+                                        call,
+                                        consultation: consult.call,
+                                    };
+                                    send(phone, transfer)?;
+                                }
+                            }
+                            Event::CallEnded { call: c, reason } if *c == consult.call => {
+                                eprintln!("consultation: ended: {}", reason.text);
+                                if reason.kind != crate::engine::EndKind::Transferred {
+                                    // Back to the waiting call.
+                                    send(phone, Command::Resume { call })?;
+                                }
+                                consultation = None;
+                            }
+                            _ => {}
+                        }
+                    }
                     if let Some(conference) = second.as_mut() {
                         if !conference.observe(&event) {
                             second = None;
@@ -621,6 +704,12 @@ pub(super) async fn answer(
             Event::IncomingCall { call, from, .. } => {
                 eprintln!("incoming call from {from}");
                 phone.answer(call).await.map_err(Failure::new)?;
+            }
+            Event::ReplacingCall { call, from, .. } => {
+                eprintln!("call from {from} replaces ours (attended transfer)");
+                phone.answer(call).await.map_err(Failure::new)?;
+                // The replacing call counts as one more call to see end.
+                calls += 1;
             }
             Event::CallState {
                 call,
@@ -777,7 +866,8 @@ fn event_call(event: &Event) -> Option<CallId> {
         | Event::ConferenceRoster { call, .. }
         | Event::ConferenceUnknown { call, .. }
         | Event::CallEnded { call, .. }
-        | Event::IncomingCall { call, .. } => Some(*call),
+        | Event::IncomingCall { call, .. }
+        | Event::ReplacingCall { call, .. } => Some(*call),
         _ => None,
     }
 }

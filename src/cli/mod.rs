@@ -8,7 +8,7 @@ mod gui;
 mod media;
 mod recordings;
 
-use calls::{CallOptions, answer, call, parse_target, prepare_storage, register_only};
+use calls::{CallOptions, TransferTo, answer, call, parse_target, prepare_storage, register_only};
 use config::load;
 use media::{CodecArg, MediaArgs, RecordArgs, SrtpArg};
 
@@ -104,14 +104,19 @@ enum CliCommand {
         duration: u64,
         /// Blind-transfer the other side to this SIP URI (or number) once connected (REFER);
         /// our call ends when the target answers.
-        #[arg(long, value_name = "TARGET")]
+        #[arg(long, value_name = "TARGET", group = "transfer_kind")]
         transfer_to: Option<String>,
+        /// Attended transfer: once connected, put the call on hold and call this SIP URI (or
+        /// number); at --transfer-at (once it answers) hand the other side over to it (REFER
+        /// with Replaces), and both our calls end.
+        #[arg(long, value_name = "TARGET", group = "transfer_kind")]
+        consult: Option<String>,
         /// Seconds after connecting to transfer.
         #[arg(
             long,
             value_name = "SECS",
             default_value_t = 1,
-            requires = "transfer_to"
+            requires = "transfer_kind"
         )]
         transfer_at: u64,
         /// Also call this SIP URI (or number) and merge both calls into a conference, with
@@ -425,6 +430,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             transport,
             duration,
             transfer_to,
+            consult,
             transfer_at,
             conference_with,
             conference_at,
@@ -436,12 +442,18 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             let mut loaded = load(config.as_deref())?;
             loaded.apply(&media)?;
             loaded.apply_recording(&record)?;
-            let transfer = transfer_to
-                .map(|target| {
-                    parse_target(&target, loaded.account.as_ref())
-                        .map(|uri| (uri, Duration::from_secs(transfer_at)))
-                })
-                .transpose()?;
+            let transfer = match (transfer_to, consult) {
+                (Some(target), _) => Some(TransferTo::Blind(parse_target(
+                    &target,
+                    loaded.account.as_ref(),
+                )?)),
+                (None, Some(target)) => Some(TransferTo::Consult(parse_target(
+                    &target,
+                    loaded.account.as_ref(),
+                )?)),
+                (None, None) => None,
+            }
+            .map(|to| (to, Duration::from_secs(transfer_at)));
             let conference = conference_with
                 .map(|target| {
                     parse_target(&target, loaded.account.as_ref())

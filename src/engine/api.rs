@@ -236,6 +236,14 @@ pub enum Command {
         call: CallId,
         target: Uri,
     },
+    /// Attended transfer: ask the far end of `call` (on hold, say) to call the far end of
+    /// `consultation` in its place (REFER with a Replaces for the consultation's dialog,
+    /// RFC 5589 7); [`Event::Transfer`] says how it goes, and both our calls end when it
+    /// succeeds.
+    TransferToCall {
+        call: CallId,
+        consultation: CallId,
+    },
     /// Place the call a transferor asked for ([`Event::TransferRequested`]) as `new_call`;
     /// its progress is reported to the transferor.
     FollowTransfer {
@@ -412,6 +420,14 @@ pub enum Event {
         call: CallId,
         target: Uri,
         referred_by: Option<String>,
+    },
+    /// An INVITE that replaces `replaces` (RFC 3891: the far end of `replaces` transferred
+    /// its side of our call to this caller): answer it at once, without ringing, and
+    /// `replaces` ends when it is answered.
+    ReplacingCall {
+        call: CallId,
+        replaces: CallId,
+        from: String,
     },
     /// A DTMF digit from the other side.
     Dtmf {

@@ -130,6 +130,13 @@ pub struct Engine {
     conference_watches: HashMap<CallId, conference_watch::ConferenceWatch>,
     /// Calls whose far end asked us to transfer, and the call we placed for it.
     transfers_in: HashMap<CallId, transfer::Followed>,
+    /// Attended transfers we asked for: the call, and the consultation the far end is to
+    /// replace.
+    consultations: HashMap<CallId, CallId>,
+    /// Calls placed to follow an attended transfer, and the dialog their INVITE replaces.
+    replaces_out: HashMap<CallId, crate::sip::replaces::Replaces>,
+    /// Incoming calls that replace one of ours (RFC 3891), and that call.
+    replacing_in: HashMap<CallId, CallId>,
     /// "Test recorder" checks in progress.
     recorder_checks: HashMap<CheckId, recording::RecorderCheck>,
     /// Recording BYEs still waiting for their answer.
@@ -176,6 +183,9 @@ impl Engine {
             nat_public: HashMap::new(),
             media_public: HashMap::new(),
             transfers_in: HashMap::new(),
+            consultations: HashMap::new(),
+            replaces_out: HashMap::new(),
+            replacing_in: HashMap::new(),
             recorder_checks: HashMap::new(),
             recording_byes: 0,
             shutting_down: false,
@@ -418,6 +428,9 @@ impl Engine {
             Command::RequestOffer { call } => self.request_offer(call),
             Command::SendDtmf { call, digits } => self.send_dtmf(call, &digits),
             Command::Transfer { call, target } => self.transfer(call, target),
+            Command::TransferToCall { call, consultation } => {
+                self.transfer_to_call(call, consultation)
+            }
             Command::FollowTransfer {
                 call,
                 new_call,
@@ -661,10 +674,14 @@ impl Engine {
                 .headers
                 .list("Require")
                 .into_iter()
-                // Session timers are ours everywhere (RFC 4028); siprec only in recordings.
+                // Session timers are ours everywhere (RFC 4028); siprec only in recordings;
+                // replaces on a new call's INVITE (RFC 3891).
                 .filter(|tag| {
                     !(tag.eq_ignore_ascii_case("timer")
-                        || (in_recording && tag.eq_ignore_ascii_case("siprec")))
+                        || (in_recording && tag.eq_ignore_ascii_case("siprec"))
+                        || (method == Method::Invite
+                            && !in_recording
+                            && tag.eq_ignore_ascii_case("replaces")))
                 })
                 .map(str::to_owned)
                 .collect();

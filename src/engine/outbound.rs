@@ -186,15 +186,19 @@ impl Engine {
         }
         // We understand a=record from the other side (RFC 7866 6.1.2). Never `siprec` here:
         // ordinary calls must not look like recording sessions. We refresh sessions and
-        // watch those the peer refreshes (RFC 4028), recording sessions too.
+        // watch those the peer refreshes (RFC 4028), recording sessions too. A call may be
+        // replaced by another (RFC 3891), which attended transfer needs.
         if request.method() == Some(&Method::Invite) {
-            let record_aware = !request.headers.contains("Require");
-            let timer = !request.headers.has_token("Supported", "timer");
-            match (record_aware, timer) {
-                (true, true) => request.headers.push("Supported", "record-aware, timer"),
-                (true, false) => request.headers.push("Supported", "record-aware"),
-                (false, true) => request.headers.push("Supported", "timer"),
-                (false, false) => {}
+            let call = !request.headers.has_token("Require", "siprec");
+            let mut supported = Vec::new();
+            if call {
+                supported.extend(["record-aware", "replaces"]);
+            }
+            if !request.headers.has_token("Supported", "timer") {
+                supported.push("timer");
+            }
+            if !supported.is_empty() {
+                request.headers.push("Supported", supported.join(", "));
             }
         }
         let mut udp_if_tcp_fails = None;

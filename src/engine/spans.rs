@@ -39,6 +39,7 @@ pub(super) fn command_span(command: &Command) -> tracing::Span {
         | Command::Mute { call, .. }
         | Command::Merge { call, .. }
         | Command::Transfer { call, .. }
+        | Command::TransferToCall { call, .. }
         | Command::FollowTransfer { call, .. }
         | Command::DeclineTransfer { call, .. } => call_span(*call),
         Command::CheckRecorder { check, .. } => tracing::info_span!("recorder_check", id = check.0),

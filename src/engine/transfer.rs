@@ -1,4 +1,6 @@
-//! Blind transfer with REFER (RFC 3515), both ways.
+//! Transfer with REFER (RFC 3515), both ways: blind, and attended (RFC 5589 7), where the
+//! Refer-To carries a Replaces (RFC 3891) for the transferor's call with the target, which
+//! the target's side of it ends when the transferee's call replaces it.
 //!
 //! Transferring: `Command::Transfer` sends REFER with Refer-To in the call's dialog; the far
 //! end's NOTIFYs (Event: refer, a message/sipfrag status line) say how its call to the
@@ -11,15 +13,18 @@
 
 use super::{CallId, CallState, Command, DialRequest, Engine, Event, TxOwner};
 use crate::sip::message::{Message, Method, reason_phrase};
+use crate::sip::replaces::Replaces;
 use crate::sip::transaction::TxKey;
 use crate::sip::uri::{NameAddr, Uri};
 
 /// A transfer we are following: the call placed to the target (once the front end placed
-/// it) and the last status the transferor heard of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// it), the last status the transferor heard of, and the dialog its INVITE replaces when
+/// the transfer is attended.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Followed {
     new_call: Option<CallId>,
     reported: u16,
+    replaces: Option<Replaces>,
 }
 
 /// How a transfer we asked for is going, as the far end reports it.
@@ -41,14 +46,55 @@ impl Engine {
     /// Asks the far end of `call` to call `target` instead (blind transfer).
     pub(super) fn transfer(&mut self, call: CallId, target: Uri) {
         if !self.call_is_connected(call) {
-            self.events.push_back(Event::Transfer {
-                call,
-                state: TransferState::Failed {
-                    reason: "only a connected call can be transferred".into(),
-                },
-            });
+            self.transfer_failed(call, "only a connected call can be transferred");
             return;
         }
+        self.send_refer(call, target);
+    }
+
+    /// Asks the far end of `call` to call the far end of `consultation` in our place: the
+    /// Refer-To names the consultation's far end with a Replaces for its dialog, as the
+    /// target sees it (its tag is the to-tag).
+    pub(super) fn transfer_to_call(&mut self, call: CallId, consultation: CallId) {
+        if call == consultation {
+            self.transfer_failed(call, "a call cannot be transferred to itself");
+            return;
+        }
+        if !self.call_is_connected(call) || !self.call_is_connected(consultation) {
+            self.transfer_failed(
+                call,
+                "both the call and the consultation must be connected to transfer",
+            );
+            return;
+        }
+        let Some(dialog) = self.call_dialog_mut(consultation) else {
+            return;
+        };
+        let Some(remote_tag) = dialog.remote_tag.clone() else {
+            return;
+        };
+        let replaces = Replaces {
+            call_id: dialog.call_id.clone(),
+            to_tag: remote_tag,
+            from_tag: dialog.local_tag.clone(),
+            early_only: false,
+        };
+        let mut target = dialog.remote_uri.uri.clone();
+        target.headers = Some(replaces.as_uri_header());
+        self.consultations.insert(call, consultation);
+        self.send_refer(call, target);
+    }
+
+    fn transfer_failed(&mut self, call: CallId, reason: &str) {
+        self.events.push_back(Event::Transfer {
+            call,
+            state: TransferState::Failed {
+                reason: reason.to_owned(),
+            },
+        });
+    }
+
+    fn send_refer(&mut self, call: CallId, target: Uri) {
         let Some(dialog) = self.call_dialog_mut(call) else {
             return;
         };
@@ -80,6 +126,7 @@ impl Engine {
             TransferState::Accepted
         } else {
             self.transfers_out.remove(&call);
+            self.consultations.remove(&call);
             TransferState::Failed {
                 reason: format!(
                     "the other side refused the transfer: {status} {}",
@@ -91,6 +138,7 @@ impl Engine {
     }
 
     pub(super) fn on_refer_timeout(&mut self, call: CallId) {
+        self.consultations.remove(&call);
         if self.transfers_out.remove(&call) {
             self.events.push_back(Event::Transfer {
                 call,
@@ -148,13 +196,21 @@ impl Engine {
             state,
             TransferState::Succeeded | TransferState::Failed { .. }
         );
-        if done {
+        let consultation = if done {
             self.transfers_out.remove(&call);
-        }
+            self.consultations.remove(&call)
+        } else {
+            None
+        };
         let succeeded = state == TransferState::Succeeded;
         self.events.push_back(Event::Transfer { call, state });
         if succeeded {
             self.hang_up_transferred(call);
+            // The target ends the consultation when the transferee's call replaces it; if
+            // its BYE has not come, ours ends it.
+            if let Some(consultation) = consultation {
+                self.hang_up_transferred(consultation);
+            }
         }
     }
 
@@ -170,7 +226,7 @@ impl Engine {
             .get("Refer-To")
             .and_then(|value| NameAddr::parse(value).ok())
             .map(|name| name.uri);
-        let Some(target) = target.filter(Uri::is_sip) else {
+        let Some(mut target) = target.filter(Uri::is_sip) else {
             let mut response = request.response(400, "Bad Refer-To", tag.as_deref());
             response
                 .headers
@@ -183,12 +239,19 @@ impl Engine {
             self.respond(&key, &request, 491, tag.as_deref());
             return;
         }
+        // Of the URI's headers only Replaces (attended transfer) goes into our INVITE; the
+        // target given to the front end is the bare URI.
+        let replaces = target
+            .headers
+            .take()
+            .and_then(|headers| Replaces::from_uri_headers(&headers));
         self.respond(&key, &request, 202, tag.as_deref());
         self.transfers_in.insert(
             call,
             Followed {
                 new_call: None,
                 reported: 100,
+                replaces,
             },
         );
         // RFC 3515 2.4.4: a NOTIFY at once, saying the request is being tried.
@@ -204,7 +267,12 @@ impl Engine {
     /// The front end places the call the transferor asked for; its progress is reported.
     pub(super) fn follow_transfer(&mut self, call: CallId, new_call: CallId, request: DialRequest) {
         match self.transfers_in.get_mut(&call) {
-            Some(followed) if followed.new_call.is_none() => followed.new_call = Some(new_call),
+            Some(followed) if followed.new_call.is_none() => {
+                followed.new_call = Some(new_call);
+                if let Some(replaces) = followed.replaces.clone() {
+                    self.replaces_out.insert(new_call, replaces);
+                }
+            }
             _ => return,
         }
         self.on_command(Command::Dial {
@@ -272,6 +340,9 @@ impl Engine {
     pub(super) fn forget_transfers(&mut self, call: CallId) {
         self.transfers_in.remove(&call);
         self.transfers_out.remove(&call);
+        self.consultations.remove(&call);
+        self.replaces_out.remove(&call);
+        self.replacing_in.remove(&call);
     }
 
     fn notify_transferor(&mut self, call: CallId, status: u16, text: &str, terminated: bool) {

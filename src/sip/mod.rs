@@ -7,6 +7,7 @@ pub mod framing;
 pub mod locate;
 pub mod message;
 pub mod multipart;
+pub mod replaces;
 pub mod session_id;
 pub mod session_timer;
 pub mod transaction;

@@ -227,6 +227,18 @@ impl VerbatimApp {
                 self.model.local_conference.len()
             ));
         }
+        if let Some((call, consultation)) = self.model.attended_transfer_candidates() {
+            let label = format!("Transfer {} to {}", call.remote, consultation.remote);
+            let (call, consultation) = (call.id, consultation.id);
+            if ui
+                .button(label)
+                .on_hover_text("They are put through to each other and both calls end here")
+                .clicked()
+            {
+                self.bridge
+                    .send(UiCommand::TransferToCall(call, consultation));
+            }
+        }
         if let Some((call, with)) = self.model.merge_candidates() {
             let label = if self.model.local_conference.is_empty() {
                 "Merge calls into a conference"
@@ -429,8 +441,11 @@ impl VerbatimApp {
                 .labelled_by(label.id);
             let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
             let idle = self.model.current().is_none();
-            let call = ui.add_enabled(idle, egui::Button::new("Call"));
-            if idle && (call.clicked() || enter) && !self.dial.trim().is_empty() {
+            let may_call = self.model.may_place_a_call();
+            let call = ui
+                .add_enabled(may_call, egui::Button::new("Call"))
+                .on_disabled_hover_text("Put the call on hold to place another");
+            if may_call && (call.clicked() || enter) && !self.dial.trim().is_empty() {
                 self.problems.clear();
                 self.bridge
                     .send(UiCommand::Dial(self.dial.trim().to_owned()));

@@ -38,6 +38,8 @@ pub enum UiCommand {
     Transfer(CallId, String),
     /// Merge the two calls into a conference (this phone mixes).
     Merge(CallId, CallId),
+    /// Attended transfer: the far end of the first call is handed to the second's.
+    TransferToCall(CallId, CallId),
     /// "Test recorder": this recorder URI (empty: the built-in recorder) is asked OPTIONS
     /// and given a short test recording session.
     CheckRecorder(String),
@@ -493,6 +495,17 @@ async fn run(
             event = phone.handle.events.recv() => match event {
                 // A registration we replaced may still report; only the current one counts.
                 Some(Event::Registration { account: id, .. }) if !account.is_current(id) => {}
+                // The user took the call this one replaces: it is answered without ringing.
+                Some(Event::ReplacingCall { call, replaces, from }) => {
+                    if let Err(problem) = phone.answer(call).await {
+                        notify.send(UiEvent::Problem(problem));
+                    }
+                    notify.send(UiEvent::Engine(Box::new(Event::ReplacingCall {
+                        call,
+                        replaces,
+                        from,
+                    })));
+                }
                 Some(Event::TransferRequested { call, target, referred_by }) => {
                     follow_transfer(&mut phone, &account, call, &target, &notify).await;
                     notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
@@ -646,6 +659,9 @@ async fn carry_out(
         UiCommand::Hold(call, false) => Command::Resume { call },
         UiCommand::Dtmf(call, digits) => Command::SendDtmf { call, digits },
         UiCommand::Merge(call, with) => Command::Merge { call, with },
+        UiCommand::TransferToCall(call, consultation) => {
+            Command::TransferToCall { call, consultation }
+        }
         UiCommand::Transfer(call, input) => Command::Transfer {
             call,
             target: account.complete(&input)?,

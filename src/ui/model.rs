@@ -157,6 +157,37 @@ impl Model {
         (inside != outside).then_some((inside, outside))
     }
 
+    /// Whether another call may be placed: none is up, or every call is on hold (the user
+    /// consults someone, to transfer to or merge with).
+    pub fn may_place_a_call(&self) -> bool {
+        self.calls.iter().all(|c| {
+            matches!(
+                c.state,
+                CallState::Connected {
+                    local_hold: true,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// With two calls up and no conference: the first call, whose far end an attended
+    /// transfer would hand over, and the newer one (the consultation) it would go to.
+    pub fn attended_transfer_candidates(&self) -> Option<(&CallView, &CallView)> {
+        if !self.local_conference.is_empty() {
+            return None;
+        }
+        match self
+            .calls
+            .iter()
+            .filter(|c| c.is_connected())
+            .collect::<Vec<_>>()[..]
+        {
+            [call, consultation] => Some((call, consultation)),
+            _ => None,
+        }
+    }
+
     /// The call the controls act on: the newest one that has not ended.
     pub fn current(&self) -> Option<&CallView> {
         self.calls.last()
@@ -165,7 +196,7 @@ impl Model {
     pub fn on_event(&mut self, event: &Event, now: Instant) {
         match event {
             Event::Registration { state, .. } => self.registration = Some(state.clone()),
-            Event::IncomingCall { call, from, .. } => {
+            Event::IncomingCall { call, from, .. } | Event::ReplacingCall { call, from, .. } => {
                 self.last_outcome = None;
                 self.calls.push(CallView::new(*call, from.clone(), true));
             }

@@ -167,7 +167,18 @@ impl Engine {
         {
             self.respond(&server_key, &invite, 487, Some(&tag));
         }
-        self.end_call(id, None, "the other side hung up", Party::Remote);
+        // The target of our attended transfer ends the consultation when the transferee's
+        // call replaces it (RFC 3891): the call was handed over, not hung up on.
+        let handed_over = self.consultations.values().any(|c| *c == id);
+        if handed_over && let Some(call) = self.calls.get_mut(&id) {
+            call.transferred = true;
+        }
+        let text = if handed_over {
+            "handed over: the transferred call replaced it"
+        } else {
+            "the other side hung up"
+        };
+        self.end_call(id, None, text, Party::Remote);
     }
 
     pub(in crate::engine) fn respond_in_dialog_or_481(&mut self, key: TxKey, request: Message) {

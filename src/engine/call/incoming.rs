@@ -52,6 +52,15 @@ impl Engine {
             self.respond(&key, &request, 406, None);
             return;
         }
+        let replaces = match self.replaced_call(&request) {
+            Ok(replaces) => replaces,
+            Err((status, phrase)) => {
+                let tag = self.rng.token(8);
+                let response = request.response(status, phrase, Some(&tag));
+                self.send_response(&key, response);
+                return;
+            }
+        };
         if session_timer::as_uas(&request) == PeerTimer::TooSmall {
             let tag = self.rng.token(8);
             self.refuse_session_too_small(&key, &request, &tag);
@@ -144,18 +153,56 @@ impl Engine {
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = request.headers.has_token("Supported", "record-aware");
         self.calls.insert(id, call);
-        let mut ringing = request.response(180, "Ringing", Some(&local_tag));
-        ringing.headers.push("Contact", contact);
-        self.send_response(&key, ringing);
-        self.events.push_back(Event::IncomingCall {
-            call: id,
-            from: from.to_string(),
-            to: to.to_string(),
-        });
+        if let Some(replaced) = replaces {
+            // The user took the call it replaces already: no ringing.
+            self.replacing_in.insert(id, replaced);
+            self.events.push_back(Event::ReplacingCall {
+                call: id,
+                replaces: replaced,
+                from: from.to_string(),
+            });
+        } else {
+            let mut ringing = request.response(180, "Ringing", Some(&local_tag));
+            ringing.headers.push("Contact", contact);
+            self.send_response(&key, ringing);
+            self.events.push_back(Event::IncomingCall {
+                call: id,
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
         self.events.push_back(Event::CallState {
             call: id,
             state: CallState::Incoming,
         });
+    }
+
+    /// The call an INVITE's Replaces names (RFC 3891 3), or the refusal: 400 for a header
+    /// that cannot be read, 481 for no such dialog (or one not answered yet, or already
+    /// being replaced), 486 for `early-only` on an answered one.
+    fn replaced_call(&self, request: &Message) -> Result<Option<CallId>, (u16, &'static str)> {
+        let Some(value) = request.headers.get("Replaces") else {
+            return Ok(None);
+        };
+        let Some(replaces) = crate::sip::replaces::Replaces::parse(value) else {
+            return Err((400, "Bad Replaces Header"));
+        };
+        let found = self.calls.iter().find(|(_, call)| {
+            let dialog = &call.session.dialog;
+            dialog.call_id == replaces.call_id
+                && dialog.local_tag == replaces.to_tag
+                && dialog.remote_tag.as_deref() == Some(replaces.from_tag.as_str())
+        });
+        let Some((id, call)) = found else {
+            return Err((481, "Call/Transaction Does Not Exist"));
+        };
+        if !call.session.connected || self.replacing_in.values().any(|old| old == id) {
+            return Err((481, "Call/Transaction Does Not Exist"));
+        }
+        if replaces.early_only {
+            return Err((486, "Busy Here"));
+        }
+        Ok(Some(*id))
     }
 
     /// Answer, recording the call: a mandatory recording is set up first and the 200 OK
@@ -245,7 +292,7 @@ impl Engine {
         let destination = call.session.first_hop;
         let mut ok = request.response(200, "OK", Some(&tag));
         ok.headers.push("Contact", contact);
-        ok.headers.push("Supported", "record-aware");
+        ok.headers.push("Supported", "record-aware, replaces");
         // An interval too small was refused before the phone rang.
         let asked_timer = session_timer::as_uas(&request);
         self.agree_call_timer(id, asked_timer, &mut ok);
@@ -263,6 +310,13 @@ impl Engine {
         }
         self.schedule_media_check(id);
         self.follow_focus_of(id, &request);
+        if let Some(replaced) = self.replacing_in.remove(&id) {
+            if let Some(call) = self.calls.get_mut(&replaced) {
+                call.bye_text = Some("replaced by the transferred call".to_owned());
+                call.transferred = true;
+            }
+            self.send_bye(replaced);
+        }
     }
 
     pub(in crate::engine) fn reject(&mut self, id: CallId, status: u16) {

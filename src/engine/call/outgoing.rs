@@ -88,6 +88,11 @@ impl Engine {
             _ => call.offer_answer.create_offer(Direction::SendRecv),
         };
         invite.set_body("application/sdp", offer.to_string().into_bytes());
+        if let Some(replaces) = self.replaces_out.get(&id) {
+            // RFC 3891 4: a target that cannot replace must refuse, not ring as a new call.
+            invite.headers.push("Replaces", replaces.to_string());
+            invite.headers.push("Require", "replaces");
+        }
         if let Some((name, value)) = authorization {
             invite.headers.push(name, value);
         }

@@ -652,3 +652,66 @@ fn the_offer_names_where_stun_saw_the_media_when_the_call_leaves_this_machine() 
     assert!(unmapped.contains("m=audio 40000 "), "{unmapped}");
 }
 
+/// An INVITE with a Replaces for `call_id`/`to_tag`/`from_tag`, from a new party.
+fn replacing_invite(call_id: &str, replaces: &str) -> Message {
+    Message::parse(
+        format!(
+            "INVITE sip:alice@192.0.2.10 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKrepl{}\r\n\
+             From: <sip:bob@192.0.2.50>;tag=bob1\r\n\
+             To: <sip:alice@192.0.2.10>\r\n\
+             Call-ID: replacing-{call_id}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:bob@192.0.2.50>\r\n\
+             Max-Forwards: 70\r\n\
+             Replaces: {replaces}\r\n\
+             Require: replaces\r\n\
+             Content-Length: 0\r\n\r\n",
+            replaces.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+/// RFC 3891 3: a Replaces that names no dialog of ours is 481, one marked early-only for an
+/// answered call 486, one that cannot be read 400; none of them rings.
+#[test]
+fn an_invite_replacing_no_call_of_ours_is_refused_with_the_rfc_3891_status() {
+    use super::scripted::{FAR_UDP, Phone, answer, invite_sent, udp};
+    let mut phone = Phone::new(crate::media::srtp::SrtpPolicy::Off);
+    phone.dial("sip:carol@192.0.2.1", udp(FAR_UDP));
+    let invite = invite_sent(&phone);
+    phone.receive_from_far_end(udp(FAR_UDP), &answer(&invite, "<sip:carol@192.0.2.1>"));
+    let call_id = invite.call_id().unwrap().to_owned();
+    let our_tag = invite.from_header().unwrap().tag().unwrap().to_owned();
+    let cases = [
+        (format!("{call_id};to-tag={our_tag};from-tag=nobody"), 481),
+        (format!("other@x;to-tag={our_tag};from-tag=far1"), 481),
+        (
+            format!("{call_id};to-tag={our_tag};from-tag=far1;early-only"),
+            486,
+        ),
+        (format!("{call_id};to-tag={our_tag}"), 400),
+    ];
+    // As the caller our tag is the From tag: seen from us it is the Replaces' to-tag.
+    for (replaces, status) in cases {
+        let before = phone.sent.len();
+        phone.receive_from_far_end(
+            udp("192.0.2.50:5060"),
+            &replacing_invite(&call_id, &replaces),
+        );
+        let answered: Vec<u16> = phone.sent[before..]
+            .iter()
+            .filter_map(|(_, d)| Message::parse(d).ok()?.status())
+            .filter(|status| *status != 100)
+            .collect();
+        assert_eq!(answered, vec![status], "{replaces}");
+    }
+    assert!(
+        !phone
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::IncomingCall { .. } | Event::ReplacingCall { .. }))
+    );
+}

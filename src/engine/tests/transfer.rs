@@ -12,6 +12,32 @@ fn transfer_states(net: &SimNet, node: NodeId) -> Vec<TransferState> {
         .collect()
 }
 
+/// Bob (1) follows the transfer of his call `b` to `target` at `carol` as `new_call`.
+fn follow_transfer(
+    net: &mut SimNet,
+    b: CallId,
+    new_call: CallId,
+    target: Uri,
+    carol: crate::sip::transport::Destination,
+) {
+    net.command(
+        1,
+        Command::FollowTransfer {
+            call: b,
+            new_call,
+            request: DialRequest {
+                target,
+                from: NameAddr::parse("<sip:bob@127.0.0.1>").unwrap(),
+                destination: carol,
+                route: None,
+                credentials: None,
+                media_port: 42000,
+                record: None,
+            },
+        },
+    );
+}
+
 /// Alice (0) talks to Bob (1) and transfers him to Carol (2); `carol_answers` decides how
 /// Carol takes the call. Returns the network once the outcome is known, and Bob's new call.
 fn transfer_bob_to_carol(carol_answers: bool) -> (SimNet, CallId, CallId) {
@@ -44,22 +70,7 @@ fn transfer_bob_to_carol(carol_answers: bool) -> (SimNet, CallId, CallId) {
     assert_eq!((asked_call, &asked_target), (b, &target));
     assert!(referred_by.unwrap().contains("alice"));
     let new_call = CallId(716);
-    net.command(
-        1,
-        Command::FollowTransfer {
-            call: b,
-            new_call,
-            request: DialRequest {
-                target,
-                from: NameAddr::parse("<sip:bob@127.0.0.1>").unwrap(),
-                destination: carol,
-                route: None,
-                credentials: None,
-                media_port: 42000,
-                record: None,
-            },
-        },
-    );
+    follow_transfer(&mut net, b, new_call, target, carol);
     assert!(net.run_until(Duration::from_secs(5), |n| incoming(n, 2).is_some()));
     let at_carol = incoming(&net, 2).unwrap();
     net.run_for(Duration::from_millis(300));
@@ -210,4 +221,105 @@ fn a_refer_without_a_sip_target_or_outside_a_call_is_refused() {
             .iter()
             .any(|e| matches!(e, Event::TransferRequested { .. }))
     );
+}
+
+fn ended_call(net: &SimNet, node: NodeId, call: CallId) -> Option<EndReason> {
+    net.events(node).iter().find_map(|e| match e {
+        Event::CallEnded { call: c, reason } if *c == call => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+/// Alice (0) talks to Bob (1), puts him on hold and calls Carol (2), then transfers Bob to
+/// Carol in her place: Bob's call to Carol carries a Replaces for Alice's consultation,
+/// Carol takes it without ringing and ends the consultation, and both of Alice's calls end
+/// as transferred.
+#[test]
+fn an_attended_transfer_replaces_the_consultation_at_the_target() {
+    let mut net = two_phones(LinkConfig::default());
+    net.add_node(config(30));
+    let (a, b) = establish(&mut net, Transport::Udp);
+    net.command(0, Command::Hold { call: a });
+    let carol = net.address(2, Transport::Udp).unwrap();
+    let consultation = CallId(714);
+    net.command(
+        0,
+        Command::Dial {
+            call: consultation,
+            request: DialRequest {
+                target: Uri::parse(&format!("sip:carol@{}", carol.address)).unwrap(),
+                from: NameAddr::parse("<sip:alice@127.0.0.1>").unwrap(),
+                destination: carol,
+                route: None,
+                credentials: None,
+                media_port: 40100,
+                record: None,
+            },
+        },
+    );
+    let at_carol = answer_when_ringing(&mut net, 2);
+    net.run_for(Duration::from_secs(1));
+    net.command(
+        0,
+        Command::TransferToCall {
+            call: a,
+            consultation,
+        },
+    );
+    assert!(net.run_until(Duration::from_secs(2), |n| {
+        n.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::TransferRequested { .. }))
+    }));
+    let target = net.events(1).iter().find_map(|e| match e {
+        Event::TransferRequested { call, target, .. } if *call == b => Some(target.clone()),
+        _ => None,
+    });
+    let target = target.unwrap();
+    assert_eq!(target.headers, None, "the front end dials the bare URI");
+    assert_eq!(target.user.as_deref(), Some("carol"));
+    let new_call = CallId(717);
+    follow_transfer(&mut net, b, new_call, target, carol);
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        n.events(2)
+            .iter()
+            .any(|e| matches!(e, Event::ReplacingCall { .. }))
+    }));
+    let replacing = net.events(2).iter().find_map(|e| match e {
+        Event::ReplacingCall { call, replaces, .. } => Some((*call, *replaces)),
+        _ => None,
+    });
+    let (replacing, replaced) = replacing.unwrap();
+    assert_eq!(replaced, at_carol, "it replaces the consultation");
+    let incoming_calls = net
+        .events(2)
+        .iter()
+        .filter(|e| matches!(e, Event::IncomingCall { .. }))
+        .count();
+    assert_eq!(incoming_calls, 1, "Carol's phone does not ring for it");
+    net.command(
+        2,
+        Command::Answer {
+            call: replacing,
+            media_port: 43000,
+            record: None,
+        },
+    );
+    net.run_for(Duration::from_secs(3));
+
+    let states = transfer_states(&net, 0);
+    assert_eq!(states.last(), Some(&TransferState::Succeeded), "{states:?}");
+    for call in [a, consultation] {
+        let reason = ended_call(&net, 0, call).unwrap();
+        assert_eq!(reason.kind, EndKind::Transferred, "{call:?}: {reason:?}");
+    }
+    assert!(
+        ended_call(&net, 2, at_carol).is_some(),
+        "the consultation ended"
+    );
+    assert!(
+        ended_call(&net, 2, replacing).is_none(),
+        "Bob and Carol talk"
+    );
+    assert!(ended_call(&net, 1, new_call).is_none());
 }
