@@ -95,27 +95,33 @@ fn tag_of(header: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn as_the_transferor_the_phone_refers_the_transferee_to_its_consultation_with_replaces() {
+/// `verbatim call --consult`: the phone calls sipp `transferee` (a scenario), consults sipp
+/// `target`, and transfers at 1 s; returns the phone, both sipps and the target's port.
+fn consult_and_transfer(
+    name: &str,
+    transferee_scenario: &str,
+    target_scenario: &str,
+    duration: &str,
+) -> (Peer, Peer, Peer, u16) {
     let transferee_port = free_port();
     let target_port = free_port();
-    let mut transferee = Peer::new("sipp-attended-transferee");
+    let mut transferee = Peer::new(&format!("sipp-{name}-transferee"));
     start_sipp_uas(
         &mut transferee,
-        &Scenario::File(sipp_scenario("attended_transferee.xml")),
+        &Scenario::File(sipp_scenario(transferee_scenario)),
         transferee_port,
         "u1",
         &[],
     );
-    let mut target = Peer::new("sipp-attended-target");
+    let mut target = Peer::new(&format!("sipp-{name}-target"));
     start_sipp_uas(
         &mut target,
-        &Scenario::File(sipp_scenario("attended_target.xml")),
+        &Scenario::File(sipp_scenario(target_scenario)),
         target_port,
         "u1",
         &[],
     );
-    let mut phone = Peer::new("verbatim-attended-transferor");
+    let mut phone = Peer::new(&format!("verbatim-{name}"));
     start_verbatim(
         &mut phone,
         [
@@ -124,12 +130,23 @@ fn as_the_transferor_the_phone_refers_the_transferee_to_its_consultation_with_re
             "--listen",
             &format!("127.0.0.1:{}", free_port()),
             "--duration",
-            "10",
+            duration,
             "--consult",
             &format!("sip:carol@127.0.0.1:{target_port}"),
             "--transfer-at",
             "1",
         ],
+    );
+    (phone, transferee, target, target_port)
+}
+
+#[test]
+fn as_the_transferor_the_phone_refers_the_transferee_to_its_consultation_with_replaces() {
+    let (mut phone, mut transferee, mut target, target_port) = consult_and_transfer(
+        "attended-transferor",
+        "attended_transferee.xml",
+        "attended_target.xml",
+        "10",
     );
     phone.expect_success(TIMEOUT);
     transferee.expect_success(TIMEOUT);
@@ -206,4 +223,22 @@ fn as_the_target_the_phone_answers_the_replacing_call_without_ringing_and_ends_t
     phone.expect_success(TIMEOUT);
     let log = phone.report();
     assert!(log.contains("replaces ours (attended transfer)"), "{log}");
+}
+
+/// The transferee refuses the REFER: the phone takes the first call off hold, hangs up the
+/// consultation, and `verbatim call` says the transfer failed (non-zero exit).
+#[test]
+fn a_refused_attended_transfer_resumes_the_call_and_the_command_fails() {
+    let (mut phone, mut transferee, mut target, _) = consult_and_transfer(
+        "attended-refused",
+        "attended_transferee_refuses.xml",
+        "attended_target.xml",
+        "4",
+    );
+    phone.expect_failure(TIMEOUT);
+    let log = phone.report();
+    assert!(log.contains("the transfer failed"), "{log}");
+    // The consultation was hung up, and the transferee taken off hold then hung up.
+    target.expect_success(TIMEOUT);
+    transferee.expect_success(TIMEOUT);
 }

@@ -529,6 +529,8 @@ async fn run_call(
         .map_or(far, |c| connected_at + c.merge_after);
     // The merge is due but the second call is not up yet: merge when it is.
     let mut merge_when_up = false;
+    // The transfer asked for failed: the call went on, but the command did not do its job.
+    let mut transfer_failed = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(hang_up_at) => {
@@ -587,6 +589,17 @@ async fn run_call(
                 Some(event) => {
                     accept_recorder(phone, &event).await?;
                     report.observe(call, &event);
+                    if let Event::Transfer { call: c, state: TransferState::Failed { reason } } =
+                        &event
+                        && *c == call
+                    {
+                        transfer_failed = Some(reason.clone());
+                        if let Some(consult) = consultation.take() {
+                            // Back to the caller who was waiting; the consultation is over.
+                            send(phone, Command::Resume { call })?;
+                            send(phone, Command::Hangup { call: consult.call })?;
+                        }
+                    }
                     if let Some(consult) = consultation.as_mut() {
                         match &event {
                             Event::CallState { call: c, state: CallState::Connected { .. } }
@@ -635,7 +648,10 @@ async fn run_call(
         {
             eprintln!("call ended");
             report.print(call, loaded.print_stats);
-            return Ok(());
+            return match transfer_failed {
+                Some(reason) => Err(Failure::new(format!("the transfer failed: {reason}"))),
+                None => Ok(()),
+            };
         }
     }
 }

@@ -109,7 +109,12 @@ enum CliCommand {
         /// Attended transfer: once connected, put the call on hold and call this SIP URI (or
         /// number); at --transfer-at (once it answers) hand the other side over to it (REFER
         /// with Replaces), and both our calls end.
-        #[arg(long, value_name = "TARGET", group = "transfer_kind")]
+        #[arg(
+            long,
+            value_name = "TARGET",
+            group = "transfer_kind",
+            conflicts_with = "conference_with"
+        )]
         consult: Option<String>,
         /// Seconds after connecting to transfer.
         #[arg(

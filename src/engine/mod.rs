@@ -132,7 +132,7 @@ pub struct Engine {
     transfers_in: HashMap<CallId, transfer::Followed>,
     /// Attended transfers we asked for: the call, and the consultation the far end is to
     /// replace.
-    consultations: HashMap<CallId, CallId>,
+    consultations: HashMap<CallId, transfer::Consultation>,
     /// Calls placed to follow an attended transfer, and the dialog their INVITE replaces.
     replaces_out: HashMap<CallId, crate::sip::replaces::Replaces>,
     /// Incoming calls that replace one of ours (RFC 3891), and that call.

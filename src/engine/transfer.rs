@@ -27,6 +27,14 @@ pub(super) struct Followed {
     replaces: Option<Replaces>,
 }
 
+/// The consultation an attended transfer of ours hands the far end to, and whether the far
+/// end accepted the REFER (from then on the target ending the consultation is the handover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Consultation {
+    pub call: CallId,
+    pub accepted: bool,
+}
+
 /// How a transfer we asked for is going, as the far end reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferState {
@@ -49,6 +57,11 @@ impl Engine {
             self.transfer_failed(call, "only a connected call can be transferred");
             return;
         }
+        if self.transfers_out.contains(&call) {
+            // A second REFER would be refused (491) and take the first one's outcome with it.
+            self.transfer_failed(call, "a transfer of this call is already under way");
+            return;
+        }
         self.send_refer(call, target);
     }
 
@@ -67,6 +80,11 @@ impl Engine {
             );
             return;
         }
+        if self.transfers_out.contains(&call) {
+            self.transfer_failed(call, "a transfer of this call is already under way");
+            return;
+        }
+        let we_called = self.we_placed(consultation);
         let Some(dialog) = self.call_dialog_mut(consultation) else {
             return;
         };
@@ -79,9 +97,21 @@ impl Engine {
             from_tag: dialog.local_tag.clone(),
             early_only: false,
         };
-        let mut target = dialog.remote_uri.uri.clone();
+        // The address we reached the target at routes for the transferee too; a caller's
+        // From may not route at all (anonymous, a domain without a proxy), its Contact does.
+        let mut target = if we_called {
+            dialog.remote_uri.uri.clone()
+        } else {
+            dialog.remote_target.clone()
+        };
         target.headers = Some(replaces.as_uri_header());
-        self.consultations.insert(call, consultation);
+        self.consultations.insert(
+            call,
+            Consultation {
+                call: consultation,
+                accepted: false,
+            },
+        );
         self.send_refer(call, target);
     }
 
@@ -123,6 +153,9 @@ impl Engine {
             return;
         }
         let state = if status < 300 {
+            if let Some(consultation) = self.consultations.get_mut(&call) {
+                consultation.accepted = true;
+            }
             TransferState::Accepted
         } else {
             self.transfers_out.remove(&call);
@@ -209,7 +242,7 @@ impl Engine {
             // The target ends the consultation when the transferee's call replaces it; if
             // its BYE has not come, ours ends it.
             if let Some(consultation) = consultation {
-                self.hang_up_transferred(consultation);
+                self.hang_up_transferred(consultation.call);
             }
         }
     }
@@ -240,11 +273,27 @@ impl Engine {
             return;
         }
         // Of the URI's headers only Replaces (attended transfer) goes into our INVITE; the
-        // target given to the front end is the bare URI.
-        let replaces = target
-            .headers
-            .take()
-            .and_then(|headers| Replaces::from_uri_headers(&headers));
+        // target given to the front end is the bare URI. A Replaces that cannot be read must
+        // not turn into a blind transfer: the target would ring while the consultation goes on.
+        let headers = target.headers.take();
+        let replaces = headers.as_deref().and_then(Replaces::from_uri_headers);
+        let names_replaces = headers.as_deref().is_some_and(|h| {
+            h.split('&').any(|header| {
+                header
+                    .split('=')
+                    .next()
+                    .is_some_and(|name| name.trim().eq_ignore_ascii_case("Replaces"))
+            })
+        });
+        if names_replaces && replaces.is_none() {
+            let mut response = request.response(400, "Bad Replaces In Refer-To", tag.as_deref());
+            response.headers.push(
+                "Warning",
+                "399 - \"the Replaces in Refer-To cannot be read\"",
+            );
+            self.send_response(&key, response);
+            return;
+        }
         self.respond(&key, &request, 202, tag.as_deref());
         self.transfers_in.insert(
             call,

@@ -497,6 +497,10 @@ async fn run(
                 Some(Event::Registration { account: id, .. }) if !account.is_current(id) => {}
                 // The user took the call this one replaces: it is answered without ringing.
                 Some(Event::ReplacingCall { call, replaces, from }) => {
+                    if let Some(task) = player.take() {
+                        task.abort();
+                        notify.send(UiEvent::Playing(None));
+                    }
                     if let Err(problem) = phone.answer(call).await {
                         notify.send(UiEvent::Problem(problem));
                     }

@@ -40,6 +40,8 @@ pub struct CallView {
     gap_list: Vec<crate::recording::metadata::Gap>,
     /// How a transfer we asked for goes, in words (None: no transfer).
     pub transfer: Option<String>,
+    /// A transfer we asked for has no outcome yet.
+    pub transfer_pending: bool,
     /// The last minute of quality samples, for the plot.
     pub quality_history: std::collections::VecDeque<QualitySample>,
     /// The metadata session ID its recordings carry.
@@ -183,7 +185,8 @@ impl Model {
             .filter(|c| c.is_connected())
             .collect::<Vec<_>>()[..]
         {
-            [call, consultation] => Some((call, consultation)),
+            // Not while a transfer of the first is under way: a second REFER would spoil it.
+            [call, consultation] if !call.transfer_pending => Some((call, consultation)),
             _ => None,
         }
     }
@@ -278,6 +281,10 @@ impl Model {
             Event::Transfer { call, state } => {
                 if let Some(view) = self.call_mut(*call) {
                     view.transfer = Some(transfer_text(state));
+                    view.transfer_pending = !matches!(
+                        state,
+                        TransferState::Succeeded | TransferState::Failed { .. }
+                    );
                 }
             }
             Event::TransferRequested {
@@ -394,6 +401,7 @@ impl CallView {
             recording_asked: false,
             gap_list: Vec::new(),
             transfer: None,
+            transfer_pending: false,
             quality_history: std::collections::VecDeque::new(),
             recording_session: None,
             conference: Vec::new(),

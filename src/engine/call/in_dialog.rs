@@ -169,7 +169,10 @@ impl Engine {
         }
         // The target of our attended transfer ends the consultation when the transferee's
         // call replaces it (RFC 3891): the call was handed over, not hung up on.
-        let handed_over = self.consultations.values().any(|c| *c == id);
+        let handed_over = self
+            .consultations
+            .values()
+            .any(|c| c.call == id && c.accepted);
         if handed_over && let Some(call) = self.calls.get_mut(&id) {
             call.transferred = true;
         }

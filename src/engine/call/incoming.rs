@@ -52,7 +52,7 @@ impl Engine {
             self.respond(&key, &request, 406, None);
             return;
         }
-        let replaces = match self.replaced_call(&request) {
+        let replaces = match self.replaced_call(&request, source) {
             Ok(replaces) => replaces,
             Err((status, phrase)) => {
                 let tag = self.rng.token(8);
@@ -178,11 +178,20 @@ impl Engine {
     }
 
     /// The call an INVITE's Replaces names (RFC 3891 3), or the refusal: 400 for a header
-    /// that cannot be read, 481 for no such dialog (or one not answered yet, or already
-    /// being replaced), 486 for `early-only` on an answered one.
-    fn replaced_call(&self, request: &Message) -> Result<Option<CallId>, (u16, &'static str)> {
-        let Some(value) = request.headers.get("Replaces") else {
-            return Ok(None);
+    /// that cannot be read (or more than one), 481 for no such dialog (or one not answered
+    /// yet, or already being replaced), 603 for one that is ending, 486 for `early-only` on
+    /// an answered one, 403 for an INVITE less protected than the call it would replace (it
+    /// is answered without the user).
+    fn replaced_call(
+        &self,
+        request: &Message,
+        source: Destination,
+    ) -> Result<Option<CallId>, (u16, &'static str)> {
+        let values = request.headers.all("Replaces");
+        let value = match values.as_slice() {
+            [] => return Ok(None),
+            [value] => *value,
+            _ => return Err((400, "Only One Replaces Allowed")),
         };
         let Some(replaces) = crate::sip::replaces::Replaces::parse(value) else {
             return Err((400, "Bad Replaces Header"));
@@ -199,8 +208,15 @@ impl Engine {
         if !call.session.connected || self.replacing_in.values().any(|old| old == id) {
             return Err((481, "Call/Transaction Does Not Exist"));
         }
+        if !matches!(call.state, CallState::Connected { .. }) {
+            return Err((603, "Decline"));
+        }
         if replaces.early_only {
             return Err((486, "Busy Here"));
+        }
+        let secure_call = call.session.dialog.security != crate::sip::dialog::DialogSecurity::Open;
+        if secure_call && source.transport != crate::sip::transport::Transport::Tls {
+            return Err((403, "Replacing A TLS Call Needs TLS"));
         }
         Ok(Some(*id))
     }

@@ -34,6 +34,11 @@ impl Engine {
             .is_some_and(|c| matches!(c.state, CallState::Connected { .. }))
     }
 
+    /// Whether we placed the call (we are its UAC).
+    pub(in crate::engine) fn we_placed(&self, id: CallId) -> bool {
+        self.calls.get(&id).is_some_and(|c| c.role == Role::Caller)
+    }
+
     /// The call's state while it exists.
     pub(in crate::engine) fn call_progress(&self, id: CallId) -> Option<CallState> {
         self.calls.get(&id).map(|c| c.state)

@@ -708,10 +708,58 @@ fn an_invite_replacing_no_call_of_ours_is_refused_with_the_rfc_3891_status() {
             .collect();
         assert_eq!(answered, vec![status], "{replaces}");
     }
+    // Two Replaces headers are one too many.
+    let mut twice = replacing_invite(
+        &call_id,
+        &format!("{call_id};to-tag={our_tag};from-tag=far1"),
+    );
+    twice.headers.push("Replaces", "x;to-tag=1;from-tag=2");
+    let before = phone.sent.len();
+    phone.receive_from_far_end(udp("192.0.2.50:5060"), &twice);
+    assert!(
+        phone.sent[before..]
+            .iter()
+            .any(|(_, d)| Message::parse(d).ok().and_then(|m| m.status()) == Some(400))
+    );
     assert!(
         !phone
             .events
             .iter()
             .any(|e| matches!(e, Event::IncomingCall { .. } | Event::ReplacingCall { .. }))
     );
+}
+
+/// A call set up over TLS is not replaced by an INVITE over UDP (it would be answered
+/// without the user), and a call already ending is not replaced at all (603).
+#[test]
+fn a_replacing_invite_must_be_as_protected_as_the_call_and_the_call_still_up() {
+    use super::scripted::{FAR_TLS, Phone, tls, tls_call_answered_with, udp};
+    let (mut phone, call) = tls_call_answered_with(&format!("<sips:carol@{FAR_TLS}>"));
+    let invite = phone
+        .messages()
+        .into_iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .map(|(_, m)| m)
+        .unwrap();
+    let call_id = invite.call_id().unwrap().to_owned();
+    let our_tag = invite.from_header().unwrap().tag().unwrap().to_owned();
+    let replaces = format!("{call_id};to-tag={our_tag};from-tag=far1");
+    let status_of = |phone: &mut Phone, over, message: &Message| {
+        let before = phone.sent.len();
+        phone.receive_from_far_end(over, message);
+        phone.sent[before..]
+            .iter()
+            .filter_map(|(_, d)| Message::parse(d).ok()?.status())
+            .find(|s| *s >= 200)
+    };
+    let invite_over_udp = replacing_invite(&call_id, &replaces);
+    let over_udp = status_of(&mut phone, udp("192.0.2.50:5060"), &invite_over_udp);
+    assert_eq!(over_udp, Some(403));
+    phone.input(Input::Command(Command::Hangup { call }));
+    let mut over_tls = replacing_invite(&call_id, &replaces);
+    over_tls
+        .headers
+        .set("Via", "SIP/2.0/TLS 192.0.2.50:5061;branch=z9hG4bKtls1");
+    let ending = status_of(&mut phone, tls("192.0.2.50:5061"), &over_tls);
+    assert_eq!(ending, Some(603));
 }

@@ -170,27 +170,44 @@ fn a_transfer_to_a_busy_target_fails_and_our_call_goes_on() {
     assert_eq!(net.engine(0).unwrap().active_calls(), 1);
 }
 
-#[test]
-fn a_refer_without_a_sip_target_or_outside_a_call_is_refused() {
-    let mut net = two_phones(LinkConfig::default());
-    let (a, _) = establish(&mut net, Transport::Udp);
+/// Node 0 asks the far end of `call` to go to `target`; the far end refuses it with 400.
+fn refused_with_400(net: &mut SimNet, call: CallId, target: &str) {
     net.command(
         0,
         Command::Transfer {
-            call: a,
-            target: Uri::parse("tel:+15551234567").unwrap(),
+            call,
+            target: Uri::parse(target).unwrap(),
         },
     );
     net.run_for(Duration::from_secs(1));
-    let states = transfer_states(&net, 0);
+    let states = transfer_states(net, 0);
     assert!(
         matches!(
             states.last(),
             Some(TransferState::Failed { reason }) if reason.contains("400")
         ),
-        "{states:?}"
+        "{target}: {states:?}"
     );
+}
+
+#[test]
+fn a_refer_without_a_sip_target_or_outside_a_call_is_refused() {
+    let mut net = two_phones(LinkConfig::default());
+    let (a, _) = establish(&mut net, Transport::Udp);
+    refused_with_400(&mut net, a, "tel:+15551234567");
     assert_eq!(net.engine(0).unwrap().active_calls(), 1);
+    // A Replaces in the Refer-To that cannot be read is refused, not followed as a blind
+    // transfer (the target would ring while the consultation goes on).
+    refused_with_400(
+        &mut net,
+        a,
+        "sip:carol@127.0.0.3?Replaces=broken%3Bto-tag%3D1",
+    );
+    assert!(
+        !net.events(1)
+            .iter()
+            .any(|e| matches!(e, Event::TransferRequested { .. }))
+    );
     let stray = "REFER sip:bob@127.0.0.2:5060 SIP/2.0\r\n\
                  Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKstrayrefer\r\n\
                  Max-Forwards: 70\r\n\
@@ -266,6 +283,20 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
             consultation,
         },
     );
+    // A second click while the first REFER is out is refused here, not sent.
+    net.command(
+        0,
+        Command::TransferToCall {
+            call: a,
+            consultation,
+        },
+    );
+    let refused = transfer_states(&net, 0);
+    assert!(
+        matches!(&refused[..], [TransferState::Requested, TransferState::Failed { reason }]
+            if reason.contains("already under way")),
+        "{refused:?}"
+    );
     assert!(net.run_until(Duration::from_secs(2), |n| {
         n.events(1)
             .iter()
@@ -309,14 +340,21 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
 
     let states = transfer_states(&net, 0);
     assert_eq!(states.last(), Some(&TransferState::Succeeded), "{states:?}");
+    let refers = net
+        .events(1)
+        .iter()
+        .filter(|e| matches!(e, Event::TransferRequested { .. }))
+        .count();
+    assert_eq!(refers, 1, "one REFER reached Bob");
     for call in [a, consultation] {
         let reason = ended_call(&net, 0, call).unwrap();
         assert_eq!(reason.kind, EndKind::Transferred, "{call:?}: {reason:?}");
     }
-    assert!(
-        ended_call(&net, 2, at_carol).is_some(),
-        "the consultation ended"
-    );
+    // Carol's phone ended the consultation itself, because the new call replaced it (not
+    // because Alice hung up after the transfer).
+    let replaced_end = ended_call(&net, 2, at_carol).unwrap();
+    assert_eq!(replaced_end.by, Party::Local, "{replaced_end:?}");
+    assert_eq!(replaced_end.text, "replaced by the transferred call");
     assert!(
         ended_call(&net, 2, replacing).is_none(),
         "Bob and Carol talk"
