@@ -1083,3 +1083,30 @@ fn a_held_call_is_transferred_to_the_consultation_from_the_window() {
     }
     target.wait_for_output("replaces ours (attended transfer)", Duration::from_secs(5));
 }
+
+/// The microphone's processing is set in the audio settings and saved.
+#[test]
+fn echo_cancellation_and_noise_suppression_are_set_and_saved() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let mut harness = settings_window(recordings.path(), &path);
+    let echo = harness.get_by_label("Echo cancellation");
+    assert_eq!(
+        echo.accesskit_node().toggled(),
+        Some(egui::accesskit::Toggled::True)
+    );
+    echo.click_accesskit();
+    harness.step();
+    harness.get_by_label("Automatic gain").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    assert!(!written.audio.echo_cancellation);
+    assert!(written.audio.auto_gain);
+    assert_eq!(
+        written.audio.noise_suppression,
+        verbatim::audio::NoiseLevel::Off
+    );
+}

@@ -14,6 +14,7 @@ use rtrb::{Consumer, Producer, RingBuffer};
 use super::AudioError;
 use super::ring::{AudioPorts, RING_SAMPLES};
 use super::stream::{Direction, OpenStream, StreamStats, discard, trim_backlog};
+use super::voice::{VoiceProcessing, VoiceSettings};
 use crate::media::SAMPLE_RATE;
 
 /// How often the audio thread moves samples: well under one 20 ms frame.
@@ -41,6 +42,8 @@ pub struct DeviceConfig {
     pub input: DeviceChoice,
     pub output: DeviceChoice,
     pub ringing: DeviceChoice,
+    /// The microphone's processing.
+    pub voice: VoiceSettings,
 }
 
 /// What a device is used for.
@@ -324,6 +327,8 @@ struct RoleState {
     stream: Option<OpenStream>,
     opened: Opened,
     unavailable_reported: bool,
+    /// Counts the streams this role has started: another device means another echo path.
+    generation: u64,
 }
 
 impl RoleState {
@@ -339,6 +344,7 @@ impl RoleState {
             stream: None,
             opened: Opened::AsChosen,
             unavailable_reported: false,
+            generation: 0,
         }
     }
 
@@ -369,6 +375,7 @@ impl RoleState {
 
     fn running(&mut self, stream: OpenStream, opened: Opened) -> Opened {
         self.stream = Some(stream);
+        self.generation += 1;
         self.opened = opened;
         self.unavailable_reported = false;
         opened
@@ -412,6 +419,10 @@ struct AudioLoop {
     engine: EngineEnds,
     events: mpsc::Sender<AudioEvent>,
     silence: SilenceClock,
+    voice_settings: VoiceSettings,
+    voice: Option<VoiceProcessing>,
+    /// The microphone's and speaker's stream generations the processor was made for.
+    voice_for: (u64, u64),
 }
 
 impl AudioLoop {
@@ -431,6 +442,9 @@ impl AudioLoop {
                 since: None,
                 made: 0,
             },
+            voice_settings: config.voice,
+            voice: None,
+            voice_for: (u64::MAX, u64::MAX),
         };
         let Self {
             host,
@@ -487,14 +501,28 @@ impl AudioLoop {
         [&mut self.capture, &mut self.playback, &mut self.ringing]
     }
 
+    /// A new microphone or speaker is a new echo path (and another delay between them): the
+    /// canceller starts afresh rather than unlearning the old one.
+    fn refresh_voice(&mut self) {
+        let generations = (self.capture.generation, self.playback.generation);
+        if generations != self.voice_for {
+            self.voice_for = generations;
+            self.voice = VoiceProcessing::new(self.voice_settings);
+        }
+    }
+
     /// Runs the conversion stage for every role once.
     fn move_audio(&mut self, now: Instant) {
+        self.refresh_voice();
         let engine = &mut self.engine;
         let mut broken = Vec::new();
         match self.capture.stream.as_mut() {
             Some(stream) => {
                 self.silence.stop();
-                if stream.capture_into(&mut engine.capture).is_err() {
+                if stream
+                    .capture_into(&mut engine.capture, self.voice.as_mut())
+                    .is_err()
+                {
                     broken.push(DeviceRole::Capture);
                 }
             }
@@ -504,7 +532,10 @@ impl AudioLoop {
         match self.playback.stream.as_mut() {
             Some(stream) => {
                 let extra = (!ringer_has_own_device).then_some(&mut engine.ringer);
-                if stream.play_from(&mut engine.playback, extra).is_err() {
+                if stream
+                    .play_from(&mut engine.playback, extra, self.voice.as_mut())
+                    .is_err()
+                {
                     broken.push(DeviceRole::Playback);
                 }
             }
@@ -512,7 +543,7 @@ impl AudioLoop {
         }
         match self.ringing.stream.as_mut() {
             Some(stream) => {
-                if stream.play_from(&mut engine.ringer, None).is_err() {
+                if stream.play_from(&mut engine.ringer, None, None).is_err() {
                     broken.push(DeviceRole::Ringing);
                 }
             }
@@ -621,6 +652,10 @@ impl AudioLoop {
     }
 
     fn reconfigure(&mut self, config: DeviceConfig) {
+        if config.voice != self.voice_settings {
+            self.voice_settings = config.voice;
+            self.voice = VoiceProcessing::new(self.voice_settings);
+        }
         let Self {
             host,
             capture,

@@ -23,7 +23,9 @@
 //!   stops the audio thread and closes the devices.
 //! - `AudioThread::stats(&self) -> AudioStats`, `AudioThread::reconfigure(&self, DeviceConfig)`,
 //!   `AudioThread::stop(self)`.
-//! - `DeviceConfig { input, output, ringing: DeviceChoice }`,
+//! - `DeviceConfig { input, output, ringing: DeviceChoice, voice: VoiceSettings }`: `voice`
+//!   is the microphone's processing (echo cancellation, noise suppression, automatic gain,
+//!   `voice.rs`, sonora), run on the audio thread's conversion stage;
 //!   `DeviceChoice::{SystemDefault, Named(String)}`, `DeviceRole::{Capture, Playback, Ringing}`.
 //! - `list_devices() -> Result<Vec<DeviceInfo>, AudioError>`,
 //!   `DeviceInfo { name, description, is_input, is_output, is_default }`; `name` is what
@@ -83,6 +85,7 @@ mod stream;
 
 #[cfg(test)]
 mod tone;
+mod voice;
 mod volume;
 
 use std::path::PathBuf;
@@ -95,6 +98,7 @@ pub use file::{WavSink, WavSource};
 pub use null::{NullPump, Pumped, null_ports};
 pub use ring::{AudioPorts, DriverPorts, RING_SAMPLES};
 pub use stream::StreamStats;
+pub use voice::{NoiseLevel, VoiceProcessing, VoiceSettings};
 pub use volume::{MAX_VOLUME_PERCENT, Volumes};
 
 /// Everything that can go wrong in audio I/O. File errors name the file; device errors name

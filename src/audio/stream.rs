@@ -298,7 +298,13 @@ impl OpenStream {
 
     /// Moves everything the microphone delivered into the engine's capture ring, as 48 kHz
     /// mono. Returns how many engine samples did not fit.
-    pub(crate) fn capture_into(&mut self, engine: &mut Producer<f32>) -> Result<usize, AudioError> {
+    /// Moves the microphone's samples, converted, into the engine's ring; through `voice`
+    /// first when there is one (the level meter shows what the call gets).
+    pub(crate) fn capture_into(
+        &mut self,
+        engine: &mut Producer<f32>,
+        mut voice: Option<&mut super::voice::VoiceProcessing>,
+    ) -> Result<usize, AudioError> {
         let Side::Input {
             ring,
             converter,
@@ -319,19 +325,27 @@ impl OpenStream {
             if ring.pop_entire_slice(part).is_err() {
                 return Ok(dropped);
             }
-            converter.convert(part, &mut |out| {
-                level.measure(out);
-                dropped += engine.push_partial_slice(out).1.len();
+            converter.convert(part, &mut |out| match voice.as_deref_mut() {
+                Some(voice) => voice.capture(out, &mut |processed| {
+                    level.measure(processed);
+                    dropped += engine.push_partial_slice(processed).1.len();
+                }),
+                None => {
+                    level.measure(out);
+                    dropped += engine.push_partial_slice(out).1.len();
+                }
             })?;
         }
     }
 
     /// Tops the device-side ring up from the engine's playback ring (plus `extra`, mixed in,
     /// when another source shares this device) to about two callbacks' worth.
+    /// `voice` hears everything sent to the speaker: the echo it is to cancel.
     pub(crate) fn play_from(
         &mut self,
         engine: &mut Consumer<f32>,
         mut extra: Option<&mut Consumer<f32>>,
+        mut voice: Option<&mut super::voice::VoiceProcessing>,
     ) -> Result<(), AudioError> {
         let target = self.queue_target();
         let Side::Output {
@@ -361,6 +375,9 @@ impl OpenStream {
                 for (sum, add) in mono.iter_mut().zip(mix.iter()) {
                     *sum += add;
                 }
+            }
+            if let Some(voice) = voice.as_deref_mut() {
+                voice.render(mono);
             }
             let mut lost = 0;
             converter.convert(mono, &mut |out| {

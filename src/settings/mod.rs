@@ -54,6 +54,12 @@ pub struct AudioSettings {
     /// Microphone and speaker volume in percent (0 to 200).
     pub input_volume: u16,
     pub output_volume: u16,
+    /// Cancel the echo of the speaker in the microphone (sound card only).
+    pub echo_cancellation: bool,
+    /// Suppress background noise in the microphone: off, low, moderate, high, very-high.
+    pub noise_suppression: crate::audio::NoiseLevel,
+    /// Keep the microphone's level steady.
+    pub auto_gain: bool,
 }
 
 impl Default for AudioSettings {
@@ -64,6 +70,9 @@ impl Default for AudioSettings {
             ringing: None,
             input_volume: 100,
             output_volume: 100,
+            echo_cancellation: crate::audio::VoiceSettings::RECOMMENDED.echo_cancellation,
+            noise_suppression: crate::audio::VoiceSettings::RECOMMENDED.noise_suppression,
+            auto_gain: crate::audio::VoiceSettings::RECOMMENDED.auto_gain,
         }
     }
 }
@@ -97,6 +106,11 @@ impl AudioSettings {
             input: choice(&self.input),
             output: choice(&self.output),
             ringing: choice(&self.ringing),
+            voice: crate::audio::VoiceSettings {
+                echo_cancellation: self.echo_cancellation,
+                noise_suppression: self.noise_suppression,
+                auto_gain: self.auto_gain,
+            },
         }
     }
 }

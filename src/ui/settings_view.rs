@@ -65,6 +65,9 @@ struct AudioFields {
     ringing: Option<String>,
     input_volume: u16,
     output_volume: u16,
+    echo_cancellation: bool,
+    noise_suppression: crate::audio::NoiseLevel,
+    auto_gain: bool,
     codecs: Vec<(String, bool)>,
 }
 
@@ -92,6 +95,9 @@ impl AudioFields {
             ringing: audio.ringing.clone(),
             input_volume: audio.input_volume,
             output_volume: audio.output_volume,
+            echo_cancellation: audio.echo_cancellation,
+            noise_suppression: audio.noise_suppression,
+            auto_gain: audio.auto_gain,
             codecs,
         }
     }
@@ -102,6 +108,9 @@ impl AudioFields {
         settings.audio.ringing = self.ringing.clone();
         settings.audio.input_volume = self.input_volume;
         settings.audio.output_volume = self.output_volume;
+        settings.audio.echo_cancellation = self.echo_cancellation;
+        settings.audio.noise_suppression = self.noise_suppression;
+        settings.audio.auto_gain = self.auto_gain;
         settings.media.codecs = self
             .codecs
             .iter()
@@ -696,6 +705,32 @@ impl SettingsEditor {
                 .set(self.audio.input_volume, self.audio.output_volume);
         }
         changed |= volume_changed;
+        changed |= ui
+            .checkbox(&mut self.audio.echo_cancellation, "Echo cancellation")
+            .on_hover_text("The other side does not hear itself from your speakers")
+            .changed();
+        ui.horizontal(|ui| {
+            let label = ui.label("Noise suppression");
+            egui::ComboBox::from_id_salt("noise_suppression")
+                .selected_text(self.audio.noise_suppression.label())
+                .show_ui(ui, |ui| {
+                    for level in crate::audio::NoiseLevel::ALL {
+                        changed |= ui
+                            .selectable_value(
+                                &mut self.audio.noise_suppression,
+                                level,
+                                level.label(),
+                            )
+                            .changed();
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        });
+        changed |= ui
+            .checkbox(&mut self.audio.auto_gain, "Automatic gain")
+            .on_hover_text("Keeps your voice at a steady level")
+            .changed();
         ui.label("Codecs, best first");
         let count = self.audio.codecs.len();
         let mut swap = None;
