@@ -457,6 +457,13 @@ impl SimNet {
             } => {
                 self.media_ports.insert((node, *media_port), *call);
             }
+            // The call placed to follow a transfer has its own sockets, as a driver binds.
+            Command::FollowTransfer {
+                new_call, request, ..
+            } => {
+                self.media_ports
+                    .insert((node, request.media_port), *new_call);
+            }
             _ => {}
         }
         self.input(node, Input::Command(command));

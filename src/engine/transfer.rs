@@ -360,7 +360,15 @@ impl Engine {
             }
             let final_answer = status >= 200;
             if final_answer {
-                self.transfers_in.remove(&original);
+                let attended = self
+                    .transfers_in
+                    .remove(&original)
+                    .is_some_and(|f| f.replaces.is_some());
+                // Handed over after both sides spoke first: our conversation goes on with
+                // the target, and so does its recording.
+                if attended && status == 200 {
+                    self.recording_follows_replacement(original, new_call);
+                }
             } else if let Some(f) = self.transfers_in.get_mut(&original) {
                 f.reported = status;
             }

@@ -327,6 +327,7 @@ impl Engine {
         self.schedule_media_check(id);
         self.follow_focus_of(id, &request);
         if let Some(replaced) = self.replacing_in.remove(&id) {
+            self.recording_follows_replacement(replaced, id);
             if let Some(call) = self.calls.get_mut(&replaced) {
                 call.bye_text = Some("replaced by the transferred call".to_owned());
                 call.transferred = true;

@@ -512,7 +512,7 @@ impl Engine {
 
     /// Moves the recording of `from` to `to`: its session, plan and timers, and whom its
     /// transactions answer to.
-    fn move_recording(&mut self, from: CallId, to: CallId) {
+    pub(super) fn move_recording(&mut self, from: CallId, to: CallId) {
         if let Some(mut recording) = self.recordings.remove(&from) {
             recording.call = to;
             self.recordings.insert(to, recording);

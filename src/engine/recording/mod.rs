@@ -8,6 +8,7 @@ mod check;
 mod conference;
 mod liveness;
 mod recorder_initiated;
+mod replaced;
 mod requests;
 mod session;
 mod snapshot;

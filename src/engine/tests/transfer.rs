@@ -31,7 +31,8 @@ fn follow_transfer(
                 destination: carol,
                 route: None,
                 credentials: None,
-                media_port: 42000,
+                // Not 42000: the recordings in these tests take that pair.
+                media_port: 42100,
                 record: None,
             },
         },
@@ -247,12 +248,20 @@ fn ended_call(net: &SimNet, node: NodeId, call: CallId) -> Option<EndReason> {
     })
 }
 
-/// Alice (0) talks to Bob (1), puts him on hold and calls Carol (2), then transfers Bob to
-/// Carol in her place: Bob's call to Carol carries a Replaces for Alice's consultation,
-/// Carol takes it without ringing and ends the consultation, and both of Alice's calls end
-/// as transferred.
-#[test]
-fn an_attended_transfer_replaces_the_consultation_at_the_target() {
+/// The calls of an attended transfer: Alice's first call and consultation, Carol's side of
+/// the consultation and of the call that replaced it, Bob's call to Carol.
+struct Attended {
+    a: CallId,
+    consultation: CallId,
+    at_carol: CallId,
+    replacing: CallId,
+    new_call: CallId,
+}
+
+/// Alice (0) talks to Bob (1), puts him on hold and calls Carol (2); `before_transfer` runs
+/// with Carol's side of the consultation up; then Alice transfers Bob to Carol in her place
+/// (Bob sends 620 Hz on his new call, Carol 440 Hz, Alice 1 kHz).
+fn attended_transfer(before_transfer: impl FnOnce(&mut SimNet, CallId)) -> (SimNet, Attended) {
     let mut net = two_phones(LinkConfig::default());
     net.add_node(config(30));
     let (a, b) = establish(&mut net, Transport::Udp);
@@ -275,7 +284,10 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
         },
     );
     let at_carol = answer_when_ringing(&mut net, 2);
+    net.attach_media(0, consultation, Some(1000.0));
+    net.attach_media(2, at_carol, Some(440.0));
     net.run_for(Duration::from_secs(1));
+    before_transfer(&mut net, at_carol);
     net.command(
         0,
         Command::TransferToCall {
@@ -311,6 +323,7 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
     assert_eq!(target.user.as_deref(), Some("carol"));
     let new_call = CallId(717);
     follow_transfer(&mut net, b, new_call, target, carol);
+    net.attach_media(1, new_call, Some(620.0));
     assert!(net.run_until(Duration::from_secs(5), |n| {
         n.events(2)
             .iter()
@@ -336,8 +349,30 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
             record: None,
         },
     );
+    net.attach_media(2, replacing, Some(440.0));
     net.run_for(Duration::from_secs(3));
+    let calls = Attended {
+        a,
+        consultation,
+        at_carol,
+        replacing,
+        new_call,
+    };
+    (net, calls)
+}
 
+/// Bob's call to Carol carries a Replaces for Alice's consultation, Carol takes it without
+/// ringing and ends the consultation, and both of Alice's calls end as transferred.
+#[test]
+fn an_attended_transfer_replaces_the_consultation_at_the_target() {
+    let (net, calls) = attended_transfer(|_, _| {});
+    let Attended {
+        a,
+        consultation,
+        at_carol,
+        replacing,
+        new_call,
+    } = calls;
     let states = transfer_states(&net, 0);
     assert_eq!(states.last(), Some(&TransferState::Succeeded), "{states:?}");
     let refers = net
@@ -360,4 +395,117 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
         "Bob and Carol talk"
     );
     assert!(ended_call(&net, 1, new_call).is_none());
+    // Bob and Carol hear each other.
+    let carol = near_the_end(net.heard(1, new_call), 440.0);
+    assert!(carol > 0.1, "Bob hears Carol: {carol}");
+}
+
+/// Node `node` records its `call` to a new simulated recorder, which it returns.
+fn record_on(net: &mut SimNet, node: NodeId, call: CallId) -> NodeId {
+    let recorder = net.add_recorder(vec![CodecKind::Pcmu]);
+    net.command(
+        node,
+        Command::StartRecording {
+            call,
+            recording: RecordingId(721),
+            request: to_recorder(net, recorder),
+        },
+    );
+    net.run_for(Duration::from_secs(2));
+    recorder
+}
+
+/// The recorder's only recording session (the replacement must not start another), and the
+/// last metadata it got.
+fn the_one_recording(
+    net: &SimNet,
+    recorder: NodeId,
+) -> (
+    &crate::sim::SimRecording,
+    crate::recording::metadata::Metadata,
+) {
+    let sim = net.recorder(recorder).unwrap();
+    assert_eq!(
+        sim.recordings.len(),
+        1,
+        "one recording session, not a new one"
+    );
+    let recording = &sim.recordings[0];
+    let last = crate::recording::metadata::parse(recording.metadata.last().unwrap()).unwrap();
+    (recording, last)
+}
+
+/// The level of `frequency` in `audio` from 2.5 s to 0.5 s before its end.
+fn near_the_end(audio: &[f32], frequency: f32) -> f32 {
+    let seconds = audio.len() as f64 / f64::from(crate::media::SAMPLE_RATE);
+    amplitude_at(audio, seconds - 2.5, seconds - 0.5, frequency)
+}
+
+/// Carol records the consultation; when Bob's call replaces it, the recording goes on in
+/// the same session with Bob's voice on the far end's stream, and the metadata has Alice
+/// leaving and Bob joining: who replaced whom.
+#[test]
+fn the_targets_recording_goes_on_with_the_call_that_replaced_the_recorded_one() {
+    let mut recorder = None;
+    let (mut net, calls) = attended_transfer(|net, at_carol| {
+        recorder = Some(record_on(net, 2, at_carol));
+    });
+    let recorder = recorder.unwrap();
+    net.run_for(Duration::from_secs(2));
+    net.command(
+        2,
+        Command::Hangup {
+            call: calls.replacing,
+        },
+    );
+    net.run_for(Duration::from_secs(2));
+
+    let (recording, last) = the_one_recording(&net, recorder);
+    let aor_of = |id: &str| {
+        last.participants
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.aor.clone())
+            .unwrap_or_default()
+    };
+    let left: Vec<String> = last
+        .participant_session_assocs
+        .iter()
+        .filter(|a| a.disassociate_time.is_some())
+        .map(|a| aor_of(&a.participant_id))
+        .collect();
+    assert!(
+        left.iter().any(|aor| aor.contains("alice")),
+        "Alice left the recorded session: {left:?} in {last:?}"
+    );
+    assert!(
+        last.participants.iter().any(|p| p.aor.contains("bob")),
+        "Bob joined it: {last:?}"
+    );
+    // The far end's stream: Alice's 1 kHz first, Bob's 620 Hz after the replacement.
+    let far = recording.audio("2");
+    let early = amplitude_at(far, 0.2, 1.5, 1000.0);
+    let late = near_the_end(far, 620.0);
+    assert!(early > 0.1, "Alice's voice at first: {early}");
+    assert!(late > 0.1, "Bob's voice after the replacement: {late}");
+}
+
+/// Bob records his call with Alice; when he is handed over to Carol (attended), his
+/// recording goes on with his call to Carol: one session, Alice leaving and Carol joining.
+#[test]
+fn the_transferees_recording_goes_on_with_the_call_to_the_target() {
+    let mut recorder = None;
+    let (mut net, _) = attended_transfer(|net, _| {
+        let b = incoming(net, 1).unwrap();
+        recorder = Some(record_on(net, 1, b));
+    });
+    let recorder = recorder.unwrap();
+    net.run_for(Duration::from_secs(2));
+    let (recording, last) = the_one_recording(&net, recorder);
+    assert!(
+        last.participants.iter().any(|p| p.aor.contains("carol")),
+        "Carol joined Bob's recorded session: {last:?}"
+    );
+    let late = near_the_end(recording.audio("2"), 440.0);
+    assert!(late > 0.1, "Carol's voice on Bob's far-end stream: {late}");
 }
