@@ -520,7 +520,7 @@ impl AudioLoop {
             Some(stream) => {
                 self.silence.stop();
                 if stream
-                    .capture_into(&mut engine.capture, self.voice.as_mut())
+                    .capture_into(&mut engine.capture, self.voice.as_mut(), now)
                     .is_err()
                 {
                     broken.push(DeviceRole::Capture);
@@ -533,7 +533,7 @@ impl AudioLoop {
             Some(stream) => {
                 let extra = (!ringer_has_own_device).then_some(&mut engine.ringer);
                 if stream
-                    .play_from(&mut engine.playback, extra, self.voice.as_mut())
+                    .play_from(&mut engine.playback, extra, self.voice.as_mut(), now)
                     .is_err()
                 {
                     broken.push(DeviceRole::Playback);
@@ -543,7 +543,10 @@ impl AudioLoop {
         }
         match self.ringing.stream.as_mut() {
             Some(stream) => {
-                if stream.play_from(&mut engine.ringer, None, None).is_err() {
+                if stream
+                    .play_from(&mut engine.ringer, None, None, now)
+                    .is_err()
+                {
                     broken.push(DeviceRole::Ringing);
                 }
             }

@@ -297,13 +297,13 @@ impl OpenStream {
     }
 
     /// Moves everything the microphone delivered into the engine's capture ring, as 48 kHz
-    /// mono. Returns how many engine samples did not fit.
-    /// Moves the microphone's samples, converted, into the engine's ring; through `voice`
-    /// first when there is one (the level meter shows what the call gets).
+    /// mono, through `voice` first when there is one (the level meter shows what the call
+    /// gets). Returns how many engine samples did not fit.
     pub(crate) fn capture_into(
         &mut self,
         engine: &mut Producer<f32>,
         mut voice: Option<&mut super::voice::VoiceProcessing>,
+        now: std::time::Instant,
     ) -> Result<usize, AudioError> {
         let Side::Input {
             ring,
@@ -326,7 +326,7 @@ impl OpenStream {
                 return Ok(dropped);
             }
             converter.convert(part, &mut |out| match voice.as_deref_mut() {
-                Some(voice) => voice.capture(out, &mut |processed| {
+                Some(voice) => voice.capture(out, now, &mut |processed| {
                     level.measure(processed);
                     dropped += engine.push_partial_slice(processed).1.len();
                 }),
@@ -346,6 +346,7 @@ impl OpenStream {
         engine: &mut Consumer<f32>,
         mut extra: Option<&mut Consumer<f32>>,
         mut voice: Option<&mut super::voice::VoiceProcessing>,
+        now: std::time::Instant,
     ) -> Result<(), AudioError> {
         let target = self.queue_target();
         let Side::Output {
@@ -377,7 +378,7 @@ impl OpenStream {
                 }
             }
             if let Some(voice) = voice.as_deref_mut() {
-                voice.render(mono);
+                voice.render(mono, now);
             }
             let mut lost = 0;
             converter.convert(mono, &mut |out| {

@@ -7,20 +7,29 @@
 //! ARCHITECTURE.md for the measurements.
 //!
 //! The audio thread hands [`VoiceProcessing::render`] every 48 kHz sample it sends to the
-//! speaker (after volume, the ringtone mixed in: what the microphone may pick up again) and
+//! call's speaker stream (after volume; the ringtone too when it plays on that stream rather
+//! than on a ringing device of its own: what the microphone may pick up again) and
 //! passes the microphone's converted samples through [`VoiceProcessing::capture`]. Both are
 //! cut into the 10 ms chunks the processor takes; the delay between the two is the
 //! canceller's to find (AEC3 estimates it, and follows it when it drifts). It runs on the
 //! audio thread's conversion stage, never in a device callback.
 
 use serde::{Deserialize, Serialize};
-use sonora::config::{EchoCanceller, GainController2, NoiseSuppression, NoiseSuppressionLevel};
+use std::time::{Duration, Instant};
+
+use sonora::config::{
+    AdaptiveDigital, EchoCanceller, GainController2, NoiseSuppression, NoiseSuppressionLevel,
+};
 use sonora::{AudioProcessing, Config, StreamConfig};
 
 use crate::media::SAMPLE_RATE;
 
 /// What the processor takes at once: 10 ms.
 const CHUNK: usize = SAMPLE_RATE as usize / 100;
+/// With nothing sent to the speaker for this long (no call, no speaker), the microphone
+/// passes unprocessed: AEC3 wants a reference every 10 ms, and without one it keeps losing
+/// and looking for the echo's delay; nor is there an echo to cancel.
+const REFERENCE_STALE: Duration = Duration::from_millis(500);
 
 /// How strongly background noise is suppressed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +99,12 @@ impl VoiceSettings {
                 level,
                 ..NoiseSuppression::default()
             }),
-            gain_controller2: self.auto_gain.then(GainController2::default),
+            // The default AGC2 is its limiter alone; the adaptive digital controller is what
+            // keeps a voice at a steady level.
+            gain_controller2: self.auto_gain.then(|| GainController2 {
+                adaptive_digital: Some(AdaptiveDigital::default()),
+                ..GainController2::default()
+            }),
             ..Config::default()
         }
     }
@@ -103,6 +117,8 @@ pub struct VoiceProcessing {
     render_out: Vec<f32>,
     capture_pending: Vec<f32>,
     capture_out: Vec<f32>,
+    /// When samples last went to the speaker.
+    rendered_at: Option<Instant>,
 }
 
 impl core::fmt::Debug for VoiceProcessing {
@@ -129,15 +145,19 @@ impl VoiceProcessing {
             render_out: vec![0.0; CHUNK],
             capture_pending: Vec::with_capacity(CHUNK),
             capture_out: vec![0.0; CHUNK],
+            rendered_at: None,
         })
     }
 
-    /// Samples on their way to the speaker: the echo's reference.
-    pub fn render(&mut self, mut samples: &[f32]) {
+    /// Samples on their way to the speaker at `now`: the echo's reference.
+    pub fn render(&mut self, mut samples: &[f32], now: Instant) {
+        if !samples.is_empty() {
+            self.rendered_at = Some(now);
+        }
         while !samples.is_empty() {
             let room = CHUNK - self.render_pending.len();
-            let (now, rest) = samples.split_at(room.min(samples.len()));
-            self.render_pending.extend_from_slice(now);
+            let (part, rest) = samples.split_at(room.min(samples.len()));
+            self.render_pending.extend(part.iter().map(|s| finite(*s)));
             samples = rest;
             if self.render_pending.len() == CHUNK {
                 // The render side only analyses; what it would write back is not played.
@@ -149,13 +169,21 @@ impl VoiceProcessing {
         }
     }
 
-    /// Microphone samples in; each processed 10 ms chunk goes to `out` as it is ready (the
-    /// processing delays the microphone by less than 10 ms).
-    pub fn capture(&mut self, mut samples: &[f32], out: &mut dyn FnMut(&[f32])) {
+    /// Microphone samples in at `now`; each processed 10 ms chunk goes to `out` as it is
+    /// ready (the processing delays the microphone by less than 10 ms). While nothing goes
+    /// to the speaker the samples pass as they are.
+    pub fn capture(&mut self, mut samples: &[f32], now: Instant, out: &mut dyn FnMut(&[f32])) {
+        let speaking = self
+            .rendered_at
+            .is_some_and(|at| now.saturating_duration_since(at) < REFERENCE_STALE);
+        if !speaking && self.capture_pending.is_empty() {
+            out(samples);
+            return;
+        }
         while !samples.is_empty() {
             let room = CHUNK - self.capture_pending.len();
-            let (now, rest) = samples.split_at(room.min(samples.len()));
-            self.capture_pending.extend_from_slice(now);
+            let (part, rest) = samples.split_at(room.min(samples.len()));
+            self.capture_pending.extend(part.iter().map(|s| finite(*s)));
             samples = rest;
             if self.capture_pending.len() == CHUNK {
                 match self
@@ -170,6 +198,11 @@ impl VoiceProcessing {
             }
         }
     }
+}
+
+/// A NaN or infinity from a driver would poison the canceller's filters for good.
+fn finite(sample: f32) -> f32 {
+    if sample.is_finite() { sample } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -198,8 +231,10 @@ mod tests {
         let mut sine = Sine::new(1000.0, near, SAMPLE_RATE);
         let mut out = Vec::new();
         let mut mic = vec![0.0; 480];
+        let start = Instant::now();
         for (index, chunk) in far.chunks(480).enumerate() {
-            voice.render(chunk);
+            let now = start + Duration::from_millis(10 * index as u64);
+            voice.render(chunk, now);
             sine.fill(&mut mic);
             for (i, sample) in mic.iter_mut().enumerate() {
                 let at = index * 480 + i;
@@ -207,7 +242,7 @@ mod tests {
                     *sample += echo * 0.5;
                 }
             }
-            voice.capture(&mic, &mut |processed| out.extend_from_slice(processed));
+            voice.capture(&mic, now, &mut |processed| out.extend_from_slice(processed));
         }
         let tail = out.split_off(out.len() - 2 * SAMPLE_RATE as usize);
         (tail, far)
@@ -228,6 +263,74 @@ mod tests {
         let loss = 20.0 * (level / 0.3).log10();
         eprintln!("near end while both talk: {loss:.1} dB");
         assert!(loss > -6.0, "the near end's 1 kHz is {loss:.1} dB down");
+    }
+
+    #[test]
+    fn with_nothing_played_the_microphone_passes_as_it_is() {
+        let mut voice = VoiceProcessing::new(VoiceSettings::RECOMMENDED).unwrap();
+        let mut sine = Sine::new(1000.0, 0.3, SAMPLE_RATE);
+        let mut mic = vec![0.0; 960];
+        sine.fill(&mut mic);
+        let mut out = Vec::new();
+        voice.capture(&mic, Instant::now(), &mut |p| out.extend_from_slice(p));
+        assert_eq!(out, mic);
+    }
+
+    #[test]
+    fn a_nan_from_the_driver_does_not_spoil_the_canceller() {
+        let mut voice = VoiceProcessing::new(VoiceSettings::RECOMMENDED).unwrap();
+        let mut seed = 3;
+        let far = noise(&mut seed, 4 * SAMPLE_RATE as usize, 0.3);
+        let start = Instant::now();
+        let mut out = Vec::new();
+        for (index, chunk) in far.chunks(480).enumerate() {
+            let now = start + Duration::from_millis(10 * index as u64);
+            let mut mic: Vec<f32> = far
+                .get((index.saturating_sub(3)) * 480..)
+                .map(|s| s.iter().take(480).map(|x| x * 0.5).collect())
+                .unwrap_or_else(|| vec![0.0; 480]);
+            if index == 100 {
+                mic[7] = f32::NAN;
+                voice.render(&[f32::INFINITY], now);
+            }
+            voice.render(chunk, now);
+            voice.capture(&mic, now, &mut |p| out.extend_from_slice(p));
+        }
+        assert!(out.iter().all(|s| s.is_finite()));
+        let tail = &out[out.len() - SAMPLE_RATE as usize..];
+        let down = 20.0 * (rms(tail) / rms(&far)).log10();
+        assert!(down < -25.0, "echo {down:.1} dB after a NaN");
+    }
+
+    #[test]
+    fn automatic_gain_brings_a_quiet_voice_up() {
+        let settings = VoiceSettings {
+            auto_gain: true,
+            ..VoiceSettings::default()
+        };
+        let mut voice = VoiceProcessing::new(settings).unwrap();
+        // A quiet voice-like sound (about -40 dBFS): a buzz of harmonics in syllables.
+        let rate = SAMPLE_RATE as usize;
+        let quiet: Vec<f32> = (0..8 * rate)
+            .map(|n| {
+                let t = n as f32 / SAMPLE_RATE as f32;
+                let syllable = if (t * 4.0).fract() < 0.6 { 1.0 } else { 0.1 };
+                let buzz: f32 = (1..8)
+                    .map(|h| (core::f32::consts::TAU * 140.0 * h as f32 * t).sin() / h as f32)
+                    .sum();
+                0.01 * syllable * buzz
+            })
+            .collect();
+        let start = Instant::now();
+        let mut out = Vec::new();
+        for (index, chunk) in quiet.chunks(480).enumerate() {
+            let now = start + Duration::from_millis(10 * index as u64);
+            voice.render(&[0.0; 480], now);
+            voice.capture(chunk, now, &mut |p| out.extend_from_slice(p));
+        }
+        let gain = 20.0 * (rms(&out[6 * rate..]) / rms(&quiet[6 * rate..])).log10();
+        eprintln!("automatic gain after 6 s: {gain:.1} dB");
+        assert!(gain > 6.0, "the quiet voice gained {gain:.1} dB");
     }
 
     #[test]
