@@ -36,6 +36,34 @@ fn call_under_policy(name: &str, policy: &str, flags: &[&str]) -> (Peer, Option<
     (phone, status.code(), stderr)
 }
 
+/// `verbatim call` to the far end on `far_port` for 3 s (PCMU, plain RTP) under the policy
+/// in `policy_file`, with `flags`; it must succeed.
+fn call_far_end_under(
+    phone: &mut Peer,
+    far_port: u16,
+    policy_file: &std::path::Path,
+    flags: &[&str],
+) {
+    let target = format!("sip:service@127.0.0.1:{far_port}");
+    let mut args = vec![
+        "call",
+        &target,
+        "--codec",
+        "pcmu",
+        "--srtp",
+        "off",
+        "--duration",
+        "3",
+    ];
+    args.extend_from_slice(flags);
+    start_verbatim_with_env(
+        phone,
+        args,
+        &[("VERBATIM_POLICY_FILE", policy_file.to_str().unwrap())],
+    );
+    phone.expect_success(Duration::from_secs(30));
+}
+
 const MANDATORY: &str = "[recording]\npolicy = \"mandatory\"\nmode = \"separate\"\n";
 
 #[test]
@@ -85,21 +113,7 @@ fn a_policy_that_records_every_call_records_one_placed_without_record() {
         "[recording]\nauto = \"all\"\nsrs = \"sip:srs@127.0.0.1:{srs_port};transport=tcp\"\n"
     );
     let file = phone.write_file("policy.toml", policy);
-    start_verbatim_with_env(
-        &mut phone,
-        [
-            "call",
-            &format!("sip:service@127.0.0.1:{far_port}"),
-            "--codec",
-            "pcmu",
-            "--srtp",
-            "off",
-            "--duration",
-            "3",
-        ],
-        &[("VERBATIM_POLICY_FILE", file.to_str().unwrap())],
-    );
-    phone.expect_success(Duration::from_secs(30));
+    call_far_end_under(&mut phone, far_port, &file, &[]);
     far_end.expect_success(Duration::from_secs(30));
     srs.stop();
     let stderr = phone.stderr();
@@ -109,5 +123,50 @@ fn a_policy_that_records_every_call_records_one_placed_without_record() {
         folders.len(),
         1,
         "the policy's recorder has the call\n{stderr}"
+    );
+}
+
+/// The policy fixes the built-in recorder and its folder: a call recorded by the user's own
+/// choice of recorder (in their settings) goes to the built-in one, into the folder the
+/// policy names; `--srs` on the command line is refused.
+#[test]
+fn a_policy_that_fixes_the_built_in_recorder_keeps_recordings_in_its_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[recording]\nbuiltin_recorder = true\nfolder = \"{}\"\nkeep_days = 30\n",
+        folder.path().display()
+    );
+    let (_refused, code, stderr) = call_under_policy(
+        "verbatim-policy-builtin-refuses",
+        &policy,
+        &["--record", "--srs", "sip:elsewhere@127.0.0.1:9"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--srs: recording.srs is set by your administrator"),
+        "{stderr}"
+    );
+
+    let (mut far_end, far_port) = start_sipp_far_end("sipp-uas-policy-builtin");
+    let mut phone = Peer::new("verbatim-policy-builtin");
+    let file = phone.write_file("policy.toml", &policy);
+    // The user's own settings name another recorder, which nobody runs.
+    let config = phone.write_file(
+        "config.toml",
+        "[recording]\nsrs = \"sip:mine@127.0.0.1:9;transport=tcp\"\n",
+    );
+    call_far_end_under(
+        &mut phone,
+        far_port,
+        &file,
+        &["--config", config.to_str().unwrap(), "--record"],
+    );
+    far_end.expect_success(Duration::from_secs(30));
+    let stderr = phone.stderr();
+    let folders = verbatim::archive::session::session_folders(folder.path());
+    assert_eq!(
+        folders.len(),
+        1,
+        "the built-in recorder kept the call in the policy's folder\n{stderr}"
     );
 }

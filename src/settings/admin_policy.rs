@@ -38,6 +38,14 @@ struct PolicyFile {
 struct LockedRecording {
     auto: Option<String>,
     srs: Option<String>,
+    /// `true`: the built-in recorder, and no other (an absent `srs` leaves the choice open).
+    builtin_recorder: Option<bool>,
+    /// The built-in recorder's folder.
+    folder: Option<PathBuf>,
+    /// How long the built-in recorder keeps recordings.
+    keep_days: Option<u32>,
+    /// Whether the far end's recording preference (RFC 7866 `a=recordpref`) is followed.
+    honour_preference: Option<bool>,
     srs_secondary: Option<String>,
     policy: Option<String>,
     mode: Option<String>,
@@ -62,6 +70,9 @@ struct LockedNotice {
 pub enum Locked {
     Auto,
     Srs,
+    Folder,
+    KeepDays,
+    HonourPreference,
     SrsSecondary,
     Policy,
     Mode,
@@ -80,6 +91,9 @@ impl Locked {
         match self {
             Locked::Auto => "recording.auto",
             Locked::Srs => "recording.srs",
+            Locked::Folder => "recording.folder",
+            Locked::KeepDays => "recording.keep_days",
+            Locked::HonourPreference => "recording.honour_preference",
             Locked::SrsSecondary => "recording.srs_secondary",
             Locked::Policy => "recording.policy",
             Locked::Mode => "recording.mode",
@@ -132,6 +146,11 @@ impl AdminPolicy {
     /// The policy a file's text sets; its values are checked as the settings' are.
     pub fn parse(text: &str) -> Result<AdminPolicy, String> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        if file.recording.builtin_recorder == Some(true) && file.recording.srs.is_some() {
+            return Err(
+                "recording: builtin_recorder = true and srs name two recorders; keep one".into(),
+            );
+        }
         let policy = AdminPolicy {
             path: None,
             recording: file.recording,
@@ -156,8 +175,17 @@ impl AdminPolicy {
         let n = &r.notice;
         [
             (r.auto.is_some(), Locked::Auto),
-            (r.srs.is_some(), Locked::Srs),
-            (r.srs_secondary.is_some(), Locked::SrsSecondary),
+            (
+                r.srs.is_some() || r.builtin_recorder == Some(true),
+                Locked::Srs,
+            ),
+            (r.folder.is_some(), Locked::Folder),
+            (r.keep_days.is_some(), Locked::KeepDays),
+            (r.honour_preference.is_some(), Locked::HonourPreference),
+            (
+                r.srs_secondary.is_some() || r.builtin_recorder == Some(true),
+                Locked::SrsSecondary,
+            ),
             (r.policy.is_some(), Locked::Policy),
             (r.mode.is_some(), Locked::Mode),
             (r.srtp.is_some(), Locked::Srtp),
@@ -193,6 +221,20 @@ impl AdminPolicy {
         set(&r.mode, &mut settings.mode);
         if let Some(srs) = &r.srs {
             settings.srs = Some(srs.clone());
+        }
+        if r.builtin_recorder == Some(true) {
+            // The built-in recorder is the one with no URI; nothing to fail over to.
+            settings.srs = None;
+            settings.srs_secondary = None;
+        }
+        if let Some(folder) = &r.folder {
+            settings.folder = Some(folder.clone());
+        }
+        if let Some(days) = r.keep_days {
+            settings.keep_days = Some(days);
+        }
+        if let Some(honour) = r.honour_preference {
+            settings.honour_preference = honour;
         }
         if let Some(secondary) = &r.srs_secondary {
             settings.srs_secondary = Some(secondary.clone());
@@ -310,6 +352,44 @@ mod tests {
         std::fs::write(&path, "[recording\n").unwrap();
         let error = AdminPolicy::load(&path).unwrap_err();
         assert!(error.contains("bad.toml"), "{error}");
+    }
+
+    #[test]
+    fn the_built_in_recorder_its_folder_retention_and_the_far_ends_wish_can_be_fixed() {
+        let policy = AdminPolicy::parse(
+            "[recording]\nbuiltin_recorder = true\nfolder = \"/srv/recordings\"\n\
+             keep_days = 90\nhonour_preference = false\n",
+        )
+        .unwrap();
+        let mut users = RecordingSettings {
+            srs: Some("sip:home@example.com".into()),
+            srs_secondary: Some("sip:backup@example.com".into()),
+            folder: Some("/home/me/calls".into()),
+            keep_days: Some(7),
+            honour_preference: true,
+            ..RecordingSettings::default()
+        };
+        policy.apply(&mut users);
+        assert_eq!(users.srs, None, "the built-in recorder");
+        assert_eq!(users.srs_secondary, None);
+        assert_eq!(users.folder.as_deref(), Some(Path::new("/srv/recordings")));
+        assert_eq!(users.keep_days, Some(90));
+        assert!(!users.honour_preference);
+        assert_eq!(
+            policy.locked(),
+            vec![
+                Locked::Srs,
+                Locked::Folder,
+                Locked::KeepDays,
+                Locked::HonourPreference,
+                Locked::SrsSecondary
+            ]
+        );
+        let both = AdminPolicy::parse(
+            "[recording]\nbuiltin_recorder = true\nsrs = \"sip:r@corp.example\"\n",
+        );
+        assert!(both.unwrap_err().contains("two recorders"));
+        assert!(AdminPolicy::parse("[recording]\nkeep_days = 0\n").is_err());
     }
 
     #[test]

@@ -327,6 +327,9 @@ impl SettingsEditor {
             match setting {
                 Locked::Auto => recording.auto.clone_from(&own.auto),
                 Locked::Srs => recording.srs.clone_from(&own.srs),
+                Locked::Folder => recording.folder.clone_from(&own.folder),
+                Locked::KeepDays => recording.keep_days = own.keep_days,
+                Locked::HonourPreference => recording.honour_preference = own.honour_preference,
                 Locked::SrsSecondary => recording.srs_secondary.clone_from(&own.srs_secondary),
                 Locked::Policy => recording.policy.clone_from(&own.policy),
                 Locked::Mode => recording.mode.clone_from(&own.mode),
@@ -453,13 +456,15 @@ impl SettingsEditor {
         let default_folder = crate::settings::default_recordings_folder()
             .map(|f| f.display().to_string())
             .unwrap_or_default();
-        changed |= field(
-            ui,
-            "Built-in recorder folder",
-            &mut self.folder,
-            &format!("empty: {default_folder}"),
-            error_for(&error, "recording.folder"),
-        );
+        changed |= locked_ui(ui, &self.admin, Locked::Folder, |ui| {
+            field(
+                ui,
+                "Built-in recorder folder",
+                &mut self.folder,
+                &format!("empty: {default_folder}"),
+                error_for(&error, "recording.folder"),
+            )
+        });
         changed |= locked_ui(ui, &self.admin, Locked::Encrypt, |ui| {
             ui.checkbox(
                 &mut self.encrypt,
@@ -561,12 +566,13 @@ impl SettingsEditor {
             ui.checkbox(&mut self.srtp, "Encrypt the recording's media (SRTP)")
                 .changed()
         });
-        changed |= ui
-            .checkbox(
+        changed |= locked_ui(ui, &self.admin, Locked::HonourPreference, |ui| {
+            ui.checkbox(
                 &mut self.honour,
                 "Honour the other side's wish not to be recorded",
             )
-            .changed();
+            .changed()
+        });
         ui.add_space(6.0);
         ui.label(RichText::new("Telling the other side").strong());
         changed |= locked_ui(ui, &self.admin, Locked::Announcement, |ui| {
