@@ -22,6 +22,21 @@ use support::{
 use verbatim::engine::EngineConfig;
 use verbatim::ui::{Bridge, BridgeConfig, VerbatimApp};
 
+/// Steps the window until `done`; fails saying `what` after `seconds`.
+fn step_until(
+    harness: &mut Harness<'_, VerbatimApp>,
+    seconds: u64,
+    what: &str,
+    mut done: impl FnMut(&Harness<'_, VerbatimApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done(harness) {
+        assert!(Instant::now() < deadline, "{what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Steps the window until a label containing `text` shows (the phone answers on its own
 /// threads, so time must pass between frames).
 fn wait_for(harness: &mut Harness<'_, VerbatimApp>, text: &str) {
@@ -59,8 +74,22 @@ fn app_on(recordings: &std::path::Path, srs: Option<&str>, listen: &str) -> Verb
 
 fn app_recording(
     recordings: &std::path::Path,
+    recording: verbatim::settings::Recording,
+    listen: &str,
+) -> VerbatimApp {
+    app_notifying(
+        recordings,
+        recording,
+        listen,
+        verbatim::ui::call_notifications::NotificationBus::Off,
+    )
+}
+
+fn app_notifying(
+    recordings: &std::path::Path,
     mut recording: verbatim::settings::Recording,
     listen: &str,
+    notifications: verbatim::ui::call_notifications::NotificationBus,
 ) -> VerbatimApp {
     // The window's recorder encrypts to the test key, never the user's.
     if recording.storage.key_file.is_none() {
@@ -84,6 +113,7 @@ fn app_recording(
         audio_control: None,
         admin: verbatim::settings::AdminPolicy::default(),
         stun_server: None,
+        notifications,
     };
     VerbatimApp::new(Bridge::start(config, || {}))
 }
@@ -205,6 +235,26 @@ fn a_recorder_that_dies_shows_as_not_recording_with_the_reason() {
     );
 }
 
+/// `from` calls the window on `port` (`verbatim call`, as peer `name`) and hangs up
+/// `seconds` after it is answered.
+fn call_the_window(name: &str, from: &str, port: u16, seconds: u32) -> Peer {
+    let mut caller = Peer::new(name);
+    start_verbatim(
+        &mut caller,
+        [
+            "call",
+            &format!("sip:me@127.0.0.1:{port}"),
+            "--from",
+            from,
+            "--duration",
+            &seconds.to_string(),
+        ],
+    );
+    caller
+}
+
+const CAROL: &str = "\"Carol\" <sip:carol@127.0.0.1>";
+
 /// A call comes in: the window shows who calls, Answer connects it, the keypad sends DTMF
 /// the caller hears, and the caller's hang-up ends it.
 #[test]
@@ -216,18 +266,7 @@ fn an_incoming_call_is_answered_from_the_window_and_hears_the_keypad() {
         app_on(recordings.path(), None, &format!("127.0.0.1:{port}")),
     );
     wait_for(&mut harness, "Ready on");
-    let mut caller = Peer::new("gui-caller");
-    start_verbatim(
-        &mut caller,
-        [
-            "call",
-            &format!("sip:me@127.0.0.1:{port}"),
-            "--from",
-            "\"Carol\" <sip:carol@127.0.0.1>",
-            "--duration",
-            "3",
-        ],
-    );
+    let mut caller = call_the_window("gui-caller", CAROL, port, 3);
     wait_for(&mut harness, "Incoming call");
     assert!(harness.query_by_label_contains("carol").is_some());
     harness.get_by_label("Answer").click();
@@ -325,21 +364,7 @@ fn a_second_call_rings_beside_the_first_and_enter_answers_it() {
         app_on(recordings.path(), None, &format!("127.0.0.1:{port}")),
     );
     wait_for(&mut harness, "Ready on");
-    let call = |name: &str| {
-        let mut caller = Peer::new(name);
-        start_verbatim(
-            &mut caller,
-            [
-                "call",
-                &format!("sip:me@127.0.0.1:{port}"),
-                "--from",
-                &format!("<sip:{name}@127.0.0.1>"),
-                "--duration",
-                "3",
-            ],
-        );
-        caller
-    };
+    let call = |name: &str| call_the_window(name, &format!("<sip:{name}@127.0.0.1>"), port, 3);
     let mut first = call("first");
     wait_for(&mut harness, "Incoming call");
     harness.get_by_label("Answer").click();
@@ -351,15 +376,9 @@ fn a_second_call_rings_beside_the_first_and_enter_answers_it() {
         "the first call stays on screen"
     );
     harness.key_press(egui::Key::Enter);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while harness.query_all_by_label_contains("Connected").count() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the second call was not answered"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    step_until(&mut harness, 10, "the second call was not answered", |h| {
+        h.query_all_by_label_contains("Connected").count() >= 2
+    });
     first.expect_success(Duration::from_secs(20));
     second.expect_success(Duration::from_secs(20));
 }
@@ -1109,4 +1128,139 @@ fn echo_cancellation_and_noise_suppression_are_set_and_saved() {
         written.audio.noise_suppression,
         verbatim::audio::NoiseLevel::Off
     );
+}
+
+/// What a notification showed: summary, body and actions.
+type Shown = (String, String, Vec<String>);
+
+/// A desktop's notification server (the freedesktop interface), on a bus of the test's own:
+/// it keeps what it was asked to show and close.
+#[derive(Default, Clone)]
+struct NotificationServer {
+    /// Each notification, by id (from 1).
+    shown: std::sync::Arc<std::sync::Mutex<Vec<Shown>>>,
+    closed: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl NotificationServer {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        _hints: std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut shown = self.shown.lock().unwrap();
+        shown.push((summary, body, actions));
+        u32::try_from(shown.len()).unwrap()
+    }
+
+    fn close_notification(&self, id: u32) {
+        self.closed.lock().unwrap().push(id);
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        ("test".into(), "verbatim".into(), "1".into(), "1.2".into())
+    }
+}
+
+/// A D-Bus daemon of the test's own, killed on drop.
+struct PrivateBus {
+    daemon: std::process::Child,
+    address: String,
+}
+
+impl PrivateBus {
+    fn start() -> PrivateBus {
+        use std::io::BufRead;
+        let mut daemon = std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt-get install dbus)");
+        let mut address = String::new();
+        std::io::BufReader::new(daemon.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        PrivateBus {
+            daemon,
+            address: address.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// An incoming call shows a desktop notification with Answer and Decline; choosing Answer
+/// there answers the call (as the window's button would), and the notification goes.
+#[test]
+fn an_incoming_call_is_notified_on_the_desktop_and_answered_from_the_notification() {
+    let bus = PrivateBus::start();
+    let server = NotificationServer::default();
+    let desktop = zbus::blocking::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.freedesktop.Notifications")
+        .unwrap()
+        .serve_at("/org/freedesktop/Notifications", server.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let recordings = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        app_notifying(
+            recordings.path(),
+            recording,
+            &format!("127.0.0.1:{port}"),
+            verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
+        ),
+    );
+    wait_for(&mut harness, "Ready on");
+    let mut caller = call_the_window("gui-notified-caller", CAROL, port, 2);
+    wait_for(&mut harness, "Incoming call");
+    step_until(&mut harness, 5, "no notification was shown", |_| {
+        !server.shown.lock().unwrap().is_empty()
+    });
+    let (summary, body, actions) = server.shown.lock().unwrap()[0].clone();
+    assert_eq!(summary, "Incoming call");
+    assert!(body.contains("carol"), "{body}");
+    assert_eq!(actions, ["answer", "Answer", "decline", "Decline"]);
+    // The user clicks Answer in the notification.
+    desktop
+        .emit_signal(
+            None::<()>,
+            "/org/freedesktop/Notifications",
+            "org.freedesktop.Notifications",
+            "ActionInvoked",
+            &(1u32, "answer"),
+        )
+        .unwrap();
+    wait_for(&mut harness, "Connected");
+    step_until(
+        &mut harness,
+        5,
+        "the notification stayed after the answer",
+        |_| server.closed.lock().unwrap().contains(&1),
+    );
+    caller.expect_success(Duration::from_secs(20));
 }

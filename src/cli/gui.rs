@@ -127,6 +127,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         audio_control: audio.control,
         admin,
         stun_server: settings.call.stun_server.clone(),
+        notifications: crate::ui::call_notifications::NotificationBus::Session,
     };
     let editable = args
         .config

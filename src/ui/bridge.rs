@@ -159,6 +159,8 @@ pub struct BridgeConfig {
     pub admin: crate::settings::AdminPolicy,
     /// `[call] stun_server`: see [`DriverConfig::stun_server`].
     pub stun_server: Option<String>,
+    /// Where incoming calls are notified on the desktop.
+    pub notifications: super::call_notifications::NotificationBus,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -184,6 +186,7 @@ impl Bridge {
     pub fn start(config: BridgeConfig, wake: impl Fn() + Send + 'static) -> Bridge {
         let audio = config.audio_control.clone();
         let (commands, command_rx) = mpsc::unbounded_channel();
+        let notification_choices = commands.downgrade();
         let (event_tx, events) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("verbatim-phone".into())
@@ -192,12 +195,16 @@ impl Bridge {
                     events: event_tx,
                     wake: Box::new(wake),
                 };
+                let desktop = super::call_notifications::CallNotifications::connect(
+                    &config.notifications,
+                    notification_choices,
+                );
                 match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(run(config, command_rx, notify)),
+                    Ok(runtime) => runtime.block_on(run(config, command_rx, notify, desktop)),
                     Err(error) => {
                         notify.send(UiEvent::Problem(format!("the phone cannot start: {error}")))
                     }
@@ -256,6 +263,7 @@ async fn run(
     config: BridgeConfig,
     mut commands: mpsc::UnboundedReceiver<UiCommand>,
     notify: Notifier,
+    desktop: Option<super::call_notifications::CallNotifications>,
 ) {
     let recorder = match (&config.recording.srs, &config.recordings) {
         (None, Some(dir)) => {
@@ -524,6 +532,18 @@ async fn run(
                     {
                         task.abort();
                         notify.send(UiEvent::Playing(None));
+                    }
+                    if let Some(desktop) = &desktop {
+                        match &event {
+                            Event::IncomingCall { call, from, .. } => desktop.incoming(*call, from),
+                            Event::CallState { call, state }
+                                if !matches!(state, crate::engine::CallState::Incoming) =>
+                            {
+                                desktop.done(*call);
+                            }
+                            Event::CallEnded { call, .. } => desktop.done(*call),
+                            _ => {}
+                        }
                     }
                     notify.send(UiEvent::Engine(Box::new(event)));
                 }

@@ -5,6 +5,7 @@
 mod account;
 pub mod app;
 pub mod bridge;
+pub mod call_notifications;
 pub mod history;
 pub mod model;
 mod playback;
