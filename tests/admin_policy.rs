@@ -146,6 +146,14 @@ fn a_policy_that_fixes_the_built_in_recorder_keeps_recordings_in_its_folder() {
         stderr.contains("--srs: recording.srs is set by your administrator"),
         "{stderr}"
     );
+    // Nor may a recorder of the network's start recording calls.
+    let (_refused, code, stderr) = call_under_policy(
+        "verbatim-policy-builtin-refuses-recorders",
+        &policy,
+        &["--allow-recorder", "127.0.0.9"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-recorder"), "{stderr}");
 
     let (mut far_end, far_port) = start_sipp_far_end("sipp-uas-policy-builtin");
     let mut phone = Peer::new("verbatim-policy-builtin");

@@ -156,6 +156,9 @@ fn check_against_policy(
     if admin.is_locked(Locked::Srtp) && args.srs_srtp && !recording.srtp {
         return refuse("--srs-srtp", Locked::Srtp);
     }
+    if admin.only_builtin_recorder() && !args.allow_recorder.is_empty() {
+        return refuse("--allow-recorder", Locked::Srs);
+    }
     if admin.makes_mandatory() && args.pause_at.is_some() {
         return Err(Failure::usage(format!(
             "--pause-at: a mandatory recording cannot be paused ({})",

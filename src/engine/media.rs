@@ -176,7 +176,7 @@ impl Engine {
 
     /// The far end's wish is honoured when the setting says so and this call's recording
     /// is not mandatory (RFC 7866 6.1.3 leaves it to policy).
-    fn honours_recordpref(&self, id: CallId) -> bool {
+    pub(super) fn honours_recordpref(&self, id: CallId) -> bool {
         self.config.honour_recordpref && !self.recording_is_mandatory(id)
     }
 

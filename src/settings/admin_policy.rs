@@ -146,10 +146,32 @@ impl AdminPolicy {
     /// The policy a file's text sets; its values are checked as the settings' are.
     pub fn parse(text: &str) -> Result<AdminPolicy, String> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
-        if file.recording.builtin_recorder == Some(true) && file.recording.srs.is_some() {
-            return Err(
-                "recording: builtin_recorder = true and srs name two recorders; keep one".into(),
-            );
+        match file.recording.builtin_recorder {
+            Some(true)
+                if file.recording.srs.is_some() || file.recording.srs_secondary.is_some() =>
+            {
+                return Err(
+                    "recording: builtin_recorder = true and srs (or srs_secondary) name two \
+                     recorders; keep one"
+                        .into(),
+                );
+            }
+            Some(false) => {
+                return Err(
+                    "recording.builtin_recorder: only true means something (the built-in \
+                     recorder and no other); leave it out otherwise"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(folder) = &file.recording.folder
+            && !folder.is_absolute()
+        {
+            return Err(format!(
+                "recording.folder: {} is not an absolute path",
+                folder.display()
+            ));
         }
         let policy = AdminPolicy {
             path: None,
@@ -223,9 +245,11 @@ impl AdminPolicy {
             settings.srs = Some(srs.clone());
         }
         if r.builtin_recorder == Some(true) {
-            // The built-in recorder is the one with no URI; nothing to fail over to.
+            // The built-in recorder is the one with no URI; nothing to fail over to, and no
+            // recorder of the network's may start recording a call either.
             settings.srs = None;
             settings.srs_secondary = None;
+            settings.allow_recorders.clear();
         }
         if let Some(folder) = &r.folder {
             settings.folder = Some(folder.clone());
@@ -284,6 +308,11 @@ impl AdminPolicy {
             .policy
             .as_deref()
             .is_some_and(|p| p.eq_ignore_ascii_case("mandatory"))
+    }
+
+    /// Only the built-in recorder may record: none of the network's may start a recording.
+    pub fn only_builtin_recorder(&self) -> bool {
+        self.recording.builtin_recorder == Some(true)
     }
 
     /// Every call is recorded by the policy.
@@ -364,6 +393,7 @@ mod tests {
         let mut users = RecordingSettings {
             srs: Some("sip:home@example.com".into()),
             srs_secondary: Some("sip:backup@example.com".into()),
+            allow_recorders: vec!["192.0.2.9".into()],
             folder: Some("/home/me/calls".into()),
             keep_days: Some(7),
             honour_preference: true,
@@ -372,6 +402,10 @@ mod tests {
         policy.apply(&mut users);
         assert_eq!(users.srs, None, "the built-in recorder");
         assert_eq!(users.srs_secondary, None);
+        assert!(
+            users.allow_recorders.is_empty(),
+            "no recorder starts one either"
+        );
         assert_eq!(users.folder.as_deref(), Some(Path::new("/srv/recordings")));
         assert_eq!(users.keep_days, Some(90));
         assert!(!users.honour_preference);
@@ -389,6 +423,12 @@ mod tests {
             "[recording]\nbuiltin_recorder = true\nsrs = \"sip:r@corp.example\"\n",
         );
         assert!(both.unwrap_err().contains("two recorders"));
+        let secondary = AdminPolicy::parse(
+            "[recording]\nbuiltin_recorder = true\nsrs_secondary = \"sip:r@corp.example\"\n",
+        );
+        assert!(secondary.unwrap_err().contains("two recorders"));
+        assert!(AdminPolicy::parse("[recording]\nbuiltin_recorder = false\n").is_err());
+        assert!(AdminPolicy::parse("[recording]\nfolder = \"calls\"\n").is_err());
         assert!(AdminPolicy::parse("[recording]\nkeep_days = 0\n").is_err());
     }
 

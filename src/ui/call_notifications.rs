@@ -2,10 +2,14 @@
 //! Notifications interface on the session bus, through zbus), so that a call is noticed and
 //! taken while the window is hidden or behind others. A choice in the notification comes
 //! back as the same command as the window's button; the notification goes once the call is
-//! answered, declined or gone.
+//! answered, declined or gone, or the phone stops. The D-Bus calls are made on a thread of
+//! their own, each given [`METHOD_TIMEOUT`]: a slow or wedged notification server must not
+//! hold up the phone.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::mpsc::WeakUnboundedSender;
 use zbus::blocking::{Connection, Proxy};
@@ -18,6 +22,14 @@ const DESTINATION: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
 const ANSWER: &str = "answer";
 const DECLINE: &str = "decline";
+/// How long a call to the notification server may take.
+const METHOD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the D-Bus thread is asked to do.
+enum Request {
+    Incoming(CallId, String),
+    Done(CallId),
+}
 
 /// Which bus to show notifications on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,10 +46,10 @@ pub enum NotificationBus {
 /// The incoming calls notified, by the notification server's id.
 type Shown = Arc<Mutex<HashMap<u32, CallId>>>;
 
+/// The phone's handle on its notifications; dropping it closes those still shown.
 #[derive(Debug)]
 pub struct CallNotifications {
-    proxy: Proxy<'static>,
-    shown: Shown,
+    requests: Sender<Request>,
 }
 
 impl CallNotifications {
@@ -49,14 +61,16 @@ impl CallNotifications {
         bus: &NotificationBus,
         commands: WeakUnboundedSender<UiCommand>,
     ) -> Option<Self> {
-        let connection = match bus {
+        let builder = match bus {
             NotificationBus::Off => return None,
-            NotificationBus::Session => Connection::session(),
+            NotificationBus::Session => zbus::blocking::connection::Builder::session(),
             NotificationBus::At(address) => {
                 zbus::blocking::connection::Builder::address(address.as_str())
-                    .and_then(zbus::blocking::connection::Builder::build)
             }
         };
+        let connection: zbus::Result<Connection> = builder
+            .map(|b| b.method_timeout(METHOD_TIMEOUT))
+            .and_then(zbus::blocking::connection::Builder::build);
         let proxy = connection
             .and_then(|connection| Proxy::new(&connection, DESTINATION, PATH, DESTINATION))
             .map_err(|error| tracing::warn!(%error, "no desktop notifications"))
@@ -83,11 +97,57 @@ impl CallNotifications {
             tracing::warn!(%error, "desktop notifications cannot report choices");
             return None;
         }
-        Some(CallNotifications { proxy, shown })
+        let (requests, received) = channel();
+        let worker = Worker { proxy, shown };
+        let spawned = std::thread::Builder::new()
+            .name("verbatim-notify".into())
+            .spawn(move || worker.serve(&received));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "no desktop notifications");
+            return None;
+        }
+        Some(CallNotifications { requests })
     }
 
     /// Shows that `from` calls, with Answer and Decline.
     pub fn incoming(&self, call: CallId, from: &str) {
+        let _ = self.requests.send(Request::Incoming(call, from.to_owned()));
+    }
+
+    /// The call was answered, declined or ended: its notification goes.
+    pub fn done(&self, call: CallId) {
+        let _ = self.requests.send(Request::Done(call));
+    }
+}
+
+/// The D-Bus side: shows and closes notifications as asked, in order.
+struct Worker {
+    proxy: Proxy<'static>,
+    shown: Shown,
+}
+
+impl Worker {
+    /// Until the phone drops its handle; then every notification still shown goes.
+    fn serve(&self, requests: &Receiver<Request>) {
+        for request in requests {
+            match request {
+                Request::Incoming(call, from) => self.incoming(call, &from),
+                Request::Done(call) => self.done(call),
+            }
+        }
+        let calls: Vec<CallId> = self
+            .shown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .copied()
+            .collect();
+        for call in calls {
+            self.done(call);
+        }
+    }
+
+    fn incoming(&self, call: CallId, from: &str) {
         let mut hints: HashMap<&str, Value<'_>> = HashMap::new();
         // Critical: it stays until the user acts (the spec's urgency byte).
         hints.insert("urgency", Value::U8(2));
@@ -100,7 +160,7 @@ impl CallNotifications {
                 0u32,
                 "org.verbatim.Verbatim",
                 "Incoming call",
-                from,
+                escape_markup(from).as_str(),
                 actions,
                 hints,
                 0i32,
@@ -117,8 +177,7 @@ impl CallNotifications {
         }
     }
 
-    /// The call was answered, declined or ended: its notification goes.
-    pub fn done(&self, call: CallId) {
+    fn done(&self, call: CallId) {
         let ids: Vec<u32> = {
             let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
             let ids = shown
@@ -135,6 +194,14 @@ impl CallNotifications {
             }
         }
     }
+}
+
+/// Servers that take markup in the body (GNOME, KDE, dunst) would read `<sip:...>` as a tag;
+/// a caller's display name must not become a link or an image either.
+fn escape_markup(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Turns an ActionInvoked signal for one of our notifications into the window's command;
@@ -167,4 +234,17 @@ fn choice_made(
     commands
         .upgrade()
         .is_some_and(|commands| commands.send(command).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callers_name_cannot_become_markup() {
+        assert_eq!(
+            escape_markup("\"<b>Boss</b>\" <sip:a@b> & co"),
+            "\"&lt;b&gt;Boss&lt;/b&gt;\" &lt;sip:a@b&gt; &amp; co"
+        );
+    }
 }

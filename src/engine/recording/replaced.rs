@@ -17,6 +17,23 @@ impl Engine {
         if self.local_conference.contains(&old) {
             return;
         }
+        // The new call is recorded already (the policy records every call): each recording
+        // then ends or goes on with its own call.
+        if self.recordings.contains_key(&new)
+            || self.recording_plans.contains_key(&new)
+            || self.pending_recordings.contains_key(&new)
+        {
+            return;
+        }
+        // An encrypted call is never recorded in the clear: a plain recording ends with the
+        // old call, and the new one is recorded as its policy says.
+        let plain = self
+            .recordings
+            .get(&old)
+            .is_some_and(|r| r.offer.keys.is_none());
+        if plain && self.call_uses_srtp(new) {
+            return;
+        }
         self.move_recording(old, new);
         if let Some(media) = self.media.get_mut(&old) {
             media.session.set_tapping(false);
@@ -52,6 +69,23 @@ impl Engine {
             self.recording_media_ready(new);
         } else if !applied.is_empty() {
             self.build_streams(new, applied);
+            // New streams start unpaused; a paused recording stays paused.
+            if let Some(recording) = self.recordings.get_mut(&new)
+                && recording.offer.direction != Direction::SendOnly
+            {
+                for stream in &mut recording.streams {
+                    stream.set_paused(true);
+                }
+            }
+        }
+        // The new far end may not want to be recorded (RFC 7866 a=recordpref).
+        let asks_pause = self
+            .media
+            .get(&new)
+            .and_then(|m| m.negotiated.as_ref())
+            .is_some_and(|n| n.remote_recordpref.as_deref() == Some("pause"));
+        if asks_pause && self.honours_recordpref(new) {
+            self.tell_recordings(new, crate::engine::notes::CallNote::FarEndAsksPause);
         }
         if let Some((media_id, state)) = self
             .recordings
