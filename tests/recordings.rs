@@ -22,12 +22,17 @@ use support::{
 const CALL_TIMEOUT: Duration = Duration::from_secs(40);
 
 fn recordings(args: &[&str]) -> Output {
+    recordings_with_env(args, &[])
+}
+
+fn recordings_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(support::verbatim_bin())
         .arg("recordings")
         .args(args)
         // Neither the user's keyring nor their settings.
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env("XDG_CONFIG_HOME", support::temp_config_home())
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -222,6 +227,22 @@ fn plain_files_when_asked_for_with_a_warning() {
     let (stdout, stderr) = text(&verified);
     assert!(verified.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("cannot be checked"), "{stderr}");
+    // Where the administrator's policy keeps recordings, they are listed without --dir.
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[recording]\nfolder = \"{}\"\n", dir.path().display()),
+    )
+    .unwrap();
+    let listed = recordings_with_env(
+        &["list"],
+        &[("VERBATIM_POLICY_FILE", policy.to_str().unwrap())],
+    );
+    let (stdout, stderr) = text(&listed);
+    assert!(listed.status.success(), "{stdout}{stderr}");
+    let session = folder.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(stdout.contains(&session), "{session} not in:\n{stdout}");
 }
 
 /// Runs `verbatim ARGS` inside a D-Bus session of its own with GNOME Keyring running and

@@ -61,8 +61,12 @@ pub(super) struct ArchiveArgs {
 
 impl ArchiveArgs {
     fn resolve(&self) -> Result<(PathBuf, Storage), Failure> {
-        let settings = crate::settings::Settings::load_or_default(self.config.as_deref())
+        let mut settings = crate::settings::Settings::load_or_default(self.config.as_deref())
             .map_err(|e| Failure::usage(e.to_string()))?;
+        // The recordings are where the administrator's policy keeps them, if it says.
+        crate::settings::AdminPolicy::load_system()
+            .map_err(Failure::usage)?
+            .apply(&mut settings.recording);
         let recording = settings.recording.validate().map_err(Failure::usage)?;
         let dir = self
             .dir
