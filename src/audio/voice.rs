@@ -150,29 +150,26 @@ impl VoiceProcessing {
     }
 
     /// Samples on their way to the speaker at `now`: the echo's reference.
-    pub fn render(&mut self, mut samples: &[f32], now: Instant) {
+    pub fn render(&mut self, samples: &[f32], now: Instant) {
         if !samples.is_empty() {
             self.rendered_at = Some(now);
         }
-        while !samples.is_empty() {
-            let room = CHUNK - self.render_pending.len();
-            let (part, rest) = samples.split_at(room.min(samples.len()));
-            self.render_pending.extend(part.iter().map(|s| finite(*s)));
-            samples = rest;
-            if self.render_pending.len() == CHUNK {
-                // The render side only analyses; what it would write back is not played.
-                let _ = self
-                    .processor
-                    .process_render_f32(&[&self.render_pending], &mut [&mut self.render_out]);
-                self.render_pending.clear();
-            }
-        }
+        let VoiceProcessing {
+            processor,
+            render_pending,
+            render_out,
+            ..
+        } = self;
+        in_chunks(render_pending, samples, |chunk| {
+            // The render side only analyses; what it would write back is not played.
+            let _ = processor.process_render_f32(&[chunk], &mut [render_out.as_mut_slice()]);
+        });
     }
 
     /// Microphone samples in at `now`; each processed 10 ms chunk goes to `out` as it is
     /// ready (the processing delays the microphone by less than 10 ms). While nothing goes
     /// to the speaker the samples pass as they are.
-    pub fn capture(&mut self, mut samples: &[f32], now: Instant, out: &mut dyn FnMut(&[f32])) {
+    pub fn capture(&mut self, samples: &[f32], now: Instant, out: &mut dyn FnMut(&[f32])) {
         let speaking = self
             .rendered_at
             .is_some_and(|at| now.saturating_duration_since(at) < REFERENCE_STALE);
@@ -180,22 +177,33 @@ impl VoiceProcessing {
             out(samples);
             return;
         }
-        while !samples.is_empty() {
-            let room = CHUNK - self.capture_pending.len();
-            let (part, rest) = samples.split_at(room.min(samples.len()));
-            self.capture_pending.extend(part.iter().map(|s| finite(*s)));
-            samples = rest;
-            if self.capture_pending.len() == CHUNK {
-                match self
-                    .processor
-                    .process_capture_f32(&[&self.capture_pending], &mut [&mut self.capture_out])
-                {
-                    Ok(()) => out(&self.capture_out),
-                    // A chunk the processor refuses still reaches the call, unprocessed.
-                    Err(_) => out(&self.capture_pending),
-                }
-                self.capture_pending.clear();
+        let VoiceProcessing {
+            processor,
+            capture_pending,
+            capture_out,
+            ..
+        } = self;
+        in_chunks(capture_pending, samples, |chunk| {
+            match processor.process_capture_f32(&[chunk], &mut [capture_out.as_mut_slice()]) {
+                Ok(()) => out(capture_out),
+                // A chunk the processor refuses still reaches the call, unprocessed.
+                Err(_) => out(chunk),
             }
+        });
+    }
+}
+
+/// Adds `samples` to `pending` (made finite) and hands each whole 10 ms chunk to `whole`;
+/// what is left waits in `pending` for the next samples.
+fn in_chunks(pending: &mut Vec<f32>, mut samples: &[f32], mut whole: impl FnMut(&[f32])) {
+    while !samples.is_empty() {
+        let room = CHUNK - pending.len();
+        let (part, rest) = samples.split_at(room.min(samples.len()));
+        pending.extend(part.iter().map(|s| finite(*s)));
+        samples = rest;
+        if pending.len() == CHUNK {
+            whole(pending);
+            pending.clear();
         }
     }
 }
