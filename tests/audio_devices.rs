@@ -23,6 +23,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::pulse::PulseSession;
 use verbatim::audio::{
     AudioEvent, DeviceAudio, DeviceChoice, DeviceConfig, DeviceRole, list_devices, start_devices,
 };
@@ -34,134 +37,56 @@ const RATE: u32 = 48_000;
 // ---------------------------------------------------------------------------------------------
 // The parent side: a private PulseAudio daemon.
 
-struct PulseSession {
-    dir: tempfile::TempDir,
-    daemon: Child,
+/// A session whose default source is `mic.monitor` and default sink `spk`, plus whatever
+/// `extra_pa` loads; `extra_asoundrc` adds ALSA devices.
+fn mic_and_speaker(extra_pa: &str, extra_asoundrc: &str) -> PulseSession {
+    PulseSession::start(
+        &format!(
+            "load-module module-null-sink sink_name=mic rate={RATE} channels=1\n\
+             load-module module-null-sink sink_name=spk rate={RATE} channels=1\n\
+             {extra_pa}\n\
+             set-default-source mic.monitor\n\
+             set-default-sink spk"
+        ),
+        extra_asoundrc,
+    )
 }
 
-impl PulseSession {
-    /// Starts a daemon whose default source is `mic.monitor` and default sink `spk`, plus
-    /// whatever `extra_pa` loads; `extra_asoundrc` adds ALSA devices.
-    fn start(extra_pa: &str, extra_asoundrc: &str) -> Self {
-        require_tools();
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let run = dir.path().join("run");
-        fs::create_dir_all(home.join(".config")).unwrap();
-        fs::create_dir_all(&run).unwrap();
-        set_private(&run);
-        fs::write(
-            dir.path().join("default.pa"),
-            format!(
-                "load-module module-native-protocol-unix\n\
-                 load-module module-null-sink sink_name=mic rate={RATE} channels=1\n\
-                 load-module module-null-sink sink_name=spk rate={RATE} channels=1\n\
-                 {extra_pa}\n\
-                 set-default-source mic.monitor\n\
-                 set-default-sink spk\n"
-            ),
-        )
-        .unwrap();
-        fs::write(
-            home.join(".asoundrc"),
-            format!(
-                "pcm.!default {{ type pulse }}\nctl.!default {{ type pulse }}\n{extra_asoundrc}\n"
-            ),
-        )
-        .unwrap();
-        let log = fs::File::create(dir.path().join("pulseaudio.log")).unwrap();
-        let mut command = Command::new("pulseaudio");
-        command
-            .args(["-n", "-F"])
-            .arg(dir.path().join("default.pa"))
-            .args([
-                "--exit-idle-time=-1",
-                "--daemonize=no",
-                "--log-target=stderr",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        apply_env(&mut command, dir.path());
-        let daemon = command.spawn().unwrap_or_else(|e| {
-            panic!("cannot start pulseaudio (apt-get install pulseaudio): {e}")
-        });
-        let session = PulseSession { dir, daemon };
-        session.wait_until_ready();
-        session
-    }
-
-    fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = self
-                .command("pactl")
-                .arg("info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success());
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pulseaudio did not come up in 10 s; its log:\n{}",
-                fs::read_to_string(self.dir.path().join("pulseaudio.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Runs the ignored test `name` of this binary inside the session and fails with its
+/// output unless it passed.
+fn run_child(session: &PulseSession, name: &str) -> String {
+    let mut command = session.command(std::env::current_exe().unwrap().to_str().unwrap());
+    command
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SESSION_DIR, session.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("{name} hung for 60 s:\n{}", describe(&output));
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        apply_env(&mut command, self.dir.path());
-        command
-    }
-
-    /// Runs the ignored test `name` of this binary inside the session and fails with its
-    /// output unless it passed.
-    fn run_child(&self, name: &str) -> String {
-        let mut command = self.command(std::env::current_exe().unwrap().to_str().unwrap());
-        command
-            .args([
-                name,
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(SESSION_DIR, self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let output = child.wait_with_output().unwrap();
-                panic!("{name} hung for 60 s:\n{}", describe(&output));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let output = child.wait_with_output().unwrap();
-        let text = describe(&output);
-        assert!(output.status.success(), "{name} failed:\n{text}");
-        assert!(
-            String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-            "{name} did not run:\n{text}"
-        );
-        println!("{text}");
-        text
-    }
-}
-
-impl Drop for PulseSession {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
+    let output = child.wait_with_output().unwrap();
+    let text = describe(&output);
+    assert!(output.status.success(), "{name} failed:\n{text}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "{name} did not run:\n{text}"
+    );
+    println!("{text}");
+    text
 }
 
 fn describe(output: &Output) -> String {
@@ -172,70 +97,13 @@ fn describe(output: &Output) -> String {
     )
 }
 
-/// Everything a PulseAudio or ALSA client needs to find the private daemon and nothing else.
-fn apply_env(command: &mut Command, dir: &Path) {
-    let home = dir.join("home");
-    let run = dir.join("run");
-    command
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env(
-            "PULSE_SERVER",
-            format!("unix:{}", run.join("pulse").join("native").display()),
-        )
-        .env_remove("ALSA_CONFIG_PATH")
-        .env_remove("PULSE_COOKIE")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS");
-}
-
-#[cfg(unix)]
-fn set_private(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
-}
-
-fn require_tools() {
-    for (tool, package) in [
-        ("pulseaudio", "pulseaudio"),
-        ("pactl", "pulseaudio-utils"),
-        ("pacmd", "pulseaudio-utils"),
-        ("paplay", "pulseaudio-utils"),
-        ("parec", "pulseaudio-utils"),
-    ] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        assert!(
-            found,
-            "{tool} is missing: these tests need `apt-get install pulseaudio pulseaudio-utils \
-             libasound2-plugins` ({package})"
-        );
-    }
-    let plugin_dirs = [
-        "/usr/lib/x86_64-linux-gnu/alsa-lib",
-        "/usr/lib/aarch64-linux-gnu/alsa-lib",
-        "/usr/lib64/alsa-lib",
-        "/usr/lib/alsa-lib",
-    ];
-    assert!(
-        plugin_dirs.iter().any(|dir| Path::new(dir)
-            .join("libasound_module_pcm_pulse.so")
-            .exists()),
-        "ALSA's PulseAudio plugin is missing: `apt-get install libasound2-plugins`"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // The tests the parent runs.
 
 #[test]
 fn loopback_through_pulseaudio_carries_a_1khz_tone() {
-    let session = PulseSession::start("", "");
-    session.run_child("in_session_loopback");
+    let session = mic_and_speaker("", "");
+    run_child(&session, "in_session_loopback");
 }
 
 /// PulseAudio moves a stream off a sink that goes away, so the stream itself never notices;
@@ -243,22 +111,22 @@ fn loopback_through_pulseaudio_carries_a_1khz_tone() {
 /// through a backend that does not move streams (an unplugged card under plain ALSA).
 #[test]
 fn a_lost_device_is_replaced_by_the_default_and_audio_goes_on() {
-    let session = PulseSession::start(HEADSET_PA, HEADSET_ASOUNDRC);
-    session.run_child("in_session_device_loss");
+    let session = mic_and_speaker(HEADSET_PA, HEADSET_ASOUNDRC);
+    run_child(&session, "in_session_device_loss");
 }
 
 #[test]
 fn ringtones_play_on_the_ringing_device_and_not_on_the_call_device() {
-    let session = PulseSession::start(HEADSET_PA, HEADSET_ASOUNDRC);
-    session.run_child("in_session_ringer");
+    let session = mic_and_speaker(HEADSET_PA, HEADSET_ASOUNDRC);
+    run_child(&session, "in_session_ringer");
 }
 
 /// "System default" means the ALSA `default` device, which PulseAudio routes to whatever
 /// sink is the default at the moment, moving running streams along when it changes.
 #[test]
 fn the_system_default_follows_the_os_and_a_new_choice_applies_at_once() {
-    let session = PulseSession::start(HEADSET_PA, HEADSET_ASOUNDRC);
-    session.run_child("in_session_switching");
+    let session = mic_and_speaker(HEADSET_PA, HEADSET_ASOUNDRC);
+    run_child(&session, "in_session_switching");
 }
 
 /// A whole call through the real cpal path: `verbatim answer --devices` hears its
@@ -267,8 +135,8 @@ fn the_system_default_follows_the_os_and_a_new_choice_applies_at_once() {
 /// frequency at the other end of the call.
 #[test]
 fn a_call_through_the_sound_card_carries_audio_both_ways() {
-    let session = PulseSession::start("", "");
-    let dir = session.dir.path().to_owned();
+    let session = mic_and_speaker("", "");
+    let dir = session.dir().to_owned();
     let mic_tone = dir.join("mic.wav");
     write_tone(&mic_tone, 12.0);
     let caller_tone = dir.join("caller.wav");
@@ -772,7 +640,7 @@ impl HeardEnough {
 
 fn pulse_command(dir: &Path, program: &str) -> Command {
     let mut command = Command::new(program);
-    apply_env(&mut command, dir);
+    support::pulse::apply_env(&mut command, dir);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1024,8 +892,8 @@ struct EchoCall {
 /// (`verbatim answer --devices`, with `echo_cancellation` as given) hears it on `spk`, and
 /// from 4.5 s on says 1 kHz into `mic` too.
 fn call_through_the_echo_path(echo_cancellation: bool, drifting: bool) -> EchoCall {
-    let session = PulseSession::start(&echo_path(drifting), "");
-    let dir = session.dir.path().to_owned();
+    let session = mic_and_speaker(&echo_path(drifting), "");
+    let dir = session.dir().to_owned();
     let loopback = pactl_rows(&dir, &["list", "short", "sink-inputs"])
         .into_iter()
         .find(|row| row.iter().any(|field| field.contains("module-loopback")))

@@ -156,6 +156,7 @@ fn audio_call(codec: Codec, srtp: Srtp) {
             audio_codecs: codec.baresip(),
             mediaenc: srtp.baresip(),
             console_port: None,
+            sound_card: false,
         },
     );
 

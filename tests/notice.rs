@@ -80,6 +80,7 @@ fn baresip_hears_the_announcement_and_the_warning_tone_and_so_does_the_recorder(
             audio_codecs: "pcmu",
             mediaenc: None,
             console_port: None,
+            sound_card: false,
         },
     );
 

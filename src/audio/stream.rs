@@ -168,6 +168,7 @@ enum Side {
         converter: PlaybackConverter,
         mono: Vec<f32>,
         mix: Vec<f32>,
+        standing: StandingQueue,
     },
 }
 
@@ -224,17 +225,37 @@ impl std::fmt::Debug for OpenStream {
 }
 
 impl OpenStream {
-    /// Opens and starts a stream on `device` in its own preferred rate and layout.
+    /// Opens and starts a stream on `device` in its own preferred rate and layout, with
+    /// 10 ms periods where the device takes them: left to itself a device (PulseAudio's ALSA
+    /// plugin among them) picks periods of 512 frames or more, and each period is queued
+    /// delay on a call.
     pub(crate) fn open(
         device: &cpal::Device,
         name: &str,
         direction: Direction,
     ) -> Result<Self, AudioError> {
+        let (config, format) = choose_config(device, direction, name)?;
+        let short_periods = StreamConfig {
+            buffer_size: cpal::BufferSize::Fixed(config.sample_rate / 100),
+            ..config
+        };
+        Self::open_with(device, name, direction, short_periods, format).or_else(|error| {
+            tracing::debug!(device = name, %error, "no 10 ms periods; the device's own");
+            Self::open_with(device, name, direction, config, format)
+        })
+    }
+
+    fn open_with(
+        device: &cpal::Device,
+        name: &str,
+        direction: Direction,
+        config: StreamConfig,
+        format: SampleFormat,
+    ) -> Result<Self, AudioError> {
         let device_error = |source| AudioError::Device {
             name: name.to_owned(),
             source,
         };
-        let (config, format) = choose_config(device, direction, name)?;
         let channels = usize::from(config.channels.max(1));
         let rate = config.sample_rate;
         // 200 ms of device audio: far more than any callback asks for at once.
@@ -268,6 +289,7 @@ impl OpenStream {
                     converter: PlaybackConverter::new(SAMPLE_RATE, rate, config.channels)?,
                     mono: vec![0.0; STAGE_CHUNK],
                     mix: vec![0.0; STAGE_CHUNK],
+                    standing: StandingQueue::default(),
                 };
                 (stream, side)
             }
@@ -354,6 +376,7 @@ impl OpenStream {
             converter,
             mono,
             mix,
+            standing,
         } = &mut self.side
         else {
             return Ok(());
@@ -386,17 +409,18 @@ impl OpenStream {
             })?;
             self.counters.note_gap(lost);
         }
+        discard(engine, standing.excess(engine.slots(), now));
         Ok(())
     }
 
-    /// Device samples to keep queued: two of the largest callbacks, and at least 20 ms.
+    /// Device samples to keep queued: two of the largest callbacks, and at least 10 ms.
     fn queue_target(&self) -> usize {
         let period = self
             .counters
             .max_frames
             .load(Ordering::Relaxed)
             .max(self.buffer_frames.unwrap_or(0));
-        let frames = (period.saturating_mul(2)).max(self.config.sample_rate / 50);
+        let frames = (period.saturating_mul(2)).max(self.config.sample_rate / 100);
         usize::try_from(frames).unwrap_or(usize::MAX) * usize::from(self.config.channels.max(1))
     }
 
@@ -418,6 +442,37 @@ impl OpenStream {
             errors: c.errors.load(Ordering::Relaxed),
             level_permille: self.level.permille(),
         }
+    }
+}
+
+/// The lowest level of the engine's playback ring over a window. The engine writes a frame
+/// every 20 ms and the device drains it steadily, so the ring should run nearly dry just
+/// before each frame; what never drains is delay added for nothing (the call started with
+/// a few frames queued, or the device was away for a moment), and the rest of the call
+/// would carry it.
+#[derive(Debug, Default)]
+pub(crate) struct StandingQueue {
+    lowest: Option<usize>,
+    since: Option<std::time::Instant>,
+}
+
+impl StandingQueue {
+    const WINDOW: Duration = Duration::from_millis(500);
+    /// What may stay queued: one stage chunk, for the engine's and the device's timing.
+    const SLACK: usize = STAGE_CHUNK;
+
+    /// Notes the ring's level after the device was served; at the end of each window,
+    /// returns how many of the oldest samples to drop.
+    pub(crate) fn excess(&mut self, queued: usize, now: std::time::Instant) -> usize {
+        let lowest = self.lowest.map_or(queued, |lowest| lowest.min(queued));
+        let since = *self.since.get_or_insert(now);
+        if now.saturating_duration_since(since) < Self::WINDOW {
+            self.lowest = Some(lowest);
+            return 0;
+        }
+        self.lowest = None;
+        self.since = Some(now);
+        lowest.saturating_sub(Self::SLACK)
     }
 }
 
@@ -571,7 +626,31 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::LevelMeter;
+    use super::{LevelMeter, STAGE_CHUNK, StandingQueue};
+    use std::time::{Duration, Instant};
+
+    /// The ring's level every 10 ms for `millis`, as `level(t)`; what each window dropped.
+    fn watch(millis: u64, level: impl Fn(u64) -> usize) -> Vec<usize> {
+        let start = Instant::now();
+        let mut standing = StandingQueue::default();
+        (0..=millis / 10)
+            .map(|tick| standing.excess(level(tick * 10), start + Duration::from_millis(tick * 10)))
+            .filter(|&dropped| dropped > 0)
+            .collect()
+    }
+
+    #[test]
+    fn a_ring_that_never_drains_is_cut_to_one_chunk_once_per_window() {
+        // 30 to 50 ms queued all the time: 30 ms standing, of which 20 ms go.
+        let dropped = watch(1000, |t| 1440 + 960 * usize::from((t / 10) % 2 == 0));
+        assert_eq!(dropped, vec![1440 - STAGE_CHUNK, 1440 - STAGE_CHUNK]);
+    }
+
+    #[test]
+    fn a_ring_that_runs_dry_before_each_frame_keeps_everything() {
+        assert!(watch(2000, |t| if t % 20 == 0 { 0 } else { 960 }).is_empty());
+        assert!(watch(2000, |t| STAGE_CHUNK + usize::from(t % 20 == 0) * 960).is_empty());
+    }
 
     #[test]
     fn the_level_meter_reports_the_peak_of_the_last_full_window() {

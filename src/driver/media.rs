@@ -200,8 +200,10 @@ pub struct CardStep {
     mixed: bool,
 }
 
-/// Frames of capture backlog tolerated before one is dropped.
-const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
+/// Frames of capture backlog tolerated before one is dropped: a device delivers every 10 ms
+/// or so, so more than two frames waiting is a hiccup's leftover, which would otherwise stay
+/// as delay for the rest of the call.
+const MAX_CAPTURE_BACKLOG_FRAMES: usize = 2;
 
 impl core::fmt::Debug for DeviceCallAudio {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -27,6 +27,9 @@
     clippy::indexing_slicing
 )]
 
+pub mod mouth_to_ear;
+pub mod pulse;
+
 use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::ffi::OsStr;
@@ -922,6 +925,10 @@ pub struct BaresipMedia<'a> {
     /// on 127.0.0.1 (UDP and TCP) and what it gets is typed on baresip's menu, see
     /// [`baresip_send_dtmf`].
     pub console_port: Option<u16>,
+    /// Play and capture through ALSA's `default` device (its alsa module) instead of
+    /// [`Baresip::wav`] and the `rec/` folder; PULSE_SINK and PULSE_SOURCE in its
+    /// environment pick a [`pulse::PulseSession`]'s sink and source.
+    pub sound_card: bool,
 }
 
 impl Default for BaresipMedia<'_> {
@@ -931,6 +938,7 @@ impl Default for BaresipMedia<'_> {
             audio_codecs: "pcmu",
             mediaenc: None,
             console_port: None,
+            sound_card: false,
         }
     }
 }
@@ -993,11 +1001,27 @@ pub fn write_baresip_config(
     if media.mediaenc.is_some_and(|enc| enc.starts_with("srtp")) {
         modules.push_str("module srtp.so\n");
     }
-    modules.push_str(
-        "module aufile.so\n\
-         module aubridge.so\n\
-         module sndfile.so\n",
-    );
+    let audio = if media.sound_card {
+        modules.push_str("module alsa.so\n");
+        "audio_player alsa,default\n\
+         audio_source alsa,default\n\
+         audio_alert alsa,default\n"
+            .to_owned()
+    } else {
+        modules.push_str(
+            "module aufile.so\n\
+             module aubridge.so\n\
+             module sndfile.so\n",
+        );
+        format!(
+            "audio_player aubridge,a_out\n\
+             audio_source aufile,{}\n\
+             audio_alert aubridge,a_alert\n\
+             snd_path {}\n",
+            setup.wav.display(),
+            rec.display(),
+        )
+    };
     if media.console_port.is_some() {
         modules.push_str("module cons.so\n");
     }
@@ -1005,19 +1029,14 @@ pub fn write_baresip_config(
         "sip_listen {ip}:{port}\n\
          rtp_ports {}-{}\n\
          dns_server {LOCALHOST}:{}\n\
-         audio_player aubridge,a_out\n\
-         audio_source aufile,{}\n\
-         audio_alert aubridge,a_alert\n\
+         {audio}\
          module_path /usr/lib/baresip/modules\n\
          {modules}\
          module_app account.so\n\
-         module_app menu.so\n\
-         snd_path {}\n",
+         module_app menu.so\n",
         port + 2,
         port + 8,
         port + 9,
-        setup.wav.display(),
-        rec.display(),
     );
     if let Some(console) = media.console_port {
         let _ = writeln!(config, "cons_listen {LOCALHOST}:{console}");
