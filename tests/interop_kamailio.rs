@@ -14,7 +14,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Account, Peer, Proto, START_TIMEOUT, free_port, start_kamailio, start_verbatim};
+use support::{
+    Account, Peer, Proto, START_TIMEOUT, free_port, start_kamailio, start_verbatim,
+    write_accounts_config,
+};
 
 const VERBATIM_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -188,4 +191,114 @@ fn call_between_registered_users_through_kamailio() {
          its route set:\n{}",
         kamailio.report()
     );
+}
+
+/// One phone with two accounts, alice and bob, registered with kamailio at once; a call to
+/// each (from a caller whose config holds both, choosing its identity with `--account`) is
+/// answered on the account it was for. A third account, switched off, never registers.
+#[test]
+fn two_accounts_of_one_phone_register_and_each_takes_its_own_calls() {
+    let kamailio_port = free_port();
+    let phone_port = free_port();
+    let mut kamailio = Peer::new("kamailio");
+    start_kamailio(&mut kamailio, kamailio_port);
+    let registrar = registrar_uri(kamailio_port);
+
+    let mut phone = Peer::new("verbatim-two-accounts");
+    let alice = Account::new("alice", "alicepw").registrar(&registrar);
+    let bob = Account::new("bob", "bobpw").registrar(&registrar);
+    let carol = Account::new("carol", "carolpw").registrar(&registrar);
+    let config = write_accounts_config(&phone, "phone.toml", &[("home", &alice), ("work", &bob)]);
+    let switched_off = format!(
+        "{}\n{}enabled = false\n",
+        std::fs::read_to_string(&config).unwrap(),
+        carol.to_toml_named("old")
+    );
+    std::fs::write(&config, switched_off).unwrap();
+    start_verbatim(
+        &mut phone,
+        [
+            "answer",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{phone_port}"),
+            "--calls",
+            "2",
+        ],
+    );
+    kamailio.wait_for_output("interop: registered sip:alice@127.0.0.1", VERBATIM_TIMEOUT);
+    kamailio.wait_for_output("interop: registered sip:bob@127.0.0.1", VERBATIM_TIMEOUT);
+    phone.wait_for_output("answering 2 call(s)", VERBATIM_TIMEOUT);
+    let registered: Vec<String> = phone
+        .stdout()
+        .lines()
+        .filter(|line| line.starts_with("registered"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        registered.len(),
+        2,
+        "each enabled account registers once: {registered:?}\n{}",
+        phone.report()
+    );
+    assert!(
+        !kamailio.stderr().contains("carol"),
+        "the switched-off account registered:\n{}",
+        kamailio.report()
+    );
+
+    // The callers reach kamailio as an outbound proxy and do not register (that would add
+    // their own contact to alice's or bob's).
+    let mut caller_config = Peer::new("verbatim-two-accounts-callers");
+    let outbound = format!("127.0.0.1:{kamailio_port}");
+    let as_alice = Account::new("alice", "alicepw").outbound_proxy(&outbound);
+    let as_bob = Account::new("bob", "bobpw").outbound_proxy(&outbound);
+    let callers = write_accounts_config(
+        &caller_config,
+        "callers.toml",
+        &[("as-alice", &as_alice), ("as-bob", &as_bob)],
+    );
+    for (target, account) in [
+        ("sip:bob@127.0.0.1", None),
+        ("sip:alice@127.0.0.1", Some("as-bob")),
+    ] {
+        let mut caller = Peer::new("verbatim-two-accounts-caller");
+        let mut args = vec![
+            "call".to_owned(),
+            target.to_owned(),
+            "--config".to_owned(),
+            callers.to_str().unwrap().to_owned(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{}", free_port()),
+            "--duration".to_owned(),
+            "1".to_owned(),
+        ];
+        if let Some(account) = account {
+            args.extend(["--account".to_owned(), account.to_owned()]);
+        }
+        start_verbatim(&mut caller, args);
+        caller.expect_success(VERBATIM_TIMEOUT);
+    }
+    phone.expect_success(VERBATIM_TIMEOUT);
+    let said = phone.stderr();
+    let line_for = |account: &str| {
+        said.lines()
+            .find(|line| {
+                line.starts_with("incoming call")
+                    && line.ends_with(&format!("for account {account}"))
+            })
+            .map(str::to_owned)
+    };
+    let work = line_for("work").unwrap_or_else(|| phone.fail("no call for account work (bob)"));
+    let home = line_for("home").unwrap_or_else(|| phone.fail("no call for account home (alice)"));
+    assert!(
+        work.contains("alice"),
+        "the call to bob came from alice (the default account): {work}"
+    );
+    assert!(
+        home.contains("bob"),
+        "the call to alice came from bob (--account as-bob): {home}"
+    );
+    caller_config.stop();
 }

@@ -92,6 +92,7 @@ impl Values {
             "N" => word("2"),
             "DIGITS" => word("1#"),
             "USER" => word("alice"),
+            "NAME" => word("work"),
             "LIST" => word("pcma,opus"),
             "SESSION" => word("2025-01-02_10-00-00"),
             "AGE1..." | "age1..." => word(&self.age_key),

@@ -133,7 +133,11 @@ async fn account_hop(account: &Account) -> Result<Option<(Destination, Uri)>, Fa
     Ok(Some((destination, uri)))
 }
 
-async fn register(phone: &mut Phone, account: &Account) -> Result<Option<AccountId>, Failure> {
+async fn register(
+    phone: &mut Phone,
+    id: AccountId,
+    account: &Account,
+) -> Result<Option<AccountId>, Failure> {
     let Some(registrar) = account.registrar.clone() else {
         return Ok(None);
     };
@@ -141,7 +145,6 @@ async fn register(phone: &mut Phone, account: &Account) -> Result<Option<Account
         Some(proxy) => resolve(proxy, account.transport).await?,
         None => resolve(&registrar, account.transport).await?,
     };
-    let id = AccountId(1);
     let credentials = account
         .password
         .clone()
@@ -163,16 +166,21 @@ async fn register(phone: &mut Phone, account: &Account) -> Result<Option<Account
     loop {
         match next_event(phone, Duration::from_secs(40)).await? {
             Event::Registration {
+                account: registered,
                 state: RegistrationState::Registered { expires },
-                ..
-            } => {
+            } if registered == id => {
                 println!("registered {} (expires in {expires} s)", account.aor.uri);
                 return Ok(Some(id));
             }
             Event::Registration {
+                account: failed,
                 state: RegistrationState::Failed { reason },
-                ..
-            } => return Err(Failure::new(format!("registration failed: {reason}"))),
+            } if failed == id => {
+                return Err(Failure::new(format!(
+                    "registration of {} failed: {reason}",
+                    account.name
+                )));
+            }
             _ => {}
         }
     }
@@ -188,7 +196,7 @@ pub(super) async fn register_only(listen: SocketAddr, loaded: Loaded) -> Result<
     }
     let probe = account_hop(account).await?.map(|(d, _)| d.address);
     let mut phone = start_phone(listen, &loaded, None, &TlsArgs::default(), probe).await?;
-    register(&mut phone, account).await?;
+    register(&mut phone, AccountId(1), account).await?;
     phone.shut_down(SHUTDOWN_LIMIT).await;
     Ok(())
 }
@@ -247,7 +255,7 @@ pub(super) async fn call(
     )
     .await?;
     if let Some(account) = &account {
-        register(&mut phone, account).await?;
+        register(&mut phone, AccountId(1), account).await?;
     }
     let from = match from {
         Some(f) => NameAddr::parse(&f).map_err(|e| Failure::usage(format!("--from: {e}")))?,
@@ -692,8 +700,10 @@ pub(super) async fn answer(
     let dtmf = loaded.dtmf.clone();
     let print_stats = loaded.print_stats;
     let account = loaded.account;
-    if let Some(account) = &account {
-        register(&mut phone, account).await?;
+    let accounts = loaded.accounts;
+    // Each enabled account registers with its own registrar, under its own ID.
+    for (id, each) in (1..).map(AccountId).zip(&accounts) {
+        register(&mut phone, id, each).await?;
     }
     eprintln!(
         "answering {calls} call(s) on {}",
@@ -717,8 +727,13 @@ pub(super) async fn answer(
         }
         accept_recorder(&mut phone, &event).await?;
         match event {
-            Event::IncomingCall { call, from, .. } => {
-                eprintln!("incoming call from {from}");
+            Event::IncomingCall { call, from, to } => {
+                match crate::settings::account_called_by(&accounts, &to) {
+                    Some(called) => {
+                        eprintln!("incoming call from {from} for account {}", called.name);
+                    }
+                    None => eprintln!("incoming call from {from}"),
+                }
                 phone.answer(call).await.map_err(Failure::new)?;
             }
             Event::ReplacingCall { call, from, .. } => {

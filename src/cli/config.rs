@@ -13,9 +13,12 @@ use crate::settings::{Account, AdminPolicy, Locked, Settings};
 use crate::sip::auth::Credentials;
 use crate::sip::uri::Uri;
 
-/// The configuration's account (checked) and call settings.
+/// The configuration's accounts (checked) and call settings.
 pub(super) struct Loaded {
+    /// The account calls go out on: the one asked for, else the first enabled one.
     pub(super) account: Option<Account>,
+    /// Every enabled account, each with its password: `answer` takes calls on all of them.
+    pub(super) accounts: Vec<Account>,
     pub(super) no_media_timeout: Option<Duration>,
     pub(super) keepalive_interval: Duration,
     pub(super) stun_server: Option<String>,
@@ -219,24 +222,45 @@ impl Loaded {
     }
 }
 
-pub(super) fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
+/// The configuration file (or defaults) with the administrator's policy over it; `account`
+/// names the account calls go out on.
+pub(super) fn load(
+    path: Option<&std::path::Path>,
+    account: Option<&str>,
+) -> Result<Loaded, Failure> {
     let mut settings =
         Settings::load_or_default(path).map_err(|e| Failure::usage(e.to_string()))?;
     let admin = AdminPolicy::load_system().map_err(Failure::usage)?;
     admin.apply(&mut settings.recording);
-    let mut account = settings
-        .account
-        .map(|a| a.validate())
-        .transpose()
-        .map_err(Failure::usage)?;
-    if let Some(account) = account.as_mut().filter(|a| a.password.is_none()) {
+    let chosen = match account {
+        Some(name) => {
+            let named = settings.account_named(name).map_err(Failure::usage)?;
+            if !named.is_enabled() {
+                return Err(Failure::usage(format!(
+                    "--account: {name:?} is switched off (enabled = false)"
+                )));
+            }
+            Some(named.name())
+        }
+        None => settings
+            .account()
+            .map(crate::settings::AccountSettings::name),
+    };
+    let mut accounts: Vec<Account> = settings
+        .validate_accounts()
+        .map_err(Failure::usage)?
+        .into_iter()
+        .filter(|account| account.enabled)
+        .collect();
+    for account in accounts.iter_mut().filter(|a| a.password.is_none()) {
         // Saved from the app: the password is in the keyring. Without a keyring the
         // account goes on without one and a challenge will say so.
         match crate::secrets::load(&account.secret_key()) {
             Ok(password) => account.password = password,
-            Err(error) => tracing::info!(%error, "no password for the account"),
+            Err(error) => tracing::info!(%error, account = %account.name, "no password"),
         }
     }
+    let account = chosen.and_then(|name| accounts.iter().find(|a| a.name == name).cloned());
     let no_media_timeout = match settings.call.no_media_timeout {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -248,6 +272,7 @@ pub(super) fn load(path: Option<&std::path::Path>) -> Result<Loaded, Failure> {
         .map_or_else(|| settings.media.srtp().map_err(Failure::usage), Ok)?;
     Ok(Loaded {
         account,
+        accounts,
         no_media_timeout,
         keepalive_interval: settings.call.keepalive().map_err(Failure::usage)?,
         stun_server: settings.call.stun_server.clone(),

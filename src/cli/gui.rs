@@ -86,7 +86,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
     let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
         .map(|dirs| dirs.data_dir().to_owned());
     let recordings = recording.folder.clone();
-    let account = match settings.account.as_ref().map(|a| a.validate()).transpose() {
+    let account = match settings.account().map(|a| a.validate()).transpose() {
         Ok(account) => account,
         Err(error) => {
             eprintln!("verbatim: {error}");

@@ -138,6 +138,10 @@ enum CliCommand {
         conference_at: u64,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Place the call on this account (its `name` in the configuration, else user@host);
+        /// default: the first enabled one.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
         #[command(flatten)]
         tls: TlsArgs,
         #[command(flatten)]
@@ -248,6 +252,9 @@ enum CliCommand {
     Register {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Which account (its `name`, else user@host); default: the first enabled one.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
@@ -440,11 +447,12 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             conference_with,
             conference_at,
             config,
+            account,
             tls,
             media,
             record,
         } => {
-            let mut loaded = load(config.as_deref())?;
+            let mut loaded = load(config.as_deref(), account.as_deref())?;
             loaded.apply(&media)?;
             loaded.apply_recording(&record)?;
             let transfer = match (transfer_to, consult) {
@@ -484,7 +492,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             media,
             record,
         } => {
-            let mut loaded = load(config.as_deref())?;
+            let mut loaded = load(config.as_deref(), None)?;
             loaded.apply(&media)?;
             loaded.apply_recording(&record)?;
             answer(listen, calls, loaded, tls).await
@@ -577,8 +585,10 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        CliCommand::Register { config, listen } => {
-            register_only(listen, load(config.as_deref())?).await
-        }
+        CliCommand::Register {
+            config,
+            account,
+            listen,
+        } => register_only(listen, load(config.as_deref(), account.as_deref())?).await,
     }
 }

@@ -33,7 +33,16 @@ pub struct Settings {
     /// The file's format; files without it are version 1 (the first).
     #[serde(default = "current_version")]
     pub version: u32,
-    pub account: Option<AccountSettings>,
+    /// `[[account]]` tables, any number; the first enabled one places calls unless another
+    /// is chosen. A single `[account]` table (the form before several accounts) is read as
+    /// one and written back as `[[account]]`.
+    #[serde(
+        rename = "account",
+        default,
+        deserialize_with = "one_or_many_accounts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub accounts: Vec<AccountSettings>,
     #[serde(default)]
     pub call: CallSettings,
     #[serde(default)]
@@ -208,6 +217,11 @@ impl CallSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
+    /// What the account is called in the window and by `--account`; absent: its address
+    /// (user@host).
+    pub name: Option<String>,
+    /// Switched off: it neither registers nor takes or places calls (default: on).
+    pub enabled: Option<bool>,
     pub display_name: Option<String>,
     /// The address of record, e.g. `sip:alice@example.com`.
     pub uri: String,
@@ -231,6 +245,8 @@ pub struct AccountSettings {
 /// An account with every field checked and parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    pub name: String,
+    pub enabled: bool,
     pub aor: NameAddr,
     pub registrar: Option<Uri>,
     pub auth_user: String,
@@ -267,6 +283,19 @@ impl Account {
     pub fn secret_key(&self) -> crate::secrets::SecretKey {
         crate::secrets::SecretKey::Account(self.aor.uri.to_string())
     }
+}
+
+/// The account a call was addressed to: the one whose address has the user and host of
+/// `to` (the INVITE's To, a name-addr or a bare URI); hosts in any case.
+pub fn account_called_by<'a>(accounts: &'a [Account], to: &str) -> Option<&'a Account> {
+    let uri = NameAddr::parse(to)
+        .map(|name_addr| name_addr.uri)
+        .or_else(|_| Uri::parse(to))
+        .ok()?;
+    accounts.iter().find(|account| {
+        let aor = &account.aor.uri;
+        aor.user == uri.user && aor.host.eq_ignore_ascii_case(&uri.host)
+    })
 }
 
 /// A dial field's text as a SIP URI. `sip:`/`sips:` URIs are taken as they are, `user@host`
@@ -321,7 +350,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             version: SETTINGS_VERSION,
-            account: None,
+            accounts: Vec::new(),
             call: CallSettings::default(),
             media: MediaSettings::default(),
             audio: AudioSettings::default(),
@@ -398,9 +427,7 @@ impl Settings {
                 settings.version
             ));
         }
-        if let Some(account) = &settings.account {
-            account.validate()?;
-        }
+        settings.validate_accounts()?;
         settings.media.codecs()?;
         settings.media.srtp()?;
         settings.audio.validate()?;
@@ -409,7 +436,109 @@ impl Settings {
     }
 }
 
+/// `account` as one table (the old form) or as `[[account]]` tables; each is read with the
+/// same checks (unknown fields refused), so an error names the field either way.
+fn one_or_many_accounts<'de, D>(deserializer: D) -> Result<Vec<AccountSettings>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let read = |value: toml::Value| {
+        value
+            .try_into::<AccountSettings>()
+            .map_err(D::Error::custom)
+    };
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::Array(tables) => tables.into_iter().map(read).collect(),
+        table @ toml::Value::Table(_) => Ok(vec![read(table)?]),
+        other => Err(D::Error::custom(format!(
+            "account: an [account] table or [[account]] tables, not a {}",
+            other.type_str()
+        ))),
+    }
+}
+
+impl Settings {
+    /// The account calls go out on unless another is chosen: the first enabled one.
+    pub fn account(&self) -> Option<&AccountSettings> {
+        self.accounts.iter().find(|account| account.is_enabled())
+    }
+
+    /// The account called `name` (see [`AccountSettings::name`]), enabled or not.
+    pub fn account_named(&self, name: &str) -> Result<&AccountSettings, String> {
+        self.accounts
+            .iter()
+            .find(|account| account.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = self.accounts.iter().map(|a| a.name()).collect();
+                if names.is_empty() {
+                    format!("no account named {name:?}: the configuration has none")
+                } else {
+                    format!("no account named {name:?}; there are: {}", names.join(", "))
+                }
+            })
+    }
+
+    /// Puts `account` in place of the default one ([`Settings::account`]), first in the list
+    /// when there is none; `None` removes the default one.
+    pub fn set_account(&mut self, account: Option<AccountSettings>) {
+        let position = self.accounts.iter().position(AccountSettings::is_enabled);
+        match (position, account) {
+            (Some(at), Some(account)) => {
+                if let Some(slot) = self.accounts.get_mut(at) {
+                    *slot = account;
+                }
+            }
+            (Some(at), None) => {
+                self.accounts.remove(at);
+            }
+            (None, Some(account)) => self.accounts.insert(0, account),
+            (None, None) => {}
+        }
+    }
+
+    /// Every account valid, and no two with one name.
+    pub fn validate_accounts(&self) -> Result<Vec<Account>, String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut accounts = Vec::with_capacity(self.accounts.len());
+        for account in &self.accounts {
+            let valid = account.validate()?;
+            if !seen.insert(valid.name.clone()) {
+                return Err(format!(
+                    "account.name: two accounts are called {:?}; give each a name of its own",
+                    valid.name
+                ));
+            }
+            accounts.push(valid);
+        }
+        Ok(accounts)
+    }
+}
+
 impl AccountSettings {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// Its `name`, else its address as user@host (the URI as written when it does not parse).
+    pub fn name(&self) -> String {
+        if let Some(name) = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            return name.to_owned();
+        }
+        match Uri::parse(&self.uri) {
+            Ok(uri) => match &uri.user {
+                Some(user) => format!("{user}@{}", uri.host),
+                None => uri.host.clone(),
+            },
+            Err(_) => self.uri.clone(),
+        }
+    }
+
     pub fn validate(&self) -> Result<Account, String> {
         let uri = Uri::parse(&self.uri).map_err(|e| format!("account.uri: {e}"))?;
         if !uri.is_sip() {
@@ -462,6 +591,8 @@ impl AccountSettings {
             return Err("account.expires: must be more than 0".into());
         }
         Ok(Account {
+            name: self.name(),
+            enabled: self.is_enabled(),
             aor,
             registrar,
             auth_user,
@@ -497,7 +628,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let account = settings.account.unwrap().validate().unwrap();
+        let account = settings.account().cloned().unwrap().validate().unwrap();
         assert_eq!(account.auth_user, "alice");
         assert_eq!(account.transport, Some(Transport::Tcp));
         assert_eq!(account.registrar.unwrap().port, Some(5060));
@@ -594,7 +725,118 @@ mod tests {
     fn registrar_without_scheme_is_accepted() {
         let s = Settings::parse("[account]\nuri = \"sip:a@b\"\nregistrar = \"127.0.0.1:5070\"\n")
             .unwrap();
-        let account = s.account.unwrap().validate().unwrap();
+        let account = s.account().cloned().unwrap().validate().unwrap();
         assert_eq!(account.registrar.unwrap().to_string(), "sip:127.0.0.1:5070");
+    }
+
+    const TWO_ACCOUNTS: &str = r#"
+        [[account]]
+        name = "work"
+        uri = "sip:alice@work.example.com"
+        registrar = "sip:work.example.com"
+        transport = "tls"
+
+        [[account]]
+        name = "home"
+        uri = "sip:alice@home.example.net"
+        srtp = "mandatory"
+
+        [[account]]
+        uri = "sip:old@example.org"
+        enabled = false
+    "#;
+
+    #[test]
+    fn several_accounts_are_read_each_with_its_own_settings() {
+        let settings = Settings::parse(TWO_ACCOUNTS).unwrap();
+        let accounts = settings.validate_accounts().unwrap();
+        let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["work", "home", "old@example.org"]);
+        assert_eq!(accounts[0].transport, Some(Transport::Tls));
+        assert_eq!(accounts[1].srtp, Some(SrtpPolicy::Mandatory));
+        assert!(accounts[0].enabled && accounts[1].enabled && !accounts[2].enabled);
+        assert_eq!(
+            settings.account().map(AccountSettings::name).as_deref(),
+            Some("work")
+        );
+        assert_eq!(
+            settings.account_named("home").unwrap().uri,
+            "sip:alice@home.example.net"
+        );
+        let unknown = settings.account_named("shop").unwrap_err();
+        assert!(unknown.contains("work, home, old@example.org"), "{unknown}");
+    }
+
+    #[test]
+    fn the_old_single_account_is_read_and_written_back_as_a_list() {
+        let old = "[account]\nuri = \"sip:alice@example.com\"\nregistrar = \"sip:example.com\"\n";
+        let settings = Settings::parse(old).unwrap();
+        assert_eq!(settings.accounts.len(), 1);
+        let written = toml::to_string_pretty(&settings).unwrap();
+        assert!(written.contains("[[account]]"), "{written}");
+        assert!(!written.contains("\n[account]"), "{written}");
+        assert_eq!(Settings::parse(&written).unwrap(), settings);
+        let all_three = Settings::parse(TWO_ACCOUNTS).unwrap();
+        let again = toml::to_string_pretty(&all_three).unwrap();
+        assert_eq!(Settings::parse(&again).unwrap(), all_three);
+    }
+
+    #[test]
+    fn accounts_with_one_name_or_a_bad_field_are_refused_with_the_reason() {
+        let twice = format!("{TWO_ACCOUNTS}\n[[account]]\nname = \"home\"\nuri = \"sip:b@c\"\n");
+        let error = Settings::parse(&twice).unwrap_err();
+        assert!(
+            error.contains("two accounts are called \"home\""),
+            "{error}"
+        );
+        let unknown = "[[account]]\nuri = \"sip:a@b\"\nregistar = \"sip:b\"\n";
+        let error = Settings::parse(unknown).unwrap_err();
+        assert!(error.contains("registar"), "{error}");
+        let error = Settings::parse("account = 3\n").unwrap_err();
+        assert!(error.contains("[[account]]"), "{error}");
+    }
+
+    #[test]
+    fn the_app_edits_the_default_account_and_leaves_the_others() {
+        let mut settings = Settings::parse(TWO_ACCOUNTS).unwrap();
+        let mut edited = settings.account().cloned().unwrap();
+        edited.display_name = Some("Alice at work".into());
+        settings.set_account(Some(edited));
+        assert_eq!(settings.accounts.len(), 3);
+        assert_eq!(
+            settings.accounts[0].display_name.as_deref(),
+            Some("Alice at work")
+        );
+        settings.set_account(None);
+        assert_eq!(
+            settings.account().map(AccountSettings::name).as_deref(),
+            Some("home")
+        );
+        let mut empty = Settings::default();
+        empty.set_account(settings.account_named("old@example.org").ok().cloned());
+        assert_eq!(empty.accounts.len(), 1);
+    }
+
+    #[test]
+    fn an_incoming_call_is_matched_to_the_account_it_was_addressed_to() {
+        let accounts = Settings::parse(TWO_ACCOUNTS)
+            .unwrap()
+            .validate_accounts()
+            .unwrap();
+        let called = |to: &str| account_called_by(&accounts, to).map(|a| a.name.clone());
+        assert_eq!(
+            called("<sip:alice@HOME.example.net>;tag=1").as_deref(),
+            Some("home")
+        );
+        assert_eq!(
+            called("\"Alice\" <sip:alice@work.example.com>").as_deref(),
+            Some("work")
+        );
+        assert_eq!(
+            called("sip:alice@work.example.com").as_deref(),
+            Some("work")
+        );
+        assert_eq!(called("<sip:bob@work.example.com>"), None);
+        assert_eq!(called("not a uri"), None);
     }
 }

@@ -641,8 +641,7 @@ async fn save_settings(
     settings.media.codecs()?;
     settings.audio.validate()?;
     let account = settings
-        .account
-        .as_ref()
+        .account()
         .map(crate::settings::AccountSettings::validate)
         .transpose()?;
     tokio::task::spawn_blocking(move || settings.save(&path))

@@ -185,6 +185,8 @@ impl AccountFields {
     fn edited(&self, base: Option<&AccountSettings>) -> Option<AccountSettings> {
         let uri = optional(&self.uri)?;
         let mut account = base.cloned().unwrap_or(AccountSettings {
+            name: None,
+            enabled: None,
             display_name: None,
             uri: String::new(),
             registrar: None,
@@ -216,7 +218,7 @@ impl SettingsEditor {
     pub(super) fn new(path: std::path::PathBuf, base: Settings) -> SettingsEditor {
         let recording = &base.recording;
         SettingsEditor {
-            account: AccountFields::from(base.account.as_ref()),
+            account: AccountFields::from(base.account()),
             audio: AudioFields::from(&base),
             srs: text(&recording.srs),
             srs_secondary: text(&recording.srs_secondary),
@@ -274,8 +276,8 @@ impl SettingsEditor {
     /// The whole file with the edited parts, or why it cannot be.
     fn edited(&self) -> Result<Settings, String> {
         let mut settings = self.base.clone();
-        settings.account = self.account.edited(self.base.account.as_ref());
-        if let Some(account) = &settings.account {
+        settings.set_account(self.account.edited(self.base.account()));
+        if let Some(account) = settings.account() {
             account.validate()?;
         }
         self.audio.apply(&mut settings);
@@ -368,7 +370,7 @@ impl SettingsEditor {
         let mut commands = Vec::new();
         let mut changed = false;
         ui.label(RichText::new("Account").strong());
-        let stored = self.base.account.is_some();
+        let stored = self.base.account().is_some();
         let error = self.error.clone();
         let fields = &mut self.account;
         changed |= field(ui, "Display name", &mut fields.display_name, "Alice", None);

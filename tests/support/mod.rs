@@ -646,8 +646,23 @@ impl Account {
         self
     }
 
+    pub fn outbound_proxy(mut self, uri: &str) -> Account {
+        self.outbound_proxy = Some(uri.to_owned());
+        self
+    }
+
+    /// The account as the single `[account]` table (the form before several accounts).
     pub fn to_toml(&self) -> String {
-        let mut toml = String::from("[account]\n");
+        self.toml_table("[account]\n")
+    }
+
+    /// The account as one of several `[[account]]` tables, called `name`.
+    pub fn to_toml_named(&self, name: &str) -> String {
+        self.toml_table(&format!("[[account]]\nname = {}\n", toml_string(name)))
+    }
+
+    fn toml_table(&self, header: &str) -> String {
+        let mut toml = String::from(header);
         let mut field = |key: &str, value: &str| {
             let _ = writeln!(toml, "{key} = {}", toml_string(value));
         };
@@ -672,6 +687,16 @@ impl Account {
     pub fn write_config(&self, peer: &Peer, file: &str) -> PathBuf {
         peer.write_file(file, self.to_toml())
     }
+}
+
+/// Writes a config file of several `[[account]]` tables, each with its name, into the
+/// peer's dir and returns its path.
+pub fn write_accounts_config(peer: &Peer, file: &str, accounts: &[(&str, &Account)]) -> PathBuf {
+    let text: Vec<String> = accounts
+        .iter()
+        .map(|(name, account)| account.to_toml_named(name))
+        .collect();
+    peer.write_file(file, text.join("\n"))
 }
 
 fn toml_string(value: &str) -> String {
