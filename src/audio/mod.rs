@@ -64,10 +64,12 @@
 //!
 //! - Devices open in their own default rate and layout in `f32`, `i16` or `i32`; channels are
 //!   averaged on capture and duplicated on playback.
-//! - The playback stage keeps about two device callbacks queued (at least 20 ms). Engine
+//! - Streams ask for 10 ms periods and take the device's own when it refuses them.
+//! - The playback stage keeps about two device callbacks queued (at least 10 ms). Engine
 //!   playback queued beyond 120 ms (a device clock slower than the engine's, or a device that
-//!   was away) is cut back to 40 ms, oldest first. Capture that the engine does not read is
-//!   dropped, newest first, once its 200 ms ring is full.
+//!   was away) is cut back to 40 ms, oldest first; and what stays queued through a whole
+//!   half second beyond 10 ms is dropped (`StandingQueue`), since it is only delay. Capture
+//!   that the engine does not read is dropped, newest first, once its 200 ms ring is full.
 //! - A stream counts as lost when the backend says the device is gone, or when it reports
 //!   only errors and no callbacks for 300 ms. ALSA's PulseAudio plugin reports a burst of I/O
 //!   errors while a stream connects, so single errors are not enough.
@@ -98,6 +100,7 @@ pub use file::{WavSink, WavSource};
 pub use null::{NullPump, Pumped, null_ports};
 pub use ring::{AudioPorts, DriverPorts, RING_SAMPLES};
 pub use stream::StreamStats;
+pub(crate) use stream::{StandingQueue, discard};
 pub use voice::{NoiseLevel, VoiceProcessing, VoiceSettings};
 pub use volume::{MAX_VOLUME_PERCENT, Volumes};
 

@@ -240,7 +240,8 @@ impl OpenStream {
             ..config
         };
         Self::open_with(device, name, direction, short_periods, format).or_else(|error| {
-            tracing::debug!(device = name, %error, "no 10 ms periods; the device's own");
+            // Longer periods mean more delay on every call: worth a line in the log.
+            tracing::info!(device = name, %error, "10 ms periods refused; the device's own");
             Self::open_with(device, name, direction, config, format)
         })
     }
@@ -445,11 +446,11 @@ impl OpenStream {
     }
 }
 
-/// The lowest level of the engine's playback ring over a window. The engine writes a frame
-/// every 20 ms and the device drains it steadily, so the ring should run nearly dry just
-/// before each frame; what never drains is delay added for nothing (the call started with
-/// a few frames queued, or the device was away for a moment), and the rest of the call
-/// would carry it.
+/// The lowest level of a ring between the engine and a device over a window. One side
+/// moves a 20 ms frame at a time and the other 10 ms or so steadily, so the ring should run
+/// nearly dry once in a while; what never drains is delay added for nothing (the call
+/// started with a few frames queued, or the device was away for a moment), and the rest of
+/// the call would carry it.
 #[derive(Debug, Default)]
 pub(crate) struct StandingQueue {
     lowest: Option<usize>,
@@ -458,7 +459,8 @@ pub(crate) struct StandingQueue {
 
 impl StandingQueue {
     const WINDOW: Duration = Duration::from_millis(500);
-    /// What may stay queued: one stage chunk, for the engine's and the device's timing.
+    /// What may stay queued: one stage chunk (10 ms), for the engine's and the device's
+    /// timing.
     const SLACK: usize = STAGE_CHUNK;
 
     /// Notes the ring's level after the device was served; at the end of each window,

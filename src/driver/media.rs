@@ -185,6 +185,8 @@ pub struct DeviceCallAudio {
     /// What every call on the card shares in one step.
     card: Arc<std::sync::Mutex<CardStep>>,
     step: u64,
+    /// Microphone audio that waits through every tick is delay only: dropped.
+    standing: crate::audio::StandingQueue,
 }
 
 /// One step of the sound card, shared by the calls on it: two calls (call waiting, a
@@ -200,10 +202,9 @@ pub struct CardStep {
     mixed: bool,
 }
 
-/// Frames of capture backlog tolerated before one is dropped: a device delivers every 10 ms
-/// or so, so more than two frames waiting is a hiccup's leftover, which would otherwise stay
-/// as delay for the rest of the call.
-const MAX_CAPTURE_BACKLOG_FRAMES: usize = 2;
+/// Frames of capture backlog tolerated before one is dropped at once; a smaller leftover
+/// that never drains is trimmed by [`crate::audio::StandingQueue`].
+const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
 
 impl core::fmt::Debug for DeviceCallAudio {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -224,10 +225,11 @@ impl DeviceCallAudio {
             scaled: Vec::new(),
             card,
             step: 0,
+            standing: crate::audio::StandingQueue::default(),
         }
     }
 
-    fn read_microphone(&self, frame: &mut [f32]) {
+    fn read_microphone(&mut self, frame: &mut [f32]) {
         // The lock is the driver's own (the audio callbacks never take it).
         let Ok(mut ports) = self.ports.lock() else {
             frame.fill(0.0);
@@ -241,6 +243,9 @@ impl DeviceCallAudio {
         if !ports.read_capture(frame) {
             frame.fill(0.0);
         }
+        let queued = ports.capture.slots();
+        let excess = self.standing.excess(queued, std::time::Instant::now());
+        crate::audio::discard(&mut ports.capture, excess);
         self.volumes.apply_input(frame);
     }
 }
@@ -251,7 +256,8 @@ impl CallAudio for DeviceCallAudio {
     }
 
     fn capture(&mut self, frame: &mut [f32]) {
-        let Ok(mut card) = self.card.lock() else {
+        let shared = Arc::clone(&self.card);
+        let Ok(mut card) = shared.lock() else {
             frame.fill(0.0);
             return;
         };

@@ -3,7 +3,8 @@
 //! machine in the same way.
 //!
 //! Both ends of the measurement are one PulseAudio sink, `room` (stereo), recorded by one
-//! client, so no client's own buffering enters the figure:
+//! client, so the player's and the recorder's own buffering stay out of the figure (the
+//! phones' buffering is in it, as it should be):
 //! - the left channel is the air at A's microphone: the bursts are played into it, and A's
 //!   microphone (`mouth_a`) is that channel of `room`'s monitor;
 //! - the right channel is the air at B's speaker: B plays into `ear_b`, which is that
@@ -199,7 +200,12 @@ pub fn measure(phone: Phone, codec: Codec, bursts: u32) -> Measurement {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The first burst must not play before the recording runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs::metadata(&room_file).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "parec recorded nothing in 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let played = session
         .command("paplay")
         .args(["-d", "room"])
@@ -251,7 +257,7 @@ fn stream_latencies(session: &PulseSession) -> Vec<String> {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&listed.stdout).into_owned();
-        for block in text.split("\n\n") {
+        for block in text.split("\n\n").filter(|b| b.contains("Buffer Latency:")) {
             let field = |name: &str| {
                 block
                     .lines()
@@ -270,7 +276,7 @@ fn stream_latencies(session: &PulseSession) -> Vec<String> {
                 field("Source Latency:")
             };
             streams.push(format!(
-                "{kind} pid={} device={device} buffer={} device_latency={device_latency}",
+                "{kind} pid={} device=#{device} buffer={} device_latency={device_latency}",
                 field("application.process.id ="),
                 field("Buffer Latency:"),
             ));
@@ -291,6 +297,7 @@ fn start_verbatim_on(
     session.apply_env(&mut command);
     command
         .env("XDG_CONFIG_HOME", peer.path("config"))
+        .env("XDG_DATA_HOME", peer.path("data"))
         .env("PULSE_SINK", devices.0)
         .env("PULSE_SOURCE", devices.1);
     if std::env::var_os("RUST_LOG").is_none() {
