@@ -16,8 +16,8 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use support::{
-    Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario, start_recorder,
-    start_sipp_uas, start_verbatim,
+    Account, Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario,
+    start_kamailio, start_recorder, start_sipp_uas, start_verbatim,
 };
 use verbatim::engine::EngineConfig;
 use verbatim::ui::{Bridge, BridgeConfig, VerbatimApp};
@@ -87,15 +87,25 @@ fn app_recording(
 
 fn app_notifying(
     recordings: &std::path::Path,
-    mut recording: verbatim::settings::Recording,
+    recording: verbatim::settings::Recording,
     listen: &str,
     notifications: verbatim::ui::call_notifications::NotificationBus,
 ) -> VerbatimApp {
+    let config = bridge_config(recordings, recording, listen, notifications);
+    VerbatimApp::new(Bridge::start(config, || {}))
+}
+
+fn bridge_config(
+    recordings: &std::path::Path,
+    mut recording: verbatim::settings::Recording,
+    listen: &str,
+    notifications: verbatim::ui::call_notifications::NotificationBus,
+) -> BridgeConfig {
     // The window's recorder encrypts to the test key, never the user's.
     if recording.storage.key_file.is_none() {
         recording.storage.key_file = Some(support::test_key_file());
     }
-    let config = BridgeConfig {
+    BridgeConfig {
         listen: listen.parse().unwrap(),
         recordings: Some(recordings.to_owned()),
         recording,
@@ -109,13 +119,12 @@ fn app_notifying(
         ringer: None,
         problems: Vec::new(),
         history: Some(recordings.to_owned()),
-        account: None,
+        accounts: Vec::new(),
         audio_control: None,
         admin: verbatim::settings::AdminPolicy::default(),
         stun_server: None,
         notifications,
-    };
-    VerbatimApp::new(Bridge::start(config, || {}))
+    }
 }
 
 /// Type a URI, click Call, see the call connect; click Record and see the indicator say
@@ -1263,4 +1272,129 @@ fn an_incoming_call_is_notified_on_the_desktop_and_answered_from_the_notificatio
         |_| server.closed.lock().unwrap().contains(&1),
     );
     caller.expect_success(Duration::from_secs(20));
+}
+
+/// Two accounts behind the window, both registered with kamailio: each shows its own state;
+/// a call to the second is shown as for it; the picker places the next call from it.
+#[test]
+fn two_accounts_register_take_their_own_calls_and_the_picker_chooses_the_caller() {
+    let recordings = tempfile::tempdir().unwrap();
+    let kamailio_port = free_port();
+    let mut kamailio = Peer::new("gui-two-accounts-kamailio");
+    start_kamailio(&mut kamailio, kamailio_port);
+    let file = format!(
+        "[[account]]\nname = \"home\"\nuri = \"sip:alice@127.0.0.1\"\n\
+         registrar = \"sip:127.0.0.1:{kamailio_port}\"\npassword = \"alicepw\"\n\
+         [[account]]\nname = \"work\"\nuri = \"sip:bob@127.0.0.1\"\n\
+         registrar = \"sip:127.0.0.1:{kamailio_port}\"\npassword = \"bobpw\"\n"
+    );
+    let accounts = verbatim::settings::Settings::parse(&file)
+        .unwrap()
+        .validate_accounts()
+        .unwrap();
+    let recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut config = bridge_config(
+        recordings.path(),
+        recording,
+        &listen,
+        verbatim::ui::call_notifications::NotificationBus::Off,
+    );
+    config.accounts = accounts;
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        VerbatimApp::new(Bridge::start(config, || {})),
+    );
+    wait_for(&mut harness, "home: sip:alice@127.0.0.1: registered");
+    wait_for(&mut harness, "work: sip:bob@127.0.0.1: registered");
+
+    // alice calls bob through kamailio (as an outbound proxy, without registering).
+    let mut caller = Peer::new("gui-two-accounts-caller");
+    let caller_config = Account::new("alice", "alicepw")
+        .outbound_proxy(&format!("127.0.0.1:{kamailio_port}"))
+        .write_config(&caller, "alice.toml");
+    start_verbatim(
+        &mut caller,
+        [
+            "call",
+            "sip:bob@127.0.0.1",
+            "--config",
+            caller_config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--duration",
+            "1",
+        ],
+    );
+    wait_for(&mut harness, "for work");
+    harness.get_by_label("Answer").click_accesskit();
+    wait_for(&mut harness, "Connected");
+    // The caller hangs up after a second.
+    wait_for(&mut harness, "ended");
+    caller.expect_success(Duration::from_secs(10));
+
+    // The next call goes out as bob: chosen in the picker.
+    let (mut far_end, far_port) = far_end("gui-two-accounts-far-end");
+    harness.get_by_label("from").click();
+    harness.step();
+    harness.step();
+    harness.get_by_label("work").click();
+    harness.step();
+    dial(&mut harness, &format!("sip:someone@127.0.0.1:{far_port}"));
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Hang up").click_accesskit();
+    wait_for(&mut harness, "ended");
+    far_end.expect_success(Duration::from_secs(20));
+    let heard = far_end.stderr();
+    assert!(
+        heard.lines().any(
+            |line| line.starts_with("incoming call from") && line.contains("sip:bob@127.0.0.1")
+        ),
+        "the far end was not called by bob (the account chosen):\n{heard}"
+    );
+    kamailio.stop();
+}
+
+/// Accounts are added, named, switched off and removed in the settings; the file gets one
+/// `[[account]]` table each.
+#[test]
+fn accounts_are_added_named_switched_off_and_removed_in_the_settings() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let mut harness = settings_window(recordings.path(), &path);
+    retype(&mut harness, "Account name", "home");
+    retype(&mut harness, "SIP address", "sip:alice@home.example.net");
+    harness.get_by_label("Add account").click_accesskit();
+    harness.step();
+    retype(&mut harness, "Account name", "home");
+    retype(&mut harness, "SIP address", "sip:alice@work.example.com");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "two accounts are called \"home\"");
+    assert!(!path.exists(), "nothing written");
+
+    retype(&mut harness, "Account name", "work");
+    harness
+        .get_by_label("Enabled (registers and takes calls)")
+        .click_accesskit();
+    harness.step();
+    harness.get_by_label("Add account").click_accesskit();
+    harness.step();
+    retype(&mut harness, "SIP address", "sip:old@example.org");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    let written = verbatim::settings::Settings::load(&path).unwrap();
+    let names: Vec<String> = written.accounts.iter().map(|a| a.name()).collect();
+    assert_eq!(names, ["home", "work", "old@example.org"]);
+    assert!(written.accounts[0].is_enabled() && !written.accounts[1].is_enabled());
+
+    // The form shows the third; removing it leaves two.
+    harness.get_by_label("Remove account").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    step_until(&mut harness, 10, "the file lost the third account", |_| {
+        verbatim::settings::Settings::load(&path).is_ok_and(|s| s.accounts.len() == 2)
+    });
 }

@@ -86,13 +86,16 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
     let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
         .map(|dirs| dirs.data_dir().to_owned());
     let recordings = recording.folder.clone();
-    let account = match settings.account().map(|a| a.validate()).transpose() {
-        Ok(account) => account,
+    let accounts: Vec<crate::settings::Account> = match settings.validate_accounts() {
+        Ok(accounts) => accounts.into_iter().filter(|a| a.enabled).collect(),
         Err(error) => {
             eprintln!("verbatim: {error}");
             return ExitCode::from(2);
         }
     };
+    // The engine's SRTP default and Contact user are the first account's; each call's own
+    // account is not consulted for them yet.
+    let account = accounts.first();
     let media_srtp = settings.media.srtp().unwrap_or(SrtpPolicy::Optional);
     let config = crate::ui::BridgeConfig {
         listen: args
@@ -102,11 +105,10 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         recording: recording.clone(),
         engine: crate::phone::live_engine_config(EngineConfig {
             contact_user: account
-                .as_ref()
                 .and_then(|a| a.aor.uri.user.clone())
                 .unwrap_or_else(|| "verbatim".into()),
             codecs: settings.media.codecs().unwrap_or_default(),
-            srtp: account.as_ref().and_then(|a| a.srtp).unwrap_or(media_srtp),
+            srtp: account.and_then(|a| a.srtp).unwrap_or(media_srtp),
             honour_recordpref: recording.honour_preference,
             keepalive_interval: match settings.call.keepalive() {
                 Ok(every) => every,
@@ -123,7 +125,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         ringer: audio.ringer,
         problems,
         history: data,
-        account,
+        accounts: accounts.clone(),
         audio_control: audio.control,
         admin,
         stun_server: settings.call.stun_server.clone(),

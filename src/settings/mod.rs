@@ -288,14 +288,21 @@ impl Account {
 /// The account a call was addressed to: the one whose address has the user and host of
 /// `to` (the INVITE's To, a name-addr or a bare URI); hosts in any case.
 pub fn account_called_by<'a>(accounts: &'a [Account], to: &str) -> Option<&'a Account> {
-    let uri = NameAddr::parse(to)
+    accounts
+        .iter()
+        .find(|account| is_addressed_to(&account.aor.uri, to))
+}
+
+/// Whether `to` (a name-addr or a bare URI) names the address of record `aor`: its user and
+/// its host, the host in any case.
+pub fn is_addressed_to(aor: &Uri, to: &str) -> bool {
+    let Ok(uri) = NameAddr::parse(to)
         .map(|name_addr| name_addr.uri)
         .or_else(|_| Uri::parse(to))
-        .ok()?;
-    accounts.iter().find(|account| {
-        let aor = &account.aor.uri;
-        aor.user == uri.user && aor.host.eq_ignore_ascii_case(&uri.host)
-    })
+    else {
+        return false;
+    };
+    aor.user == uri.user && aor.host.eq_ignore_ascii_case(&uri.host)
 }
 
 /// A dial field's text as a SIP URI. `sip:`/`sips:` URIs are taken as they are, `user@host`

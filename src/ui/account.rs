@@ -1,7 +1,8 @@
-//! The SIP account behind the window, on the phone's thread: its password from the keyring
-//! (or kept for this run when there is no keyring), its registration, and what a dial
-//! through it looks like.
+//! The SIP accounts behind the window, on the phone's thread: each one's password from the
+//! keyring (or kept for this run when there is no keyring), its registration, and what a
+//! dial through it looks like.
 
+use super::model::AccountSummary;
 use crate::driver::{self, Handle};
 use crate::engine::{AccountConfig, AccountId, Command};
 use crate::phone::Outgoing;
@@ -11,16 +12,127 @@ use crate::sip::auth::Credentials;
 use crate::sip::transport::Destination;
 use crate::sip::uri::{NameAddr, Uri};
 
-/// The account in use and its registration.
+/// One account and its registration.
 #[derive(Debug, Default)]
 pub(super) struct AccountLink {
     account: Option<Account>,
     password: Option<String>,
     /// The engine's id of the registration we asked for, while it stands.
     registered: Option<AccountId>,
-    next_id: u64,
     /// Where the built-in echo test answers, when it runs.
     echo: Option<Destination>,
+}
+
+/// Every enabled account, each registered on its own; and the one calls go out on.
+#[derive(Debug, Default)]
+pub(super) struct Accounts {
+    links: Vec<AccountLink>,
+    /// Dials without any account go straight to the URI through this one.
+    none: AccountLink,
+    /// Registration IDs are never reused, so a late answer to an old one is told apart.
+    next_id: u64,
+    /// The account the window chose for outgoing calls; None or gone: the first.
+    outgoing: Option<String>,
+    echo: Option<Destination>,
+}
+
+impl Accounts {
+    /// Calls to the echo test go to this address, whichever account places them.
+    pub(super) fn set_echo(&mut self, echo: Option<Destination>) {
+        self.echo = echo;
+        self.none.set_echo(echo);
+        for link in &mut self.links {
+            link.set_echo(echo);
+        }
+    }
+
+    /// Takes `accounts` on (the enabled ones, in the file's order). An account that did not
+    /// change keeps its registration and password; a changed, new or newly typed-for one
+    /// (`passwords`, by account name) is taken on afresh and registers again when it is to;
+    /// one that is gone or switched off unregisters. Returns what the user should be told.
+    pub(super) async fn apply(
+        &mut self,
+        accounts: Vec<Account>,
+        mut passwords: Vec<(String, String)>,
+        handle: &Handle,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut old = core::mem::take(&mut self.links);
+        for account in accounts {
+            let typed = passwords
+                .iter()
+                .position(|(name, _)| *name == account.name)
+                .map(|at| passwords.swap_remove(at).1);
+            let kept = old
+                .iter()
+                .position(|link| link.account() == Some(&account))
+                .filter(|_| typed.is_none())
+                .map(|at| old.swap_remove(at));
+            let link = match kept {
+                Some(link) => link,
+                None => {
+                    let mut link = AccountLink::default();
+                    link.set_echo(self.echo);
+                    let problem = match typed {
+                        Some(typed) => {
+                            link.replace(Some(account));
+                            link.set_password(typed).await
+                        }
+                        None => link.adopt(Some(account)).await,
+                    };
+                    problems.extend(problem);
+                    if link.account().is_some_and(|a| a.register_on_start) {
+                        self.next_id += 1;
+                        if let Err(problem) = link.register(handle, AccountId(self.next_id)).await {
+                            problems.push(problem);
+                        }
+                    }
+                    link
+                }
+            };
+            self.links.push(link);
+        }
+        for mut gone in old {
+            gone.unregister(handle);
+        }
+        problems
+    }
+
+    /// What the window lists, in order.
+    pub(super) fn summaries(&self) -> Vec<AccountSummary> {
+        self.links
+            .iter()
+            .filter_map(AccountLink::account)
+            .map(|account| AccountSummary {
+                name: account.name.clone(),
+                aor: account.aor.uri.to_string(),
+            })
+            .collect()
+    }
+
+    /// The account calls go out on from now (by name; None: the first).
+    pub(super) fn choose_outgoing(&mut self, name: Option<String>) {
+        self.outgoing = name;
+    }
+
+    /// The chosen account, else the first, else none (calls go straight to the URI).
+    pub(super) fn outgoing(&self) -> &AccountLink {
+        let chosen = self.outgoing.as_deref().and_then(|name| {
+            self.links
+                .iter()
+                .find(|link| link.account().is_some_and(|a| a.name == name))
+        });
+        chosen.or_else(|| self.links.first()).unwrap_or(&self.none)
+    }
+
+    /// The name of the account whose current registration has this id.
+    pub(super) fn registered_as(&self, id: AccountId) -> Option<&str> {
+        self.links
+            .iter()
+            .find(|link| link.is_current(id))
+            .and_then(AccountLink::account)
+            .map(|account| account.name.as_str())
+    }
 }
 
 impl AccountLink {
@@ -82,8 +194,8 @@ impl AccountLink {
         Some(Credentials::new(account.auth_user.clone(), password))
     }
 
-    /// Registers the account when it has a registrar and wants to be registered now.
-    pub(super) async fn register(&mut self, handle: &Handle) -> Result<(), String> {
+    /// Registers the account under `id` when it has a registrar.
+    pub(super) async fn register(&mut self, handle: &Handle, id: AccountId) -> Result<(), String> {
         let Some(account) = self.account.as_ref() else {
             return Ok(());
         };
@@ -94,8 +206,6 @@ impl AccountLink {
         let destination = driver::dns::first_hop(hop, account.transport)
             .await
             .map_err(|e| format!("the registrar {hop}: {e}"))?;
-        self.next_id += 1;
-        let id = AccountId(self.next_id);
         let config = AccountConfig {
             aor: account.aor.clone(),
             registrar,

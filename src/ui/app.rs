@@ -162,7 +162,10 @@ impl VerbatimApp {
                         editor.on_saved();
                     }
                 }
-                UiEvent::Account(aor) => self.model.set_account(aor),
+                UiEvent::Accounts(accounts) => self.model.set_accounts(accounts),
+                UiEvent::Registration { account, state } => {
+                    self.model.on_registration(&account, state);
+                }
                 UiEvent::Playing(session) => self.playing = session,
                 UiEvent::Devices(devices) => {
                     if let Some(editor) = self.settings.as_mut() {
@@ -187,7 +190,7 @@ impl VerbatimApp {
         let now = Instant::now();
         ui.heading("Verbatim");
         ui.label(RichText::new(&self.status).small());
-        if let Some((account, tone)) = self.model.account_text() {
+        for (account, tone) in self.model.account_lines() {
             let colour = match tone {
                 Tone::Alarm => Color32::from_rgb(200, 60, 40),
                 Tone::Busy => Color32::from_rgb(160, 140, 40),
@@ -440,6 +443,7 @@ impl VerbatimApp {
                 )
                 .labelled_by(label.id);
             let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            self.account_picker(ui);
             let idle = self.model.current().is_none();
             let may_call = self.model.may_place_a_call();
             let call = ui
@@ -461,8 +465,45 @@ impl VerbatimApp {
         });
     }
 
+    /// With several accounts, which one calls go out on (the first unless chosen).
+    fn account_picker(&mut self, ui: &mut egui::Ui) {
+        if self.model.accounts.len() < 2 {
+            return;
+        }
+        let names: Vec<String> = self
+            .model
+            .accounts
+            .iter()
+            .map(|line| line.summary.name.clone())
+            .collect();
+        let current = self
+            .model
+            .outgoing
+            .clone()
+            .or_else(|| names.first().cloned())
+            .unwrap_or_default();
+        let mut chosen = current.clone();
+        let label = ui.label("from");
+        egui::ComboBox::from_id_salt("outgoing account")
+            .selected_text(&chosen)
+            .show_ui(ui, |ui| {
+                for name in &names {
+                    ui.selectable_value(&mut chosen, name.clone(), name);
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        if chosen != current {
+            self.model.outgoing = Some(chosen.clone());
+            self.bridge.send(UiCommand::UseAccount(Some(chosen)));
+        }
+    }
+
     fn call_panel(&mut self, ui: &mut egui::Ui, call: &CallView, now: Instant) {
         ui.label(RichText::new(&call.remote).strong());
+        if let Some(account) = &call.account {
+            ui.label(RichText::new(format!("for {account}")).small());
+        }
         ui.label(call.state_text(now));
         match call.quality() {
             // The compact line opens onto a live plot of the last minute.

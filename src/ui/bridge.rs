@@ -9,8 +9,9 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::mpsc;
 
-use super::account::AccountLink;
+use super::account::{AccountLink, Accounts};
 use super::history::{HistoryEntry, HistoryFile};
+use super::model::AccountSummary;
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
 use crate::engine::{CallId, Command, EngineConfig, Event};
@@ -52,12 +53,15 @@ pub enum UiCommand {
     OpenRecording(String),
     /// A finished call for the history file.
     SaveHistory(Box<HistoryEntry>),
+    /// Place calls on this account (by name) from now on; None: the first.
+    UseAccount(Option<String>),
     /// Write the settings file and apply it: the recording policy from the next call on,
     /// a changed account (or a new password, for the keyring) by registering again.
     SaveSettings {
         path: PathBuf,
         settings: Box<Settings>,
-        password: Option<Password>,
+        /// Passwords typed for accounts, by account name.
+        passwords: Vec<(String, Password)>,
     },
 }
 
@@ -93,8 +97,13 @@ pub enum UiEvent {
     Notice(String),
     /// The settings were written (and apply now).
     SettingsSaved,
-    /// The account calls go through (its address of record); None: no account.
-    Account(Option<String>),
+    /// The enabled accounts, in order (the first places calls unless another is chosen).
+    Accounts(Vec<AccountSummary>),
+    /// An account's registration, as the engine reports it.
+    Registration {
+        account: String,
+        state: crate::engine::RegistrationState,
+    },
     /// The sound devices, or why they cannot be listed.
     Devices(Result<Vec<crate::audio::DeviceInfo>, String>),
     /// The recording being played (its session ID), or None when playback stopped.
@@ -150,8 +159,9 @@ pub struct BridgeConfig {
     pub problems: Vec<String>,
     /// Where the call history is kept; None: not kept.
     pub history: Option<PathBuf>,
-    /// The SIP account to register and call through; None: calls go straight to the URI.
-    pub account: Option<Account>,
+    /// The enabled SIP accounts to register and call through; none: calls go straight to
+    /// the URI.
+    pub accounts: Vec<Account>,
     /// The sound card's controls when calls use it.
     pub audio_control: Option<AudioControl>,
     /// The recording settings the administrator fixed (`/etc/verbatim/policy.toml`): they
@@ -293,8 +303,8 @@ async fn run(
     policy.builtin = recorder.as_ref().map(|r| r.uri.clone());
     let recorder = recorder.map(|r| r.handle);
     let tls = config
-        .account
-        .as_ref()
+        .accounts
+        .first()
         .map(|account| crate::driver::tls::TlsSettings {
             ca_file: account.tls_ca_file.clone(),
             client_certificate: account.tls_client_certificate.clone(),
@@ -336,7 +346,7 @@ async fn run(
     for problem in &config.problems {
         notify.send(UiEvent::Problem(problem.clone()));
     }
-    let mut account = AccountLink::default();
+    let mut accounts = Accounts::default();
     // The echo test: a second phone on loopback, so a new user can call someone at once.
     let echo = match crate::phone::echo::EchoPeer::start(config.engine.codecs.clone()).await {
         Ok(echo) => Some(echo),
@@ -345,11 +355,15 @@ async fn run(
             None
         }
     };
-    account.set_echo(echo.as_ref().map(|e| e.destination));
-    if let Some(problem) = account.adopt(config.account.clone()).await {
-        notify.send(UiEvent::Problem(problem));
-    }
-    start_account(&mut account, &phone.handle, &notify).await;
+    accounts.set_echo(echo.as_ref().map(|e| e.destination));
+    take_accounts(
+        &mut accounts,
+        config.accounts.clone(),
+        Vec::new(),
+        &phone.handle,
+        &notify,
+    )
+    .await;
     let history = config.history.as_deref().map(HistoryFile::new);
     if let Some(file) = history.clone() {
         match tokio::task::spawn_blocking(move || file.read()).await {
@@ -428,7 +442,8 @@ async fn run(
                     };
                     notify.send(UiEvent::Devices(devices));
                 }
-                Some(UiCommand::SaveSettings { path, settings, password }) => {
+                Some(UiCommand::UseAccount(name)) => accounts.choose_outgoing(name),
+                Some(UiCommand::SaveSettings { path, settings, passwords }) => {
                     let audio = settings.audio.clone();
                     let codecs = settings.media.codecs();
                     // The file keeps the user's own values; the phone runs with what the
@@ -438,11 +453,11 @@ async fn run(
                     let saved = match running.validate() {
                         Ok(running) => save_settings(path, *settings)
                             .await
-                            .map(|(_, account)| (running, account)),
+                            .map(|(_, saved_accounts)| (running, saved_accounts)),
                         Err(problem) => Err(problem),
                     };
                     match saved {
-                        Ok((recording, saved_account)) => {
+                        Ok((recording, saved_accounts)) => {
                             match recording.notice.load() {
                                 Ok(notice) => {
                                     let _ = phone.send(Command::SetNotice(notice));
@@ -457,20 +472,18 @@ async fn run(
                             if let Ok(codecs) = codecs {
                                 let _ = phone.send(Command::SetCodecs(codecs));
                             }
-                            if account.account() != saved_account.as_ref() || password.is_some() {
-                                account.unregister(&phone.handle);
-                                let problem = match password {
-                                    Some(Password(typed)) => {
-                                        account.replace(saved_account);
-                                        account.set_password(typed).await
-                                    }
-                                    None => account.adopt(saved_account).await,
-                                };
-                                if let Some(problem) = problem {
-                                    notify.send(UiEvent::Problem(problem));
-                                }
-                                start_account(&mut account, &phone.handle, &notify).await;
-                            }
+                            let typed = passwords
+                                .into_iter()
+                                .map(|(name, Password(typed))| (name, typed))
+                                .collect();
+                            take_accounts(
+                                &mut accounts,
+                                saved_accounts,
+                                typed,
+                                &phone.handle,
+                                &notify,
+                            )
+                            .await;
                             notify.send(UiEvent::SettingsSaved);
                         }
                         Err(problem) => notify.send(UiEvent::Problem(problem)),
@@ -485,7 +498,7 @@ async fn run(
                         task.abort();
                         notify.send(UiEvent::Playing(None));
                     }
-                    match carry_out(&mut phone, command, &account, &notify).await {
+                    match carry_out(&mut phone, command, accounts.outgoing(), &notify).await {
                         Ok(()) => {}
                         // The settings screen waits for the check's answer: this is it.
                         Err(problem) if checking => {
@@ -501,8 +514,15 @@ async fn run(
                 None => break,
             },
             event = phone.handle.events.recv() => match event {
-                // A registration we replaced may still report; only the current one counts.
-                Some(Event::Registration { account: id, .. }) if !account.is_current(id) => {}
+                // A registration we replaced may still report; only the current ones count.
+                Some(Event::Registration { account: id, state }) => {
+                    if let Some(name) = accounts.registered_as(id) {
+                        notify.send(UiEvent::Registration {
+                            account: name.to_owned(),
+                            state,
+                        });
+                    }
+                }
                 // The user took the call this one replaces: it is answered without ringing.
                 Some(Event::ReplacingCall { call, replaces, from }) => {
                     if let Some(task) = player.take() {
@@ -519,7 +539,7 @@ async fn run(
                     })));
                 }
                 Some(Event::TransferRequested { call, target, referred_by }) => {
-                    follow_transfer(&mut phone, &account, call, &target, &notify).await;
+                    follow_transfer(&mut phone, accounts.outgoing(), call, &target, &notify).await;
                     notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
                         call,
                         target,
@@ -619,36 +639,40 @@ async fn follow_transfer(
     }
 }
 
-/// Tells the window which account is in use and registers it when it asks to be.
-async fn start_account(account: &mut AccountLink, handle: &Handle, notify: &Notifier) {
-    notify.send(UiEvent::Account(
-        account.account().map(|a| a.aor.uri.to_string()),
-    ));
-    if account.account().is_some_and(|a| a.register_on_start)
-        && let Err(problem) = account.register(handle).await
-    {
+/// Takes the accounts on (each registering when it is to) and tells the window which there
+/// are.
+async fn take_accounts(
+    accounts: &mut Accounts,
+    enabled: Vec<Account>,
+    passwords: Vec<(String, String)>,
+    handle: &Handle,
+    notify: &Notifier,
+) {
+    for problem in accounts.apply(enabled, passwords, handle).await {
         notify.send(UiEvent::Problem(problem));
     }
+    notify.send(UiEvent::Accounts(accounts.summaries()));
 }
 
-/// Checks, writes (off the window's thread) and returns the recording part and the account
-/// to apply.
+/// Checks, writes (off the window's thread) and returns the recording part and the enabled
+/// accounts to apply.
 async fn save_settings(
     path: PathBuf,
     settings: Settings,
-) -> Result<(crate::settings::Recording, Option<Account>), String> {
+) -> Result<(crate::settings::Recording, Vec<Account>), String> {
     let recording = settings.recording.validate()?;
     settings.media.codecs()?;
     settings.audio.validate()?;
-    let account = settings
-        .account()
-        .map(crate::settings::AccountSettings::validate)
-        .transpose()?;
+    let accounts: Vec<Account> = settings
+        .validate_accounts()?
+        .into_iter()
+        .filter(|account| account.enabled)
+        .collect();
     tokio::task::spawn_blocking(move || settings.save(&path))
         .await
         .map_err(|e| format!("the settings were not saved: {e}"))?
         .map_err(|e| format!("the settings were not saved: {e}"))?;
-    Ok((recording, account))
+    Ok((recording, accounts))
 }
 
 async fn carry_out(
@@ -692,6 +716,7 @@ async fn carry_out(
         // Handled by the loop, which owns the history file, the policy, the devices and
         // the player.
         UiCommand::SaveHistory(_)
+        | UiCommand::UseAccount(_)
         | UiCommand::SaveSettings { .. }
         | UiCommand::ListDevices
         | UiCommand::PlayRecording(_)

@@ -16,6 +16,8 @@ pub struct CallView {
     /// Who is on the other side, as the user typed it or as the caller said.
     pub remote: String,
     pub incoming: bool,
+    /// The account an incoming call was for, when there are several.
+    pub account: Option<String>,
     pub state: CallState,
     pub connected_at: Option<Instant>,
     pub recording: RecordingState,
@@ -82,6 +84,21 @@ pub enum Tone {
 }
 
 /// The window's state.
+/// What the window shows of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub name: String,
+    /// Its address of record.
+    pub aor: String,
+}
+
+/// An account and its registration as the engine last reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLine {
+    pub summary: AccountSummary,
+    pub registration: Option<RegistrationState>,
+}
+
 #[derive(Debug, Default)]
 pub struct Model {
     pub calls: Vec<CallView>,
@@ -93,38 +110,90 @@ pub struct Model {
     pub history: Vec<HistoryEntry>,
     /// Finished calls not yet handed to the history file.
     unsaved: Vec<HistoryEntry>,
-    /// The account calls go through (its address of record).
-    pub account: Option<String>,
-    /// Its registration as the engine last reported it.
-    pub registration: Option<RegistrationState>,
+    /// The enabled accounts, in order, each with its registration.
+    pub accounts: Vec<AccountLine>,
+    /// The account calls go out on, as chosen in the window; None: the first.
+    pub outgoing: Option<String>,
     /// The calls merged into our own conference (empty: none).
     pub local_conference: Vec<CallId>,
 }
 
 impl Model {
-    /// Another account (or none) is in use now; its registration is not known yet.
-    pub fn set_account(&mut self, aor: Option<String>) {
-        self.account = aor;
-        self.registration = None;
+    /// These accounts are in use now. One that stayed as it was keeps its registration
+    /// state; the others are not known to be registered yet. A chosen outgoing account that
+    /// is gone falls back to the first.
+    pub fn set_accounts(&mut self, accounts: Vec<AccountSummary>) {
+        let mut old = core::mem::take(&mut self.accounts);
+        self.accounts = accounts
+            .into_iter()
+            .map(|summary| {
+                let registration = old
+                    .iter()
+                    .position(|line| line.summary == summary)
+                    .and_then(|at| old.swap_remove(at).registration);
+                AccountLine {
+                    summary,
+                    registration,
+                }
+            })
+            .collect();
+        if let Some(chosen) = &self.outgoing
+            && !self.accounts.iter().any(|a| a.summary.name == *chosen)
+        {
+            self.outgoing = None;
+        }
     }
 
-    /// The account line: who we are and whether the registrar knows it, with the reason
-    /// when it failed.
-    pub fn account_text(&self) -> Option<(String, Tone)> {
-        let aor = self.account.as_deref()?;
-        Some(match &self.registration {
-            None => (format!("{aor}: not registered"), Tone::Quiet),
-            Some(RegistrationState::Registering) => (format!("{aor}: registering…"), Tone::Busy),
-            Some(RegistrationState::Registered { .. }) => {
-                (format!("{aor}: registered"), Tone::Quiet)
-            }
-            Some(RegistrationState::Failed { reason }) => {
-                (format!("{aor}: registration failed: {reason}"), Tone::Alarm)
-            }
-            Some(RegistrationState::Unregistered) => {
-                (format!("{aor}: not registered"), Tone::Quiet)
-            }
-        })
+    pub fn on_registration(&mut self, account: &str, state: RegistrationState) {
+        if let Some(line) = self
+            .accounts
+            .iter_mut()
+            .find(|line| line.summary.name == account)
+        {
+            line.registration = Some(state);
+        }
+    }
+
+    /// One line per account: who we are there and whether its registrar knows it, with the
+    /// reason when it failed. With several accounts each line starts with its name.
+    pub fn account_lines(&self) -> Vec<(String, Tone)> {
+        let several = self.accounts.len() > 1;
+        self.accounts
+            .iter()
+            .map(|line| {
+                let aor = &line.summary.aor;
+                let who = if several {
+                    format!("{}: {aor}", line.summary.name)
+                } else {
+                    aor.clone()
+                };
+                match &line.registration {
+                    None | Some(RegistrationState::Unregistered) => {
+                        (format!("{who}: not registered"), Tone::Quiet)
+                    }
+                    Some(RegistrationState::Registering) => {
+                        (format!("{who}: registering…"), Tone::Busy)
+                    }
+                    Some(RegistrationState::Registered { .. }) => {
+                        (format!("{who}: registered"), Tone::Quiet)
+                    }
+                    Some(RegistrationState::Failed { reason }) => {
+                        (format!("{who}: registration failed: {reason}"), Tone::Alarm)
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The account an incoming call was addressed to (its To), by name.
+    pub fn account_called(&self, to: &str) -> Option<&str> {
+        self.accounts
+            .iter()
+            .find(|line| {
+                crate::sip::uri::Uri::parse(&line.summary.aor)
+                    .is_ok_and(|aor| crate::settings::is_addressed_to(&aor, to))
+            })
+            .map(|line| line.summary.name.as_str())
     }
 
     /// A call we placed: shown at once, before the engine says anything.
@@ -198,8 +267,16 @@ impl Model {
 
     pub fn on_event(&mut self, event: &Event, now: Instant) {
         match event {
-            Event::Registration { state, .. } => self.registration = Some(state.clone()),
-            Event::IncomingCall { call, from, .. } | Event::ReplacingCall { call, from, .. } => {
+            Event::IncomingCall { call, from, to } => {
+                self.last_outcome = None;
+                let mut view = CallView::new(*call, from.clone(), true);
+                // Which of several accounts rings matters; with one it goes without saying.
+                if self.accounts.len() > 1 {
+                    view.account = self.account_called(to).map(str::to_owned);
+                }
+                self.calls.push(view);
+            }
+            Event::ReplacingCall { call, from, .. } => {
                 self.last_outcome = None;
                 self.calls.push(CallView::new(*call, from.clone(), true));
             }
@@ -379,6 +456,7 @@ impl CallView {
             id,
             remote,
             incoming,
+            account: None,
             state: if incoming {
                 CallState::Incoming
             } else {
@@ -613,6 +691,65 @@ mod tests {
 
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    fn summary(name: &str, aor: &str) -> AccountSummary {
+        AccountSummary {
+            name: name.into(),
+            aor: aor.into(),
+        }
+    }
+
+    #[test]
+    fn each_account_shows_its_own_registration_and_an_incoming_call_names_its_account() {
+        let mut model = Model::default();
+        model.set_accounts(vec![summary("home", "sip:alice@home.example.net")]);
+        model.on_registration("home", RegistrationState::Registering);
+        assert_eq!(
+            model.account_lines()[0].0,
+            "sip:alice@home.example.net: registering…",
+            "one account: no name needed"
+        );
+        model.set_accounts(vec![
+            summary("home", "sip:alice@home.example.net"),
+            summary("work", "sip:alice@work.example.com"),
+        ]);
+        model.on_registration(
+            "work",
+            RegistrationState::Failed {
+                reason: "403".into(),
+            },
+        );
+        let lines = model.account_lines();
+        assert_eq!(lines[0].0, "home: sip:alice@home.example.net: registering…");
+        assert_eq!(
+            lines[1],
+            (
+                "work: sip:alice@work.example.com: registration failed: 403".into(),
+                Tone::Alarm
+            )
+        );
+
+        model.on_event(
+            &Event::IncomingCall {
+                call: CallId(5),
+                from: "<sip:bob@example.org>;tag=1".into(),
+                to: "<sip:alice@WORK.example.com>".into(),
+            },
+            Instant::now(),
+        );
+        assert_eq!(model.calls[0].account.as_deref(), Some("work"));
+
+        model.outgoing = Some("work".into());
+        model.set_accounts(vec![summary("home", "sip:alice@home.example.net")]);
+        assert_eq!(
+            model.outgoing, None,
+            "a chosen account that is gone is forgotten"
+        );
+        assert_eq!(
+            model.accounts[0].registration,
+            Some(RegistrationState::Registering)
+        );
+    }
 
     #[test]
     fn the_quality_plot_keeps_the_last_minute() {

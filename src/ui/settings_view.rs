@@ -19,7 +19,10 @@ pub(super) struct SettingsEditor {
     base: Settings,
     /// What the administrator fixed: shown, not editable.
     admin: AdminPolicy,
-    account: AccountFields,
+    /// Every account in the file, in order (one blank one when there is none).
+    accounts: Vec<AccountFields>,
+    /// The account the form shows.
+    selected: usize,
     srs: String,
     srs_secondary: String,
     auto: bool,
@@ -129,6 +132,10 @@ enum RecorderCheckView {
 /// The account's fields as typed.
 #[derive(Debug, Default)]
 struct AccountFields {
+    /// The account as the file had it: fields the screen does not show are kept from it.
+    base: Option<AccountSettings>,
+    name: String,
+    enabled: bool,
     display_name: String,
     uri: String,
     registrar: String,
@@ -160,14 +167,28 @@ fn optional(value: &str) -> Option<String> {
 }
 
 impl AccountFields {
-    fn from(account: Option<&AccountSettings>) -> AccountFields {
-        let Some(a) = account else {
-            return AccountFields {
-                register_on_start: true,
-                ..AccountFields::default()
-            };
-        };
+    /// One form per account in `settings`, or a blank one.
+    fn all(settings: &Settings) -> Vec<AccountFields> {
+        let mut all: Vec<AccountFields> = settings.accounts.iter().map(Self::from).collect();
+        if all.is_empty() {
+            all.push(AccountFields::blank());
+        }
+        all
+    }
+
+    fn blank() -> AccountFields {
         AccountFields {
+            enabled: true,
+            register_on_start: true,
+            ..AccountFields::default()
+        }
+    }
+
+    fn from(a: &AccountSettings) -> AccountFields {
+        AccountFields {
+            base: Some(a.clone()),
+            name: text(&a.name),
+            enabled: a.is_enabled(),
             display_name: text(&a.display_name),
             uri: a.uri.clone(),
             registrar: text(&a.registrar),
@@ -180,11 +201,19 @@ impl AccountFields {
         }
     }
 
-    /// The `[account]` table these fields make, on top of what the file had (fields the
+    /// What the picker calls it: its name, else its address, else its place in the list.
+    fn title(&self, place: usize) -> String {
+        match self.edited() {
+            Some(account) => account.name(),
+            None => format!("New account {}", place + 1),
+        }
+    }
+
+    /// The `[[account]]` table these fields make, on top of what the file had (fields the
     /// screen does not show are kept); None when the URI is empty (no account).
-    fn edited(&self, base: Option<&AccountSettings>) -> Option<AccountSettings> {
+    fn edited(&self) -> Option<AccountSettings> {
         let uri = optional(&self.uri)?;
-        let mut account = base.cloned().unwrap_or(AccountSettings {
+        let mut account = self.base.clone().unwrap_or(AccountSettings {
             name: None,
             enabled: None,
             display_name: None,
@@ -203,6 +232,8 @@ impl AccountFields {
             register_on_start: None,
         });
         account.uri = uri;
+        account.name = optional(&self.name);
+        account.enabled = (!self.enabled).then_some(false);
         account.display_name = optional(&self.display_name);
         account.registrar = optional(&self.registrar);
         account.auth_user = optional(&self.auth_user);
@@ -218,7 +249,8 @@ impl SettingsEditor {
     pub(super) fn new(path: std::path::PathBuf, base: Settings) -> SettingsEditor {
         let recording = &base.recording;
         SettingsEditor {
-            account: AccountFields::from(base.account()),
+            accounts: AccountFields::all(&base),
+            selected: 0,
             audio: AudioFields::from(&base),
             srs: text(&recording.srs),
             srs_secondary: text(&recording.srs_secondary),
@@ -276,10 +308,12 @@ impl SettingsEditor {
     /// The whole file with the edited parts, or why it cannot be.
     fn edited(&self) -> Result<Settings, String> {
         let mut settings = self.base.clone();
-        settings.set_account(self.account.edited(self.base.account()));
-        if let Some(account) = settings.account() {
-            account.validate()?;
-        }
+        settings.accounts = self
+            .edited_accounts()
+            .into_iter()
+            .map(|(_, account)| account)
+            .collect();
+        settings.validate_accounts()?;
         self.audio.apply(&mut settings);
         if settings.media.codecs.is_empty() {
             return Err("media.codecs: offer at least one codec".into());
@@ -355,9 +389,20 @@ impl SettingsEditor {
     /// The phone wrote the file.
     pub(super) fn on_saved(&mut self) {
         if let Some(saved) = self.pending.take() {
+            self.accounts = AccountFields::all(&saved);
+            self.selected = self.selected.min(self.accounts.len() - 1);
             self.base = saved;
             self.saved = true;
         }
+    }
+
+    /// The accounts the forms make, each with the form it came from (blank forms make none).
+    fn edited_accounts(&self) -> Vec<(usize, AccountSettings)> {
+        self.accounts
+            .iter()
+            .enumerate()
+            .filter_map(|(at, fields)| fields.edited().map(|account| (at, account)))
+            .collect()
     }
 
     /// Draws the screen; returns what the phone must do (write the settings, list the
@@ -369,10 +414,23 @@ impl SettingsEditor {
     ) -> Vec<UiCommand> {
         let mut commands = Vec::new();
         let mut changed = false;
-        ui.label(RichText::new("Account").strong());
-        let stored = self.base.account().is_some();
+        ui.label(RichText::new("Accounts").strong());
+        changed |= self.account_list(ui);
         let error = self.error.clone();
-        let fields = &mut self.account;
+        let Some(fields) = self.accounts.get_mut(self.selected) else {
+            return commands;
+        };
+        let stored = fields.base.is_some();
+        changed |= field(
+            ui,
+            "Account name",
+            &mut fields.name,
+            "work (empty: its address)",
+            error_for(&error, "account.name"),
+        );
+        changed |= ui
+            .checkbox(&mut fields.enabled, "Enabled (registers and takes calls)")
+            .changed();
         changed |= field(ui, "Display name", &mut fields.display_name, "Alice", None);
         changed |= field(
             ui,
@@ -635,14 +693,32 @@ impl SettingsEditor {
                     Ok(settings) => {
                         self.error = None;
                         self.pending = Some(settings.clone());
-                        let password = core::mem::take(&mut self.account.password);
+                        let mut passwords = Vec::new();
+                        for (at, account) in self.edited_accounts() {
+                            if let Some(fields) = self.accounts.get_mut(at)
+                                && !fields.password.is_empty()
+                            {
+                                let typed = core::mem::take(&mut fields.password);
+                                passwords.push((account.name(), Password(typed)));
+                            }
+                        }
                         commands.push(UiCommand::SaveSettings {
                             path: self.path.clone(),
                             settings: Box::new(settings),
-                            password: (!password.is_empty()).then_some(Password(password)),
+                            passwords,
                         });
                     }
-                    Err(error) => self.error = Some(error),
+                    Err(error) => {
+                        // The form shown is the one the error is about.
+                        if let Some((at, _)) = self
+                            .edited_accounts()
+                            .into_iter()
+                            .find(|(_, account)| account.validate().is_err())
+                        {
+                            self.selected = at;
+                        }
+                        self.error = Some(error);
+                    }
                 }
             }
             if self.saved {
@@ -650,6 +726,52 @@ impl SettingsEditor {
             }
         });
         commands
+    }
+
+    /// Which account the form shows, and adding or removing one; true when the list changed.
+    fn account_list(&mut self, ui: &mut egui::Ui) -> bool {
+        let mut changed = false;
+        ui.horizontal(|ui| {
+            let titles: Vec<String> = self
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(at, fields)| fields.title(at))
+                .collect();
+            let label = ui.label("Account");
+            let shown = titles.get(self.selected).cloned().unwrap_or_default();
+            egui::ComboBox::from_id_salt("edited account")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    for (at, title) in titles.iter().enumerate() {
+                        ui.selectable_value(&mut self.selected, at, title);
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            if ui.button("Add account").clicked() {
+                self.accounts.push(AccountFields::blank());
+                self.selected = self.accounts.len() - 1;
+                changed = true;
+            }
+            let removable = self.accounts.len() > 1
+                || self
+                    .accounts
+                    .first()
+                    .is_some_and(|only| only.base.is_some());
+            if ui
+                .add_enabled(removable, egui::Button::new("Remove account"))
+                .clicked()
+            {
+                self.accounts.remove(self.selected);
+                if self.accounts.is_empty() {
+                    self.accounts.push(AccountFields::blank());
+                }
+                self.selected = self.selected.min(self.accounts.len() - 1);
+                changed = true;
+            }
+        });
+        changed
     }
 
     /// Devices, the microphone's level, volumes and codec order; true when something changed.
