@@ -169,12 +169,21 @@ fn call_record_pause_and_resume_from_the_window() {
 
 /// Types `target` in the dial field and clicks Call.
 fn dial(harness: &mut Harness<'_, VerbatimApp>, target: &str) {
+    show_phone(harness);
     harness.get_by_label("Dial").focus();
     // Whatever the field held before is replaced.
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     harness.get_by_label("Dial").type_text(target);
     harness.step();
     harness.get_by_label("Call").click();
+}
+
+/// The calls' page, when the settings are showing.
+fn show_phone(harness: &mut Harness<'_, VerbatimApp>) {
+    if harness.query_by_label("Dial").is_none() {
+        harness.get_by_label("Phone").click();
+        harness.step();
+    }
 }
 
 /// The window with the real phone behind it, once it says it is ready.
@@ -507,6 +516,7 @@ fn an_account_registers_from_the_settings_and_calls_a_number_in_its_domain() {
     );
     let _ = verbatim::secrets::forget(&key);
 
+    show_phone(&mut harness);
     let dial = harness.get_by_label("Dial");
     dial.focus();
     dial.type_text("2000");

@@ -28,12 +28,22 @@ pub struct VerbatimApp {
     first_run: bool,
     /// Open the settings on the next frame (from the welcome panel).
     open_settings: bool,
+    /// The calls or the settings.
+    page: Page,
     /// Links opened elsewhere (`verbatim open`), to dial here.
     links: Option<std::sync::mpsc::Receiver<String>>,
     /// A link came in: the window comes to the front on the next frame.
     raise: bool,
     /// What the history is searched for.
     history_search: String,
+}
+
+/// The window shows the calls or the settings, never one under the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Page {
+    #[default]
+    Phone,
+    Settings,
 }
 
 impl core::fmt::Debug for VerbatimApp {
@@ -57,6 +67,7 @@ impl VerbatimApp {
             playing: None,
             first_run: false,
             open_settings: false,
+            page: Page::Phone,
             links: None,
             raise: false,
             history_search: String::new(),
@@ -147,6 +158,10 @@ impl VerbatimApp {
                     {
                         editor.on_recorder_checked(*works, findings.clone());
                     }
+                    // A call that rings is never hidden behind the settings.
+                    if matches!(*event, Event::IncomingCall { .. }) {
+                        self.page = Page::Phone;
+                    }
                     self.model.on_event(&event, now);
                 }
                 UiEvent::History(entries) => self.model.load_history(entries),
@@ -198,14 +213,29 @@ impl VerbatimApp {
             };
             ui.colored_label(colour, account);
         }
+        if core::mem::take(&mut self.open_settings) {
+            self.page = Page::Settings;
+        }
+        if self.settings.is_some() {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.page, Page::Phone, "Phone");
+                ui.selectable_value(&mut self.page, Page::Settings, "Settings");
+            });
+        }
         ui.separator();
+        // What went wrong shows on either page (a password the keyring did not take is
+        // reported while the settings are open).
+        for problem in &self.problems {
+            ui.colored_label(Color32::from_rgb(200, 60, 40), problem);
+        }
+        if self.page == Page::Settings && self.settings.is_some() {
+            self.settings_panel(ui);
+            return;
+        }
         if self.first_run {
             self.welcome(ui);
         }
         self.dial_row(ui);
-        for problem in &self.problems {
-            ui.colored_label(Color32::from_rgb(200, 60, 40), problem);
-        }
         // The newest few things the phone said (a warning, a transfer that came in).
         for notice in self.model.notices.iter().rev().take(3) {
             ui.label(RichText::new(notice).small());
@@ -259,13 +289,6 @@ impl VerbatimApp {
         self.shortcuts(ui, &calls);
         ui.separator();
         self.history(ui);
-        if self.settings.is_some() {
-            ui.separator();
-            let open = core::mem::take(&mut self.open_settings).then_some(true);
-            egui::CollapsingHeader::new("Settings")
-                .open(open)
-                .show(ui, |ui| self.settings_panel(ui));
-        }
     }
 
     /// The first start: three ways in, each one click.
