@@ -1298,10 +1298,10 @@ fn two_accounts_register_take_their_own_calls_and_the_picker_chooses_the_caller(
          [[account]]\nname = \"work\"\nuri = \"sip:bob@127.0.0.1\"\n\
          registrar = \"sip:127.0.0.1:{kamailio_port}\"\npassword = \"bobpw\"\n"
     );
-    let accounts = verbatim::settings::Settings::parse(&file)
-        .unwrap()
-        .validate_accounts()
-        .unwrap();
+    let settings = verbatim::settings::Settings::parse(&file).unwrap();
+    let accounts = settings.validate_accounts().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
     let recording = verbatim::settings::RecordingSettings::default()
         .validate()
         .unwrap();
@@ -1313,10 +1313,12 @@ fn two_accounts_register_take_their_own_calls_and_the_picker_chooses_the_caller(
         verbatim::ui::call_notifications::NotificationBus::Off,
     );
     config.accounts = accounts;
-    let mut harness = Harness::new_ui_state(
-        |ui, app: &mut VerbatimApp| app.show(ui),
-        VerbatimApp::new(Bridge::start(config, || {})),
-    );
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 1800.0))
+        .build_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            VerbatimApp::new(Bridge::start(config, || {})).with_settings(path.clone(), settings),
+        );
     wait_for(&mut harness, "home: sip:alice@127.0.0.1: registered");
     wait_for(&mut harness, "work: sip:bob@127.0.0.1: registered");
 
@@ -1364,6 +1366,50 @@ fn two_accounts_register_take_their_own_calls_and_the_picker_chooses_the_caller(
         ),
         "the far end was not called by bob (the account chosen):\n{heard}"
     );
+
+    // An account edited and saved registers again, and the registrar keeps it: the old
+    // registration goes before the new one comes (they share a Contact).
+    harness.get_by_label("Settings").click();
+    harness.step();
+    retype(&mut harness, "Display name", "Alice at home");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    kamailio.wait_for_output(
+        "interop: unregistered sip:alice@127.0.0.1",
+        Duration::from_secs(10),
+    );
+    step_until(&mut harness, 15, "alice registered again", |_| {
+        kamailio
+            .stderr()
+            .matches("interop: registered sip:alice@127.0.0.1")
+            .count()
+            >= 2
+    });
+    show_phone(&mut harness);
+    let mut second = Peer::new("gui-two-accounts-second-caller");
+    let bob_config = Account::new("bob", "bobpw")
+        .outbound_proxy(&format!("127.0.0.1:{kamailio_port}"))
+        .write_config(&second, "bob.toml");
+    start_verbatim(
+        &mut second,
+        [
+            "call",
+            "sip:alice@127.0.0.1",
+            "--config",
+            bob_config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--duration",
+            "1",
+        ],
+    );
+    wait_for(&mut harness, "for home");
+    harness.get_by_label("Answer").click_accesskit();
+    wait_for(&mut harness, "Connected");
+    step_until(&mut harness, 15, "the second caller hung up", |_| {
+        !second.is_running()
+    });
+    second.expect_success(Duration::from_secs(5));
     kamailio.stop();
 }
 
@@ -1399,6 +1445,12 @@ fn accounts_are_added_named_switched_off_and_removed_in_the_settings() {
     let names: Vec<String> = written.accounts.iter().map(|a| a.name()).collect();
     assert_eq!(names, ["home", "work", "old@example.org"]);
     assert!(written.accounts[0].is_enabled() && !written.accounts[1].is_enabled());
+
+    // An emptied address does not delete an account (Remove account does).
+    retype(&mut harness, "SIP address", "");
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "use Remove account");
+    retype(&mut harness, "SIP address", "sip:old@example.org");
 
     // The form shows the third; removing it leaves two.
     harness.get_by_label("Remove account").click_accesskit();

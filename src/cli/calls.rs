@@ -138,8 +138,30 @@ async fn register(
     id: AccountId,
     account: &Account,
 ) -> Result<Option<AccountId>, Failure> {
-    let Some(registrar) = account.registrar.clone() else {
+    if !start_registration(phone, id, account).await? {
         return Ok(None);
+    }
+    loop {
+        match next_event(phone, Duration::from_secs(40)).await? {
+            Event::Registration {
+                account: registered,
+                state,
+            } if registered == id && registration_settled(account, &state)? => {
+                return Ok(Some(id));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Asks the engine to register `account` under `id`; false when it has no registrar.
+async fn start_registration(
+    phone: &mut Phone,
+    id: AccountId,
+    account: &Account,
+) -> Result<bool, Failure> {
+    let Some(registrar) = account.registrar.clone() else {
+        return Ok(false);
     };
     let destination = match account.outbound_proxy.as_ref() {
         Some(proxy) => resolve(proxy, account.transport).await?,
@@ -163,26 +185,21 @@ async fn register(
             },
         },
     )?;
-    loop {
-        match next_event(phone, Duration::from_secs(40)).await? {
-            Event::Registration {
-                account: registered,
-                state: RegistrationState::Registered { expires },
-            } if registered == id => {
-                println!("registered {} (expires in {expires} s)", account.aor.uri);
-                return Ok(Some(id));
-            }
-            Event::Registration {
-                account: failed,
-                state: RegistrationState::Failed { reason },
-            } if failed == id => {
-                return Err(Failure::new(format!(
-                    "registration of {} failed: {reason}",
-                    account.name
-                )));
-            }
-            _ => {}
+    Ok(true)
+}
+
+/// Prints a registration that went through; true once it did, an error when it failed.
+fn registration_settled(account: &Account, state: &RegistrationState) -> Result<bool, Failure> {
+    match state {
+        RegistrationState::Registered { expires } => {
+            println!("registered {} (expires in {expires} s)", account.aor.uri);
+            Ok(true)
         }
+        RegistrationState::Failed { reason } => Err(Failure::new(format!(
+            "registration of {} failed: {reason}",
+            account.name
+        ))),
+        _ => Ok(false),
     }
 }
 
@@ -192,7 +209,10 @@ pub(super) async fn register_only(listen: SocketAddr, loaded: Loaded) -> Result<
         .as_ref()
         .ok_or_else(|| Failure::usage("register: the configuration has no [account]"))?;
     if account.registrar.is_none() {
-        return Err(Failure::usage("register: the account has no registrar"));
+        return Err(Failure::usage(format!(
+            "register: the account {:?} has no registrar",
+            account.name
+        )));
     }
     let probe = account_hop(account).await?.map(|(d, _)| d.address);
     let mut phone = start_phone(listen, &loaded, None, &TlsArgs::default(), probe).await?;
@@ -701,9 +721,14 @@ pub(super) async fn answer(
     let print_stats = loaded.print_stats;
     let account = loaded.account;
     let accounts = loaded.accounts;
-    // Each enabled account registers with its own registrar, under its own ID.
+    // Each enabled account registers with its own registrar, under its own ID; the answers
+    // come in with the calls, so a call that arrives while another account still
+    // registers is taken.
+    let mut registering = std::collections::HashMap::new();
     for (id, each) in (1..).map(AccountId).zip(&accounts) {
-        register(&mut phone, id, each).await?;
+        if start_registration(&mut phone, id, each).await? {
+            registering.insert(id, each);
+        }
     }
     eprintln!(
         "answering {calls} call(s) on {}",
@@ -727,6 +752,13 @@ pub(super) async fn answer(
         }
         accept_recorder(&mut phone, &event).await?;
         match event {
+            Event::Registration { account: id, state } => {
+                if let Some(account) = registering.get(&id).copied()
+                    && registration_settled(account, &state)?
+                {
+                    registering.remove(&id);
+                }
+            }
             Event::IncomingCall { call, from, to } => {
                 match crate::settings::account_called_by(&accounts, &to) {
                     Some(called) => {

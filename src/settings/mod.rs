@@ -508,8 +508,16 @@ impl Settings {
     pub fn validate_accounts(&self) -> Result<Vec<Account>, String> {
         let mut seen = std::collections::HashSet::new();
         let mut accounts = Vec::with_capacity(self.accounts.len());
+        let several = self.accounts.len() > 1;
         for account in &self.accounts {
-            let valid = account.validate()?;
+            // With several, the message says which (after the field, which stays first).
+            let valid = account.validate().map_err(|error| {
+                if several {
+                    format!("{error} (account {:?})", account.name())
+                } else {
+                    error
+                }
+            })?;
             if !seen.insert(valid.name.clone()) {
                 return Err(format!(
                     "account.name: two accounts are called {:?}; give each a name of its own",

@@ -4,7 +4,7 @@
 
 use super::model::AccountSummary;
 use crate::driver::{self, Handle};
-use crate::engine::{AccountConfig, AccountId, Command};
+use crate::engine::{AccountConfig, AccountId, CallId, Command};
 use crate::phone::Outgoing;
 use crate::secrets::{self, SecretError};
 use crate::settings::Account;
@@ -19,6 +19,8 @@ pub(super) struct AccountLink {
     password: Option<String>,
     /// The engine's id of the registration we asked for, while it stands.
     registered: Option<AccountId>,
+    /// The registrar holds our binding (the last word on `registered` was a success).
+    bound: bool,
     /// Where the built-in echo test answers, when it runs.
     echo: Option<Destination>,
 }
@@ -34,6 +36,13 @@ pub(super) struct Accounts {
     /// The account the window chose for outgoing calls; None or gone: the first.
     outgoing: Option<String>,
     echo: Option<Destination>,
+    /// Which account each call is on, by name, while it lasts.
+    calls: std::collections::HashMap<CallId, String>,
+    /// Bindings being removed: new registrations wait for them, since they share the
+    /// Contact and a removal that lands after a new binding would take it away.
+    unregistering: std::collections::HashSet<AccountId>,
+    /// Accounts to register once `unregistering` is empty (by name).
+    waiting: Vec<String>,
 }
 
 impl Accounts {
@@ -46,10 +55,13 @@ impl Accounts {
         }
     }
 
-    /// Takes `accounts` on (the enabled ones, in the file's order). An account that did not
-    /// change keeps its registration and password; a changed, new or newly typed-for one
-    /// (`passwords`, by account name) is taken on afresh and registers again when it is to;
-    /// one that is gone or switched off unregisters. Returns what the user should be told.
+    /// Takes `accounts` on (all of the file's, in its order; the enabled ones are used). An
+    /// account that did not change keeps its registration and password; a changed, new or
+    /// newly typed-for one (`passwords`, by account name) is taken on afresh and registers
+    /// again when it is to; one that is gone or switched off unregisters first, since the
+    /// new registration shares its Contact and the registrar would drop that binding after
+    /// it. A password typed for a switched-off account still goes to the keyring. Returns
+    /// what the user should be told.
     pub(super) async fn apply(
         &mut self,
         accounts: Vec<Account>,
@@ -58,42 +70,108 @@ impl Accounts {
     ) -> Vec<String> {
         let mut problems = Vec::new();
         let mut old = core::mem::take(&mut self.links);
-        for account in accounts {
-            let typed = passwords
+        let mut typed_for = |name: &str| {
+            passwords
                 .iter()
-                .position(|(name, _)| *name == account.name)
-                .map(|at| passwords.swap_remove(at).1);
+                .position(|(typed_for, _)| typed_for == name)
+                .map(|at| passwords.swap_remove(at).1)
+        };
+        let mut wanted: Vec<(Account, Option<String>, Option<AccountLink>)> = Vec::new();
+        for account in accounts {
+            let typed = typed_for(&account.name);
+            if !account.enabled {
+                if let Some(typed) = typed {
+                    let mut link = AccountLink::default();
+                    link.replace(Some(account));
+                    problems.extend(link.set_password(typed).await);
+                }
+                continue;
+            }
             let kept = old
                 .iter()
                 .position(|link| link.account() == Some(&account))
                 .filter(|_| typed.is_none())
                 .map(|at| old.swap_remove(at));
-            let link = match kept {
-                Some(link) => link,
-                None => {
-                    let mut link = AccountLink::default();
-                    link.set_echo(self.echo);
-                    let problem = match typed {
-                        Some(typed) => {
-                            link.replace(Some(account));
-                            link.set_password(typed).await
-                        }
-                        None => link.adopt(Some(account)).await,
-                    };
-                    problems.extend(problem);
-                    if link.account().is_some_and(|a| a.register_on_start) {
-                        self.next_id += 1;
-                        if let Err(problem) = link.register(handle, AccountId(self.next_id)).await {
-                            problems.push(problem);
-                        }
-                    }
-                    link
-                }
-            };
-            self.links.push(link);
+            wanted.push((account, typed, kept));
         }
         for mut gone in old {
-            gone.unregister(handle);
+            // Only a binding the registrar holds can land on a new one; a failed or
+            // unanswered registration is just dropped.
+            let bound = gone.bound;
+            let removing = gone.unregister(handle);
+            if bound {
+                self.unregistering.extend(removing);
+            }
+        }
+        self.waiting.clear();
+        for (account, typed, kept) in wanted {
+            if let Some(link) = kept {
+                self.links.push(link);
+                continue;
+            }
+            let mut link = AccountLink::default();
+            link.set_echo(self.echo);
+            let problem = match typed {
+                Some(typed) => {
+                    link.replace(Some(account));
+                    link.set_password(typed).await
+                }
+                None => link.adopt(Some(account)).await,
+            };
+            problems.extend(problem);
+            if let Some(account) = link.account().filter(|a| a.register_on_start) {
+                if self.unregistering.is_empty() {
+                    self.next_id += 1;
+                    if let Err(problem) = link.register(handle, AccountId(self.next_id)).await {
+                        problems.push(problem);
+                    }
+                } else {
+                    self.waiting.push(account.name.clone());
+                }
+            }
+            self.links.push(link);
+        }
+        // A chosen account that is gone is forgotten here as in the window.
+        if let Some(name) = &self.outgoing
+            && !self
+                .links
+                .iter()
+                .any(|l| l.account().is_some_and(|a| a.name == *name))
+        {
+            self.outgoing = None;
+        }
+        problems
+    }
+
+    /// What the engine said of a registration: whether the registrar holds the binding.
+    pub(super) fn note_state(&mut self, id: AccountId, state: &crate::engine::RegistrationState) {
+        if let Some(link) = self.links.iter_mut().find(|link| link.is_current(id)) {
+            link.bound = matches!(state, crate::engine::RegistrationState::Registered { .. });
+        }
+    }
+
+    /// A registration is over (removed, or given up): once no removal is pending, the
+    /// accounts waiting for that register. Returns what the user should be told.
+    pub(super) async fn registration_ended(
+        &mut self,
+        id: AccountId,
+        handle: &Handle,
+    ) -> Vec<String> {
+        if !self.unregistering.remove(&id) || !self.unregistering.is_empty() {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        for name in core::mem::take(&mut self.waiting) {
+            self.next_id += 1;
+            let id = AccountId(self.next_id);
+            if let Some(link) = self
+                .links
+                .iter_mut()
+                .find(|link| link.account().is_some_and(|a| a.name == name))
+                && let Err(problem) = link.register(handle, id).await
+            {
+                problems.push(problem);
+            }
         }
         problems
     }
@@ -102,12 +180,55 @@ impl Accounts {
     pub(super) fn summaries(&self) -> Vec<AccountSummary> {
         self.links
             .iter()
-            .filter_map(AccountLink::account)
-            .map(|account| AccountSummary {
-                name: account.name.clone(),
-                aor: account.aor.uri.to_string(),
+            .filter_map(|link| {
+                let account = link.account()?;
+                Some(AccountSummary {
+                    name: account.name.clone(),
+                    aor: account.aor.uri.to_string(),
+                    registrar: account
+                        .registrar
+                        .as_ref()
+                        .filter(|_| link.registered.is_some())
+                        .map(ToString::to_string),
+                })
             })
             .collect()
+    }
+
+    /// The call goes out on, or came in for, the account called `name`: a transfer it asks
+    /// for is followed as that account.
+    pub(super) fn note_call(&mut self, call: CallId, name: Option<String>) {
+        match name {
+            Some(name) => {
+                self.calls.insert(call, name);
+            }
+            None => {
+                self.calls.remove(&call);
+            }
+        }
+    }
+
+    /// The account an incoming call was addressed to (its To), by name.
+    pub(super) fn called_by(&self, to: &str) -> Option<String> {
+        self.links
+            .iter()
+            .filter_map(AccountLink::account)
+            .find(|account| crate::settings::is_addressed_to(&account.aor.uri, to))
+            .map(|account| account.name.clone())
+    }
+
+    /// The account a call is on (as noted), else the one calls go out on.
+    pub(super) fn for_call(&self, call: CallId) -> &AccountLink {
+        self.calls
+            .get(&call)
+            .and_then(|name| self.named(name))
+            .unwrap_or_else(|| self.outgoing())
+    }
+
+    fn named(&self, name: &str) -> Option<&AccountLink> {
+        self.links
+            .iter()
+            .find(|link| link.account().is_some_and(|a| a.name == name))
     }
 
     /// The account calls go out on from now (by name; None: the first).
@@ -117,11 +238,7 @@ impl Accounts {
 
     /// The chosen account, else the first, else none (calls go straight to the URI).
     pub(super) fn outgoing(&self) -> &AccountLink {
-        let chosen = self.outgoing.as_deref().and_then(|name| {
-            self.links
-                .iter()
-                .find(|link| link.account().is_some_and(|a| a.name == name))
-        });
+        let chosen = self.outgoing.as_deref().and_then(|name| self.named(name));
         chosen.or_else(|| self.links.first()).unwrap_or(&self.none)
     }
 
@@ -222,13 +339,16 @@ impl AccountLink {
             })
             .map_err(|_| "the phone has stopped".to_owned())?;
         self.registered = Some(id);
+        self.bound = false;
         Ok(())
     }
 
-    pub(super) fn unregister(&mut self, handle: &Handle) {
-        if let Some(account) = self.registered.take() {
-            let _ = handle.commands.send(Command::Unregister { account });
-        }
+    /// Removes the binding; returns the registration's id when there was one to remove.
+    pub(super) fn unregister(&mut self, handle: &Handle) -> Option<AccountId> {
+        self.bound = false;
+        let account = self.registered.take()?;
+        let _ = handle.commands.send(Command::Unregister { account });
+        Some(account)
     }
 
     /// Whether an engine event about `account` is about ours (older ones are ignored).

@@ -14,7 +14,7 @@ use super::history::{HistoryEntry, HistoryFile};
 use super::model::AccountSummary;
 use crate::driver::media::{AudioFactory, Ringer};
 use crate::driver::{self, DriverConfig, Handle};
-use crate::engine::{CallId, Command, EngineConfig, Event};
+use crate::engine::{CallId, Command, EngineConfig, Event, RegistrationState};
 use crate::phone::{Phone, RecordFromStart, RecordingPolicy, builtin_recorder};
 use crate::settings::{Account, Recording, Settings};
 use crate::sip::uri::Uri;
@@ -498,7 +498,7 @@ async fn run(
                         task.abort();
                         notify.send(UiEvent::Playing(None));
                     }
-                    match carry_out(&mut phone, command, accounts.outgoing(), &notify).await {
+                    match carry_out(&mut phone, command, &mut accounts, &notify).await {
                         Ok(()) => {}
                         // The settings screen waits for the check's answer: this is it.
                         Err(problem) if checking => {
@@ -516,6 +516,13 @@ async fn run(
             event = phone.handle.events.recv() => match event {
                 // A registration we replaced may still report; only the current ones count.
                 Some(Event::Registration { account: id, state }) => {
+                    accounts.note_state(id, &state);
+                    if matches!(state, RegistrationState::Unregistered) {
+                        for problem in accounts.registration_ended(id, &phone.handle).await {
+                            notify.send(UiEvent::Problem(problem));
+                        }
+                        notify.send(UiEvent::Accounts(accounts.summaries()));
+                    }
                     if let Some(name) = accounts.registered_as(id) {
                         notify.send(UiEvent::Registration {
                             account: name.to_owned(),
@@ -539,7 +546,8 @@ async fn run(
                     })));
                 }
                 Some(Event::TransferRequested { call, target, referred_by }) => {
-                    follow_transfer(&mut phone, accounts.outgoing(), call, &target, &notify).await;
+                    follow_transfer(&mut phone, accounts.for_call(call), call, &target, &notify)
+                        .await;
                     notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
                         call,
                         target,
@@ -547,11 +555,15 @@ async fn run(
                     })));
                 }
                 Some(event) => {
-                    if matches!(event, Event::IncomingCall { .. })
-                        && let Some(task) = player.take()
-                    {
-                        task.abort();
-                        notify.send(UiEvent::Playing(None));
+                    if let Event::IncomingCall { call, to, .. } = &event {
+                        accounts.note_call(*call, accounts.called_by(to));
+                        if let Some(task) = player.take() {
+                            task.abort();
+                            notify.send(UiEvent::Playing(None));
+                        }
+                    }
+                    if let Event::CallEnded { call, .. } = &event {
+                        accounts.note_call(*call, None);
                     }
                     if let Some(desktop) = &desktop {
                         match &event {
@@ -643,19 +655,19 @@ async fn follow_transfer(
 /// are.
 async fn take_accounts(
     accounts: &mut Accounts,
-    enabled: Vec<Account>,
+    all: Vec<Account>,
     passwords: Vec<(String, String)>,
     handle: &Handle,
     notify: &Notifier,
 ) {
-    for problem in accounts.apply(enabled, passwords, handle).await {
+    for problem in accounts.apply(all, passwords, handle).await {
         notify.send(UiEvent::Problem(problem));
     }
     notify.send(UiEvent::Accounts(accounts.summaries()));
 }
 
-/// Checks, writes (off the window's thread) and returns the recording part and the enabled
-/// accounts to apply.
+/// Checks, writes (off the window's thread) and returns the recording part and the
+/// accounts to apply (all of them: a switched-off one may have a password to keep).
 async fn save_settings(
     path: PathBuf,
     settings: Settings,
@@ -663,11 +675,7 @@ async fn save_settings(
     let recording = settings.recording.validate()?;
     settings.media.codecs()?;
     settings.audio.validate()?;
-    let accounts: Vec<Account> = settings
-        .validate_accounts()?
-        .into_iter()
-        .filter(|account| account.enabled)
-        .collect();
+    let accounts = settings.validate_accounts()?;
     tokio::task::spawn_blocking(move || settings.save(&path))
         .await
         .map_err(|e| format!("the settings were not saved: {e}"))?
@@ -678,15 +686,18 @@ async fn save_settings(
 async fn carry_out(
     phone: &mut Phone,
     command: UiCommand,
-    account: &AccountLink,
+    accounts: &mut Accounts,
     notify: &Notifier,
 ) -> Result<(), String> {
+    let account = accounts.outgoing();
     let engine_command = match command {
         UiCommand::Dial(input) => {
             let local = local_ip(&phone.handle);
             let outgoing = account.dial(&input, &local).await?;
+            let name = account.account().map(|a| a.name.clone());
             let target = outgoing.target.to_string();
             let call = phone.dial(outgoing, RecordFromStart::AsPolicySays).await?;
+            accounts.note_call(call, name);
             notify.send(UiEvent::Dialled { call, target });
             return Ok(());
         }
@@ -711,7 +722,7 @@ async fn carry_out(
         }
         UiCommand::Transfer(call, input) => Command::Transfer {
             call,
-            target: account.complete(&input)?,
+            target: accounts.for_call(call).complete(&input)?,
         },
         // Handled by the loop, which owns the history file, the policy, the devices and
         // the player.

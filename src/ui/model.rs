@@ -90,6 +90,8 @@ pub struct AccountSummary {
     pub name: String,
     /// Its address of record.
     pub aor: String,
+    /// Where it registers, when it does (a change here means its old state is stale).
+    pub registrar: Option<String>,
 }
 
 /// An account and its registration as the engine last reported it.
@@ -696,6 +698,7 @@ mod tests {
         AccountSummary {
             name: name.into(),
             aor: aor.into(),
+            registrar: Some("sip:example.net".into()),
         }
     }
 
@@ -748,6 +751,15 @@ mod tests {
         assert_eq!(
             model.accounts[0].registration,
             Some(RegistrationState::Registering)
+        );
+        // No longer registering (registrar cleared): its old state is not shown.
+        model.set_accounts(vec![AccountSummary {
+            registrar: None,
+            ..summary("home", "sip:alice@home.example.net")
+        }]);
+        assert_eq!(
+            model.account_lines()[0].0,
+            "sip:alice@home.example.net: not registered"
         );
     }
 

@@ -307,6 +307,9 @@ impl SettingsEditor {
 
     /// The whole file with the edited parts, or why it cannot be.
     fn edited(&self) -> Result<Settings, String> {
+        if self.emptied_account().is_some() {
+            return Err("account.uri: empty; to delete the account, use Remove account".to_owned());
+        }
         let mut settings = self.base.clone();
         settings.accounts = self
             .edited_accounts()
@@ -394,6 +397,31 @@ impl SettingsEditor {
             self.base = saved;
             self.saved = true;
         }
+    }
+
+    /// A form whose stored account lost its address: removing is the Remove button's job,
+    /// not an emptied field's (which would drop settings the form does not show).
+    fn emptied_account(&self) -> Option<usize> {
+        self.accounts
+            .iter()
+            .position(|fields| fields.base.is_some() && optional(&fields.uri).is_none())
+    }
+
+    /// The form an error is about: the first whose account does not pass its checks, or the
+    /// second of two with one name.
+    fn form_in_error(&self) -> Option<usize> {
+        let edited = self.edited_accounts();
+        if let Some((at, _)) = edited.iter().find(|(_, a)| a.validate().is_err()) {
+            return Some(*at);
+        }
+        edited.iter().enumerate().find_map(|(n, (at, account))| {
+            let name = account.name();
+            edited
+                .iter()
+                .take(n)
+                .any(|(_, earlier)| earlier.name() == name)
+                .then_some(*at)
+        })
     }
 
     /// The accounts the forms make, each with the form it came from (blank forms make none).
@@ -710,11 +738,7 @@ impl SettingsEditor {
                     }
                     Err(error) => {
                         // The form shown is the one the error is about.
-                        if let Some((at, _)) = self
-                            .edited_accounts()
-                            .into_iter()
-                            .find(|(_, account)| account.validate().is_err())
-                        {
+                        if let Some(at) = self.emptied_account().or_else(|| self.form_in_error()) {
                             self.selected = at;
                         }
                         self.error = Some(error);
