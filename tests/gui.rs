@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use support::desktop::{PrivateBus, TrayWatcher};
 use support::{
     Account, Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario,
     start_kamailio, start_recorder, start_sipp_uas, start_verbatim,
@@ -124,6 +125,8 @@ fn bridge_config(
         admin: verbatim::settings::AdminPolicy::default(),
         stun_server: None,
         notifications,
+        tray: None,
+        autostart_entry: None,
     }
 }
 
@@ -1193,39 +1196,6 @@ impl NotificationServer {
     }
 }
 
-/// A D-Bus daemon of the test's own, killed on drop.
-struct PrivateBus {
-    daemon: std::process::Child,
-    address: String,
-}
-
-impl PrivateBus {
-    fn start() -> PrivateBus {
-        use std::io::BufRead;
-        let mut daemon = std::process::Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (apt-get install dbus)");
-        let mut address = String::new();
-        std::io::BufReader::new(daemon.stdout.take().unwrap())
-            .read_line(&mut address)
-            .unwrap();
-        PrivateBus {
-            daemon,
-            address: address.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
 /// An incoming call shows a desktop notification with Answer and Decline; choosing Answer
 /// there answers the call (as the window's button would), and the notification goes.
 #[test]
@@ -1459,4 +1429,198 @@ fn accounts_are_added_named_switched_off_and_removed_in_the_settings() {
     step_until(&mut harness, 10, "the file lost the third account", |_| {
         verbatim::settings::Settings::load(&path).is_ok_and(|s| s.accounts.len() == 2)
     });
+}
+
+/// A StatusNotifierItem's tooltip: icon name, pixmaps, title, text.
+type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+
+/// The tray icon registers with the panel, says "No call", turns into the recording icon
+/// with the call's line while a call is recorded, and a click on it brings the window back.
+#[test]
+fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
+    let bus = PrivateBus::start();
+    let watcher = TrayWatcher::default();
+    let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.kde.StatusNotifierWatcher")
+        .unwrap()
+        .serve_at("/StatusNotifierWatcher", watcher.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let clicked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let click = clicked.clone();
+    let tray = verbatim::ui::tray::TrayIcon::start(
+        &verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
+        move || click.store(true, std::sync::atomic::Ordering::SeqCst),
+    )
+    .unwrap();
+    let item = watcher
+        .items
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("registered");
+    let property = |name: &str| -> zbus::zvariant::OwnedValue {
+        zbus::blocking::Proxy::new(
+            &panel,
+            item.as_str(),
+            "/StatusNotifierItem",
+            "org.kde.StatusNotifierItem",
+        )
+        .unwrap()
+        .get_property(name)
+        .unwrap()
+    };
+    let tooltip = |value: zbus::zvariant::OwnedValue| {
+        let (_, _, _, text): ToolTip = value.try_into().unwrap();
+        text
+    };
+    let text = |value: zbus::zvariant::OwnedValue| String::try_from(value).unwrap();
+    assert_eq!(text(property("Title")), "Verbatim");
+    assert_eq!(text(property("IconName")), "org.verbatim.Verbatim");
+
+    let recordings = tempfile::tempdir().unwrap();
+    let recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    let mut config = bridge_config(
+        recordings.path(),
+        recording,
+        "127.0.0.1:0",
+        verbatim::ui::call_notifications::NotificationBus::Off,
+    );
+    config.tray = Some(tray);
+    let mut harness = Harness::new_ui_state(
+        |ui, app: &mut VerbatimApp| app.show(ui),
+        VerbatimApp::new(Bridge::start(config, || {})).with_tray(true),
+    );
+    wait_for(&mut harness, "Ready on");
+    step_until(&mut harness, 5, "the tooltip never said no call", |_| {
+        tooltip(property("ToolTip")) == "No call"
+    });
+    harness.get_by_label("Echo test").click();
+    wait_for(&mut harness, "Connected");
+    harness.get_by_label("Record").click();
+    wait_for(&mut harness, "Recording");
+    step_until(
+        &mut harness,
+        10,
+        "the tray did not show the recording",
+        |_| text(property("IconName")) == "media-record",
+    );
+    let line = tooltip(property("ToolTip"));
+    assert!(line.ends_with(": recording"), "{line}");
+    harness.get_by_label("Hang up").click();
+    wait_for(&mut harness, "ended");
+    step_until(&mut harness, 10, "the tray kept the recording icon", |_| {
+        text(property("IconName")) == "org.verbatim.Verbatim"
+    });
+
+    zbus::blocking::Proxy::new(
+        &panel,
+        item.as_str(),
+        "/StatusNotifierItem",
+        "org.kde.StatusNotifierItem",
+    )
+    .unwrap()
+    .call_method("Activate", &(0i32, 0i32))
+    .unwrap();
+    assert!(clicked.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(harness.state().closes_to_tray());
+}
+
+/// "Start at login" writes an XDG autostart entry that starts this program, and switching
+/// it off removes the entry.
+#[test]
+fn start_at_login_writes_and_removes_the_autostart_entry() {
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let entry = config_dir
+        .path()
+        .join("autostart")
+        .join("org.verbatim.Verbatim.desktop");
+    let recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    let mut config = bridge_config(
+        recordings.path(),
+        recording,
+        "127.0.0.1:0",
+        verbatim::ui::call_notifications::NotificationBus::Off,
+    );
+    config.autostart_entry = Some(entry.clone());
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 2200.0))
+        .build_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            VerbatimApp::new(Bridge::start(config, || {}))
+                .with_settings(path.clone(), verbatim::settings::Settings::default()),
+        );
+    wait_for(&mut harness, "Ready on");
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.get_by_label("Start at login").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    step_until(&mut harness, 5, "no autostart entry", |_| entry.exists());
+    let written = std::fs::read_to_string(&entry).unwrap();
+    assert!(written.contains("\nType=Application\n"), "{written}");
+    let exec = written
+        .lines()
+        .find_map(|line| line.strip_prefix("Exec="))
+        .unwrap();
+    assert!(!exec.is_empty(), "{written}");
+    assert!(
+        verbatim::settings::Settings::load(&path)
+            .unwrap()
+            .window
+            .start_at_login
+    );
+
+    harness.get_by_label("Start at login").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    step_until(&mut harness, 5, "the autostart entry stayed", |_| {
+        !entry.exists()
+    });
+}
+
+/// With a tray and "closing keeps Verbatim running", closing the window cancels the close
+/// and hides it; without the setting the close goes through.
+#[test]
+fn closing_the_window_hides_it_in_the_tray_when_set() {
+    let close_and_look = |app: VerbatimApp| {
+        let mut harness = Harness::new_ui_state(|ui, app: &mut VerbatimApp| app.show(ui), app);
+        harness.step();
+        harness
+            .input_mut()
+            .viewports
+            .entry(egui::ViewportId::ROOT)
+            .or_default()
+            .events
+            .push(egui::ViewportEvent::Close);
+        harness.step();
+        harness
+            .output()
+            .viewport_output
+            .get(&egui::ViewportId::ROOT)
+            .map(|viewport| viewport.commands.clone())
+            .unwrap_or_default()
+    };
+    let recordings = tempfile::tempdir().unwrap();
+    let commands = close_and_look(app(recordings.path(), None).with_tray(true));
+    assert!(
+        commands.contains(&egui::ViewportCommand::CancelClose)
+            && commands.contains(&egui::ViewportCommand::Visible(false)),
+        "{commands:?}"
+    );
+    let commands = close_and_look(app(recordings.path(), None).with_tray(false));
+    assert!(
+        !commands.contains(&egui::ViewportCommand::CancelClose),
+        "{commands:?}"
+    );
 }

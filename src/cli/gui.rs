@@ -130,6 +130,8 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         admin,
         stun_server: settings.call.stun_server.clone(),
         notifications: crate::ui::call_notifications::NotificationBus::Session,
+        tray: None,
+        autostart_entry: crate::ui::autostart::entry_path(),
     };
     let editable = args
         .config

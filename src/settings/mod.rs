@@ -51,6 +51,34 @@ pub struct Settings {
     pub audio: AudioSettings,
     #[serde(default)]
     pub recording: RecordingSettings,
+    #[serde(default)]
+    pub window: WindowSettings,
+}
+
+/// `[window]`: how the desktop app lives beside the desktop.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowSettings {
+    /// An icon in the panel's tray that shows the recording and brings the window back.
+    pub tray: bool,
+    /// Closing the window leaves the phone running in the tray (calls still ring, with a
+    /// desktop notification).
+    pub close_to_tray: bool,
+    /// Start with the window hidden in the tray.
+    pub start_hidden: bool,
+    /// Start with the desktop session (an XDG autostart entry).
+    pub start_at_login: bool,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        WindowSettings {
+            tray: true,
+            close_to_tray: false,
+            start_hidden: false,
+            start_at_login: false,
+        }
+    }
 }
 
 /// Sound devices by name (see `verbatim devices`); absent means the system default.
@@ -362,6 +390,7 @@ impl Default for Settings {
             media: MediaSettings::default(),
             audio: AudioSettings::default(),
             recording: RecordingSettings::default(),
+            window: WindowSettings::default(),
         }
     }
 }

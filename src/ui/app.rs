@@ -30,6 +30,12 @@ pub struct VerbatimApp {
     open_settings: bool,
     /// The calls or the settings.
     page: Page,
+    /// A tray icon is up: the window can hide in it instead of closing.
+    has_tray: bool,
+    /// Closing the window hides it in the tray (the phone goes on).
+    close_to_tray: bool,
+    /// Frames left in which the window hides itself (starting hidden in the tray).
+    hide_frames: u8,
     /// Links opened elsewhere (`verbatim open`), to dial here.
     links: Option<std::sync::mpsc::Receiver<String>>,
     /// A link came in: the window comes to the front on the next frame.
@@ -68,6 +74,9 @@ impl VerbatimApp {
             first_run: false,
             open_settings: false,
             page: Page::Phone,
+            has_tray: false,
+            close_to_tray: false,
+            hide_frames: 0,
             links: None,
             raise: false,
             history_search: String::new(),
@@ -79,6 +88,25 @@ impl VerbatimApp {
         self.first_run = !path.exists();
         self.settings = Some(SettingsEditor::new(path, settings));
         self
+    }
+
+    /// A tray icon is up; with `close_to_tray`, closing the window hides it there.
+    pub fn with_tray(mut self, close_to_tray: bool) -> VerbatimApp {
+        self.has_tray = true;
+        self.close_to_tray = close_to_tray;
+        self
+    }
+
+    /// The window starts hidden in the tray. eframe shows every window once its first frame
+    /// is painted, so the window hides itself again over its first frames.
+    pub fn starting_hidden(mut self) -> VerbatimApp {
+        self.hide_frames = 3;
+        self
+    }
+
+    /// Whether closing the window now hides it instead (the phone goes on).
+    pub fn closes_to_tray(&self) -> bool {
+        self.has_tray && self.close_to_tray
     }
 
     /// Shows the recording settings the administrator's policy fixes as fixed.
@@ -175,6 +203,7 @@ impl VerbatimApp {
                     self.first_run = false;
                     if let Some(editor) = self.settings.as_mut() {
                         editor.on_saved();
+                        self.close_to_tray = editor.window().tray && editor.window().close_to_tray;
                     }
                 }
                 UiEvent::Accounts(accounts) => self.model.set_accounts(accounts),
@@ -197,7 +226,23 @@ impl VerbatimApp {
     /// Draws the window; also what tests drive, with the real phone behind it.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll();
+        if self.hide_frames > 0 {
+            self.hide_frames -= 1;
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Visible(false));
+            ui.ctx().request_repaint();
+        }
+        // Closed while the tray can bring it back: hidden, and the phone goes on.
+        if self.closes_to_tray() && ui.ctx().input(|i| i.viewport().close_requested()) {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Visible(false));
+        }
+
         if core::mem::take(&mut self.raise) {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Visible(true));
             ui.ctx()
                 .send_viewport_cmd(egui::ViewportCommand::Minimized(false));
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Focus);

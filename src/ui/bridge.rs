@@ -62,6 +62,8 @@ pub enum UiCommand {
         settings: Box<Settings>,
         /// Passwords typed for accounts, by account name.
         passwords: Vec<(String, Password)>,
+        /// "Start at login" was switched on or off.
+        start_at_login: Option<bool>,
     },
 }
 
@@ -171,6 +173,11 @@ pub struct BridgeConfig {
     pub stun_server: Option<String>,
     /// Where incoming calls are notified on the desktop.
     pub notifications: super::call_notifications::NotificationBus,
+    /// The tray icon, kept up to date with the calls by the phone's thread (so it does so
+    /// while the window is hidden too).
+    pub tray: Option<super::tray::TrayIcon>,
+    /// The XDG autostart entry "Start at login" writes or removes; None: not managed.
+    pub autostart_entry: Option<PathBuf>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -204,6 +211,12 @@ impl Bridge {
                 let notify = Notifier {
                     events: event_tx,
                     wake: Box::new(wake),
+                    tray: config.tray.clone().map(|icon| {
+                        std::sync::Mutex::new(TrayFeed {
+                            model: super::model::Model::default(),
+                            icon,
+                        })
+                    }),
                 };
                 let desktop = super::call_notifications::CallNotifications::connect(
                     &config.notifications,
@@ -259,10 +272,34 @@ impl Drop for Bridge {
 struct Notifier {
     events: std_mpsc::Sender<UiEvent>,
     wake: Box<dyn Fn() + Send>,
+    tray: Option<std::sync::Mutex<TrayFeed>>,
+}
+
+/// The tray's own view of the calls: the window's model fed the same events, here on the
+/// phone's thread, since a hidden window draws no frames.
+struct TrayFeed {
+    model: super::model::Model,
+    icon: super::tray::TrayIcon,
 }
 
 impl Notifier {
     fn send(&self, event: UiEvent) {
+        if let Some(tray) = &self.tray {
+            let mut feed = tray
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let TrayFeed { model, icon } = &mut *feed;
+            match &event {
+                UiEvent::Dialled { call, target } => model.dialled(*call, target.clone()),
+                UiEvent::Engine(engine_event) => {
+                    model.on_event(engine_event, std::time::Instant::now());
+                    // The window keeps the history; this view needs none.
+                    drop(model.take_unsaved());
+                }
+                _ => {}
+            }
+            icon.show(model.tray_state());
+        }
         if self.events.send(event).is_ok() {
             (self.wake)();
         }
@@ -443,7 +480,22 @@ async fn run(
                     notify.send(UiEvent::Devices(devices));
                 }
                 Some(UiCommand::UseAccount(name)) => accounts.choose_outgoing(name),
-                Some(UiCommand::SaveSettings { path, settings, passwords }) => {
+                Some(UiCommand::SaveSettings { path, settings, passwords, start_at_login }) => {
+                    if let (Some(start), Some(entry)) = (start_at_login, config.autostart_entry.clone()) {
+                        let written = tokio::task::spawn_blocking(move || {
+                            let program = std::env::current_exe()
+                                .map_err(|e| format!("where Verbatim runs from is unknown: {e}"))?;
+                            super::autostart::apply(&entry, start, &program)
+                        })
+                        .await;
+                        match written {
+                            Ok(Ok(())) => {}
+                            Ok(Err(problem)) => notify.send(UiEvent::Problem(format!(
+                                "Start at login: {problem}"
+                            ))),
+                            Err(_) => {}
+                        }
+                    }
                     let audio = settings.audio.clone();
                     let codecs = settings.media.codecs();
                     // The file keeps the user's own values; the phone runs with what the

@@ -4,12 +4,14 @@
 
 mod account;
 pub mod app;
+pub mod autostart;
 pub mod bridge;
 pub mod call_notifications;
 pub mod history;
 pub mod model;
 mod playback;
 mod settings_view;
+pub mod tray;
 
 use eframe::egui;
 
@@ -27,10 +29,39 @@ pub struct LinkSetup {
 }
 
 pub fn run(
-    config: BridgeConfig,
+    mut config: BridgeConfig,
     settings: Option<(std::path::PathBuf, crate::settings::Settings)>,
     links: LinkSetup,
 ) -> Result<(), String> {
+    let window: std::sync::Arc<std::sync::OnceLock<egui::Context>> = std::sync::Arc::default();
+    let prefs = settings
+        .as_ref()
+        .map(|(_, s)| s.window.clone())
+        .unwrap_or_default();
+    if prefs.tray {
+        let wake = window.clone();
+        let shown =
+            tray::TrayIcon::start(&call_notifications::NotificationBus::Session, move || {
+                if let Some(ctx) = wake.get() {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                    ctx.request_repaint();
+                }
+            });
+        match shown {
+            Ok(icon) => config.tray = Some(icon),
+            Err(problem) => {
+                tracing::info!(%problem, "no tray icon");
+                if prefs.start_hidden || prefs.close_to_tray {
+                    config.problems.push(format!(
+                        "No tray here ({problem}): the window stays shown, and closing it quits"
+                    ));
+                }
+            }
+        }
+    }
+    let has_tray = config.tray.is_some();
     let mut viewport = egui::ViewportBuilder::default();
     // The same icon the desktop entry names; a window without it still opens.
     if let Ok(icon) = eframe::icon_data::from_png_bytes(include_bytes!(
@@ -50,7 +81,6 @@ pub fn run(
     let admin = config.admin.clone();
     // Links are taken from before the window is up, so that a second click while it starts
     // does not open a second phone; the window is woken for each once it exists.
-    let window: std::sync::Arc<std::sync::OnceLock<egui::Context>> = std::sync::Arc::default();
     let links_in = links.socket.as_ref().and_then(|socket| {
         let (tx, rx) = std::sync::mpsc::channel();
         let wake = window.clone();
@@ -76,6 +106,13 @@ pub fn run(
             let ctx = creation.egui_ctx.clone();
             let bridge = Bridge::start(config, move || ctx.request_repaint());
             let mut app = VerbatimApp::new(bridge);
+            if has_tray {
+                app = app.with_tray(prefs.close_to_tray);
+                // Hidden only where the tray can bring it back.
+                if prefs.start_hidden {
+                    app = app.starting_hidden();
+                }
+            }
             let _ = window.set(creation.egui_ctx.clone());
             if let Some(rx) = links_in {
                 app = app.with_links(rx);

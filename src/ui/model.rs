@@ -187,6 +187,53 @@ impl Model {
             .collect()
     }
 
+    /// What the tray shows: whether a call is recorded in full, whether something wants the
+    /// user (a call rings, a recording failed or is retried), and a line per call.
+    pub fn tray_state(&self) -> super::tray::TrayState {
+        let recording = self
+            .calls
+            .iter()
+            .any(|call| matches!(call.recording, RecordingState::Recording));
+        let attention = self.calls.iter().any(|call| {
+            call.state == CallState::Incoming
+                || matches!(
+                    call.recording,
+                    RecordingState::Failed { .. } | RecordingState::Retrying { .. }
+                )
+        });
+        let lines: Vec<String> = self
+            .calls
+            .iter()
+            .map(|call| {
+                let what = if call.state == CallState::Incoming {
+                    "ringing"
+                } else {
+                    match &call.recording {
+                        RecordingState::Off => "not recorded",
+                        RecordingState::Starting => "recording starts",
+                        RecordingState::Recording => "recording",
+                        RecordingState::Paused { .. } => "recording paused",
+                        RecordingState::Retrying { .. } => "recording lost, retrying",
+                        RecordingState::RecordingWithGaps => "recording, with gaps",
+                        RecordingState::OneSide { .. } => "recording one side only",
+                        RecordingState::Unencrypted => "recording, unencrypted",
+                        RecordingState::Failed { .. } => "recording failed",
+                    }
+                };
+                format!("{}: {what}", call.remote)
+            })
+            .collect();
+        super::tray::TrayState {
+            recording,
+            attention,
+            summary: if lines.is_empty() {
+                "No call".into()
+            } else {
+                lines.join("\n")
+            },
+        }
+    }
+
     /// The account an incoming call was addressed to (its To), by name.
     pub fn account_called(&self, to: &str) -> Option<&str> {
         self.accounts

@@ -54,6 +54,8 @@ pub(super) struct SettingsEditor {
     /// The last "Test recorder": still running, or what it found.
     check: Option<RecorderCheckView>,
     audio: AudioFields,
+    /// `[window]` as edited.
+    window: crate::settings::WindowSettings,
     /// The sound devices once listed (asked for when the Audio part first shows).
     devices: Option<Result<Vec<DeviceInfo>, String>>,
     devices_asked: bool,
@@ -252,6 +254,7 @@ impl SettingsEditor {
             accounts: AccountFields::all(&base),
             selected: 0,
             audio: AudioFields::from(&base),
+            window: base.window.clone(),
             srs: text(&recording.srs),
             srs_secondary: text(&recording.srs_secondary),
             auto: recording.auto.eq_ignore_ascii_case("all"),
@@ -318,6 +321,7 @@ impl SettingsEditor {
             .collect();
         settings.validate_accounts()?;
         self.audio.apply(&mut settings);
+        settings.window = self.window.clone();
         if settings.media.codecs.is_empty() {
             return Err("media.codecs: offer at least one codec".into());
         }
@@ -701,6 +705,9 @@ impl SettingsEditor {
         ui.add_space(6.0);
         ui.label(RichText::new("Audio").strong());
         changed |= self.audio_part(ui, audio, &mut commands);
+        ui.add_space(6.0);
+        ui.label(RichText::new("Window").strong());
+        changed |= self.window_part(ui);
         if changed {
             self.saved = false;
             self.error = None;
@@ -730,10 +737,14 @@ impl SettingsEditor {
                                 passwords.push((account.name(), Password(typed)));
                             }
                         }
+                        let start_at_login = (settings.window.start_at_login
+                            != self.base.window.start_at_login)
+                            .then_some(settings.window.start_at_login);
                         commands.push(UiCommand::SaveSettings {
                             path: self.path.clone(),
                             settings: Box::new(settings),
                             passwords,
+                            start_at_login,
                         });
                     }
                     Err(error) => {
@@ -750,6 +761,40 @@ impl SettingsEditor {
             }
         });
         commands
+    }
+
+    /// The saved `[window]` settings (what the window does when it is closed).
+    pub(super) fn window(&self) -> &crate::settings::WindowSettings {
+        &self.base.window
+    }
+
+    /// The tray, closing into it, starting hidden and at login; true when something changed.
+    fn window_part(&mut self, ui: &mut egui::Ui) -> bool {
+        let window = &mut self.window;
+        let mut changed = ui
+            .checkbox(
+                &mut window.tray,
+                "Tray icon (shows recording, reopens the window)",
+            )
+            .changed();
+        ui.add_enabled_ui(window.tray, |ui| {
+            changed |= ui
+                .checkbox(
+                    &mut window.close_to_tray,
+                    "Closing the window keeps Verbatim running in the tray",
+                )
+                .changed();
+            changed |= ui
+                .checkbox(&mut window.start_hidden, "Start hidden in the tray")
+                .changed();
+        });
+        changed |= ui
+            .checkbox(&mut window.start_at_login, "Start at login")
+            .changed();
+        ui.label(
+            RichText::new("The tray and starting hidden take effect at the next start").small(),
+        );
+        changed
     }
 
     /// Which account the form shows, and adding or removing one; true when the list changed.

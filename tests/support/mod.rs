@@ -27,6 +27,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod desktop;
 pub mod mouth_to_ear;
 pub mod pulse;
 

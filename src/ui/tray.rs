@@ -1,0 +1,234 @@
+//! The tray icon: a StatusNotifierItem (the freedesktop/KDE protocol every Linux panel with a
+//! tray speaks) on the session bus, through zbus. It shows whether a call is being recorded
+//! (its icon, status and tooltip follow the window's indicator) and a click on it brings the
+//! window back, which is what lets the window close into the tray or start hidden.
+//!
+//! The D-Bus work runs on a thread of its own: the window only hands over the state it shows,
+//! and a slow or absent panel never holds up a frame.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use zbus::blocking::{Connection, Proxy};
+use zbus::object_server::SignalEmitter;
+
+use super::call_notifications::NotificationBus;
+
+const PATH: &str = "/StatusNotifierItem";
+const WATCHER: &str = "org.kde.StatusNotifierWatcher";
+const WATCHER_PATH: &str = "/StatusNotifierWatcher";
+const APP_ICON: &str = "org.verbatim.Verbatim";
+/// The freedesktop icon name every theme has for "recording".
+const RECORDING_ICON: &str = "media-record";
+
+/// What the tray shows: the state of the calls as the window's indicator has it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrayState {
+    /// At least one call is being recorded as it should be.
+    pub recording: bool,
+    /// Something wants the user: a call rings, or a recording is in trouble.
+    pub attention: bool,
+    /// One line per call (who, and its recording), or that there is no call.
+    pub summary: String,
+}
+
+impl TrayState {
+    fn icon(&self) -> &'static str {
+        if self.recording {
+            RECORDING_ICON
+        } else {
+            APP_ICON
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        if self.attention {
+            "NeedsAttention"
+        } else {
+            "Active"
+        }
+    }
+}
+
+/// The item on the bus: its properties read the shared state; a click calls `activated`.
+struct Item {
+    state: Arc<Mutex<TrayState>>,
+    activated: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Item {
+    fn state(&self) -> TrayState {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The tooltip's D-Bus shape: icon name, icon pixmaps, title, text.
+type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+
+#[zbus::interface(name = "org.kde.StatusNotifierItem")]
+impl Item {
+    #[zbus(property)]
+    fn category(&self) -> String {
+        "Communications".into()
+    }
+
+    #[zbus(property)]
+    fn id(&self) -> String {
+        APP_ICON.into()
+    }
+
+    #[zbus(property)]
+    fn title(&self) -> String {
+        "Verbatim".into()
+    }
+
+    #[zbus(property)]
+    fn status(&self) -> String {
+        self.state().status().into()
+    }
+
+    #[zbus(property)]
+    fn icon_name(&self) -> String {
+        self.state().icon().into()
+    }
+
+    #[zbus(property)]
+    fn attention_icon_name(&self) -> String {
+        self.state().icon().into()
+    }
+
+    #[zbus(property)]
+    fn tool_tip(&self) -> ToolTip {
+        let state = self.state();
+        (
+            state.icon().into(),
+            Vec::new(),
+            "Verbatim".into(),
+            state.summary,
+        )
+    }
+
+    /// No menu of its own: a click shows the window, which has everything.
+    #[zbus(property)]
+    fn item_is_menu(&self) -> bool {
+        false
+    }
+
+    fn activate(&self, _x: i32, _y: i32) {
+        (self.activated)();
+    }
+
+    fn secondary_activate(&self, _x: i32, _y: i32) {
+        (self.activated)();
+    }
+
+    fn context_menu(&self, _x: i32, _y: i32) {
+        (self.activated)();
+    }
+
+    fn scroll(&self, _delta: i32, _orientation: String) {}
+
+    #[zbus(signal)]
+    async fn new_icon(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn new_attention_icon(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn new_tool_tip(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn new_status(emitter: &SignalEmitter<'_>, status: &str) -> zbus::Result<()>;
+}
+
+/// The window's handle on its tray icon; the icon goes when every clone is dropped.
+#[derive(Debug, Clone)]
+pub struct TrayIcon {
+    updates: Sender<TrayState>,
+    shown: TrayState,
+}
+
+impl TrayIcon {
+    /// Puts the icon in the panel of the desktop on `bus`; a click calls `activated` (on the
+    /// D-Bus thread). An error says why there is no tray (no bus, no panel that shows
+    /// StatusNotifierItems): the window then must not hide, since nothing could bring it
+    /// back.
+    pub fn start(
+        bus: &NotificationBus,
+        activated: impl Fn() + Send + Sync + 'static,
+    ) -> Result<TrayIcon, String> {
+        let builder = match bus {
+            NotificationBus::Off => return Err("the tray is switched off".into()),
+            NotificationBus::Session => zbus::blocking::connection::Builder::session(),
+            NotificationBus::At(address) => {
+                zbus::blocking::connection::Builder::address(address.as_str())
+            }
+        }
+        .map_err(|e| format!("no session bus for the tray: {e}"))?;
+        let state = Arc::new(Mutex::new(TrayState {
+            summary: "No call".into(),
+            ..TrayState::default()
+        }));
+        // The name the protocol asks for: unique per process and item.
+        let name = format!("org.kde.StatusNotifierItem-{}-1", std::process::id());
+        let item = Item {
+            state: state.clone(),
+            activated: Box::new(activated),
+        };
+        let connection = builder
+            .name(name.as_str())
+            .and_then(|b| b.serve_at(PATH, item))
+            .and_then(zbus::blocking::connection::Builder::build)
+            .map_err(|e| format!("the tray icon cannot be offered on the bus: {e}"))?;
+        Proxy::new(&connection, WATCHER, WATCHER_PATH, WATCHER)
+            .and_then(|watcher| watcher.call_method("RegisterStatusNotifierItem", &(name.as_str())))
+            .map_err(|e| format!("no panel shows tray icons here: {e}"))?;
+        let (updates, incoming) = channel();
+        std::thread::Builder::new()
+            .name("tray".into())
+            .spawn(move || publish(&connection, &state, &incoming))
+            .map_err(|e| format!("the tray's thread did not start: {e}"))?;
+        Ok(TrayIcon {
+            updates,
+            shown: TrayState::default(),
+        })
+    }
+
+    /// Shows `state` if it is news; cheap to call every frame.
+    pub fn show(&mut self, state: TrayState) {
+        if state != self.shown {
+            let _ = self.updates.send(state.clone());
+            self.shown = state;
+        }
+    }
+}
+
+/// The D-Bus thread: each new state goes into the item and the panel is told what changed.
+/// It ends, and the icon goes, when the window drops its handle.
+fn publish(connection: &Connection, state: &Arc<Mutex<TrayState>>, updates: &Receiver<TrayState>) {
+    while let Ok(new) = updates.recv() {
+        let old = std::mem::replace(
+            &mut *state.lock().unwrap_or_else(PoisonError::into_inner),
+            new.clone(),
+        );
+        let Ok(emitter) = SignalEmitter::new(connection.inner(), PATH) else {
+            continue;
+        };
+        let told = zbus::block_on(async {
+            if old.icon() != new.icon() {
+                Item::new_icon(&emitter).await?;
+                Item::new_attention_icon(&emitter).await?;
+            }
+            if old.status() != new.status() {
+                Item::new_status(&emitter, new.status()).await?;
+            }
+            Item::new_tool_tip(&emitter).await
+        });
+        if let Err(error) = told {
+            tracing::debug!(%error, "the tray could not tell the panel");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The desktop's D-Bus side for tests: a bus of the test's own, and a panel's tray watcher
+//! on it.
+
+/// A D-Bus daemon of the test's own, killed on drop.
+pub struct PrivateBus {
+    daemon: std::process::Child,
+    pub address: String,
+}
+
+impl PrivateBus {
+    pub fn start() -> PrivateBus {
+        use std::io::BufRead;
+        let mut daemon = std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt-get install dbus)");
+        let mut address = String::new();
+        std::io::BufReader::new(daemon.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        PrivateBus {
+            daemon,
+            address: address.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// A panel's StatusNotifierWatcher (the KDE/freedesktop tray protocol), on a bus of the
+/// test's own: it keeps the names of the items registered with it.
+#[derive(Default, Clone)]
+pub struct TrayWatcher {
+    pub items: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl TrayWatcher {
+    fn register_status_notifier_item(&self, service: String) {
+        self.items.lock().unwrap().push(service);
+    }
+
+    #[zbus(property)]
+    fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn protocol_version(&self) -> i32 {
+        0
+    }
+}
