@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::desktop::{PrivateBus, TrayWatcher};
+use support::desktop::PrivateBus;
 use support::{
     Account, Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario,
     start_kamailio, start_recorder, start_sipp_uas, start_verbatim,
@@ -1202,14 +1202,11 @@ impl NotificationServer {
 fn an_incoming_call_is_notified_on_the_desktop_and_answered_from_the_notification() {
     let bus = PrivateBus::start();
     let server = NotificationServer::default();
-    let desktop = zbus::blocking::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .name("org.freedesktop.Notifications")
-        .unwrap()
-        .serve_at("/org/freedesktop/Notifications", server.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let desktop = bus.serve(
+        "org.freedesktop.Notifications",
+        "/org/freedesktop/Notifications",
+        server.clone(),
+    );
     let recordings = tempfile::tempdir().unwrap();
     let port = free_port();
     let recording = verbatim::settings::RecordingSettings::default()
@@ -1439,15 +1436,7 @@ type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
 #[test]
 fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     let bus = PrivateBus::start();
-    let watcher = TrayWatcher::default();
-    let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .name("org.kde.StatusNotifierWatcher")
-        .unwrap()
-        .serve_at("/StatusNotifierWatcher", watcher.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (panel, watcher) = bus.panel();
     let clicked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let click = clicked.clone();
     let tray = verbatim::ui::tray::TrayIcon::start(

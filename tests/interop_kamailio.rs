@@ -15,7 +15,7 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Account, Peer, Proto, START_TIMEOUT, free_port, start_kamailio, start_verbatim,
+    Account, Peer, Proto, START_TIMEOUT, free_port, start_kamailio, start_recorder, start_verbatim,
     write_accounts_config,
 };
 
@@ -204,17 +204,26 @@ fn two_accounts_of_one_phone_register_and_each_takes_its_own_calls() {
     start_kamailio(&mut kamailio, kamailio_port);
     let registrar = registrar_uri(kamailio_port);
 
+    // Home's calls are recorded, by a recorder of its own; work's are not.
+    let recordings = tempfile::tempdir().unwrap();
+    let (mut srs, srs_port) = start_recorder("two-accounts-srs", recordings.path(), &[]);
+    let builtin_folder = tempfile::tempdir().unwrap();
     let mut phone = Peer::new("verbatim-two-accounts");
     let alice = Account::new("alice", "alicepw").registrar(&registrar);
     let bob = Account::new("bob", "bobpw").registrar(&registrar);
     let carol = Account::new("carol", "carolpw").registrar(&registrar);
-    let config = write_accounts_config(&phone, "phone.toml", &[("home", &alice), ("work", &bob)]);
-    let switched_off = format!(
-        "{}\n{}enabled = false\n",
-        std::fs::read_to_string(&config).unwrap(),
-        carol.to_toml_named("old")
+    let config = phone.write_file(
+        "phone.toml",
+        format!(
+            "[recording]\nfolder = \"{}\"\n\n{}record = true\n\
+             srs = \"sip:srs@127.0.0.1:{srs_port};transport=tcp\"\n\n{}record = false\n\n\
+             {}enabled = false\n",
+            builtin_folder.path().display(),
+            alice.to_toml_named("home"),
+            bob.to_toml_named("work"),
+            carol.to_toml_named("old")
+        ),
     );
-    std::fs::write(&config, switched_off).unwrap();
     start_verbatim(
         &mut phone,
         [
@@ -304,6 +313,18 @@ fn two_accounts_of_one_phone_register_and_each_takes_its_own_calls() {
         !kamailio.stderr().contains("carol"),
         "the switched-off account registered:\n{}",
         kamailio.report()
+    );
+    srs.stop();
+    let recorded = verbatim::archive::session::session_folders(recordings.path());
+    assert_eq!(
+        recorded.len(),
+        1,
+        "home's call went to home's recorder, work's was not recorded:\n{}",
+        phone.report()
+    );
+    assert!(
+        verbatim::archive::session::session_folders(builtin_folder.path()).is_empty(),
+        "nothing went to the built-in recorder"
     );
     caller_config.stop();
 }

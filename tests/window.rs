@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::desktop::{PrivateBus, TrayWatcher};
+use support::desktop::PrivateBus;
 use support::{Peer, free_port};
 
 /// An X server of the test's own on a display nobody uses; stopped on drop.
@@ -143,15 +143,7 @@ fn the_window_opens_at_its_default_size() {
 fn a_window_started_hidden_is_shown_by_a_click_on_its_tray_icon() {
     let x = XServer::start();
     let bus = PrivateBus::start();
-    let watcher = TrayWatcher::default();
-    let panel = zbus::blocking::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .name("org.kde.StatusNotifierWatcher")
-        .unwrap()
-        .serve_at("/StatusNotifierWatcher", watcher.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (panel, watcher) = bus.panel();
     let mut app = Peer::new("window-start-hidden");
     start_window(
         &mut app,

@@ -458,6 +458,7 @@ fn outgoing(target: SocketAddr) -> Outgoing {
         destination: Destination::new(Transport::Udp, target),
         route: None,
         credentials: None,
+        recording: Default::default(),
     }
 }
 

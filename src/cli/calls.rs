@@ -310,6 +310,8 @@ pub(super) async fn call(
             destination: other_destination,
             route: route.clone(),
             credentials: credentials.clone(),
+            // The plan already has the account's own recording settings in it.
+            recording: Default::default(),
         })
     };
     let second = match &conference {
@@ -329,6 +331,7 @@ pub(super) async fn call(
         destination,
         route,
         credentials,
+        recording: Default::default(),
     };
     let call = phone
         .dial(outgoing, RecordFromStart::AsPolicySays)
@@ -721,6 +724,7 @@ pub(super) async fn answer(
     let print_stats = loaded.print_stats;
     let account = loaded.account;
     let accounts = loaded.accounts;
+    let record_flags = loaded.record_flags.clone();
     // Each enabled account registers with its own registrar, under its own ID; the answers
     // come in with the calls, so a call that arrives while another account still
     // registers is taken.
@@ -760,13 +764,18 @@ pub(super) async fn answer(
                 }
             }
             Event::IncomingCall { call, from, to } => {
-                match crate::settings::account_called_by(&accounts, &to) {
+                let called = crate::settings::account_called_by(&accounts, &to);
+                match called {
                     Some(called) => {
                         eprintln!("incoming call from {from} for account {}", called.name);
                     }
                     None => eprintln!("incoming call from {from}"),
                 }
-                phone.answer(call).await.map_err(Failure::new)?;
+                // Its account's recorder and policy, unless the command line named them.
+                let own = called
+                    .map(|account| record_flags.leave_to_account(&account.recording))
+                    .unwrap_or_default();
+                phone.answer_on(call, &own).await.map_err(Failure::new)?;
             }
             Event::ReplacingCall { call, from, .. } => {
                 eprintln!("call from {from} replaces ours (attended transfer)");
@@ -789,6 +798,7 @@ pub(super) async fn answer(
                 }
             }
             Event::CallEnded { call, reason } => {
+                phone.forget_call(call);
                 eprintln!("call ended: {}", reason.text);
                 if let Some(report) = reports.remove(&call) {
                     report.print(call, print_stats);
@@ -819,6 +829,7 @@ pub(super) async fn answer(
                                 .map(|p| Credentials::new(a.auth_user.clone(), p))
                         }),
                         target,
+                        recording: Default::default(),
                     })
                     .map_err(|failure| failure.message);
                 match phone.follow_transfer(call, outgoing).await {

@@ -37,6 +37,38 @@ pub(super) struct Loaded {
     pub(super) recording: crate::settings::Recording,
     /// The administrator's recording policy: flags may not contradict it.
     pub(super) admin: AdminPolicy,
+    /// Which recording settings the command line gave (they win over an account's own).
+    pub(super) record_flags: RecordFlags,
+}
+
+/// The recording settings given on the command line.
+#[derive(Clone, Debug, Default)]
+pub(super) struct RecordFlags {
+    record: bool,
+    srs: bool,
+    secondary: bool,
+    policy: bool,
+    /// `[recording] auto`, for an account that does not say.
+    file_auto: bool,
+    auto_locked: bool,
+}
+
+impl RecordFlags {
+    /// An account's own recording settings, less those the command line gave.
+    pub(super) fn leave_to_account(
+        &self,
+        account: &crate::settings::AccountRecording,
+    ) -> crate::settings::AccountRecording {
+        crate::settings::AccountRecording {
+            // --record records every call; else the account says, else the file (an
+            // administrator's fixed value is the plan's already).
+            auto: (!self.record && !self.auto_locked)
+                .then(|| account.auto.unwrap_or(self.file_auto)),
+            srs: account.srs.clone().filter(|_| !self.srs),
+            secondary: account.secondary.clone().filter(|_| !self.secondary),
+            mandatory: account.mandatory.filter(|_| !self.policy),
+        }
+    }
 }
 
 /// Where and when to record, from the command line.
@@ -52,9 +84,10 @@ pub(super) struct RecordPlan {
 fn recording_target(
     args: &RecordArgs,
     settings: &crate::settings::Recording,
-    account_records: Option<bool>,
+    account: &crate::settings::AccountRecording,
+    admin: &AdminPolicy,
 ) -> Result<Option<RecordPlan>, Failure> {
-    if !args.record && !account_records.unwrap_or(settings.auto) {
+    if !args.record && !account.auto.unwrap_or(settings.auto) {
         return Ok(None);
     }
     let uri = |flag: &str, value: &Option<String>| {
@@ -64,9 +97,20 @@ fn recording_target(
             .transpose()
     };
     // Without any recorder the built-in one takes the recording (started when needed).
-    let srs = uri("--srs", &args.srs)?.or_else(|| settings.srs.clone());
-    let secondary =
-        uri("--srs-secondary", &args.srs_secondary)?.or_else(|| settings.srs_secondary.clone());
+    // The command line's, else the account's own (unless the administrator fixed it), else
+    // the file's.
+    let free = |setting| !admin.is_locked(setting);
+    let srs = uri("--srs", &args.srs)?
+        .or_else(|| account.srs.clone().filter(|_| free(Locked::Srs)))
+        .or_else(|| settings.srs.clone());
+    let secondary = uri("--srs-secondary", &args.srs_secondary)?
+        .or_else(|| {
+            account
+                .secondary
+                .clone()
+                .filter(|_| free(Locked::SrsSecondary))
+        })
+        .or_else(|| settings.srs_secondary.clone());
     let credentials = match &args.srs_user {
         Some(user) => {
             let password = std::env::var("VERBATIM_SRS_PASSWORD").map_err(|_| {
@@ -82,9 +126,13 @@ fn recording_target(
             auto: true,
             srs,
             secondary,
-            mandatory: args.record_policy.map_or(settings.mandatory, |p| {
-                p == media::RecordPolicyArg::Mandatory
-            }),
+            mandatory: args.record_policy.map_or(
+                account
+                    .mandatory
+                    .filter(|_| free(Locked::Policy))
+                    .unwrap_or(settings.mandatory),
+                |p| p == media::RecordPolicyArg::Mandatory,
+            ),
             mode: match args.record_mode {
                 Some(media::RecordModeArg::Separate) => crate::engine::RecordingMode::Separate,
                 Some(media::RecordModeArg::Mixed) => crate::engine::RecordingMode::Mixed,
@@ -93,6 +141,7 @@ fn recording_target(
             srtp: args.srs_srtp || settings.srtp,
             credentials,
             builtin: None,
+            admin: admin.clone(),
         },
         pause_at: args.pause_at,
         resume_at: args.resume_at,
@@ -180,16 +229,40 @@ fn check_against_policy(
 }
 
 impl Loaded {
-    /// Recording from the command line over the configuration file.
-    pub(super) fn apply_recording(&mut self, args: &RecordArgs) -> Result<(), Failure> {
+    /// Recording from the command line over the configuration file and the account. With
+    /// `per_call`, calls come in for several accounts and each takes its own account's
+    /// settings when answered ([`RecordFlags::leave_to_account`]); the plan then records
+    /// when any account would.
+    pub(super) fn apply_recording(
+        &mut self,
+        args: &RecordArgs,
+        per_call: bool,
+    ) -> Result<(), Failure> {
         check_against_policy(args, &self.recording, &self.admin)?;
-        // The account's own `record` does not undo what the administrator fixed.
-        let account_records = self
-            .account
-            .as_ref()
-            .and_then(|a| a.record)
-            .filter(|_| !self.admin.is_locked(Locked::Auto));
-        self.record = recording_target(args, &self.recording, account_records)?;
+        // The account's own settings do not undo what the administrator fixed.
+        let auto_locked = self.admin.is_locked(Locked::Auto);
+        let mut account = if per_call {
+            let any_records = self.accounts.iter().any(|a| a.recording.auto == Some(true));
+            crate::settings::AccountRecording {
+                auto: any_records.then_some(true),
+                ..Default::default()
+            }
+        } else {
+            self.account
+                .as_ref()
+                .map(|a| a.recording.clone())
+                .unwrap_or_default()
+        };
+        account.auto = account.auto.filter(|_| !auto_locked);
+        self.record = recording_target(args, &self.recording, &account, &self.admin)?;
+        self.record_flags = RecordFlags {
+            record: args.record,
+            srs: args.srs.is_some(),
+            secondary: args.srs_secondary.is_some(),
+            policy: args.record_policy.is_some(),
+            file_auto: self.recording.auto,
+            auto_locked,
+        };
         self.recorders_allowed = args.allow_recorder.clone();
         self.recorders_allowed
             .extend(self.recording.allow_recorders.iter().copied());
@@ -288,5 +361,6 @@ pub(super) fn load(
         admission: crate::engine::AdmissionConfig::default(),
         recording: settings.recording.validate().map_err(Failure::usage)?,
         admin,
+        record_flags: RecordFlags::default(),
     })
 }

@@ -454,7 +454,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
         } => {
             let mut loaded = load(config.as_deref(), account.as_deref())?;
             loaded.apply(&media)?;
-            loaded.apply_recording(&record)?;
+            loaded.apply_recording(&record, false)?;
             let transfer = match (transfer_to, consult) {
                 (Some(target), _) => Some(TransferTo::Blind(parse_target(
                     &target,
@@ -494,7 +494,7 @@ async fn execute(command: CliCommand) -> Result<(), Failure> {
         } => {
             let mut loaded = load(config.as_deref(), None)?;
             loaded.apply(&media)?;
-            loaded.apply_recording(&record)?;
+            loaded.apply_recording(&record, true)?;
             answer(listen, calls, loaded, tls).await
         }
         CliCommand::Bench {

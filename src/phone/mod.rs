@@ -56,6 +56,8 @@ pub struct Outgoing {
     /// Route header for an outbound proxy (loose routing), if any.
     pub route: Option<Uri>,
     pub credentials: Option<Credentials>,
+    /// The account's own recording settings (over the phone's policy) for this call.
+    pub recording: crate::settings::AccountRecording,
 }
 
 /// Whether a call is recorded from its start.
@@ -74,6 +76,9 @@ pub struct Phone {
     pub handle: Handle,
     pub policy: RecordingPolicy,
     ids: Ids,
+    /// The account recording settings of each call placed or answered on an account that
+    /// has its own: its record button and transfers use them too.
+    call_recording: std::collections::HashMap<CallId, crate::settings::AccountRecording>,
 }
 
 impl Phone {
@@ -82,7 +87,28 @@ impl Phone {
             handle,
             policy,
             ids: Ids::default(),
+            call_recording: std::collections::HashMap::new(),
         }
+    }
+
+    /// The policy for `call`: the phone's, with its account's settings over it.
+    fn policy_of(&self, call: CallId) -> RecordingPolicy {
+        match self.call_recording.get(&call) {
+            Some(account) => self.policy.for_account(account),
+            None => self.policy.clone(),
+        }
+    }
+
+    /// Notes the account settings a call is on (nothing kept when it has none of its own).
+    fn note_account(&mut self, call: CallId, account: &crate::settings::AccountRecording) {
+        if *account != crate::settings::AccountRecording::default() {
+            self.call_recording.insert(call, account.clone());
+        }
+    }
+
+    /// The call ended: its account settings are forgotten.
+    pub fn forget_call(&mut self, call: CallId) {
+        self.call_recording.remove(&call);
     }
 
     /// Places a call; its media port is bound first and, when it is recorded from the
@@ -92,8 +118,11 @@ impl Phone {
         outgoing: Outgoing,
         record: RecordFromStart,
     ) -> Result<CallId, String> {
-        let record = self.recording_from_start(record).await?;
         let call = self.ids.call();
+        self.note_account(call, &outgoing.recording);
+        let record = self
+            .recording_from_start(record, &self.policy_of(call))
+            .await?;
         let request = self.dial_request(call, outgoing, record).await?;
         self.send(Command::Dial { call, request })?;
         Ok(call)
@@ -101,8 +130,20 @@ impl Phone {
 
     /// Answers an incoming call, recorded from the answer when the policy says so.
     pub async fn answer(&mut self, call: CallId) -> Result<(), String> {
+        self.answer_on(call, &crate::settings::AccountRecording::default())
+            .await
+    }
+
+    /// Answers an incoming call that came for an account with recording settings of its own
+    /// (over the phone's policy, for the answer and the record button).
+    pub async fn answer_on(
+        &mut self,
+        call: CallId,
+        account: &crate::settings::AccountRecording,
+    ) -> Result<(), String> {
+        self.note_account(call, account);
         let record = self
-            .recording_from_start(RecordFromStart::AsPolicySays)
+            .recording_from_start(RecordFromStart::AsPolicySays, &self.policy_of(call))
             .await?;
         let record = self.bind_recording(record).await?;
         let media_port = self.handle.bind_media(MediaSocket::Call(call)).await?;
@@ -115,7 +156,7 @@ impl Phone {
 
     /// Starts recording a call now (the record button).
     pub async fn record(&mut self, call: CallId) -> Result<RecordingId, String> {
-        let mut request = self.policy.request().await?;
+        let mut request = self.policy_of(call).request().await?;
         let recording = self.ids.recording();
         request.media_ports = self
             .bind_recording_streams(recording, request.mode.stream_count())
@@ -159,9 +200,10 @@ impl Phone {
             }
         };
         let new_call = self.ids.call();
+        self.note_account(new_call, &outgoing.recording);
         // The call the transfer places is recorded as any other call is.
         let record = match self
-            .recording_from_start(RecordFromStart::AsPolicySays)
+            .recording_from_start(RecordFromStart::AsPolicySays, &self.policy_of(new_call))
             .await
         {
             Ok(record) => record,
@@ -238,16 +280,17 @@ impl Phone {
     async fn recording_from_start(
         &self,
         record: RecordFromStart,
+        policy: &RecordingPolicy,
     ) -> Result<Option<RecordingStartPlan>, String> {
         let wanted = match record {
-            RecordFromStart::AsPolicySays => self.policy.records_every_call(),
+            RecordFromStart::AsPolicySays => policy.records_every_call(),
             RecordFromStart::Yes => true,
             RecordFromStart::No => false,
         };
         if !wanted {
             return Ok(None);
         }
-        Ok(Some(RecordingStartPlan(self.policy.request().await?)))
+        Ok(Some(RecordingStartPlan(policy.request().await?)))
     }
 
     /// Binds the recording's sockets last, once everything that could fail has been

@@ -24,6 +24,8 @@ pub struct RecordingPolicy {
     pub credentials: Option<Credentials>,
     /// The built-in recorder's URI, while it runs.
     pub builtin: Option<Uri>,
+    /// What the administrator fixed: an account's own settings do not change it.
+    pub admin: crate::settings::AdminPolicy,
 }
 
 impl RecordingPolicy {
@@ -38,14 +40,42 @@ impl RecordingPolicy {
             srtp: recording.srtp,
             credentials: recording.credentials.clone(),
             builtin: None,
+            admin: crate::settings::AdminPolicy::default(),
         }
+    }
+
+    /// This policy with an account's own recording settings over it, except what the
+    /// administrator fixed.
+    pub fn for_account(&self, account: &crate::settings::AccountRecording) -> RecordingPolicy {
+        use crate::settings::Locked;
+        let free = |setting| !self.admin.is_locked(setting);
+        let mut policy = self.clone();
+        if let Some(auto) = account.auto.filter(|_| free(Locked::Auto)) {
+            policy.auto = auto;
+        }
+        if let Some(srs) = account.srs.clone().filter(|_| free(Locked::Srs)) {
+            policy.srs = Some(srs);
+        }
+        if let Some(secondary) = account
+            .secondary
+            .clone()
+            .filter(|_| free(Locked::SrsSecondary))
+        {
+            policy.secondary = Some(secondary);
+        }
+        if let Some(mandatory) = account.mandatory.filter(|_| free(Locked::Policy)) {
+            policy.mandatory = mandatory;
+        }
+        policy
     }
 
     /// The settings changed: the new policy, with the built-in recorder still running.
     pub fn update(&mut self, recording: &Recording) {
         let builtin = self.builtin.take();
+        let admin = core::mem::take(&mut self.admin);
         *self = RecordingPolicy {
             builtin,
+            admin,
             ..RecordingPolicy::from_settings(recording)
         };
     }
@@ -107,4 +137,56 @@ async fn resolve(uri: Uri) -> Result<(Uri, Destination), String> {
     let destination =
         driver::dns::first_hop(&uri, crate::recording::recorder_transport(&uri)).await?;
     Ok((uri, destination))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::settings::{AccountRecording, AdminPolicy};
+
+    fn uri(text: &str) -> Uri {
+        Uri::parse(text).unwrap()
+    }
+
+    #[test]
+    fn an_accounts_own_recording_settings_win_except_what_the_administrator_fixed() {
+        let phone_wide = RecordingPolicy {
+            srs: Some(uri("sip:srs@phone.example")),
+            ..RecordingPolicy::default()
+        };
+        let account = AccountRecording {
+            auto: Some(true),
+            srs: Some(uri("sip:srs@account.example")),
+            secondary: Some(uri("sip:srs2@account.example")),
+            mandatory: Some(true),
+        };
+        let policy = phone_wide.for_account(&account);
+        assert!(policy.auto && policy.mandatory);
+        assert_eq!(policy.srs, account.srs);
+        assert_eq!(policy.secondary, account.secondary);
+        // Nothing of its own: the phone's policy as it is.
+        assert_eq!(
+            phone_wide.for_account(&AccountRecording::default()),
+            phone_wide
+        );
+
+        let locked = RecordingPolicy {
+            admin: AdminPolicy::parse(
+                "[recording]\nsrs = \"sip:srs@admin.example\"\npolicy = \"optional\"\n",
+            )
+            .unwrap(),
+            ..phone_wide.clone()
+        };
+        let policy = locked.for_account(&account);
+        assert_eq!(
+            policy.srs, phone_wide.srs,
+            "the administrator's recorder stays"
+        );
+        assert!(!policy.mandatory, "the administrator's policy stays");
+        assert!(
+            policy.auto,
+            "what the administrator left free is the account's"
+        );
+    }
 }

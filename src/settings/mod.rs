@@ -266,8 +266,24 @@ pub struct AccountSettings {
     pub srtp: Option<String>,
     /// Record this account's calls from their start; `[recording] auto` when absent.
     pub record: Option<bool>,
+    /// The recorder for this account's calls; `[recording] srs` when absent.
+    pub srs: Option<String>,
+    /// Its second recorder; `[recording] srs_secondary` when absent.
+    pub srs_secondary: Option<String>,
+    /// "optional" or "mandatory" for this account's calls; `[recording] policy` when absent.
+    pub record_policy: Option<String>,
     /// Register when the app starts (default: yes, when there is a registrar).
     pub register_on_start: Option<bool>,
+}
+
+/// An account's own recording settings, each over the phone-wide `[recording]` one (None:
+/// that one applies). An administrator's policy wins over them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountRecording {
+    pub auto: Option<bool>,
+    pub srs: Option<Uri>,
+    pub secondary: Option<Uri>,
+    pub mandatory: Option<bool>,
 }
 
 /// An account with every field checked and parsed.
@@ -287,6 +303,7 @@ pub struct Account {
     pub tls_client_key: Option<PathBuf>,
     pub srtp: Option<SrtpPolicy>,
     pub record: Option<bool>,
+    pub recording: AccountRecording,
     pub register_on_start: bool,
 }
 
@@ -649,6 +666,22 @@ impl AccountSettings {
             tls_client_key: self.tls_client_key.clone(),
             srtp,
             record: self.record,
+            recording: AccountRecording {
+                auto: self.record,
+                srs: parse_optional("srs", &self.srs)?,
+                secondary: parse_optional("srs_secondary", &self.srs_secondary)?,
+                mandatory: self
+                    .record_policy
+                    .as_deref()
+                    .map(|policy| match policy.to_ascii_lowercase().as_str() {
+                        "optional" => Ok(false),
+                        "mandatory" => Ok(true),
+                        _ => Err(format!(
+                            "account.record_policy: {policy:?} is not optional or mandatory"
+                        )),
+                    })
+                    .transpose()?,
+            },
             register_on_start: self.register_on_start.unwrap_or(true),
         })
     }
@@ -859,6 +892,26 @@ mod tests {
         let mut empty = Settings::default();
         empty.set_account(settings.account_named("old@example.org").ok().cloned());
         assert_eq!(empty.accounts.len(), 1);
+    }
+
+    #[test]
+    fn an_account_has_recording_settings_of_its_own() {
+        let text = "[[account]]\nuri = \"sip:a@b\"\nrecord = true\nsrs = \"srs@rec.example;transport=tcp\"\n\
+                    srs_secondary = \"sip:srs@rec2.example\"\nrecord_policy = \"Mandatory\"\n";
+        let account = Settings::parse(text)
+            .unwrap()
+            .validate_accounts()
+            .unwrap()
+            .remove(0);
+        assert_eq!(account.recording.auto, Some(true));
+        assert_eq!(
+            account.recording.srs.unwrap().to_string(),
+            "sip:srs@rec.example;transport=tcp"
+        );
+        assert_eq!(account.recording.mandatory, Some(true));
+        let bad = text.replace("Mandatory", "always");
+        let error = Settings::parse(&bad).unwrap_err();
+        assert!(error.starts_with("account.record_policy:"), "{error}");
     }
 
     #[test]

@@ -305,6 +305,14 @@ impl AccountLink {
         self.account.as_ref()
     }
 
+    /// The account's own recording settings (none without an account).
+    pub(super) fn recording(&self) -> crate::settings::AccountRecording {
+        self.account
+            .as_ref()
+            .map(|account| account.recording.clone())
+            .unwrap_or_default()
+    }
+
     fn credentials(&self) -> Option<Credentials> {
         let account = self.account.as_ref()?;
         let password = self.password.clone()?;
@@ -385,6 +393,7 @@ impl AccountLink {
                 destination,
                 route: None,
                 credentials: None,
+                recording: Default::default(),
             });
         }
         let Some(account) = self.account.as_ref() else {
@@ -395,6 +404,7 @@ impl AccountLink {
                 route: None,
                 credentials: None,
                 target,
+                recording: Default::default(),
             });
         };
         // Through the outbound proxy when there is one; else to the target's own servers
@@ -409,6 +419,7 @@ impl AccountLink {
             route: account.outbound_proxy.clone(),
             credentials: self.credentials(),
             target,
+            recording: account.recording.clone(),
         })
     }
 }

@@ -338,6 +338,7 @@ async fn run(
     };
     let mut policy = RecordingPolicy::from_settings(&config.recording);
     policy.builtin = recorder.as_ref().map(|r| r.uri.clone());
+    policy.admin = config.admin.clone();
     let recorder = recorder.map(|r| r.handle);
     let tls = config
         .accounts
@@ -616,6 +617,7 @@ async fn run(
                     }
                     if let Event::CallEnded { call, .. } = &event {
                         accounts.note_call(*call, None);
+                        phone.forget_call(*call);
                     }
                     if let Some(desktop) = &desktop {
                         match &event {
@@ -753,7 +755,10 @@ async fn carry_out(
             notify.send(UiEvent::Dialled { call, target });
             return Ok(());
         }
-        UiCommand::Answer(call) => return phone.answer(call).await,
+        UiCommand::Answer(call) => {
+            let own = accounts.for_call(call).recording();
+            return phone.answer_on(call, &own).await;
+        }
         UiCommand::Record(call) => return phone.record(call).await.map(|_| ()),
         UiCommand::CheckRecorder(typed) => {
             let identity = account.identity(&local_ip(&phone.handle));

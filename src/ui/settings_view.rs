@@ -231,6 +231,9 @@ impl AccountFields {
             tls_client_key: None,
             srtp: None,
             record: None,
+            srs: None,
+            srs_secondary: None,
+            record_policy: None,
             register_on_start: None,
         });
         account.uri = uri;

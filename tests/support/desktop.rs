@@ -57,3 +57,33 @@ impl TrayWatcher {
         0
     }
 }
+
+impl PrivateBus {
+    /// Serves `server` on this bus as `name` at `path` (a desktop service a test plays).
+    pub fn serve<T: zbus::object_server::Interface>(
+        &self,
+        name: &str,
+        path: &str,
+        server: T,
+    ) -> zbus::blocking::Connection {
+        zbus::blocking::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .name(name)
+            .unwrap()
+            .serve_at(path, server)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    /// A panel that shows tray icons: its watcher, and the connection it serves on.
+    pub fn panel(&self) -> (zbus::blocking::Connection, TrayWatcher) {
+        let watcher = TrayWatcher::default();
+        let connection = self.serve(
+            "org.kde.StatusNotifierWatcher",
+            "/StatusNotifierWatcher",
+            watcher.clone(),
+        );
+        (connection, watcher)
+    }
+}
