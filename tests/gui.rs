@@ -126,7 +126,7 @@ fn bridge_config(
         stun_server: None,
         notifications,
         tray: None,
-        autostart_entry: None,
+        autostart: None,
     }
 }
 
@@ -1451,6 +1451,22 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
         .first()
         .cloned()
         .expect("registered");
+    // What the panel hears: the item's signals.
+    let (signals, heard) = std::sync::mpsc::channel();
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.kde.StatusNotifierItem")
+        .unwrap()
+        .build();
+    let listening = zbus::blocking::MessageIterator::for_match_rule(rule, &panel, None).unwrap();
+    std::thread::spawn(move || {
+        for message in listening.flatten() {
+            let member = message.header().member().map(|m| m.to_string());
+            if signals.send(member.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
     let property = |name: &str| -> zbus::zvariant::OwnedValue {
         zbus::blocking::Proxy::new(
             &panel,
@@ -1501,6 +1517,11 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     );
     let line = tooltip(property("ToolTip"));
     assert!(line.ends_with(": recording"), "{line}");
+    let told: Vec<String> = heard.try_iter().collect();
+    assert!(
+        told.iter().any(|s| s == "NewIcon") && told.iter().any(|s| s == "NewToolTip"),
+        "the panel was not told of the new icon: {told:?}"
+    );
     harness.get_by_label("Hang up").click();
     wait_for(&mut harness, "ended");
     step_until(&mut harness, 10, "the tray kept the recording icon", |_| {
@@ -1517,7 +1538,13 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     .call_method("Activate", &(0i32, 0i32))
     .unwrap();
     assert!(clicked.load(std::sync::atomic::Ordering::SeqCst));
-    assert!(harness.state().closes_to_tray());
+
+    // The panel restarts: a new watcher gets the item again.
+    drop(panel);
+    let (_panel, watcher) = bus.panel();
+    step_until(&mut harness, 10, "the item did not register again", |_| {
+        !watcher.items.lock().unwrap().is_empty()
+    });
 }
 
 /// "Start at login" writes an XDG autostart entry that starts this program, and switching
@@ -1540,7 +1567,12 @@ fn start_at_login_writes_and_removes_the_autostart_entry() {
         "127.0.0.1:0",
         verbatim::ui::call_notifications::NotificationBus::Off,
     );
-    config.autostart_entry = Some(entry.clone());
+    let program = std::env::current_exe().unwrap();
+    config.autostart = Some(verbatim::ui::autostart::Autostart {
+        entry: entry.clone(),
+        program: program.clone(),
+        arguments: vec!["--config".into(), path.display().to_string()],
+    });
     let mut harness = Harness::builder()
         .with_size(egui::vec2(800.0, 2200.0))
         .build_ui_state(
@@ -1562,7 +1594,17 @@ fn start_at_login_writes_and_removes_the_autostart_entry() {
         .lines()
         .find_map(|line| line.strip_prefix("Exec="))
         .unwrap();
-    assert!(!exec.is_empty(), "{written}");
+    assert_eq!(
+        exec,
+        format!("{} --config {}", program.display(), path.display()),
+        "the entry starts this program with its settings file"
+    );
+    // A deleted entry is written again by the next save while the box stays ticked.
+    std::fs::remove_file(&entry).unwrap();
+    harness.get_by_label("Save settings").click_accesskit();
+    step_until(&mut harness, 5, "the entry was not mended", |_| {
+        entry.exists()
+    });
     assert!(
         verbatim::settings::Settings::load(&path)
             .unwrap()
@@ -1582,9 +1624,13 @@ fn start_at_login_writes_and_removes_the_autostart_entry() {
 /// and hides it; without the setting the close goes through.
 #[test]
 fn closing_the_window_hides_it_in_the_tray_when_set() {
-    let close_and_look = |app: VerbatimApp| {
+    let close_and_look = |app: VerbatimApp, quit_first: bool| {
         let mut harness = Harness::new_ui_state(|ui, app: &mut VerbatimApp| app.show(ui), app);
         harness.step();
+        if quit_first {
+            harness.get_by_label("Quit").click();
+            harness.step();
+        }
         harness
             .input_mut()
             .viewports
@@ -1601,15 +1647,32 @@ fn closing_the_window_hides_it_in_the_tray_when_set() {
             .unwrap_or_default()
     };
     let recordings = tempfile::tempdir().unwrap();
-    let commands = close_and_look(app(recordings.path(), None).with_tray(true));
+    let commands = close_and_look(app(recordings.path(), None).with_tray(true), false);
     assert!(
         commands.contains(&egui::ViewportCommand::CancelClose)
             && commands.contains(&egui::ViewportCommand::Visible(false)),
         "{commands:?}"
     );
-    let commands = close_and_look(app(recordings.path(), None).with_tray(false));
+    let commands = close_and_look(app(recordings.path(), None).with_tray(false), false);
     assert!(
         !commands.contains(&egui::ViewportCommand::CancelClose),
+        "{commands:?}"
+    );
+    // Quit stops the phone however closing is set.
+    let commands = close_and_look(app(recordings.path(), None).with_tray(true), true);
+    assert!(
+        !commands.contains(&egui::ViewportCommand::CancelClose),
+        "{commands:?}"
+    );
+    // On Wayland, where a window cannot hide itself, it is minimized.
+    let commands = close_and_look(
+        app(recordings.path(), None)
+            .with_tray(true)
+            .hiding_by_minimizing(),
+        false,
+    );
+    assert!(
+        commands.contains(&egui::ViewportCommand::Minimized(true)),
         "{commands:?}"
     );
 }

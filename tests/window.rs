@@ -178,5 +178,7 @@ fn a_window_started_hidden_is_shown_by_a_click_on_its_tray_icon() {
         "a click on the tray icon did not show the window",
         || !x.windows(true).is_empty(),
     );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!x.windows(true).is_empty(), "the window hid itself again");
     assert!(app.is_running(), "{}", app.report());
 }

@@ -131,7 +131,12 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         stun_server: settings.call.stun_server.clone(),
         notifications: crate::ui::call_notifications::NotificationBus::Session,
         tray: None,
-        autostart_entry: crate::ui::autostart::entry_path(),
+        autostart: crate::ui::autostart::Autostart::for_this_program(
+            args.config
+                .iter()
+                .flat_map(|file| ["--config".to_owned(), file.display().to_string()])
+                .collect(),
+        ),
     };
     let editable = args
         .config

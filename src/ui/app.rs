@@ -36,6 +36,10 @@ pub struct VerbatimApp {
     close_to_tray: bool,
     /// Frames left in which the window hides itself (starting hidden in the tray).
     hide_frames: u8,
+    /// Hiding means minimizing: Wayland lets no window hide itself.
+    hide_by_minimizing: bool,
+    /// Quit was chosen: the close goes through even when it would hide the window.
+    quitting: bool,
     /// Links opened elsewhere (`verbatim open`), to dial here.
     links: Option<std::sync::mpsc::Receiver<String>>,
     /// A link came in: the window comes to the front on the next frame.
@@ -77,6 +81,8 @@ impl VerbatimApp {
             has_tray: false,
             close_to_tray: false,
             hide_frames: 0,
+            hide_by_minimizing: false,
+            quitting: false,
             links: None,
             raise: false,
             history_search: String::new(),
@@ -95,6 +101,20 @@ impl VerbatimApp {
         self.has_tray = true;
         self.close_to_tray = close_to_tray;
         self
+    }
+
+    /// "Hidden" is minimized instead (on Wayland, where a window cannot hide itself).
+    pub fn hiding_by_minimizing(mut self) -> VerbatimApp {
+        self.hide_by_minimizing = true;
+        self
+    }
+
+    fn hide(&self, ctx: &egui::Context) {
+        ctx.send_viewport_cmd(if self.hide_by_minimizing {
+            egui::ViewportCommand::Minimized(true)
+        } else {
+            egui::ViewportCommand::Visible(false)
+        });
     }
 
     /// The window starts hidden in the tray. eframe shows every window once its first frame
@@ -171,6 +191,8 @@ impl VerbatimApp {
                     };
                 }
                 UiEvent::Dialled { call, target } => {
+                    // A call placed from a link or the notification shows at once.
+                    self.page = Page::Phone;
                     // The first real call made: the welcome has done its job (the echo
                     // test is its own first step, and leaves it for the next ones).
                     if target != crate::phone::echo::ECHO_URI {
@@ -186,8 +208,18 @@ impl VerbatimApp {
                     {
                         editor.on_recorder_checked(*works, findings.clone());
                     }
-                    // A call that rings is never hidden behind the settings.
-                    if matches!(*event, Event::IncomingCall { .. }) {
+                    // A call that rings, or a recording in trouble, is never hidden behind the
+                    // settings.
+                    let trouble = matches!(
+                        &*event,
+                        Event::IncomingCall { .. }
+                            | Event::Recording {
+                                state: crate::engine::RecordingState::Failed { .. }
+                                    | crate::engine::RecordingState::Retrying { .. },
+                                ..
+                            }
+                    );
+                    if trouble {
                         self.page = Page::Phone;
                     }
                     self.model.on_event(&event, now);
@@ -228,16 +260,17 @@ impl VerbatimApp {
         self.poll();
         if self.hide_frames > 0 {
             self.hide_frames -= 1;
-            ui.ctx()
-                .send_viewport_cmd(egui::ViewportCommand::Visible(false));
+            self.hide(ui.ctx());
             ui.ctx().request_repaint();
         }
         // Closed while the tray can bring it back: hidden, and the phone goes on.
-        if self.closes_to_tray() && ui.ctx().input(|i| i.viewport().close_requested()) {
+        if self.closes_to_tray()
+            && !self.quitting
+            && ui.ctx().input(|i| i.viewport().close_requested())
+        {
             ui.ctx()
                 .send_viewport_cmd(egui::ViewportCommand::CancelClose);
-            ui.ctx()
-                .send_viewport_cmd(egui::ViewportCommand::Visible(false));
+            self.hide(ui.ctx());
         }
 
         if core::mem::take(&mut self.raise) {
@@ -261,12 +294,22 @@ impl VerbatimApp {
         if core::mem::take(&mut self.open_settings) {
             self.page = Page::Settings;
         }
-        if self.settings.is_some() {
-            ui.horizontal(|ui| {
+        ui.horizontal(|ui| {
+            if self.settings.is_some() {
                 ui.selectable_value(&mut self.page, Page::Phone, "Phone");
                 ui.selectable_value(&mut self.page, Page::Settings, "Settings");
-            });
-        }
+            }
+            // Closing only hides the window then: this is how the phone stops.
+            if self.closes_to_tray()
+                && ui
+                    .button("Quit")
+                    .on_hover_text("Stop the phone (closing the window only hides it)")
+                    .clicked()
+            {
+                self.quitting = true;
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        });
         ui.separator();
         // What went wrong shows on either page (a password the keyring did not take is
         // reported while the settings are open).

@@ -62,7 +62,8 @@ pub enum UiCommand {
         settings: Box<Settings>,
         /// Passwords typed for accounts, by account name.
         passwords: Vec<(String, Password)>,
-        /// "Start at login" was switched on or off.
+        /// "Start at login": Some(true) writes the entry (again: a moved program or a
+        /// deleted entry is mended), Some(false) removes it (only when switched off).
         start_at_login: Option<bool>,
     },
 }
@@ -177,7 +178,7 @@ pub struct BridgeConfig {
     /// while the window is hidden too).
     pub tray: Option<super::tray::TrayIcon>,
     /// The XDG autostart entry "Start at login" writes or removes; None: not managed.
-    pub autostart_entry: Option<PathBuf>,
+    pub autostart: Option<super::autostart::Autostart>,
 }
 
 impl core::fmt::Debug for BridgeConfig {
@@ -295,6 +296,7 @@ impl Notifier {
                     model.on_event(engine_event, std::time::Instant::now());
                     // The window keeps the history; this view needs none.
                     drop(model.take_unsaved());
+                    model.history.clear();
                 }
                 _ => {}
             }
@@ -482,21 +484,6 @@ async fn run(
                 }
                 Some(UiCommand::UseAccount(name)) => accounts.choose_outgoing(name),
                 Some(UiCommand::SaveSettings { path, settings, passwords, start_at_login }) => {
-                    if let (Some(start), Some(entry)) = (start_at_login, config.autostart_entry.clone()) {
-                        let written = tokio::task::spawn_blocking(move || {
-                            let program = std::env::current_exe()
-                                .map_err(|e| format!("where Verbatim runs from is unknown: {e}"))?;
-                            super::autostart::apply(&entry, start, &program)
-                        })
-                        .await;
-                        match written {
-                            Ok(Ok(())) => {}
-                            Ok(Err(problem)) => notify.send(UiEvent::Problem(format!(
-                                "Start at login: {problem}"
-                            ))),
-                            Err(_) => {}
-                        }
-                    }
                     let audio = settings.audio.clone();
                     let codecs = settings.media.codecs();
                     // The file keeps the user's own values; the phone runs with what the
@@ -511,6 +498,17 @@ async fn run(
                     };
                     match saved {
                         Ok((recording, saved_accounts)) => {
+                            if let (Some(start), Some(autostart)) =
+                                (start_at_login, config.autostart.clone())
+                            {
+                                let written =
+                                    tokio::task::spawn_blocking(move || autostart.apply(start)).await;
+                                if let Ok(Err(problem)) = written {
+                                    notify.send(UiEvent::Problem(format!(
+                                        "Start at login: {problem}"
+                                    )));
+                                }
+                            }
                             match recording.notice.load() {
                                 Ok(notice) => {
                                     let _ = phone.send(Command::SetNotice(notice));

@@ -112,6 +112,9 @@ pub fn run(
                 if prefs.start_hidden {
                     app = app.starting_hidden();
                 }
+                if std::env::var_os("WAYLAND_DISPLAY").is_some() {
+                    app = app.hiding_by_minimizing();
+                }
             }
             let _ = window.set(creation.egui_ctx.clone());
             if let Some(rx) = links_in {

@@ -741,7 +741,7 @@ impl SettingsEditor {
                             }
                         }
                         let start_at_login = (settings.window.start_at_login
-                            != self.base.window.start_at_login)
+                            || self.base.window.start_at_login)
                             .then_some(settings.window.start_at_login);
                         commands.push(UiCommand::SaveSettings {
                             path: self.path.clone(),

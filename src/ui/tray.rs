@@ -144,7 +144,7 @@ impl Item {
     async fn new_status(emitter: &SignalEmitter<'_>, status: &str) -> zbus::Result<()>;
 }
 
-/// The window's handle on its tray icon; the icon goes when every clone is dropped.
+/// The window's handle on its tray icon, which stays in the panel while the app runs.
 #[derive(Debug, Clone)]
 pub struct TrayIcon {
     updates: Sender<TrayState>,
@@ -183,9 +183,32 @@ impl TrayIcon {
             .and_then(|b| b.serve_at(PATH, item))
             .and_then(zbus::blocking::connection::Builder::build)
             .map_err(|e| format!("the tray icon cannot be offered on the bus: {e}"))?;
-        Proxy::new(&connection, WATCHER, WATCHER_PATH, WATCHER)
-            .and_then(|watcher| watcher.call_method("RegisterStatusNotifierItem", &(name.as_str())))
-            .map_err(|e| format!("no panel shows tray icons here: {e}"))?;
+        register(&connection, &name).map_err(|e| format!("no panel shows tray icons here: {e}"))?;
+        // A panel that restarts (or a watcher that comes back) forgets its items: ours
+        // registers again each time the watcher's name gets an owner.
+        let watching = connection.clone();
+        let listening = zbus::blocking::fdo::DBusProxy::new(&watching)
+            .and_then(|bus| bus.receive_name_owner_changed_with_args(&[(0, WATCHER)]));
+        match listening {
+            Ok(changes) => {
+                let spawned = std::thread::Builder::new()
+                    .name("tray-watcher".into())
+                    .spawn(move || {
+                        for change in changes {
+                            let back = change
+                                .args()
+                                .is_ok_and(|args| args.new_owner().as_ref().is_some());
+                            if back && let Err(error) = register(&watching, &name) {
+                                tracing::info!(%error, "the tray icon could not register again");
+                            }
+                        }
+                    });
+                if let Err(error) = spawned {
+                    tracing::info!(%error, "a restarted panel will not show the tray icon");
+                }
+            }
+            Err(error) => tracing::info!(%error, "a restarted panel will not show the tray icon"),
+        }
         let (updates, incoming) = channel();
         std::thread::Builder::new()
             .name("tray".into())
@@ -206,8 +229,15 @@ impl TrayIcon {
     }
 }
 
+/// Tells the panel's watcher our item's bus name.
+fn register(connection: &Connection, name: &str) -> zbus::Result<()> {
+    Proxy::new(connection, WATCHER, WATCHER_PATH, WATCHER)?
+        .call_method("RegisterStatusNotifierItem", &(name))
+        .map(drop)
+}
+
 /// The D-Bus thread: each new state goes into the item and the panel is told what changed.
-/// It ends, and the icon goes, when the window drops its handle.
+/// It ends when every handle is dropped.
 fn publish(connection: &Connection, state: &Arc<Mutex<TrayState>>, updates: &Receiver<TrayState>) {
     while let Ok(new) = updates.recv() {
         let old = std::mem::replace(
