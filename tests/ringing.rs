@@ -71,6 +71,7 @@ async fn incoming_call_rings_until_refused() {
                 credentials: None,
                 media_port,
                 record: None,
+                srtp: None,
             },
         })
         .unwrap();

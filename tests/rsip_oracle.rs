@@ -35,6 +35,7 @@ fn rsip_reads_every_message_of_a_call() {
                 credentials: None,
                 media_port: 40000,
                 record: None,
+                srtp: None,
             },
         },
     );

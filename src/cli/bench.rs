@@ -459,6 +459,7 @@ fn outgoing(target: SocketAddr) -> Outgoing {
         route: None,
         credentials: None,
         recording: Default::default(),
+        srtp: None,
     }
 }
 

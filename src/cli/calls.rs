@@ -312,6 +312,7 @@ pub(super) async fn call(
             credentials: credentials.clone(),
             // The plan already has the account's own recording settings in it.
             recording: Default::default(),
+            srtp: None,
         })
     };
     let second = match &conference {
@@ -332,6 +333,7 @@ pub(super) async fn call(
         route,
         credentials,
         recording: Default::default(),
+        srtp: None,
     };
     let call = phone
         .dial(outgoing, RecordFromStart::AsPolicySays)
@@ -830,6 +832,7 @@ pub(super) async fn answer(
                         }),
                         target,
                         recording: Default::default(),
+                        srtp: None,
                     })
                     .map_err(|failure| failure.message);
                 match phone.follow_transfer(call, outgoing).await {

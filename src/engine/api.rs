@@ -140,6 +140,8 @@ pub struct DialRequest {
     /// Record the call: a mandatory recording must be up before the INVITE goes out; an
     /// optional one starts when the call has media.
     pub record: Option<Box<RecordingStart>>,
+    /// This call's SRTP policy (its account's); None: the phone's.
+    pub srtp: Option<SrtpPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

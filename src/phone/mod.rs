@@ -58,6 +58,8 @@ pub struct Outgoing {
     pub credentials: Option<Credentials>,
     /// The account's own recording settings (over the phone's policy) for this call.
     pub recording: crate::settings::AccountRecording,
+    /// The account's SRTP policy for this call; None: the phone's.
+    pub srtp: Option<crate::media::srtp::SrtpPolicy>,
 }
 
 /// Whether a call is recorded from its start.
@@ -352,6 +354,7 @@ impl Phone {
             credentials: outgoing.credentials,
             media_port,
             record,
+            srtp: outgoing.srtp,
         })
     }
 }

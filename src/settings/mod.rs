@@ -550,6 +550,17 @@ impl Settings {
         }
     }
 
+    /// Every account valid, each with its SRTP policy settled (its own, else `[media]`'s),
+    /// and no two with one name.
+    pub fn accounts_for_calls(&self) -> Result<Vec<Account>, String> {
+        let media = self.media.srtp()?;
+        let mut accounts = self.validate_accounts()?;
+        for account in &mut accounts {
+            account.srtp = Some(account.srtp.unwrap_or(media));
+        }
+        Ok(accounts)
+    }
+
     /// Every account valid, and no two with one name.
     pub fn validate_accounts(&self) -> Result<Vec<Account>, String> {
         let mut seen = std::collections::HashSet::new();

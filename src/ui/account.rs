@@ -394,6 +394,7 @@ impl AccountLink {
                 route: None,
                 credentials: None,
                 recording: Default::default(),
+                srtp: None,
             });
         }
         let Some(account) = self.account.as_ref() else {
@@ -405,6 +406,7 @@ impl AccountLink {
                 credentials: None,
                 target,
                 recording: Default::default(),
+                srtp: None,
             });
         };
         // Through the outbound proxy when there is one; else to the target's own servers
@@ -420,6 +422,7 @@ impl AccountLink {
             credentials: self.credentials(),
             target,
             recording: account.recording.clone(),
+            srtp: account.srtp,
         })
     }
 }

@@ -727,7 +727,7 @@ async fn save_settings(
     let recording = settings.recording.validate()?;
     settings.media.codecs()?;
     settings.audio.validate()?;
-    let accounts = settings.validate_accounts()?;
+    let accounts = settings.accounts_for_calls()?;
     tokio::task::spawn_blocking(move || settings.save(&path))
         .await
         .map_err(|e| format!("the settings were not saved: {e}"))?

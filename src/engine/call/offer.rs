@@ -30,8 +30,17 @@ impl Engine {
     /// the SDP, so a hop anyone else can read gets no keys: SRTP is dropped where it is
     /// optional, and the call refused where it is mandatory.
     pub(super) fn srtp_policy_towards(&self, hop: Destination) -> Result<SrtpPolicy, String> {
-        match self.config.srtp {
-            _ if hop.is_confidential() => Ok(self.config.srtp),
+        self.srtp_policy_of(self.config.srtp, hop)
+    }
+
+    /// As [`Engine::srtp_policy_towards`], for a call with a policy of its own.
+    pub(super) fn srtp_policy_of(
+        &self,
+        policy: SrtpPolicy,
+        hop: Destination,
+    ) -> Result<SrtpPolicy, String> {
+        match policy {
+            _ if hop.is_confidential() => Ok(policy),
             SrtpPolicy::Mandatory => Err(format!(
                 "SRTP is mandatory, but its keys would travel in the clear over {} to {}: \
                  use TLS (a sips: URI or transport tls)",

@@ -32,7 +32,10 @@ impl Engine {
             local_contact: self.contact_towards(request.destination, &user),
             security: DialogSecurity::of(&request.target, request.destination.transport),
         };
-        let srtp = self.srtp_policy_towards(request.destination);
+        let srtp = self.srtp_policy_of(
+            request.srtp.unwrap_or(self.config.srtp),
+            request.destination,
+        );
         let public = self.public_media(id, request.destination);
         let offer_answer = self.new_offer_answer(
             request.media_port,

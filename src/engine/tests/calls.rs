@@ -96,6 +96,7 @@ fn unanswered_invite_retransmits_seven_times_then_times_out_at_32_s() {
                 credentials: None,
                 media_port: 40000,
                 record: None,
+                srtp: None,
             },
         },
     );
@@ -248,6 +249,7 @@ fn large_request_moves_from_udp_to_tcp() {
                 credentials: None,
                 media_port: 40000,
                 record: None,
+                srtp: None,
             },
         },
     );
@@ -510,6 +512,7 @@ fn a_large_invite_refused_over_tcp_goes_over_udp() {
             credentials: None,
             media_port: 40000,
             record: None,
+            srtp: None,
         },
     }));
     let invites = |phone: &Phone, transport: Transport| {
@@ -590,6 +593,7 @@ fn invite_after_stun(destination: &str, mapped: Option<(&str, &str)>) -> String 
                 credentials: None,
                 media_port: 40000,
                 record: None,
+                srtp: None,
             },
         }),
     );

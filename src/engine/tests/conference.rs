@@ -69,6 +69,7 @@ pub(super) fn connect_over(
             credentials: None,
             media_port,
             record: None,
+            srtp: None,
         },
     }));
     let invite = phone

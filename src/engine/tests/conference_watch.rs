@@ -540,6 +540,7 @@ fn a_focus_that_challenges_gets_the_calls_credentials() {
             credentials: Some(Credentials::new("alice", "secret")),
             media_port: 40000,
             record: None,
+            srtp: None,
         },
     }));
     let invite = invite_sent(&phone);

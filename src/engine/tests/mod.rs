@@ -49,6 +49,7 @@ fn dial(net: &mut SimNet, from: NodeId, to: NodeId, transport: Transport) -> Cal
                 credentials: None,
                 media_port: 40000,
                 record: None,
+                srtp: None,
             },
         },
     );
@@ -236,6 +237,7 @@ fn dial_recorded(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> CallId 
                     recording: RecordingId(712),
                     request,
                 })),
+                srtp: None,
             },
         },
     );

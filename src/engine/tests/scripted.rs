@@ -135,6 +135,7 @@ impl Phone {
                 credentials: None,
                 media_port: 40000,
                 record: None,
+                srtp: None,
             },
         }));
         call

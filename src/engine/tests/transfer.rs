@@ -34,6 +34,7 @@ fn follow_transfer(
                 // Not 42000: the recordings in these tests take that pair.
                 media_port: 42100,
                 record: None,
+                srtp: None,
             },
         },
     );
@@ -280,6 +281,7 @@ fn attended_transfer(before_transfer: impl FnOnce(&mut SimNet, CallId)) -> (SimN
                 credentials: None,
                 media_port: 40100,
                 record: None,
+                srtp: None,
             },
         },
     );
