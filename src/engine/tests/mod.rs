@@ -34,6 +34,17 @@ fn config(seed: u64) -> EngineConfig {
 }
 
 fn dial(net: &mut SimNet, from: NodeId, to: NodeId, transport: Transport) -> CallId {
+    dial_with_srtp(net, from, to, transport, None)
+}
+
+/// As [`dial`], with the call's own SRTP policy (an account's).
+fn dial_with_srtp(
+    net: &mut SimNet,
+    from: NodeId,
+    to: NodeId,
+    transport: Transport,
+    srtp: Option<crate::media::srtp::SrtpPolicy>,
+) -> CallId {
     let destination = net.address(to, transport).unwrap();
     let target = Uri::parse(&format!("sip:bob@{}", destination.address)).unwrap();
     let call = CallId(713);
@@ -49,7 +60,7 @@ fn dial(net: &mut SimNet, from: NodeId, to: NodeId, transport: Transport) -> Cal
                 credentials: None,
                 media_port: 40000,
                 record: None,
-                srtp: None,
+                srtp,
             },
         },
     );
