@@ -765,8 +765,13 @@ pub(super) async fn answer(
                     registering.remove(&id);
                 }
             }
-            Event::IncomingCall { call, from, to } => {
-                let called = crate::settings::account_called_by(&accounts, &to);
+            Event::IncomingCall {
+                call,
+                from,
+                to,
+                request_uri,
+            } => {
+                let called = crate::settings::account_called_by(&accounts, &to, &request_uri);
                 match called {
                     Some(called) => {
                         eprintln!("incoming call from {from} for account {}", called.name);

@@ -390,6 +390,9 @@ pub enum Event {
         call: CallId,
         from: String,
         to: String,
+        /// The INVITE's Request-URI: the Contact a registration bound, when the To names
+        /// someone else (a forwarded call).
+        request_uri: String,
     },
     CallState {
         call: CallId,

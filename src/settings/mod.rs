@@ -330,12 +330,34 @@ impl Account {
     }
 }
 
-/// The account a call was addressed to: the one whose address has the user and host of
-/// `to` (the INVITE's To, a name-addr or a bare URI); hosts in any case.
-pub fn account_called_by<'a>(accounts: &'a [Account], to: &str) -> Option<&'a Account> {
-    accounts
+/// The account a call was addressed to (see [`which_is_called`]).
+pub fn account_called_by<'a>(
+    accounts: &'a [Account],
+    to: &str,
+    request_uri: &str,
+) -> Option<&'a Account> {
+    let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
+    accounts.get(which_is_called(&aors, to, request_uri)?)
+}
+
+/// Which of these addresses of record an INVITE is for: the one its To names (user and
+/// host, the host in any case); else, for a call forwarded to us with someone else's To, the
+/// one whose user the Request-URI has (each registration binds a Contact with its own
+/// user), when only one has it.
+pub fn which_is_called(aors: &[&Uri], to: &str, request_uri: &str) -> Option<usize> {
+    if let Some(at) = aors.iter().position(|aor| is_addressed_to(aor, to)) {
+        return Some(at);
+    }
+    let target = Uri::parse(request_uri).ok()?;
+    let user = target.user.as_ref()?;
+    let mut same_user = aors
         .iter()
-        .find(|account| is_addressed_to(&account.aor.uri, to))
+        .enumerate()
+        .filter(|(_, aor)| aor.user.as_ref() == Some(user));
+    match (same_user.next(), same_user.next()) {
+        (Some((at, _)), None) => Some(at),
+        _ => None,
+    }
 }
 
 /// Whether `to` (a name-addr or a bare URI) names the address of record `aor`: its user and
@@ -931,7 +953,7 @@ mod tests {
             .unwrap()
             .validate_accounts()
             .unwrap();
-        let called = |to: &str| account_called_by(&accounts, to).map(|a| a.name.clone());
+        let called = |to: &str| account_called_by(&accounts, to, "").map(|a| a.name.clone());
         assert_eq!(
             called("<sip:alice@HOME.example.net>;tag=1").as_deref(),
             Some("home")
@@ -946,5 +968,21 @@ mod tests {
         );
         assert_eq!(called("<sip:bob@work.example.com>"), None);
         assert_eq!(called("not a uri"), None);
+        // Forwarded with someone else's To: the Request-URI's user (the Contact a
+        // registration bound) decides when only one account has it.
+        let forwarded = |request_uri: &str| {
+            account_called_by(&accounts, "<sip:desk@pbx.example>", request_uri)
+                .map(|a| a.name.clone())
+        };
+        assert_eq!(
+            forwarded("sip:old@192.0.2.7:5060").as_deref(),
+            Some("old@example.org")
+        );
+        assert_eq!(
+            forwarded("sip:alice@192.0.2.7:5060"),
+            None,
+            "two accounts are alice"
+        );
+        assert_eq!(forwarded("sip:192.0.2.7:5060"), None);
     }
 }

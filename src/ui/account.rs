@@ -208,13 +208,12 @@ impl Accounts {
         }
     }
 
-    /// The account an incoming call was addressed to (its To), by name.
-    pub(super) fn called_by(&self, to: &str) -> Option<String> {
-        self.links
-            .iter()
-            .filter_map(AccountLink::account)
-            .find(|account| crate::settings::is_addressed_to(&account.aor.uri, to))
-            .map(|account| account.name.clone())
+    /// The account an incoming call was addressed to, by name.
+    pub(super) fn called_by(&self, to: &str, request_uri: &str) -> Option<String> {
+        let accounts: Vec<&Account> = self.links.iter().filter_map(AccountLink::account).collect();
+        let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
+        let at = crate::settings::which_is_called(&aors, to, request_uri)?;
+        accounts.get(at).map(|account| account.name.clone())
     }
 
     /// The account a call is on (as noted), else the one calls go out on.

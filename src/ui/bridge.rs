@@ -606,8 +606,8 @@ async fn run(
                     })));
                 }
                 Some(event) => {
-                    if let Event::IncomingCall { call, to, .. } = &event {
-                        accounts.note_call(*call, accounts.called_by(to));
+                    if let Event::IncomingCall { call, to, request_uri, .. } = &event {
+                        accounts.note_call(*call, accounts.called_by(to, request_uri));
                         if let Some(task) = player.take() {
                             task.abort();
                             notify.send(UiEvent::Playing(None));

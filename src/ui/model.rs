@@ -234,15 +234,19 @@ impl Model {
         }
     }
 
-    /// The account an incoming call was addressed to (its To), by name.
-    pub fn account_called(&self, to: &str) -> Option<&str> {
-        self.accounts
+    /// The account an incoming call was addressed to, by name.
+    pub fn account_called(&self, to: &str, request_uri: &str) -> Option<&str> {
+        let known: Vec<(&str, crate::sip::uri::Uri)> = self
+            .accounts
             .iter()
-            .find(|line| {
-                crate::sip::uri::Uri::parse(&line.summary.aor)
-                    .is_ok_and(|aor| crate::settings::is_addressed_to(&aor, to))
+            .filter_map(|line| {
+                let aor = crate::sip::uri::Uri::parse(&line.summary.aor).ok()?;
+                Some((line.summary.name.as_str(), aor))
             })
-            .map(|line| line.summary.name.as_str())
+            .collect();
+        let aors: Vec<&crate::sip::uri::Uri> = known.iter().map(|(_, aor)| aor).collect();
+        let at = crate::settings::which_is_called(&aors, to, request_uri)?;
+        known.get(at).map(|(name, _)| *name)
     }
 
     /// A call we placed: shown at once, before the engine says anything.
@@ -316,12 +320,17 @@ impl Model {
 
     pub fn on_event(&mut self, event: &Event, now: Instant) {
         match event {
-            Event::IncomingCall { call, from, to } => {
+            Event::IncomingCall {
+                call,
+                from,
+                to,
+                request_uri,
+            } => {
                 self.last_outcome = None;
                 let mut view = CallView::new(*call, from.clone(), true);
                 // Which of several accounts rings matters; with one it goes without saying.
                 if self.accounts.len() > 1 {
-                    view.account = self.account_called(to).map(str::to_owned);
+                    view.account = self.account_called(to, request_uri).map(str::to_owned);
                 }
                 self.calls.push(view);
             }
@@ -784,6 +793,7 @@ mod tests {
                 call: CallId(5),
                 from: "<sip:bob@example.org>;tag=1".into(),
                 to: "<sip:alice@WORK.example.com>".into(),
+                request_uri: "sip:alice@192.0.2.7:5060".into(),
             },
             Instant::now(),
         );

@@ -169,6 +169,10 @@ impl Engine {
                 call: id,
                 from: from.to_string(),
                 to: to.to_string(),
+                request_uri: request
+                    .request_uri()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             });
         }
         self.events.push_back(Event::CallState {

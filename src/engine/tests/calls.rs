@@ -23,6 +23,21 @@ fn call_connects_negotiates_media_and_ends_with_bye() {
     assert_eq!(net.engine(1).unwrap().active_calls(), 0);
 }
 
+/// An incoming call names its Request-URI beside its To: a front end with several accounts
+/// tells by it which one a forwarded call is for.
+#[test]
+fn an_incoming_call_says_its_request_uri() {
+    let mut net = two_phones(LinkConfig::default());
+    dial(&mut net, 0, 1, Transport::Udp);
+    assert!(net.run_until(Duration::from_secs(5), |n| incoming(n, 1).is_some()));
+    let destination = net.address(1, Transport::Udp).unwrap();
+    let said = net.events(1).iter().find_map(|e| match e {
+        Event::IncomingCall { request_uri, .. } => Some(request_uri.clone()),
+        _ => None,
+    });
+    assert_eq!(said, Some(format!("sip:bob@{}", destination.address)));
+}
+
 #[test]
 fn call_over_tcp_connects() {
     let mut net = two_phones(LinkConfig::default());
