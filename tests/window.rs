@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,18 +37,30 @@ impl XServer {
                 "{tool} is missing: apt-get install xvfb xdotool x11-utils"
             );
         }
-        // A display number derived from a free port, so parallel tests do not meet.
-        let number = 100 + free_port() % 800;
-        let display = format!(":{number}");
-        let server = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
+        // Xvfb picks a free display itself and says which once it takes connections.
+        let mut server = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb starts");
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        wait(10, "Xvfb did not come up", || Path::new(&socket).exists());
+        let mut number = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+            &mut number,
+        )
+        .unwrap();
+        let display = format!(":{}", number.trim());
+        assert!(display.len() > 1, "Xvfb named no display");
         XServer { server, display }
     }
 
@@ -87,7 +98,10 @@ impl XServer {
 
 impl Drop for XServer {
     fn drop(&mut self) {
-        let _ = self.server.kill();
+        // SIGTERM, so that it removes its lock file and socket.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.server.id().to_string()])
+            .status();
         let _ = self.server.wait();
     }
 }

@@ -185,8 +185,6 @@ pub struct DeviceCallAudio {
     /// What every call on the card shares in one step.
     card: Arc<std::sync::Mutex<CardStep>>,
     step: u64,
-    /// Microphone audio that waits through every tick is delay only: dropped.
-    standing: crate::audio::StandingQueue,
 }
 
 /// One step of the sound card, shared by the calls on it: two calls (call waiting, a
@@ -200,6 +198,8 @@ pub struct CardStep {
     /// What the calls played in the step, not yet sent to the speaker.
     mix: Vec<f32>,
     mixed: bool,
+    /// Microphone audio that waits through every step is delay only: dropped.
+    standing: crate::audio::StandingQueue,
 }
 
 /// Frames of capture backlog tolerated before one is dropped at once; a smaller leftover
@@ -225,11 +225,10 @@ impl DeviceCallAudio {
             scaled: Vec::new(),
             card,
             step: 0,
-            standing: crate::audio::StandingQueue::default(),
         }
     }
 
-    fn read_microphone(&mut self, frame: &mut [f32]) {
+    fn read_microphone(&self, frame: &mut [f32], standing: &mut crate::audio::StandingQueue) {
         // The lock is the driver's own (the audio callbacks never take it).
         let Ok(mut ports) = self.ports.lock() else {
             frame.fill(0.0);
@@ -244,7 +243,7 @@ impl DeviceCallAudio {
             frame.fill(0.0);
         }
         let queued = ports.capture.slots();
-        let excess = self.standing.excess(queued, std::time::Instant::now());
+        let excess = standing.excess(queued, std::time::Instant::now());
         crate::audio::discard(&mut ports.capture, excess);
         self.volumes.apply_input(frame);
     }
@@ -256,13 +255,12 @@ impl CallAudio for DeviceCallAudio {
     }
 
     fn capture(&mut self, frame: &mut [f32]) {
-        let shared = Arc::clone(&self.card);
-        let Ok(mut card) = shared.lock() else {
+        let Ok(mut card) = self.card.lock() else {
             frame.fill(0.0);
             return;
         };
         if card.captured_in != Some(self.step) || card.captured.len() != frame.len() {
-            self.read_microphone(frame);
+            self.read_microphone(frame, &mut card.standing);
             card.captured.clear();
             card.captured.extend_from_slice(frame);
             card.captured_in = Some(self.step);

@@ -218,10 +218,12 @@ impl Accounts {
 
     /// The account a call is on (as noted), else the one calls go out on.
     pub(super) fn for_call(&self, call: CallId) -> &AccountLink {
-        self.calls
-            .get(&call)
-            .and_then(|name| self.named(name))
-            .unwrap_or_else(|| self.outgoing())
+        self.noted(call).unwrap_or_else(|| self.outgoing())
+    }
+
+    /// The account a call was noted on, if any.
+    pub(super) fn noted(&self, call: CallId) -> Option<&AccountLink> {
+        self.calls.get(&call).and_then(|name| self.named(name))
     }
 
     fn named(&self, name: &str) -> Option<&AccountLink> {

@@ -285,7 +285,19 @@ struct TrayFeed {
 
 impl Notifier {
     fn send(&self, event: UiEvent) {
-        if let Some(tray) = &self.tray {
+        let for_tray = match &event {
+            UiEvent::Dialled { .. } => true,
+            UiEvent::Engine(engine_event) => matches!(
+                **engine_event,
+                Event::IncomingCall { .. }
+                    | Event::ReplacingCall { .. }
+                    | Event::CallState { .. }
+                    | Event::Recording { .. }
+                    | Event::CallEnded { .. }
+            ),
+            _ => false,
+        };
+        if let Some(tray) = self.tray.as_ref().filter(|_| for_tray) {
             let mut feed = tray
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -754,7 +766,11 @@ async fn carry_out(
             return Ok(());
         }
         UiCommand::Answer(call) => {
-            let own = accounts.for_call(call).recording();
+            // A call for none of our accounts is answered under the phone's own rules.
+            let own = accounts
+                .noted(call)
+                .map(AccountLink::recording)
+                .unwrap_or_default();
             return phone.answer_on(call, &own).await;
         }
         UiCommand::Record(call) => return phone.record(call).await.map(|_| ()),
