@@ -1251,6 +1251,32 @@ fn an_incoming_call_is_notified_on_the_desktop_and_answered_from_the_notificatio
     caller.expect_success(Duration::from_secs(20));
 }
 
+/// `verbatim call TARGET` in `peer` as `user` (with its password) through the proxy on
+/// `proxy_port` (kamailio), without registering, for one second.
+fn call_through_proxy(
+    peer: &mut Peer,
+    (user, password): (&str, &str),
+    proxy_port: u16,
+    target: &str,
+) {
+    let config = Account::new(user, password)
+        .outbound_proxy(&format!("127.0.0.1:{proxy_port}"))
+        .write_config(peer, "caller.toml");
+    start_verbatim(
+        peer,
+        [
+            "call",
+            target,
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--duration",
+            "1",
+        ],
+    );
+}
+
 /// Two accounts behind the window, both registered with kamailio: each shows its own state;
 /// a call to the second is shown as for it; the picker places the next call from it.
 #[test]
@@ -1291,21 +1317,11 @@ fn two_accounts_register_take_their_own_calls_and_the_picker_chooses_the_caller(
 
     // alice calls bob through kamailio (as an outbound proxy, without registering).
     let mut caller = Peer::new("gui-two-accounts-caller");
-    let caller_config = Account::new("alice", "alicepw")
-        .outbound_proxy(&format!("127.0.0.1:{kamailio_port}"))
-        .write_config(&caller, "alice.toml");
-    start_verbatim(
+    call_through_proxy(
         &mut caller,
-        [
-            "call",
-            "sip:bob@127.0.0.1",
-            "--config",
-            caller_config.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--duration",
-            "1",
-        ],
+        ("alice", "alicepw"),
+        kamailio_port,
+        "sip:bob@127.0.0.1",
     );
     wait_for(&mut harness, "for work");
     harness.get_by_label("Answer").click_accesskit();
@@ -1354,21 +1370,11 @@ fn two_accounts_register_take_their_own_calls_and_the_picker_chooses_the_caller(
     });
     show_phone(&mut harness);
     let mut second = Peer::new("gui-two-accounts-second-caller");
-    let bob_config = Account::new("bob", "bobpw")
-        .outbound_proxy(&format!("127.0.0.1:{kamailio_port}"))
-        .write_config(&second, "bob.toml");
-    start_verbatim(
+    call_through_proxy(
         &mut second,
-        [
-            "call",
-            "sip:alice@127.0.0.1",
-            "--config",
-            bob_config.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--duration",
-            "1",
-        ],
+        ("bob", "bobpw"),
+        kamailio_port,
+        "sip:alice@127.0.0.1",
     );
     wait_for(&mut harness, "for home");
     harness.get_by_label("Answer").click_accesskit();
