@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::desktop::PrivateBus;
+use support::desktop::{PrivateBus, click_tray_item, tray_item};
 use support::{
     Account, Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario,
     start_kamailio, start_recorder, start_sipp_uas, start_verbatim,
@@ -1474,15 +1474,7 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
         }
     });
     let property = |name: &str| -> zbus::zvariant::OwnedValue {
-        zbus::blocking::Proxy::new(
-            &panel,
-            item.as_str(),
-            "/StatusNotifierItem",
-            "org.kde.StatusNotifierItem",
-        )
-        .unwrap()
-        .get_property(name)
-        .unwrap()
+        tray_item(&panel, &item).get_property(name).unwrap()
     };
     let tooltip = |value: zbus::zvariant::OwnedValue| {
         let (_, _, _, text): ToolTip = value.try_into().unwrap();
@@ -1534,15 +1526,7 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
         text(property("IconName")) == "org.verbatim.Verbatim"
     });
 
-    zbus::blocking::Proxy::new(
-        &panel,
-        item.as_str(),
-        "/StatusNotifierItem",
-        "org.kde.StatusNotifierItem",
-    )
-    .unwrap()
-    .call_method("Activate", &(0i32, 0i32))
-    .unwrap();
+    click_tray_item(&panel, &item);
     assert!(clicked.load(std::sync::atomic::Ordering::SeqCst));
 
     // The panel restarts: a new watcher gets the item again.

@@ -16,7 +16,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::desktop::PrivateBus;
+use support::desktop::{PrivateBus, click_tray_item};
 use support::{Peer, free_port};
 
 /// An X server of the test's own on a display nobody uses; stopped on drop.
@@ -178,15 +178,7 @@ fn a_window_started_hidden_is_shown_by_a_click_on_its_tray_icon() {
         app.report()
     );
     let item = watcher.items.lock().unwrap()[0].clone();
-    zbus::blocking::Proxy::new(
-        &panel,
-        item.as_str(),
-        "/StatusNotifierItem",
-        "org.kde.StatusNotifierItem",
-    )
-    .unwrap()
-    .call_method("Activate", &(0i32, 0i32))
-    .unwrap();
+    click_tray_item(&panel, &item);
     wait(
         10,
         "a click on the tray icon did not show the window",

@@ -87,3 +87,24 @@ impl PrivateBus {
         (connection, watcher)
     }
 }
+
+/// The tray item a panel's watcher was given (its bus name), as the panel talks to it.
+pub fn tray_item<'a>(
+    panel: &'a zbus::blocking::Connection,
+    item: &'a str,
+) -> zbus::blocking::Proxy<'a> {
+    zbus::blocking::Proxy::new(
+        panel,
+        item,
+        "/StatusNotifierItem",
+        "org.kde.StatusNotifierItem",
+    )
+    .unwrap()
+}
+
+/// A click on the tray item, as the panel reports one.
+pub fn click_tray_item(panel: &zbus::blocking::Connection, item: &str) {
+    tray_item(panel, item)
+        .call_method("Activate", &(0i32, 0i32))
+        .unwrap();
+}
