@@ -1,7 +1,7 @@
 //! The audible recording notice with real peers on 127.0.0.1: baresip, which knows nothing of
 //! SIP recording indications, hears the announcement and the warning tone, and so does the
 //! recorder on our side's stream; a record-aware peer (verbatim itself) hears neither when
-//! the setting says so.
+//! the setting says so; an account's own notice is heard on its calls only.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -194,4 +194,89 @@ fn a_record_aware_peer_gets_no_audio_notice_when_the_setting_says_so() {
         announced < 0.02 && tone < 0.02,
         "a record-aware peer heard {announced:.3} at 500 Hz, {tone:.3} at 1400 Hz"
     );
+}
+
+/// A phone with two accounts answers baresip's calls: a call to "desk", whose own
+/// `[account.notice]` announces, is announced; a call to "home", under the phone's notice
+/// (none), is not. Both are recorded.
+#[test]
+fn baresip_hears_the_notice_of_the_account_it_called_and_no_other() {
+    let recordings = tempfile::tempdir().unwrap();
+    let (mut srs, srs_port) = start_recorder("notice-srs-accounts", recordings.path(), &[]);
+    let phone_port = free_port();
+    let mut phone = Peer::new("notice-accounts-phone");
+    let announcement = phone.path("announcement.wav");
+    write_tone_wav(&announcement, 48000, 1000, ANNOUNCEMENT_HZ);
+    let config = phone.write_file(
+        "config.toml",
+        format!(
+            "[recording]\nsrs = \"sip:srs@127.0.0.1:{srs_port};transport=tcp\"\n\n\
+             [[account]]\nname = \"desk\"\nuri = \"sip:desk@127.0.0.1\"\nrecord = true\n\
+             [account.notice]\nannouncement = true\nannouncement_file = {:?}\n\
+             skip_for_record_aware = false\n\n\
+             [[account]]\nname = \"home\"\nuri = \"sip:home@127.0.0.1\"\nrecord = true\n",
+            announcement.to_str().unwrap()
+        ),
+    );
+    start_verbatim(
+        &mut phone,
+        [
+            "answer",
+            "--listen",
+            &format!("127.0.0.1:{phone_port}"),
+            "--config",
+            config.to_str().unwrap(),
+            "--codec",
+            "pcmu",
+            "--calls",
+            "2",
+        ],
+    );
+    phone.wait_until_listening(Proto::Udp, phone_port, START_TIMEOUT);
+
+    let mut heard = Vec::new();
+    for user in ["desk", "home"] {
+        let mut caller = Peer::new(&format!("notice-accounts-{user}"));
+        let wav = caller.path("tone440.wav");
+        write_tone_wav_channels(&wav, 8000, 1, 5_000, 440.0);
+        let dial = format!("/dial sip:{user}@127.0.0.1:{phone_port}");
+        start_baresip_with(
+            &mut caller,
+            &Baresip {
+                port: free_port(),
+                user: "caller",
+                auto_answer: false,
+                wav: &wav,
+                quit_after_secs: 15,
+                commands: &[&dial],
+            },
+            &BaresipMedia {
+                audio_codecs: "pcmu",
+                mediaenc: None,
+                console_port: None,
+                sound_card: false,
+            },
+        );
+        caller.wait_for_output("terminated", Duration::from_secs(25));
+        heard.push(baresip_recording(
+            &mut caller,
+            "dec",
+            Duration::from_secs(10),
+        ));
+    }
+    phone.expect_success(Duration::from_secs(30));
+    srs.stop();
+    let log = phone.stderr();
+    assert!(
+        log.contains("for account desk") && log.contains("for account home"),
+        "{}",
+        phone.report()
+    );
+
+    let (desk, _) = bursts(&heard[0], ANNOUNCEMENT_HZ, 0.1);
+    assert!(desk > 0.2, "the call to desk was announced: {desk:.3}");
+    let (home, _) = bursts(&heard[1], ANNOUNCEMENT_HZ, 0.1);
+    assert!(home < 0.02, "the call to home was not: {home:.3}");
+    let folders = verbatim::archive::session::session_folders(recordings.path());
+    assert_eq!(folders.len(), 2, "both calls were recorded");
 }

@@ -72,6 +72,7 @@ async fn incoming_call_rings_until_refused() {
                 media_port,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         })
         .unwrap();

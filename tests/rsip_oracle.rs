@@ -36,6 +36,7 @@ fn rsip_reads_every_message_of_a_call() {
                 media_port: 40000,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         },
     );

@@ -310,8 +310,7 @@ pub(super) async fn call(
             destination: other_destination,
             route: route.clone(),
             credentials: credentials.clone(),
-            // The plan already has the account's own recording settings in it.
-            recording: Default::default(),
+            recording: own_notice(account.as_ref()),
             srtp: None,
         })
     };
@@ -332,7 +331,7 @@ pub(super) async fn call(
         destination,
         route,
         credentials,
-        recording: Default::default(),
+        recording: own_notice(account.as_ref()),
         srtp: None,
     };
     let call = phone
@@ -700,6 +699,15 @@ fn transferee_identity(account: Option<&Account>, local_ip: Option<String>) -> N
     }
 }
 
+/// What a call placed on `account` takes from its account's recording settings beyond the
+/// plan's (which has its recorder and policy in it already): its notice.
+fn own_notice(account: Option<&Account>) -> crate::settings::AccountRecording {
+    crate::settings::AccountRecording {
+        notice: account.and_then(|a| a.recording.notice.clone()),
+        ..Default::default()
+    }
+}
+
 pub(super) async fn answer(
     listen: SocketAddr,
     mut calls: u32,
@@ -730,6 +738,9 @@ pub(super) async fn answer(
     // Each enabled account registers with its own registrar, under its own ID; the answers
     // come in with the calls, so a call that arrives while another account still
     // registers is taken.
+    phone
+        .set_called_accounts(&accounts)
+        .map_err(Failure::usage)?;
     let mut registering = std::collections::HashMap::new();
     for (id, each) in (1..).map(AccountId).zip(&accounts) {
         if start_registration(&mut phone, id, each).await? {
@@ -836,7 +847,7 @@ pub(super) async fn answer(
                                 .map(|p| Credentials::new(a.auth_user.clone(), p))
                         }),
                         target,
-                        recording: Default::default(),
+                        recording: own_notice(account.as_ref()),
                         srtp: None,
                     })
                     .map_err(|failure| failure.message);

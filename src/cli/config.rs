@@ -67,6 +67,7 @@ impl RecordFlags {
             srs: account.srs.clone().filter(|_| !self.srs),
             secondary: account.secondary.clone().filter(|_| !self.secondary),
             mandatory: account.mandatory.filter(|_| !self.policy),
+            notice: account.notice.clone(),
         }
     }
 }
@@ -320,7 +321,7 @@ pub(super) fn load(
             .map(crate::settings::AccountSettings::name),
     };
     let mut accounts: Vec<Account> = settings
-        .validate_accounts()
+        .accounts_for_calls(&admin)
         .map_err(Failure::usage)?
         .into_iter()
         .filter(|account| account.enabled)
@@ -328,9 +329,14 @@ pub(super) fn load(
     for account in accounts.iter_mut().filter(|a| a.password.is_none()) {
         // Saved from the app: the password is in the keyring. Without a keyring the
         // account goes on without one and a challenge will say so.
-        match crate::secrets::load(&account.secret_key()) {
-            Ok(password) => account.password = password,
-            Err(error) => tracing::info!(%error, account = %account.name, "no password"),
+        // The keyring's client blocks on a runtime of its own, which cannot start on a
+        // thread that runs this one's: it is asked from a thread of its own.
+        let key = account.secret_key();
+        let found = std::thread::scope(|scope| scope.spawn(|| crate::secrets::load(&key)).join());
+        match found {
+            Ok(Ok(password)) => account.password = password,
+            Ok(Err(error)) => tracing::info!(%error, account = %account.name, "no password"),
+            Err(_) => tracing::warn!(account = %account.name, "the keyring lookup failed"),
         }
     }
     let account = chosen.and_then(|name| accounts.iter().find(|a| a.name == name).cloned());

@@ -86,7 +86,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
     let data = directories::ProjectDirs::from("org", "Verbatim", "verbatim")
         .map(|dirs| dirs.data_dir().to_owned());
     let recordings = recording.folder.clone();
-    let accounts: Vec<crate::settings::Account> = match settings.accounts_for_calls() {
+    let accounts: Vec<crate::settings::Account> = match settings.accounts_for_calls(&admin) {
         Ok(accounts) => accounts.into_iter().filter(|a| a.enabled).collect(),
         Err(error) => {
             eprintln!("verbatim: {error}");

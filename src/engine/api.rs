@@ -142,6 +142,20 @@ pub struct DialRequest {
     pub record: Option<Box<RecordingStart>>,
     /// This call's SRTP policy (its account's); None: the phone's.
     pub srtp: Option<SrtpPolicy>,
+    /// This call's recording notice and cues (its account's); None: the phone's.
+    pub notice: Option<crate::recording::notice::NoticeConfig>,
+}
+
+/// An account calls may arrive for, with what differs for its calls from the phone's own
+/// rules. The engine has to know before the front end sees the call: an INVITE that could
+/// never be answered under the account's SRTP policy is refused at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalledAccount {
+    pub aor: Uri,
+    /// None: the phone's.
+    pub srtp: Option<SrtpPolicy>,
+    /// Its own recording notice and cues; None: the phone's.
+    pub notice: Option<crate::recording::notice::NoticeConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +283,9 @@ pub enum Command {
     SetCodecs(Vec<crate::sdp::Codec>),
     /// The recording notice and cues for calls from now on (calls in progress keep theirs).
     SetNotice(crate::recording::notice::NoticeConfig),
+    /// The accounts incoming calls are for, from now on: a call to one (by its To, else its
+    /// Request-URI's user) follows that account's rules rather than the phone's.
+    SetCalledAccounts(Vec<CalledAccount>),
     /// End every call and registration; [`Event::ShutdownComplete`] follows.
     Shutdown,
 }

@@ -95,6 +95,7 @@ impl Engine {
         self.far_end_recording_changes(id, &negotiated);
         let now = self.now;
         let wall = self.wall_clock();
+        let notice = self.notice_of(id).clone();
         match self.media.get_mut(&id) {
             Some(media) => {
                 if let Err(error) = media.session.update(config) {
@@ -112,7 +113,7 @@ impl Engine {
                             ticks: 0,
                             srtp: negotiated.srtp.clone(),
                             negotiated: Some(negotiated.clone()),
-                            notice: FarEndNotice::new(self.config.notice.clone()),
+                            notice: FarEndNotice::new(notice),
                             cue: LocalCue::default(),
                             recording_on: false,
                             recorded_before: false,
@@ -247,11 +248,20 @@ impl Engine {
             .push_back(Output::Playback { call: id, frame });
     }
 
+    /// The notice and cues of a call: its account's, else the phone's.
+    fn notice_of(&self, id: CallId) -> &crate::recording::notice::NoticeConfig {
+        self.calls
+            .get(&id)
+            .and_then(|call| call.notice.as_ref())
+            .unwrap_or(&self.config.notice)
+    }
+
     /// The recording changed state: the far end's notice starts when recording starts or
     /// resumes and stops otherwise, and the local user hears a cue for each change.
     pub(super) fn notice_recording_state(&mut self, id: CallId, state: &RecordingState) {
-        let skip_notice = self.config.notice.skip_for_record_aware && self.peer_is_record_aware(id);
-        let cues = self.config.notice.local_cues;
+        let notice = self.notice_of(id);
+        let skip_notice = notice.skip_for_record_aware && self.peer_is_record_aware(id);
+        let cues = notice.local_cues;
         let Some(media) = self.media.get_mut(&id) else {
             return;
         };

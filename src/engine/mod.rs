@@ -92,6 +92,8 @@ pub struct Engine {
     transactions: TransactionLayer,
     framers: HashMap<Destination, StreamFramer>,
     registrations: HashMap<AccountId, Registration>,
+    /// The accounts incoming calls are matched to, for the rules of their own.
+    called_accounts: Vec<CalledAccount>,
     calls: HashMap<CallId, Call>,
     tx_owner: HashMap<TxKey, TxOwner>,
     /// Requests moved from UDP to TCP for their size, as they were, in case TCP fails.
@@ -161,6 +163,7 @@ impl Engine {
             now,
             framers: HashMap::new(),
             registrations: HashMap::new(),
+            called_accounts: Vec::new(),
             calls: HashMap::new(),
             tx_owner: HashMap::new(),
             udp_fallbacks: HashMap::new(),
@@ -445,6 +448,7 @@ impl Engine {
                 }
             }
             Command::SetNotice(notice) => self.config.notice = notice,
+            Command::SetCalledAccounts(accounts) => self.called_accounts = accounts,
             Command::Mute { call, muted } => {
                 // In a conference the local user is muted towards everyone.
                 for member in std::iter::once(call).chain(self.conference_peers(call)) {

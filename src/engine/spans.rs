@@ -43,7 +43,10 @@ pub(super) fn command_span(command: &Command) -> tracing::Span {
         | Command::FollowTransfer { call, .. }
         | Command::DeclineTransfer { call, .. } => call_span(*call),
         Command::CheckRecorder { check, .. } => tracing::info_span!("recorder_check", id = check.0),
-        Command::SetCodecs(_) | Command::SetNotice(_) | Command::Shutdown => tracing::Span::none(),
+        Command::SetCodecs(_)
+        | Command::SetNotice(_)
+        | Command::SetCalledAccounts(_)
+        | Command::Shutdown => tracing::Span::none(),
     }
 }
 

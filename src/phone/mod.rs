@@ -108,6 +108,30 @@ impl Phone {
         }
     }
 
+    /// Tells the engine which accounts calls arrive for, so that each incoming call is
+    /// answered under its own account's SRTP policy and notice.
+    pub fn set_called_accounts(&self, accounts: &[crate::settings::Account]) -> Result<(), String> {
+        let called = accounts
+            .iter()
+            .filter(|account| account.enabled)
+            .map(|account| {
+                let notice = account
+                    .recording
+                    .notice
+                    .as_ref()
+                    .map(crate::settings::NoticeChoice::load)
+                    .transpose()
+                    .map_err(|e| format!("{e} (account {:?})", account.name))?;
+                Ok(crate::engine::CalledAccount {
+                    aor: account.aor.uri.clone(),
+                    srtp: account.srtp,
+                    notice,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        self.send(Command::SetCalledAccounts(called))
+    }
+
     /// The call ended: its account settings are forgotten.
     pub fn forget_call(&mut self, call: CallId) {
         self.call_recording.remove(&call);
@@ -344,6 +368,12 @@ impl Phone {
         outgoing: Outgoing,
         record: Option<RecordingStartPlan>,
     ) -> Result<DialRequest, String> {
+        let notice = outgoing
+            .recording
+            .notice
+            .as_ref()
+            .map(crate::settings::NoticeChoice::load)
+            .transpose()?;
         let record = self.bind_recording(record).await?;
         let media_port = self.handle.bind_media(MediaSocket::Call(call)).await?;
         Ok(DialRequest {
@@ -355,6 +385,7 @@ impl Phone {
             media_port,
             record,
             srtp: outgoing.srtp,
+            notice,
         })
     }
 }

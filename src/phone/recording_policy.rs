@@ -160,6 +160,7 @@ mod tests {
             srs: Some(uri("sip:srs@account.example")),
             secondary: Some(uri("sip:srs2@account.example")),
             mandatory: Some(true),
+            notice: None,
         };
         let policy = phone_wide.for_account(&account);
         assert!(policy.auto && policy.mandatory);

@@ -277,8 +277,12 @@ impl AdminPolicy {
                 }
             }
         }
-        let n = &r.notice;
-        let notice = &mut settings.notice;
+        self.apply_to_notice(&mut settings.notice);
+    }
+
+    /// A notice (the phone's, or an account's over it) with the policy's values over it.
+    pub fn apply_to_notice(&self, notice: &mut super::recording::NoticeSettings) {
+        let n = &self.recording.notice;
         for (value, into) in [
             (n.announcement, &mut notice.announcement),
             (n.tone, &mut notice.tone),

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use admin_policy::{AdminPolicy, Locked, SYSTEM_POLICY_FILE};
-pub use recording::{RecorderTls, Recording, RecordingSettings, default_recordings_folder};
+pub use recording::{
+    AccountNotice, NoticeChoice, NoticeSettings, RecorderTls, Recording, RecordingSettings,
+    default_recordings_folder,
+};
 
 use crate::media::srtp::SrtpPolicy;
 use crate::sdp::Codec;
@@ -274,6 +277,10 @@ pub struct AccountSettings {
     pub record_policy: Option<String>,
     /// Register when the app starts (default: yes, when there is a registrar).
     pub register_on_start: Option<bool>,
+    /// `[account.notice]`: how this account's calls tell the far end they are recorded,
+    /// over `[recording.notice]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<AccountNotice>,
 }
 
 /// An account's own recording settings, each over the phone-wide `[recording]` one (None:
@@ -284,6 +291,10 @@ pub struct AccountRecording {
     pub srs: Option<Uri>,
     pub secondary: Option<Uri>,
     pub mandatory: Option<bool>,
+    /// Its own notice (from `[account.notice]`, or the announcement its mandatory policy
+    /// forces), with the phone's and the administrator's settings folded in; None: the
+    /// phone's. Settled by [`Settings::accounts_for_calls`].
+    pub notice: Option<NoticeChoice>,
 }
 
 /// An account with every field checked and parsed.
@@ -330,46 +341,14 @@ impl Account {
     }
 }
 
-/// The account a call was addressed to (see [`which_is_called`]).
+/// The account a call was addressed to (see [`crate::sip::uri::which_is_called`]).
 pub fn account_called_by<'a>(
     accounts: &'a [Account],
     to: &str,
     request_uri: &str,
 ) -> Option<&'a Account> {
     let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
-    accounts.get(which_is_called(&aors, to, request_uri)?)
-}
-
-/// Which of these addresses of record an INVITE is for: the one its To names (user and
-/// host, the host in any case); else, for a call forwarded to us with someone else's To, the
-/// one whose user the Request-URI has (each registration binds a Contact with its own
-/// user), when only one has it.
-pub fn which_is_called(aors: &[&Uri], to: &str, request_uri: &str) -> Option<usize> {
-    if let Some(at) = aors.iter().position(|aor| is_addressed_to(aor, to)) {
-        return Some(at);
-    }
-    let target = Uri::parse(request_uri).ok()?;
-    let user = target.user.as_ref()?;
-    let mut same_user = aors
-        .iter()
-        .enumerate()
-        .filter(|(_, aor)| aor.user.as_ref() == Some(user));
-    match (same_user.next(), same_user.next()) {
-        (Some((at, _)), None) => Some(at),
-        _ => None,
-    }
-}
-
-/// Whether `to` (a name-addr or a bare URI) names the address of record `aor`: its user and
-/// its host, the host in any case.
-pub fn is_addressed_to(aor: &Uri, to: &str) -> bool {
-    let Ok(uri) = NameAddr::parse(to)
-        .map(|name_addr| name_addr.uri)
-        .or_else(|_| Uri::parse(to))
-    else {
-        return false;
-    };
-    aor.user == uri.user && aor.host.eq_ignore_ascii_case(&uri.host)
+    accounts.get(crate::sip::uri::which_is_called(&aors, to, request_uri)?)
 }
 
 /// A dial field's text as a SIP URI. `sip:`/`sips:` URIs are taken as they are, `user@host`
@@ -572,13 +551,36 @@ impl Settings {
         }
     }
 
-    /// Every account valid, each with its SRTP policy settled (its own, else `[media]`'s),
-    /// and no two with one name.
-    pub fn accounts_for_calls(&self) -> Result<Vec<Account>, String> {
+    /// Every account valid, and no two with one name, each with its SRTP policy settled
+    /// (its own, else `[media]`'s) and its notice (its own fields over `[recording.notice]`,
+    /// then what `admin` fixed).
+    pub fn accounts_for_calls(&self, admin: &AdminPolicy) -> Result<Vec<Account>, String> {
         let media = self.media.srtp()?;
+        let mut phone = self.recording.clone();
+        admin.apply(&mut phone);
+        let phone_mandatory = phone.policy.eq_ignore_ascii_case("mandatory");
         let mut accounts = self.validate_accounts()?;
-        for account in &mut accounts {
+        for (account, settings) in accounts.iter_mut().zip(&self.accounts) {
             account.srtp = Some(account.srtp.unwrap_or(media));
+            let own_mandatory = account
+                .recording
+                .mandatory
+                .filter(|_| !admin.is_locked(Locked::Policy));
+            if settings.notice.is_none() && own_mandatory.is_none() {
+                continue;
+            }
+            let mut notice = settings
+                .notice
+                .clone()
+                .unwrap_or_default()
+                .over(&phone.notice);
+            admin.apply_to_notice(&mut notice);
+            let mandatory = own_mandatory.unwrap_or(phone_mandatory);
+            account.recording.notice = Some(
+                notice
+                    .validate(mandatory)
+                    .map_err(|e| format!("{e} (account {:?})", account.name))?,
+            );
         }
         Ok(accounts)
     }
@@ -680,6 +682,9 @@ impl AccountSettings {
                     .map_err(|_| format!("account.srtp: {p:?} is not off, optional or mandatory"))
             })
             .transpose()?;
+        if let Some(notice) = &self.notice {
+            notice.validate()?;
+        }
         let expires = self.expires.unwrap_or(3600);
         if expires == 0 {
             return Err("account.expires: must be more than 0".into());
@@ -714,6 +719,7 @@ impl AccountSettings {
                         )),
                     })
                     .transpose()?,
+                notice: None,
             },
             register_on_start: self.register_on_start.unwrap_or(true),
         })
@@ -945,6 +951,64 @@ mod tests {
         let bad = text.replace("Mandatory", "always");
         let error = Settings::parse(&bad).unwrap_err();
         assert!(error.starts_with("account.record_policy:"), "{error}");
+    }
+
+    /// `[account.notice]` over `[recording.notice]`, field by field; the administrator's
+    /// fixed values over both; a mandatory account announces; bad values name the account.
+    #[test]
+    fn an_account_has_a_notice_of_its_own_over_the_phones() {
+        let text = "[recording.notice]\ntone_hz = 700\nlocal_cues = false\n\n\
+                    [[account]]\nname = \"desk\"\nuri = \"sip:a@b\"\n[account.notice]\ntone = true\ntone_hz = 900\n\
+                    skip_for_record_aware = false\n\n\
+                    [[account]]\nname = \"legal\"\nuri = \"sip:c@d\"\nrecord_policy = \"mandatory\"\n\n\
+                    [[account]]\nname = \"plain\"\nuri = \"sip:e@f\"\n";
+        let settings = Settings::parse(text).unwrap();
+        let accounts = settings
+            .accounts_for_calls(&AdminPolicy::default())
+            .unwrap();
+        let desk = accounts[0].recording.notice.clone().unwrap();
+        let tone = desk.tone.unwrap();
+        assert_eq!(tone.frequency_hz, 900, "its own");
+        assert!(!desk.local_cues, "the phone's");
+        assert!(!desk.skip_for_record_aware);
+        assert!(desk.announcement.is_none());
+        let legal = accounts[1].recording.notice.clone().unwrap();
+        assert!(legal.tone.is_none(), "the phone's");
+        assert!(
+            legal.announcement.is_some(),
+            "a mandatory account is told by the announcement too"
+        );
+        assert_eq!(accounts[2].recording.notice, None, "the phone's");
+        // Written back as it was read.
+        let again = Settings::parse(&toml::to_string(&settings).unwrap()).unwrap();
+        assert_eq!(again.accounts, settings.accounts);
+
+        let admin =
+            AdminPolicy::parse("[recording.notice]\nskip_for_record_aware = true\n").unwrap();
+        let desk = settings.accounts_for_calls(&admin).unwrap()[0]
+            .recording
+            .notice
+            .clone()
+            .unwrap();
+        assert!(desk.skip_for_record_aware, "the administrator's");
+        let admin = AdminPolicy::parse("[recording]\npolicy = \"optional\"\n").unwrap();
+        let legal = settings.accounts_for_calls(&admin).unwrap()[1]
+            .recording
+            .notice
+            .clone();
+        assert!(
+            legal.is_none_or(|n| n.announcement.is_none()),
+            "the administrator's optional policy wins: no forced announcement"
+        );
+
+        let bad = text.replace("tone_hz = 900", "tone_hz = 9");
+        let error = Settings::parse(&bad).unwrap_err();
+        assert!(
+            error.starts_with("account.notice.tone_hz:") && error.contains("\"desk\""),
+            "{error}"
+        );
+        let unknown = text.replace("tone_hz = 900", "tone_hertz = 900");
+        assert!(Settings::parse(&unknown).is_err());
     }
 
     #[test]

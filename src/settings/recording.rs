@@ -95,6 +95,66 @@ impl Default for NoticeSettings {
     }
 }
 
+/// An account's `[account.notice]`: each field set here is its own, the rest are the
+/// phone's `[recording.notice]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountNotice {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announcement: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announcement_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone_every_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone_hz: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone_milliseconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone_level_permille: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_for_record_aware: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_cues: Option<bool>,
+}
+
+impl AccountNotice {
+    /// The phone's notice with this account's own fields over it.
+    pub fn over(&self, phone: &NoticeSettings) -> NoticeSettings {
+        NoticeSettings {
+            announcement: self.announcement.unwrap_or(phone.announcement),
+            announcement_file: self
+                .announcement_file
+                .clone()
+                .or_else(|| phone.announcement_file.clone()),
+            tone: self.tone.unwrap_or(phone.tone),
+            tone_every_seconds: self.tone_every_seconds.unwrap_or(phone.tone_every_seconds),
+            tone_hz: self.tone_hz.unwrap_or(phone.tone_hz),
+            tone_milliseconds: self.tone_milliseconds.unwrap_or(phone.tone_milliseconds),
+            tone_level_permille: self
+                .tone_level_permille
+                .unwrap_or(phone.tone_level_permille),
+            skip_for_record_aware: self
+                .skip_for_record_aware
+                .unwrap_or(phone.skip_for_record_aware),
+            local_cues: self.local_cues.unwrap_or(phone.local_cues),
+        }
+    }
+
+    /// Its own values checked, whatever the phone's turn out to be: the tone's are checked
+    /// even while it is off here, as the phone's may turn it on.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut alone = self.over(&NoticeSettings::default());
+        alone.tone = true;
+        alone
+            .validate(false)
+            .map(|_| ())
+            .map_err(|error| error.replacen("recording.notice.", "account.notice.", 1))
+    }
+}
+
 /// Where the announcement comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnnouncementSource {
@@ -138,7 +198,7 @@ impl NoticeChoice {
 
 impl NoticeSettings {
     /// A mandatory policy forces an audible notice: the announcement, when neither is on.
-    fn validate(&self, mandatory: bool) -> Result<NoticeChoice, String> {
+    pub fn validate(&self, mandatory: bool) -> Result<NoticeChoice, String> {
         if self.tone {
             if !(1..=3600).contains(&self.tone_every_seconds) {
                 return Err("recording.notice.tone_every_seconds: 1 to 3600".into());

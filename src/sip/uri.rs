@@ -360,6 +360,38 @@ impl fmt::Display for NameAddr {
     }
 }
 
+/// Which of these addresses of record an INVITE is for: the one its To names (user and
+/// host, the host in any case); else, for a call forwarded to us with someone else's To, the
+/// one whose user the Request-URI has (each registration binds a Contact with its own
+/// user), when only one has it.
+pub fn which_is_called(aors: &[&Uri], to: &str, request_uri: &str) -> Option<usize> {
+    if let Some(at) = aors.iter().position(|aor| is_addressed_to(aor, to)) {
+        return Some(at);
+    }
+    let target = Uri::parse(request_uri).ok()?;
+    let user = target.user.as_ref()?;
+    let mut same_user = aors
+        .iter()
+        .enumerate()
+        .filter(|(_, aor)| aor.user.as_ref() == Some(user));
+    match (same_user.next(), same_user.next()) {
+        (Some((at, _)), None) => Some(at),
+        _ => None,
+    }
+}
+
+/// Whether `to` (a name-addr or a bare URI) names the address of record `aor`: its user and
+/// its host, the host in any case.
+pub fn is_addressed_to(aor: &Uri, to: &str) -> bool {
+    let Ok(uri) = NameAddr::parse(to)
+        .map(|name_addr| name_addr.uri)
+        .or_else(|_| Uri::parse(to))
+    else {
+        return false;
+    };
+    aor.user == uri.user && aor.host.eq_ignore_ascii_case(&uri.host)
+}
+
 /// A parameter by case-insensitive name: `None` when absent, `Some(None)` when it has no value.
 pub fn find_param<'a>(
     params: &'a [(String, Option<String>)],

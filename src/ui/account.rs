@@ -212,7 +212,7 @@ impl Accounts {
     pub(super) fn called_by(&self, to: &str, request_uri: &str) -> Option<String> {
         let accounts: Vec<&Account> = self.links.iter().filter_map(AccountLink::account).collect();
         let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
-        let at = crate::settings::which_is_called(&aors, to, request_uri)?;
+        let at = crate::sip::uri::which_is_called(&aors, to, request_uri)?;
         accounts.get(at).map(|account| account.name.clone())
     }
 

@@ -412,7 +412,7 @@ async fn run(
         &mut accounts,
         config.accounts.clone(),
         Vec::new(),
-        &phone.handle,
+        &phone,
         &notify,
     )
     .await;
@@ -503,7 +503,7 @@ async fn run(
                     let mut running = settings.recording.clone();
                     config.admin.apply(&mut running);
                     let saved = match running.validate() {
-                        Ok(running) => save_settings(path, *settings)
+                        Ok(running) => save_settings(path, *settings, &config.admin)
                             .await
                             .map(|(_, saved_accounts)| (running, saved_accounts)),
                         Err(problem) => Err(problem),
@@ -543,7 +543,7 @@ async fn run(
                                 &mut accounts,
                                 saved_accounts,
                                 typed,
-                                &phone.handle,
+                                &phone,
                                 &notify,
                             )
                             .await;
@@ -715,16 +715,19 @@ async fn follow_transfer(
     }
 }
 
-/// Takes the accounts on (each registering when it is to) and tells the window which there
-/// are.
+/// Takes the accounts on (each registering when it is to, and each answering its calls
+/// under its own rules) and tells the window which there are.
 async fn take_accounts(
     accounts: &mut Accounts,
     all: Vec<Account>,
     passwords: Vec<(String, String)>,
-    handle: &Handle,
+    phone: &Phone,
     notify: &Notifier,
 ) {
-    for problem in accounts.apply(all, passwords, handle).await {
+    if let Err(problem) = phone.set_called_accounts(&all) {
+        notify.send(UiEvent::Problem(problem));
+    }
+    for problem in accounts.apply(all, passwords, &phone.handle).await {
         notify.send(UiEvent::Problem(problem));
     }
     notify.send(UiEvent::Accounts(accounts.summaries()));
@@ -735,11 +738,12 @@ async fn take_accounts(
 async fn save_settings(
     path: PathBuf,
     settings: Settings,
+    admin: &crate::settings::AdminPolicy,
 ) -> Result<(crate::settings::Recording, Vec<Account>), String> {
     let recording = settings.recording.validate()?;
     settings.media.codecs()?;
     settings.audio.validate()?;
-    let accounts = settings.accounts_for_calls()?;
+    let accounts = settings.accounts_for_calls(admin)?;
     tokio::task::spawn_blocking(move || settings.save(&path))
         .await
         .map_err(|e| format!("the settings were not saved: {e}"))?

@@ -245,7 +245,7 @@ impl Model {
             })
             .collect();
         let aors: Vec<&crate::sip::uri::Uri> = known.iter().map(|(_, aor)| aor).collect();
-        let at = crate::settings::which_is_called(&aors, to, request_uri)?;
+        let at = crate::sip::uri::which_is_called(&aors, to, request_uri)?;
         known.get(at).map(|(name, _)| *name)
     }
 

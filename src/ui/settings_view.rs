@@ -235,6 +235,7 @@ impl AccountFields {
             srs_secondary: None,
             record_policy: None,
             register_on_start: None,
+            notice: None,
         });
         account.uri = uri;
         account.name = optional(&self.name);

@@ -66,7 +66,12 @@ impl Engine {
             self.refuse_session_too_small(&key, &request, &tag);
             return;
         }
-        let srtp = match self.srtp_policy_towards(source) {
+        let called = self.called_account(&to, &request);
+        let policy = called
+            .and_then(|account| account.srtp)
+            .unwrap_or(self.config.srtp);
+        let notice = called.and_then(|account| account.notice.clone());
+        let srtp = match self.srtp_policy_of(policy, source) {
             Ok(srtp) => srtp,
             Err(reason) => {
                 tracing::warn!(%reason, "incoming call refused");
@@ -149,6 +154,8 @@ impl Engine {
         );
         call.server_key = Some(key.clone());
         call.remote_offer = remote_offer;
+        call.srtp = srtp;
+        call.notice = notice;
         let contact = call.session.dialog.local_contact.clone();
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = request.headers.has_token("Supported", "record-aware");
@@ -227,6 +234,22 @@ impl Engine {
 
     /// Answer, recording the call: a mandatory recording is set up first and the 200 OK
     /// waits for it; an optional one starts with the media.
+    /// The account an INVITE was sent to, among those the front end named.
+    fn called_account(
+        &self,
+        to: &NameAddr,
+        request: &Message,
+    ) -> Option<&crate::engine::CalledAccount> {
+        let aors: Vec<&crate::sip::uri::Uri> =
+            self.called_accounts.iter().map(|a| &a.aor).collect();
+        let request_uri = request
+            .request_uri()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let at = crate::sip::uri::which_is_called(&aors, &to.to_string(), &request_uri)?;
+        self.called_accounts.get(at)
+    }
+
     pub(in crate::engine) fn answer_recorded(
         &mut self,
         id: CallId,
@@ -257,11 +280,11 @@ impl Engine {
     }
 
     pub(in crate::engine) fn answer(&mut self, id: CallId, media_port: u16) {
-        let Some(hop) = self.calls.get(&id).map(|c| c.session.first_hop) else {
+        // The caller's hop was judged under the call's policy when its INVITE came; a
+        // refusal then never rang.
+        let Some((hop, srtp)) = self.calls.get(&id).map(|c| (c.session.first_hop, c.srtp)) else {
             return;
         };
-        // The caller's hop was judged when its INVITE came; a refusal then never rang.
-        let srtp = self.srtp_policy_towards(hop).unwrap_or(SrtpPolicy::Off);
         let public = self.public_media(id, hop);
         let mut offer_answer = self.new_offer_answer(media_port, srtp, public);
         let Some(call) = self.calls.get_mut(&id) else {

@@ -63,6 +63,10 @@ pub(super) struct Call {
     /// which replaces the From/To identity when it comes, e.g. after a transfer.
     asserted_remote: Option<NameAddr>,
     pub(super) last_media: Instant,
+    /// The SRTP policy it was offered or answered under, judged for its first hop.
+    srtp: SrtpPolicy,
+    /// Its account's recording notice and cues; None: the phone's.
+    pub(super) notice: Option<crate::recording::notice::NoticeConfig>,
     /// When the call began (placed or received), as the metadata writes times: the
     /// communication session's start-time, whenever its recording starts.
     pub(super) started: String,
@@ -99,6 +103,8 @@ impl Call {
             peer_record_aware: false,
             asserted_remote: None,
             last_media: now,
+            srtp: SrtpPolicy::Off,
+            notice: None,
             started,
             bye_text: None,
             transferred: false,

@@ -26,14 +26,9 @@ pub(in crate::engine) struct MappedMedia {
 }
 
 impl Engine {
-    /// The SRTP policy for a call whose signalling goes through `hop`. SDES puts the keys in
-    /// the SDP, so a hop anyone else can read gets no keys: SRTP is dropped where it is
-    /// optional, and the call refused where it is mandatory.
-    pub(super) fn srtp_policy_towards(&self, hop: Destination) -> Result<SrtpPolicy, String> {
-        self.srtp_policy_of(self.config.srtp, hop)
-    }
-
-    /// As [`Engine::srtp_policy_towards`], for a call with a policy of its own.
+    /// The SRTP policy for a call under `policy` whose signalling goes through `hop`. SDES
+    /// puts the keys in the SDP, so a hop anyone else can read gets no keys: SRTP is dropped
+    /// where it is optional, and the call refused where it is mandatory.
     pub(super) fn srtp_policy_of(
         &self,
         policy: SrtpPolicy,

@@ -52,6 +52,8 @@ impl Engine {
             crate::recording::metadata::format_time(self.wall_clock()),
         );
         call.session.digest = request.credentials.map(DigestSession::new);
+        call.notice = request.notice;
+        call.srtp = *srtp.as_ref().unwrap_or(&SrtpPolicy::Off);
         self.calls.insert(id, call);
         self.events.push_back(Event::CallState {
             call: id,

@@ -112,6 +112,7 @@ fn unanswered_invite_retransmits_seven_times_then_times_out_at_32_s() {
                 media_port: 40000,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         },
     );
@@ -265,6 +266,7 @@ fn large_request_moves_from_udp_to_tcp() {
                 media_port: 40000,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         },
     );
@@ -528,6 +530,7 @@ fn a_large_invite_refused_over_tcp_goes_over_udp() {
             media_port: 40000,
             record: None,
             srtp: None,
+            notice: None,
         },
     }));
     let invites = |phone: &Phone, transport: Transport| {
@@ -609,6 +612,7 @@ fn invite_after_stun(destination: &str, mapped: Option<(&str, &str)>) -> String 
                 media_port: 40000,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         }),
     );

@@ -70,6 +70,7 @@ pub(super) fn connect_over(
             media_port,
             record: None,
             srtp: None,
+            notice: None,
         },
     }));
     let invite = phone

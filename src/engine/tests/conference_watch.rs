@@ -541,6 +541,7 @@ fn a_focus_that_challenges_gets_the_calls_credentials() {
             media_port: 40000,
             record: None,
             srtp: None,
+            notice: None,
         },
     }));
     let invite = invite_sent(&phone);

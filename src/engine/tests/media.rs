@@ -210,6 +210,72 @@ fn a_record_aware_far_end_gets_no_audio_notice_when_the_setting_says_so() {
     assert!(level(net.heard(0, a), at_a, at_a + 0.09, 660.0) > 0.1);
 }
 
+/// A notice with only a one-second 500 Hz "announcement", and no cues.
+fn announcement_only() -> crate::recording::notice::NoticeConfig {
+    let announcement: std::sync::Arc<[f32]> = (0..SAMPLE_RATE as usize)
+        .map(|i| 0.3 * (core::f32::consts::TAU * 500.0 * i as f32 / SAMPLE_RATE as f32).sin())
+        .collect();
+    crate::recording::notice::NoticeConfig {
+        announcement: Some(announcement),
+        tone: None,
+        skip_for_record_aware: false,
+        local_cues: false,
+    }
+}
+
+/// How loud the announcement is at the far end once node 0 records its call, on a phone
+/// with no notice of its own: node 0 places the call (`incoming` false, with `dialled` as
+/// the call's own notice) or takes it as bob, with an account for `account_user` whose own
+/// notice is the announcement.
+fn announcement_at_far_end(
+    incoming: bool,
+    dialled: Option<crate::recording::notice::NoticeConfig>,
+    account_user: Option<&str>,
+) -> f32 {
+    let mut net = SimNet::new(7, LinkConfig::default());
+    for seed in [40, 41] {
+        net.add_node(EngineConfig {
+            codecs: vec![Codec::Pcmu],
+            ..config(seed)
+        });
+    }
+    if let Some(user) = account_user {
+        let here = net.address(0, Transport::Udp).unwrap().address.ip();
+        let account = CalledAccount {
+            aor: Uri::parse(&format!("sip:{user}@{here}")).unwrap(),
+            srtp: None,
+            notice: Some(announcement_only()),
+        };
+        net.command(0, Command::SetCalledAccounts(vec![account]));
+    }
+    let (a, b) = if incoming {
+        let b = dial(&mut net, 1, 0, Transport::Udp);
+        (answer_when_ringing(&mut net, 0), b)
+    } else {
+        let a = dial_on_account(&mut net, 0, 1, Transport::Udp, None, dialled);
+        (a, answer_when_ringing(&mut net, 1))
+    };
+    assert!(net.run_until(Duration::from_secs(5), |n| connected(n, 0)
+        && connected(n, 1)));
+    net.attach_media(0, a, None);
+    net.attach_media(1, b, None);
+    net.run_for(Duration::from_secs(1));
+    let (_, _, at_b) = record_until_recording(&mut net, a, b);
+    net.run_for(Duration::from_secs(2));
+    level(net.heard(1, b), at_b + 0.2, at_b + 0.9, 500.0)
+}
+
+/// Each account's own notice is heard on its calls, placed or taken, while the phone's
+/// (none here) stays on the others.
+#[test]
+fn a_call_on_an_account_with_its_own_notice_announces_the_recording() {
+    assert!(announcement_at_far_end(false, Some(announcement_only()), None) > 0.2);
+    assert!(announcement_at_far_end(false, None, None) < 0.01);
+    // The far end calls bob: bob's notice when bob is an account, the phone's otherwise.
+    assert!(announcement_at_far_end(true, None, Some("bob")) > 0.2);
+    assert!(announcement_at_far_end(true, None, Some("carol")) < 0.01);
+}
+
 /// The SDES master keys (`inline:`) in a message's body.
 fn inline_keys(message: &Message) -> Vec<String> {
     String::from_utf8_lossy(&message.body)

@@ -45,6 +45,18 @@ fn dial_with_srtp(
     transport: Transport,
     srtp: Option<crate::media::srtp::SrtpPolicy>,
 ) -> CallId {
+    dial_on_account(net, from, to, transport, srtp, None)
+}
+
+/// As [`dial`], with the call's own SRTP policy and notice (an account's).
+fn dial_on_account(
+    net: &mut SimNet,
+    from: NodeId,
+    to: NodeId,
+    transport: Transport,
+    srtp: Option<crate::media::srtp::SrtpPolicy>,
+    notice: Option<crate::recording::notice::NoticeConfig>,
+) -> CallId {
     let destination = net.address(to, transport).unwrap();
     let target = Uri::parse(&format!("sip:bob@{}", destination.address)).unwrap();
     let call = CallId(713);
@@ -61,6 +73,7 @@ fn dial_with_srtp(
                 media_port: 40000,
                 record: None,
                 srtp,
+                notice,
             },
         },
     );
@@ -249,6 +262,7 @@ fn dial_recorded(net: &mut SimNet, recorder: NodeId, mandatory: bool) -> CallId 
                     request,
                 })),
                 srtp: None,
+                notice: None,
             },
         },
     );

@@ -293,6 +293,7 @@ fn behind_a_nat_the_binding_and_calls_carry_the_public_address_and_udp_is_kept_o
                 media_port: 40000,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         }),
     );

@@ -136,6 +136,7 @@ impl Phone {
                 media_port: 40000,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         }));
         call

@@ -176,3 +176,77 @@ fn a_tls_account_registers_a_sips_contact_over_tls() {
             .starts_with("SIP/2.0/TLS")
     );
 }
+
+/// An INVITE from the far end to `user` at our address over `over`, offering PCMU over SRTP
+/// only (RTP/SAVP with a key).
+fn srtp_invite_to(user: &str, over: Destination, branch: &str) -> Message {
+    let transport = over.transport.to_string().to_ascii_uppercase();
+    let sdp = format!(
+        "v=0\r\no=far 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 30000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{FAR_KEY}\r\na=sendrecv\r\n"
+    );
+    let text = format!(
+        "INVITE sip:{user}@{LOCAL} SIP/2.0\r\nVia: SIP/2.0/{transport} {}:{};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: <sip:bob@192.0.2.1>;tag=b{branch}\r\nTo: <sip:{user}@{LOCAL}>\r\nCall-ID: {branch}\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.0.2.1:5061;transport={}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        over.address.ip(),
+        over.address.port(),
+        over.transport,
+        sdp.len()
+    );
+    Message::parse(text.as_bytes()).unwrap()
+}
+
+/// The final responses the phone sent, by Call-ID.
+fn final_status(phone: &Phone, call_id: &str) -> Option<(u16, Message)> {
+    phone.messages().into_iter().find_map(|(_, m)| {
+        m.status()
+            .filter(|s| *s >= 200 && m.call_id() == Some(call_id))
+            .map(|s| (s, m))
+    })
+}
+
+/// A call to one of the phone's accounts is answered under that account's SRTP policy, not
+/// the phone's: here the phone's is off and alice's mandatory.
+#[test]
+fn an_incoming_call_follows_the_srtp_policy_of_the_account_it_is_for() {
+    let mut phone = Phone::new(SrtpPolicy::Off);
+    phone.input(Input::Command(Command::SetCalledAccounts(vec![
+        CalledAccount {
+            aor: Uri::parse(&format!("sip:alice@{LOCAL}")).unwrap(),
+            srtp: Some(SrtpPolicy::Mandatory),
+            notice: None,
+        },
+    ])));
+
+    // To alice over TLS: it rings and is answered with keys of our own.
+    phone.receive_from_far_end(tls(FAR_TLS), &srtp_invite_to("alice", tls(FAR_TLS), "in1"));
+    let call = phone
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::IncomingCall { call, to, .. } if to.contains("alice") => Some(*call),
+            _ => None,
+        })
+        .expect("alice's call rings");
+    phone.input(Input::Command(Command::Answer {
+        call,
+        media_port: 41000,
+        record: None,
+    }));
+    let (status, ok) = final_status(&phone, "in1").unwrap();
+    assert_eq!(status, 200);
+    let answer = body(&ok);
+    assert!(
+        answer.contains("RTP/SAVP") && answer.contains("a=crypto:1"),
+        "{answer}"
+    );
+
+    // To carol, who is not an account: the phone's own policy (off) cannot take SRTP only.
+    phone.receive_from_far_end(tls(FAR_TLS), &srtp_invite_to("carol", tls(FAR_TLS), "in2"));
+    let (status, _) = final_status(&phone, "in2").unwrap();
+    assert_eq!(status, 488, "carol's call follows the phone's policy");
+
+    // To alice over plain UDP: her mandatory SRTP cannot put keys there.
+    phone.receive_from_far_end(udp(FAR_UDP), &srtp_invite_to("alice", udp(FAR_UDP), "in3"));
+    let (status, refusal) = final_status(&phone, "in3").unwrap();
+    assert_eq!(status, 488);
+    assert_eq!(refusal.reason(), Some("SRTP Keys Need TLS"));
+}

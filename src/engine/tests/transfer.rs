@@ -35,6 +35,7 @@ fn follow_transfer(
                 media_port: 42100,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         },
     );
@@ -282,6 +283,7 @@ fn attended_transfer(before_transfer: impl FnOnce(&mut SimNet, CallId)) -> (SimN
                 media_port: 40100,
                 record: None,
                 srtp: None,
+                notice: None,
             },
         },
     );
