@@ -1483,6 +1483,17 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     let text = |value: zbus::zvariant::OwnedValue| String::try_from(value).unwrap();
     assert_eq!(text(property("Title")), "Verbatim");
     assert_eq!(text(property("IconName")), "org.verbatim.Verbatim");
+    // Its own pixels too, for a panel whose theme has no icon by that name (a build run
+    // from source installs none): 48 by 48 ARGB, not blank.
+    let pixmap = |value: zbus::zvariant::OwnedValue| {
+        let mut pixmaps: Vec<(i32, i32, Vec<u8>)> = value.try_into().unwrap();
+        assert_eq!(pixmaps.len(), 1);
+        let (width, height, argb) = pixmaps.remove(0);
+        assert_eq!((width, height, argb.len()), (48, 48, 48 * 48 * 4));
+        assert!(argb.chunks(4).any(|pixel| pixel[0] > 0), "not blank");
+        argb
+    };
+    let app_pixels = pixmap(property("IconPixmap"));
 
     let recordings = tempfile::tempdir().unwrap();
     let recording = verbatim::settings::RecordingSettings::default()
@@ -1515,6 +1526,12 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     );
     let line = tooltip(property("ToolTip"));
     assert!(line.ends_with(": recording"), "{line}");
+    let recording_pixels = pixmap(property("IconPixmap"));
+    assert_ne!(
+        recording_pixels, app_pixels,
+        "the pixels show the recording too"
+    );
+    assert_eq!(pixmap(property("AttentionIconPixmap")), recording_pixels);
     let told: Vec<String> = heard.try_iter().collect();
     assert!(
         told.iter().any(|s| s == "NewIcon") && told.iter().any(|s| s == "NewToolTip"),

@@ -20,6 +20,50 @@ const WATCHER_PATH: &str = "/StatusNotifierWatcher";
 const APP_ICON: &str = "org.verbatim.Verbatim";
 /// The freedesktop icon name every theme has for "recording".
 const RECORDING_ICON: &str = "media-record";
+/// The icons' own pixels, for a panel whose theme has no icon by the name: a build run from
+/// source has installed none.
+const PIXMAP_SIZE: u32 = 48;
+
+/// An icon's pixels as StatusNotifierItem carries them: width, height, ARGB32 in network
+/// byte order.
+type Pixmap = (i32, i32, Vec<u8>);
+
+/// The application's icon, from the PNG the desktop entry installs.
+fn app_pixmap() -> Vec<Pixmap> {
+    let Ok(icon) = eframe::icon_data::from_png_bytes(include_bytes!(
+        "../../assets/icons/48x48/org.verbatim.Verbatim.png"
+    )) else {
+        return Vec::new();
+    };
+    let (Ok(width), Ok(height)) = (i32::try_from(icon.width), i32::try_from(icon.height)) else {
+        return Vec::new();
+    };
+    let argb = icon
+        .rgba
+        .chunks_exact(4)
+        .flat_map(|pixel| match *pixel {
+            [red, green, blue, alpha] => [alpha, red, green, blue],
+            _ => [0; 4],
+        })
+        .collect();
+    vec![(width, height, argb)]
+}
+
+/// A red disc, as recording is drawn everywhere, with a soft edge.
+fn recording_pixmap() -> Vec<Pixmap> {
+    let centre = PIXMAP_SIZE as f32 / 2.0;
+    let radius = centre * 0.75;
+    let argb = (0..PIXMAP_SIZE * PIXMAP_SIZE)
+        .flat_map(|at| {
+            let x = (at % PIXMAP_SIZE) as f32 + 0.5 - centre;
+            let y = (at / PIXMAP_SIZE) as f32 + 0.5 - centre;
+            let coverage = (radius - x.hypot(y) + 0.5).clamp(0.0, 1.0);
+            [(coverage * 255.0) as u8, 0xd3, 0x2f, 0x2f]
+        })
+        .collect();
+    let side = PIXMAP_SIZE as i32;
+    vec![(side, side, argb)]
+}
 
 /// What the tray shows: the state of the calls as the window's indicator has it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,6 +82,14 @@ impl TrayState {
             RECORDING_ICON
         } else {
             APP_ICON
+        }
+    }
+
+    fn pixmap(&self) -> Vec<Pixmap> {
+        if self.recording {
+            recording_pixmap()
+        } else {
+            app_pixmap()
         }
     }
 
@@ -66,7 +118,7 @@ impl Item {
 }
 
 /// The tooltip's D-Bus shape: icon name, icon pixmaps, title, text.
-type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+type ToolTip = (String, Vec<Pixmap>, String, String);
 
 #[zbus::interface(name = "org.kde.StatusNotifierItem")]
 impl Item {
@@ -96,8 +148,18 @@ impl Item {
     }
 
     #[zbus(property)]
+    fn icon_pixmap(&self) -> Vec<Pixmap> {
+        self.state().pixmap()
+    }
+
+    #[zbus(property)]
     fn attention_icon_name(&self) -> String {
         self.state().icon().into()
+    }
+
+    #[zbus(property)]
+    fn attention_icon_pixmap(&self) -> Vec<Pixmap> {
+        self.state().pixmap()
     }
 
     #[zbus(property)]
