@@ -758,6 +758,8 @@ pub(super) async fn answer(
     );
     let mut finished = 0;
     let mut reports: std::collections::HashMap<CallId, CallReport> = Default::default();
+    // The account each call is on, when it came for one: a transfer follows it.
+    let mut call_accounts: std::collections::HashMap<CallId, Account> = Default::default();
     // Digits go once per call, on its first connection (a re-INVITE reconnects too).
     let mut dtmf_sent = std::collections::HashSet::new();
     while finished < calls {
@@ -793,10 +795,20 @@ pub(super) async fn answer(
                 let own = called
                     .map(|account| record_flags.leave_to_account(&account.recording))
                     .unwrap_or_default();
+                if let Some(called) = called {
+                    call_accounts.insert(call, called.clone());
+                }
                 phone.answer_on(call, &own).await.map_err(Failure::new)?;
             }
-            Event::ReplacingCall { call, from, .. } => {
+            Event::ReplacingCall {
+                call,
+                from,
+                replaces,
+            } => {
                 eprintln!("call from {from} replaces ours (attended transfer)");
+                if let Some(on) = call_accounts.get(&replaces).cloned() {
+                    call_accounts.insert(call, on);
+                }
                 phone.answer(call).await.map_err(Failure::new)?;
                 // The replacing call counts as one more call to see end.
                 calls += 1;
@@ -835,25 +847,38 @@ pub(super) async fn answer(
                     .listeners
                     .first()
                     .map(|l| l.address.ip().to_string());
+                // As the account the call came for, else the one calls go out on.
+                let on = call_accounts
+                    .get(&call)
+                    .cloned()
+                    .or_else(|| account.clone());
                 let outgoing = resolve(&target, None)
                     .await
                     .map(|destination| Outgoing {
-                        from: transferee_identity(account.as_ref(), local),
+                        from: transferee_identity(on.as_ref(), local),
                         destination,
-                        route: account.as_ref().and_then(|a| a.outbound_proxy.clone()),
-                        credentials: account.as_ref().and_then(|a| {
+                        route: on.as_ref().and_then(|a| a.outbound_proxy.clone()),
+                        credentials: on.as_ref().and_then(|a| {
                             a.password
                                 .clone()
                                 .map(|p| Credentials::new(a.auth_user.clone(), p))
                         }),
                         target,
-                        recording: own_notice(account.as_ref()),
-                        srtp: None,
+                        recording: on
+                            .as_ref()
+                            .map(|a| record_flags.leave_to_account(&a.recording))
+                            .unwrap_or_default(),
+                        srtp: on.as_ref().and_then(|a| a.srtp),
                     })
                     .map_err(|failure| failure.message);
                 match phone.follow_transfer(call, outgoing).await {
                     // The call to the target counts as one more call to see end.
-                    Ok(_) => calls += 1,
+                    Ok(new_call) => {
+                        calls += 1;
+                        if let Some(on) = on {
+                            call_accounts.insert(new_call, on);
+                        }
+                    }
                     Err(problem) => eprintln!("{problem}"),
                 }
             }

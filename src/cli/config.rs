@@ -276,7 +276,11 @@ impl Loaded {
             self.codecs = codecs;
         }
         if let Some(srtp) = media.srtp() {
+            // The flag is for every call of this run, whichever account it is on.
             self.srtp = srtp;
+            for account in self.accounts.iter_mut().chain(self.account.as_mut()) {
+                account.srtp = Some(srtp);
+            }
         }
         let setup = media.audio(&self.devices).map_err(Failure::usage)?;
         self.audio = setup.factory;

@@ -109,27 +109,36 @@ impl Phone {
     }
 
     /// Tells the engine which accounts calls arrive for, so that each incoming call is
-    /// answered under its own account's SRTP policy and notice.
+    /// answered under its own account's SRTP policy and notice. An account whose own notice
+    /// cannot be read keeps the rest of its rules (and the phone's notice); the error says
+    /// which.
     pub fn set_called_accounts(&self, accounts: &[crate::settings::Account]) -> Result<(), String> {
+        let mut problems = Vec::new();
         let called = accounts
             .iter()
             .filter(|account| account.enabled)
             .map(|account| {
-                let notice = account
-                    .recording
-                    .notice
-                    .as_ref()
-                    .map(crate::settings::NoticeChoice::load)
-                    .transpose()
-                    .map_err(|e| format!("{e} (account {:?})", account.name))?;
-                Ok(crate::engine::CalledAccount {
+                let notice = match account.recording.notice.as_ref().map(|n| n.load()) {
+                    Some(Ok(notice)) => Some(notice),
+                    Some(Err(problem)) => {
+                        problems.push(format!("{problem} (account {:?})", account.name));
+                        None
+                    }
+                    None => None,
+                };
+                crate::engine::CalledAccount {
                     aor: account.aor.uri.clone(),
                     srtp: account.srtp,
                     notice,
-                })
+                }
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        self.send(Command::SetCalledAccounts(called))
+            .collect();
+        self.send(Command::SetCalledAccounts(called))?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// The call ended: its account settings are forgotten.

@@ -319,6 +319,18 @@ pub struct Account {
 }
 
 impl Account {
+    /// Whether `other` registers exactly as this does: only the rules for its calls (SRTP,
+    /// recording, notice) may differ, which need no new registration.
+    pub fn same_registration(&self, other: &Account) -> bool {
+        let registration = |account: &Account| Account {
+            srtp: None,
+            record: None,
+            recording: AccountRecording::default(),
+            ..account.clone()
+        };
+        registration(self) == registration(other)
+    }
+
     /// The domain numbers and bare user names are completed to: the AOR's host (and port,
     /// when it names one).
     pub fn domain(&self) -> String {
@@ -1009,6 +1021,33 @@ mod tests {
         );
         let unknown = text.replace("tone_hz = 900", "tone_hertz = 900");
         assert!(Settings::parse(&unknown).is_err());
+    }
+
+    /// A change to the rules for an account's calls needs no new registration; a change to
+    /// how it registers does.
+    #[test]
+    fn only_what_registers_decides_whether_an_account_registers_again() {
+        let account = |extra: &str| {
+            Settings::parse(&format!(
+                "[[account]]\nuri = \"sip:a@b\"\nregistrar = \"sip:b\"\n{extra}"
+            ))
+            .unwrap()
+            .accounts_for_calls(&AdminPolicy::default())
+            .unwrap()
+            .remove(0)
+        };
+        let plain = account("");
+        for rules in [
+            "srtp = \"mandatory\"\n",
+            "record = true\nrecord_policy = \"mandatory\"\n",
+            "[account.notice]\ntone = true\n",
+        ] {
+            let changed = account(rules);
+            assert_ne!(changed, plain);
+            assert!(changed.same_registration(&plain), "{rules}");
+        }
+        assert!(!account("expires = 60\n").same_registration(&plain));
+        assert!(!account("transport = \"tcp\"\n").same_registration(&plain));
     }
 
     #[test]

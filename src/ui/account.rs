@@ -89,7 +89,10 @@ impl Accounts {
             }
             let kept = old
                 .iter()
-                .position(|link| link.account() == Some(&account))
+                .position(|link| {
+                    link.account()
+                        .is_some_and(|a| a.same_registration(&account))
+                })
                 .filter(|_| typed.is_none())
                 .map(|at| old.swap_remove(at));
             wanted.push((account, typed, kept));
@@ -105,7 +108,9 @@ impl Accounts {
         }
         self.waiting.clear();
         for (account, typed, kept) in wanted {
-            if let Some(link) = kept {
+            if let Some(mut link) = kept {
+                // Registered as before: only the rules for its calls take the new values.
+                link.account = Some(account);
                 self.links.push(link);
                 continue;
             }

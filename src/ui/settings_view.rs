@@ -360,10 +360,18 @@ impl SettingsEditor {
         recording.tls_client_certificate = optional(&self.recorder_certificate).map(Into::into);
         recording.tls_client_key = optional(&self.recorder_key).map(Into::into);
         recording.tls_certificate_sha256 = optional(&self.recorder_pin);
-        // The announcement file is read now, so a bad one is refused here, not at the next call.
+        // The announcement files are read now, so a bad one is refused here, not at the next
+        // call: the phone's, and each account's own.
         recording.validate()?.notice.load()?;
         // What the administrator fixed is shown, not saved: the file keeps the user's own.
         self.keep_users_own(&mut settings.recording);
+        for account in settings.accounts_for_calls(&self.admin)? {
+            if let Some(notice) = &account.recording.notice {
+                notice
+                    .load()
+                    .map_err(|e| format!("{e} (account {:?})", account.name))?;
+            }
+        }
         Ok(settings)
     }
 

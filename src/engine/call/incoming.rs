@@ -66,11 +66,20 @@ impl Engine {
             self.refuse_session_too_small(&key, &request, &tag);
             return;
         }
-        let called = self.called_account(&to, &request);
-        let policy = called
-            .and_then(|account| account.srtp)
-            .unwrap_or(self.config.srtp);
-        let notice = called.and_then(|account| account.notice.clone());
+        // A call that replaces one of ours takes its place under its rules; any other
+        // follows the account it was sent to, else the phone.
+        let (policy, notice) = match replaces.and_then(|replaced| self.calls.get(&replaced)) {
+            Some(replaced) => (replaced.srtp, replaced.notice.clone()),
+            None => {
+                let called = self.called_account(&to, &request);
+                (
+                    called
+                        .and_then(|account| account.srtp)
+                        .unwrap_or(self.config.srtp),
+                    called.and_then(|account| account.notice.clone()),
+                )
+            }
+        };
         let srtp = match self.srtp_policy_of(policy, source) {
             Ok(srtp) => srtp,
             Err(reason) => {
@@ -154,7 +163,7 @@ impl Engine {
         );
         call.server_key = Some(key.clone());
         call.remote_offer = remote_offer;
-        call.srtp = srtp;
+        call.srtp = policy;
         call.notice = notice;
         let contact = call.session.dialog.local_contact.clone();
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
@@ -232,8 +241,6 @@ impl Engine {
         Ok(Some(*id))
     }
 
-    /// Answer, recording the call: a mandatory recording is set up first and the 200 OK
-    /// waits for it; an optional one starts with the media.
     /// The account an INVITE was sent to, among those the front end named.
     fn called_account(
         &self,
@@ -250,6 +257,8 @@ impl Engine {
         self.called_accounts.get(at)
     }
 
+    /// Answer, recording the call: a mandatory recording is set up first and the 200 OK
+    /// waits for it; an optional one starts with the media.
     pub(in crate::engine) fn answer_recorded(
         &mut self,
         id: CallId,
@@ -280,11 +289,12 @@ impl Engine {
     }
 
     pub(in crate::engine) fn answer(&mut self, id: CallId, media_port: u16) {
-        // The caller's hop was judged under the call's policy when its INVITE came; a
-        // refusal then never rang.
-        let Some((hop, srtp)) = self.calls.get(&id).map(|c| (c.session.first_hop, c.srtp)) else {
+        let Some((hop, policy)) = self.calls.get(&id).map(|c| (c.session.first_hop, c.srtp)) else {
             return;
         };
+        // The caller's hop was judged under the call's policy when its INVITE came; a
+        // refusal then never rang.
+        let srtp = self.srtp_policy_of(policy, hop).unwrap_or(SrtpPolicy::Off);
         let public = self.public_media(id, hop);
         let mut offer_answer = self.new_offer_answer(media_port, srtp, public);
         let Some(call) = self.calls.get_mut(&id) else {

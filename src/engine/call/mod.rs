@@ -63,8 +63,8 @@ pub(super) struct Call {
     /// which replaces the From/To identity when it comes, e.g. after a transfer.
     asserted_remote: Option<NameAddr>,
     pub(super) last_media: Instant,
-    /// The SRTP policy it was offered or answered under, judged for its first hop.
-    srtp: SrtpPolicy,
+    /// Its SRTP policy (its account's, else the phone's), before any hop is judged.
+    pub(in crate::engine) srtp: SrtpPolicy,
     /// Its account's recording notice and cues; None: the phone's.
     pub(super) notice: Option<crate::recording::notice::NoticeConfig>,
     /// When the call began (placed or received), as the metadata writes times: the

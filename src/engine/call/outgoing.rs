@@ -53,7 +53,7 @@ impl Engine {
         );
         call.session.digest = request.credentials.map(DigestSession::new);
         call.notice = request.notice;
-        call.srtp = *srtp.as_ref().unwrap_or(&SrtpPolicy::Off);
+        call.srtp = request.srtp.unwrap_or(self.config.srtp);
         self.calls.insert(id, call);
         self.events.push_back(Event::CallState {
             call: id,

@@ -155,9 +155,11 @@ impl Engine {
                 .iter()
                 .any(|m| m.proto.eq_ignore_ascii_case("RTP/SAVP"))
         });
-        let needs_srtp = call_srtp || offered_srtp || self.config.srtp == SrtpPolicy::Mandatory;
+        // The call's own policy (its account's), not only the phone's.
+        let policy = self.calls.get(&call).map_or(self.config.srtp, |c| c.srtp);
+        let needs_srtp = call_srtp || offered_srtp || policy == SrtpPolicy::Mandatory;
         let secure = if source.is_confidential() {
-            needs_srtp || self.config.srtp != SrtpPolicy::Off
+            needs_srtp || policy != SrtpPolicy::Off
         } else if needs_srtp {
             // Our keys would go back in the clear, for anyone on the path to decrypt.
             self.refuse_recorder_invite(&key, &request, 488, SDES_NEEDS_TLS_PHRASE);

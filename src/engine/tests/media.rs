@@ -210,19 +210,6 @@ fn a_record_aware_far_end_gets_no_audio_notice_when_the_setting_says_so() {
     assert!(level(net.heard(0, a), at_a, at_a + 0.09, 660.0) > 0.1);
 }
 
-/// A notice with only a one-second 500 Hz "announcement", and no cues.
-fn announcement_only() -> crate::recording::notice::NoticeConfig {
-    let announcement: std::sync::Arc<[f32]> = (0..SAMPLE_RATE as usize)
-        .map(|i| 0.3 * (core::f32::consts::TAU * 500.0 * i as f32 / SAMPLE_RATE as f32).sin())
-        .collect();
-    crate::recording::notice::NoticeConfig {
-        announcement: Some(announcement),
-        tone: None,
-        skip_for_record_aware: false,
-        local_cues: false,
-    }
-}
-
 /// How loud the announcement is at the far end once node 0 records its call, on a phone
 /// with no notice of its own: node 0 places the call (`incoming` false, with `dialled` as
 /// the call's own notice) or takes it as bob, with an account for `account_user` whose own

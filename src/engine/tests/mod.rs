@@ -80,6 +80,22 @@ fn dial_on_account(
     call
 }
 
+/// A notice with only a one-second 500 Hz "announcement", and no cues.
+pub(super) fn announcement_only() -> crate::recording::notice::NoticeConfig {
+    let announcement: std::sync::Arc<[f32]> = (0..crate::media::SAMPLE_RATE as usize)
+        .map(|i| {
+            0.3 * (core::f32::consts::TAU * 500.0 * i as f32 / crate::media::SAMPLE_RATE as f32)
+                .sin()
+        })
+        .collect();
+    crate::recording::notice::NoticeConfig {
+        announcement: Some(announcement),
+        tone: None,
+        skip_for_record_aware: false,
+        local_cues: false,
+    }
+}
+
 fn incoming(net: &SimNet, node: NodeId) -> Option<CallId> {
     net.events(node).iter().find_map(|e| match e {
         Event::IncomingCall { call, .. } => Some(*call),

@@ -264,8 +264,17 @@ struct Attended {
 /// with Carol's side of the consultation up; then Alice transfers Bob to Carol in her place
 /// (Bob sends 620 Hz on his new call, Carol 440 Hz, Alice 1 kHz).
 fn attended_transfer(before_transfer: impl FnOnce(&mut SimNet, CallId)) -> (SimNet, Attended) {
+    attended_transfer_after(|_| {}, before_transfer)
+}
+
+/// As [`attended_transfer`], with `set_up` run first, before any call.
+fn attended_transfer_after(
+    set_up: impl FnOnce(&mut SimNet),
+    before_transfer: impl FnOnce(&mut SimNet, CallId),
+) -> (SimNet, Attended) {
     let mut net = two_phones(LinkConfig::default());
     net.add_node(config(30));
+    set_up(&mut net);
     let (a, b) = establish(&mut net, Transport::Udp);
     net.command(0, Command::Hold { call: a });
     let carol = net.address(2, Transport::Udp).unwrap();
@@ -402,6 +411,33 @@ fn an_attended_transfer_replaces_the_consultation_at_the_target() {
     // Bob and Carol hear each other.
     let carol = near_the_end(net.heard(1, new_call), 440.0);
     assert!(carol > 0.1, "Bob hears Carol: {carol}");
+}
+
+/// The call that replaces Carol's consultation takes its place under its rules: Carol's
+/// account's own notice, though by then the phone no longer knows the account (so the
+/// replacing INVITE cannot have been matched to it).
+#[test]
+fn the_call_that_replaces_another_keeps_its_accounts_notice() {
+    let (mut net, calls) = attended_transfer_after(
+        |net| {
+            let carol = net.address(2, Transport::Udp).unwrap().address;
+            let account = CalledAccount {
+                aor: Uri::parse(&format!("sip:carol@{}", carol.ip())).unwrap(),
+                srtp: None,
+                notice: Some(announcement_only()),
+            };
+            net.command(2, Command::SetCalledAccounts(vec![account]));
+        },
+        |net, _| net.command(2, Command::SetCalledAccounts(Vec::new())),
+    );
+    record_on(&mut net, 2, calls.replacing);
+    let heard = net.heard(1, calls.new_call);
+    let seconds = heard.len() as f64 / f64::from(crate::media::SAMPLE_RATE);
+    let announced = amplitude_at(heard, seconds - 2.0, seconds, 500.0);
+    assert!(
+        announced > 0.1,
+        "Bob hears Carol's announcement: {announced}"
+    );
 }
 
 /// Node `node` records its `call` to a new simulated recorder, which it returns.
