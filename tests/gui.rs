@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use support::desktop::{PrivateBus, click_tray_item, tray_item};
+use support::desktop::{BackgroundPortal, PrivateBus, click_tray_item, tray_item};
 use support::{
     Account, Peer, Proto, START_TIMEOUT, Scenario, free_port, read_recorded, sipp_scenario,
     start_kamailio, start_recorder, start_sipp_uas, start_verbatim,
@@ -1447,6 +1447,7 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     let click = clicked.clone();
     let tray = verbatim::ui::tray::TrayIcon::start(
         &verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
+        verbatim::ui::tray::ItemName::WellKnown,
         move || click.store(true, std::sync::atomic::Ordering::SeqCst),
     )
     .unwrap();
@@ -1575,7 +1576,7 @@ fn start_at_login_writes_and_removes_the_autostart_entry() {
         verbatim::ui::call_notifications::NotificationBus::Off,
     );
     let program = std::env::current_exe().unwrap();
-    config.autostart = Some(verbatim::ui::autostart::Autostart {
+    config.autostart = Some(verbatim::ui::autostart::Autostart::Entry {
         entry: entry.clone(),
         program: program.clone(),
         arguments: vec!["--config".into(), path.display().to_string()],
@@ -1625,6 +1626,100 @@ fn start_at_login_writes_and_removes_the_autostart_entry() {
     step_until(&mut harness, 5, "the autostart entry stayed", |_| {
         !entry.exists()
     });
+}
+
+/// Inside a Flatpak sandbox the item may own no well-known name: it registers its
+/// connection's unique name, and the panel reaches it there.
+#[test]
+fn a_tray_item_in_a_sandbox_registers_its_unique_name() {
+    let bus = PrivateBus::start();
+    let (panel, watcher) = bus.panel();
+    let _tray = verbatim::ui::tray::TrayIcon::start(
+        &verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
+        verbatim::ui::tray::ItemName::Unique,
+        || {},
+    )
+    .unwrap();
+    let item = watcher.items.lock().unwrap().first().cloned().unwrap();
+    assert!(item.starts_with(':'), "{item}");
+    let title: String = tray_item(&panel, &item).get_property("Title").unwrap();
+    assert_eq!(title, "Verbatim");
+}
+
+/// Inside a Flatpak sandbox "Start at login" asks the desktop's Background portal (here a
+/// portal of the test's own on a bus of its own), which answers later by a Response signal:
+/// it is asked to start `verbatim --config FILE` at login, then no more; a portal that
+/// refuses is shown as a problem.
+#[test]
+fn start_at_login_in_a_sandbox_asks_the_background_portal() {
+    let bus = PrivateBus::start();
+    let portal = BackgroundPortal::default();
+    let _served = bus.serve(
+        "org.freedesktop.portal.Desktop",
+        "/org/freedesktop/portal/desktop",
+        portal.clone(),
+    );
+    let recordings = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let path = config_dir.path().join("config.toml");
+    let recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    let mut config = bridge_config(
+        recordings.path(),
+        recording,
+        "127.0.0.1:0",
+        verbatim::ui::call_notifications::NotificationBus::Off,
+    );
+    config.autostart = Some(verbatim::ui::autostart::Autostart::Portal {
+        bus: verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
+        arguments: vec!["--config".into(), path.display().to_string()],
+    });
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 2200.0))
+        .build_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            VerbatimApp::new(Bridge::start(config, || {}))
+                .with_settings(path.clone(), verbatim::settings::Settings::default()),
+        );
+    wait_for(&mut harness, "Ready on");
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.get_by_label("Start at login").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    step_until(&mut harness, 5, "the portal was not asked", |_| {
+        portal.asked().len() == 1
+    });
+    let asked = portal.asked().remove(0);
+    assert!(asked.autostart);
+    assert_eq!(
+        asked.commandline,
+        [
+            "verbatim".to_owned(),
+            "--config".into(),
+            path.display().to_string()
+        ]
+    );
+    assert!(!asked.reason.is_empty());
+
+    harness.get_by_label("Start at login").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    step_until(&mut harness, 5, "the portal was not told", |_| {
+        portal.asked().len() == 2
+    });
+    assert!(!portal.asked()[1].autostart);
+
+    // The user says no: the window says so.
+    portal.refuse();
+    harness.get_by_label("Start at login").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(
+        &mut harness,
+        "Start at login: starting at login was refused",
+    );
 }
 
 /// With a tray and "closing keeps Verbatim running", closing the window cancels the close

@@ -1,9 +1,13 @@
 //! Starting with the desktop session: an XDG autostart entry
 //! (`$XDG_CONFIG_HOME/autostart/org.verbatim.Verbatim.desktop`, the Desktop Application
 //! Autostart Specification) that the session runs at login. It is written or removed when
-//! the settings are saved, and names the program that is running now.
+//! the settings are saved, and names the program that is running now. Inside a Flatpak
+//! sandbox the desktop's Background portal is asked instead.
 
+use core::time::Duration;
 use std::path::{Path, PathBuf};
+
+use super::call_notifications::NotificationBus;
 
 const FILE: &str = "org.verbatim.Verbatim.desktop";
 
@@ -51,28 +55,138 @@ fn exec_quoted(text: &str) -> String {
     quoted
 }
 
-/// The entry this app manages: where it goes, and what starts this same app (its settings
-/// file when it was given one).
+/// How this app is started at login.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Autostart {
-    pub entry: PathBuf,
-    pub program: PathBuf,
-    pub arguments: Vec<String>,
+pub enum Autostart {
+    /// An entry this app writes: where it goes, and what starts this same app (its settings
+    /// file when it was given one).
+    Entry {
+        entry: PathBuf,
+        program: PathBuf,
+        arguments: Vec<String>,
+    },
+    /// Inside a Flatpak sandbox an entry in the sandbox's own config folder is never read:
+    /// the Background portal on `bus` asks the desktop to start the app (`verbatim` with
+    /// `arguments`) at login, and the user may be asked.
+    Portal {
+        bus: NotificationBus,
+        arguments: Vec<String>,
+    },
 }
 
 impl Autostart {
-    /// The entry in the user's autostart folder for the program running now.
+    /// What starts the program running now at login: the portal inside a Flatpak sandbox,
+    /// else an entry in the user's autostart folder.
     pub fn for_this_program(arguments: Vec<String>) -> Option<Autostart> {
-        Some(Autostart {
+        if super::sandbox::inside_flatpak() {
+            return Some(Autostart::Portal {
+                bus: NotificationBus::Session,
+                arguments,
+            });
+        }
+        Some(Autostart::Entry {
             entry: entry_path()?,
             program: std::env::current_exe().ok()?,
             arguments,
         })
     }
 
-    /// Writes the entry (`start_at_login`) or removes it.
+    /// Starts the app at login (`start_at_login`) or no more. Blocks while the portal asks
+    /// the user (up to [`PORTAL_ANSWER_TIMEOUT`]): call it off the window's thread.
     pub fn apply(&self, start_at_login: bool) -> Result<(), String> {
-        apply(&self.entry, start_at_login, &self.program, &self.arguments)
+        match self {
+            Autostart::Entry {
+                entry,
+                program,
+                arguments,
+            } => apply(entry, start_at_login, program, arguments),
+            Autostart::Portal { bus, arguments } => ask_portal(bus, start_at_login, arguments),
+        }
+    }
+}
+
+/// How long the desktop may take to answer (it may ask the user first).
+pub const PORTAL_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+const PORTAL: &str = "org.freedesktop.portal.Desktop";
+const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
+const BACKGROUND: &str = "org.freedesktop.portal.Background";
+const REQUEST: &str = "org.freedesktop.portal.Request";
+
+/// Asks the Background portal (RequestBackground) to start the app at login or not, and
+/// waits for its answer (a Response signal on the request's own object).
+fn ask_portal(
+    bus: &NotificationBus,
+    start_at_login: bool,
+    arguments: &[String],
+) -> Result<(), String> {
+    use zbus::zvariant::Value;
+    let connection = bus
+        .builder()
+        .ok_or("no session bus to reach the desktop's portal")?
+        .and_then(zbus::blocking::connection::Builder::build)
+        .map_err(|e| format!("no session bus to reach the desktop's portal: {e}"))?;
+    // The request's object is named after our connection and a token of ours, so its
+    // answer can be listened for before the request goes out (the portal's documented way).
+    let token = format!("verbatim_autostart_{}", std::process::id());
+    let sender = connection
+        .unique_name()
+        .map(|name| name.trim_start_matches(':').replace('.', "_"))
+        .ok_or("the bus gave this connection no name")?;
+    let handle = format!("{PORTAL_PATH}/request/{sender}/{token}");
+    let request = zbus::blocking::Proxy::new(&connection, PORTAL, handle.as_str(), REQUEST)
+        .map_err(|e| format!("the desktop's portal: {e}"))?;
+    let responses = request
+        .receive_signal("Response")
+        .map_err(|e| format!("the desktop's portal: {e}"))?;
+    let commandline: Vec<String> = std::iter::once("verbatim".to_owned())
+        .chain(arguments.iter().cloned())
+        .collect();
+    let options: std::collections::HashMap<&str, Value<'_>> = [
+        ("handle_token", Value::from(token.as_str())),
+        (
+            "reason",
+            Value::from("Verbatim starts at login to take your calls"),
+        ),
+        ("autostart", Value::from(start_at_login)),
+        ("commandline", Value::from(commandline)),
+        ("dbus-activatable", Value::from(false)),
+    ]
+    .into_iter()
+    .collect();
+    zbus::blocking::Proxy::new(&connection, PORTAL, PORTAL_PATH, BACKGROUND)
+        .and_then(|portal| portal.call_method("RequestBackground", &("", options)))
+        .map_err(|e| format!("the desktop's portal would not start Verbatim at login: {e}"))?;
+    let (answer, answers) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("autostart-portal".into())
+        .spawn(move || {
+            if let Some(message) = responses.into_iter().next() {
+                let _ = answer.send(message.body().deserialize::<(
+                    u32,
+                    std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+                )>());
+            }
+        })
+        .map_err(|e| format!("cannot wait for the desktop's portal: {e}"))?;
+    let (response, results) = answers
+        .recv_timeout(PORTAL_ANSWER_TIMEOUT)
+        .map_err(|_| "the desktop's portal did not answer about starting at login".to_owned())?
+        .map_err(|e| format!("the desktop's portal answered something else: {e}"))?;
+    match response {
+        0 => {
+            let granted = results
+                .get("autostart")
+                .and_then(|value| bool::try_from(value).ok())
+                .unwrap_or(false);
+            if start_at_login && !granted {
+                Err("the desktop does not let Verbatim start at login".into())
+            } else {
+                Ok(())
+            }
+        }
+        1 => Err("starting at login was refused".into()),
+        _ => Err("the desktop's portal could not set Verbatim to start at login".into()),
     }
 }
 

@@ -429,8 +429,13 @@ async fn run(
     // At most one recording plays; it stops when it ends, on Stop, or when a call starts.
     let mut player: Option<tokio::task::JoinHandle<()>> = None;
     let (played_tx, mut played) = mpsc::unbounded_channel::<Option<String>>();
+    // "Start at login" may wait on the user (a portal's question): its outcome comes later.
+    let (autostart_tx, mut autostart_done) = mpsc::unbounded_channel::<String>();
     loop {
         tokio::select! {
+            Some(problem) = autostart_done.recv() => {
+                notify.send(UiEvent::Problem(format!("Start at login: {problem}")));
+            }
             Some(damage) = played.recv() => {
                 player = None;
                 notify.send(UiEvent::Playing(None));
@@ -513,13 +518,12 @@ async fn run(
                             if let (Some(start), Some(autostart)) =
                                 (start_at_login, config.autostart.clone())
                             {
-                                let written =
-                                    tokio::task::spawn_blocking(move || autostart.apply(start)).await;
-                                if let Ok(Err(problem)) = written {
-                                    notify.send(UiEvent::Problem(format!(
-                                        "Start at login: {problem}"
-                                    )));
-                                }
+                                let outcome = autostart_tx.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    if let Err(problem) = autostart.apply(start) {
+                                        let _ = outcome.send(problem);
+                                    }
+                                });
                             }
                             match recording.notice.load() {
                                 Ok(notice) => {

@@ -43,6 +43,19 @@ pub enum NotificationBus {
     At(String),
 }
 
+impl NotificationBus {
+    /// A connection to this bus, to be built; None when it is switched off.
+    pub fn builder(&self) -> Option<zbus::Result<zbus::blocking::connection::Builder<'static>>> {
+        match self {
+            NotificationBus::Off => None,
+            NotificationBus::Session => Some(zbus::blocking::connection::Builder::session()),
+            NotificationBus::At(address) => Some(zbus::blocking::connection::Builder::address(
+                address.as_str(),
+            )),
+        }
+    }
+}
+
 /// The incoming calls notified, by the notification server's id.
 type Shown = Arc<Mutex<HashMap<u32, CallId>>>;
 
@@ -61,13 +74,7 @@ impl CallNotifications {
         bus: &NotificationBus,
         commands: WeakUnboundedSender<UiCommand>,
     ) -> Option<Self> {
-        let builder = match bus {
-            NotificationBus::Off => return None,
-            NotificationBus::Session => zbus::blocking::connection::Builder::session(),
-            NotificationBus::At(address) => {
-                zbus::blocking::connection::Builder::address(address.as_str())
-            }
-        };
+        let builder = bus.builder()?;
         let connection: zbus::Result<Connection> = builder
             .map(|b| b.method_timeout(METHOD_TIMEOUT))
             .and_then(zbus::blocking::connection::Builder::build);

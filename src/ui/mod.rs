@@ -10,6 +10,7 @@ pub mod call_notifications;
 pub mod history;
 pub mod model;
 mod playback;
+pub(crate) mod sandbox;
 mod settings_view;
 pub mod tray;
 
@@ -40,15 +41,18 @@ pub fn run(
         .unwrap_or_default();
     if prefs.tray {
         let wake = window.clone();
-        let shown =
-            tray::TrayIcon::start(&call_notifications::NotificationBus::Session, move || {
+        let shown = tray::TrayIcon::start(
+            &call_notifications::NotificationBus::Session,
+            tray::ItemName::for_this_process(),
+            move || {
                 if let Some(ctx) = wake.get() {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
                     ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
                     ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
                     ctx.request_repaint();
                 }
-            });
+            },
+        );
         match shown {
             Ok(icon) => config.tray = Some(icon),
             Err(problem) => {

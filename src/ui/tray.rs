@@ -206,6 +206,27 @@ impl Item {
     async fn new_status(emitter: &SignalEmitter<'_>, status: &str) -> zbus::Result<()>;
 }
 
+/// The bus name the item is offered under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemName {
+    /// `org.kde.StatusNotifierItem-PID-1`, as the protocol suggests.
+    WellKnown,
+    /// The connection's own unique name. A Flatpak sandbox may own no other name, and its
+    /// process ids are its own, so another sandbox's item could take ours.
+    Unique,
+}
+
+impl ItemName {
+    /// The name an item of this process can have where it runs.
+    pub fn for_this_process() -> ItemName {
+        if super::sandbox::inside_flatpak() {
+            ItemName::Unique
+        } else {
+            ItemName::WellKnown
+        }
+    }
+}
+
 /// The window's handle on its tray icon, which stays in the panel while the app runs.
 #[derive(Debug, Clone)]
 pub struct TrayIcon {
@@ -220,31 +241,37 @@ impl TrayIcon {
     /// back.
     pub fn start(
         bus: &NotificationBus,
+        naming: ItemName,
         activated: impl Fn() + Send + Sync + 'static,
     ) -> Result<TrayIcon, String> {
-        let builder = match bus {
-            NotificationBus::Off => return Err("the tray is switched off".into()),
-            NotificationBus::Session => zbus::blocking::connection::Builder::session(),
-            NotificationBus::At(address) => {
-                zbus::blocking::connection::Builder::address(address.as_str())
-            }
-        }
-        .map_err(|e| format!("no session bus for the tray: {e}"))?;
+        let builder = bus
+            .builder()
+            .ok_or("the tray is switched off")?
+            .map_err(|e| format!("no session bus for the tray: {e}"))?;
         let state = Arc::new(Mutex::new(TrayState {
             summary: "No call".into(),
             ..TrayState::default()
         }));
-        // The name the protocol asks for: unique per process and item.
-        let name = format!("org.kde.StatusNotifierItem-{}-1", std::process::id());
         let item = Item {
             state: state.clone(),
             activated: Box::new(activated),
         };
+        let well_known = format!("org.kde.StatusNotifierItem-{}-1", std::process::id());
+        let builder = match naming {
+            ItemName::WellKnown => builder.name(well_known.clone()),
+            ItemName::Unique => Ok(builder),
+        };
         let connection = builder
-            .name(name.as_str())
             .and_then(|b| b.serve_at(PATH, item))
             .and_then(zbus::blocking::connection::Builder::build)
             .map_err(|e| format!("the tray icon cannot be offered on the bus: {e}"))?;
+        let name = match naming {
+            ItemName::WellKnown => well_known,
+            ItemName::Unique => connection
+                .unique_name()
+                .map(ToString::to_string)
+                .ok_or("the bus gave the tray's connection no name")?,
+        };
         register(&connection, &name).map_err(|e| format!("no panel shows tray icons here: {e}"))?;
         // A panel that restarts (or a watcher that comes back) forgets its items: ours
         // registers again each time the watcher's name gets an owner.

@@ -108,3 +108,94 @@ pub fn click_tray_item(panel: &zbus::blocking::Connection, item: &str) {
         .call_method("Activate", &(0i32, 0i32))
         .unwrap();
 }
+
+/// What an app asked the Background portal.
+#[derive(Debug, Clone)]
+pub struct BackgroundAsked {
+    pub autostart: bool,
+    pub commandline: Vec<String>,
+    pub reason: String,
+}
+
+/// The desktop's Background portal (org.freedesktop.portal.Background) as a test plays it:
+/// it keeps what it was asked and answers, after its reply, by a Response signal on the
+/// request's object (granted, or refused as when the user says no).
+#[derive(Default, Clone)]
+pub struct BackgroundPortal {
+    asked: std::sync::Arc<std::sync::Mutex<Vec<BackgroundAsked>>>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BackgroundPortal {
+    pub fn asked(&self) -> Vec<BackgroundAsked> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    /// From now on it answers as a user who said no.
+    pub fn refuse(&self) {
+        self.refusing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[zbus::interface(name = "org.freedesktop.portal.Background")]
+impl BackgroundPortal {
+    fn request_background(
+        &self,
+        #[zbus(connection)] connection: &zbus::Connection,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        _parent_window: String,
+        options: std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+    ) -> zbus::zvariant::OwnedObjectPath {
+        let text = |key: &str| {
+            options
+                .get(key)
+                .and_then(|v| String::try_from(v.clone()).ok())
+                .unwrap_or_default()
+        };
+        let autostart = options
+            .get("autostart")
+            .and_then(|v| bool::try_from(v).ok())
+            .unwrap_or(false);
+        let commandline = options
+            .get("commandline")
+            .and_then(|v| Vec::<String>::try_from(v.clone()).ok())
+            .unwrap_or_default();
+        self.asked.lock().unwrap().push(BackgroundAsked {
+            autostart,
+            commandline,
+            reason: text("reason"),
+        });
+        let sender = header
+            .sender()
+            .map(|s| s.trim_start_matches(':').replace('.', "_"))
+            .unwrap_or_default();
+        let handle = format!(
+            "/org/freedesktop/portal/desktop/request/{sender}/{}",
+            text("handle_token")
+        );
+        let refused = self.refusing.load(std::sync::atomic::Ordering::SeqCst);
+        let connection = zbus::blocking::Connection::from(connection.clone());
+        let path = handle.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let results: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> = [(
+                "autostart",
+                zbus::zvariant::Value::from(autostart && !refused),
+            )]
+            .into_iter()
+            .collect();
+            let response: u32 = if refused { 1 } else { 0 };
+            connection
+                .emit_signal(
+                    None::<&str>,
+                    path.as_str(),
+                    "org.freedesktop.portal.Request",
+                    "Response",
+                    &(response, results),
+                )
+                .unwrap();
+        });
+        zbus::zvariant::OwnedObjectPath::try_from(handle).unwrap()
+    }
+}
