@@ -118,6 +118,7 @@ fn bridge_config(
         },
         audio: None,
         ringer: None,
+        card_clock: None,
         problems: Vec::new(),
         history: Some(recordings.to_owned()),
         accounts: Vec::new(),
@@ -1494,6 +1495,8 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
         assert!(argb.chunks(4).any(|pixel| pixel[0] > 0), "not blank");
         argb
     };
+    // Alpha first: the corners of both icons are clear.
+    let corner = |argb: &[u8]| argb[0];
     let app_pixels = pixmap(property("IconPixmap"));
 
     let recordings = tempfile::tempdir().unwrap();
@@ -1532,6 +1535,14 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
         recording_pixels, app_pixels,
         "the pixels show the recording too"
     );
+    let centre = (24 * 48 + 24) * 4;
+    assert_eq!(
+        &recording_pixels[centre..centre + 4],
+        &[255, 0xd3, 0x2f, 0x2f],
+        "an opaque red disc, alpha first"
+    );
+    assert_eq!(corner(&recording_pixels), 0);
+    assert_eq!(corner(&app_pixels), 0);
     assert_eq!(pixmap(property("AttentionIconPixmap")), recording_pixels);
     let told: Vec<String> = heard.try_iter().collect();
     assert!(
@@ -1693,6 +1704,11 @@ fn start_at_login_in_a_sandbox_asks_the_background_portal() {
     });
     let asked = portal.asked().remove(0);
     assert!(asked.autostart);
+    harness.step();
+    assert!(
+        harness.query_by_label_contains("Start at login:").is_none(),
+        "a granted request is no problem"
+    );
     assert_eq!(
         asked.commandline,
         [
@@ -1710,6 +1726,13 @@ fn start_at_login_in_a_sandbox_asks_the_background_portal() {
         portal.asked().len() == 2
     });
     assert!(!portal.asked()[1].autostart);
+    // Saving again without a change asks the user nothing.
+    harness.get_by_label("Save settings").click_accesskit();
+    wait_for(&mut harness, "Saved to");
+    for _ in 0..20 {
+        harness.step();
+    }
+    assert_eq!(portal.asked().len(), 2, "no second question for no change");
 
     // The user says no: the window says so.
     portal.refuse();

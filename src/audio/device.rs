@@ -110,6 +110,10 @@ pub struct AudioStats {
 #[derive(Debug)]
 pub struct DeviceAudio {
     pub ports: AudioPorts,
+    /// Told each time the capture ring holds a whole frame
+    /// ([`crate::media::FRAME_SAMPLES`]): the sound card's clock, for whoever paces the
+    /// calls' media by it.
+    pub frame_ready: Arc<tokio::sync::Notify>,
     /// 48 kHz mono ringtone samples for the ringing device.
     pub ringer: Producer<f32>,
     pub events: mpsc::Receiver<AudioEvent>,
@@ -216,9 +220,11 @@ pub fn start_devices(config: DeviceConfig) -> Result<DeviceAudio, AudioError> {
     let (ready_in, ready) = mpsc::sync_channel(1);
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(AudioStats::default()));
+    let frame_ready = Arc::new(tokio::sync::Notify::new());
     let handle = {
         let stop = Arc::clone(&stop);
         let stats = Arc::clone(&stats);
+        let frame_ready = Arc::clone(&frame_ready);
         std::thread::Builder::new()
             .name("verbatim-audio".to_owned())
             .spawn(move || {
@@ -226,6 +232,7 @@ pub fn start_devices(config: DeviceConfig) -> Result<DeviceAudio, AudioError> {
                     capture: driver.capture,
                     playback: driver.playback,
                     ringer: ringer_out,
+                    frame_ready,
                 };
                 match AudioLoop::start(config, engine, events_in) {
                     Ok(mut audio) => {
@@ -248,6 +255,7 @@ pub fn start_devices(config: DeviceConfig) -> Result<DeviceAudio, AudioError> {
     match ready.recv() {
         Ok(Ok(())) => Ok(DeviceAudio {
             ports,
+            frame_ready,
             ringer,
             events,
             thread,
@@ -309,6 +317,7 @@ struct EngineEnds {
     capture: Producer<f32>,
     playback: Consumer<f32>,
     ringer: Consumer<f32>,
+    frame_ready: Arc<tokio::sync::Notify>,
 }
 
 /// How a role's stream came to be.
@@ -527,6 +536,10 @@ impl AudioLoop {
                 }
             }
             None => self.silence.fill(now, &mut engine.capture),
+        }
+        let captured = engine.capture.buffer().capacity() - engine.capture.slots();
+        if captured >= crate::media::FRAME_SAMPLES {
+            engine.frame_ready.notify_one();
         }
         let ringer_has_own_device = self.ringing.stream.is_some();
         match self.playback.stream.as_mut() {

@@ -18,7 +18,8 @@
 //!
 //! Sound card (`device`, `stream`; cpal on a dedicated audio thread):
 //! - `start_devices(config: DeviceConfig) -> Result<DeviceAudio, AudioError>`.
-//! - `DeviceAudio { pub ports: AudioPorts, pub ringer: Producer<f32>,
+//! - `DeviceAudio { pub ports: AudioPorts, pub frame_ready: Arc<tokio::sync::Notify>,
+//!   pub ringer: Producer<f32>,
 //!   pub events: mpsc::Receiver<AudioEvent>, pub thread: AudioThread }`; dropping `thread`
 //!   stops the audio thread and closes the devices.
 //! - `AudioThread::stats(&self) -> AudioStats`, `AudioThread::reconfigure(&self, DeviceConfig)`,
@@ -58,7 +59,9 @@
 //! (device rate and channel layout): no lock, no allocation, no logging. The audio thread
 //! wakes every few milliseconds, converts between the device format and 48 kHz mono with
 //! rubato, and replaces failed devices by the system default; it reports that on
-//! `DeviceAudio::events`. Muting, mixing calls and pacing the engine are not done here.
+//! `DeviceAudio::events`. Each time the capture ring holds a whole frame it signals
+//! `DeviceAudio::frame_ready`, which the driver steps the calls' media by. Muting and mixing
+//! calls are not done here.
 //!
 //! # Behaviour worth knowing
 //!

@@ -99,6 +99,7 @@ async fn start_phone(
             audio: loaded.audio.clone(),
             frame_latency: None,
             ringer: loaded.ringer.clone(),
+            card_clock: loaded.card_clock.clone(),
             recording_latency: None,
             stun_server: loaded.stun_server.clone(),
         },
@@ -806,10 +807,16 @@ pub(super) async fn answer(
                 replaces,
             } => {
                 eprintln!("call from {from} replaces ours (attended transfer)");
-                if let Some(on) = call_accounts.get(&replaces).cloned() {
-                    call_accounts.insert(call, on);
-                }
-                phone.answer(call).await.map_err(Failure::new)?;
+                // It takes the replaced call's place, on its account and under its rules.
+                let own = match call_accounts.get(&replaces).cloned() {
+                    Some(on) => {
+                        let own = record_flags.leave_to_account(&on.recording);
+                        call_accounts.insert(call, on);
+                        own
+                    }
+                    None => Default::default(),
+                };
+                phone.answer_on(call, &own).await.map_err(Failure::new)?;
                 // The replacing call counts as one more call to see end.
                 calls += 1;
             }

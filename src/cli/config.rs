@@ -26,6 +26,7 @@ pub(super) struct Loaded {
     pub(super) srtp: SrtpPolicy,
     pub(super) audio: Option<AudioFactory>,
     pub(super) ringer: Option<crate::driver::media::Ringer>,
+    pub(super) card_clock: Option<crate::driver::media::CardClock>,
     pub(super) dtmf: Option<String>,
     pub(super) print_stats: bool,
     pub(super) devices: crate::audio::DeviceConfig,
@@ -285,6 +286,7 @@ impl Loaded {
         let setup = media.audio(&self.devices).map_err(Failure::usage)?;
         self.audio = setup.factory;
         self.ringer = setup.ringer;
+        self.card_clock = setup.clock;
         self.dtmf = media.dtmf().map(str::to_owned);
         if let Some(digits) = &self.dtmf
             && let Some(bad) = digits
@@ -363,6 +365,7 @@ pub(super) fn load(
         srtp,
         audio: None,
         ringer: None,
+        card_clock: None,
         dtmf: None,
         print_stats: false,
         devices: settings.audio.devices(),

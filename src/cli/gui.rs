@@ -123,6 +123,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
         }),
         audio: audio.factory,
         ringer: audio.ringer,
+        card_clock: audio.clock,
         problems,
         history: data,
         accounts: accounts.clone(),

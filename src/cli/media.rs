@@ -140,8 +140,7 @@ impl MediaArgs {
         });
         Ok(AudioSetup {
             factory: Some(factory),
-            ringer: None,
-            control: None,
+            ..AudioSetup::default()
         })
     }
 }
@@ -151,6 +150,8 @@ impl MediaArgs {
 pub(crate) struct AudioSetup {
     pub factory: Option<AudioFactory>,
     pub ringer: Option<Ringer>,
+    /// With the sound card: its microphone paces the media.
+    pub clock: Option<crate::driver::media::CardClock>,
     /// With the sound card: its thread (devices, level meter) and the volumes.
     pub control: Option<crate::ui::AudioControl>,
 }
@@ -162,6 +163,7 @@ pub(crate) fn device_audio(
 ) -> Result<AudioSetup, String> {
     let devices = start_devices(config).map_err(|e| format!("cannot open the sound card: {e}"))?;
     let ports = Arc::new(Mutex::new(devices.ports));
+    let clock = crate::driver::media::CardClock::new(devices.frame_ready, ports.clone());
     let ringer = Ringer::new(devices.ringer);
     let thread = devices.thread;
     let events = devices.events;
@@ -191,6 +193,7 @@ pub(crate) fn device_audio(
     Ok(AudioSetup {
         factory: Some(factory),
         ringer: Some(ringer),
+        clock: Some(clock),
         control: Some(control),
     })
 }

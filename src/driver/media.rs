@@ -204,7 +204,56 @@ pub struct CardStep {
 
 /// Frames of capture backlog tolerated before one is dropped at once; a smaller leftover
 /// that never drains is trimmed by [`crate::audio::StandingQueue`].
-const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
+pub(super) const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
+
+/// The sound card's microphone as the clock of the calls' media steps. A step on a timer of
+/// our own takes a frame that has waited anywhere from nothing to a whole frame (the two
+/// clocks' phase is chance) and that wait is heard as delay; a step run as soon as the card
+/// has captured a whole frame sends it at once. The card's clock is also the speaker's, so
+/// the far end's frames are played out at the pace they are heard.
+#[derive(Clone)]
+pub struct CardClock {
+    frame_ready: Arc<tokio::sync::Notify>,
+    ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
+}
+
+impl core::fmt::Debug for CardClock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("CardClock")
+    }
+}
+
+impl CardClock {
+    /// The clock of the card whose audio thread signals `frame_ready` and whose capture ring
+    /// is in `ports`.
+    pub fn new(
+        frame_ready: Arc<tokio::sync::Notify>,
+        ports: Arc<std::sync::Mutex<crate::audio::AudioPorts>>,
+    ) -> CardClock {
+        CardClock { frame_ready, ports }
+    }
+
+    /// Until the card may have a whole frame.
+    pub(super) async fn frame_ready(&self) {
+        self.frame_ready.notified().await;
+    }
+
+    /// Whole microphone frames waiting to be stepped.
+    pub(super) fn frames_waiting(&self) -> usize {
+        self.ports.lock().map_or(0, |ports| {
+            ports.capture.slots() / crate::media::FRAME_SAMPLES
+        })
+    }
+
+    /// Media starts (a call, a ringtone): what the microphone captured before is not part
+    /// of it, and would only be delay.
+    pub(super) fn start_afresh(&self) {
+        if let Ok(mut ports) = self.ports.lock() {
+            let whole = ports.capture.slots() / crate::media::FRAME_SAMPLES;
+            crate::audio::discard(&mut ports.capture, whole * crate::media::FRAME_SAMPLES);
+        }
+    }
+}
 
 impl core::fmt::Debug for DeviceCallAudio {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -349,6 +398,32 @@ mod tests {
         let card = Arc::new(std::sync::Mutex::new(CardStep::default()));
         let call = || DeviceCallAudio::new(ports.clone(), volumes.clone(), card.clone());
         (call(), call(), card_side.capture, card_side.playback)
+    }
+
+    /// The card's clock counts whole captured frames, and a fresh start keeps only the
+    /// frame being captured: nothing from before the call is sent as part of it.
+    #[test]
+    fn the_card_clock_counts_whole_frames_and_starts_afresh() {
+        let (ports, card_side) = AudioPorts::pair();
+        let ports = Arc::new(std::sync::Mutex::new(ports));
+        let clock = CardClock::new(Arc::new(tokio::sync::Notify::new()), ports.clone());
+        let mut microphone = card_side.capture;
+        let push = |microphone: &mut Producer<f32>, samples: usize, value: f32| {
+            for _ in 0..samples {
+                microphone.push(value).unwrap();
+            }
+        };
+        push(&mut microphone, FRAME / 2, 0.1);
+        assert_eq!(clock.frames_waiting(), 0);
+        push(&mut microphone, FRAME * 2, 0.2);
+        assert_eq!(clock.frames_waiting(), 2);
+        clock.start_afresh();
+        assert_eq!(clock.frames_waiting(), 0);
+        // Half a frame was left: the newest samples, the frame now being captured.
+        push(&mut microphone, FRAME / 2, 0.3);
+        let mut frame = [0.0f32; FRAME];
+        assert!(ports.lock().unwrap().read_capture(&mut frame));
+        assert!((frame[0] - 0.2).abs() < 1e-6 && (frame[FRAME - 1] - 0.3).abs() < 1e-6);
     }
 
     #[test]

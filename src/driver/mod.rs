@@ -56,6 +56,9 @@ pub struct DriverConfig {
     pub frame_latency: Option<Arc<LatencyLog>>,
     /// Where the ringtone for incoming calls goes (the ringing device's ring).
     pub ringer: Option<media::Ringer>,
+    /// Calls' audio on the sound card: its microphone paces the media steps. None: a 20 ms
+    /// timer does (files, silence).
+    pub card_clock: Option<media::CardClock>,
     /// Collects recording timings for benchmarks.
     pub recording_latency: Option<Arc<RecordingLatency>>,
     /// A STUN server (`host` or `host:port`, port 3478 by default): each call's media
@@ -139,6 +142,7 @@ impl core::fmt::Debug for DriverConfig {
             .field("tls_server", &self.tls_server)
             .field("audio", &self.audio.is_some())
             .field("ringer", &self.ringer.is_some())
+            .field("card_clock", &self.card_clock.is_some())
             .field("stun_server", &self.stun_server)
             .finish()
     }
@@ -283,6 +287,7 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
         audio: driver.audio.clone(),
         frame_latency: driver.frame_latency.clone(),
         ringer: driver.ringer.clone(),
+        card_clock: driver.card_clock.clone(),
         ringing: HashSet::new(),
         ringtone: crate::media::tone::Cadence::ringing(crate::media::SAMPLE_RATE),
         tls_connector,
@@ -313,6 +318,18 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
     })
 }
 
+/// How long the sound card may go without a whole microphone frame before the timer steps
+/// the media in its place (its audio thread stalled or stopped): five frames.
+const CARD_CLOCK_SILENCE: core::time::Duration = core::time::Duration::from_millis(100);
+
+/// Until the card has a frame; never without a card.
+async fn card_frame(card: Option<&media::CardClock>) {
+    match card {
+        Some(card) => card.frame_ready().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct DriverLoop {
     engine: Engine,
     udp: Arc<UdpSocket>,
@@ -323,6 +340,7 @@ struct DriverLoop {
     audio: Option<media::AudioFactory>,
     frame_latency: Option<Arc<LatencyLog>>,
     ringer: Option<media::Ringer>,
+    card_clock: Option<media::CardClock>,
     /// Incoming calls waiting for the user: the ringtone plays while there are any.
     ringing: HashSet<CallId>,
     ringtone: crate::media::tone::Cadence,
@@ -370,6 +388,9 @@ impl DriverLoop {
         let mut buffer = vec![0u8; 65_535];
         let mut wake_at = self.feed(None, &stream_tx);
         let mut was_ticking = false;
+        let card = self.card_clock.clone();
+        // When the card last stepped the media: while it keeps doing so, the timer does not.
+        let mut card_stepped_at: Option<Instant> = None;
         loop {
             // With no call and nothing ringing the 20 ms clock stops, so an idle phone
             // sleeps; when it starts again it starts afresh rather than making up the pause.
@@ -378,6 +399,10 @@ impl DriverLoop {
                 || !self.stun_gathering.is_empty();
             if ticking && !was_ticking {
                 ticks.reset();
+                if let Some(card) = &card {
+                    card.start_afresh();
+                }
+                card_stepped_at = None;
             }
             was_ticking = ticking;
             let input = tokio::select! {
@@ -469,7 +494,24 @@ impl DriverLoop {
                 },
                 _ = ticks.tick(), if ticking => {
                     self.poll_stun(&stream_tx);
-                    self.tick_media(&stream_tx);
+                    let card_steps = card_stepped_at
+                        .is_some_and(|at| at.elapsed() < CARD_CLOCK_SILENCE);
+                    if !card_steps {
+                        self.tick_media(&stream_tx);
+                    }
+                    None
+                }
+                () = card_frame(card.as_ref()), if ticking => {
+                    let waiting = card
+                        .as_ref()
+                        .map_or(0, media::CardClock::frames_waiting)
+                        .min(media::MAX_CAPTURE_BACKLOG_FRAMES);
+                    for _ in 0..waiting {
+                        self.tick_media(&stream_tx);
+                    }
+                    if waiting > 0 {
+                        card_stepped_at = Some(Instant::now());
+                    }
                     None
                 }
                 () = tokio::time::sleep_until(wake_at.into()) => Some(Input::Timeout),

@@ -36,7 +36,9 @@ const MAX_CAPACITY: usize = 1000;
 pub struct JitterConfig {
     /// Media per packet: 20 ms.
     pub frame: Duration,
-    /// The delay never goes below this, even with no jitter: 20 ms.
+    /// The delay never goes below this, even with no jitter: 10 ms. Frames are played at
+    /// the tick after they are due, which adds up to a frame to it anyway; more would only
+    /// be heard as delay, and real jitter raises the target by itself.
     pub min_delay: Duration,
     /// Nor above this, whatever the jitter: 200 ms.
     pub max_delay: Duration,
@@ -48,7 +50,7 @@ impl Default for JitterConfig {
     fn default() -> Self {
         Self {
             frame: Duration::from_millis(20),
-            min_delay: Duration::from_millis(20),
+            min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(200),
             clock_rate: crate::media::SAMPLE_RATE,
         }
@@ -586,6 +588,14 @@ mod tests {
     const FRAME_NS: u64 = 20_000_000;
     const FRAME_TICKS: u32 = 960;
 
+    /// A 20 ms floor: a whole frame, so that where each frame lands is easy to follow.
+    fn twenty_ms() -> JitterConfig {
+        JitterConfig {
+            min_delay: Duration::from_millis(20),
+            ..JitterConfig::default()
+        }
+    }
+
     /// Deterministic randomness for the simulations.
     struct XorShift(u64);
 
@@ -684,9 +694,30 @@ mod tests {
         }
     }
 
+    /// The default floor is 10 ms: a packet that came 17 ms before a tick is played at it,
+    /// where a 20 ms floor waits a frame more.
+    #[test]
+    fn by_default_a_clean_stream_waits_at_least_10_ms() {
+        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let arrivals = (0..500)
+            .map(|id| packet(id, FRAME_NS, 3_000_000, 65_400, 4_000_000_000))
+            .collect();
+        let outs = simulate(&mut buffer, arrivals, 520, 0, |_, _| {});
+        assert_eq!(&outs[..2], &[Out::Empty, Out::Frame(0)]);
+        assert_eq!(frames(&outs), (0..500).collect::<Vec<_>>());
+        assert_eq!(mid_stream(&outs).len(), 500, "no gap, stretch or drop");
+        // 7 ms before the tick is too little: it waits for the next.
+        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let arrivals = (0..50)
+            .map(|id| packet(id, FRAME_NS, 13_000_000, 65_400, 4_000_000_000))
+            .collect();
+        let outs = simulate(&mut buffer, arrivals, 60, 0, |_, _| {});
+        assert_eq!(&outs[..3], &[Out::Empty, Out::Empty, Out::Frame(0)]);
+    }
+
     #[test]
     fn in_order_stream_plays_every_frame_after_min_delay() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let arrivals = (0..500)
             .map(|id| packet(id, FRAME_NS, 3_000_000, 65_400, 4_000_000_000))
             .collect();
@@ -709,7 +740,7 @@ mod tests {
 
     #[test]
     fn reordering_within_the_target_is_repaired() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         // Every even packet is 25 ms late and so arrives after the odd one that follows it.
         let arrivals = (0..400)
             .map(|id| {
@@ -732,7 +763,7 @@ mod tests {
     #[test]
     fn five_percent_loss_is_concealed_without_going_quiet() {
         let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let total = 3000u32;
         let mut dropped_ids = Vec::new();
         let arrivals = (0..total)
@@ -773,7 +804,7 @@ mod tests {
     #[test]
     fn forty_ms_jitter_raises_the_target_and_then_under_one_percent_is_late() {
         let mut random = XorShift(0x1234_5678_9abc_def1);
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let total = 3000u32;
         let arrivals = (0..total)
             .map(|id| packet(id, FRAME_NS, 5_000_000 + random.below(40_000_000), 9, 9))
@@ -811,7 +842,7 @@ mod tests {
     /// Ten minutes of a sender whose clock runs `numerator / 1000` times real speed.
     fn drifting_sender(numerator: u64) -> (Vec<Out>, JitterStats, usize, Duration) {
         let mut random = XorShift(0x0dd_ba11_cafe_f00d);
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let total = 30_000u32;
         let interval_ns = FRAME_NS * 1000 / numerator;
         let arrivals = (0..total)
@@ -870,7 +901,7 @@ mod tests {
 
     #[test]
     fn duplicates_never_play_twice() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let mut arrivals = Vec::new();
         for id in 0..300 {
             arrivals.push(packet(id, FRAME_NS, 2_000_000, 500, 0));
@@ -889,7 +920,7 @@ mod tests {
 
     #[test]
     fn late_packet_is_concealed_then_counted_late() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let arrivals = (0..100)
             .map(|id| {
                 let delay = if id == 50 { 300_000_000 } else { 1_000_000 };
@@ -912,7 +943,7 @@ mod tests {
 
     #[test]
     fn stream_on_hold_goes_quiet_then_resumes() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         // 100 frames, a 3 s pause in sending (timestamps keep running), 100 more.
         let arrivals = (0..100)
             .chain(250..350)
@@ -941,7 +972,7 @@ mod tests {
 
     #[test]
     fn stream_restart_with_a_new_sequence_base_recovers() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let first: Vec<Arrival> = (0..100)
             .map(|id| packet(id, FRAME_NS, 4_000_000, 65_500, 1_000))
             .collect();
@@ -973,7 +1004,7 @@ mod tests {
 
     #[test]
     fn a_single_stray_far_packet_does_not_reset() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let mut arrivals: Vec<Arrival> = (0..200)
             .map(|id| packet(id, FRAME_NS, 4_000_000, 0, 0))
             .collect();
@@ -991,7 +1022,7 @@ mod tests {
 
     #[test]
     fn timestamp_jump_with_continuous_sequence_keeps_playing() {
-        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let mut buffer = JitterBuffer::new(twenty_ms());
         let arrivals = (0..300)
             .map(|id| {
                 let arrival = packet(id, FRAME_NS, 6_000_000, 0, 0);

@@ -213,6 +213,11 @@ impl Accounts {
         }
     }
 
+    /// The account `call` is on, by name, when it was noted on one.
+    pub(super) fn name_of(&self, call: CallId) -> Option<String> {
+        self.calls.get(&call).cloned()
+    }
+
     /// The account an incoming call was addressed to, by name.
     pub(super) fn called_by(&self, to: &str, request_uri: &str) -> Option<String> {
         let accounts: Vec<&Account> = self.links.iter().filter_map(AccountLink::account).collect();

@@ -4,7 +4,6 @@
 //! the settings are saved, and names the program that is running now. Inside a Flatpak
 //! sandbox the desktop's Background portal is asked instead.
 
-use core::time::Duration;
 use std::path::{Path, PathBuf};
 
 use super::call_notifications::NotificationBus;
@@ -92,7 +91,7 @@ impl Autostart {
     }
 
     /// Starts the app at login (`start_at_login`) or no more. Blocks while the portal asks
-    /// the user (up to [`PORTAL_ANSWER_TIMEOUT`]): call it off the window's thread.
+    /// the user, for as long as they take: see [`AutostartRequests`].
     pub fn apply(&self, start_at_login: bool) -> Result<(), String> {
         match self {
             Autostart::Entry {
@@ -105,13 +104,60 @@ impl Autostart {
     }
 }
 
-/// How long the desktop may take to answer (it may ask the user first).
-pub const PORTAL_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
-
 const PORTAL: &str = "org.freedesktop.portal.Desktop";
 const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
 const BACKGROUND: &str = "org.freedesktop.portal.Background";
 const REQUEST: &str = "org.freedesktop.portal.Request";
+
+/// "Start at login" carried out in the order chosen, on a thread of its own: the portal may
+/// wait on the user for as long as they take, a later choice must not be overtaken by an
+/// earlier one, and quitting must not wait for either.
+#[derive(Debug)]
+pub struct AutostartRequests {
+    wanted: std::sync::mpsc::Sender<bool>,
+}
+
+impl AutostartRequests {
+    /// The thread that applies `autostart`; what goes wrong is handed to `problem`.
+    pub fn start(
+        autostart: Autostart,
+        problem: impl Fn(String) + Send + 'static,
+    ) -> Result<AutostartRequests, String> {
+        let (wanted, choices) = std::sync::mpsc::channel::<bool>();
+        std::thread::Builder::new()
+            .name("autostart".into())
+            .spawn(move || {
+                let mut applied = None;
+                while let Ok(mut start_at_login) = choices.recv() {
+                    // Only the latest choice counts.
+                    while let Ok(later) = choices.try_recv() {
+                        start_at_login = later;
+                    }
+                    // An entry is written at each save (a deleted one is mended); the portal
+                    // is asked only for a change, since each ask may put a question to the
+                    // user.
+                    let portal = matches!(autostart, Autostart::Portal { .. });
+                    if portal && applied == Some(start_at_login) {
+                        continue;
+                    }
+                    match autostart.apply(start_at_login) {
+                        Ok(()) => applied = Some(start_at_login),
+                        Err(reason) => {
+                            applied = None;
+                            problem(reason);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("Start at login: no thread for it: {e}"))?;
+        Ok(AutostartRequests { wanted })
+    }
+
+    /// The settings were saved with "Start at login" on or off.
+    pub fn want(&self, start_at_login: bool) {
+        let _ = self.wanted.send(start_at_login);
+    }
+}
 
 /// Asks the Background portal (RequestBackground) to start the app at login or not, and
 /// waits for its answer (a Response signal on the request's own object).
@@ -157,21 +203,16 @@ fn ask_portal(
     zbus::blocking::Proxy::new(&connection, PORTAL, PORTAL_PATH, BACKGROUND)
         .and_then(|portal| portal.call_method("RequestBackground", &("", options)))
         .map_err(|e| format!("the desktop's portal would not start Verbatim at login: {e}"))?;
-    let (answer, answers) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("autostart-portal".into())
-        .spawn(move || {
-            if let Some(message) = responses.into_iter().next() {
-                let _ = answer.send(message.body().deserialize::<(
-                    u32,
-                    std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
-                )>());
-            }
-        })
-        .map_err(|e| format!("cannot wait for the desktop's portal: {e}"))?;
-    let (response, results) = answers
-        .recv_timeout(PORTAL_ANSWER_TIMEOUT)
-        .map_err(|_| "the desktop's portal did not answer about starting at login".to_owned())?
+    // The user may be asked: the answer takes as long as they do.
+    let (response, results) = responses
+        .into_iter()
+        .next()
+        .ok_or("the desktop's portal went away without an answer")?
+        .body()
+        .deserialize::<(
+            u32,
+            std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+        )>()
         .map_err(|e| format!("the desktop's portal answered something else: {e}"))?;
     match response {
         0 => {
@@ -185,7 +226,8 @@ fn ask_portal(
                 Ok(())
             }
         }
-        1 => Err("starting at login was refused".into()),
+        1 if start_at_login => Err("starting at login was refused".into()),
+        1 => Err("the desktop was asked to stop starting Verbatim at login, and refused".into()),
         _ => Err("the desktop's portal could not set Verbatim to start at login".into()),
     }
 }

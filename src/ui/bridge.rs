@@ -158,6 +158,8 @@ pub struct BridgeConfig {
     /// Audio for each call (the sound card); silence when None.
     pub audio: Option<AudioFactory>,
     pub ringer: Option<Ringer>,
+    /// The sound card's microphone, pacing the media; None: a timer does.
+    pub card_clock: Option<crate::driver::media::CardClock>,
     /// What went wrong before the window opened (no sound card, say), shown in it.
     pub problems: Vec<String>,
     /// Where the call history is kept; None: not kept.
@@ -371,6 +373,7 @@ async fn run(
             listen: Some(config.listen),
             audio: config.audio.clone(),
             ringer: config.ringer.clone(),
+            card_clock: config.card_clock.clone(),
             tls,
             recorder_tls: config.recording.tls.as_ref().map(|t| t.driver_settings()),
             stun_server: config.stun_server.clone(),
@@ -431,6 +434,18 @@ async fn run(
     let (played_tx, mut played) = mpsc::unbounded_channel::<Option<String>>();
     // "Start at login" may wait on the user (a portal's question): its outcome comes later.
     let (autostart_tx, mut autostart_done) = mpsc::unbounded_channel::<String>();
+    let autostart = match config.autostart.clone().map(|autostart| {
+        super::autostart::AutostartRequests::start(autostart, move |problem| {
+            let _ = autostart_tx.send(problem);
+        })
+    }) {
+        Some(Ok(requests)) => Some(requests),
+        Some(Err(problem)) => {
+            notify.send(UiEvent::Problem(problem));
+            None
+        }
+        None => None,
+    };
     loop {
         tokio::select! {
             Some(problem) = autostart_done.recv() => {
@@ -515,15 +530,8 @@ async fn run(
                     };
                     match saved {
                         Ok((recording, saved_accounts)) => {
-                            if let (Some(start), Some(autostart)) =
-                                (start_at_login, config.autostart.clone())
-                            {
-                                let outcome = autostart_tx.clone();
-                                tokio::task::spawn_blocking(move || {
-                                    if let Err(problem) = autostart.apply(start) {
-                                        let _ = outcome.send(problem);
-                                    }
-                                });
+                            if let (Some(start), Some(autostart)) = (start_at_login, &autostart) {
+                                autostart.want(start);
                             }
                             match recording.notice.load() {
                                 Ok(notice) => {
@@ -603,7 +611,13 @@ async fn run(
                         task.abort();
                         notify.send(UiEvent::Playing(None));
                     }
-                    if let Err(problem) = phone.answer(call).await {
+                    // It takes the replaced call's place, on its account and under its rules.
+                    accounts.note_call(call, accounts.name_of(replaces));
+                    let own = accounts
+                        .noted(call)
+                        .map(AccountLink::recording)
+                        .unwrap_or_default();
+                    if let Err(problem) = phone.answer_on(call, &own).await {
                         notify.send(UiEvent::Problem(problem));
                     }
                     notify.send(UiEvent::Engine(Box::new(Event::ReplacingCall {
@@ -613,8 +627,18 @@ async fn run(
                     })));
                 }
                 Some(Event::TransferRequested { call, target, referred_by }) => {
-                    follow_transfer(&mut phone, accounts.for_call(call), call, &target, &notify)
-                        .await;
+                    let followed = follow_transfer(
+                        &mut phone,
+                        accounts.for_call(call),
+                        call,
+                        &target,
+                        &notify,
+                    )
+                    .await;
+                    // The call to the target is on the account the transferred call was on.
+                    if let Some(new_call) = followed {
+                        accounts.note_call(new_call, accounts.name_of(call));
+                    }
                     notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
                         call,
                         target,
@@ -699,23 +723,30 @@ async fn start_playback(
 
 /// We are being transferred: call the target as the account (the window shows the new
 /// call), or tell the transferor why not.
+/// Returns the call placed to the target, if one was.
 async fn follow_transfer(
     phone: &mut Phone,
     account: &AccountLink,
     call: CallId,
     target: &Uri,
     notify: &Notifier,
-) {
+) -> Option<CallId> {
     let local = local_ip(&phone.handle);
     let outgoing = account.dial(&target.to_string(), &local).await;
     let shown = outgoing.as_ref().map(|o| o.target.to_string()).ok();
     match (phone.follow_transfer(call, outgoing).await, shown) {
-        (Ok(new_call), Some(target)) => notify.send(UiEvent::Dialled {
-            call: new_call,
-            target,
-        }),
-        (Ok(_), None) => {}
-        (Err(problem), _) => notify.send(UiEvent::Problem(problem)),
+        (Ok(new_call), Some(target)) => {
+            notify.send(UiEvent::Dialled {
+                call: new_call,
+                target,
+            });
+            Some(new_call)
+        }
+        (Ok(new_call), None) => Some(new_call),
+        (Err(problem), _) => {
+            notify.send(UiEvent::Problem(problem));
+            None
+        }
     }
 }
 

@@ -118,8 +118,9 @@ pub struct BackgroundAsked {
 }
 
 /// The desktop's Background portal (org.freedesktop.portal.Background) as a test plays it:
-/// it keeps what it was asked and answers, after its reply, by a Response signal on the
-/// request's object (granted, or refused as when the user says no).
+/// it keeps what it was asked and answers by a Response signal on the request's object
+/// (granted, or refused as when the user says no) at once, before its reply, as a portal
+/// that needs no question does: an app that listens only after its call misses it.
 #[derive(Default, Clone)]
 pub struct BackgroundPortal {
     asked: std::sync::Arc<std::sync::Mutex<Vec<BackgroundAsked>>>,
@@ -140,7 +141,7 @@ impl BackgroundPortal {
 
 #[zbus::interface(name = "org.freedesktop.portal.Background")]
 impl BackgroundPortal {
-    fn request_background(
+    async fn request_background(
         &self,
         #[zbus(connection)] connection: &zbus::Connection,
         #[zbus(header)] header: zbus::message::Header<'_>,
@@ -175,27 +176,23 @@ impl BackgroundPortal {
             text("handle_token")
         );
         let refused = self.refusing.load(std::sync::atomic::Ordering::SeqCst);
-        let connection = zbus::blocking::Connection::from(connection.clone());
-        let path = handle.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            let results: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> = [(
-                "autostart",
-                zbus::zvariant::Value::from(autostart && !refused),
-            )]
-            .into_iter()
-            .collect();
-            let response: u32 = if refused { 1 } else { 0 };
-            connection
-                .emit_signal(
-                    None::<&str>,
-                    path.as_str(),
-                    "org.freedesktop.portal.Request",
-                    "Response",
-                    &(response, results),
-                )
-                .unwrap();
-        });
+        let results: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> = [(
+            "autostart",
+            zbus::zvariant::Value::from(autostart && !refused),
+        )]
+        .into_iter()
+        .collect();
+        let response: u32 = if refused { 1 } else { 0 };
+        connection
+            .emit_signal(
+                None::<&str>,
+                handle.as_str(),
+                "org.freedesktop.portal.Request",
+                "Response",
+                &(response, results),
+            )
+            .await
+            .unwrap();
         zbus::zvariant::OwnedObjectPath::try_from(handle).unwrap()
     }
 }
