@@ -1685,6 +1685,7 @@ fn start_at_login_in_a_sandbox_asks_the_background_portal() {
     config.autostart = Some(verbatim::ui::autostart::Autostart::Portal {
         bus: verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
         arguments: vec!["--config".into(), path.display().to_string()],
+        asked_before: false,
     });
     let mut harness = Harness::builder()
         .with_size(egui::vec2(800.0, 2200.0))

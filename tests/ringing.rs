@@ -104,3 +104,147 @@ async fn incoming_call_rings_until_refused() {
         "still ringing after the call was refused"
     );
 }
+
+/// A sound card of the test's own on the card's side of the rings: it captures a frame of
+/// silence every 20 ms (and signals it, as the audio thread does) and counts what the calls
+/// play, until dropped.
+struct FakeCard {
+    played: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeCard {
+    fn start(
+        mut card: verbatim::audio::DriverPorts,
+        frame_ready: std::sync::Arc<tokio::sync::Notify>,
+    ) -> FakeCard {
+        use std::sync::atomic::Ordering;
+        let played = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (counting, stopping) = (played.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let frame = verbatim::media::FRAME_SAMPLES;
+            let start = std::time::Instant::now();
+            let mut frames = 0u32;
+            while !stopping.load(Ordering::SeqCst) {
+                frames += 1;
+                let due = start + Duration::from_millis(20) * frames;
+                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                for _ in 0..frame {
+                    let _ = card.capture.push(0.0);
+                }
+                frame_ready.notify_one();
+                counting.fetch_add(drain(&mut card.playback).len(), Ordering::SeqCst);
+            }
+        });
+        FakeCard { played, stop }
+    }
+
+    fn played(&self) -> usize {
+        self.played.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeCard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Calls on the sound card are stepped by its clock: while the phone only rings nothing
+/// reads the microphone, and the ringtone still comes at the pace it is heard; once the call
+/// is answered, one frame a step goes to the speaker, 50 a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_sound_card_the_ringtone_and_the_call_keep_real_time() {
+    use std::sync::{Arc, Mutex};
+    let (ports, card_side) = verbatim::audio::AudioPorts::pair();
+    let ports = Arc::new(Mutex::new(ports));
+    let frame_ready = Arc::new(tokio::sync::Notify::new());
+    let card = FakeCard::start(card_side, frame_ready.clone());
+    let volumes = Arc::new(verbatim::audio::Volumes::default());
+    let step = Arc::new(Mutex::new(verbatim::driver::media::CardStep::default()));
+    let audio_ports = ports.clone();
+    let audio: verbatim::driver::media::AudioFactory = Arc::new(move |_| {
+        Box::new(verbatim::driver::media::DeviceCallAudio::new(
+            audio_ports.clone(),
+            volumes.clone(),
+            step.clone(),
+        )) as Box<dyn verbatim::driver::media::CallAudio>
+    });
+    let (ringtone, mut rung) = rtrb::RingBuffer::<f32>::new(48_000 * 4);
+    let mut callee = driver::start(
+        EngineConfig::default(),
+        DriverConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ringer: Some(Ringer::new(ringtone)),
+            audio: Some(audio),
+            card_clock: Some(verbatim::driver::media::CardClock::new(frame_ready, ports)),
+            ..DriverConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let caller = phone(None).await;
+    let target = callee.listeners[0].address;
+    let media_port = caller
+        .bind_media(MediaSocket::Call(CallId(719)))
+        .await
+        .unwrap();
+    caller
+        .commands
+        .send(Command::Dial {
+            call: CallId(719),
+            request: DialRequest {
+                target: Uri::sip(Some("bob"), "127.0.0.1", Some(target.port())),
+                from: NameAddr::new(Uri::sip(Some("alice"), "127.0.0.1", None)),
+                destination: Destination::new(Transport::Udp, target),
+                route: None,
+                credentials: None,
+                media_port,
+                record: None,
+                srtp: None,
+                notice: None,
+            },
+        })
+        .unwrap();
+    let Event::IncomingCall { call, .. } =
+        next(&mut callee, |e| matches!(e, Event::IncomingCall { .. })).await
+    else {
+        unreachable!()
+    };
+    drain(&mut rung);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ringtone = drain(&mut rung).len();
+    assert!(
+        (40_000..=56_000).contains(&ringtone),
+        "{ringtone} ringtone samples in a second"
+    );
+
+    let media_port = callee.bind_media(MediaSocket::Call(call)).await.unwrap();
+    callee
+        .commands
+        .send(Command::Answer {
+            call,
+            media_port,
+            record: None,
+        })
+        .unwrap();
+    next(&mut callee, |e| {
+        matches!(
+            e,
+            Event::CallState {
+                state: verbatim::engine::CallState::Connected { .. },
+                ..
+            }
+        )
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = card.played();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let played = card.played() - before;
+    assert!(
+        (40_000..=56_000).contains(&played),
+        "{played} samples to the speaker in a second"
+    );
+}

@@ -137,6 +137,7 @@ fn window(args: GuiArgs, dial_first: Option<String>) -> ExitCode {
                 .iter()
                 .flat_map(|file| ["--config".to_owned(), file.display().to_string()])
                 .collect(),
+            settings.window.start_at_login,
         ),
     };
     let editable = args

@@ -322,6 +322,10 @@ pub async fn start(mut config: EngineConfig, driver: DriverConfig) -> Result<Han
 /// the media in its place (its audio thread stalled or stopped): five frames.
 const CARD_CLOCK_SILENCE: core::time::Duration = core::time::Duration::from_millis(100);
 
+/// The least time between two steps the card clocks: most of a frame, so that steps keep
+/// up with the card (up to 66 a second for its 50) without coming in bursts.
+const CARD_STEP_SPACING: core::time::Duration = core::time::Duration::from_millis(15);
+
 /// Until the card has a frame; never without a card.
 async fn card_frame(card: Option<&media::CardClock>) {
     match card {
@@ -389,8 +393,10 @@ impl DriverLoop {
         let mut wake_at = self.feed(None, &stream_tx);
         let mut was_ticking = false;
         let card = self.card_clock.clone();
-        // When the card last stepped the media: while it keeps doing so, the timer does not.
-        let mut card_stepped_at: Option<Instant> = None;
+        // When the card last stepped the media (or began to): while it keeps doing so, the
+        // timer does not.
+        let mut card_stepped_at = Instant::now();
+        let mut was_card_clocked = false;
         loop {
             // With no call and nothing ringing the 20 ms clock stops, so an idle phone
             // sleeps; when it starts again it starts afresh rather than making up the pause.
@@ -399,12 +405,23 @@ impl DriverLoop {
                 || !self.stun_gathering.is_empty();
             if ticking && !was_ticking {
                 ticks.reset();
-                if let Some(card) = &card {
-                    card.start_afresh();
-                }
-                card_stepped_at = None;
             }
             was_ticking = ticking;
+            // The card clocks the steps only while a call reads its microphone: ringing,
+            // ringback and STUN alone take no frames, so the timer steps them.
+            let card_clocked = card.is_some() && self.media.values().any(|io| io.ticking);
+            if card_clocked && !was_card_clocked {
+                if let Some(card) = &card {
+                    // What the microphone captured before the call's media began is not
+                    // part of it.
+                    card.start_afresh();
+                }
+                // As if it had just stepped, but not holding up its first frame.
+                card_stepped_at = Instant::now()
+                    .checked_sub(CARD_STEP_SPACING)
+                    .unwrap_or_else(Instant::now);
+            }
+            was_card_clocked = card_clocked;
             let input = tokio::select! {
                 received = self.udp.recv_from(&mut buffer) => match received {
                     Ok((len, from)) => Some(Input::Datagram {
@@ -494,23 +511,21 @@ impl DriverLoop {
                 },
                 _ = ticks.tick(), if ticking => {
                     self.poll_stun(&stream_tx);
-                    let card_steps = card_stepped_at
-                        .is_some_and(|at| at.elapsed() < CARD_CLOCK_SILENCE);
-                    if !card_steps {
+                    if !card_clocked || card_stepped_at.elapsed() >= CARD_CLOCK_SILENCE {
                         self.tick_media(&stream_tx);
                     }
                     None
                 }
-                () = card_frame(card.as_ref()), if ticking => {
-                    let waiting = card
-                        .as_ref()
-                        .map_or(0, media::CardClock::frames_waiting)
-                        .min(media::MAX_CAPTURE_BACKLOG_FRAMES);
-                    for _ in 0..waiting {
+                () = card_frame(card.as_ref()), if card_clocked => {
+                    // One frame a step, the steps at least most of a frame apart: a device
+                    // that captures in longer periods hands over several frames at once, and
+                    // steps in a burst would ask the far end's frames of the jitter buffer
+                    // before they are due. The audio thread signals again within a few
+                    // milliseconds while a frame waits.
+                    let waiting = card.as_ref().map_or(0, media::CardClock::frames_waiting);
+                    if waiting > 0 && card_stepped_at.elapsed() >= CARD_STEP_SPACING {
                         self.tick_media(&stream_tx);
-                    }
-                    if waiting > 0 {
-                        card_stepped_at = Some(Instant::now());
+                        card_stepped_at = Instant::now();
                     }
                     None
                 }

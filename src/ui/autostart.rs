@@ -70,17 +70,22 @@ pub enum Autostart {
     Portal {
         bus: NotificationBus,
         arguments: Vec<String>,
+        /// What the settings said when the app started: the portal was asked for it then
+        /// (an earlier run), so saving it unchanged asks nothing.
+        asked_before: bool,
     },
 }
 
 impl Autostart {
     /// What starts the program running now at login: the portal inside a Flatpak sandbox,
     /// else an entry in the user's autostart folder.
-    pub fn for_this_program(arguments: Vec<String>) -> Option<Autostart> {
+    /// `on_now`: what the settings say at start.
+    pub fn for_this_program(arguments: Vec<String>, on_now: bool) -> Option<Autostart> {
         if super::sandbox::inside_flatpak() {
             return Some(Autostart::Portal {
                 bus: NotificationBus::Session,
                 arguments,
+                asked_before: on_now,
             });
         }
         Some(Autostart::Entry {
@@ -99,7 +104,7 @@ impl Autostart {
                 program,
                 arguments,
             } => apply(entry, start_at_login, program, arguments),
-            Autostart::Portal { bus, arguments } => ask_portal(bus, start_at_login, arguments),
+            Autostart::Portal { bus, arguments, .. } => ask_portal(bus, start_at_login, arguments),
         }
     }
 }
@@ -127,7 +132,10 @@ impl AutostartRequests {
         std::thread::Builder::new()
             .name("autostart".into())
             .spawn(move || {
-                let mut applied = None;
+                let mut applied = match &autostart {
+                    Autostart::Portal { asked_before, .. } => Some(*asked_before),
+                    Autostart::Entry { .. } => None,
+                };
                 while let Ok(mut start_at_login) = choices.recv() {
                     // Only the latest choice counts.
                     while let Ok(later) = choices.try_recv() {

@@ -627,17 +627,12 @@ async fn run(
                     })));
                 }
                 Some(Event::TransferRequested { call, target, referred_by }) => {
-                    let followed = follow_transfer(
-                        &mut phone,
-                        accounts.for_call(call),
-                        call,
-                        &target,
-                        &notify,
-                    )
-                    .await;
-                    // The call to the target is on the account the transferred call was on.
+                    let on = accounts.for_call(call);
+                    let name = on.account().map(|a| a.name.clone());
+                    let followed = follow_transfer(&mut phone, on, call, &target, &notify).await;
+                    // The call to the target is on the account it was placed through.
                     if let Some(new_call) = followed {
-                        accounts.note_call(new_call, accounts.name_of(call));
+                        accounts.note_call(new_call, name);
                     }
                     notify.send(UiEvent::Engine(Box::new(Event::TransferRequested {
                         call,
