@@ -204,7 +204,7 @@ pub struct CardStep {
 
 /// Frames of capture backlog tolerated before one is dropped at once; a smaller leftover
 /// that never drains is trimmed by [`crate::audio::StandingQueue`].
-pub(super) const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
+const MAX_CAPTURE_BACKLOG_FRAMES: usize = 3;
 
 /// The sound card's microphone as the clock of the calls' media steps. A step on a timer of
 /// our own takes a frame that has waited anywhere from nothing to a whole frame (the two

@@ -132,7 +132,11 @@ impl AutostartRequests {
         std::thread::Builder::new()
             .name("autostart".into())
             .spawn(move || {
-                let mut applied = match &autostart {
+                // The portal is asked only for a change, since each ask may put a question
+                // to the user: what it last granted (None: not known). An entry is written at
+                // each save instead (a deleted one is mended).
+                let portal = matches!(autostart, Autostart::Portal { .. });
+                let mut granted = match &autostart {
                     Autostart::Portal { asked_before, .. } => Some(*asked_before),
                     Autostart::Entry { .. } => None,
                 };
@@ -141,17 +145,13 @@ impl AutostartRequests {
                     while let Ok(later) = choices.try_recv() {
                         start_at_login = later;
                     }
-                    // An entry is written at each save (a deleted one is mended); the portal
-                    // is asked only for a change, since each ask may put a question to the
-                    // user.
-                    let portal = matches!(autostart, Autostart::Portal { .. });
-                    if portal && applied == Some(start_at_login) {
+                    if portal && granted == Some(start_at_login) {
                         continue;
                     }
                     match autostart.apply(start_at_login) {
-                        Ok(()) => applied = Some(start_at_login),
+                        Ok(()) => granted = Some(start_at_login),
                         Err(reason) => {
-                            applied = None;
+                            granted = None;
                             problem(reason);
                         }
                     }

@@ -86,10 +86,14 @@ impl TrayState {
     }
 
     fn pixmap(&self) -> Vec<Pixmap> {
+        // Made once: panels read the icon at every change.
+        static APP: std::sync::LazyLock<Vec<Pixmap>> = std::sync::LazyLock::new(app_pixmap);
+        static RECORDING: std::sync::LazyLock<Vec<Pixmap>> =
+            std::sync::LazyLock::new(recording_pixmap);
         if self.recording {
-            recording_pixmap()
+            RECORDING.clone()
         } else {
-            app_pixmap()
+            APP.clone()
         }
     }
 

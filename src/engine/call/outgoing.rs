@@ -32,10 +32,8 @@ impl Engine {
             local_contact: self.contact_towards(request.destination, &user),
             security: DialogSecurity::of(&request.target, request.destination.transport),
         };
-        let srtp = self.srtp_policy_of(
-            request.srtp.unwrap_or(self.config.srtp),
-            request.destination,
-        );
+        let policy = request.srtp.unwrap_or(self.config.srtp);
+        let srtp = self.srtp_policy_of(policy, request.destination);
         let public = self.public_media(id, request.destination);
         let offer_answer = self.new_offer_answer(
             request.media_port,
@@ -53,7 +51,7 @@ impl Engine {
         );
         call.session.digest = request.credentials.map(DigestSession::new);
         call.notice = request.notice;
-        call.srtp = request.srtp.unwrap_or(self.config.srtp);
+        call.srtp = policy;
         self.calls.insert(id, call);
         self.events.push_back(Event::CallState {
             call: id,
