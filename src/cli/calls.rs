@@ -700,6 +700,12 @@ fn transferee_identity(account: Option<&Account>, local_ip: Option<String>) -> N
     }
 }
 
+/// The account called `name`, among those in use.
+fn named<'a>(accounts: &'a [Account], name: Option<&str>) -> Option<&'a Account> {
+    let name = name?;
+    accounts.iter().find(|account| account.name == name)
+}
+
 /// What a call placed on `account` takes from its account's recording settings beyond the
 /// plan's (which has its recorder and policy in it already): its notice.
 fn own_notice(account: Option<&Account>) -> crate::settings::AccountRecording {
@@ -782,10 +788,10 @@ pub(super) async fn answer(
             Event::IncomingCall {
                 call,
                 from,
-                to,
-                request_uri,
+                account,
+                ..
             } => {
-                let called = crate::settings::account_called_by(&accounts, &to, &request_uri);
+                let called = named(&accounts, account.as_deref());
                 match called {
                     Some(called) => {
                         eprintln!("incoming call from {from} for account {}", called.name);
@@ -801,14 +807,10 @@ pub(super) async fn answer(
                 }
                 phone.answer_on(call, &own).await.map_err(Failure::new)?;
             }
-            Event::ReplacingCall {
-                call,
-                from,
-                replaces,
-            } => {
+            Event::ReplacingCall { call, from, account, .. } => {
                 eprintln!("call from {from} replaces ours (attended transfer)");
                 // It takes the replaced call's place, on its account and under its rules.
-                let own = match call_accounts.get(&replaces).cloned() {
+                let own = match named(&accounts, account.as_deref()).cloned() {
                     Some(on) => {
                         let own = record_flags.leave_to_account(&on.recording);
                         call_accounts.insert(call, on);

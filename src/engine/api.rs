@@ -151,6 +151,8 @@ pub struct DialRequest {
 /// never be answered under the account's SRTP policy is refused at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalledAccount {
+    /// What the front end calls it; incoming calls for it are reported under this name.
+    pub name: String,
     pub aor: Uri,
     /// None: the phone's.
     pub srtp: Option<SrtpPolicy>,
@@ -410,6 +412,9 @@ pub enum Event {
         /// The INVITE's Request-URI: the Contact a registration bound, when the To names
         /// someone else (a forwarded call).
         request_uri: String,
+        /// The account it was sent to, by name (among [`Command::SetCalledAccounts`]'s),
+        /// matched by its To, else its Request-URI's user.
+        account: Option<String>,
     },
     CallState {
         call: CallId,
@@ -450,6 +455,8 @@ pub enum Event {
         call: CallId,
         replaces: CallId,
         from: String,
+        /// The replaced call's account, by name: this call takes its place on it.
+        account: Option<String>,
     },
     /// A DTMF digit from the other side.
     Dtmf {

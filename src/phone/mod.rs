@@ -127,6 +127,7 @@ impl Phone {
                     None => None,
                 };
                 crate::engine::CalledAccount {
+                    name: account.name.clone(),
                     aor: account.aor.uri.clone(),
                     srtp: account.srtp,
                     notice,

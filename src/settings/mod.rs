@@ -353,15 +353,6 @@ impl Account {
     }
 }
 
-/// The account a call was addressed to (see [`crate::sip::uri::which_is_called`]).
-pub fn account_called_by<'a>(
-    accounts: &'a [Account],
-    to: &str,
-    request_uri: &str,
-) -> Option<&'a Account> {
-    let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
-    accounts.get(crate::sip::uri::which_is_called(&aors, to, request_uri)?)
-}
 
 /// A dial field's text as a SIP URI. `sip:`/`sips:` URIs are taken as they are, `user@host`
 /// gets `sip:`, and a number (spaces, dashes, dots and brackets dropped; `tel:` too) or a
@@ -1056,7 +1047,12 @@ mod tests {
             .unwrap()
             .validate_accounts()
             .unwrap();
-        let called = |to: &str| account_called_by(&accounts, to, "").map(|a| a.name.clone());
+        // The rule the engine matches INVITEs by, on these accounts' addresses.
+        let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
+        let account_called_by = |to: &str, request_uri: &str| {
+            crate::sip::uri::which_is_called(&aors, to, request_uri).map(|at| &accounts[at])
+        };
+        let called = |to: &str| account_called_by(to, "").map(|a| a.name.clone());
         assert_eq!(
             called("<sip:alice@HOME.example.net>;tag=1").as_deref(),
             Some("home")
@@ -1074,7 +1070,7 @@ mod tests {
         // Forwarded with someone else's To: the Request-URI's user (the Contact a
         // registration bound) decides when only one account has it.
         let forwarded = |request_uri: &str| {
-            account_called_by(&accounts, "<sip:desk@pbx.example>", request_uri)
+            account_called_by("<sip:desk@pbx.example>", request_uri)
                 .map(|a| a.name.clone())
         };
         assert_eq!(

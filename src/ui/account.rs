@@ -213,19 +213,6 @@ impl Accounts {
         }
     }
 
-    /// The account `call` is on, by name, when it was noted on one.
-    pub(super) fn name_of(&self, call: CallId) -> Option<String> {
-        self.calls.get(&call).cloned()
-    }
-
-    /// The account an incoming call was addressed to, by name.
-    pub(super) fn called_by(&self, to: &str, request_uri: &str) -> Option<String> {
-        let accounts: Vec<&Account> = self.links.iter().filter_map(AccountLink::account).collect();
-        let aors: Vec<&Uri> = accounts.iter().map(|account| &account.aor.uri).collect();
-        let at = crate::sip::uri::which_is_called(&aors, to, request_uri)?;
-        accounts.get(at).map(|account| account.name.clone())
-    }
-
     /// The account a call is on (as noted), else the one calls go out on.
     pub(super) fn for_call(&self, call: CallId) -> &AccountLink {
         self.noted(call).unwrap_or_else(|| self.outgoing())

@@ -606,13 +606,13 @@ async fn run(
                     }
                 }
                 // The user took the call this one replaces: it is answered without ringing.
-                Some(Event::ReplacingCall { call, replaces, from }) => {
+                Some(Event::ReplacingCall { call, replaces, from, account }) => {
                     if let Some(task) = player.take() {
                         task.abort();
                         notify.send(UiEvent::Playing(None));
                     }
                     // It takes the replaced call's place, on its account and under its rules.
-                    accounts.note_call(call, accounts.name_of(replaces));
+                    accounts.note_call(call, account.clone());
                     let own = accounts
                         .noted(call)
                         .map(AccountLink::recording)
@@ -624,6 +624,7 @@ async fn run(
                         call,
                         replaces,
                         from,
+                        account,
                     })));
                 }
                 Some(Event::TransferRequested { call, target, referred_by }) => {
@@ -641,8 +642,8 @@ async fn run(
                     })));
                 }
                 Some(event) => {
-                    if let Event::IncomingCall { call, to, request_uri, .. } = &event {
-                        accounts.note_call(*call, accounts.called_by(to, request_uri));
+                    if let Event::IncomingCall { call, account, .. } = &event {
+                        accounts.note_call(*call, account.clone());
                         if let Some(task) = player.take() {
                             task.abort();
                             notify.send(UiEvent::Playing(None));

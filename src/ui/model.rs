@@ -234,21 +234,6 @@ impl Model {
         }
     }
 
-    /// The account an incoming call was addressed to, by name.
-    pub fn account_called(&self, to: &str, request_uri: &str) -> Option<&str> {
-        let known: Vec<(&str, crate::sip::uri::Uri)> = self
-            .accounts
-            .iter()
-            .filter_map(|line| {
-                let aor = crate::sip::uri::Uri::parse(&line.summary.aor).ok()?;
-                Some((line.summary.name.as_str(), aor))
-            })
-            .collect();
-        let aors: Vec<&crate::sip::uri::Uri> = known.iter().map(|(_, aor)| aor).collect();
-        let at = crate::sip::uri::which_is_called(&aors, to, request_uri)?;
-        known.get(at).map(|(name, _)| *name)
-    }
-
     /// A call we placed: shown at once, before the engine says anything.
     pub fn dialled(&mut self, id: CallId, remote: String) {
         self.last_outcome = None;
@@ -323,14 +308,14 @@ impl Model {
             Event::IncomingCall {
                 call,
                 from,
-                to,
-                request_uri,
+                account,
+                ..
             } => {
                 self.last_outcome = None;
                 let mut view = CallView::new(*call, from.clone(), true);
                 // Which of several accounts rings matters; with one it goes without saying.
                 if self.accounts.len() > 1 {
-                    view.account = self.account_called(to, request_uri).map(str::to_owned);
+                    view.account.clone_from(account);
                 }
                 self.calls.push(view);
             }
@@ -794,6 +779,7 @@ mod tests {
                 from: "<sip:bob@example.org>;tag=1".into(),
                 to: "<sip:alice@WORK.example.com>".into(),
                 request_uri: "sip:alice@192.0.2.7:5060".into(),
+                account: Some("work".into()),
             },
             Instant::now(),
         );

@@ -68,18 +68,24 @@ impl Engine {
         }
         // A call that replaces one of ours takes its place under its rules; any other
         // follows the account it was sent to, else the phone.
-        let (policy, notice) = match replaces.and_then(|replaced| self.calls.get(&replaced)) {
-            Some(replaced) => (replaced.srtp, replaced.notice.clone()),
-            None => {
-                let called = self.called_account(&to, &request);
-                (
-                    called
-                        .and_then(|account| account.srtp)
-                        .unwrap_or(self.config.srtp),
-                    called.and_then(|account| account.notice.clone()),
-                )
-            }
-        };
+        let (policy, notice, account) =
+            match replaces.and_then(|replaced| self.calls.get(&replaced)) {
+                Some(replaced) => (
+                    replaced.srtp,
+                    replaced.notice.clone(),
+                    replaced.account.clone(),
+                ),
+                None => {
+                    let called = self.called_account(&to, &request);
+                    (
+                        called
+                            .and_then(|account| account.srtp)
+                            .unwrap_or(self.config.srtp),
+                        called.and_then(|account| account.notice.clone()),
+                        called.map(|account| account.name.clone()),
+                    )
+                }
+            };
         let srtp = match self.srtp_policy_of(policy, source) {
             Ok(srtp) => srtp,
             Err(reason) => {
@@ -165,6 +171,7 @@ impl Engine {
         call.remote_offer = remote_offer;
         call.srtp = policy;
         call.notice = notice;
+        call.account = account.clone();
         let contact = call.session.dialog.local_contact.clone();
         call.peer_allows_update = request.headers.has_token("Allow", "UPDATE");
         call.peer_record_aware = request.headers.has_token("Supported", "record-aware");
@@ -176,6 +183,7 @@ impl Engine {
                 call: id,
                 replaces: replaced,
                 from: from.to_string(),
+                account,
             });
         } else {
             let mut ringing = request.response(180, "Ringing", Some(&local_tag));
@@ -189,6 +197,7 @@ impl Engine {
                     .request_uri()
                     .map(ToString::to_string)
                     .unwrap_or_default(),
+                account,
             });
         }
         self.events.push_back(Event::CallState {

@@ -67,6 +67,8 @@ pub(super) struct Call {
     pub(in crate::engine) srtp: SrtpPolicy,
     /// Its account's recording notice and cues; None: the phone's.
     pub(super) notice: Option<crate::recording::notice::NoticeConfig>,
+    /// The account an incoming call came for (or took the place of a call on), by name.
+    pub(super) account: Option<String>,
     /// When the call began (placed or received), as the metadata writes times: the
     /// communication session's start-time, whenever its recording starts.
     pub(super) started: String,
@@ -105,6 +107,7 @@ impl Call {
             last_media: now,
             srtp: SrtpPolicy::Off,
             notice: None,
+            account: None,
             started,
             bye_text: None,
             transferred: false,

@@ -229,6 +229,7 @@ fn announcement_at_far_end(
     if let Some(user) = account_user {
         let here = net.address(0, Transport::Udp).unwrap().address.ip();
         let account = CalledAccount {
+            name: user.to_owned(),
             aor: Uri::parse(&format!("sip:{user}@{here}")).unwrap(),
             srtp: None,
             notice: Some(announcement_only()),

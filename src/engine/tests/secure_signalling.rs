@@ -210,6 +210,7 @@ fn an_incoming_call_follows_the_srtp_policy_of_the_account_it_is_for() {
     let mut phone = Phone::new(SrtpPolicy::Off);
     phone.input(Input::Command(Command::SetCalledAccounts(vec![
         CalledAccount {
+            name: "alice's".into(),
             aor: Uri::parse(&format!("sip:alice@{LOCAL}")).unwrap(),
             srtp: Some(SrtpPolicy::Mandatory),
             notice: None,
@@ -222,7 +223,9 @@ fn an_incoming_call_follows_the_srtp_policy_of_the_account_it_is_for() {
         .events
         .iter()
         .find_map(|e| match e {
-            Event::IncomingCall { call, to, .. } if to.contains("alice") => Some(*call),
+            Event::IncomingCall { call, account, .. } if account.as_deref() == Some("alice's") => {
+                Some(*call)
+            }
             _ => None,
         })
         .expect("alice's call rings");

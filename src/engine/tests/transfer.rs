@@ -422,6 +422,7 @@ fn the_call_that_replaces_another_keeps_its_accounts_notice() {
         |net| {
             let carol = net.address(2, Transport::Udp).unwrap().address;
             let account = CalledAccount {
+                name: "carol".into(),
                 aor: Uri::parse(&format!("sip:carol@{}", carol.ip())).unwrap(),
                 srtp: None,
                 notice: Some(announcement_only()),
@@ -430,6 +431,11 @@ fn the_call_that_replaces_another_keeps_its_accounts_notice() {
         },
         |net, _| net.command(2, Command::SetCalledAccounts(Vec::new())),
     );
+    let account = net.events(2).iter().find_map(|e| match e {
+        Event::ReplacingCall { account, .. } => Some(account.clone()),
+        _ => None,
+    });
+    assert_eq!(account, Some(Some("carol".into())), "it is on carol's account");
     record_on(&mut net, 2, calls.replacing);
     let heard = net.heard(1, calls.new_call);
     let seconds = heard.len() as f64 / f64::from(crate::media::SAMPLE_RATE);
