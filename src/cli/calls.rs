@@ -807,7 +807,12 @@ pub(super) async fn answer(
                 }
                 phone.answer_on(call, &own).await.map_err(Failure::new)?;
             }
-            Event::ReplacingCall { call, from, account, .. } => {
+            Event::ReplacingCall {
+                call,
+                from,
+                account,
+                ..
+            } => {
                 eprintln!("call from {from} replaces ours (attended transfer)");
                 // It takes the replaced call's place, on its account and under its rules.
                 let own = match named(&accounts, account.as_deref()).cloned() {

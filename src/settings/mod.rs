@@ -353,7 +353,6 @@ impl Account {
     }
 }
 
-
 /// A dial field's text as a SIP URI. `sip:`/`sips:` URIs are taken as they are, `user@host`
 /// gets `sip:`, and a number (spaces, dashes, dots and brackets dropped; `tel:` too) or a
 /// bare name goes to `domain`; without a domain only full addresses can be dialled.
@@ -1070,8 +1069,7 @@ mod tests {
         // Forwarded with someone else's To: the Request-URI's user (the Contact a
         // registration bound) decides when only one account has it.
         let forwarded = |request_uri: &str| {
-            account_called_by("<sip:desk@pbx.example>", request_uri)
-                .map(|a| a.name.clone())
+            account_called_by("<sip:desk@pbx.example>", request_uri).map(|a| a.name.clone())
         };
         assert_eq!(
             forwarded("sip:old@192.0.2.7:5060").as_deref(),

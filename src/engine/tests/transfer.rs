@@ -435,7 +435,11 @@ fn the_call_that_replaces_another_keeps_its_accounts_notice() {
         Event::ReplacingCall { account, .. } => Some(account.clone()),
         _ => None,
     });
-    assert_eq!(account, Some(Some("carol".into())), "it is on carol's account");
+    assert_eq!(
+        account,
+        Some(Some("carol".into())),
+        "it is on carol's account"
+    );
     record_on(&mut net, 2, calls.replacing);
     let heard = net.heard(1, calls.new_call);
     let seconds = heard.len() as f64 / f64::from(crate::media::SAMPLE_RATE);
