@@ -1566,6 +1566,39 @@ fn the_tray_icon_shows_the_recording_and_brings_the_window_back() {
     });
 }
 
+/// The window, with "Start at login" ticked on its settings page and saved to `path`, once;
+/// `autostart` carries it out.
+fn tick_start_at_login_and_save(
+    recordings: &std::path::Path,
+    path: &std::path::Path,
+    autostart: verbatim::ui::autostart::Autostart,
+) -> Harness<'static, VerbatimApp> {
+    let recording = verbatim::settings::RecordingSettings::default()
+        .validate()
+        .unwrap();
+    let mut config = bridge_config(
+        recordings,
+        recording,
+        "127.0.0.1:0",
+        verbatim::ui::call_notifications::NotificationBus::Off,
+    );
+    config.autostart = Some(autostart);
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 2200.0))
+        .build_ui_state(
+            |ui, app: &mut VerbatimApp| app.show(ui),
+            VerbatimApp::new(Bridge::start(config, || {}))
+                .with_settings(path.to_owned(), verbatim::settings::Settings::default()),
+        );
+    wait_for(&mut harness, "Ready on");
+    harness.get_by_label("Settings").click();
+    harness.step();
+    harness.get_by_label("Start at login").click_accesskit();
+    harness.step();
+    harness.get_by_label("Save settings").click_accesskit();
+    harness
+}
+
 /// "Start at login" writes an XDG autostart entry that starts this program, and switching
 /// it off removes the entry.
 #[test]
@@ -1577,34 +1610,13 @@ fn start_at_login_writes_and_removes_the_autostart_entry() {
         .path()
         .join("autostart")
         .join("org.verbatim.Verbatim.desktop");
-    let recording = verbatim::settings::RecordingSettings::default()
-        .validate()
-        .unwrap();
-    let mut config = bridge_config(
-        recordings.path(),
-        recording,
-        "127.0.0.1:0",
-        verbatim::ui::call_notifications::NotificationBus::Off,
-    );
     let program = std::env::current_exe().unwrap();
-    config.autostart = Some(verbatim::ui::autostart::Autostart::Entry {
+    let autostart = verbatim::ui::autostart::Autostart::Entry {
         entry: entry.clone(),
         program: program.clone(),
         arguments: vec!["--config".into(), path.display().to_string()],
-    });
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(800.0, 2200.0))
-        .build_ui_state(
-            |ui, app: &mut VerbatimApp| app.show(ui),
-            VerbatimApp::new(Bridge::start(config, || {}))
-                .with_settings(path.clone(), verbatim::settings::Settings::default()),
-        );
-    wait_for(&mut harness, "Ready on");
-    harness.get_by_label("Settings").click();
-    harness.step();
-    harness.get_by_label("Start at login").click_accesskit();
-    harness.step();
-    harness.get_by_label("Save settings").click_accesskit();
+    };
+    let mut harness = tick_start_at_login_and_save(recordings.path(), &path, autostart);
     wait_for(&mut harness, "Saved to");
     step_until(&mut harness, 5, "no autostart entry", |_| entry.exists());
     let written = std::fs::read_to_string(&entry).unwrap();
@@ -1673,33 +1685,12 @@ fn start_at_login_in_a_sandbox_asks_the_background_portal() {
     let recordings = tempfile::tempdir().unwrap();
     let config_dir = tempfile::tempdir().unwrap();
     let path = config_dir.path().join("config.toml");
-    let recording = verbatim::settings::RecordingSettings::default()
-        .validate()
-        .unwrap();
-    let mut config = bridge_config(
-        recordings.path(),
-        recording,
-        "127.0.0.1:0",
-        verbatim::ui::call_notifications::NotificationBus::Off,
-    );
-    config.autostart = Some(verbatim::ui::autostart::Autostart::Portal {
+    let autostart = verbatim::ui::autostart::Autostart::Portal {
         bus: verbatim::ui::call_notifications::NotificationBus::At(bus.address.clone()),
         arguments: vec!["--config".into(), path.display().to_string()],
         asked_before: false,
-    });
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(800.0, 2200.0))
-        .build_ui_state(
-            |ui, app: &mut VerbatimApp| app.show(ui),
-            VerbatimApp::new(Bridge::start(config, || {}))
-                .with_settings(path.clone(), verbatim::settings::Settings::default()),
-        );
-    wait_for(&mut harness, "Ready on");
-    harness.get_by_label("Settings").click();
-    harness.step();
-    harness.get_by_label("Start at login").click_accesskit();
-    harness.step();
-    harness.get_by_label("Save settings").click_accesskit();
+    };
+    let mut harness = tick_start_at_login_and_save(recordings.path(), &path, autostart);
     step_until(&mut harness, 5, "the portal was not asked", |_| {
         portal.asked().len() == 1
     });

@@ -29,6 +29,37 @@ async fn phone(ringer: Option<Ringer>) -> Handle {
     .unwrap()
 }
 
+/// A phone of its own calls `callee` as `call`; returns it (the call stays up while it
+/// lives) and the callee's id of the call once it rings.
+async fn call_from_alice(callee: &mut Handle, call: CallId) -> (Handle, CallId) {
+    let caller = phone(None).await;
+    let target = callee.listeners[0].address;
+    let media_port = caller.bind_media(MediaSocket::Call(call)).await.unwrap();
+    caller
+        .commands
+        .send(Command::Dial {
+            call,
+            request: DialRequest {
+                target: Uri::sip(Some("bob"), "127.0.0.1", Some(target.port())),
+                from: NameAddr::new(Uri::sip(Some("alice"), "127.0.0.1", None)),
+                destination: Destination::new(Transport::Udp, target),
+                route: None,
+                credentials: None,
+                media_port,
+                record: None,
+                srtp: None,
+                notice: None,
+            },
+        })
+        .unwrap();
+    let Event::IncomingCall { call, .. } =
+        next(callee, |e| matches!(e, Event::IncomingCall { .. })).await
+    else {
+        unreachable!()
+    };
+    (caller, call)
+}
+
 async fn next(handle: &mut Handle, mut wanted: impl FnMut(&Event) -> bool) -> Event {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(10), handle.events.recv())
@@ -53,34 +84,7 @@ fn drain(ring: &mut rtrb::Consumer<f32>) -> Vec<f32> {
 async fn incoming_call_rings_until_refused() {
     let (producer, mut consumer) = rtrb::RingBuffer::<f32>::new(48_000 * 4);
     let mut callee = phone(Some(Ringer::new(producer))).await;
-    let caller = phone(None).await;
-    let target = callee.listeners[0].address;
-    let media_port = caller
-        .bind_media(MediaSocket::Call(CallId(718)))
-        .await
-        .unwrap();
-    caller
-        .commands
-        .send(Command::Dial {
-            call: CallId(718),
-            request: DialRequest {
-                target: Uri::sip(Some("bob"), "127.0.0.1", Some(target.port())),
-                from: NameAddr::new(Uri::sip(Some("alice"), "127.0.0.1", None)),
-                destination: Destination::new(Transport::Udp, target),
-                route: None,
-                credentials: None,
-                media_port,
-                record: None,
-                srtp: None,
-                notice: None,
-            },
-        })
-        .unwrap();
-    let Event::IncomingCall { call, .. } =
-        next(&mut callee, |e| matches!(e, Event::IncomingCall { .. })).await
-    else {
-        unreachable!()
-    };
+    let (_caller, call) = call_from_alice(&mut callee, CallId(718)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ringing = drain(&mut consumer);
     assert!(
@@ -180,34 +184,7 @@ async fn on_the_sound_card_the_ringtone_and_the_call_keep_real_time() {
     )
     .await
     .unwrap();
-    let caller = phone(None).await;
-    let target = callee.listeners[0].address;
-    let media_port = caller
-        .bind_media(MediaSocket::Call(CallId(719)))
-        .await
-        .unwrap();
-    caller
-        .commands
-        .send(Command::Dial {
-            call: CallId(719),
-            request: DialRequest {
-                target: Uri::sip(Some("bob"), "127.0.0.1", Some(target.port())),
-                from: NameAddr::new(Uri::sip(Some("alice"), "127.0.0.1", None)),
-                destination: Destination::new(Transport::Udp, target),
-                route: None,
-                credentials: None,
-                media_port,
-                record: None,
-                srtp: None,
-                notice: None,
-            },
-        })
-        .unwrap();
-    let Event::IncomingCall { call, .. } =
-        next(&mut callee, |e| matches!(e, Event::IncomingCall { .. })).await
-    else {
-        unreachable!()
-    };
+    let (_caller, call) = call_from_alice(&mut callee, CallId(719)).await;
     drain(&mut rung);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ringtone = drain(&mut rung).len();
